@@ -1,0 +1,39 @@
+# Shared paths and helpers for scripts/*. Sourced, never run.
+# Everything downloaded or built is cached under HEIWA_CACHE, keyed by version,
+# so a warm machine skips it; nothing fetched ever lands in the repository.
+set -euo pipefail
+
+HEIWA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HEIWA_CACHE=${HEIWA_CACHE:-$HOME/.cache/heiwa}
+# PostgreSQL refuses to run as root, so as root it runs as `nobody`; that user
+# cannot traverse /root, so its binaries live in a world-readable system cache.
+if [ "$(id -u)" = 0 ]; then
+  HEIWA_SYSTEM_CACHE=${HEIWA_SYSTEM_CACHE:-/var/cache/heiwa}
+else
+  HEIWA_SYSTEM_CACHE=${HEIWA_SYSTEM_CACHE:-$HEIWA_CACHE}
+fi
+export HEIWA_CACHE HEIWA_SYSTEM_CACHE
+
+# Pinned versions: change one here and its cache key changes with it.
+SPACETIMEDB_VERSION=1.2.0
+PG_WHEEL_VERSION=18.6.3
+PG_WHEEL_SHA256=321a60b1875b9f1c1856c421ab20dd011d9d5cb58beba8de6551534e64643f65
+TAURI_DRIVER_VERSION=2.0.4
+SANDBOX_IMAGE=heiwa-python:3.11-1
+
+SPACETIMEDB_DIR=$HEIWA_CACHE/spacetimedb-$SPACETIMEDB_VERSION
+WASM_TOOLCHAIN_DIR=$HEIWA_CACHE/rust-web
+PG_DIR=$HEIWA_SYSTEM_CACHE/postgres-$PG_WHEEL_VERSION
+MODELS_DIR=$HEIWA_CACHE/models
+RUN_DIR=$HEIWA_CACHE/run
+# One cargo target dir for every build (tests, bins, the desktop app), kept in
+# the cache so that a fresh clone in CI reuses a warm llama.cpp build.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HEIWA_CACHE/target}
+# OpenMP's spin-wait makes llama.cpp 5-15x slower on a shared 2-core box.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+
+log() { printf '\033[1m[heiwa]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31m[heiwa] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# sha256_ok FILE SHA -> 0 when the file exists and matches.
+sha256_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
