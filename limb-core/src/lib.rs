@@ -1,1 +1,50 @@
-pub fn placeholder() {}
+//! A Heiwa limb: syncs with the hub, answers tasks with local inference, local
+//! memory and one sandboxed tool. Knows nothing about Tauri or any UI.
+
+pub mod config;
+pub mod doctor;
+pub mod hub;
+pub mod inference;
+pub mod memory;
+pub mod sandbox;
+
+/// What the desktop app and `heiwa status` show about this limb.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LimbInfo {
+    pub version: &'static str,
+    pub data_dir: String,
+    /// Each part and whether it is configured, without starting anything.
+    pub parts: Vec<PartInfo>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PartInfo {
+    pub name: &'static str,
+    pub detail: String,
+    pub ready: bool,
+}
+
+impl LimbInfo {
+    pub fn gather() -> Self {
+        let file = |name, path: Option<std::path::PathBuf>| match path {
+            Some(p) => PartInfo { name, ready: p.exists(), detail: p.display().to_string() },
+            None => PartInfo { name, ready: false, detail: "not configured".into() },
+        };
+        let parts = config::Parts::from_env().ok();
+        LimbInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            data_dir: config::data_dir().display().to_string(),
+            parts: vec![
+                file("hub server", parts.as_ref().map(|p| p.spacetimedb_bin.clone())),
+                file("memory (PostgreSQL)", parts.as_ref().map(|p| p.pg_dir.clone())),
+                file("chat model", parts.as_ref().map(|p| p.chat_model.clone())),
+                file("embedding model", parts.as_ref().map(|p| p.embed_model.clone())),
+                PartInfo {
+                    name: "sandbox image",
+                    ready: parts.is_some(),
+                    detail: parts.map(|p| p.sandbox_image).unwrap_or_else(|| "not configured".into()),
+                },
+            ],
+        }
+    }
+}

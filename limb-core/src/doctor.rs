@@ -1,0 +1,116 @@
+//! `heiwa doctor`: bring up every real part once, do one small real thing with
+//! each, report it, and stop everything that was started.
+
+use crate::config::{free_loopback_port, Parts};
+use crate::hub::bindings::{submit_task, TaskTableAccess};
+use crate::hub::{connect, HubHttp, HubServer, HubServerConfig};
+use crate::inference::{ChatModel, ModelOptions};
+use crate::memory::{Memory, PgServer, PgServerConfig};
+use crate::sandbox::{Limits, Sandbox};
+use spacetimedb_sdk::{DbContext, Table};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// One part's outcome, reported as soon as it is known.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Check {
+    pub part: &'static str,
+    pub ok: bool,
+    pub detail: String,
+    pub millis: u128,
+}
+
+/// Run every check; returns whether all passed. `work_dir` holds the
+/// throw-away hub database and the memory server's files.
+pub async fn run(parts: &Parts, work_dir: &Path, report: &mut dyn FnMut(&Check)) -> bool {
+    let mut all_ok = true;
+    let mut record = |part: &'static str, started: Instant, result: Result<String, String>| {
+        let check = Check {
+            part,
+            ok: result.is_ok(),
+            millis: started.elapsed().as_millis(),
+            detail: result.unwrap_or_else(|e| e),
+        };
+        all_ok &= check.ok;
+        report(&check);
+    };
+    let started = Instant::now();
+    record("hub", started, check_hub(parts, &work_dir.join("hub")).await);
+    let started = Instant::now();
+    record("memory", started, check_memory(parts, &work_dir.join("memory")).await);
+    let started = Instant::now();
+    let chat_model = parts.chat_model.clone();
+    let inference = tokio::task::spawn_blocking(move || check_inference(&chat_model)).await;
+    record("inference", started, inference.unwrap_or_else(|e| Err(e.to_string())));
+    let started = Instant::now();
+    record("sandbox", started, check_sandbox(parts).await);
+    all_ok
+}
+
+async fn check_hub(parts: &Parts, dir: &Path) -> Result<String, String> {
+    let listen = format!("127.0.0.1:{}", free_loopback_port().map_err(|e| e.to_string())?).parse().unwrap();
+    let config = HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: dir.to_path_buf(), listen };
+    let server = tokio::task::spawn_blocking(move || HubServer::start(&config)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    let http = HubHttp::new(server.http_url());
+    let owner = http.new_identity().await.map_err(|e| e.to_string())?;
+    http.publish("heiwa", &parts.hub_wasm, &owner.token).await.map_err(|e| e.to_string())?;
+    let uri = server.ws_url();
+    let token = owner.token.clone();
+    let connected = tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(token)))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    connected.conn.db.task().on_insert(move |_, task| {
+        let _ = seen_tx.send(task.payload.clone());
+    });
+    connected.conn.reducers.submit_task("doctor: hello hub".into()).map_err(|e| e.to_string())?;
+    let seen = tokio::task::spawn_blocking(move || seen_rx.recv_timeout(Duration::from_secs(10)))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|_| "the submitted task never arrived through the subscription".to_string())?;
+    let _ = connected.conn.disconnect();
+    server.stop();
+    Ok(format!("SpacetimeDB on {listen}: published hub-module, submitted a task, saw \"{seen}\" arrive by subscription"))
+}
+
+async fn check_memory(parts: &Parts, dir: &Path) -> Result<String, String> {
+    let config = PgServerConfig { install_dir: parts.pg_dir.clone(), root: dir.to_path_buf() };
+    let mut server = PgServer::new(config).map_err(|e| e.to_string())?;
+    server.start().map_err(|e| e.to_string())?;
+    let memory = Memory::open(&server).await.map_err(|e| e.to_string())?;
+    let version: String = sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        .fetch_one(memory.pool())
+        .await
+        .map_err(|e| e.to_string())?;
+    let server_version: String = sqlx::query_scalar("SHOW server_version").fetch_one(memory.pool()).await.map_err(|e| e.to_string())?;
+    memory.close().await;
+    server.stop().map_err(|e| e.to_string())?;
+    Ok(format!("PostgreSQL {server_version} with pgvector {version} on a private Unix socket in {}", dir.display()))
+}
+
+fn check_inference(model: &Path) -> Result<String, String> {
+    let loaded = Instant::now();
+    let chat = ChatModel::load(model, ModelOptions::default()).map_err(|e| e.to_string())?;
+    let load_ms = loaded.elapsed().as_millis();
+    let prompt = chat.format_chat(&[("user", "What is 6 times 7? Answer with a number.")]).map_err(|e| e.to_string())?;
+    let generated = Instant::now();
+    let completion = chat.complete(&prompt, 16).map_err(|e| e.to_string())?;
+    let secs = generated.elapsed().as_secs_f64();
+    Ok(format!(
+        "{} loaded in {load_ms} ms; generated {} tokens ({:.1} tok/s incl. prompt): {:?}",
+        model.file_name().unwrap_or_default().to_string_lossy(),
+        completion.generated_tokens,
+        completion.generated_tokens as f64 / secs,
+        completion.text.trim()
+    ))
+}
+
+async fn check_sandbox(parts: &Parts) -> Result<String, String> {
+    let sandbox = Sandbox::connect(&parts.sandbox_image, Limits::default()).await.map_err(|e| e.to_string())?;
+    let output = sandbox.run_python("print(6*7)").await.map_err(|e| e.to_string())?;
+    if output.stdout.trim() != "42" {
+        return Err(format!("expected 42, got {output:?}"));
+    }
+    Ok(format!("print(6*7) in {} (no network, read-only root) printed {}", parts.sandbox_image, output.stdout.trim()))
+}

@@ -1,0 +1,52 @@
+use super::bindings::DbConnection;
+use super::HubError;
+use spacetimedb_sdk::{DbContext, Identity};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A live WebSocket connection to the hub, already processing messages on its
+/// own thread, with every table of the caller's tenant subscribed.
+pub struct Connected {
+    pub conn: DbConnection,
+    pub identity: Identity,
+    /// Persist this to connect again as the same identity.
+    pub token: String,
+}
+
+/// Connect, subscribe to the tables the limb needs, and return once the
+/// subscription is applied (the local cache then holds the tenant's rows).
+pub fn connect(uri: &str, database: &str, token: Option<String>) -> Result<Connected, HubError> {
+    let (connected_tx, connected_rx) = mpsc::channel();
+    let failed_tx = connected_tx.clone();
+    let conn = DbConnection::builder()
+        .with_uri(uri)
+        .with_module_name(database)
+        .with_token(token)
+        .on_connect(move |_, identity, token| {
+            let _ = connected_tx.send(Ok((identity, token.to_string())));
+        })
+        .on_connect_error(move |_, error| {
+            let _ = failed_tx.send(Err(HubError::Connect(error.to_string())));
+        })
+        .build()
+        .map_err(|e| HubError::Connect(e.to_string()))?;
+    conn.run_threaded();
+    let (identity, token) = connected_rx
+        .recv_timeout(Duration::from_secs(15))
+        .map_err(|_| HubError::Connect(format!("no answer from {uri} within 15 s")))??;
+
+    let (applied_tx, applied_rx) = mpsc::channel();
+    let error_tx = applied_tx.clone();
+    conn.subscription_builder()
+        .on_applied(move |_| {
+            let _ = applied_tx.send(Ok(()));
+        })
+        .on_error(move |_, error| {
+            let _ = error_tx.send(Err(HubError::Subscribe(error.to_string())));
+        })
+        .subscribe(["SELECT * FROM task", "SELECT * FROM task_result", "SELECT * FROM limb"]);
+    applied_rx
+        .recv_timeout(Duration::from_secs(15))
+        .map_err(|_| HubError::Subscribe("not applied within 15 s".into()))??;
+    Ok(Connected { conn, identity, token })
+}

@@ -1,0 +1,27 @@
+//! Local memory: an app-managed PostgreSQL with pgvector, and the queries over it.
+
+mod server;
+mod store;
+
+pub use server::{PgServer, PgServerConfig};
+pub use store::{Hit, Memory};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    #[error("PostgreSQL binaries directory {dir} lacks {missing} (run scripts/setup, or set HEIWA_PG_DIR)")]
+    MissingBinaries { dir: PathBuf, missing: String },
+    #[error("running as root, but the unprivileged user `{0}` PostgreSQL needs does not exist")]
+    NoUnprivilegedUser(String),
+    #[error("{step} failed ({status}); see {log}")]
+    Command { step: &'static str, status: String, log: PathBuf },
+    #[error("memory I/O on {path}: {source}")]
+    Io { path: PathBuf, #[source] source: std::io::Error },
+    #[error("memory database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("memory schema migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("embedding has {got} dimensions; memory stores {expected}")]
+    Dimensions { got: usize, expected: usize },
+}

@@ -1,0 +1,112 @@
+use super::{MemoryError, PgServer};
+use pgvector::Vector;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Row};
+
+/// Dimensions of the embedding model memory is built for (all-MiniLM-L6-v2).
+pub const EMBEDDING_DIMS: usize = 384;
+const DATABASE: &str = "heiwa"; // also spelled out in CREATE DATABASE below
+
+// A macro, not a const, so `EXPLAIN` can be prefixed at compile time: sqlx
+// accepts only static SQL.
+macro_rules! nearest_sql {
+    () => {
+        "SELECT id, content, (embedding <=> $1)::float8 AS distance FROM chunk \
+         WHERE tenant_identity = $2 ORDER BY embedding <=> $1 LIMIT $3"
+    };
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The limb's memory database, migrated to the current schema.
+pub struct Memory {
+    pool: PgPool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub chunk_id: i64,
+    pub content: String,
+    pub distance: f64,
+}
+
+impl Memory {
+    /// Create the database on first use, then run pending migrations.
+    pub async fn open(server: &PgServer) -> Result<Self, MemoryError> {
+        let admin = PgPoolOptions::new().max_connections(1).connect_with(server.connect_options("postgres")).await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(DATABASE)
+            .fetch_one(&admin)
+            .await?;
+        if !exists {
+            sqlx::query("CREATE DATABASE heiwa").execute(&admin).await?;
+        }
+        admin.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // Tenant-filtered searches must still fill k (pgvector >= 0.8).
+                    sqlx::query("SET hnsw.iterative_scan = relaxed_order").execute(conn).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(server.connect_options(DATABASE))
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Memory { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn add_chunk(&self, tenant: &str, content: &str, embedding: &[f32]) -> Result<i64, MemoryError> {
+        check_dims(embedding)?;
+        let id = sqlx::query_scalar("INSERT INTO chunk (tenant_identity, content, embedding) VALUES ($1, $2, $3) RETURNING id")
+            .bind(tenant)
+            .bind(content)
+            .bind(Vector::from(embedding.to_vec()))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// The `k` chunks of `tenant` nearest to `embedding` by cosine distance (HNSW).
+    pub async fn nearest(&self, tenant: &str, embedding: &[f32], k: i64) -> Result<Vec<Hit>, MemoryError> {
+        check_dims(embedding)?;
+        let rows = sqlx::query(nearest_sql!())
+            .bind(Vector::from(embedding.to_vec()))
+            .bind(tenant)
+            .bind(k)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Hit { chunk_id: row.get("id"), content: row.get("content"), distance: row.get("distance") })
+            .collect())
+    }
+
+    /// The query plan of [`Memory::nearest`], to check the index is used.
+    pub async fn explain_nearest(&self, tenant: &str, embedding: &[f32], k: i64) -> Result<String, MemoryError> {
+        check_dims(embedding)?;
+        let lines: Vec<String> = sqlx::query_scalar(concat!("EXPLAIN ", nearest_sql!()))
+            .bind(Vector::from(embedding.to_vec()))
+            .bind(tenant)
+            .bind(k)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(lines.join("\n"))
+    }
+
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+}
+
+fn check_dims(embedding: &[f32]) -> Result<(), MemoryError> {
+    if embedding.len() != EMBEDDING_DIMS {
+        return Err(MemoryError::Dimensions { got: embedding.len(), expected: EMBEDDING_DIMS });
+    }
+    Ok(())
+}

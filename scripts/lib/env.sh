@@ -1,0 +1,17 @@
+# The environment the limb and its tests read to find their parts
+# (limb-core/src/config.rs). Source it to run `heiwa` or `cargo test` by hand.
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/hub.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/models.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/postgres.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/sandbox.sh"
+
+export HEIWA_SPACETIMEDB_BIN=$SPACETIMEDB_BIN
+export HEIWA_HUB_WASM=$HUB_WASM
+export HEIWA_PG_DIR=$PG_DIR
+export HEIWA_CHAT_MODEL=$CHAT_MODEL
+export HEIWA_BASE_MODEL=$BASE_MODEL
+export HEIWA_EMBED_MODEL=$EMBED_MODEL
+export HEIWA_SANDBOX_IMAGE=$SANDBOX_IMAGE
+export DOCKER_HOST=${DOCKER_HOST:-unix://$DOCKER_SOCK}
