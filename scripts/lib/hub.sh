@@ -4,7 +4,10 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 SPACETIMEDB_BIN=$SPACETIMEDB_DIR/bin/spacetimedb-standalone
-HUB_WASM=$HEIWA_ROOT/hub-module/target/wasm32-unknown-unknown/release/hub_module.wasm
+# Build outputs live in the cache so a fresh clone (CI) reuses them.
+HUB_WASM_TARGET=$HEIWA_CACHE/hub-wasm-target
+HUB_WASM=$HUB_WASM_TARGET/wasm32-unknown-unknown/release/hub_module.wasm
+HUB_SCHEMA=$HEIWA_ROOT/hub-module/schema.json
 
 install_spacetimedb() {
   [ -x "$SPACETIMEDB_BIN" ] && return 0
@@ -34,7 +37,7 @@ install_wasm_toolchain() {
 wasm_cargo() {
   local rw=$WASM_TOOLCHAIN_DIR
   RUSTC=$rw/usr/bin/rustc LD_LIBRARY_PATH=$rw/usr/lib/x86_64-linux-gnu PATH=$PATH:$rw/usr/bin \
-    RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$HEIWA_ROOT/hub-module/target \
+    RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$HUB_WASM_TARGET \
     cargo "$@" --manifest-path "$HEIWA_ROOT/hub-module/Cargo.toml"
 }
 
@@ -42,4 +45,10 @@ build_hub_module() {
   log "building hub-module (wasm32)"
   wasm_cargo build --quiet --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
   [ -f "$HUB_WASM" ] || die "hub-module build produced no $HUB_WASM"
+}
+
+# The module's schema as the server sees it, pretty-printed; committed beside
+# the generated bindings so a test can tell when they are out of date.
+extract_hub_schema() {
+  "$SPACETIMEDB_BIN" extract-schema "$HUB_WASM" | python3 -m json.tool --indent 1
 }

@@ -1,0 +1,3 @@
+// Static app: no server-side rendering, every route prerendered.
+export const prerender = true;
+export const ssr = false;
