@@ -7,9 +7,9 @@ use limb_core::config::{free_loopback_port, Parts};
 use limb_core::hub::bindings::{claim_task, register_limb, submit_task, LimbTableAccess, TaskState, TaskTableAccess};
 use limb_core::hub::{connect, HubHttp, HubServer, HubServerConfig};
 use limb_core::inference::{cosine, ChatModel, Embedder, ModelOptions};
-use limb_core::memory::{Memory, PgServer, PgServerConfig};
+use limb_core::memory::{explain_nearest_on, nearest_on, Memory, PgServer, PgServerConfig};
 use limb_core::sandbox::{LimitHit, Limits, Sandbox};
-use spacetimedb_sdk::{DbContext, Table};
+use spacetimedb_sdk::{DbContext, Table, TableWithPrimaryKey};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -119,8 +119,24 @@ async fn memory_runs_pgvector_and_answers_top_k_from_the_hnsw_index() {
     let ids_a: std::collections::HashSet<i64> = tenant_a.iter().map(|(id, _)| *id).collect();
     assert!(hits.iter().all(|h| ids_a.contains(&h.chunk_id)), "only tenant A's chunks");
 
-    let plan = memory.explain_nearest("tenant-a", target, 10).await.unwrap();
+    // At this size the planner rightly prefers a scan; force the index to prove
+    // it serves a tenant-filtered top-k in full (iterative scans, pgvector 0.8).
+    let mut conn = memory.pool().acquire().await.unwrap();
+    for setting in ["SET enable_seqscan = off", "SET enable_bitmapscan = off", "SET enable_sort = off"] {
+        sqlx::query(setting).execute(&mut *conn).await.unwrap();
+    }
+    let plan: String = explain_nearest_on(&mut *conn, "tenant-a", target, 10)
+        .await
+        .unwrap()
+        .lines()
+        .map(|line| line.chars().take(120).collect::<String>() + "\n")
+        .collect();
     assert!(plan.contains("chunk_embedding_hnsw"), "the HNSW index serves the query:\n{plan}");
+    let indexed = nearest_on(&mut *conn, "tenant-a", target, 10).await.unwrap();
+    assert_eq!(indexed.len(), 10, "the index path also fills k for a 50%-selective tenant filter");
+    assert_eq!(indexed[0].chunk_id, *target_id);
+    assert!(indexed.iter().all(|h| ids_a.contains(&h.chunk_id)));
+    drop(conn);
 
     let err = memory.add_chunk("tenant-a", "short", &[0.0; 3]).await.unwrap_err();
     assert!(err.to_string().contains("3 dimensions"), "{err}");

@@ -4,7 +4,7 @@ mod server;
 mod store;
 
 pub use server::{PgServer, PgServerConfig};
-pub use store::{Hit, Memory};
+pub use store::{explain_nearest_on, nearest_on, Hit, Memory};
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 use super::{MemoryError, PgServer};
 use pgvector::Vector;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Row};
+use sqlx::{PgExecutor, PgPool, Row};
 
 /// Dimensions of the embedding model memory is built for (all-MiniLM-L6-v2).
 pub const EMBEDDING_DIMS: usize = 384;
@@ -74,34 +74,34 @@ impl Memory {
 
     /// The `k` chunks of `tenant` nearest to `embedding` by cosine distance (HNSW).
     pub async fn nearest(&self, tenant: &str, embedding: &[f32], k: i64) -> Result<Vec<Hit>, MemoryError> {
-        check_dims(embedding)?;
-        let rows = sqlx::query(nearest_sql!())
-            .bind(Vector::from(embedding.to_vec()))
-            .bind(tenant)
-            .bind(k)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| Hit { chunk_id: row.get("id"), content: row.get("content"), distance: row.get("distance") })
-            .collect())
-    }
-
-    /// The query plan of [`Memory::nearest`], to check the index is used.
-    pub async fn explain_nearest(&self, tenant: &str, embedding: &[f32], k: i64) -> Result<String, MemoryError> {
-        check_dims(embedding)?;
-        let lines: Vec<String> = sqlx::query_scalar(concat!("EXPLAIN ", nearest_sql!()))
-            .bind(Vector::from(embedding.to_vec()))
-            .bind(tenant)
-            .bind(k)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(lines.join("\n"))
+        nearest_on(&self.pool, tenant, embedding, k).await
     }
 
     pub async fn close(self) {
         self.pool.close().await;
     }
+}
+
+/// [`Memory::nearest`] on a given connection (to inspect or tune one session).
+pub async fn nearest_on(db: impl PgExecutor<'_>, tenant: &str, embedding: &[f32], k: i64) -> Result<Vec<Hit>, MemoryError> {
+    check_dims(embedding)?;
+    let rows = sqlx::query(nearest_sql!()).bind(Vector::from(embedding.to_vec())).bind(tenant).bind(k).fetch_all(db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Hit { chunk_id: row.get("id"), content: row.get("content"), distance: row.get("distance") })
+        .collect())
+}
+
+/// The query plan of [`nearest_on`] on a given connection.
+pub async fn explain_nearest_on(db: impl PgExecutor<'_>, tenant: &str, embedding: &[f32], k: i64) -> Result<String, MemoryError> {
+    check_dims(embedding)?;
+    let lines: Vec<String> = sqlx::query_scalar(concat!("EXPLAIN ", nearest_sql!()))
+        .bind(Vector::from(embedding.to_vec()))
+        .bind(tenant)
+        .bind(k)
+        .fetch_all(db)
+        .await?;
+    Ok(lines.join("\n"))
 }
 
 fn check_dims(embedding: &[f32]) -> Result<(), MemoryError> {
