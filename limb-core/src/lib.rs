@@ -21,14 +21,32 @@ pub struct LimbInfo {
 pub struct PartInfo {
     pub name: &'static str,
     pub detail: String,
-    pub ready: bool,
+    pub state: PartState,
+}
+
+/// What can be known about a part without starting it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartState {
+    /// Its file is where the configuration says.
+    Found,
+    /// Configured, but its file is not there.
+    Missing,
+    /// Configured; only starting it can tell more (the sandbox image lives in the engine).
+    Configured,
+    NotConfigured,
 }
 
 impl LimbInfo {
     pub fn gather() -> Self {
+        let not_configured = |name| PartInfo { name, state: PartState::NotConfigured, detail: String::new() };
         let file = |name, path: Option<std::path::PathBuf>| match path {
-            Some(p) => PartInfo { name, ready: p.exists(), detail: p.display().to_string() },
-            None => PartInfo { name, ready: false, detail: "not configured".into() },
+            Some(p) => PartInfo {
+                name,
+                state: if p.exists() { PartState::Found } else { PartState::Missing },
+                detail: p.display().to_string(),
+            },
+            None => not_configured(name),
         };
         let parts = config::Parts::from_env().ok();
         LimbInfo {
@@ -39,10 +57,9 @@ impl LimbInfo {
                 file("memory (PostgreSQL)", parts.as_ref().map(|p| p.pg_dir.clone())),
                 file("chat model", parts.as_ref().map(|p| p.chat_model.clone())),
                 file("embedding model", parts.as_ref().map(|p| p.embed_model.clone())),
-                PartInfo {
-                    name: "sandbox image",
-                    ready: parts.is_some(),
-                    detail: parts.map(|p| p.sandbox_image).unwrap_or_else(|| "not configured".into()),
+                match parts {
+                    Some(p) => PartInfo { name: "sandbox image", state: PartState::Configured, detail: p.sandbox_image },
+                    None => not_configured("sandbox image"),
                 },
             ],
         }

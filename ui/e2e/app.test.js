@@ -99,6 +99,7 @@ test('the window shows the limb state returned by the Rust side', async () => {
   for (const name of ['hub server', 'memory (PostgreSQL)', 'chat model', 'embedding model', 'sandbox image']) {
     assert.ok(parts.includes(name), `part "${name}" listed in:\n${parts}`);
   }
-  assert.ok(!parts.includes('missing'), `scripts/test configures every part:\n${parts}`);
+  assert.ok(!/missing|not configured/.test(parts), `scripts/test configures every part:\n${parts}`);
+  assert.equal((parts.match(/found/g) ?? []).length, 4, `four parts are files that exist:\n${parts}`);
   await screenshot('limb-status');
 });
