@@ -6,8 +6,15 @@
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 /// Largest summary a limb may send back: the hub stores summaries, not documents.
 pub const MAX_SUMMARY_BYTES: usize = 8 * 1024;
-/// Longest limb name.
-pub const MAX_LIMB_NAME_CHARS: usize = 64;
+/// Longest failure reason kept on a task.
+pub const MAX_REASON_BYTES: usize = 1024;
+/// Longest limb or tenant name.
+pub const MAX_NAME_CHARS: usize = 64;
+/// A limb's lease: how long a claim lives without a heartbeat.
+pub const MIN_LEASE_SECS: u32 = 2;
+pub const MAX_LEASE_SECS: u32 = 3600;
+/// Claims a task may have before an expired lease fails it instead of retrying.
+pub const MAX_ATTEMPTS: u32 = 3;
 
 /// Where a task is in its life. Only `Pending` tasks can be claimed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,41 +26,47 @@ pub enum Stage {
     Cancelled,
 }
 
+fn check_size(what: &str, text: &str, limit: usize) -> Result<(), String> {
+    if text.len() > limit {
+        return Err(format!("{what} is {} bytes; the limit is {limit}", text.len()));
+    }
+    Ok(())
+}
+
 pub fn check_payload(payload: &str) -> Result<(), String> {
     if payload.trim().is_empty() {
         return Err("task payload is empty".into());
     }
-    if payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(format!(
-            "task payload is {} bytes; the limit is {MAX_PAYLOAD_BYTES}",
-            payload.len()
-        ));
-    }
-    Ok(())
+    check_size("task payload", payload, MAX_PAYLOAD_BYTES)
 }
 
 pub fn check_summary(summary: &str) -> Result<(), String> {
-    if summary.len() > MAX_SUMMARY_BYTES {
-        return Err(format!(
-            "result summary is {} bytes; the limit is {MAX_SUMMARY_BYTES}",
-            summary.len()
-        ));
-    }
-    Ok(())
+    check_size("result summary", summary, MAX_SUMMARY_BYTES)
 }
 
-pub fn check_limb_name(name: &str) -> Result<(), String> {
-    let chars = name.chars().count();
-    if chars == 0 || chars > MAX_LIMB_NAME_CHARS {
-        return Err(format!("limb name must be 1 to {MAX_LIMB_NAME_CHARS} characters"));
+pub fn check_reason(reason: &str) -> Result<(), String> {
+    check_size("failure reason", reason, MAX_REASON_BYTES)
+}
+
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    let chars = name.trim().chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS {
+        return Err(format!("{what} name must be 1 to {MAX_NAME_CHARS} characters"));
     }
     if name.chars().any(char::is_control) {
-        return Err("limb name must not contain control characters".into());
+        return Err(format!("{what} name must not contain control characters"));
     }
     Ok(())
 }
 
-/// May a caller of the task's own tenant claim a task in `stage`?
+pub fn check_lease_secs(secs: u32) -> Result<(), String> {
+    if !(MIN_LEASE_SECS..=MAX_LEASE_SECS).contains(&secs) {
+        return Err(format!("lease must be {MIN_LEASE_SECS} to {MAX_LEASE_SECS} seconds, not {secs}"));
+    }
+    Ok(())
+}
+
+/// May a limb of the task's own tenant claim a task in `stage`?
 pub fn check_claim(task_id: u64, stage: Stage) -> Result<(), String> {
     match stage {
         Stage::Pending => Ok(()),
@@ -62,15 +75,42 @@ pub fn check_claim(task_id: u64, stage: Stage) -> Result<(), String> {
     }
 }
 
-/// May `limb` complete a task claimed by `holder` (if any) in `stage`?
-pub fn check_complete(task_id: u64, stage: Stage, holder: Option<u64>, limb: u64) -> Result<(), String> {
+/// Is `limb` the current, unexpired holder of a task? Completing, failing,
+/// releasing and renewing all require it. Times are microseconds since the epoch.
+pub fn check_holder(
+    task_id: u64,
+    stage: Stage,
+    holder: Option<u64>,
+    lease_until: Option<i64>,
+    limb: u64,
+    now: i64,
+) -> Result<(), String> {
     if stage != Stage::Claimed {
-        return Err(format!("task {task_id} is {stage:?}; only a claimed task can be completed"));
+        return Err(format!("task {task_id} is {stage:?}; only a claimed task can be completed, failed or released"));
     }
     if holder != Some(limb) {
         return Err(format!("task {task_id} is not held by limb {limb}"));
     }
-    Ok(())
+    match lease_until {
+        Some(until) if until >= now => Ok(()),
+        _ => Err(format!("limb {limb}'s lease on task {task_id} has expired; the task will be retried")),
+    }
+}
+
+/// What an expired lease turns a task into: retried while attempts remain.
+pub fn after_lease_expiry(attempts: u32) -> Stage {
+    if attempts >= MAX_ATTEMPTS {
+        Stage::Failed
+    } else {
+        Stage::Pending
+    }
+}
+
+pub fn check_cancel(task_id: u64, stage: Stage) -> Result<(), String> {
+    match stage {
+        Stage::Pending | Stage::Claimed => Ok(()),
+        other => Err(format!("task {task_id} is already {other:?}")),
+    }
 }
 
 #[cfg(test)]
@@ -86,17 +126,25 @@ mod tests {
     }
 
     #[test]
-    fn summary_limit() {
+    fn summary_and_reason_limits() {
         assert!(check_summary("").is_ok());
         assert!(check_summary(&"y".repeat(MAX_SUMMARY_BYTES + 1)).is_err());
+        assert!(check_reason(&"r".repeat(MAX_REASON_BYTES + 1)).is_err());
     }
 
     #[test]
-    fn limb_names() {
-        assert!(check_limb_name("workstation-1").is_ok());
-        assert!(check_limb_name("").is_err());
-        assert!(check_limb_name("a\u{7}b").is_err());
-        assert!(check_limb_name(&"n".repeat(65)).is_err());
+    fn names() {
+        assert!(check_name("limb", "workstation-1").is_ok());
+        assert!(check_name("limb", " ").is_err());
+        assert!(check_name("limb", "a\u{7}b").unwrap_err().contains("control"));
+        assert!(check_name("tenant", &"n".repeat(65)).unwrap_err().starts_with("tenant name"));
+    }
+
+    #[test]
+    fn lease_bounds() {
+        assert!(check_lease_secs(30).is_ok());
+        assert!(check_lease_secs(1).is_err());
+        assert!(check_lease_secs(MAX_LEASE_SECS + 1).is_err());
     }
 
     #[test]
@@ -108,10 +156,26 @@ mod tests {
     }
 
     #[test]
-    fn only_the_holder_completes() {
-        assert!(check_complete(1, Stage::Claimed, Some(7), 7).is_ok());
-        assert!(check_complete(1, Stage::Claimed, Some(7), 8).unwrap_err().contains("not held"));
-        assert!(check_complete(1, Stage::Pending, None, 7).is_err());
-        assert!(check_complete(1, Stage::Done, Some(7), 7).is_err());
+    fn only_the_unexpired_holder_completes() {
+        assert!(check_holder(1, Stage::Claimed, Some(7), Some(100), 7, 50).is_ok());
+        assert!(check_holder(1, Stage::Claimed, Some(7), Some(100), 8, 50).unwrap_err().contains("not held"));
+        assert!(check_holder(1, Stage::Claimed, Some(7), Some(100), 7, 101).unwrap_err().contains("expired"));
+        assert!(check_holder(1, Stage::Claimed, Some(7), None, 7, 0).is_err());
+        assert!(check_holder(1, Stage::Pending, None, None, 7, 0).is_err());
+        assert!(check_holder(1, Stage::Done, Some(7), Some(100), 7, 50).is_err());
+    }
+
+    #[test]
+    fn expired_leases_retry_then_fail() {
+        assert_eq!(after_lease_expiry(1), Stage::Pending);
+        assert_eq!(after_lease_expiry(MAX_ATTEMPTS - 1), Stage::Pending);
+        assert_eq!(after_lease_expiry(MAX_ATTEMPTS), Stage::Failed);
+    }
+
+    #[test]
+    fn cancel_only_live_tasks() {
+        assert!(check_cancel(1, Stage::Pending).is_ok());
+        assert!(check_cancel(1, Stage::Claimed).is_ok());
+        assert!(check_cancel(1, Stage::Done).unwrap_err().contains("already Done"));
     }
 }

@@ -2,7 +2,7 @@
 //! each, report it, and stop everything that was started.
 
 use crate::config::{free_loopback_port, Parts};
-use crate::hub::bindings::{submit_task, TaskTableAccess};
+use crate::hub::bindings::TaskTableAccess;
 use crate::hub::{connect, HubHttp, HubServer, HubServerConfig};
 use crate::inference::{ChatModel, ModelOptions};
 use crate::memory::{Memory, PgServer, PgServerConfig};
@@ -64,14 +64,15 @@ async fn check_hub(parts: &Parts, dir: &Path) -> Result<String, String> {
     connected.conn.db.task().on_insert(move |_, task| {
         let _ = seen_tx.send(task.payload.clone());
     });
-    connected.conn.reducers.submit_task("doctor: hello hub".into()).map_err(|e| e.to_string())?;
+    http.call("heiwa", "create_tenant", serde_json::json!(["doctor"]), &owner.token).await.map_err(|e| e.to_string())?;
+    http.call("heiwa", "submit_task", serde_json::json!(["doctor: hello hub"]), &owner.token).await.map_err(|e| e.to_string())?;
     let seen = tokio::task::spawn_blocking(move || seen_rx.recv_timeout(Duration::from_secs(10)))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|_| "the submitted task never arrived through the subscription".to_string())?;
     let _ = connected.conn.disconnect();
     server.stop();
-    Ok(format!("SpacetimeDB on {listen}: published hub-module, submitted a task, saw \"{seen}\" arrive by subscription"))
+    Ok(format!("SpacetimeDB on {listen}: published hub-module, created a tenant, submitted a task, saw \"{seen}\" arrive by subscription"))
 }
 
 async fn check_memory(parts: &Parts, dir: &Path) -> Result<String, String> {

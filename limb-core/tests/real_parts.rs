@@ -4,7 +4,7 @@
 //! (scripts/test sets them all).
 
 use limb_core::config::{free_loopback_port, Parts};
-use limb_core::hub::bindings::{claim_task, register_limb, submit_task, LimbTableAccess, TaskState, TaskTableAccess};
+use limb_core::hub::bindings::{claim_task, complete_task, register_limb, LimbTableAccess, TaskState, TaskTableAccess};
 use limb_core::hub::{connect, HubHttp, HubServer, HubServerConfig};
 use limb_core::inference::{cosine, ChatModel, Embedder, ModelOptions};
 use limb_core::memory::{explain_nearest_on, nearest_on, Memory, PgServer, PgServerConfig};
@@ -21,22 +21,42 @@ fn recv<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
     rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hub_reducer_calls_arrive_through_the_subscription_and_other_tenants_see_nothing() {
-    let parts = parts();
-    let dir = tempfile::tempdir().unwrap();
+/// A local hub with hub-module published; returns the server and its HTTP API.
+async fn local_hub(parts: &Parts, dir: &std::path::Path) -> (HubServer, HubHttp) {
     let listen = format!("127.0.0.1:{}", free_loopback_port().unwrap()).parse().unwrap();
-    let config = HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: dir.path().into(), listen };
+    let config = HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: dir.into(), listen };
     let server = HubServer::start(&config).expect("hub server starts");
     let http = HubHttp::new(server.http_url());
     let owner = http.new_identity().await.unwrap();
     http.publish("heiwa", &parts.hub_wasm, &owner.token).await.expect("hub-module publishes");
+    (server, http)
+}
 
-    let tenant_a = http.new_identity().await.unwrap();
+async fn call(http: &HubHttp, token: &str, reducer: &str, args: serde_json::Value) {
+    http.call("heiwa", reducer, args, token).await.unwrap_or_else(|e| panic!("{reducer}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_reducer_calls_arrive_through_the_subscription_and_other_tenants_see_nothing() {
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http) = local_hub(&parts, dir.path()).await;
+
+    // Tenant A: an owner who submits, and a limb (its own identity) that joined by invite.
+    let owner = http.new_identity().await.unwrap();
+    call(&http, &owner.token, "create_tenant", serde_json::json!(["tenant A"])).await;
+    call(&http, &owner.token, "create_invite", serde_json::json!([1, 60])).await;
+    let invites = http.sql("heiwa", "SELECT code FROM invite", &owner.token).await.unwrap();
+    let code = invites[0]["rows"][0][0].as_str().expect("the owner sees its invite").to_string();
+    let limb_identity = http.new_identity().await.unwrap();
+    call(&http, &limb_identity.token, "join_tenant", serde_json::json!([code.clone()])).await;
+    let reused = http.call("heiwa", "join_tenant", serde_json::json!([code]), &http.new_identity().await.unwrap().token).await;
+    assert!(reused.unwrap_err().to_string().contains("unknown or used-up invite"), "a one-use invite is spent");
+
     let uri = server.ws_url();
-    let token = tenant_a.token.clone();
-    let a = tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(token))).await.unwrap().expect("tenant A connects");
-    assert_eq!(a.identity.to_hex().to_string(), tenant_a.identity, "the token's identity is the connection's");
+    let token = limb_identity.token.clone();
+    let a = tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(token))).await.unwrap().expect("limb connects");
+    assert_eq!(a.identity.to_hex().to_string(), limb_identity.identity, "the token's identity is the connection's");
 
     let (task_tx, task_rx) = mpsc::channel();
     a.conn.db.task().on_insert(move |_, task| task_tx.send(task.clone()).unwrap());
@@ -45,28 +65,53 @@ async fn hub_reducer_calls_arrive_through_the_subscription_and_other_tenants_see
     let (limb_tx, limb_rx) = mpsc::channel();
     a.conn.db.limb().on_insert(move |_, limb| limb_tx.send(limb.clone()).unwrap());
 
-    a.conn.reducers.submit_task("what is 6*7?".into()).unwrap();
-    let task = recv(&task_rx, "the submitted task to arrive by subscription");
-    assert_eq!(task.payload, "what is 6*7?");
-    assert_eq!(task.state, TaskState::Pending);
-    assert_eq!(task.tenant, a.identity);
-
-    a.conn.reducers.register_limb("test-limb".into()).unwrap();
+    a.conn.reducers.register_limb("test-limb".into(), 30).unwrap();
     let limb = recv(&limb_rx, "the registered limb");
+    call(&http, &owner.token, "submit_task", serde_json::json!(["what is 6*7?"])).await;
+    let task = recv(&task_rx, "the owner's task to reach the limb by subscription");
+    assert_eq!((task.payload.as_str(), task.state), ("what is 6*7?", TaskState::Pending));
+
     a.conn.reducers.claim_task(task.id, limb.id).unwrap();
     let claimed = recv(&update_rx, "the claim to arrive by subscription");
-    assert_eq!((claimed.state, claimed.claimed_by), (TaskState::Claimed, Some(limb.id)));
+    assert_eq!((claimed.state, claimed.claimed_by, claimed.attempts), (TaskState::Claimed, Some(limb.id), 1));
 
-    // Tenant B: its SQL sees none of A's rows, and it cannot claim A's task.
-    let tenant_b = http.new_identity().await.unwrap();
-    let rows = http.sql("heiwa", "SELECT * FROM task", &tenant_b.token).await.unwrap();
-    assert_eq!(rows[0]["rows"].as_array().map(Vec::len), Some(0), "tenant B must see no tasks: {rows}");
-    http.call("heiwa", "register_limb", serde_json::json!(["b-limb"]), &tenant_b.token).await.unwrap();
-    let refused = http
-        .call("heiwa", "claim_task", serde_json::json!([task.id, limb.id]), &tenant_b.token)
-        .await
-        .expect_err("tenant B must not claim tenant A's task");
-    assert!(refused.to_string().contains("in your tenant"), "a clear refusal: {refused}");
+    // Tenant B sees none of A's rows and cannot touch A's task.
+    let b = http.new_identity().await.unwrap();
+    call(&http, &b.token, "create_tenant", serde_json::json!(["tenant B"])).await;
+    call(&http, &b.token, "register_limb", serde_json::json!(["b-limb", 30])).await;
+    for table in ["task", "limb", "tenant", "member", "invite", "task_result"] {
+        let rows = http.sql("heiwa", &format!("SELECT * FROM {table}"), &b.token).await.unwrap();
+        let own = if matches!(table, "tenant" | "member" | "limb") { 1 } else { 0 };
+        assert_eq!(rows[0]["rows"].as_array().map(Vec::len), Some(own), "tenant B sees only its own {table}: {rows}");
+    }
+    let b_limb = http.sql("heiwa", "SELECT id FROM limb", &b.token).await.unwrap()[0]["rows"][0][0].as_u64().unwrap();
+    for (reducer, args) in [
+        ("claim_task", serde_json::json!([task.id, b_limb])),
+        ("complete_task", serde_json::json!([task.id, b_limb, "stolen"])),
+        ("cancel_task", serde_json::json!([task.id])),
+        ("heartbeat", serde_json::json!([limb.id])),
+    ] {
+        let refused = http.call("heiwa", reducer, args, &b.token).await.expect_err(reducer);
+        assert!(refused.to_string().contains("no task") || refused.to_string().contains("no limb"), "{reducer}: {refused}");
+    }
+
+    // Bad input gets the reducer's own words.
+    for (reducer, args, words) in [
+        ("submit_task", serde_json::json!([" "]), "payload is empty"),
+        ("submit_task", serde_json::json!(["x".repeat(16 * 1024 + 1)]), "the limit is 16384"),
+        ("register_limb", serde_json::json!(["l", 1]), "lease must be"),
+        ("complete_task", serde_json::json!([task.id, limb.id, "y".repeat(8 * 1024 + 1)]), "the limit is 8192"),
+        ("claim_task", serde_json::json!([999_999, limb.id]), "no task 999999"),
+    ] {
+        let err = http.call("heiwa", reducer, args, &limb_identity.token).await.expect_err(reducer).to_string();
+        assert!(err.contains(words), "{reducer}: {err}");
+    }
+
+    a.conn.reducers.complete_task(task.id, limb.id, "42".into()).unwrap();
+    let done = recv(&update_rx, "completion");
+    assert_eq!((done.state, done.claimed_by), (TaskState::Done, None));
+    let result = http.sql("heiwa", "SELECT summary FROM task_result", &owner.token).await.unwrap();
+    assert_eq!(result[0]["rows"][0][0], "42", "the owner reads the result: {result}");
 
     let _ = a.conn.disconnect();
     server.stop();

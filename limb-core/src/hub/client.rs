@@ -13,6 +13,16 @@ pub struct Connected {
     pub token: String,
 }
 
+/// Everything a member may see; row-level security narrows each to its tenant.
+pub const TENANT_TABLES: [&str; 6] = [
+    "SELECT * FROM tenant",
+    "SELECT * FROM member",
+    "SELECT * FROM invite",
+    "SELECT * FROM limb",
+    "SELECT * FROM task",
+    "SELECT * FROM task_result",
+];
+
 /// Connect, subscribe to the tables the limb needs, and return once the
 /// subscription is applied (the local cache then holds the tenant's rows).
 pub fn connect(uri: &str, database: &str, token: Option<String>) -> Result<Connected, HubError> {
@@ -44,7 +54,7 @@ pub fn connect(uri: &str, database: &str, token: Option<String>) -> Result<Conne
         .on_error(move |_, error| {
             let _ = error_tx.send(Err(HubError::Subscribe(error.to_string())));
         })
-        .subscribe(["SELECT * FROM task", "SELECT * FROM task_result", "SELECT * FROM limb"]);
+        .subscribe(TENANT_TABLES);
     applied_rx
         .recv_timeout(Duration::from_secs(15))
         .map_err(|_| HubError::Subscribe("not applied within 15 s".into()))??;

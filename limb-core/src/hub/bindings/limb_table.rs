@@ -84,6 +84,7 @@ impl<'ctx> __sdk::Table for LimbTableHandle<'ctx> {
 pub(super) fn register_table(client_cache: &mut __sdk::ClientCache<super::RemoteModule>) {
     let _table = client_cache.get_or_make_table::<Limb>("limb");
     _table.add_unique_constraint::<u64>("id", |row| &row.id);
+    _table.add_unique_constraint::<__sdk::Identity>("identity", |row| &row.identity);
 }
 pub struct LimbUpdateCallbackId(__sdk::CallbackId);
 
@@ -139,6 +140,38 @@ impl<'ctx> LimbIdUnique<'ctx> {
     /// Find the subscribed row whose `id` column value is equal to `col_val`,
     /// if such a row is present in the client cache.
     pub fn find(&self, col_val: &u64) -> Option<Limb> {
+        self.imp.find(col_val)
+    }
+}
+
+/// Access to the `identity` unique index on the table `limb`,
+/// which allows point queries on the field of the same name
+/// via the [`LimbIdentityUnique::find`] method.
+///
+/// Users are encouraged not to explicitly reference this type,
+/// but to directly chain method calls,
+/// like `ctx.db.limb().identity().find(...)`.
+pub struct LimbIdentityUnique<'ctx> {
+    imp: __sdk::UniqueConstraintHandle<Limb, __sdk::Identity>,
+    phantom: std::marker::PhantomData<&'ctx super::RemoteTables>,
+}
+
+impl<'ctx> LimbTableHandle<'ctx> {
+    /// Get a handle on the `identity` unique index on the table `limb`.
+    pub fn identity(&self) -> LimbIdentityUnique<'ctx> {
+        LimbIdentityUnique {
+            imp: self
+                .imp
+                .get_unique_constraint::<__sdk::Identity>("identity"),
+            phantom: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<'ctx> LimbIdentityUnique<'ctx> {
+    /// Find the subscribed row whose `identity` column value is equal to `col_val`,
+    /// if such a row is present in the client cache.
+    pub fn find(&self, col_val: &__sdk::Identity) -> Option<Limb> {
         self.imp.find(col_val)
     }
 }

@@ -10,8 +10,10 @@ use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 #[sats(crate = __lib)]
 pub struct Limb {
     pub id: u64,
-    pub tenant: __sdk::Identity,
+    pub tenant_id: u64,
+    pub identity: __sdk::Identity,
     pub name: String,
+    pub lease_secs: u32,
     pub last_seen: __sdk::Timestamp,
 }
 

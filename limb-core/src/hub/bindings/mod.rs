@@ -6,33 +6,77 @@
 #![allow(unused, clippy::all)]
 use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 
+pub mod cancel_task_reducer;
 pub mod claim_task_reducer;
 pub mod complete_task_reducer;
+pub mod create_invite_reducer;
+pub mod create_tenant_reducer;
+pub mod expire_leases_reducer;
+pub mod fail_task_reducer;
+pub mod heartbeat_reducer;
+pub mod invite_table;
+pub mod invite_type;
+pub mod join_tenant_reducer;
+pub mod lease_sweep_table;
+pub mod lease_sweep_type;
+pub mod lease_table;
+pub mod lease_type;
 pub mod limb_table;
 pub mod limb_type;
+pub mod member_table;
+pub mod member_type;
 pub mod register_limb_reducer;
+pub mod release_task_reducer;
+pub mod role_type;
 pub mod submit_task_reducer;
 pub mod task_result_table;
 pub mod task_result_type;
 pub mod task_state_type;
 pub mod task_table;
 pub mod task_type;
+pub mod tenant_table;
+pub mod tenant_type;
 
+pub use cancel_task_reducer::{cancel_task, set_flags_for_cancel_task, CancelTaskCallbackId};
 pub use claim_task_reducer::{claim_task, set_flags_for_claim_task, ClaimTaskCallbackId};
 pub use complete_task_reducer::{
     complete_task, set_flags_for_complete_task, CompleteTaskCallbackId,
 };
+pub use create_invite_reducer::{
+    create_invite, set_flags_for_create_invite, CreateInviteCallbackId,
+};
+pub use create_tenant_reducer::{
+    create_tenant, set_flags_for_create_tenant, CreateTenantCallbackId,
+};
+pub use expire_leases_reducer::{
+    expire_leases, set_flags_for_expire_leases, ExpireLeasesCallbackId,
+};
+pub use fail_task_reducer::{fail_task, set_flags_for_fail_task, FailTaskCallbackId};
+pub use heartbeat_reducer::{heartbeat, set_flags_for_heartbeat, HeartbeatCallbackId};
+pub use invite_table::*;
+pub use invite_type::Invite;
+pub use join_tenant_reducer::{join_tenant, set_flags_for_join_tenant, JoinTenantCallbackId};
+pub use lease_sweep_table::*;
+pub use lease_sweep_type::LeaseSweep;
+pub use lease_table::*;
+pub use lease_type::Lease;
 pub use limb_table::*;
 pub use limb_type::Limb;
+pub use member_table::*;
+pub use member_type::Member;
 pub use register_limb_reducer::{
     register_limb, set_flags_for_register_limb, RegisterLimbCallbackId,
 };
+pub use release_task_reducer::{release_task, set_flags_for_release_task, ReleaseTaskCallbackId};
+pub use role_type::Role;
 pub use submit_task_reducer::{set_flags_for_submit_task, submit_task, SubmitTaskCallbackId};
 pub use task_result_table::*;
 pub use task_result_type::TaskResult;
 pub use task_state_type::TaskState;
 pub use task_table::*;
 pub use task_type::Task;
+pub use tenant_table::*;
+pub use tenant_type::Tenant;
 
 #[derive(Clone, PartialEq, Debug)]
 
@@ -42,6 +86,9 @@ pub use task_type::Task;
 /// to indicate which reducer caused the event.
 
 pub enum Reducer {
+    CancelTask {
+        task_id: u64,
+    },
     ClaimTask {
         task_id: u64,
         limb_id: u64,
@@ -51,8 +98,34 @@ pub enum Reducer {
         limb_id: u64,
         summary: String,
     },
+    CreateInvite {
+        uses: u32,
+        ttl_secs: u32,
+    },
+    CreateTenant {
+        name: String,
+    },
+    ExpireLeases {
+        sweep: LeaseSweep,
+    },
+    FailTask {
+        task_id: u64,
+        limb_id: u64,
+        reason: String,
+    },
+    Heartbeat {
+        limb_id: u64,
+    },
+    JoinTenant {
+        code: String,
+    },
     RegisterLimb {
         name: String,
+        lease_secs: u32,
+    },
+    ReleaseTask {
+        task_id: u64,
+        limb_id: u64,
     },
     SubmitTask {
         payload: String,
@@ -66,9 +139,17 @@ impl __sdk::InModule for Reducer {
 impl __sdk::Reducer for Reducer {
     fn reducer_name(&self) -> &'static str {
         match self {
+            Reducer::CancelTask { .. } => "cancel_task",
             Reducer::ClaimTask { .. } => "claim_task",
             Reducer::CompleteTask { .. } => "complete_task",
+            Reducer::CreateInvite { .. } => "create_invite",
+            Reducer::CreateTenant { .. } => "create_tenant",
+            Reducer::ExpireLeases { .. } => "expire_leases",
+            Reducer::FailTask { .. } => "fail_task",
+            Reducer::Heartbeat { .. } => "heartbeat",
+            Reducer::JoinTenant { .. } => "join_tenant",
             Reducer::RegisterLimb { .. } => "register_limb",
+            Reducer::ReleaseTask { .. } => "release_task",
             Reducer::SubmitTask { .. } => "submit_task",
         }
     }
@@ -77,6 +158,13 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
     type Error = __sdk::Error;
     fn try_from(value: __ws::ReducerCallInfo<__ws::BsatnFormat>) -> __sdk::Result<Self> {
         match &value.reducer_name[..] {
+            "cancel_task" => Ok(
+                __sdk::parse_reducer_args::<cancel_task_reducer::CancelTaskArgs>(
+                    "cancel_task",
+                    &value.args,
+                )?
+                .into(),
+            ),
             "claim_task" => Ok(
                 __sdk::parse_reducer_args::<claim_task_reducer::ClaimTaskArgs>(
                     "claim_task",
@@ -88,10 +176,50 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
                 complete_task_reducer::CompleteTaskArgs,
             >("complete_task", &value.args)?
             .into()),
+            "create_invite" => Ok(__sdk::parse_reducer_args::<
+                create_invite_reducer::CreateInviteArgs,
+            >("create_invite", &value.args)?
+            .into()),
+            "create_tenant" => Ok(__sdk::parse_reducer_args::<
+                create_tenant_reducer::CreateTenantArgs,
+            >("create_tenant", &value.args)?
+            .into()),
+            "expire_leases" => Ok(__sdk::parse_reducer_args::<
+                expire_leases_reducer::ExpireLeasesArgs,
+            >("expire_leases", &value.args)?
+            .into()),
+            "fail_task" => Ok(
+                __sdk::parse_reducer_args::<fail_task_reducer::FailTaskArgs>(
+                    "fail_task",
+                    &value.args,
+                )?
+                .into(),
+            ),
+            "heartbeat" => Ok(
+                __sdk::parse_reducer_args::<heartbeat_reducer::HeartbeatArgs>(
+                    "heartbeat",
+                    &value.args,
+                )?
+                .into(),
+            ),
+            "join_tenant" => Ok(
+                __sdk::parse_reducer_args::<join_tenant_reducer::JoinTenantArgs>(
+                    "join_tenant",
+                    &value.args,
+                )?
+                .into(),
+            ),
             "register_limb" => Ok(__sdk::parse_reducer_args::<
                 register_limb_reducer::RegisterLimbArgs,
             >("register_limb", &value.args)?
             .into()),
+            "release_task" => Ok(
+                __sdk::parse_reducer_args::<release_task_reducer::ReleaseTaskArgs>(
+                    "release_task",
+                    &value.args,
+                )?
+                .into(),
+            ),
             "submit_task" => Ok(
                 __sdk::parse_reducer_args::<submit_task_reducer::SubmitTaskArgs>(
                     "submit_task",
@@ -113,9 +241,14 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
 #[allow(non_snake_case)]
 #[doc(hidden)]
 pub struct DbUpdate {
+    invite: __sdk::TableUpdate<Invite>,
+    lease: __sdk::TableUpdate<Lease>,
+    lease_sweep: __sdk::TableUpdate<LeaseSweep>,
     limb: __sdk::TableUpdate<Limb>,
+    member: __sdk::TableUpdate<Member>,
     task: __sdk::TableUpdate<Task>,
     task_result: __sdk::TableUpdate<TaskResult>,
+    tenant: __sdk::TableUpdate<Tenant>,
 }
 
 impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
@@ -124,15 +257,30 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
         let mut db_update = DbUpdate::default();
         for table_update in raw.tables {
             match &table_update.table_name[..] {
+                "invite" => db_update
+                    .invite
+                    .append(invite_table::parse_table_update(table_update)?),
+                "lease" => db_update
+                    .lease
+                    .append(lease_table::parse_table_update(table_update)?),
+                "lease_sweep" => db_update
+                    .lease_sweep
+                    .append(lease_sweep_table::parse_table_update(table_update)?),
                 "limb" => db_update
                     .limb
                     .append(limb_table::parse_table_update(table_update)?),
+                "member" => db_update
+                    .member
+                    .append(member_table::parse_table_update(table_update)?),
                 "task" => db_update
                     .task
                     .append(task_table::parse_table_update(table_update)?),
                 "task_result" => db_update
                     .task_result
                     .append(task_result_table::parse_table_update(table_update)?),
+                "tenant" => db_update
+                    .tenant
+                    .append(tenant_table::parse_table_update(table_update)?),
 
                 unknown => {
                     return Err(__sdk::InternalError::unknown_name(
@@ -159,15 +307,30 @@ impl __sdk::DbUpdate for DbUpdate {
     ) -> AppliedDiff<'_> {
         let mut diff = AppliedDiff::default();
 
+        diff.invite = cache
+            .apply_diff_to_table::<Invite>("invite", &self.invite)
+            .with_updates_by_pk(|row| &row.code);
+        diff.lease = cache
+            .apply_diff_to_table::<Lease>("lease", &self.lease)
+            .with_updates_by_pk(|row| &row.task_id);
+        diff.lease_sweep = cache
+            .apply_diff_to_table::<LeaseSweep>("lease_sweep", &self.lease_sweep)
+            .with_updates_by_pk(|row| &row.scheduled_id);
         diff.limb = cache
             .apply_diff_to_table::<Limb>("limb", &self.limb)
             .with_updates_by_pk(|row| &row.id);
+        diff.member = cache
+            .apply_diff_to_table::<Member>("member", &self.member)
+            .with_updates_by_pk(|row| &row.identity);
         diff.task = cache
             .apply_diff_to_table::<Task>("task", &self.task)
             .with_updates_by_pk(|row| &row.id);
         diff.task_result = cache
             .apply_diff_to_table::<TaskResult>("task_result", &self.task_result)
             .with_updates_by_pk(|row| &row.task_id);
+        diff.tenant = cache
+            .apply_diff_to_table::<Tenant>("tenant", &self.tenant)
+            .with_updates_by_pk(|row| &row.id);
 
         diff
     }
@@ -177,9 +340,14 @@ impl __sdk::DbUpdate for DbUpdate {
 #[allow(non_snake_case)]
 #[doc(hidden)]
 pub struct AppliedDiff<'r> {
+    invite: __sdk::TableAppliedDiff<'r, Invite>,
+    lease: __sdk::TableAppliedDiff<'r, Lease>,
+    lease_sweep: __sdk::TableAppliedDiff<'r, LeaseSweep>,
     limb: __sdk::TableAppliedDiff<'r, Limb>,
+    member: __sdk::TableAppliedDiff<'r, Member>,
     task: __sdk::TableAppliedDiff<'r, Task>,
     task_result: __sdk::TableAppliedDiff<'r, TaskResult>,
+    tenant: __sdk::TableAppliedDiff<'r, Tenant>,
 }
 
 impl __sdk::InModule for AppliedDiff<'_> {
@@ -192,9 +360,14 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         event: &EventContext,
         callbacks: &mut __sdk::DbCallbacks<RemoteModule>,
     ) {
+        callbacks.invoke_table_row_callbacks::<Invite>("invite", &self.invite, event);
+        callbacks.invoke_table_row_callbacks::<Lease>("lease", &self.lease, event);
+        callbacks.invoke_table_row_callbacks::<LeaseSweep>("lease_sweep", &self.lease_sweep, event);
         callbacks.invoke_table_row_callbacks::<Limb>("limb", &self.limb, event);
+        callbacks.invoke_table_row_callbacks::<Member>("member", &self.member, event);
         callbacks.invoke_table_row_callbacks::<Task>("task", &self.task, event);
         callbacks.invoke_table_row_callbacks::<TaskResult>("task_result", &self.task_result, event);
+        callbacks.invoke_table_row_callbacks::<Tenant>("tenant", &self.tenant, event);
     }
 }
 
@@ -770,8 +943,13 @@ impl __sdk::SpacetimeModule for RemoteModule {
     type SubscriptionHandle = SubscriptionHandle;
 
     fn register_tables(client_cache: &mut __sdk::ClientCache<Self>) {
+        invite_table::register_table(client_cache);
+        lease_table::register_table(client_cache);
+        lease_sweep_table::register_table(client_cache);
         limb_table::register_table(client_cache);
+        member_table::register_table(client_cache);
         task_table::register_table(client_cache);
         task_result_table::register_table(client_cache);
+        tenant_table::register_table(client_cache);
     }
 }

@@ -10,11 +10,15 @@ use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 #[sats(crate = __lib)]
 pub(super) struct RegisterLimbArgs {
     pub name: String,
+    pub lease_secs: u32,
 }
 
 impl From<RegisterLimbArgs> for super::Reducer {
     fn from(args: RegisterLimbArgs) -> Self {
-        Self::RegisterLimb { name: args.name }
+        Self::RegisterLimb {
+            name: args.name,
+            lease_secs: args.lease_secs,
+        }
     }
 }
 
@@ -34,7 +38,7 @@ pub trait register_limb {
     /// This method returns immediately, and errors only if we are unable to send the request.
     /// The reducer will run asynchronously in the future,
     ///  and its status can be observed by listening for [`Self::on_register_limb`] callbacks.
-    fn register_limb(&self, name: String) -> __sdk::Result<()>;
+    fn register_limb(&self, name: String, lease_secs: u32) -> __sdk::Result<()>;
     /// Register a callback to run whenever we are notified of an invocation of the reducer `register_limb`.
     ///
     /// Callbacks should inspect the [`__sdk::ReducerEvent`] contained in the [`super::ReducerEventContext`]
@@ -44,7 +48,7 @@ pub trait register_limb {
     /// to cancel the callback.
     fn on_register_limb(
         &self,
-        callback: impl FnMut(&super::ReducerEventContext, &String) + Send + 'static,
+        callback: impl FnMut(&super::ReducerEventContext, &String, &u32) + Send + 'static,
     ) -> RegisterLimbCallbackId;
     /// Cancel a callback previously registered by [`Self::on_register_limb`],
     /// causing it not to run in the future.
@@ -52,13 +56,13 @@ pub trait register_limb {
 }
 
 impl register_limb for super::RemoteReducers {
-    fn register_limb(&self, name: String) -> __sdk::Result<()> {
+    fn register_limb(&self, name: String, lease_secs: u32) -> __sdk::Result<()> {
         self.imp
-            .call_reducer("register_limb", RegisterLimbArgs { name })
+            .call_reducer("register_limb", RegisterLimbArgs { name, lease_secs })
     }
     fn on_register_limb(
         &self,
-        mut callback: impl FnMut(&super::ReducerEventContext, &String) + Send + 'static,
+        mut callback: impl FnMut(&super::ReducerEventContext, &String, &u32) + Send + 'static,
     ) -> RegisterLimbCallbackId {
         RegisterLimbCallbackId(self.imp.on_reducer(
             "register_limb",
@@ -66,7 +70,7 @@ impl register_limb for super::RemoteReducers {
                 let super::ReducerEventContext {
                     event:
                         __sdk::ReducerEvent {
-                            reducer: super::Reducer::RegisterLimb { name },
+                            reducer: super::Reducer::RegisterLimb { name, lease_secs },
                             ..
                         },
                     ..
@@ -74,7 +78,7 @@ impl register_limb for super::RemoteReducers {
                 else {
                     unreachable!()
                 };
-                callback(ctx, name)
+                callback(ctx, name, lease_secs)
             }),
         ))
     }

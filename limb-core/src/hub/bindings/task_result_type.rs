@@ -10,7 +10,7 @@ use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 #[sats(crate = __lib)]
 pub struct TaskResult {
     pub task_id: u64,
-    pub tenant: __sdk::Identity,
+    pub tenant_id: u64,
     pub limb_id: u64,
     pub summary: String,
     pub finished_at: __sdk::Timestamp,

@@ -12,10 +12,14 @@ use super::task_state_type::TaskState;
 #[sats(crate = __lib)]
 pub struct Task {
     pub id: u64,
-    pub tenant: __sdk::Identity,
+    pub tenant_id: u64,
+    pub submitted_by: __sdk::Identity,
     pub payload: String,
     pub state: TaskState,
     pub claimed_by: Option<u64>,
+    pub lease_until: Option<__sdk::Timestamp>,
+    pub attempts: u32,
+    pub reason: String,
     pub created_at: __sdk::Timestamp,
     pub updated_at: __sdk::Timestamp,
 }

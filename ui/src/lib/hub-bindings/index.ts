@@ -34,35 +34,100 @@ import {
 } from "@clockworklabs/spacetimedb-sdk";
 
 // Import and reexport all reducer arg types
+import { CancelTask } from "./cancel_task_reducer.ts";
+export { CancelTask };
 import { ClaimTask } from "./claim_task_reducer.ts";
 export { ClaimTask };
 import { CompleteTask } from "./complete_task_reducer.ts";
 export { CompleteTask };
+import { CreateInvite } from "./create_invite_reducer.ts";
+export { CreateInvite };
+import { CreateTenant } from "./create_tenant_reducer.ts";
+export { CreateTenant };
+import { ExpireLeases } from "./expire_leases_reducer.ts";
+export { ExpireLeases };
+import { FailTask } from "./fail_task_reducer.ts";
+export { FailTask };
+import { Heartbeat } from "./heartbeat_reducer.ts";
+export { Heartbeat };
+import { JoinTenant } from "./join_tenant_reducer.ts";
+export { JoinTenant };
 import { RegisterLimb } from "./register_limb_reducer.ts";
 export { RegisterLimb };
+import { ReleaseTask } from "./release_task_reducer.ts";
+export { ReleaseTask };
 import { SubmitTask } from "./submit_task_reducer.ts";
 export { SubmitTask };
 
 // Import and reexport all table handle types
+import { InviteTableHandle } from "./invite_table.ts";
+export { InviteTableHandle };
+import { LeaseTableHandle } from "./lease_table.ts";
+export { LeaseTableHandle };
+import { LeaseSweepTableHandle } from "./lease_sweep_table.ts";
+export { LeaseSweepTableHandle };
 import { LimbTableHandle } from "./limb_table.ts";
 export { LimbTableHandle };
+import { MemberTableHandle } from "./member_table.ts";
+export { MemberTableHandle };
 import { TaskTableHandle } from "./task_table.ts";
 export { TaskTableHandle };
 import { TaskResultTableHandle } from "./task_result_table.ts";
 export { TaskResultTableHandle };
+import { TenantTableHandle } from "./tenant_table.ts";
+export { TenantTableHandle };
 
 // Import and reexport all types
+import { Invite } from "./invite_type.ts";
+export { Invite };
+import { Lease } from "./lease_type.ts";
+export { Lease };
+import { LeaseSweep } from "./lease_sweep_type.ts";
+export { LeaseSweep };
 import { Limb } from "./limb_type.ts";
 export { Limb };
+import { Member } from "./member_type.ts";
+export { Member };
+import { Role } from "./role_type.ts";
+export { Role };
 import { Task } from "./task_type.ts";
 export { Task };
 import { TaskResult } from "./task_result_type.ts";
 export { TaskResult };
 import { TaskState } from "./task_state_type.ts";
 export { TaskState };
+import { Tenant } from "./tenant_type.ts";
+export { Tenant };
 
 const REMOTE_MODULE = {
   tables: {
+    invite: {
+      tableName: "invite",
+      rowType: Invite.getTypeScriptAlgebraicType(),
+      primaryKey: "code",
+      primaryKeyInfo: {
+        colName: "code",
+        colType: Invite.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    lease: {
+      tableName: "lease",
+      rowType: Lease.getTypeScriptAlgebraicType(),
+      primaryKey: "taskId",
+      primaryKeyInfo: {
+        colName: "taskId",
+        colType: Lease.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    lease_sweep: {
+      tableName: "lease_sweep",
+      rowType: LeaseSweep.getTypeScriptAlgebraicType(),
+      primaryKey: "scheduledId",
+      primaryKeyInfo: {
+        colName: "scheduledId",
+        colType: LeaseSweep.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
     limb: {
       tableName: "limb",
       rowType: Limb.getTypeScriptAlgebraicType(),
@@ -70,6 +135,15 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "id",
         colType: Limb.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    member: {
+      tableName: "member",
+      rowType: Member.getTypeScriptAlgebraicType(),
+      primaryKey: "identity",
+      primaryKeyInfo: {
+        colName: "identity",
+        colType: Member.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     task: {
@@ -90,8 +164,21 @@ const REMOTE_MODULE = {
         colType: TaskResult.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
+    tenant: {
+      tableName: "tenant",
+      rowType: Tenant.getTypeScriptAlgebraicType(),
+      primaryKey: "id",
+      primaryKeyInfo: {
+        colName: "id",
+        colType: Tenant.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
   },
   reducers: {
+    cancel_task: {
+      reducerName: "cancel_task",
+      argsType: CancelTask.getTypeScriptAlgebraicType(),
+    },
     claim_task: {
       reducerName: "claim_task",
       argsType: ClaimTask.getTypeScriptAlgebraicType(),
@@ -100,9 +187,37 @@ const REMOTE_MODULE = {
       reducerName: "complete_task",
       argsType: CompleteTask.getTypeScriptAlgebraicType(),
     },
+    create_invite: {
+      reducerName: "create_invite",
+      argsType: CreateInvite.getTypeScriptAlgebraicType(),
+    },
+    create_tenant: {
+      reducerName: "create_tenant",
+      argsType: CreateTenant.getTypeScriptAlgebraicType(),
+    },
+    expire_leases: {
+      reducerName: "expire_leases",
+      argsType: ExpireLeases.getTypeScriptAlgebraicType(),
+    },
+    fail_task: {
+      reducerName: "fail_task",
+      argsType: FailTask.getTypeScriptAlgebraicType(),
+    },
+    heartbeat: {
+      reducerName: "heartbeat",
+      argsType: Heartbeat.getTypeScriptAlgebraicType(),
+    },
+    join_tenant: {
+      reducerName: "join_tenant",
+      argsType: JoinTenant.getTypeScriptAlgebraicType(),
+    },
     register_limb: {
       reducerName: "register_limb",
       argsType: RegisterLimb.getTypeScriptAlgebraicType(),
+    },
+    release_task: {
+      reducerName: "release_task",
+      argsType: ReleaseTask.getTypeScriptAlgebraicType(),
     },
     submit_task: {
       reducerName: "submit_task",
@@ -138,14 +253,38 @@ const REMOTE_MODULE = {
 
 // A type representing all the possible variants of a reducer.
 export type Reducer = never
+| { name: "CancelTask", args: CancelTask }
 | { name: "ClaimTask", args: ClaimTask }
 | { name: "CompleteTask", args: CompleteTask }
+| { name: "CreateInvite", args: CreateInvite }
+| { name: "CreateTenant", args: CreateTenant }
+| { name: "ExpireLeases", args: ExpireLeases }
+| { name: "FailTask", args: FailTask }
+| { name: "Heartbeat", args: Heartbeat }
+| { name: "JoinTenant", args: JoinTenant }
 | { name: "RegisterLimb", args: RegisterLimb }
+| { name: "ReleaseTask", args: ReleaseTask }
 | { name: "SubmitTask", args: SubmitTask }
 ;
 
 export class RemoteReducers {
   constructor(private connection: DbConnectionImpl, private setCallReducerFlags: SetReducerFlags) {}
+
+  cancelTask(taskId: bigint) {
+    const __args = { taskId };
+    let __writer = new BinaryWriter(1024);
+    CancelTask.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("cancel_task", __argsBuffer, this.setCallReducerFlags.cancelTaskFlags);
+  }
+
+  onCancelTask(callback: (ctx: ReducerEventContext, taskId: bigint) => void) {
+    this.connection.onReducer("cancel_task", callback);
+  }
+
+  removeOnCancelTask(callback: (ctx: ReducerEventContext, taskId: bigint) => void) {
+    this.connection.offReducer("cancel_task", callback);
+  }
 
   claimTask(taskId: bigint, limbId: bigint) {
     const __args = { taskId, limbId };
@@ -179,20 +318,132 @@ export class RemoteReducers {
     this.connection.offReducer("complete_task", callback);
   }
 
-  registerLimb(name: string) {
+  createInvite(uses: number, ttlSecs: number) {
+    const __args = { uses, ttlSecs };
+    let __writer = new BinaryWriter(1024);
+    CreateInvite.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("create_invite", __argsBuffer, this.setCallReducerFlags.createInviteFlags);
+  }
+
+  onCreateInvite(callback: (ctx: ReducerEventContext, uses: number, ttlSecs: number) => void) {
+    this.connection.onReducer("create_invite", callback);
+  }
+
+  removeOnCreateInvite(callback: (ctx: ReducerEventContext, uses: number, ttlSecs: number) => void) {
+    this.connection.offReducer("create_invite", callback);
+  }
+
+  createTenant(name: string) {
     const __args = { name };
+    let __writer = new BinaryWriter(1024);
+    CreateTenant.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("create_tenant", __argsBuffer, this.setCallReducerFlags.createTenantFlags);
+  }
+
+  onCreateTenant(callback: (ctx: ReducerEventContext, name: string) => void) {
+    this.connection.onReducer("create_tenant", callback);
+  }
+
+  removeOnCreateTenant(callback: (ctx: ReducerEventContext, name: string) => void) {
+    this.connection.offReducer("create_tenant", callback);
+  }
+
+  expireLeases(sweep: LeaseSweep) {
+    const __args = { sweep };
+    let __writer = new BinaryWriter(1024);
+    ExpireLeases.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("expire_leases", __argsBuffer, this.setCallReducerFlags.expireLeasesFlags);
+  }
+
+  onExpireLeases(callback: (ctx: ReducerEventContext, sweep: LeaseSweep) => void) {
+    this.connection.onReducer("expire_leases", callback);
+  }
+
+  removeOnExpireLeases(callback: (ctx: ReducerEventContext, sweep: LeaseSweep) => void) {
+    this.connection.offReducer("expire_leases", callback);
+  }
+
+  failTask(taskId: bigint, limbId: bigint, reason: string) {
+    const __args = { taskId, limbId, reason };
+    let __writer = new BinaryWriter(1024);
+    FailTask.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("fail_task", __argsBuffer, this.setCallReducerFlags.failTaskFlags);
+  }
+
+  onFailTask(callback: (ctx: ReducerEventContext, taskId: bigint, limbId: bigint, reason: string) => void) {
+    this.connection.onReducer("fail_task", callback);
+  }
+
+  removeOnFailTask(callback: (ctx: ReducerEventContext, taskId: bigint, limbId: bigint, reason: string) => void) {
+    this.connection.offReducer("fail_task", callback);
+  }
+
+  heartbeat(limbId: bigint) {
+    const __args = { limbId };
+    let __writer = new BinaryWriter(1024);
+    Heartbeat.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("heartbeat", __argsBuffer, this.setCallReducerFlags.heartbeatFlags);
+  }
+
+  onHeartbeat(callback: (ctx: ReducerEventContext, limbId: bigint) => void) {
+    this.connection.onReducer("heartbeat", callback);
+  }
+
+  removeOnHeartbeat(callback: (ctx: ReducerEventContext, limbId: bigint) => void) {
+    this.connection.offReducer("heartbeat", callback);
+  }
+
+  joinTenant(code: string) {
+    const __args = { code };
+    let __writer = new BinaryWriter(1024);
+    JoinTenant.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("join_tenant", __argsBuffer, this.setCallReducerFlags.joinTenantFlags);
+  }
+
+  onJoinTenant(callback: (ctx: ReducerEventContext, code: string) => void) {
+    this.connection.onReducer("join_tenant", callback);
+  }
+
+  removeOnJoinTenant(callback: (ctx: ReducerEventContext, code: string) => void) {
+    this.connection.offReducer("join_tenant", callback);
+  }
+
+  registerLimb(name: string, leaseSecs: number) {
+    const __args = { name, leaseSecs };
     let __writer = new BinaryWriter(1024);
     RegisterLimb.getTypeScriptAlgebraicType().serialize(__writer, __args);
     let __argsBuffer = __writer.getBuffer();
     this.connection.callReducer("register_limb", __argsBuffer, this.setCallReducerFlags.registerLimbFlags);
   }
 
-  onRegisterLimb(callback: (ctx: ReducerEventContext, name: string) => void) {
+  onRegisterLimb(callback: (ctx: ReducerEventContext, name: string, leaseSecs: number) => void) {
     this.connection.onReducer("register_limb", callback);
   }
 
-  removeOnRegisterLimb(callback: (ctx: ReducerEventContext, name: string) => void) {
+  removeOnRegisterLimb(callback: (ctx: ReducerEventContext, name: string, leaseSecs: number) => void) {
     this.connection.offReducer("register_limb", callback);
+  }
+
+  releaseTask(taskId: bigint, limbId: bigint) {
+    const __args = { taskId, limbId };
+    let __writer = new BinaryWriter(1024);
+    ReleaseTask.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("release_task", __argsBuffer, this.setCallReducerFlags.releaseTaskFlags);
+  }
+
+  onReleaseTask(callback: (ctx: ReducerEventContext, taskId: bigint, limbId: bigint) => void) {
+    this.connection.onReducer("release_task", callback);
+  }
+
+  removeOnReleaseTask(callback: (ctx: ReducerEventContext, taskId: bigint, limbId: bigint) => void) {
+    this.connection.offReducer("release_task", callback);
   }
 
   submitTask(payload: string) {
@@ -214,6 +465,11 @@ export class RemoteReducers {
 }
 
 export class SetReducerFlags {
+  cancelTaskFlags: CallReducerFlags = 'FullUpdate';
+  cancelTask(flags: CallReducerFlags) {
+    this.cancelTaskFlags = flags;
+  }
+
   claimTaskFlags: CallReducerFlags = 'FullUpdate';
   claimTask(flags: CallReducerFlags) {
     this.claimTaskFlags = flags;
@@ -224,9 +480,44 @@ export class SetReducerFlags {
     this.completeTaskFlags = flags;
   }
 
+  createInviteFlags: CallReducerFlags = 'FullUpdate';
+  createInvite(flags: CallReducerFlags) {
+    this.createInviteFlags = flags;
+  }
+
+  createTenantFlags: CallReducerFlags = 'FullUpdate';
+  createTenant(flags: CallReducerFlags) {
+    this.createTenantFlags = flags;
+  }
+
+  expireLeasesFlags: CallReducerFlags = 'FullUpdate';
+  expireLeases(flags: CallReducerFlags) {
+    this.expireLeasesFlags = flags;
+  }
+
+  failTaskFlags: CallReducerFlags = 'FullUpdate';
+  failTask(flags: CallReducerFlags) {
+    this.failTaskFlags = flags;
+  }
+
+  heartbeatFlags: CallReducerFlags = 'FullUpdate';
+  heartbeat(flags: CallReducerFlags) {
+    this.heartbeatFlags = flags;
+  }
+
+  joinTenantFlags: CallReducerFlags = 'FullUpdate';
+  joinTenant(flags: CallReducerFlags) {
+    this.joinTenantFlags = flags;
+  }
+
   registerLimbFlags: CallReducerFlags = 'FullUpdate';
   registerLimb(flags: CallReducerFlags) {
     this.registerLimbFlags = flags;
+  }
+
+  releaseTaskFlags: CallReducerFlags = 'FullUpdate';
+  releaseTask(flags: CallReducerFlags) {
+    this.releaseTaskFlags = flags;
   }
 
   submitTaskFlags: CallReducerFlags = 'FullUpdate';
@@ -239,8 +530,24 @@ export class SetReducerFlags {
 export class RemoteTables {
   constructor(private connection: DbConnectionImpl) {}
 
+  get invite(): InviteTableHandle {
+    return new InviteTableHandle(this.connection.clientCache.getOrCreateTable<Invite>(REMOTE_MODULE.tables.invite));
+  }
+
+  get lease(): LeaseTableHandle {
+    return new LeaseTableHandle(this.connection.clientCache.getOrCreateTable<Lease>(REMOTE_MODULE.tables.lease));
+  }
+
+  get leaseSweep(): LeaseSweepTableHandle {
+    return new LeaseSweepTableHandle(this.connection.clientCache.getOrCreateTable<LeaseSweep>(REMOTE_MODULE.tables.lease_sweep));
+  }
+
   get limb(): LimbTableHandle {
     return new LimbTableHandle(this.connection.clientCache.getOrCreateTable<Limb>(REMOTE_MODULE.tables.limb));
+  }
+
+  get member(): MemberTableHandle {
+    return new MemberTableHandle(this.connection.clientCache.getOrCreateTable<Member>(REMOTE_MODULE.tables.member));
   }
 
   get task(): TaskTableHandle {
@@ -249,6 +556,10 @@ export class RemoteTables {
 
   get taskResult(): TaskResultTableHandle {
     return new TaskResultTableHandle(this.connection.clientCache.getOrCreateTable<TaskResult>(REMOTE_MODULE.tables.task_result));
+  }
+
+  get tenant(): TenantTableHandle {
+    return new TenantTableHandle(this.connection.clientCache.getOrCreateTable<Tenant>(REMOTE_MODULE.tables.tenant));
   }
 }
 

@@ -81,6 +81,28 @@ export class LimbTableHandle {
       }
     },
   };
+  /**
+   * Access to the `identity` unique index on the table `limb`,
+   * which allows point queries on the field of the same name
+   * via the [`LimbIdentityUnique.find`] method.
+   *
+   * Users are encouraged not to explicitly reference this type,
+   * but to directly chain method calls,
+   * like `ctx.db.limb.identity().find(...)`.
+   *
+   * Get a handle on the `identity` unique index on the table `limb`.
+   */
+  identity = {
+    // Find the subscribed row whose `identity` column value is equal to `col_val`,
+    // if such a row is present in the client cache.
+    find: (col_val: Identity): Limb | undefined => {
+      for (let row of this.tableCache.iter()) {
+        if (deepEqual(row.identity, col_val)) {
+          return row;
+        }
+      }
+    },
+  };
 
   onInsert = (cb: (ctx: EventContext, row: Limb) => void) => {
     return this.tableCache.onInsert(cb);

@@ -34,8 +34,10 @@ import {
 } from "@clockworklabs/spacetimedb-sdk";
 export type Limb = {
   id: bigint,
-  tenant: Identity,
+  tenantId: bigint,
+  identity: Identity,
   name: string,
+  leaseSecs: number,
   lastSeen: Timestamp,
 };
 
@@ -50,8 +52,10 @@ export namespace Limb {
   export function getTypeScriptAlgebraicType(): AlgebraicType {
     return AlgebraicType.createProductType([
       new ProductTypeElement("id", AlgebraicType.createU64Type()),
-      new ProductTypeElement("tenant", AlgebraicType.createIdentityType()),
+      new ProductTypeElement("tenantId", AlgebraicType.createU64Type()),
+      new ProductTypeElement("identity", AlgebraicType.createIdentityType()),
       new ProductTypeElement("name", AlgebraicType.createStringType()),
+      new ProductTypeElement("leaseSecs", AlgebraicType.createU32Type()),
       new ProductTypeElement("lastSeen", AlgebraicType.createTimestampType()),
     ]);
   }

@@ -35,6 +35,7 @@ import {
 
 export type RegisterLimb = {
   name: string,
+  leaseSecs: number,
 };
 
 /**
@@ -48,6 +49,7 @@ export namespace RegisterLimb {
   export function getTypeScriptAlgebraicType(): AlgebraicType {
     return AlgebraicType.createProductType([
       new ProductTypeElement("name", AlgebraicType.createStringType()),
+      new ProductTypeElement("leaseSecs", AlgebraicType.createU32Type()),
     ]);
   }
 

@@ -34,7 +34,7 @@ import {
 } from "@clockworklabs/spacetimedb-sdk";
 export type TaskResult = {
   taskId: bigint,
-  tenant: Identity,
+  tenantId: bigint,
   limbId: bigint,
   summary: string,
   finishedAt: Timestamp,
@@ -51,7 +51,7 @@ export namespace TaskResult {
   export function getTypeScriptAlgebraicType(): AlgebraicType {
     return AlgebraicType.createProductType([
       new ProductTypeElement("taskId", AlgebraicType.createU64Type()),
-      new ProductTypeElement("tenant", AlgebraicType.createIdentityType()),
+      new ProductTypeElement("tenantId", AlgebraicType.createU64Type()),
       new ProductTypeElement("limbId", AlgebraicType.createU64Type()),
       new ProductTypeElement("summary", AlgebraicType.createStringType()),
       new ProductTypeElement("finishedAt", AlgebraicType.createTimestampType()),

@@ -36,10 +36,14 @@ import { TaskState as __TaskState } from "./task_state_type";
 
 export type Task = {
   id: bigint,
-  tenant: Identity,
+  tenantId: bigint,
+  submittedBy: Identity,
   payload: string,
   state: __TaskState,
   claimedBy: bigint | undefined,
+  leaseUntil: Timestamp | undefined,
+  attempts: number,
+  reason: string,
   createdAt: Timestamp,
   updatedAt: Timestamp,
 };
@@ -55,10 +59,14 @@ export namespace Task {
   export function getTypeScriptAlgebraicType(): AlgebraicType {
     return AlgebraicType.createProductType([
       new ProductTypeElement("id", AlgebraicType.createU64Type()),
-      new ProductTypeElement("tenant", AlgebraicType.createIdentityType()),
+      new ProductTypeElement("tenantId", AlgebraicType.createU64Type()),
+      new ProductTypeElement("submittedBy", AlgebraicType.createIdentityType()),
       new ProductTypeElement("payload", AlgebraicType.createStringType()),
       new ProductTypeElement("state", __TaskState.getTypeScriptAlgebraicType()),
       new ProductTypeElement("claimedBy", AlgebraicType.createOptionType(AlgebraicType.createU64Type())),
+      new ProductTypeElement("leaseUntil", AlgebraicType.createOptionType(AlgebraicType.createTimestampType())),
+      new ProductTypeElement("attempts", AlgebraicType.createU32Type()),
+      new ProductTypeElement("reason", AlgebraicType.createStringType()),
       new ProductTypeElement("createdAt", AlgebraicType.createTimestampType()),
       new ProductTypeElement("updatedAt", AlgebraicType.createTimestampType()),
     ]);
