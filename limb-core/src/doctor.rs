@@ -56,7 +56,7 @@ async fn check_hub(parts: &Parts, dir: &Path) -> Result<String, String> {
     http.publish("heiwa", &parts.hub_wasm, &owner.token).await.map_err(|e| e.to_string())?;
     let uri = server.ws_url();
     let token = owner.token.clone();
-    let connected = tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(token)))
+    let connected = tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(token), |_| {}))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;

@@ -1,14 +1,41 @@
 //! `heiwa`: the headless limb. Thin glue over `limb_core`.
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use limb_core::hub::{run_limb, EchoExecutor, HubHttp, HubServer, HubServerConfig, LimbEvent, LimbOptions};
 use limb_core::{config, doctor, LimbInfo};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "heiwa", version, about = "A limb of the Heiwa agent mesh")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Args, Clone)]
+struct HubArgs {
+    /// The hub's HTTP address.
+    #[arg(long, env = "HEIWA_HUB", default_value = "http://127.0.0.1:3000")]
+    hub: String,
+    /// The hub's database name.
+    #[arg(long, env = "HEIWA_DATABASE", default_value = "heiwa")]
+    database: String,
+    /// This client's identity token (created on first use, kept private).
+    #[arg(long, env = "HEIWA_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+}
+
+impl HubArgs {
+    fn token_file(&self, default_name: &str) -> PathBuf {
+        self.token_file.clone().unwrap_or_else(|| config::data_dir().join(default_name))
+    }
+
+    fn ws_uri(&self) -> String {
+        self.hub.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1)
+    }
 }
 
 #[derive(Subcommand)]
@@ -21,6 +48,138 @@ enum Command {
     },
     /// Show this limb's version, data directory and configured parts.
     Status,
+    /// Run a local hub.
+    #[command(subcommand)]
+    Hub(HubCommand),
+    /// Create a tenant owned by this client's identity.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Submit and inspect tasks.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Run this machine as a limb.
+    #[command(subcommand)]
+    Limb(LimbCommand),
+}
+
+#[derive(Subcommand)]
+enum HubCommand {
+    /// Start a SpacetimeDB server on loopback, publish hub-module, serve until Ctrl-C.
+    Up {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: std::net::SocketAddr,
+        #[arg(long, env = "HEIWA_DATABASE", default_value = "heiwa")]
+        database: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    Create {
+        name: String,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+    /// Create an invite code a new limb joins with.
+    Invite {
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u32,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum TaskCommand {
+    Submit {
+        payload: String,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+    List {
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+    Show {
+        id: u64,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+    Cancel {
+        id: u64,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum LimbCommand {
+    /// Claim and answer this tenant's tasks until Ctrl-C (releases what it holds on exit).
+    Run {
+        #[arg(long, env = "HEIWA_INVITE")]
+        invite: Option<String>,
+        #[arg(long, default_value = "limb")]
+        name: String,
+        #[arg(long, default_value_t = 30)]
+        lease_secs: u32,
+        #[arg(long, default_value_t = 2)]
+        max_in_flight: usize,
+        /// How long the stand-in executor works on each task.
+        #[arg(long, default_value_t = 0)]
+        work_ms: u64,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+}
+
+/// This client's token, created through the hub's HTTP API on first use.
+async fn client_token(http: &HubHttp, path: &Path) -> anyhow::Result<String> {
+    if let Ok(token) = std::fs::read_to_string(path) {
+        return Ok(token.trim().to_string());
+    }
+    let identity = http.new_identity().await?;
+    write_private(path, &identity.token)?;
+    Ok(identity.token)
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
+async fn hub_client(args: &HubArgs) -> anyhow::Result<(HubHttp, String)> {
+    let http = HubHttp::new(args.hub.trim_end_matches('/'));
+    let token = client_token(&http, &args.token_file("identity.token")).await?;
+    Ok((http, token))
+}
+
+/// SpacetimeDB's JSON writes a sum type as `[variant index, value]`.
+fn state_name(state: &serde_json::Value) -> &'static str {
+    ["pending", "claimed", "done", "failed", "cancelled"].get(state[0].as_u64().unwrap_or(99) as usize).copied().unwrap_or("?")
+}
+
+/// `Option` is the sum `some(x) | none`: `[0, x]` or `[1, []]`.
+fn option(value: &serde_json::Value) -> Option<&serde_json::Value> {
+    (value[0] == 0).then(|| &value[1])
+}
+
+fn rows(reply: &serde_json::Value) -> Vec<serde_json::Value> {
+    reply[0]["rows"].as_array().cloned().unwrap_or_default()
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 #[tokio::main]
@@ -46,6 +205,102 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(ok, "some parts failed; see above");
         }
         Command::Status => println!("{}", serde_json::to_string_pretty(&LimbInfo::gather())?),
+        Command::Hub(HubCommand::Up { listen, database }) => {
+            let parts = config::Parts::from_env()?;
+            let dir = config::data_dir().join("hub");
+            let config = HubServerConfig { binary: parts.spacetimedb_bin, data_dir: dir.join("server"), listen };
+            let server = HubServer::start(&config)?;
+            let http = HubHttp::new(server.http_url());
+            // The database owner's token is kept so later runs update the same database.
+            let owner = client_token(&http, &dir.join("owner.token")).await?;
+            http.publish(&database, &parts.hub_wasm, &owner).await?;
+            println!("hub up: {} (database {database}); Ctrl-C stops it", server.http_url());
+            shutdown_signal().await;
+            server.stop();
+        }
+        Command::Tenant(TenantCommand::Create { name, hub }) => {
+            let (http, token) = hub_client(&hub).await?;
+            http.call(&hub.database, "create_tenant", json!([name]), &token).await?;
+            println!("tenant {name} created; `heiwa tenant invite` makes a code for a limb");
+        }
+        Command::Tenant(TenantCommand::Invite { uses, ttl_secs, hub }) => {
+            let (http, token) = hub_client(&hub).await?;
+            let before = rows(&http.sql(&hub.database, "SELECT code FROM invite", &token).await?);
+            http.call(&hub.database, "create_invite", json!([uses, ttl_secs]), &token).await?;
+            let after = rows(&http.sql(&hub.database, "SELECT code FROM invite", &token).await?);
+            let code = after.into_iter().find(|row| !before.contains(row)).context("the new invite is not visible")?;
+            println!("{}", code[0].as_str().unwrap_or_default());
+        }
+        Command::Task(command) => task_command(command).await?,
+        Command::Limb(LimbCommand::Run { invite, name, lease_secs, max_in_flight, work_ms, hub }) => {
+            let options = LimbOptions {
+                uri: hub.ws_uri(),
+                database: hub.database.clone(),
+                token_file: hub.token_file("limb.token"),
+                invite,
+                name,
+                lease_secs,
+                max_in_flight,
+            };
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            });
+            let executor = Arc::new(EchoExecutor { work: std::time::Duration::from_millis(work_ms) });
+            let limb = tokio::spawn(run_limb(options, executor, stop_rx, events_tx));
+            // One line per event on stdout: what the limb is doing, for people and tests.
+            while let Some(event) = events.recv().await {
+                match event {
+                    LimbEvent::Ready { limb_id } => println!("ready limb={limb_id}"),
+                    LimbEvent::Claimed(id) => println!("claimed {id}"),
+                    LimbEvent::Executed(id) => println!("executed {id}"),
+                    LimbEvent::Completed(id) => println!("completed {id}"),
+                    LimbEvent::Failed(id, reason) => println!("failed {id}: {reason}"),
+                    LimbEvent::Lost(id) => println!("lost {id}"),
+                    LimbEvent::Released(id) => println!("released {id}"),
+                    LimbEvent::Disconnected(reason) => println!("disconnected: {reason}"),
+                    LimbEvent::Reconnected => println!("reconnected"),
+                }
+            }
+            limb.await??;
+        }
+    }
+    Ok(())
+}
+
+async fn task_command(command: TaskCommand) -> anyhow::Result<()> {
+    match command {
+        TaskCommand::Submit { payload, hub } => {
+            let (http, token) = hub_client(&hub).await?;
+            http.call(&hub.database, "submit_task", json!([payload]), &token).await?;
+            println!("submitted");
+        }
+        TaskCommand::List { hub } => {
+            let (http, token) = hub_client(&hub).await?;
+            let reply = http.sql(&hub.database, "SELECT id, state, claimed_by, attempts, payload FROM task", &token).await?;
+            println!("{:>6}  {:<9}  {:>5}  {:>8}  payload", "id", "state", "limb", "attempts");
+            for row in rows(&reply) {
+                let limb = option(&row[2]).map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+                let payload: String = row[4].as_str().unwrap_or_default().chars().take(60).collect();
+                println!("{:>6}  {:<9}  {:>5}  {:>8}  {payload}", row[0], state_name(&row[1]), limb, row[3]);
+            }
+        }
+        TaskCommand::Show { id, hub } => {
+            let (http, token) = hub_client(&hub).await?;
+            let task = rows(&http.sql(&hub.database, &format!("SELECT * FROM task WHERE id = {id}"), &token).await?);
+            if task.is_empty() {
+                bail!("no task {id} in your tenant");
+            }
+            let result = rows(&http.sql(&hub.database, &format!("SELECT * FROM task_result WHERE task_id = {id}"), &token).await?);
+            println!("{}", serde_json::to_string_pretty(&json!({ "task": task[0], "result": result.first() }))?);
+        }
+        TaskCommand::Cancel { id, hub } => {
+            let (http, token) = hub_client(&hub).await?;
+            http.call(&hub.database, "cancel_task", json!([id]), &token).await?;
+            println!("cancelled {id}");
+        }
     }
     Ok(())
 }

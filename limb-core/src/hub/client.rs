@@ -25,7 +25,13 @@ pub const TENANT_TABLES: [&str; 6] = [
 
 /// Connect, subscribe to the tables the limb needs, and return once the
 /// subscription is applied (the local cache then holds the tenant's rows).
-pub fn connect(uri: &str, database: &str, token: Option<String>) -> Result<Connected, HubError> {
+/// `on_disconnect` runs once, on the SDK's thread, when the connection ends.
+pub fn connect(
+    uri: &str,
+    database: &str,
+    token: Option<String>,
+    on_disconnect: impl FnOnce(Option<String>) + Send + 'static,
+) -> Result<Connected, HubError> {
     let (connected_tx, connected_rx) = mpsc::channel();
     let failed_tx = connected_tx.clone();
     let conn = DbConnection::builder()
@@ -38,6 +44,7 @@ pub fn connect(uri: &str, database: &str, token: Option<String>) -> Result<Conne
         .on_connect_error(move |_, error| {
             let _ = failed_tx.send(Err(HubError::Connect(error.to_string())));
         })
+        .on_disconnect(move |_, error| on_disconnect(error.map(|e| e.to_string())))
         .build()
         .map_err(|e| HubError::Connect(e.to_string()))?;
     conn.run_threaded();

@@ -19,6 +19,10 @@ impl HubHttp {
         HubHttp { base: base.into(), client: reqwest::Client::new() }
     }
 
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
     async fn send(&self, what: &str, request: reqwest::RequestBuilder) -> Result<String, HubError> {
         let url = format!("{} ({what})", self.base);
         let response = request.send().await.map_err(|source| HubError::Http { url: url.clone(), source })?;

@@ -6,10 +6,12 @@
 pub mod bindings;
 mod client;
 mod http;
+mod limb;
 mod server;
 
 pub use client::{connect, Connected};
 pub use http::{HubHttp, NewIdentity};
+pub use limb::{run_limb, EchoExecutor, Executor, LimbEvent, LimbOptions};
 pub use server::{HubServer, HubServerConfig};
 
 use std::path::PathBuf;

@@ -21,15 +21,22 @@ fn recv<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
     rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
+mod mesh;
+
 /// A local hub with hub-module published; returns the server and its HTTP API.
 async fn local_hub(parts: &Parts, dir: &std::path::Path) -> (HubServer, HubHttp) {
+    let (server, http, _) = local_hub_with_config(parts, dir).await;
+    (server, http)
+}
+
+async fn local_hub_with_config(parts: &Parts, dir: &std::path::Path) -> (HubServer, HubHttp, HubServerConfig) {
     let listen = format!("127.0.0.1:{}", free_loopback_port().unwrap()).parse().unwrap();
     let config = HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: dir.into(), listen };
     let server = HubServer::start(&config).expect("hub server starts");
     let http = HubHttp::new(server.http_url());
     let owner = http.new_identity().await.unwrap();
     http.publish("heiwa", &parts.hub_wasm, &owner.token).await.expect("hub-module publishes");
-    (server, http)
+    (server, http, config)
 }
 
 async fn call(http: &HubHttp, token: &str, reducer: &str, args: serde_json::Value) {
@@ -55,7 +62,7 @@ async fn hub_reducer_calls_arrive_through_the_subscription_and_other_tenants_see
 
     let uri = server.ws_url();
     let token = limb_identity.token.clone();
-    let a = tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(token))).await.unwrap().expect("limb connects");
+    let a = tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(token), |_| {})).await.unwrap().expect("limb connects");
     assert_eq!(a.identity.to_hex().to_string(), limb_identity.identity, "the token's identity is the connection's");
 
     let (task_tx, task_rx) = mpsc::channel();

@@ -1,0 +1,381 @@
+//! The limb's claim loop: push-driven by the subscription, a bounded number of
+//! tasks in flight, heartbeats while alive, reconnect with backoff and jitter,
+//! and reconciliation after a reconnect (the SDK does none of this for us).
+//!
+//! Invariants: a task is executed only after the hub committed our claim; a
+//! result is sent only while we believe we hold the task; after a reconnect,
+//! tasks the hub no longer shows as ours are dropped, and results not yet
+//! acknowledged are sent again once.
+
+use super::bindings::*;
+use super::{connect, Connected, HubError};
+use spacetimedb_sdk::{DbContext, Identity, Status, Table, TableWithPrimaryKey};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Turns a task's payload into a summary, or a failure reason.
+pub trait Executor: Send + Sync + 'static {
+    fn execute(&self, task_id: u64, payload: &str) -> Result<String, String>;
+}
+
+/// The executor used until the agent exists: answers with a short summary
+/// after `work` (a stand-in for real work, so tests can catch a limb mid-task).
+pub struct EchoExecutor {
+    pub work: Duration,
+}
+
+impl Executor for EchoExecutor {
+    fn execute(&self, task_id: u64, payload: &str) -> Result<String, String> {
+        std::thread::sleep(self.work);
+        Ok(format!("task {task_id}: received {} bytes", payload.len()))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LimbOptions {
+    pub uri: String,
+    pub database: String,
+    /// Where this limb's identity token is kept (created on first connect).
+    pub token_file: PathBuf,
+    /// An invite code, needed the first time only.
+    pub invite: Option<String>,
+    pub name: String,
+    pub lease_secs: u32,
+    pub max_in_flight: usize,
+}
+
+/// What the limb did, for logs and the UI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LimbEvent {
+    Ready { limb_id: u64 },
+    Claimed(u64),
+    Executed(u64),
+    Completed(u64),
+    Failed(u64, String),
+    /// The hub no longer shows us holding this task (lease expired while away).
+    Lost(u64),
+    Disconnected(String),
+    Reconnected,
+    Released(u64),
+}
+
+enum Msg {
+    Wake,
+    Claim { task_id: u64, ok: bool },
+    Executed { task_id: u64, outcome: Result<String, String> },
+    Acked { task_id: u64, ok: bool },
+    /// Connection number `generation` ended. Dropping a replaced connection
+    /// reports too, so only the current generation's report counts.
+    Disconnected { generation: u64, reason: Option<String> },
+}
+
+/// Work in progress, by task id.
+#[derive(Default)]
+struct InFlight {
+    claiming: HashSet<u64>,
+    running: HashSet<u64>,
+    /// Results sent and not yet acknowledged by the hub.
+    unacked: HashMap<u64, Result<String, String>>,
+    /// Results already re-sent once after a reconnect.
+    resent: HashSet<u64>,
+}
+
+impl InFlight {
+    fn busy(&self) -> usize {
+        self.claiming.len() + self.running.len()
+    }
+}
+
+fn load_token(path: &PathBuf) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+fn save_token(path: &PathBuf, token: &str) -> Result<(), HubError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(&tmp)?;
+    file.write_all(token.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(tmp, path)?;
+    Ok(())
+}
+
+/// Connect (blocking SDK calls off the async runtime) and wire every callback
+/// the loop needs into `tx`. Callbacks fire for our own identity's calls only.
+async fn connect_wired(options: &LimbOptions, generation: u64, tx: mpsc::UnboundedSender<Msg>) -> Result<Connected, HubError> {
+    let token = load_token(&options.token_file);
+    let (uri, database) = (options.uri.clone(), options.database.clone());
+    let on_gone = tx.clone();
+    let connected = tokio::task::spawn_blocking(move || {
+        connect(&uri, &database, token, move |reason| {
+            let _ = on_gone.send(Msg::Disconnected { generation, reason });
+        })
+    })
+    .await
+    .map_err(|e| HubError::Connect(e.to_string()))??;
+    save_token(&options.token_file, &connected.token)?;
+
+    let me = connected.identity;
+    let conn = &connected.conn;
+    let wake = tx.clone();
+    conn.db.task().on_insert(move |_, task| {
+        if task.state == TaskState::Pending {
+            let _ = wake.send(Msg::Wake);
+        }
+    });
+    let wake = tx.clone();
+    conn.db.task().on_update(move |_, _, task| {
+        if task.state == TaskState::Pending {
+            let _ = wake.send(Msg::Wake);
+        }
+    });
+    let claims = tx.clone();
+    conn.reducers.on_claim_task(move |ctx, task_id, _| {
+        if ctx.event.caller_identity == me {
+            let _ = claims.send(Msg::Claim { task_id: *task_id, ok: matches!(ctx.event.status, Status::Committed) });
+        }
+    });
+    let acks = tx.clone();
+    conn.reducers.on_complete_task(move |ctx, task_id, _, _| {
+        if ctx.event.caller_identity == me {
+            let _ = acks.send(Msg::Acked { task_id: *task_id, ok: matches!(ctx.event.status, Status::Committed) });
+        }
+    });
+    let acks = tx;
+    conn.reducers.on_fail_task(move |ctx, task_id, _, _| {
+        if ctx.event.caller_identity == me {
+            let _ = acks.send(Msg::Acked { task_id: *task_id, ok: matches!(ctx.event.status, Status::Committed) });
+        }
+    });
+    Ok(connected)
+}
+
+/// Wait until `probe` finds something in the cache (rows arrive asynchronously).
+async fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> Result<T, HubError> {
+    for _ in 0..200 {
+        if let Some(value) = probe() {
+            return Ok(value);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(HubError::Connect(format!("timed out waiting for {what}")))
+}
+
+/// Join the tenant if needed, register, and return this limb's id.
+async fn enrol(options: &LimbOptions, connected: &Connected) -> Result<u64, HubError> {
+    let conn = &connected.conn;
+    let me = connected.identity;
+    if conn.db.member().identity().find(&me).is_none() {
+        let code = options.invite.clone().ok_or_else(|| {
+            HubError::Connect("this limb has not joined a tenant yet: pass the invite code its owner created".into())
+        })?;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        conn.reducers.on_join_tenant(move |ctx, _| {
+            if ctx.event.caller_identity == me {
+                let _ = tx.send(match &ctx.event.status {
+                    Status::Committed => Ok(()),
+                    Status::Failed(message) => Err(message.to_string()),
+                    Status::OutOfEnergy => Err("out of energy".into()),
+                });
+            }
+        });
+        conn.reducers.join_tenant(code).map_err(|e| HubError::Connect(e.to_string()))?;
+        let joined = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.ok().flatten();
+        match joined {
+            Some(Ok(())) => {}
+            Some(Err(message)) => return Err(HubError::Refused { what: "join_tenant".into(), status: 530, body: message }),
+            None => return Err(HubError::Connect("no answer to join_tenant".into())),
+        }
+    }
+    conn.reducers
+        .register_limb(options.name.clone(), options.lease_secs)
+        .map_err(|e| HubError::Connect(e.to_string()))?;
+    wait_for("this limb's registration", || conn.db.limb().identity().find(&me).map(|limb| limb.id)).await
+}
+
+fn send_outcome(conn: &DbConnection, limb_id: u64, task_id: u64, outcome: &Result<String, String>) {
+    let sent = match outcome {
+        Ok(summary) => conn.reducers.complete_task(task_id, limb_id, summary.clone()),
+        Err(reason) => conn.reducers.fail_task(task_id, limb_id, reason.clone()),
+    };
+    if let Err(error) = sent {
+        tracing::warn!(%error, task_id, "sending a result; it will be re-sent after reconnecting");
+    }
+}
+
+fn claimed_by_me(conn: &DbConnection, task_id: u64, limb_id: u64) -> bool {
+    conn.db.task().id().find(&task_id).is_some_and(|t| t.state == TaskState::Claimed && t.claimed_by == Some(limb_id))
+}
+
+/// Run the limb until `shutdown` turns true. Held tasks are released on the way out.
+pub async fn run_limb(
+    options: LimbOptions,
+    executor: Arc<dyn Executor>,
+    mut shutdown: watch::Receiver<bool>,
+    events: mpsc::UnboundedSender<LimbEvent>,
+) -> Result<(), HubError> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut generation = 0;
+    let mut connected = connect_wired(&options, generation, tx.clone()).await?;
+    let limb_id = enrol(&options, &connected).await?;
+    let me: Identity = connected.identity;
+    let _ = events.send(LimbEvent::Ready { limb_id });
+    let max_in_flight = options.max_in_flight.max(1);
+    let mut work = InFlight::default();
+    let mut heartbeat = tokio::time::interval(Duration::from_millis(u64::from(options.lease_secs) * 1000 / 3));
+    let _ = tx.send(Msg::Wake);
+
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = heartbeat.tick() => {
+                let _ = connected.conn.reducers.heartbeat(limb_id);
+            }
+            Some(msg) = rx.recv() => match msg {
+                Msg::Wake => {}
+                Msg::Claim { task_id, ok } => {
+                    work.claiming.remove(&task_id);
+                    if ok {
+                        work.running.insert(task_id);
+                        let _ = events.send(LimbEvent::Claimed(task_id));
+                        let payload = connected.conn.db.task().id().find(&task_id).map(|t| t.payload).unwrap_or_default();
+                        let (executor, done) = (executor.clone(), tx.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let outcome = executor.execute(task_id, &payload);
+                            let _ = done.send(Msg::Executed { task_id, outcome });
+                        });
+                    }
+                }
+                Msg::Executed { task_id, outcome } => {
+                    if work.running.remove(&task_id) {
+                        let _ = events.send(LimbEvent::Executed(task_id));
+                        send_outcome(&connected.conn, limb_id, task_id, &outcome);
+                        work.unacked.insert(task_id, outcome);
+                    }
+                }
+                Msg::Acked { task_id, ok } => {
+                    if let Some(outcome) = work.unacked.remove(&task_id) {
+                        work.resent.remove(&task_id);
+                        let _ = events.send(match (ok, outcome) {
+                            (true, Ok(_)) => LimbEvent::Completed(task_id),
+                            (true, Err(reason)) => LimbEvent::Failed(task_id, reason),
+                            (false, _) => LimbEvent::Lost(task_id),
+                        });
+                    }
+                }
+                Msg::Disconnected { generation: ended, reason } if ended == generation => {
+                    let _ = events.send(LimbEvent::Disconnected(reason.unwrap_or_else(|| "closed".into())));
+                    generation += 1;
+                    connected = reconnect(&options, generation, &tx, &mut shutdown).await?;
+                    if connected.identity != me {
+                        return Err(HubError::Connect("the hub gave this limb a different identity".into()));
+                    }
+                    reconcile(&connected.conn, limb_id, &mut work, &tx, &events);
+                    let _ = events.send(LimbEvent::Reconnected);
+                }
+                Msg::Disconnected { .. } => {}
+            },
+        }
+        // Claim more while there is room: pick pending tasks from the local cache.
+        while work.busy() < max_in_flight {
+            let pending: Vec<u64> = connected
+                .conn
+                .db
+                .task()
+                .iter()
+                .filter(|t| t.state == TaskState::Pending && !work.claiming.contains(&t.id))
+                .map(|t| t.id)
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            // A random pick keeps racing limbs from all reaching for the same task.
+            let task_id = pending[fastrand::usize(..pending.len())];
+            if connected.conn.reducers.claim_task(task_id, limb_id).is_err() {
+                break; // the connection is going away; the disconnect message follows
+            }
+            work.claiming.insert(task_id);
+        }
+    }
+
+    for task_id in work.running.drain() {
+        if connected.conn.reducers.release_task(task_id, limb_id).is_ok() {
+            let _ = events.send(LimbEvent::Released(task_id));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await; // let the releases reach the hub
+    let _ = connected.conn.disconnect();
+    Ok(())
+}
+
+/// Reconnect with exponential backoff and jitter, until connected or shut down.
+async fn reconnect(
+    options: &LimbOptions,
+    generation: u64,
+    tx: &mpsc::UnboundedSender<Msg>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Connected, HubError> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let jittered = delay.mul_f64(0.5 + fastrand::f64());
+        tokio::select! {
+            _ = shutdown.changed() => return Err(HubError::Connect("shut down while reconnecting".into())),
+            _ = tokio::time::sleep(jittered) => {}
+        }
+        match connect_wired(options, generation, tx.clone()).await {
+            Ok(connected) => return Ok(connected),
+            Err(error) => tracing::info!(%error, "hub unreachable; retrying"),
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// After a reconnect, the fresh cache is the truth: drop what we lost, re-send
+/// unacknowledged results once, and run claims that committed unseen.
+fn reconcile(
+    conn: &DbConnection,
+    limb_id: u64,
+    work: &mut InFlight,
+    tx: &mpsc::UnboundedSender<Msg>,
+    events: &mpsc::UnboundedSender<LimbEvent>,
+) {
+    work.claiming.clear();
+    let lost: Vec<u64> = work.running.iter().copied().filter(|id| !claimed_by_me(conn, *id, limb_id)).collect();
+    for task_id in lost {
+        work.running.remove(&task_id);
+        let _ = events.send(LimbEvent::Lost(task_id));
+    }
+    let unacked: Vec<u64> = work.unacked.keys().copied().collect();
+    for task_id in unacked {
+        let done_by_me = conn.db.task_result().task_id().find(&task_id).is_some_and(|r| r.limb_id == limb_id);
+        if done_by_me {
+            let _ = tx.send(Msg::Acked { task_id, ok: true });
+        } else if claimed_by_me(conn, task_id, limb_id) && work.resent.insert(task_id) {
+            send_outcome(conn, limb_id, task_id, &work.unacked[&task_id]);
+        } else {
+            work.unacked.remove(&task_id);
+            let _ = events.send(LimbEvent::Lost(task_id));
+        }
+    }
+    // A claim that committed while we were away: we hold it, so run it.
+    let orphans: Vec<u64> = conn
+        .db
+        .task()
+        .iter()
+        .filter(|t| t.state == TaskState::Claimed && t.claimed_by == Some(limb_id))
+        .map(|t| t.id)
+        .filter(|id| !work.running.contains(id) && !work.unacked.contains_key(id))
+        .collect();
+    for task_id in orphans {
+        let _ = tx.send(Msg::Claim { task_id, ok: true });
+        work.claiming.insert(task_id);
+    }
+    let _ = tx.send(Msg::Wake);
+}

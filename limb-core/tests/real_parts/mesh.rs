@@ -1,0 +1,211 @@
+//! Many `heiwa limb run` processes against one real hub: races, a killed limb,
+//! a restarted server. Limbs are real processes, so a SIGKILL is a real crash.
+
+use super::{call, local_hub, local_hub_with_config, parts};
+use limb_core::hub::{HubHttp, HubServer};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A limb process and every line it printed (`claimed 7`, `executed 7`, …).
+struct LimbProcess {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl LimbProcess {
+    fn spawn(hub: &HubHttp, data_dir: &std::path::Path, invite: &str, name: &str, lease_secs: u32, work_ms: u64) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_heiwa"))
+            .args(["limb", "run", "--invite", invite, "--name", name])
+            .args(["--lease-secs", &lease_secs.to_string(), "--work-ms", &work_ms.to_string()])
+            .env("HEIWA_HUB", hub.base_url())
+            .env("HEIWA_DATA_DIR", data_dir.join(name))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("heiwa limb run starts");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        LimbProcess { child, lines }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn wait_for_line(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(line) = self.lines().into_iter().find(|l| l.starts_with(prefix)) {
+                return line;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("limb never printed {prefix:?}; it printed {:?}", self.lines());
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    fn stop(mut self) -> Vec<String> {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        self.lines()
+    }
+}
+
+impl Drop for LimbProcess {
+    /// A failing test must not leave limbs running (they would hold the test's stderr open).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An owner with a tenant and an invite good for `uses` limbs.
+async fn tenant_with_invite(http: &HubHttp, uses: u32) -> (String, String) {
+    let owner = http.new_identity().await.unwrap();
+    call(http, &owner.token, "create_tenant", serde_json::json!(["mesh"])).await;
+    call(http, &owner.token, "create_invite", serde_json::json!([uses, 600])).await;
+    let reply = http.sql("heiwa", "SELECT code FROM invite", &owner.token).await.unwrap();
+    (owner.token, reply[0]["rows"][0][0].as_str().unwrap().to_string())
+}
+
+async fn submit_many(http: &HubHttp, token: &str, count: usize) {
+    use futures::StreamExt;
+    futures::stream::iter(0..count)
+        .map(|i| async move { call(http, token, "submit_task", serde_json::json!([format!("task number {i}")])).await })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+}
+
+/// (task id, state index, attempts) of every task the token's tenant can see.
+async fn tasks(http: &HubHttp, token: &str) -> Vec<(u64, u64, u64)> {
+    let reply = http.sql("heiwa", "SELECT id, state, attempts FROM task", token).await.unwrap();
+    reply[0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row[0].as_u64().unwrap(), row[1][0].as_u64().unwrap(), row[2].as_u64().unwrap()))
+        .collect()
+}
+
+const DONE: u64 = 2; // TaskState::Done's variant index
+
+async fn wait_all_done(http: &HubHttp, token: &str, count: usize, timeout: Duration) -> Vec<(u64, u64, u64)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let all = tasks(http, token).await;
+        if all.len() == count && all.iter().all(|t| t.1 == DONE) {
+            return all;
+        }
+        assert!(Instant::now() < deadline, "not all done in {timeout:?}: {} of {count} done", all.iter().filter(|t| t.1 == DONE).count());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn result_limbs(http: &HubHttp, token: &str) -> HashMap<u64, u64> {
+    let reply = http.sql("heiwa", "SELECT task_id, limb_id FROM task_result", token).await.unwrap();
+    reply[0]["rows"].as_array().unwrap().iter().map(|r| (r[0].as_u64().unwrap(), r[1].as_u64().unwrap())).collect()
+}
+
+/// How many times each task was executed, over every limb's output.
+fn executions(outputs: &[Vec<String>]) -> HashMap<u64, usize> {
+    let mut counts = HashMap::new();
+    for line in outputs.iter().flatten() {
+        if let Some(id) = line.strip_prefix("executed ") {
+            *counts.entry(id.parse().unwrap()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_racing_limbs_complete_a_thousand_tasks_exactly_once() {
+    const LIMBS: usize = 20;
+    const TASKS: usize = 1000;
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
+    let (owner, invite) = tenant_with_invite(&http, LIMBS as u32).await;
+    let limbs: Vec<LimbProcess> =
+        (0..LIMBS).map(|i| LimbProcess::spawn(&http, dir.path(), &invite, &format!("racer-{i}"), 30, 0)).collect();
+    for limb in &limbs {
+        limb.wait_for_line("ready");
+    }
+    submit_many(&http, &owner, TASKS).await;
+    let all = wait_all_done(&http, &owner, TASKS, Duration::from_secs(180)).await;
+
+    let outputs: Vec<Vec<String>> = limbs.into_iter().map(LimbProcess::stop).collect();
+    let runs = executions(&outputs);
+    let doubles: usize = runs.values().map(|n| n - 1).sum();
+    assert_eq!(doubles, 0, "double executions");
+    assert_eq!(runs.len(), TASKS, "every task executed");
+    assert!(all.iter().all(|t| t.2 == 1), "no task needed a second claim");
+    assert_eq!(result_limbs(&http, &owner).await.len(), TASKS, "one result per task");
+    let busy = outputs.iter().filter(|o| o.iter().any(|l| l.starts_with("executed"))).count();
+    assert!(busy > 1, "work is spread over limbs, not one");
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_limbs_task_is_reassigned_after_its_lease_and_completed_once() {
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
+    let (owner, invite) = tenant_with_invite(&http, 2).await;
+
+    let doomed = LimbProcess::spawn(&http, dir.path(), &invite, "doomed", 2, 600_000);
+    doomed.wait_for_line("ready");
+    submit_many(&http, &owner, 1).await;
+    let claimed = doomed.wait_for_line("claimed ");
+    let task_id: u64 = claimed["claimed ".len()..].parse().unwrap();
+    doomed.signal(nix::sys::signal::Signal::SIGKILL);
+
+    let rescuer = LimbProcess::spawn(&http, dir.path(), &invite, "rescuer", 2, 0);
+    let rescuer_id: u64 = rescuer.wait_for_line("ready limb=")["ready limb=".len()..].parse().unwrap();
+    let all = wait_all_done(&http, &owner, 1, Duration::from_secs(30)).await;
+    assert_eq!(all, vec![(task_id, DONE, 2)], "claimed twice: once by the killed limb, once by the rescuer");
+    assert_eq!(result_limbs(&http, &owner).await, HashMap::from([(task_id, rescuer_id)]));
+    assert_eq!(executions(&[rescuer.stop()]).get(&task_id), Some(&1));
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_restarted_mid_run_loses_no_task_and_no_result() {
+    const TASKS: usize = 200;
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http, config) = local_hub_with_config(&parts, &dir.path().join("hub")).await;
+    let (owner, invite) = tenant_with_invite(&http, 3).await;
+    let limbs: Vec<LimbProcess> =
+        (0..3).map(|i| LimbProcess::spawn(&http, dir.path(), &invite, &format!("steady-{i}"), 5, 20)).collect();
+    for limb in &limbs {
+        limb.wait_for_line("ready");
+    }
+    submit_many(&http, &owner, TASKS).await;
+    while result_limbs(&http, &owner).await.len() < TASKS / 5 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop();
+    let server = HubServer::start(&config).expect("the hub restarts on its data");
+    for limb in &limbs {
+        limb.wait_for_line("reconnected");
+    }
+    wait_all_done(&http, &owner, TASKS, Duration::from_secs(120)).await;
+    assert_eq!(result_limbs(&http, &owner).await.len(), TASKS, "every result survived the restart");
+    let outputs: Vec<Vec<String>> = limbs.into_iter().map(LimbProcess::stop).collect();
+    assert_eq!(executions(&outputs).len(), TASKS);
+    server.stop();
+}
