@@ -200,14 +200,18 @@ async fn enrol(options: &LimbOptions, connected: &Connected) -> Result<u64, HubE
     wait_for("this limb's registration", || conn.db.limb().identity().find(&me).map(|limb| limb.id)).await
 }
 
-fn send_outcome(conn: &DbConnection, limb_id: u64, task_id: u64, outcome: &Result<String, String>) {
-    let sent = match outcome {
+/// Make a reducer call; `false` when the connection is gone. The 1.2 SDK
+/// panics (and poisons its lock) when a call races a dying connection, so a
+/// panic here means "disconnected" too; the caller then reconnects.
+fn guarded(call: impl FnOnce() -> spacetimedb_sdk::Result<()>) -> bool {
+    matches!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)), Ok(Ok(())))
+}
+
+fn send_outcome(conn: &DbConnection, limb_id: u64, task_id: u64, outcome: &Result<String, String>) -> bool {
+    guarded(|| match outcome {
         Ok(summary) => conn.reducers.complete_task(task_id, limb_id, summary.clone()),
         Err(reason) => conn.reducers.fail_task(task_id, limb_id, reason.clone()),
-    };
-    if let Err(error) = sent {
-        tracing::warn!(%error, task_id, "sending a result; it will be re-sent after reconnecting");
-    }
+    })
 }
 
 fn claimed_by_me(conn: &DbConnection, task_id: u64, limb_id: u64) -> bool {
@@ -236,7 +240,9 @@ pub async fn run_limb(
         tokio::select! {
             _ = shutdown.changed() => break,
             _ = heartbeat.tick() => {
-                let _ = connected.conn.reducers.heartbeat(limb_id);
+                if !guarded(|| connected.conn.reducers.heartbeat(limb_id)) {
+                    let _ = tx.send(Msg::Disconnected { generation, reason: Some("heartbeat not sent".into()) });
+                }
             }
             Some(msg) = rx.recv() => match msg {
                 Msg::Wake => {}
@@ -256,7 +262,10 @@ pub async fn run_limb(
                 Msg::Executed { task_id, outcome } => {
                     if work.running.remove(&task_id) {
                         let _ = events.send(LimbEvent::Executed(task_id));
-                        send_outcome(&connected.conn, limb_id, task_id, &outcome);
+                        if !send_outcome(&connected.conn, limb_id, task_id, &outcome) {
+                            // Kept in `unacked`: reconciliation re-sends it once reconnected.
+                            let _ = tx.send(Msg::Disconnected { generation, reason: Some("result not sent".into()) });
+                        }
                         work.unacked.insert(task_id, outcome);
                     }
                 }
@@ -298,20 +307,21 @@ pub async fn run_limb(
             }
             // A random pick keeps racing limbs from all reaching for the same task.
             let task_id = pending[fastrand::usize(..pending.len())];
-            if connected.conn.reducers.claim_task(task_id, limb_id).is_err() {
-                break; // the connection is going away; the disconnect message follows
+            if !guarded(|| connected.conn.reducers.claim_task(task_id, limb_id)) {
+                let _ = tx.send(Msg::Disconnected { generation, reason: Some("claim not sent".into()) });
+                break;
             }
             work.claiming.insert(task_id);
         }
     }
 
     for task_id in work.running.drain() {
-        if connected.conn.reducers.release_task(task_id, limb_id).is_ok() {
+        if guarded(|| connected.conn.reducers.release_task(task_id, limb_id)) {
             let _ = events.send(LimbEvent::Released(task_id));
         }
     }
     tokio::time::sleep(Duration::from_millis(200)).await; // let the releases reach the hub
-    let _ = connected.conn.disconnect();
+    guarded(|| connected.conn.disconnect());
     Ok(())
 }
 
@@ -358,6 +368,7 @@ fn reconcile(
         if done_by_me {
             let _ = tx.send(Msg::Acked { task_id, ok: true });
         } else if claimed_by_me(conn, task_id, limb_id) && work.resent.insert(task_id) {
+            // If this send fails too, the next disconnect report brings us back here.
             send_outcome(conn, limb_id, task_id, &work.unacked[&task_id]);
         } else {
             work.unacked.remove(&task_id);
