@@ -48,6 +48,10 @@ pub async fn run(parts: &Parts, work_dir: &Path, report: &mut dyn FnMut(&Check))
 }
 
 async fn check_hub(parts: &Parts, dir: &Path) -> Result<String, String> {
+    // A throw-away hub: a database left by an earlier run belongs to another identity.
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("clearing {}: {e}", dir.display()))?;
+    }
     let listen = format!("127.0.0.1:{}", free_loopback_port().map_err(|e| e.to_string())?).parse().unwrap();
     let config = HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: dir.to_path_buf(), listen };
     let server = tokio::task::spawn_blocking(move || HubServer::start(&config)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;

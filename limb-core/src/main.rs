@@ -170,6 +170,28 @@ fn option(value: &serde_json::Value) -> Option<&serde_json::Value> {
     (value[0] == 0).then(|| &value[1])
 }
 
+/// Rows as objects named by the reply's schema, with SpacetimeDB's JSON made
+/// readable: `state` by name, options as a value or null, one-field products
+/// (timestamps, identities) unwrapped.
+fn named_rows(reply: &serde_json::Value) -> Vec<serde_json::Value> {
+    let names: Vec<String> = reply[0]["schema"]["elements"]
+        .as_array()
+        .map(|e| e.iter().map(|el| el["name"]["some"].as_str().unwrap_or("?").to_string()).collect())
+        .unwrap_or_default();
+    let readable = |name: &str, value: &serde_json::Value| match value {
+        _ if name == "state" => json!(state_name(value)),
+        serde_json::Value::Array(items) if items.len() == 1 => items[0].clone(),
+        serde_json::Value::Array(items) if items.len() == 2 && (items[0] == 0 || items[0] == 1) => {
+            option(value).map(|v| if v.as_array().map(Vec::len) == Some(1) { v[0].clone() } else { v.clone() }).unwrap_or(serde_json::Value::Null)
+        }
+        other => other.clone(),
+    };
+    rows(reply)
+        .iter()
+        .map(|row| names.iter().zip(row.as_array().into_iter().flatten()).map(|(n, v)| (n.clone(), readable(n, v))).collect())
+        .collect()
+}
+
 fn rows(reply: &serde_json::Value) -> Vec<serde_json::Value> {
     reply[0]["rows"].as_array().cloned().unwrap_or_default()
 }
@@ -284,16 +306,16 @@ async fn task_command(command: TaskCommand) -> anyhow::Result<()> {
             for row in rows(&reply) {
                 let limb = option(&row[2]).map(|v| v.to_string()).unwrap_or_else(|| "-".into());
                 let payload: String = row[4].as_str().unwrap_or_default().chars().take(60).collect();
-                println!("{:>6}  {:<9}  {:>5}  {:>8}  {payload}", row[0], state_name(&row[1]), limb, row[3]);
+                println!("{:>6}  {:<9}  {:>5}  {:>8}  {payload}", row[0].to_string(), state_name(&row[1]), limb, row[3].to_string());
             }
         }
         TaskCommand::Show { id, hub } => {
             let (http, token) = hub_client(&hub).await?;
-            let task = rows(&http.sql(&hub.database, &format!("SELECT * FROM task WHERE id = {id}"), &token).await?);
+            let task = named_rows(&http.sql(&hub.database, &format!("SELECT * FROM task WHERE id = {id}"), &token).await?);
             if task.is_empty() {
                 bail!("no task {id} in your tenant");
             }
-            let result = rows(&http.sql(&hub.database, &format!("SELECT * FROM task_result WHERE task_id = {id}"), &token).await?);
+            let result = named_rows(&http.sql(&hub.database, &format!("SELECT * FROM task_result WHERE task_id = {id}"), &token).await?);
             println!("{}", serde_json::to_string_pretty(&json!({ "task": task[0], "result": result.first() }))?);
         }
         TaskCommand::Cancel { id, hub } => {

@@ -14,10 +14,13 @@ install_tauri_driver() {
   rm -rf "$build"
 }
 
-# npm 11's lock file can leave out other platforms' optional packages, which
-# makes `npm ci` refuse; `npm install` still follows the lock file.
+# Not `npm ci`: npm 11 leaves other platforms' optional packages (rollup's)
+# out of the lock file and then `ci` refuses it as out of sync. `install
+# --no-save` installs exactly what the lock file pins and never rewrites it.
 install_ui_modules() {
-  (cd "$HEIWA_ROOT/ui" && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; })
+  local ui=$HEIWA_ROOT/ui
+  [ "$ui/node_modules/.package-lock.json" -nt "$ui/package-lock.json" ] && return 0
+  (cd "$ui" && npm install --no-save --no-audit --no-fund --loglevel=error)
 }
 
 build_ui() {
