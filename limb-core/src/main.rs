@@ -140,18 +140,8 @@ async fn client_token(http: &HubHttp, path: &Path) -> anyhow::Result<String> {
         return Ok(token.trim().to_string());
     }
     let identity = http.new_identity().await?;
-    write_private(path, &identity.token)?;
+    config::write_secret(path, &identity.token).with_context(|| format!("writing {}", path.display()))?;
     Ok(identity.token)
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut file = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(path)?;
-    file.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
 async fn hub_client(args: &HubArgs) -> anyhow::Result<(HubHttp, String)> {

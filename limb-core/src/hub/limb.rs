@@ -93,20 +93,6 @@ fn load_token(path: &PathBuf) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
 }
 
-fn save_token(path: &PathBuf, token: &str) -> Result<(), HubError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(&tmp)?;
-    file.write_all(token.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(tmp, path)?;
-    Ok(())
-}
-
 /// Connect (blocking SDK calls off the async runtime) and wire every callback
 /// the loop needs into `tx`. Callbacks fire for our own identity's calls only.
 async fn connect_wired(options: &LimbOptions, generation: u64, tx: mpsc::UnboundedSender<Msg>) -> Result<Connected, HubError> {
@@ -120,7 +106,7 @@ async fn connect_wired(options: &LimbOptions, generation: u64, tx: mpsc::Unbound
     })
     .await
     .map_err(|e| HubError::Connect(e.to_string()))??;
-    save_token(&options.token_file, &connected.token)?;
+    crate::config::write_secret(&options.token_file, &connected.token)?;
 
     let me = connected.identity;
     let conn = &connected.conn;
