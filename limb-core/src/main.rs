@@ -277,6 +277,12 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             limb.await??;
+            // An executor still working on a released task runs on a blocking
+            // thread the runtime would wait for at shutdown; its task is back
+            // on the hub already, so leave now.
+            use std::io::Write;
+            std::io::stdout().flush()?;
+            std::process::exit(0);
         }
     }
     Ok(())

@@ -17,8 +17,20 @@ struct LimbProcess {
 
 impl LimbProcess {
     fn spawn(hub: &HubHttp, data_dir: &std::path::Path, invite: &str, name: &str, lease_secs: u32, work_ms: u64) -> Self {
+        Self::spawn_with(hub, data_dir, invite, name, lease_secs, work_ms, 2)
+    }
+
+    fn spawn_with(
+        hub: &HubHttp,
+        data_dir: &std::path::Path,
+        invite: &str,
+        name: &str,
+        lease_secs: u32,
+        work_ms: u64,
+        max_in_flight: usize,
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_heiwa"))
-            .args(["limb", "run", "--invite", invite, "--name", name])
+            .args(["limb", "run", "--invite", invite, "--name", name, "--max-in-flight", &max_in_flight.to_string()])
             .args(["--lease-secs", &lease_secs.to_string(), "--work-ms", &work_ms.to_string()])
             .env("HEIWA_HUB", hub.base_url())
             .env("HEIWA_DATA_DIR", data_dir.join(name))
@@ -207,5 +219,68 @@ async fn a_hub_restarted_mid_run_loses_no_task_and_no_result() {
     assert_eq!(result_limbs(&http, &owner).await.len(), TASKS, "every result survived the restart");
     let outputs: Vec<Vec<String>> = limbs.into_iter().map(LimbProcess::stop).collect();
     assert_eq!(executions(&outputs).len(), TASKS);
+    server.stop();
+}
+
+const PENDING: u64 = 0;
+const CLAIMED: u64 = 1;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limb_holds_at_most_its_limit_and_releases_what_it_holds_when_stopped() {
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
+    let (owner, invite) = tenant_with_invite(&http, 2).await;
+    let limb = LimbProcess::spawn_with(&http, dir.path(), &invite, "careful", 60, 600_000, 2);
+    limb.wait_for_line("ready");
+    submit_many(&http, &owner, 5).await;
+    limb.wait_for_line("claimed ");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let states = |all: Vec<(u64, u64, u64)>| (all.iter().filter(|t| t.1 == CLAIMED).count(), all.iter().filter(|t| t.1 == PENDING).count());
+    assert_eq!(states(tasks(&http, &owner).await), (2, 3), "two in flight, the rest left for other limbs");
+
+    // Another limb of the same tenant cannot finish a task it does not hold.
+    let held = tasks(&http, &owner).await.into_iter().find(|t| t.1 == CLAIMED).unwrap().0;
+    let other = http.new_identity().await.unwrap();
+    call(&http, &other.token, "join_tenant", serde_json::json!([invite])).await;
+    call(&http, &other.token, "register_limb", serde_json::json!(["other", 30])).await;
+    let other_id = http.sql("heiwa", "SELECT id FROM limb WHERE name = 'other'", &other.token).await.unwrap()[0]["rows"][0][0].as_u64().unwrap();
+    let refused = http.call("heiwa", "complete_task", serde_json::json!([held, other_id, "mine now"]), &other.token).await.unwrap_err();
+    assert!(refused.to_string().contains("is not held by limb"), "{refused}");
+
+    // SIGTERM: the limb gives its claims back at once instead of letting leases run out.
+    let lines = limb.stop();
+    assert_eq!(lines.iter().filter(|l| l.starts_with("released ")).count(), 2, "{lines:?}");
+    assert_eq!(states(tasks(&http, &owner).await), (0, 5), "released tasks are pending again");
+
+    // Bad state moves get the reducer's words.
+    call(&http, &owner, "cancel_task", serde_json::json!([held])).await;
+    let again = http.call("heiwa", "cancel_task", serde_json::json!([held]), &owner).await.unwrap_err();
+    assert!(again.to_string().contains("already Cancelled"), "{again}");
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_token_is_refused_at_connect() {
+    use base64::Engine;
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
+    let genuine = http.new_identity().await.unwrap();
+    call(&http, &genuine.token, "create_tenant", serde_json::json!(["mine"])).await;
+
+    // Keep the hub's signature but claim to be someone else.
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut pieces: Vec<String> = genuine.token.split('.').map(String::from).collect();
+    let mut claims: serde_json::Value = serde_json::from_slice(&b64.decode(&pieces[1]).unwrap()).unwrap();
+    claims["sub"] = serde_json::json!("somebody-else");
+    pieces[1] = b64.encode(serde_json::to_vec(&claims).unwrap());
+    let forged = pieces.join(".");
+
+    let err = http.call("heiwa", "submit_task", serde_json::json!(["forged"]), &forged).await.unwrap_err();
+    assert!(matches!(err, limb_core::hub::HubError::Refused { status: 401, .. }), "HTTP refuses it: {err}");
+    let uri = server.ws_url();
+    let ws = tokio::task::spawn_blocking(move || limb_core::hub::connect(&uri, "heiwa", Some(forged), |_| {})).await.unwrap();
+    assert!(ws.is_err(), "the WebSocket refuses it too");
     server.stop();
 }
