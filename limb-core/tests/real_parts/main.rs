@@ -91,6 +91,12 @@ async fn hub_reducer_calls_arrive_through_the_subscription_and_other_tenants_see
         let own = if matches!(table, "tenant" | "member" | "limb") { 1 } else { 0 };
         assert_eq!(rows[0]["rows"].as_array().map(Vec::len), Some(own), "tenant B sees only its own {table}: {rows}");
     }
+    let uri = server.ws_url();
+    let b_token = b.token.clone();
+    let b_conn = tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(b_token), |_| {})).await.unwrap().unwrap();
+    assert_eq!(b_conn.conn.db.task().count(), 0, "tenant B's subscription carries none of A's tasks");
+    assert_eq!(b_conn.conn.db.limb().count(), 1, "only B's own limb");
+    let _ = b_conn.conn.disconnect();
     let b_limb = http.sql("heiwa", "SELECT id FROM limb", &b.token).await.unwrap()[0]["rows"][0][0].as_u64().unwrap();
     for (reducer, args) in [
         ("claim_task", serde_json::json!([task.id, b_limb])),
