@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod hub;
 pub mod inference;
 pub mod memory;
+pub mod mesh;
 pub mod sandbox;
 
 /// What the desktop app and `heiwa status` show about this limb.

@@ -3,7 +3,7 @@
 // Plain fetch against the WebDriver protocol keeps this free of a test framework.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -88,6 +88,8 @@ after(async () => {
   if (session) await webdriver('DELETE', `/session/${session}`).catch(() => {});
   // SIGTERM, not SIGKILL: a killed tauri-driver leaves WebKitWebDriver holding stdout.
   driver?.kill('SIGTERM');
+  // If the app was killed before its exit handler ran, its hub server is orphaned.
+  spawnSync('pkill', ['-f', dataDir]);
 });
 
 test('the window shows the limb state returned by the Rust side', async () => {
@@ -102,4 +104,19 @@ test('the window shows the limb state returned by the Rust side', async () => {
   assert.ok(!/missing|not configured/.test(parts), `scripts/test configures every part:\n${parts}`);
   assert.equal((parts.match(/found/g) ?? []).length, 4, `four parts are files that exist:\n${parts}`);
   await screenshot('limb-status');
+});
+
+test('a task submitted in the window is answered by the limb and the result appears live', async () => {
+  await waitFor('the local hub', async () => (await text('#hub-status')).startsWith('Connected'), 60000);
+  const payload = `What is 6*7? (e2e ${Date.now()})`;
+  await webdriver('POST', `/session/${session}/element/${await find('#task-payload')}/value`, { text: payload });
+  await webdriver('POST', `/session/${session}/element/${await find('#submit-task')}/click`, {});
+  // WebKit renders each task row on one line: "done  #1 <payload>  <summary> (limb N)".
+  const row = await waitFor('the answered task', async () =>
+    (await text('#tasks')).split('\n').find((line) => line.includes(payload) && line.includes('received'))
+  );
+  assert.match(row, /^done/);
+  assert.match(row, /\(limb \d+\)$/, 'which limb answered');
+  assert.match(row, new RegExp(`received ${Buffer.byteLength(payload)} bytes`), 'the summary the limb sent back');
+  await screenshot('task-answered');
 });

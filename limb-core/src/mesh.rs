@@ -1,0 +1,153 @@
+//! A whole mesh on one machine: a local hub, this machine's owner identity and
+//! tenant, and an in-process limb answering it. This is what the desktop app
+//! runs when no hub is configured (a laptop with no network still works).
+
+use crate::config::{free_loopback_port, write_secret, Parts};
+use crate::hub::bindings::{DbConnection, TaskResultTableAccess, TaskState, TaskTableAccess};
+use crate::hub::{connect, run_limb, Connected, EchoExecutor, HubError, HubHttp, HubServer, HubServerConfig, LimbOptions};
+use spacetimedb_sdk::{DbContext, Table, TableWithPrimaryKey};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+const DATABASE: &str = "heiwa";
+
+/// A task as a person sees it.
+#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
+pub struct TaskView {
+    pub id: u64,
+    pub state: &'static str,
+    pub payload: String,
+    pub attempts: u32,
+    /// The limb that answered, once there is a result.
+    pub limb: Option<u64>,
+    pub summary: Option<String>,
+    pub reason: String,
+}
+
+fn state_name(state: TaskState) -> &'static str {
+    match state {
+        TaskState::Pending => "pending",
+        TaskState::Claimed => "claimed",
+        TaskState::Done => "done",
+        TaskState::Failed => "failed",
+        TaskState::Cancelled => "cancelled",
+    }
+}
+
+pub struct LocalMesh {
+    server: Option<HubServer>,
+    http: HubHttp,
+    owner_token: String,
+    viewer: Connected,
+    stop_limb: watch::Sender<bool>,
+}
+
+async fn token(http: &HubHttp, path: &Path) -> Result<String, HubError> {
+    if let Ok(token) = std::fs::read_to_string(path) {
+        return Ok(token.trim().to_string());
+    }
+    let identity = http.new_identity().await?;
+    write_secret(path, &identity.token)?;
+    Ok(identity.token)
+}
+
+impl LocalMesh {
+    /// Start (or resume, from `data_dir`) the local mesh. `on_change` runs
+    /// whenever a task or result row changes, on the SDK's thread.
+    pub async fn start(parts: &Parts, data_dir: &Path, on_change: impl Fn() + Send + Sync + 'static) -> Result<Self, HubError> {
+        let listen = format!("127.0.0.1:{}", free_loopback_port()?).parse().expect("a loopback address");
+        let config = HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: data_dir.join("hub"), listen };
+        let server = tokio::task::spawn_blocking(move || HubServer::start(&config))
+            .await
+            .map_err(|e| HubError::Connect(e.to_string()))??;
+        let http = HubHttp::new(server.http_url());
+        let owner_token = token(&http, &data_dir.join("owner.token")).await?;
+        http.publish(DATABASE, &parts.hub_wasm, &owner_token).await?;
+        let member = http.sql(DATABASE, "SELECT * FROM member", &owner_token).await?;
+        if member[0]["rows"].as_array().is_none_or(Vec::is_empty) {
+            http.call(DATABASE, "create_tenant", serde_json::json!(["this workstation"]), &owner_token).await?;
+        }
+        let limb_token = data_dir.join("limb.token");
+        let invite = if limb_token.exists() {
+            None
+        } else {
+            http.call(DATABASE, "create_invite", serde_json::json!([1, 600]), &owner_token).await?;
+            let reply = http.sql(DATABASE, "SELECT code FROM invite", &owner_token).await?;
+            reply[0]["rows"][0][0].as_str().map(String::from)
+        };
+        let options = LimbOptions {
+            uri: server.ws_url(),
+            database: DATABASE.into(),
+            token_file: limb_token,
+            invite,
+            name: "this workstation".into(),
+            lease_secs: 30,
+            max_in_flight: 1,
+        };
+        let (stop_limb, stop_rx) = watch::channel(false);
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            if let Err(error) = run_limb(options, Arc::new(EchoExecutor { work: Duration::ZERO }), stop_rx, events_tx).await {
+                tracing::error!(%error, "the local limb stopped");
+            }
+        });
+        tokio::spawn(async move { while events.recv().await.is_some() {} });
+
+        let (uri, viewer_token) = (server.ws_url(), owner_token.clone());
+        let viewer = tokio::task::spawn_blocking(move || connect(&uri, DATABASE, Some(viewer_token), |_| {}))
+            .await
+            .map_err(|e| HubError::Connect(e.to_string()))??;
+        let on_change = Arc::new(on_change);
+        let notify = on_change.clone();
+        viewer.conn.db.task().on_insert(move |_, _| notify());
+        let notify = on_change.clone();
+        viewer.conn.db.task().on_update(move |_, _, _| notify());
+        let notify = on_change;
+        viewer.conn.db.task_result().on_insert(move |_, _| notify());
+        Ok(LocalMesh { server: Some(server), http, owner_token, viewer, stop_limb })
+    }
+
+    pub async fn submit(&self, payload: &str) -> Result<(), HubError> {
+        self.http.call(DATABASE, "submit_task", serde_json::json!([payload]), &self.owner_token).await
+    }
+
+    /// The tenant's tasks, newest first, from the live subscription cache.
+    pub fn tasks(&self) -> Vec<TaskView> {
+        let conn: &DbConnection = &self.viewer.conn;
+        let mut tasks: Vec<TaskView> = conn
+            .db
+            .task()
+            .iter()
+            .map(|task| {
+                let result = conn.db.task_result().task_id().find(&task.id);
+                TaskView {
+                    id: task.id,
+                    state: state_name(task.state),
+                    payload: task.payload,
+                    attempts: task.attempts,
+                    limb: result.as_ref().map(|r| r.limb_id).or(task.claimed_by),
+                    summary: result.map(|r| r.summary),
+                    reason: task.reason,
+                }
+            })
+            .collect();
+        tasks.sort_by(|a, b| b.id.cmp(&a.id));
+        tasks
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.stop_limb.send(true);
+        let _ = self.viewer.conn.disconnect();
+        if let Some(server) = self.server.take() {
+            server.stop();
+        }
+    }
+}
+
+impl Drop for LocalMesh {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
