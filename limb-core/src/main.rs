@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use limb_core::hub::{run_limb, EchoExecutor, HubHttp, HubServer, HubServerConfig, LimbEvent, LimbOptions};
 use limb_core::{config, doctor, LimbInfo};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -134,19 +134,9 @@ enum LimbCommand {
     },
 }
 
-/// This client's token, created through the hub's HTTP API on first use.
-async fn client_token(http: &HubHttp, path: &Path) -> anyhow::Result<String> {
-    if let Ok(token) = std::fs::read_to_string(path) {
-        return Ok(token.trim().to_string());
-    }
-    let identity = http.new_identity().await?;
-    config::write_secret(path, &identity.token).with_context(|| format!("writing {}", path.display()))?;
-    Ok(identity.token)
-}
-
 async fn hub_client(args: &HubArgs) -> anyhow::Result<(HubHttp, String)> {
     let http = HubHttp::new(args.hub.trim_end_matches('/'));
-    let token = client_token(&http, &args.token_file("identity.token")).await?;
+    let token = http.identity_token(&args.token_file("identity.token")).await?;
     Ok((http, token))
 }
 
@@ -224,7 +214,7 @@ async fn main() -> anyhow::Result<()> {
             let server = HubServer::start(&config)?;
             let http = HubHttp::new(server.http_url());
             // The database owner's token is kept so later runs update the same database.
-            let owner = client_token(&http, &dir.join("owner.token")).await?;
+            let owner = http.identity_token(&dir.join("owner.token")).await?;
             http.publish(&database, &parts.hub_wasm, &owner).await?;
             println!("hub up: {} (database {database}); Ctrl-C stops it", server.http_url());
             shutdown_signal().await;

@@ -2,7 +2,7 @@
 //! tenant, and an in-process limb answering it. This is what the desktop app
 //! runs when no hub is configured (a laptop with no network still works).
 
-use crate::config::{free_loopback_port, write_secret, Parts};
+use crate::config::{free_loopback_port, Parts};
 use crate::hub::bindings::{DbConnection, TaskResultTableAccess, TaskState, TaskTableAccess};
 use crate::hub::{connect, run_limb, Connected, EchoExecutor, HubError, HubHttp, HubServer, HubServerConfig, LimbOptions};
 use spacetimedb_sdk::{DbContext, Table, TableWithPrimaryKey};
@@ -44,15 +44,6 @@ pub struct LocalMesh {
     stop_limb: watch::Sender<bool>,
 }
 
-async fn token(http: &HubHttp, path: &Path) -> Result<String, HubError> {
-    if let Ok(token) = std::fs::read_to_string(path) {
-        return Ok(token.trim().to_string());
-    }
-    let identity = http.new_identity().await?;
-    write_secret(path, &identity.token)?;
-    Ok(identity.token)
-}
-
 impl LocalMesh {
     /// Start (or resume, from `data_dir`) the local mesh. `on_change` runs
     /// whenever a task or result row changes, on the SDK's thread.
@@ -63,7 +54,7 @@ impl LocalMesh {
             .await
             .map_err(|e| HubError::Connect(e.to_string()))??;
         let http = HubHttp::new(server.http_url());
-        let owner_token = token(&http, &data_dir.join("owner.token")).await?;
+        let owner_token = http.identity_token(&data_dir.join("owner.token")).await?;
         http.publish(DATABASE, &parts.hub_wasm, &owner_token).await?;
         let member = http.sql(DATABASE, "SELECT * FROM member", &owner_token).await?;
         if member[0]["rows"].as_array().is_none_or(Vec::is_empty) {
@@ -133,7 +124,7 @@ impl LocalMesh {
                 }
             })
             .collect();
-        tasks.sort_by(|a, b| b.id.cmp(&a.id));
+        tasks.sort_by_key(|task| std::cmp::Reverse(task.id));
         tasks
     }
 

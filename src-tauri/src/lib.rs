@@ -7,7 +7,7 @@ use tokio::sync::Mutex;
 /// The local mesh the app runs (hub + this machine's limb), once started.
 enum Mesh {
     Starting,
-    Ready(LocalMesh),
+    Ready(Box<LocalMesh>),
     Failed(String),
 }
 
@@ -64,7 +64,7 @@ pub fn run() {
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
                 let mesh = match start_mesh(&handle).await {
-                    Ok(mesh) => Mesh::Ready(mesh),
+                    Ok(mesh) => Mesh::Ready(Box::new(mesh)),
                     Err(error) => Mesh::Failed(error),
                 };
                 *handle.state::<MeshState>().0.lock().await = mesh;

@@ -44,6 +44,17 @@ impl HubHttp {
         })
     }
 
+    /// The identity token kept at `path`, or a fresh identity whose token is
+    /// saved there (0600) for next time.
+    pub async fn identity_token(&self, path: &Path) -> Result<String, HubError> {
+        if let Ok(token) = std::fs::read_to_string(path) {
+            return Ok(token.trim().to_string());
+        }
+        let identity = self.new_identity().await?;
+        crate::config::write_secret(path, &identity.token)?;
+        Ok(identity.token)
+    }
+
     /// Publish (or update) the module as database `name`, owned by `token`'s identity.
     pub async fn publish(&self, name: &str, wasm: &Path, token: &str) -> Result<(), HubError> {
         if !wasm.is_file() {
