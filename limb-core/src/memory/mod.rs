@@ -1,10 +1,12 @@
 //! Local memory: an app-managed PostgreSQL with pgvector, and the queries over it.
 
+mod ingest;
 mod server;
 mod store;
 
+pub use ingest::{chunks, ingest_path, IngestReport, MAX_FILE_BYTES};
 pub use server::{PgServer, PgServerConfig};
-pub use store::{explain_nearest_on, nearest_on, Hit, Memory};
+pub use store::{explain_nearest_on, nearest_on, Citation, Hit, Memory};
 
 use std::path::PathBuf;
 
@@ -22,6 +24,8 @@ pub enum MemoryError {
     Database(#[from] sqlx::Error),
     #[error("memory schema migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("embedding failed: {0}")]
+    Embedding(String),
     #[error("embedding has {got} dimensions; memory stores {expected}")]
     Dimensions { got: usize, expected: usize },
 }

@@ -23,6 +23,18 @@ pub struct Memory {
     pool: PgPool,
 }
 
+/// A search hit with where it came from: the document, the chunk's position
+/// in it, and the byte span of the text.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Citation {
+    pub path: String,
+    pub position: i32,
+    pub span: (i32, i32),
+    pub content: String,
+    /// Reciprocal-rank-fusion score of the vector and full-text rankings.
+    pub score: f64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Hit {
     pub chunk_id: i64,
@@ -77,6 +89,30 @@ impl Memory {
         nearest_on(&self.pool, tenant, embedding, k).await
     }
 
+    /// Hybrid search: cosine (HNSW) and full-text rankings fused by reciprocal
+    /// rank (k = 60), each over `k * 4` candidates of `tenant`'s chunks only.
+    pub async fn search(&self, tenant: &str, query: &str, embedding: &[f32], k: i64) -> Result<Vec<Citation>, MemoryError> {
+        check_dims(embedding)?;
+        let rows = sqlx::query(HYBRID_SQL)
+            .bind(Vector::from(embedding.to_vec()))
+            .bind(tenant)
+            .bind(k * 4)
+            .bind(query)
+            .bind(k)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Citation {
+                path: row.get("path"),
+                position: row.get("position"),
+                span: (row.get("span_start"), row.get("span_end")),
+                content: row.get("content"),
+                score: row.get("score"),
+            })
+            .collect())
+    }
+
     pub async fn close(self) {
         self.pool.close().await;
     }
@@ -103,6 +139,22 @@ pub async fn explain_nearest_on(db: impl PgExecutor<'_>, tenant: &str, embedding
         .await?;
     Ok(lines.join("\n"))
 }
+
+const HYBRID_SQL: &str = "\
+WITH by_vector AS (
+    SELECT id, row_number() OVER () AS rank FROM (
+        SELECT id FROM chunk WHERE tenant_identity = $2 ORDER BY embedding <=> $1 LIMIT $3) nearest),
+by_text AS (
+    SELECT id, row_number() OVER (ORDER BY ts_rank(content_tsv, query) DESC) AS rank
+    FROM chunk, websearch_to_tsquery('english', $4) query
+    WHERE tenant_identity = $2 AND content_tsv @@ query
+    LIMIT $3),
+fused AS (
+    SELECT id, sum(1.0 / (60 + rank))::float8 AS score
+    FROM (SELECT * FROM by_vector UNION ALL SELECT * FROM by_text) ranked GROUP BY id)
+SELECT d.path, c.position, c.span_start, c.span_end, c.content, f.score
+FROM fused f JOIN chunk c ON c.id = f.id JOIN document d ON d.id = c.document_id
+ORDER BY f.score DESC LIMIT $5";
 
 fn check_dims(embedding: &[f32]) -> Result<(), MemoryError> {
     if embedding.len() != EMBEDDING_DIMS {

@@ -1,0 +1,161 @@
+//! Offline ingestion: files → text → overlapping chunks → embeddings → one
+//! transaction per document, so a document is fully searchable or not at all.
+//! Unchanged files (same content hash) are skipped; changed ones replaced.
+
+use super::{Memory, MemoryError};
+use crate::inference::Embedder;
+use pgvector::Vector;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use text_splitter::{ChunkConfig, TextSplitter};
+
+/// Larger files are refused for now (streaming extraction is still to come).
+pub const MAX_FILE_BYTES: u64 = 8 << 20;
+const CHUNK_CHARS: usize = 800;
+const CHUNK_OVERLAP: usize = 120;
+const TEXT_EXTENSIONS: [&str; 3] = ["txt", "md", "markdown"];
+
+#[derive(Debug, Default)]
+pub struct IngestReport {
+    pub added: Vec<PathBuf>,
+    pub unchanged: Vec<PathBuf>,
+    /// Files that could not be ingested, each with a reason a person understands.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+/// Ingest a file or a folder (recursively; hidden entries skipped, symbolic
+/// links not followed). One bad file never stops the rest.
+pub async fn ingest_path(memory: &Memory, embedder: &Embedder, tenant: &str, root: &Path) -> Result<IngestReport, MemoryError> {
+    let mut report = IngestReport::default();
+    let mut files = Vec::new();
+    collect(root, &mut files, &mut report.failed);
+    files.sort();
+    for path in files {
+        let text = match read_text(&path) {
+            Ok(text) => text,
+            Err(reason) => {
+                report.failed.push((path, reason));
+                continue;
+            }
+        };
+        match ingest_document(memory, embedder, tenant, &path, &text).await {
+            Ok(true) => report.added.push(path),
+            Ok(false) => report.unchanged.push(path),
+            Err(MemoryError::Embedding(reason)) => report.failed.push((path, reason)),
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(report)
+}
+
+fn collect(path: &Path, files: &mut Vec<PathBuf>, failed: &mut Vec<(PathBuf, String)>) {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) => return failed.push((path.to_path_buf(), format!("cannot read: {e}"))),
+    };
+    if meta.file_type().is_symlink() {
+        return failed.push((path.to_path_buf(), "symbolic link not followed".into()));
+    }
+    if meta.is_file() {
+        return files.push(path.to_path_buf());
+    }
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) => return failed.push((path.to_path_buf(), format!("cannot list folder: {e}"))),
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with('.') {
+            collect(&entry.path(), files, failed);
+        }
+    }
+}
+
+/// The file's text, or why it has none we can use.
+fn read_text(path: &Path) -> Result<String, String> {
+    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
+    if !TEXT_EXTENSIONS.contains(&extension.as_str()) {
+        return Err(format!("unsupported file type .{extension} (supported: {})", TEXT_EXTENSIONS.join(", ")));
+    }
+    let size = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(format!("file is {size} bytes; the limit is {MAX_FILE_BYTES}"));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("empty file".into());
+    }
+    if bytes.iter().take(8192).any(|b| *b == 0) {
+        return Err("binary content, not text".into());
+    }
+    String::from_utf8(bytes).map_err(|e| format!("not valid UTF-8 text (at byte {})", e.utf8_error().valid_up_to()))
+}
+
+/// (byte offset, text) of overlapping chunks.
+pub fn chunks(text: &str) -> Vec<(usize, &str)> {
+    let config = ChunkConfig::new(CHUNK_CHARS).with_overlap(CHUNK_OVERLAP).expect("overlap below chunk size");
+    TextSplitter::new(config).chunk_indices(text).collect()
+}
+
+/// Store one document; `Ok(false)` when it is already stored unchanged.
+async fn ingest_document(memory: &Memory, embedder: &Embedder, tenant: &str, path: &Path, text: &str) -> Result<bool, MemoryError> {
+    let path_text = path.to_string_lossy();
+    let hash: String = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let stored: Option<String> = sqlx::query_scalar("SELECT content_hash FROM document WHERE tenant_identity = $1 AND path = $2")
+        .bind(tenant)
+        .bind(path_text.as_ref())
+        .fetch_optional(memory.pool())
+        .await?;
+    if stored.as_deref() == Some(hash.as_str()) {
+        return Ok(false);
+    }
+    let pieces = chunks(text);
+    let texts: Vec<&str> = pieces.iter().map(|(_, chunk)| *chunk).collect();
+    let embeddings = embedder.embed(&texts).map_err(|e| MemoryError::Embedding(e.to_string()))?;
+
+    let mut tx = memory.pool().begin().await?;
+    sqlx::query("DELETE FROM document WHERE tenant_identity = $1 AND path = $2")
+        .bind(tenant)
+        .bind(path_text.as_ref())
+        .execute(&mut *tx)
+        .await?;
+    let document_id: i64 = sqlx::query_scalar(
+        "INSERT INTO document (tenant_identity, path, content_hash) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(tenant)
+    .bind(path_text.as_ref())
+    .bind(&hash)
+    .fetch_one(&mut *tx)
+    .await?;
+    for (position, ((start, chunk), embedding)) in pieces.iter().zip(embeddings).enumerate() {
+        sqlx::query(
+            "INSERT INTO chunk (document_id, tenant_identity, position, content, embedding, span_start, span_end) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(document_id)
+        .bind(tenant)
+        .bind(position as i32)
+        .bind(*chunk)
+        .bind(Vector::from(embedding))
+        .bind(*start as i32)
+        .bind((start + chunk.len()) as i32)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_overlap_and_cover_the_text() {
+        let text = "word ".repeat(1000);
+        let pieces = chunks(&text);
+        assert!(pieces.len() > 5);
+        assert!(pieces.iter().all(|(_, c)| c.len() <= CHUNK_CHARS));
+        assert!(pieces.windows(2).all(|w| w[1].0 < w[0].0 + w[0].1.len()), "consecutive chunks overlap");
+        assert_eq!(&text[pieces[2].0..pieces[2].0 + pieces[2].1.len()], pieces[2].1, "offsets point at the chunk");
+    }
+}
