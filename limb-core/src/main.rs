@@ -60,6 +60,45 @@ enum Command {
     /// Run this machine as a limb.
     #[command(subcommand)]
     Limb(LimbCommand),
+    /// Add a file or folder to local memory (offline; nothing leaves this machine).
+    Ingest {
+        path: PathBuf,
+        #[arg(long, default_value = "local")]
+        tenant: String,
+    },
+    /// Search local memory; every hit cites its file, chunk and byte span.
+    Search {
+        query: String,
+        #[arg(short, default_value_t = 5)]
+        k: i64,
+        #[arg(long, default_value = "local")]
+        tenant: String,
+    },
+}
+
+/// Local memory for one command: the app's PostgreSQL and the embedding model.
+struct LocalMemory {
+    server: limb_core::memory::PgServer,
+    memory: limb_core::memory::Memory,
+    embedder: limb_core::inference::Embedder,
+}
+
+impl LocalMemory {
+    async fn open() -> anyhow::Result<Self> {
+        use limb_core::memory::{Memory, PgServer, PgServerConfig};
+        let parts = config::Parts::from_env()?;
+        let root = config::data_dir().join("memory");
+        let mut server = PgServer::new(PgServerConfig { install_dir: parts.pg_dir, root })?;
+        server.start()?;
+        let memory = Memory::open(&server).await?;
+        let embedder = limb_core::inference::Embedder::load(&parts.embed_model, Default::default())?;
+        Ok(LocalMemory { server, memory, embedder })
+    }
+
+    async fn close(mut self) -> anyhow::Result<()> {
+        self.memory.close().await;
+        Ok(self.server.stop()?)
+    }
 }
 
 #[derive(Subcommand)]
@@ -234,6 +273,35 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", code[0].as_str().unwrap_or_default());
         }
         Command::Task(command) => task_command(command).await?,
+        Command::Ingest { path, tenant } => {
+            let local = LocalMemory::open().await?;
+            let path = std::fs::canonicalize(&path).with_context(|| format!("{}", path.display()))?;
+            let report = limb_core::memory::ingest_path(&local.memory, &local.embedder, &tenant, &path).await?;
+            for file in &report.added {
+                println!("added      {}", file.display());
+            }
+            for file in &report.unchanged {
+                println!("unchanged  {}", file.display());
+            }
+            for (file, reason) in &report.failed {
+                println!("skipped    {}: {reason}", file.display());
+            }
+            println!("{} added, {} unchanged, {} skipped", report.added.len(), report.unchanged.len(), report.failed.len());
+            local.close().await?;
+        }
+        Command::Search { query, k, tenant } => {
+            let local = LocalMemory::open().await?;
+            let embedding = local.embedder.embed(&[query.as_str()])?.remove(0);
+            let hits = local.memory.search(&tenant, &query, &embedding, k).await?;
+            if hits.is_empty() {
+                println!("no matches in {tenant}'s memory; add documents with `heiwa ingest PATH`");
+            }
+            for (rank, hit) in hits.iter().enumerate() {
+                let excerpt: String = hit.content.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(160).collect();
+                println!("{}. {} (chunk {}, bytes {}..{}, score {:.4})\n   {excerpt}", rank + 1, hit.path, hit.position, hit.span.0, hit.span.1, hit.score);
+            }
+            local.close().await?;
+        }
         Command::Limb(LimbCommand::Run { invite, name, lease_secs, max_in_flight, work_ms, hub }) => {
             let options = LimbOptions {
                 uri: hub.ws_uri(),

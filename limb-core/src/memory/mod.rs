@@ -16,6 +16,8 @@ pub enum MemoryError {
     MissingBinaries { dir: PathBuf, missing: String },
     #[error("running as root, but the unprivileged user `{0}` PostgreSQL needs does not exist")]
     NoUnprivilegedUser(String),
+    #[error("PostgreSQL runs as `nobody` (the limb runs as root) and cannot reach {dir}: {blocker} is not searchable by other users; choose a data directory outside it (HEIWA_DATA_DIR)")]
+    Unreachable { dir: PathBuf, blocker: PathBuf },
     #[error("{step} failed ({status}); see {log}")]
     Command { step: &'static str, status: String, log: PathBuf },
     #[error("memory I/O on {path}: {source}")]

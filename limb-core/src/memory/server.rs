@@ -81,6 +81,17 @@ impl PgServer {
     }
 
     fn prepare_dirs(&self) -> Result<(), MemoryError> {
+        if self.run_as.is_some() {
+            // The unprivileged user must be able to walk down to its directory.
+            use std::os::unix::fs::PermissionsExt;
+            for ancestor in self.config.root.ancestors().skip(1) {
+                if let Ok(meta) = std::fs::metadata(ancestor) {
+                    if meta.permissions().mode() & 0o001 == 0 {
+                        return Err(MemoryError::Unreachable { dir: self.config.root.clone(), blocker: ancestor.to_path_buf() });
+                    }
+                }
+            }
+        }
         for dir in [self.config.root.clone(), self.socket_dir()] {
             std::fs::create_dir_all(&dir).map_err(|source| MemoryError::Io { path: dir.clone(), source })?;
             restrict(&dir)?;
