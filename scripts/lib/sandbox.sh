@@ -14,6 +14,10 @@ start_engine() {
   docker info >/dev/null 2>&1 && return 0
   command -v dockerd >/dev/null || die "no container engine: install docker.io (scripts/setup does)"
   mkdir -p "$RUN_DIR" "$DOCKER_DATA"
+  # A pid file left by a dockerd that died with an earlier session: dockerd
+  # refuses to start if that pid now belongs to some other process.
+  local old; old=$(cat "$RUN_DIR/dockerd.pid" 2>/dev/null || true)
+  if [ -n "$old" ] && ! grep -qs dockerd "/proc/$old/comm"; then rm -f "$RUN_DIR/dockerd.pid"; fi
   log "starting dockerd on $DOCKER_SOCK"
   # No bridge and no iptables: sandbox containers get network mode `none` anyway.
   dockerd --host "$DOCKER_HOST" --data-root "$DOCKER_DATA" --exec-root "$RUN_DIR/docker-exec" \
