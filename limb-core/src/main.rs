@@ -283,10 +283,19 @@ async fn main() -> anyhow::Result<()> {
             for file in &report.unchanged {
                 println!("unchanged  {}", file.display());
             }
+            for file in &report.removed {
+                println!("removed    {file} (no longer on disk)");
+            }
             for (file, reason) in &report.failed {
                 println!("skipped    {}: {reason}", file.display());
             }
-            println!("{} added, {} unchanged, {} skipped", report.added.len(), report.unchanged.len(), report.failed.len());
+            println!(
+                "{} added, {} unchanged, {} removed, {} skipped",
+                report.added.len(),
+                report.unchanged.len(),
+                report.removed.len(),
+                report.failed.len()
+            );
             local.close().await?;
         }
         Command::Search { query, k, tenant } => {

@@ -19,6 +19,8 @@ const TEXT_EXTENSIONS: [&str; 3] = ["txt", "md", "markdown"];
 pub struct IngestReport {
     pub added: Vec<PathBuf>,
     pub unchanged: Vec<PathBuf>,
+    /// Documents stored from this folder whose files are gone.
+    pub removed: Vec<String>,
     /// Files that could not be ingested, each with a reason a person understands.
     pub failed: Vec<(PathBuf, String)>,
 }
@@ -30,6 +32,9 @@ pub async fn ingest_path(memory: &Memory, embedder: &Embedder, tenant: &str, roo
     let mut files = Vec::new();
     collect(root, &mut files, &mut report.failed);
     files.sort();
+    if root.is_dir() {
+        report.removed = remove_missing(memory, tenant, root, &files, &report.failed).await?;
+    }
     for path in files {
         let text = match read_text(&path) {
             Ok(text) => text,
@@ -46,6 +51,29 @@ pub async fn ingest_path(memory: &Memory, embedder: &Embedder, tenant: &str, roo
         }
     }
     Ok(report)
+}
+
+/// Forget documents under `root` whose files no longer exist there (a file
+/// that exists but failed this time keeps its last good version).
+async fn remove_missing(
+    memory: &Memory,
+    tenant: &str,
+    root: &Path,
+    files: &[PathBuf],
+    failed: &[(PathBuf, String)],
+) -> Result<Vec<String>, MemoryError> {
+    let present: Vec<String> =
+        files.iter().chain(failed.iter().map(|(p, _)| p)).map(|p| p.to_string_lossy().into_owned()).collect();
+    let prefix = format!("{}/", root.to_string_lossy().trim_end_matches('/'));
+    let removed = sqlx::query_scalar(
+        "DELETE FROM document WHERE tenant_identity = $1 AND starts_with(path, $2) AND NOT (path = ANY($3)) RETURNING path",
+    )
+    .bind(tenant)
+    .bind(prefix)
+    .bind(present)
+    .fetch_all(memory.pool())
+    .await?;
+    Ok(removed)
 }
 
 fn collect(path: &Path, files: &mut Vec<PathBuf>, failed: &mut Vec<(PathBuf, String)>) {

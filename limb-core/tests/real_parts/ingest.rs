@@ -70,7 +70,16 @@ async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations()
     let embedding = embedder.embed(&["sourdough"]).unwrap().remove(0);
     assert!(memory.search("tenant-b", "sourdough", &embedding, 3).await.unwrap().is_empty());
     let again = ingest_path(&memory, &embedder, "tenant-a", &corpus).await.unwrap();
-    assert_eq!((again.added.len(), again.unchanged.len()), (0, 4));
+    assert_eq!((again.added.len(), again.unchanged.len(), again.removed.len()), (0, 4, 0));
+
+    // A deleted file leaves memory on the next scan; a changed one is replaced.
+    std::fs::remove_file(corpus.join("sourdough.txt")).unwrap();
+    std::fs::write(corpus.join("rust-ownership.md"), "# Ownership\n\nBorrowing rules, rewritten.").unwrap();
+    let rescan = ingest_path(&memory, &embedder, "tenant-a", &corpus).await.unwrap();
+    assert_eq!(rescan.removed.iter().map(|p| file_name(p)).collect::<Vec<_>>(), ["sourdough.txt"]);
+    assert_eq!(rescan.added.len(), 1, "the changed file is re-ingested");
+    let hits = memory.search("tenant-a", "sourdough", &embedding, 4).await.unwrap();
+    assert!(hits.iter().all(|h| file_name(&h.path) != "sourdough.txt"), "{hits:?}");
     memory.close().await;
     server.stop().unwrap();
 }
