@@ -287,10 +287,10 @@ async fn main() -> anyhow::Result<()> {
                 println!("removed    {file} (no longer on disk)");
             }
             for (file, reason) in &report.failed {
-                println!("skipped    {}: {reason}", file.display());
+                println!("not added  {}: {reason}", file.display());
             }
             println!(
-                "{} added, {} unchanged, {} removed, {} skipped",
+                "{} added, {} unchanged, {} removed, {} not added",
                 report.added.len(),
                 report.unchanged.len(),
                 report.removed.len(),
