@@ -78,13 +78,14 @@ impl LocalMesh {
             max_in_flight: 1,
         };
         let (stop_limb, stop_rx) = watch::channel(false);
-        let (events_tx, mut events) = mpsc::unbounded_channel();
+        // Nobody here reads the limb's events (the viewer's subscription is the
+        // UI's source); run_limb ignores a closed event channel.
+        let (events_tx, _) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             if let Err(error) = run_limb(options, Arc::new(EchoExecutor { work: Duration::ZERO }), stop_rx, events_tx).await {
                 tracing::error!(%error, "the local limb stopped");
             }
         });
-        tokio::spawn(async move { while events.recv().await.is_some() {} });
 
         let (uri, viewer_token) = (server.ws_url(), owner_token.clone());
         let viewer = tokio::task::spawn_blocking(move || connect(&uri, DATABASE, Some(viewer_token), |_| {}))
