@@ -1,6 +1,7 @@
 //! A Heiwa limb: syncs with the hub, answers tasks with local inference, local
 //! memory and one sandboxed tool. Knows nothing about Tauri or any UI.
 
+pub mod agent;
 pub mod config;
 pub mod doctor;
 pub mod hub;

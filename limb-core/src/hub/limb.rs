@@ -196,7 +196,7 @@ fn guarded(call: impl FnOnce() -> spacetimedb_sdk::Result<()>) -> bool {
 fn send_outcome(conn: &DbConnection, limb_id: u64, task_id: u64, outcome: &Result<String, String>) -> bool {
     guarded(|| match outcome {
         Ok(summary) => conn.reducers.complete_task(task_id, limb_id, summary.clone()),
-        Err(reason) => conn.reducers.fail_task(task_id, limb_id, reason.clone()),
+        Err(reason) => conn.reducers.fail_task(task_id, limb_id, super::truncate_to(reason, super::MAX_REASON_BYTES).to_string()),
     })
 }
 

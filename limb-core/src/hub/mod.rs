@@ -16,6 +16,19 @@ pub use server::{HubServer, HubServerConfig};
 
 use std::path::PathBuf;
 
+/// The hub's size limits (hub-module/src/rules.rs; a test keeps them equal).
+pub const MAX_SUMMARY_BYTES: usize = 8 * 1024;
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// `text` cut to at most `max_bytes` at a character boundary.
+pub fn truncate_to(text: &str, max_bytes: usize) -> &str {
+    let mut end = text.len().min(max_bytes);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
     #[error("SpacetimeDB server binary not found at {0} (run scripts/setup, or set HEIWA_SPACETIMEDB_BIN)")]
@@ -36,4 +49,24 @@ pub enum HubError {
     Subscribe(String),
     #[error("hub I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_match_the_hub_module() {
+        let rules = include_str!("../../../hub-module/src/rules.rs");
+        assert!(rules.contains("pub const MAX_SUMMARY_BYTES: usize = 8 * 1024;"));
+        assert!(rules.contains("pub const MAX_REASON_BYTES: usize = 1024;"));
+        assert_eq!((MAX_SUMMARY_BYTES, MAX_REASON_BYTES), (8 * 1024, 1024));
+    }
+
+    #[test]
+    fn truncation_keeps_characters_whole() {
+        assert_eq!(truncate_to("héllo", 2), "h");
+        assert_eq!(truncate_to("héllo", 3), "hé");
+        assert_eq!(truncate_to("hi", 10), "hi");
+    }
 }

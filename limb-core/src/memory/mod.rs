@@ -1,10 +1,12 @@
 //! Local memory: an app-managed PostgreSQL with pgvector, and the queries over it.
 
 mod ingest;
+mod local;
 mod server;
 mod store;
 
 pub use ingest::{chunks, ingest_path, IngestReport, MAX_FILE_BYTES};
+pub use local::{LocalMemory, LocalMemoryError};
 pub use server::{PgServer, PgServerConfig};
 pub use store::{explain_nearest_on, nearest_on, Citation, Hit, Memory};
 

@@ -113,7 +113,7 @@ impl Memory {
             .collect())
     }
 
-    pub async fn close(self) {
+    pub async fn close(&self) {
         self.pool.close().await;
     }
 }

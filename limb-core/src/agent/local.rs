@@ -1,0 +1,128 @@
+//! The agent on this machine's real parts: llama.cpp for the model, local
+//! memory for retrieval, the container sandbox for `run_python`.
+
+use super::{summary_payload, Agent, Budget, Message, Model, Retriever, Tools};
+use crate::config::Parts;
+use crate::hub::{Executor, MAX_SUMMARY_BYTES};
+use crate::inference::{ChatModel, InferenceError, ModelOptions};
+use crate::memory::{Citation, LocalMemory, LocalMemoryError, Memory};
+use crate::sandbox::{Limits, RunOutput, Sandbox, SandboxError};
+use crate::inference::Embedder;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// A llama.cpp chat model. Generations are serialised: concurrent contexts
+/// on one CPU only slow each other down and multiply memory.
+pub struct LocalChat {
+    model: ChatModel,
+    turn: Mutex<()>,
+}
+
+impl LocalChat {
+    pub fn new(model: ChatModel) -> Self {
+        LocalChat { model, turn: Mutex::new(()) }
+    }
+}
+
+impl Model for LocalChat {
+    fn chat(&self, messages: &[Message], max_tokens: usize) -> Result<String, String> {
+        let pairs: Vec<(&str, &str)> = messages.iter().map(|m| (m.role, m.content.as_str())).collect();
+        let prompt = self.model.format_chat(&pairs).map_err(|e| e.to_string())?;
+        let _turn = self.turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(self.model.complete(&prompt, max_tokens).map_err(|e| e.to_string())?.text)
+    }
+}
+
+/// Hybrid search over one memory tenant.
+pub struct MemoryRetriever {
+    pub memory: Arc<Memory>,
+    pub embedder: Arc<Embedder>,
+    pub tenant: String,
+}
+
+impl Retriever for MemoryRetriever {
+    async fn retrieve(&self, question: &str, k: i64) -> Result<Vec<Citation>, String> {
+        let embedding = self.embedder.embed(&[question]).map_err(|e| e.to_string())?.remove(0);
+        self.memory.search(&self.tenant, question, &embedding, k).await.map_err(|e| e.to_string())
+    }
+}
+
+impl Tools for Sandbox {
+    async fn run_python(&self, code: &str) -> Result<RunOutput, String> {
+        Sandbox::run_python(self, code).await.map_err(|e| e.to_string())
+    }
+}
+
+pub type LocalAgentParts = Agent<LocalChat, MemoryRetriever, Sandbox>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalAgentError {
+    #[error(transparent)]
+    Memory(#[from] LocalMemoryError),
+    #[error(transparent)]
+    Model(#[from] InferenceError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+}
+
+/// The agent with its parts started; [`LocalAgent::close`] stops them.
+pub struct LocalAgent {
+    pub agent: Arc<LocalAgentParts>,
+    memory: LocalMemory,
+}
+
+/// Threads for generation: all cores (llama.cpp scales with them on CPU).
+fn default_threads() -> i32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as i32)
+}
+
+impl LocalAgent {
+    /// Start memory (under `data_dir/memory`), load the chat model, connect
+    /// the sandbox. Retrieval reads `tenant`'s documents.
+    pub async fn open(parts: &Parts, data_dir: &Path, tenant: &str, budget: Budget) -> Result<Self, LocalAgentError> {
+        let memory = LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir.join("memory")).await?;
+        let started = async {
+            let sandbox = Sandbox::connect(&parts.sandbox_image, Limits::default()).await?;
+            let options = ModelOptions { threads: default_threads(), gpu_layers: 0, context_len: 4096 };
+            let model_path = parts.chat_model.clone();
+            let model = tokio::task::spawn_blocking(move || ChatModel::load(&model_path, options))
+                .await
+                .map_err(|e| InferenceError::Backend(e.to_string()))??;
+            Ok::<_, LocalAgentError>((sandbox, model))
+        };
+        let (sandbox, model) = match started.await {
+            Ok(started) => started,
+            Err(e) => {
+                let _ = memory.close().await;
+                return Err(e);
+            }
+        };
+        let retriever = MemoryRetriever { memory: memory.memory.clone(), embedder: memory.embedder.clone(), tenant: tenant.into() };
+        let agent = Agent { model: LocalChat::new(model), retriever, tools: sandbox, budget };
+        Ok(LocalAgent { agent: Arc::new(agent), memory })
+    }
+
+    /// An executor for the limb's claim loop, running on `runtime`.
+    pub fn executor(&self, runtime: tokio::runtime::Handle) -> AgentExecutor<LocalChat, MemoryRetriever, Sandbox> {
+        AgentExecutor { agent: self.agent.clone(), runtime }
+    }
+
+    pub async fn close(self) -> Result<(), crate::memory::MemoryError> {
+        self.memory.close().await
+    }
+}
+
+/// Answers claimed tasks with the agent; the summary payload goes to the hub.
+pub struct AgentExecutor<M, R, T> {
+    agent: Arc<Agent<M, R, T>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl<M: Model + 'static, R: Retriever + 'static, T: Tools + 'static> Executor for AgentExecutor<M, R, T> {
+    fn execute(&self, task_id: u64, payload: &str) -> Result<String, String> {
+        // The claim loop calls this on a blocking thread, where block_on is allowed.
+        let answer = self.runtime.block_on(self.agent.answer(payload)).map_err(|e| e.to_string())?;
+        tracing::info!(task_id, steps = answer.steps, tool_calls = answer.tool_uses.len(), "answered");
+        Ok(summary_payload(&answer, MAX_SUMMARY_BYTES))
+    }
+}

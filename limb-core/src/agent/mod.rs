@@ -1,0 +1,193 @@
+//! The agent loop that answers a task: retrieve passages from local memory,
+//! prompt the model with them and the one tool's schema, run the tool when
+//! the model calls it and feed the result back, until the model answers or the
+//! budget runs out. Then build the small summary payload the hub receives.
+//!
+//! The loop is written against three small traits ([`Model`], [`Retriever`],
+//! [`Tools`]) so it runs with scripted parts in unit tests and with llama.cpp,
+//! pgvector and the container sandbox for real ([`local`]).
+
+pub mod local;
+mod parse;
+mod summary;
+
+pub use parse::{parse_reply, Reply, ToolCall};
+pub use summary::{summary_payload, SummaryCitation};
+
+use crate::memory::Citation;
+use crate::sandbox::RunOutput;
+use std::future::Future;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum AgentError {
+    #[error("the model failed: {0}")]
+    Model(String),
+    #[error("memory retrieval failed: {0}")]
+    Retrieval(String),
+    #[error("the run_python tool failed: {0}")]
+    Tool(String),
+    #[error("no final answer within {steps} steps ({tool_calls} tool calls)")]
+    Budget { steps: usize, tool_calls: usize },
+    #[error("the task is empty")]
+    EmptyTask,
+}
+
+/// One chat message. Roles are `system`, `user` and `assistant`; tool results
+/// go back as a `user` message wrapped in `<tool_response>` (Qwen's convention,
+/// and plain enough for any instruction-tuned model).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub role: &'static str,
+    pub content: String,
+}
+
+impl Message {
+    fn new(role: &'static str, content: impl Into<String>) -> Self {
+        Message { role, content: content.into() }
+    }
+}
+
+/// Generates the assistant's next message.
+pub trait Model: Send + Sync {
+    fn chat(&self, messages: &[Message], max_tokens: usize) -> Result<String, String>;
+}
+
+/// Finds passages for a question.
+pub trait Retriever: Send + Sync {
+    fn retrieve(&self, question: &str, k: i64) -> impl Future<Output = Result<Vec<Citation>, String>> + Send;
+}
+
+/// The one tool. An `Err` means the tool itself could not run (no engine);
+/// code that fails inside the sandbox is an `Ok` with its stderr and exit code.
+pub trait Tools: Send + Sync {
+    fn run_python(&self, code: &str) -> impl Future<Output = Result<RunOutput, String>> + Send;
+}
+
+/// How much one task may use.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    /// Model turns, tool calls included.
+    pub max_steps: usize,
+    pub max_tokens_per_step: usize,
+    /// Passages retrieved from memory for the prompt.
+    pub passages: i64,
+    /// Characters of each passage and of each tool result shown to the model.
+    pub excerpt_chars: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget { max_steps: 4, max_tokens_per_step: 256, passages: 3, excerpt_chars: 700 }
+    }
+}
+
+/// A tool call the agent made, for the summary and the log.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ToolUse {
+    pub code: String,
+    pub stdout: String,
+    pub exit_code: Option<i64>,
+    pub limit: Option<crate::sandbox::LimitHit>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Answer {
+    pub text: String,
+    pub citations: Vec<Citation>,
+    pub tool_uses: Vec<ToolUse>,
+    pub steps: usize,
+}
+
+pub struct Agent<M, R, T> {
+    pub model: M,
+    pub retriever: R,
+    pub tools: T,
+    pub budget: Budget,
+}
+
+pub const TOOL_SCHEMA: &str = r#"{"type": "function", "function": {"name": "run_python", "description": "Run Python 3 code in an isolated sandbox with no network and no files, and return what it printed. Use print() for results.", "parameters": {"type": "object", "properties": {"code": {"type": "string", "description": "The Python code to run"}}, "required": ["code"]}}}"#;
+
+fn system_prompt() -> String {
+    format!(
+        "You are a Heiwa limb answering a task. Answer briefly and correctly. When passages from the user's \
+         documents are given, use them and cite them by number, like [1].\n\n\
+         You have one tool. Its signature:\n<tools>\n{TOOL_SCHEMA}\n</tools>\n\n\
+         To call it (for arithmetic or anything you would rather compute), reply with only:\n\
+         <tool_call>\n{{\"name\": \"run_python\", \"arguments\": {{\"code\": \"print(6*7)\"}}}}\n</tool_call>\n\
+         Its output comes back inside <tool_response>. When you know the answer, reply with the answer alone."
+    )
+}
+
+fn excerpt(text: &str, chars: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(chars) {
+        Some((cut, _)) => format!("{}…", &flat[..cut]),
+        None => flat,
+    }
+}
+
+fn user_prompt(question: &str, passages: &[Citation], chars: usize) -> String {
+    if passages.is_empty() {
+        return question.to_string();
+    }
+    let mut prompt = String::from("Passages from my documents:\n");
+    for (n, passage) in passages.iter().enumerate() {
+        let name = summary::file_name(&passage.path);
+        prompt.push_str(&format!("[{}] {name}: {}\n", n + 1, excerpt(&passage.content, chars)));
+    }
+    prompt.push_str(&format!("\nTask: {question}"));
+    prompt
+}
+
+fn tool_response(body: &str) -> Message {
+    Message::new("user", format!("<tool_response>\n{body}\n</tool_response>"))
+}
+
+impl<M: Model, R: Retriever, T: Tools> Agent<M, R, T> {
+    /// Answer `question`, or say why not.
+    pub async fn answer(&self, question: &str) -> Result<Answer, AgentError> {
+        let question = question.trim();
+        if question.is_empty() {
+            return Err(AgentError::EmptyTask);
+        }
+        let budget = self.budget;
+        let citations = self.retriever.retrieve(question, budget.passages).await.map_err(AgentError::Retrieval)?;
+        let mut messages = vec![
+            Message::new("system", system_prompt()),
+            Message::new("user", user_prompt(question, &citations, budget.excerpt_chars)),
+        ];
+        let mut tool_uses = Vec::new();
+        for step in 1..=budget.max_steps {
+            let reply = self.model.chat(&messages, budget.max_tokens_per_step).map_err(AgentError::Model)?;
+            let feedback = match parse_reply(&reply) {
+                Reply::Final(text) => return Ok(Answer { text, citations, tool_uses, steps: step }),
+                Reply::Call(ToolCall { code }) => {
+                    let output = self.tools.run_python(&code).await.map_err(AgentError::Tool)?;
+                    let body = serde_json::json!({
+                        "stdout": excerpt_raw(&output.stdout, budget.excerpt_chars),
+                        "stderr": excerpt_raw(&output.stderr, budget.excerpt_chars),
+                        "exit_code": output.exit_code,
+                        "stopped_by": output.limit,
+                    });
+                    tool_uses.push(ToolUse { code, stdout: output.stdout, exit_code: output.exit_code, limit: output.limit });
+                    body.to_string()
+                }
+                Reply::Malformed(problem) => format!("error: {problem}"),
+            };
+            messages.push(Message::new("assistant", reply));
+            messages.push(tool_response(&feedback));
+        }
+        Err(AgentError::Budget { steps: budget.max_steps, tool_calls: tool_uses.len() })
+    }
+}
+
+/// The first `chars` characters, whitespace kept (program output is shown as is).
+fn excerpt_raw(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((cut, _)) => format!("{}…[truncated]", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
