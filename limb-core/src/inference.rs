@@ -137,7 +137,8 @@ impl ChatModel {
             if vocab.is_eog(token) {
                 break;
             }
-            bytes.extend(vocab.token_to_piece(token, false, None));
+            // Special tokens are rendered: tool-call tags such as Qwen's <tool_call> are special tokens.
+            bytes.extend(vocab.token_to_piece(token, true, None));
             generated += 1;
             batch.clear();
             batch.add(token, position, &[0], true).map_err(|e| InferenceError::Decode(e.to_string()))?;

@@ -3,6 +3,8 @@
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use limb_core::hub::{run_limb, EchoExecutor, HubHttp, HubServer, HubServerConfig, LimbEvent, LimbOptions};
+use limb_core::agent::local::LocalAgent;
+use limb_core::agent::Budget;
 use limb_core::{config, doctor, LimbInfo};
 use serde_json::json;
 use std::path::PathBuf;
@@ -66,6 +68,16 @@ enum Command {
         #[arg(long, default_value = "local")]
         tenant: String,
     },
+    /// Answer a question here, without a hub: the same agent loop a limb runs
+    /// for a task (local memory, local model, the sandboxed run_python).
+    Ask {
+        question: String,
+        /// The memory tenant whose documents are searched.
+        #[arg(long, default_value = "local")]
+        tenant: String,
+        #[arg(long, default_value_t = Budget::default().max_steps)]
+        max_steps: usize,
+    },
     /// Search local memory; every hit cites its file, chunk and byte span.
     Search {
         query: String,
@@ -77,28 +89,23 @@ enum Command {
 }
 
 /// Local memory for one command: the app's PostgreSQL and the embedding model.
-struct LocalMemory {
-    server: limb_core::memory::PgServer,
-    memory: limb_core::memory::Memory,
-    embedder: limb_core::inference::Embedder,
+async fn open_memory() -> anyhow::Result<limb_core::memory::LocalMemory> {
+    let parts = config::Parts::from_env()?;
+    Ok(limb_core::memory::LocalMemory::open(&parts.pg_dir, &parts.embed_model, &config::data_dir().join("memory")).await?)
 }
 
-impl LocalMemory {
-    async fn open() -> anyhow::Result<Self> {
-        use limb_core::memory::{Memory, PgServer, PgServerConfig};
-        let parts = config::Parts::from_env()?;
-        let root = config::data_dir().join("memory");
-        let mut server = PgServer::new(PgServerConfig { install_dir: parts.pg_dir, root })?;
-        server.start()?;
-        let memory = Memory::open(&server).await?;
-        let embedder = limb_core::inference::Embedder::load(&parts.embed_model, Default::default())?;
-        Ok(LocalMemory { server, memory, embedder })
-    }
+async fn open_agent(tenant: &str, max_steps: usize) -> anyhow::Result<LocalAgent> {
+    let parts = config::Parts::from_env()?;
+    let budget = Budget { max_steps, ..Budget::default() };
+    Ok(LocalAgent::open(&parts, &config::data_dir(), tenant, budget).await?)
+}
 
-    async fn close(mut self) -> anyhow::Result<()> {
-        self.memory.close().await;
-        Ok(self.server.stop()?)
-    }
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExecutorKind {
+    /// The agent: local memory, the local model and the sandboxed run_python.
+    Agent,
+    /// Answers with the payload's size after --work-ms (for tests and load runs).
+    Echo,
 }
 
 #[derive(Subcommand)]
@@ -165,7 +172,13 @@ enum LimbCommand {
         lease_secs: u32,
         #[arg(long, default_value_t = 2)]
         max_in_flight: usize,
-        /// How long the stand-in executor works on each task.
+        /// What answers the tasks.
+        #[arg(long, value_enum, default_value = "agent")]
+        executor: ExecutorKind,
+        /// With the agent: the memory tenant whose documents are searched.
+        #[arg(long, default_value = "local")]
+        memory_tenant: String,
+        /// With the echo executor: how long it works on each task.
         #[arg(long, default_value_t = 0)]
         work_ms: u64,
         #[command(flatten)]
@@ -213,6 +226,10 @@ fn named_rows(reply: &serde_json::Value) -> Vec<serde_json::Value> {
 
 fn rows(reply: &serde_json::Value) -> Vec<serde_json::Value> {
     reply[0]["rows"].as_array().cloned().unwrap_or_default()
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|line| format!("    {line}")).collect::<Vec<_>>().join("\n")
 }
 
 async fn shutdown_signal() {
@@ -274,7 +291,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Task(command) => task_command(command).await?,
         Command::Ingest { path, tenant } => {
-            let local = LocalMemory::open().await?;
+            let local = open_memory().await?;
             let path = std::fs::canonicalize(&path).with_context(|| format!("{}", path.display()))?;
             let report = limb_core::memory::ingest_path(&local.memory, &local.embedder, &tenant, &path).await?;
             for file in &report.added {
@@ -298,8 +315,25 @@ async fn main() -> anyhow::Result<()> {
             );
             local.close().await?;
         }
+        Command::Ask { question, tenant, max_steps } => {
+            let local = open_agent(&tenant, max_steps).await?;
+            let answered = local.agent.answer(&question).await;
+            local.close().await?;
+            let answer = answered?;
+            for (n, tool) in answer.tool_uses.iter().enumerate() {
+                let stopped = tool.limit.map(|l| format!(" (stopped: {l:?})")).unwrap_or_default();
+                println!("tool call {}: run_python{stopped}\n{}\n  → {}", n + 1, indent(&tool.code), tool.stdout.trim());
+            }
+            println!("{}", answer.text);
+            if !answer.citations.is_empty() {
+                println!("\nsources:");
+            }
+            for (n, c) in answer.citations.iter().enumerate() {
+                println!("[{}] {} (chunk {}, bytes {}..{})", n + 1, c.path, c.position, c.span.0, c.span.1);
+            }
+        }
         Command::Search { query, k, tenant } => {
-            let local = LocalMemory::open().await?;
+            let local = open_memory().await?;
             let embedding = local.embedder.embed(&[query.as_str()])?.remove(0);
             let hits = local.memory.search(&tenant, &query, &embedding, k).await?;
             if hits.is_empty() {
@@ -307,11 +341,20 @@ async fn main() -> anyhow::Result<()> {
             }
             for (rank, hit) in hits.iter().enumerate() {
                 let excerpt: String = hit.content.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(160).collect();
-                println!("{}. {} (chunk {}, bytes {}..{}, score {:.4})\n   {excerpt}", rank + 1, hit.path, hit.position, hit.span.0, hit.span.1, hit.score);
+                println!(
+                    "{}. {} (chunk {}, bytes {}..{}, score {:.4}, similarity {:.2})\n   {excerpt}",
+                    rank + 1,
+                    hit.path,
+                    hit.position,
+                    hit.span.0,
+                    hit.span.1,
+                    hit.score,
+                    hit.similarity
+                );
             }
             local.close().await?;
         }
-        Command::Limb(LimbCommand::Run { invite, name, lease_secs, max_in_flight, work_ms, hub }) => {
+        Command::Limb(LimbCommand::Run { invite, name, lease_secs, max_in_flight, executor, memory_tenant, work_ms, hub }) => {
             let options = LimbOptions {
                 uri: hub.ws_uri(),
                 database: hub.database.clone(),
@@ -327,7 +370,14 @@ async fn main() -> anyhow::Result<()> {
                 shutdown_signal().await;
                 let _ = stop_tx.send(true);
             });
-            let executor = Arc::new(EchoExecutor { work: std::time::Duration::from_millis(work_ms) });
+            // The agent (and the PostgreSQL it started) is closed once the limb has released its tasks.
+            let (executor, agent): (Arc<dyn limb_core::hub::Executor>, _) = match executor {
+                ExecutorKind::Echo => (Arc::new(EchoExecutor { work: std::time::Duration::from_millis(work_ms) }), None),
+                ExecutorKind::Agent => {
+                    let agent = open_agent(&memory_tenant, Budget::default().max_steps).await?;
+                    (Arc::new(agent.executor(tokio::runtime::Handle::current())), Some(agent))
+                }
+            };
             let limb = tokio::spawn(run_limb(options, executor, stop_rx, events_tx));
             // One line per event on stdout: what the limb is doing, for people and tests.
             while let Some(event) = events.recv().await {
@@ -343,7 +393,11 @@ async fn main() -> anyhow::Result<()> {
                     LimbEvent::Reconnected => println!("reconnected"),
                 }
             }
-            limb.await??;
+            let outcome = limb.await;
+            if let Some(agent) = agent {
+                agent.close().await?;
+            }
+            outcome??;
             // An executor still working on a released task runs on a blocking
             // thread the runtime would wait for at shutdown; its task is back
             // on the hub already, so leave now.

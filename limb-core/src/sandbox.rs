@@ -24,6 +24,20 @@ pub enum SandboxError {
 /// Code is passed as one argument; keep it well under the kernel's limit.
 pub const MAX_CODE_BYTES: usize = 64 * 1024;
 
+/// Runs the code (argv[1]) like a notebook cell: when its last statement is an
+/// expression, its value is printed. Models often write `17 * 23` and expect
+/// to see 391; without this they see nothing and guess.
+const CELL_RUNNER: &str = r#"import ast, sys
+tree = ast.parse(sys.argv[1], "<run_python>")
+last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+scope = {"__name__": "__main__"}
+exec(compile(tree, "<run_python>", "exec"), scope)
+if last is not None:
+    value = eval(compile(ast.Expression(last.value), "<run_python>", "eval"), scope)
+    if value is not None:
+        print(repr(value))
+"#;
+
 /// Limits a run cannot exceed. Defaults are safe; callers may tighten or
 /// loosen them only within [`Limits::clamp`]'s bounds.
 #[derive(Clone, Copy, Debug)]
@@ -110,7 +124,7 @@ impl Sandbox {
         let ulimit = |name: &str, value: i64| ResourcesUlimits { name: Some(name.into()), soft: Some(value), hard: Some(value) };
         ContainerCreateBody {
             image: Some(self.image.clone()),
-            cmd: Some(vec!["python3".into(), "-I".into(), "-c".into(), code.into()]),
+            cmd: Some(vec!["python3".into(), "-I".into(), "-c".into(), CELL_RUNNER.into(), code.into()]),
             user: Some("65534:65534".into()),
             working_dir: Some("/tmp".into()),
             env: Some(vec!["HOME=/tmp".into(), "PYTHONDONTWRITEBYTECODE=1".into()]),
@@ -137,7 +151,7 @@ impl Sandbox {
         }
     }
 
-    /// Run `code` with `python3 -I -c`, collecting at most `output_bytes` of
+    /// Run `code` with `python3 -I` as a notebook cell, collecting at most `output_bytes` of
     /// each stream; the container is always removed.
     pub async fn run_python(&self, code: &str) -> Result<RunOutput, SandboxError> {
         if code.len() > MAX_CODE_BYTES {

@@ -109,12 +109,13 @@ pub const TOOL_SCHEMA: &str = r#"{"type": "function", "function": {"name": "run_
 
 fn system_prompt() -> String {
     format!(
-        "You are a Heiwa limb answering a task. Answer briefly and correctly. When passages from the user's \
-         documents are given, use them and cite them by number, like [1].\n\n\
-         You have one tool. Its signature:\n<tools>\n{TOOL_SCHEMA}\n</tools>\n\n\
-         To call it (for arithmetic or anything you would rather compute), reply with only:\n\
-         <tool_call>\n{{\"name\": \"run_python\", \"arguments\": {{\"code\": \"print(6*7)\"}}}}\n</tool_call>\n\
-         Its output comes back inside <tool_response>. When you know the answer, reply with the answer alone."
+        "You are a Heiwa limb answering a task. Answer briefly and correctly.\n\n\
+         You have one tool, run_python, for arithmetic and other calculations only:\n<tools>\n{TOOL_SCHEMA}\n</tools>\n\n\
+         For example, to compute 2**10, reply with only:\n\
+         <tool_call>\n{{\"name\": \"run_python\", \"arguments\": {{\"code\": \"print(2**10)\"}}}}\n</tool_call>\n\
+         Its output comes back inside <tool_response>.\n\n\
+         When the task is a question about the passages from the user's documents, do not call the tool: answer \
+         from the passages and cite them by number, like [1]."
     )
 }
 
@@ -140,11 +141,33 @@ fn user_prompt(question: &str, passages: &[Citation], chars: usize) -> String {
 }
 
 fn tool_response(body: &str) -> Message {
-    Message::new("user", format!("<tool_response>\n{body}\n</tool_response>"))
+    Message::new(
+        "user",
+        format!("<tool_response>\n{body}\n</tool_response>\nIf this answers the task, reply with the final answer in words."),
+    )
+}
+
+/// The last turn, asked without the tool: the task, the passages and what the
+/// tool printed so far. Small models otherwise call the tool again and again
+/// with the same code; asked like this they answer.
+fn final_turn(question: &str, passages: &[Citation], tool_uses: &[ToolUse], chars: usize) -> Vec<Message> {
+    let mut task = user_prompt(question, passages, chars);
+    if !tool_uses.is_empty() {
+        task.push_str("\n\nComputed with Python:");
+        for tool in tool_uses {
+            task.push_str(&format!("\n{}\nprinted: {}", tool.code, excerpt_raw(tool.stdout.trim(), chars)));
+        }
+    }
+    task.push_str("\n\nReply with the final answer in words.");
+    vec![
+        Message::new("system", "You are a Heiwa limb answering a task. Answer briefly and correctly; cite passages by number, like [1]."),
+        Message::new("user", task),
+    ]
 }
 
 impl<M: Model, R: Retriever, T: Tools> Agent<M, R, T> {
-    /// Answer `question`, or say why not.
+    /// Answer `question`, or say why not. The last allowed step, or a step
+    /// after the model repeated a call it already made, is a [`final_turn`].
     pub async fn answer(&self, question: &str) -> Result<Answer, AgentError> {
         let question = question.trim();
         if question.is_empty() {
@@ -156,11 +179,20 @@ impl<M: Model, R: Retriever, T: Tools> Agent<M, R, T> {
             Message::new("system", system_prompt()),
             Message::new("user", user_prompt(question, &citations, budget.excerpt_chars)),
         ];
-        let mut tool_uses = Vec::new();
+        let mut tool_uses: Vec<ToolUse> = Vec::new();
+        let mut stuck = false;
         for step in 1..=budget.max_steps {
-            let reply = self.model.chat(&messages, budget.max_tokens_per_step).map_err(AgentError::Model)?;
+            let last = step == budget.max_steps || stuck;
+            let prompt = if last { final_turn(question, &citations, &tool_uses, budget.excerpt_chars) } else { messages.clone() };
+            let reply = self.model.chat(&prompt, budget.max_tokens_per_step).map_err(AgentError::Model)?;
+            tracing::debug!(step, %reply, "model reply");
             let feedback = match parse_reply(&reply) {
                 Reply::Final(text) => return Ok(Answer { text, citations, tool_uses, steps: step }),
+                _ if last => break,
+                Reply::Call(ToolCall { code }) if tool_uses.iter().any(|used| used.code == code) => {
+                    stuck = true;
+                    continue;
+                }
                 Reply::Call(ToolCall { code }) => {
                     let output = self.tools.run_python(&code).await.map_err(AgentError::Tool)?;
                     let body = serde_json::json!({

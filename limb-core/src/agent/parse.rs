@@ -34,9 +34,8 @@ pub fn parse_reply(reply: &str) -> Reply {
         let body = body.find(CLOSE).map_or(body, |end| &body[..end]);
         return parse_call(body);
     }
-    let unfenced = strip_fence(text);
-    if unfenced.starts_with('{') && unfenced.contains("\"name\"") {
-        return parse_call(unfenced);
+    if let Some(start) = call_object_start(text) {
+        return parse_call(&text[start..]);
     }
     if text.is_empty() {
         return Reply::Malformed("the reply was empty; answer the task or call run_python".into());
@@ -44,9 +43,19 @@ pub fn parse_reply(reply: &str) -> Reply {
     Reply::Final(text.to_string())
 }
 
+/// Where a bare `{"name": …` object starts, if the reply has one.
+fn call_object_start(text: &str) -> Option<usize> {
+    text.match_indices('{').map(|(at, _)| at).find(|&at| text[at + 1..].trim_start().starts_with("\"name\""))
+}
+
+/// The first JSON value in `text`; text after it (a closing fence, a remark) is ignored.
+fn first_value(text: &str) -> Result<Value, serde_json::Error> {
+    serde_json::Deserializer::from_str(text).into_iter::<Value>().next().unwrap_or_else(|| serde_json::from_str(text))
+}
+
 fn parse_call(body: &str) -> Reply {
     let body = strip_fence(body.trim());
-    let value: Value = match serde_json::from_str(body).or_else(|_| serde_json::from_str(&escape_raw_controls(body))) {
+    let value = match first_value(body).or_else(|_| first_value(&repair(body))) {
         Ok(value) => value,
         Err(e) => return Reply::Malformed(format!("the tool call is not valid JSON ({e}); use {{\"name\": \"run_python\", \"arguments\": {{\"code\": \"...\"}}}}")),
     };
@@ -73,10 +82,11 @@ fn strip_fence(text: &str) -> &str {
     rest.trim_end().strip_suffix("```").unwrap_or(rest).trim()
 }
 
-/// Escape raw newlines and tabs inside JSON strings (models write code that way).
-fn escape_raw_controls(json: &str) -> String {
+/// Escape raw newlines and tabs inside JSON strings (models write code that
+/// way), and close objects left open at the end (small models drop the last `}`).
+fn repair(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
-    let (mut in_string, mut escaped) = (false, false);
+    let (mut in_string, mut escaped, mut depth) = (false, false, 0usize);
     for c in json.chars() {
         match c {
             '\n' if in_string => out.push_str("\\n"),
@@ -85,11 +95,18 @@ fn escape_raw_controls(json: &str) -> String {
             _ => {
                 if c == '"' && !(in_string && escaped) {
                     in_string = !in_string;
+                } else if !in_string && c == '{' {
+                    depth += 1;
+                } else if !in_string && c == '}' {
+                    depth = depth.saturating_sub(1);
                 }
                 escaped = in_string && !escaped && c == '\\';
                 out.push(c);
             }
         }
+    }
+    if !in_string {
+        out.extend(std::iter::repeat_n('}', depth));
     }
     out
 }

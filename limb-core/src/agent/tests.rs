@@ -58,7 +58,7 @@ impl Tools for FakeTools {
 }
 
 fn passage(path: &str, content: &str) -> Citation {
-    Citation { path: path.into(), position: 2, span: (100, 180), content: content.into(), score: 0.03 }
+    Citation { path: path.into(), position: 2, span: (100, 180), content: content.into(), score: 0.03, similarity: 0.5 }
 }
 
 fn agent(model: ScriptedModel, tools: FakeTools) -> Agent<ScriptedModel, FixedPassages, FakeTools> {
@@ -104,12 +104,31 @@ async fn a_malformed_call_is_reported_to_the_model_not_crashed_on() {
     assert!(last[5].content.contains("there is no tool `shell`"), "{}", last[5].content);
 }
 
+fn call(code: &str) -> String {
+    format!("<tool_call>{{\"name\": \"run_python\", \"arguments\": {{\"code\": \"{code}\"}}}}</tool_call>")
+}
+
 #[tokio::test]
 async fn a_model_that_never_answers_exhausts_the_budget() {
-    let agent = agent(ScriptedModel::new(&[]), FakeTools::default());
+    let calls = [call("print(1)"), call("print(2)"), call("print(3)"), call("print(4)")];
+    let agent = agent(ScriptedModel::new(&calls.each_ref().map(String::as_str)), FakeTools::default());
     let err = agent.answer("loop forever").await.unwrap_err();
-    assert_eq!(err, AgentError::Budget { steps: 4, tool_calls: 4 });
-    assert_eq!(agent.model.prompts().len(), 4);
+    assert_eq!(err, AgentError::Budget { steps: 4, tool_calls: 3 });
+    let prompts = agent.model.prompts();
+    assert_eq!(prompts.len(), 4);
+    assert!(!prompts[3][0].content.contains("<tools>"), "the last turn is asked without the tool");
+    assert!(prompts[3][1].content.contains("print(3)\nprinted: 42"), "{}", prompts[3][1].content);
+}
+
+#[tokio::test]
+async fn a_repeated_call_is_not_run_again_and_the_model_is_asked_to_answer() {
+    let agent = agent(ScriptedModel::new(&[CALL, CALL, "42 [1]"]), FakeTools::default());
+    let answer = agent.answer("What is 6*7?").await.unwrap();
+    assert_eq!((answer.text.as_str(), answer.steps, answer.tool_uses.len()), ("42 [1]", 3, 1));
+    assert_eq!(agent.tools.ran.lock().unwrap().len(), 1);
+    let last = agent.model.prompts().pop().unwrap();
+    assert_eq!(last.len(), 2);
+    assert!(last[1].content.contains("[1] boinc.md") && last[1].content.contains("print(6*7)\nprinted: 42"), "{}", last[1].content);
 }
 
 #[tokio::test]
@@ -163,12 +182,14 @@ mod parsing {
         assert_eq!(code(r#"<tool_call>{"name": "run_python", "arguments": "{\"code\": \"print(4)\"}"}</tool_call>"#), "print(4)", "arguments as a string");
         assert_eq!(code("<tool_call>{\"name\": \"run_python\", \"arguments\": {\"code\": \"x = 5\n\tprint(x)\"}}</tool_call>"), "x = 5\n\tprint(x)", "raw newlines");
         assert_eq!(code(r#"{"name": "run_python", "arguments": {"code": "print(\"6\")"}}"#), "print(\"6\")", "bare JSON");
+        assert_eq!(code(r#"{"name": "run_python", "arguments": {"code": "print('{')"}"#), "print('{')", "last brace dropped");
         assert_eq!(code("```json\n{\"name\": \"run_python\", \"code\": \"print(7)\"}\n```"), "print(7)", "fenced, flat");
+        assert_eq!(code("[1] {\"name\": \"run_python\", \"arguments\": {\"code\": \"print(8)\"}} and done"), "print(8)", "text around it");
     }
 
     #[test]
     fn broken_calls_say_what_is_wrong() {
-        assert!(malformed("<tool_call>{\"name\": \"run_python\", \"arguments\": {\"code\": 1</tool_call>").contains("not valid JSON"));
+        assert!(malformed("<tool_call>{\"name\": \"run_python\", \"arguments\": {\"code\": ]}</tool_call>").contains("not valid JSON"));
         assert!(malformed(r#"<tool_call>{"name": "bash", "arguments": {"code": "ls"}}</tool_call>"#).contains("no tool `bash`"));
         assert!(malformed(r#"<tool_call>{"arguments": {"code": "ls"}}</tool_call>"#).contains("no \"name\""));
         assert!(malformed(r#"<tool_call>{"name": "run_python", "arguments": {"code": "  "}}</tool_call>"#).contains("non-empty \"code\""));

@@ -33,6 +33,8 @@ pub struct Citation {
     pub content: String,
     /// Reciprocal-rank-fusion score of the vector and full-text rankings.
     pub score: f64,
+    /// Cosine similarity of the chunk to the query (how relevant it is at all).
+    pub similarity: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +111,7 @@ impl Memory {
                 span: (row.get("span_start"), row.get("span_end")),
                 content: row.get("content"),
                 score: row.get("score"),
+                similarity: row.get("similarity"),
             })
             .collect())
     }
@@ -152,7 +155,8 @@ by_text AS (
 fused AS (
     SELECT id, sum(1.0 / (60 + rank))::float8 AS score
     FROM (SELECT * FROM by_vector UNION ALL SELECT * FROM by_text) ranked GROUP BY id)
-SELECT d.path, c.position, c.span_start, c.span_end, c.content, f.score
+SELECT d.path, c.position, c.span_start, c.span_end, c.content, f.score,
+       (1 - (c.embedding <=> $1))::float8 AS similarity
 FROM fused f JOIN chunk c ON c.id = f.id JOIN document d ON d.id = c.document_id
 ORDER BY f.score DESC LIMIT $5";
 

@@ -31,7 +31,7 @@ impl LimbProcess {
     ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_heiwa"))
             .args(["limb", "run", "--invite", invite, "--name", name, "--max-in-flight", &max_in_flight.to_string()])
-            .args(["--lease-secs", &lease_secs.to_string(), "--work-ms", &work_ms.to_string()])
+            .args(["--lease-secs", &lease_secs.to_string(), "--work-ms", &work_ms.to_string(), "--executor", "echo"])
             .env("HEIWA_HUB", hub.base_url())
             .env("HEIWA_DATA_DIR", data_dir.join(name))
             .stdin(Stdio::null())
