@@ -432,7 +432,13 @@ async fn task_command(command: TaskCommand) -> anyhow::Result<()> {
             if task.is_empty() {
                 bail!("no task {id} in your tenant");
             }
-            let result = named_rows(&http.sql(&hub.database, &format!("SELECT * FROM task_result WHERE task_id = {id}"), &token).await?);
+            let mut result = named_rows(&http.sql(&hub.database, &format!("SELECT * FROM task_result WHERE task_id = {id}"), &token).await?);
+            // An agent's summary is JSON itself: show it as such, not as an escaped string.
+            if let Some(result) = result.first_mut() {
+                if let Some(parsed) = result["summary"].as_str().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) {
+                    result["summary"] = parsed;
+                }
+            }
             println!("{}", serde_json::to_string_pretty(&json!({ "task": task[0], "result": result.first() }))?);
         }
         TaskCommand::Cancel { id, hub } => {

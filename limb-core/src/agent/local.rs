@@ -113,6 +113,11 @@ impl LocalAgent {
         AgentExecutor { agent: self.agent.clone(), runtime }
     }
 
+    /// The memory the agent retrieves from (to ingest into, for one).
+    pub fn memory(&self) -> &LocalMemory {
+        &self.memory
+    }
+
     pub async fn close(self) -> Result<(), crate::memory::MemoryError> {
         self.memory.close().await
     }

@@ -21,6 +21,7 @@ fn recv<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
     rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
+mod agent;
 mod ingest;
 mod mesh;
 

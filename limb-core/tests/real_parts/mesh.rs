@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A limb process and every line it printed (`claimed 7`, `executed 7`, …).
-struct LimbProcess {
+pub(super) struct LimbProcess {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
 }
@@ -29,9 +29,16 @@ impl LimbProcess {
         work_ms: u64,
         max_in_flight: usize,
     ) -> Self {
+        let (max_in_flight, lease_secs, work_ms) = (max_in_flight.to_string(), lease_secs.to_string(), work_ms.to_string());
+        let args = ["--max-in-flight", &max_in_flight, "--lease-secs", &lease_secs, "--executor", "echo", "--work-ms", &work_ms];
+        Self::launch(hub, data_dir, invite, name, &args)
+    }
+
+    /// `heiwa limb run` with its data in `data_dir/name` and `args` added.
+    pub(super) fn launch(hub: &HubHttp, data_dir: &std::path::Path, invite: &str, name: &str, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_heiwa"))
-            .args(["limb", "run", "--invite", invite, "--name", name, "--max-in-flight", &max_in_flight.to_string()])
-            .args(["--lease-secs", &lease_secs.to_string(), "--work-ms", &work_ms.to_string(), "--executor", "echo"])
+            .args(["limb", "run", "--invite", invite, "--name", name])
+            .args(args)
             .env("HEIWA_HUB", hub.base_url())
             .env("HEIWA_DATA_DIR", data_dir.join(name))
             .stdin(Stdio::null())
@@ -49,12 +56,16 @@ impl LimbProcess {
         LimbProcess { child, lines }
     }
 
-    fn lines(&self) -> Vec<String> {
+    pub(super) fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
     }
 
     fn wait_for_line(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_for_line_within(prefix, Duration::from_secs(30))
+    }
+
+    pub(super) fn wait_for_line_within(&self, prefix: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Some(line) = self.lines().into_iter().find(|l| l.starts_with(prefix)) {
                 return line;
@@ -68,7 +79,7 @@ impl LimbProcess {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
     }
 
-    fn stop(mut self) -> Vec<String> {
+    pub(super) fn stop(mut self) -> Vec<String> {
         self.signal(nix::sys::signal::Signal::SIGTERM);
         let _ = self.child.wait();
         std::thread::sleep(Duration::from_millis(100));
@@ -85,7 +96,7 @@ impl Drop for LimbProcess {
 }
 
 /// An owner with a tenant and an invite good for `uses` limbs.
-async fn tenant_with_invite(http: &HubHttp, uses: u32) -> (String, String) {
+pub(super) async fn tenant_with_invite(http: &HubHttp, uses: u32) -> (String, String) {
     let owner = http.new_identity().await.unwrap();
     call(http, &owner.token, "create_tenant", serde_json::json!(["mesh"])).await;
     call(http, &owner.token, "create_invite", serde_json::json!([uses, 600])).await;
