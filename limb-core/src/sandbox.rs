@@ -21,6 +21,12 @@ pub enum SandboxError {
     Engine(#[from] bollard::errors::Error),
 }
 
+/// The sandbox's user: one no host process runs as (Debian reserves
+/// 65000–65533). Not `nobody`: the host's PostgreSQL runs as `nobody`, and a
+/// per-user process limit would then be shared with it (a fork bomb in the
+/// sandbox could starve the database).
+pub const SANDBOX_UID: u32 = 65533;
+
 /// Code is passed as one argument; keep it well under the kernel's limit.
 pub const MAX_CODE_BYTES: usize = 64 * 1024;
 
@@ -84,6 +90,8 @@ pub enum LimitHit {
     Timeout,
     Memory,
     Output,
+    /// At its process limit when time ran out (a fork bomb).
+    Pids,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -125,7 +133,7 @@ impl Sandbox {
         ContainerCreateBody {
             image: Some(self.image.clone()),
             cmd: Some(vec!["python3".into(), "-I".into(), "-c".into(), CELL_RUNNER.into(), code.into()]),
-            user: Some("65534:65534".into()),
+            user: Some(format!("{SANDBOX_UID}:{SANDBOX_UID}")),
             working_dir: Some("/tmp".into()),
             env: Some(vec!["HOME=/tmp".into(), "PYTHONDONTWRITEBYTECODE=1".into()]),
             network_disabled: Some(true),
@@ -191,8 +199,11 @@ impl Sandbox {
         };
         let mut limit = match tokio::time::timeout(self.limits.timeout, collect).await {
             Ok(result) => result?,
-            Err(_) => Some(LimitHit::Timeout),
+            Err(_) => Some(self.timeout_kind(id).await),
         };
+        // Close the attach stream before stopping the container: the engine
+        // waits for a writer blocked on an unread stream, and would hang.
+        drop(output);
         if limit.is_some() {
             let _ = self.docker.kill_container(id, None::<bollard::query_parameters::KillContainerOptions>).await;
         }
@@ -208,6 +219,20 @@ impl Sandbox {
             exit_code: if limit.is_some() { None } else { state.exit_code },
             limit,
         })
+    }
+}
+
+impl Sandbox {
+    /// Why a run was still going at its deadline: a fork bomb sits at its
+    /// pids limit (its forks fail, it keeps trying), anything else is slow.
+    async fn timeout_kind(&self, id: &str) -> LimitHit {
+        let processes = self.docker.top_processes(id, None::<bollard::query_parameters::TopOptions>).await;
+        let count = processes.ok().and_then(|top| top.processes).map_or(0, |p| p.len() as i64);
+        if count >= self.limits.pids {
+            LimitHit::Pids
+        } else {
+            LimitHit::Timeout
+        }
     }
 }
 

@@ -34,7 +34,8 @@ stop_engine() {
 }
 
 # A minimal image: the host's python3.11, the libraries it links, its standard
-# library (no test suite) and an unprivileged user. ~70 MB, a few seconds.
+# library (no test suite), the libraries its extension modules need, and an
+# unprivileged user of its own. ~80 MB, a few seconds.
 build_sandbox_image() {
   docker image inspect "$SANDBOX_IMAGE" >/dev/null 2>&1 && return 0
   log "building sandbox image $SANDBOX_IMAGE"
@@ -42,13 +43,14 @@ build_sandbox_image() {
   [ -x "$python" ] || die "$python is missing (apt-get install python3.11)"
   mkdir -p "$root"/{usr/bin,usr/lib,etc,tmp,sandbox}
   cp "$python" "$root/usr/bin/python3"
-  ldd "$python" | grep -o '/[^ ]*' | while read -r lib; do
-    mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib"
+  # The libraries python3.11 and its extension modules (ctypes → libffi, ssl, sqlite3, …) link.
+  ldd "$python" /usr/lib/python3.11/lib-dynload/*.so 2>/dev/null | grep -o '/[^ ]*\.so[^ ]*' | sort -u | while read -r lib; do
+    [ -e "$lib" ] && mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib"
   done
   tar -C /usr/lib --exclude='python3.11/test' --exclude='python3.11/idlelib' \
     --exclude='python3.11/tkinter' --exclude='__pycache__' -c python3.11 | tar -C "$root/usr/lib" -x
-  printf 'root:x:0:0:root:/root:/bin/false\nsandbox:x:65534:65534:sandbox:/sandbox:/bin/false\n' > "$root/etc/passwd"
-  printf 'root:x:0:\nsandbox:x:65534:\n' > "$root/etc/group"
+  printf 'root:x:0:0:root:/root:/bin/false\nsandbox:x:65533:65533:sandbox:/tmp:/bin/false\n' > "$root/etc/passwd"
+  printf 'root:x:0:\nsandbox:x:65533:\n' > "$root/etc/group"
   chmod 1777 "$root/tmp"   # Docker copies this mode onto the tmpfs mounted there
   tar -C "$root" -c . | docker import - "$SANDBOX_IMAGE" >/dev/null
   rm -rf "$root"

@@ -24,6 +24,7 @@ fn recv<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
 mod agent;
 mod ingest;
 mod mesh;
+mod sandbox;
 
 /// A local hub with hub-module published; returns the server and its HTTP API.
 async fn local_hub(parts: &Parts, dir: &std::path::Path) -> (HubServer, HubHttp) {
@@ -268,7 +269,7 @@ except OSError as e:
 print("interfaces", sorted(n for _, n in socket.if_nameindex()))
 "#;
     let out = sandbox.run_python(probe).await.unwrap();
-    assert!(out.stdout.contains("uid 65534"), "{out:?}");
+    assert!(out.stdout.contains("uid 65533"), "a user of its own, not the host's nobody: {out:?}");
     assert!(out.stdout.contains("root read-only"), "{out:?}");
     assert!(out.stdout.contains("interfaces ['lo']"), "no network but loopback: {out:?}");
 
