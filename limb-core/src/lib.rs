@@ -6,6 +6,7 @@ pub mod config;
 pub mod doctor;
 pub mod hub;
 pub mod inference;
+pub mod mcp;
 pub mod memory;
 pub mod mesh;
 pub mod sandbox;

@@ -78,6 +78,12 @@ enum Command {
         #[arg(long, default_value_t = Budget::default().max_steps)]
         max_steps: usize,
     },
+    /// Serve the sandboxed run_python tool over MCP: on stdio, or with --http
+    /// over streamable HTTP at http://ADDR/mcp (loopback addresses only).
+    Mcp {
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
+    },
     /// Search local memory; every hit cites its file, chunk and byte span.
     Search {
         query: String,
@@ -330,6 +336,21 @@ async fn main() -> anyhow::Result<()> {
             }
             for (n, c) in answer.citations.iter().enumerate() {
                 println!("[{}] {} (chunk {}, bytes {}..{})", n + 1, c.path, c.position, c.span.0, c.span.1);
+            }
+        }
+        Command::Mcp { http } => {
+            use limb_core::mcp::{bind_http, serve_http, serve_stdio, RunPythonServer};
+            let parts = config::Parts::from_env()?;
+            let sandbox = limb_core::sandbox::Sandbox::connect(&parts.sandbox_image, Default::default()).await?;
+            let server = RunPythonServer::new(Arc::new(sandbox));
+            match http {
+                None => serve_stdio(server).await?,
+                Some(addr) => {
+                    let listener = bind_http(addr).await?;
+                    // On stderr: stdout stays clean for tools that read it.
+                    eprintln!("MCP on http://{}/mcp; Ctrl-C stops it", listener.local_addr()?);
+                    serve_http(server, listener, shutdown_signal()).await?;
+                }
             }
         }
         Command::Search { query, k, tenant } => {

@@ -2,6 +2,7 @@
 # (limb-core/src/config.rs). Source it to run `heiwa` or `cargo test` by hand.
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/clients.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/hub.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/models.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/postgres.sh"
@@ -14,4 +15,5 @@ export HEIWA_CHAT_MODEL=$CHAT_MODEL
 export HEIWA_BASE_MODEL=$BASE_MODEL
 export HEIWA_EMBED_MODEL=$EMBED_MODEL
 export HEIWA_SANDBOX_IMAGE=$SANDBOX_IMAGE
+export HEIWA_TEST_PYTHON=$TEST_CLIENTS_VENV/bin/python
 export DOCKER_HOST=${DOCKER_HOST:-unix://$DOCKER_SOCK}

@@ -23,6 +23,7 @@ fn recv<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
 
 mod agent;
 mod ingest;
+mod mcp;
 mod mesh;
 mod sandbox;
 
