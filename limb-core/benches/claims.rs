@@ -19,10 +19,8 @@ use tokio::sync::{mpsc, watch};
 const LATENCY_SAMPLES: usize = 200;
 const THROUGHPUT_TASKS: usize = 2000;
 
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    samples[((samples.len() - 1) as f64 * p).round() as usize]
-}
+mod common;
+use common::percentile;
 
 struct Hub {
     _server: HubServer,

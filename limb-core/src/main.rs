@@ -342,16 +342,21 @@ async fn main() -> anyhow::Result<()> {
             use limb_core::mcp::{bind_http, serve_http, serve_stdio, RunPythonServer};
             let parts = config::Parts::from_env()?;
             let sandbox = limb_core::sandbox::Sandbox::connect(&parts.sandbox_image, Default::default()).await?;
-            let server = RunPythonServer::new(Arc::new(sandbox));
-            match http {
-                None => serve_stdio(server).await?,
-                Some(addr) => {
-                    let listener = bind_http(addr).await?;
-                    // On stderr: stdout stays clean for tools that read it.
-                    eprintln!("MCP on http://{}/mcp; Ctrl-C stops it", listener.local_addr()?);
-                    serve_http(server, listener, shutdown_signal()).await?;
-                }
-            }
+            let pool = Arc::new(limb_core::sandbox::WarmPool::new(Arc::new(sandbox), 1));
+            let server = RunPythonServer::new(pool.clone());
+            let served = match http {
+                None => serve_stdio(server).await,
+                Some(addr) => match bind_http(addr).await {
+                    Ok(listener) => {
+                        // On stderr: stdout stays clean for tools that read it.
+                        eprintln!("MCP on http://{}/mcp; Ctrl-C stops it", listener.local_addr()?);
+                        serve_http(server, listener, shutdown_signal()).await
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            pool.close().await;
+            served?;
         }
         Command::Search { query, k, tenant } => {
             let local = open_memory().await?;

@@ -2,7 +2,7 @@
 //! tool, `run_python`, backed by the container sandbox. Served over stdio, or
 //! over streamable HTTP on a loopback address only.
 
-use crate::sandbox::Sandbox;
+use crate::sandbox::WarmPool;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ErrorData, ServerCapabilities, ServerConfig};
@@ -28,16 +28,16 @@ pub struct RunPythonArgs {
     pub code: String,
 }
 
-/// The server: one tool, the sandbox behind it.
+/// The server: one tool, the sandbox (kept warm) behind it.
 #[derive(Clone)]
 pub struct RunPythonServer {
-    sandbox: Arc<Sandbox>,
+    sandbox: Arc<WarmPool>,
     tool_router: ToolRouter<Self>,
 }
 
 #[tool_router]
 impl RunPythonServer {
-    pub fn new(sandbox: Arc<Sandbox>) -> Self {
+    pub fn new(sandbox: Arc<WarmPool>) -> Self {
         RunPythonServer { sandbox, tool_router: Self::tool_router() }
     }
 

@@ -7,7 +7,13 @@ use bollard::query_parameters::{AttachContainerOptions, InspectContainerOptions,
 use bollard::Docker;
 use futures::StreamExt;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Every sandbox container carries this label, so an operator can find them
+/// (`docker ps -a --filter label=org.heiwa.sandbox`).
+const CONTAINER_LABEL: &str = "org.heiwa.sandbox";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -17,6 +23,8 @@ pub enum SandboxError {
     ImageMissing(String),
     #[error("code is {0} bytes; the sandbox accepts at most {MAX_CODE_BYTES}")]
     CodeTooLarge(usize),
+    #[error("the sandbox pool is closed")]
+    Closed,
     #[error("container engine: {0}")]
     Engine(#[from] bollard::errors::Error),
 }
@@ -30,11 +38,11 @@ pub const SANDBOX_UID: u32 = 65533;
 /// Code is passed as one argument; keep it well under the kernel's limit.
 pub const MAX_CODE_BYTES: usize = 64 * 1024;
 
-/// Runs the code (argv[1]) like a notebook cell: when its last statement is an
+/// Runs the code (argv[1], or stdin for a warm container) like a notebook cell: when its last statement is an
 /// expression, its value is printed. Models often write `17 * 23` and expect
 /// to see 391; without this they see nothing and guess.
 const CELL_RUNNER: &str = r#"import ast, sys
-tree = ast.parse(sys.argv[1], "<run_python>")
+tree = ast.parse(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read(), "<run_python>")
 last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
 scope = {"__name__": "__main__"}
 exec(compile(tree, "<run_python>", "exec"), scope)
@@ -127,18 +135,27 @@ impl Sandbox {
         Ok(Sandbox { docker, image: image.into(), limits: limits.clamp() })
     }
 
-    fn container_config(&self, code: &str) -> ContainerCreateBody {
+    /// The container for one run: `code` as an argument, or, for a warm
+    /// container, read from stdin once it is sent.
+    fn container_config(&self, code: Option<&str>) -> ContainerCreateBody {
         let l = self.limits;
         let ulimit = |name: &str, value: i64| ResourcesUlimits { name: Some(name.into()), soft: Some(value), hard: Some(value) };
+        let mut cmd = vec!["python3".into(), "-I".into(), "-c".into(), CELL_RUNNER.into()];
+        cmd.extend(code.map(String::from));
+        let from_stdin = code.is_none();
         ContainerCreateBody {
             image: Some(self.image.clone()),
-            cmd: Some(vec!["python3".into(), "-I".into(), "-c".into(), CELL_RUNNER.into(), code.into()]),
+            cmd: Some(cmd),
             user: Some(format!("{SANDBOX_UID}:{SANDBOX_UID}")),
             working_dir: Some("/tmp".into()),
             env: Some(vec!["HOME=/tmp".into(), "PYTHONDONTWRITEBYTECODE=1".into()]),
+            labels: Some(HashMap::from([(CONTAINER_LABEL.into(), "1".into())])),
             network_disabled: Some(true),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
+            attach_stdin: Some(from_stdin),
+            open_stdin: Some(from_stdin),
+            stdin_once: Some(from_stdin),
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
                 readonly_rootfs: Some(true),
@@ -162,24 +179,36 @@ impl Sandbox {
     /// Run `code` with `python3 -I` as a notebook cell, collecting at most `output_bytes` of
     /// each stream; the container is always removed.
     pub async fn run_python(&self, code: &str) -> Result<RunOutput, SandboxError> {
-        if code.len() > MAX_CODE_BYTES {
-            return Err(SandboxError::CodeTooLarge(code.len()));
-        }
-        let created = self.docker.create_container(None, self.container_config(code)).await?;
-        let id = created.id;
-        let result = self.run_created(&id).await;
-        let remove = RemoveContainerOptions { force: true, ..Default::default() };
-        if let Err(error) = self.docker.remove_container(&id, Some(remove)).await {
-            tracing::warn!(%error, container = %id, "removing sandbox container");
-        }
+        check_code(code)?;
+        let started = self.start(Some(code)).await?;
+        let id = started.id.clone();
+        let result = self.finish(started).await;
+        remove(&self.docker, &id).await;
         result
     }
 
-    async fn run_created(&self, id: &str) -> Result<RunOutput, SandboxError> {
-        let attach = AttachContainerOptions { stream: true, stdout: true, stderr: true, ..Default::default() };
-        let mut output = self.docker.attach_container(id, Some(attach)).await?.output;
-        self.docker.start_container(id, None).await?;
+    /// Create, attach and start a container (removed again if any step fails).
+    async fn start(&self, code: Option<&str>) -> Result<Started, SandboxError> {
+        let id = self.docker.create_container(None, self.container_config(code)).await?.id;
+        let attached = async {
+            let attach = AttachContainerOptions { stream: true, stdout: true, stderr: true, stdin: code.is_none(), ..Default::default() };
+            let streams = self.docker.attach_container(&id, Some(attach)).await?;
+            self.docker.start_container(&id, None).await?;
+            Ok::<_, SandboxError>(streams)
+        };
+        match attached.await {
+            Ok(streams) => Ok(Started { id, output: streams.output, input: streams.input }),
+            Err(e) => {
+                remove(&self.docker, &id).await;
+                Err(e)
+            }
+        }
+    }
 
+    /// Collect a started run's output within the limits, then stop it.
+    async fn finish(&self, started: Started) -> Result<RunOutput, SandboxError> {
+        let Started { id, mut output, input } = started;
+        drop(input);
         let cap = self.limits.output_bytes;
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         let collect = async {
@@ -199,17 +228,17 @@ impl Sandbox {
         };
         let mut limit = match tokio::time::timeout(self.limits.timeout, collect).await {
             Ok(result) => result?,
-            Err(_) => Some(self.timeout_kind(id).await),
+            Err(_) => Some(self.timeout_kind(&id).await),
         };
         // Close the attach stream before stopping the container: the engine
         // waits for a writer blocked on an unread stream, and would hang.
         drop(output);
         if limit.is_some() {
-            let _ = self.docker.kill_container(id, None::<bollard::query_parameters::KillContainerOptions>).await;
+            let _ = self.docker.kill_container(&id, None::<bollard::query_parameters::KillContainerOptions>).await;
         }
-        let mut waits = self.docker.wait_container(id, None::<WaitContainerOptions>);
+        let mut waits = self.docker.wait_container(&id, None::<WaitContainerOptions>);
         while let Some(Ok(_)) | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. })) = waits.next().await {}
-        let state = self.docker.inspect_container(id, None::<InspectContainerOptions>).await?.state.unwrap_or_default();
+        let state = self.docker.inspect_container(&id, None::<InspectContainerOptions>).await?.state.unwrap_or_default();
         if limit.is_none() && state.oom_killed == Some(true) {
             limit = Some(LimitHit::Memory);
         }
@@ -219,6 +248,102 @@ impl Sandbox {
             exit_code: if limit.is_some() { None } else { state.exit_code },
             limit,
         })
+    }
+}
+
+fn check_code(code: &str) -> Result<(), SandboxError> {
+    if code.len() > MAX_CODE_BYTES {
+        return Err(SandboxError::CodeTooLarge(code.len()));
+    }
+    Ok(())
+}
+
+async fn remove(docker: &Docker, id: &str) {
+    let options = RemoveContainerOptions { force: true, ..Default::default() };
+    if let Err(error) = docker.remove_container(id, Some(options)).await {
+        tracing::warn!(%error, container = %id, "removing sandbox container");
+    }
+}
+
+/// A started container with its attached streams.
+struct Started {
+    id: String,
+    output: std::pin::Pin<Box<dyn futures::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Send>>,
+    input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+/// Containers started ahead of time, Python already loaded and waiting for
+/// code on stdin, so a call skips the cold start. Each container still runs
+/// exactly one piece of code and is then removed: nothing carries over from
+/// one call to the next.
+pub struct WarmPool {
+    sandbox: Arc<Sandbox>,
+    ready: tokio::sync::Mutex<mpsc::Receiver<Started>>,
+    filler: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Removals of used containers, off the callers' path; `close` waits for them.
+    removals: std::sync::Mutex<tokio::task::JoinSet<()>>,
+}
+
+impl WarmPool {
+    /// Keep `size` containers ready (at least 1).
+    pub fn new(sandbox: Arc<Sandbox>, size: usize) -> Self {
+        let (tx, rx) = mpsc::channel(size.max(1));
+        let filling = sandbox.clone();
+        let filler = tokio::spawn(async move {
+            loop {
+                match filling.start(None).await {
+                    Ok(started) => {
+                        if let Err(unsent) = tx.send(started).await {
+                            remove(&filling.docker, &unsent.0.id).await;
+                            return;
+                        }
+                    }
+                    Err(_) if tx.is_closed() => return,
+                    Err(error) => {
+                        tracing::warn!(%error, "starting a warm sandbox container; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        WarmPool { sandbox, ready: tokio::sync::Mutex::new(rx), filler: std::sync::Mutex::new(Some(filler)), removals: Default::default() }
+    }
+
+    pub async fn run_python(&self, code: &str) -> Result<RunOutput, SandboxError> {
+        use tokio::io::AsyncWriteExt;
+        check_code(code)?;
+        let mut started = self.ready.lock().await.recv().await.ok_or(SandboxError::Closed)?;
+        let sent = async {
+            started.input.write_all(code.as_bytes()).await?;
+            started.input.shutdown().await
+        };
+        if let Err(error) = sent.await {
+            remove(&self.sandbox.docker, &started.id).await;
+            return Err(SandboxError::Engine(bollard::errors::Error::IOError { err: error }));
+        }
+        let id = started.id.clone();
+        let result = self.sandbox.finish(started).await;
+        let docker = self.sandbox.docker.clone();
+        let mut removals = self.removals.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while removals.try_join_next().is_some() {}
+        removals.spawn(async move { remove(&docker, &id).await });
+        result
+    }
+
+    /// Stop refilling, remove the containers still waiting, and wait for
+    /// every removal to finish. Later calls get [`SandboxError::Closed`].
+    pub async fn close(&self) {
+        let mut ready = self.ready.lock().await;
+        ready.close(); // the filler removes what it is starting now, and stops
+        while let Some(started) = ready.recv().await {
+            remove(&self.sandbox.docker, &started.id).await;
+        }
+        let filler = self.filler.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(filler) = filler {
+            let _ = filler.await;
+        }
+        let removals = std::mem::take(&mut *self.removals.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        removals.join_all().await;
     }
 }
 

@@ -6,7 +6,7 @@ use crate::config::Parts;
 use crate::hub::{Executor, MAX_SUMMARY_BYTES};
 use crate::inference::{ChatModel, Embedder, InferenceError, ModelOptions};
 use crate::memory::{Citation, LocalMemory, LocalMemoryError, Memory};
-use crate::sandbox::{Limits, RunOutput, Sandbox, SandboxError};
+use crate::sandbox::{Limits, RunOutput, Sandbox, SandboxError, WarmPool};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -53,13 +53,13 @@ impl Retriever for MemoryRetriever {
     }
 }
 
-impl Tools for Sandbox {
+impl Tools for WarmPool {
     async fn run_python(&self, code: &str) -> Result<RunOutput, String> {
-        Sandbox::run_python(self, code).await.map_err(|e| e.to_string())
+        WarmPool::run_python(self, code).await.map_err(|e| e.to_string())
     }
 }
 
-pub type LocalAgentParts = Agent<LocalChat, MemoryRetriever, Sandbox>;
+pub type LocalAgentParts = Agent<LocalChat, MemoryRetriever, WarmPool>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalAgentError {
@@ -104,12 +104,14 @@ impl LocalAgent {
             }
         };
         let retriever = MemoryRetriever { memory: memory.memory.clone(), embedder: memory.embedder.clone(), tenant: tenant.into() };
-        let agent = Agent { model: LocalChat::new(model), retriever, tools: sandbox, budget };
+        // One container kept warm: a tool call then skips the cold start.
+        let tools = WarmPool::new(Arc::new(sandbox), 1);
+        let agent = Agent { model: LocalChat::new(model), retriever, tools, budget };
         Ok(LocalAgent { agent: Arc::new(agent), memory })
     }
 
     /// An executor for the limb's claim loop, running on `runtime`.
-    pub fn executor(&self, runtime: tokio::runtime::Handle) -> AgentExecutor<LocalChat, MemoryRetriever, Sandbox> {
+    pub fn executor(&self, runtime: tokio::runtime::Handle) -> AgentExecutor<LocalChat, MemoryRetriever, WarmPool> {
         AgentExecutor { agent: self.agent.clone(), runtime }
     }
 
@@ -119,6 +121,7 @@ impl LocalAgent {
     }
 
     pub async fn close(self) -> Result<(), crate::memory::MemoryError> {
+        self.agent.tools.close().await;
         self.memory.close().await
     }
 }

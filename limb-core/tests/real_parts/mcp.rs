@@ -45,8 +45,9 @@ fn the_mcp_python_sdk_lists_one_tool_and_runs_code_over_http_on_loopback() {
     let url = banner.split_whitespace().find(|w| w.starts_with("http://127.0.0.1:")).unwrap_or_else(|| panic!("no URL in {banner:?}"));
     let url = url.trim_end_matches(';');
     let seen = client("http", url);
-    let _ = server.kill();
-    let _ = server.wait();
+    // SIGTERM: the server stops gracefully and removes its warm container.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(server.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(server.wait().unwrap().success(), "a clean exit on SIGTERM");
     assert_one_working_tool(&seen);
 }
 

@@ -65,3 +65,29 @@ async fn oversized_code_is_refused_before_any_container_starts() {
     let err = sandbox.run_python(&"#".repeat(limb_core::sandbox::MAX_CODE_BYTES + 1)).await.unwrap_err();
     assert!(err.to_string().contains("the sandbox accepts at most"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_pool_runs_each_call_in_a_fresh_container_within_the_same_limits() {
+    use limb_core::sandbox::WarmPool;
+    let limits = Limits { timeout: Duration::from_secs(2), ..Limits::default() };
+    let pool = WarmPool::new(std::sync::Arc::new(connect(limits).await), 2);
+
+    let out = pool.run_python("6 * 7").await.unwrap();
+    assert_eq!((out.stdout.as_str(), out.exit_code, out.limit), ("42\n", Some(0), None), "{out:?}");
+
+    // Nothing carries over: a file written by one call is gone for the next.
+    let out = pool.run_python("open('/tmp/left-behind', 'w').write('x')\nimport os\nprint(os.getpid(), os.path.exists('/tmp/left-behind'))").await.unwrap();
+    assert!(out.stdout.ends_with("True\n"), "{out:?}");
+    let out = pool.run_python("import os\nprint(os.path.exists('/tmp/left-behind'))").await.unwrap();
+    assert_eq!(out.stdout, "False\n", "{out:?}");
+
+    // The limits hold for warm containers too; the clock starts when the code is sent.
+    tokio::time::sleep(Duration::from_secs(3)).await; // longer than the timeout, while waiting warm
+    let out = pool.run_python("print('still fresh')").await.unwrap();
+    assert_eq!((out.stdout.as_str(), out.limit), ("still fresh\n", None), "{out:?}");
+    let out = pool.run_python("while True: pass").await.unwrap();
+    assert_eq!(out.limit, Some(LimitHit::Timeout), "{out:?}");
+    let out = pool.run_python("import socket\nprint(sorted(n for _, n in socket.if_nameindex()))").await.unwrap();
+    assert_eq!(out.stdout, "['lo']\n", "{out:?}");
+    pool.close().await;
+}
