@@ -91,3 +91,20 @@ async fn a_warm_pool_runs_each_call_in_a_fresh_container_within_the_same_limits(
     assert_eq!(out.stdout, "['lo']\n", "{out:?}");
     pool.close().await;
 }
+
+#[test]
+fn no_engine_is_a_clear_error_never_a_run_on_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = format!("unix://{}/no-engine.sock", dir.path().display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .args(["mcp"])
+        .env("DOCKER_HOST", &socket)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("no container engine answered at {socket}")), "{stderr}");
+    assert!(stderr.contains("Install Docker or Podman"), "says how to get one: {stderr}");
+    assert!(out.stdout.is_empty(), "nothing ran");
+}
