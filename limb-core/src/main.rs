@@ -368,9 +368,10 @@ async fn main() -> anyhow::Result<()> {
             for (rank, hit) in hits.iter().enumerate() {
                 let excerpt: String = hit.content.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(160).collect();
                 println!(
-                    "{}. {} (chunk {}, bytes {}..{}, score {:.4}, similarity {:.2})\n   {excerpt}",
+                    "{}. {}{} (chunk {}, bytes {}..{}, score {:.4}, similarity {:.2})\n   {excerpt}",
                     rank + 1,
                     hit.path,
+                    hit.page.map(|p| format!(", page {p}")).unwrap_or_default(),
                     hit.position,
                     hit.span.0,
                     hit.span.1,

@@ -12,6 +12,8 @@ pub struct SummaryCitation {
     pub file: String,
     pub chunk: i32,
     pub span: (i32, i32),
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub page: Option<i32>,
 }
 
 #[derive(serde::Serialize)]
@@ -36,7 +38,7 @@ pub fn summary_payload(answer: &Answer, max_bytes: usize) -> String {
         .citations
         .iter()
         .enumerate()
-        .map(|(i, c)| SummaryCitation { n: i + 1, file: file_name(&c.path).to_string(), chunk: c.position, span: c.span })
+        .map(|(i, c)| SummaryCitation { n: i + 1, file: file_name(&c.path).to_string(), chunk: c.position, span: c.span, page: c.page })
         .collect();
     let render = |text: &str, truncated: bool| {
         serde_json::to_string(&Summary { answer: text, citations: &citations, tool_calls: answer.tool_uses.len(), steps: answer.steps, truncated })

@@ -58,7 +58,7 @@ impl Tools for FakeTools {
 }
 
 fn passage(path: &str, content: &str) -> Citation {
-    Citation { path: path.into(), position: 2, span: (100, 180), content: content.into(), score: 0.03, similarity: 0.5 }
+    Citation { path: path.into(), position: 2, span: (100, 180), content: content.into(), score: 0.03, similarity: 0.5, page: None }
 }
 
 fn agent(model: ScriptedModel, tools: FakeTools) -> Agent<ScriptedModel, FixedPassages, FakeTools> {

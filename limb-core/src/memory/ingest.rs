@@ -2,6 +2,7 @@
 //! transaction per document, so a document is fully searchable or not at all.
 //! Unchanged files (same content hash) are skipped; changed ones replaced.
 
+use super::extract::{extract, Extracted};
 use super::{Memory, MemoryError};
 use crate::inference::Embedder;
 use pgvector::Vector;
@@ -9,11 +10,8 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use text_splitter::{ChunkConfig, TextSplitter};
 
-/// Larger files are refused for now (streaming extraction is still to come).
-pub const MAX_FILE_BYTES: u64 = 8 << 20;
 const CHUNK_CHARS: usize = 800;
 const CHUNK_OVERLAP: usize = 120;
-const TEXT_EXTENSIONS: [&str; 3] = ["txt", "md", "markdown"];
 
 #[derive(Debug, Default)]
 pub struct IngestReport {
@@ -36,14 +34,14 @@ pub async fn ingest_path(memory: &Memory, embedder: &Embedder, tenant: &str, roo
         report.removed = remove_missing(memory, tenant, root, &files, &report.failed).await?;
     }
     for path in files {
-        let text = match read_text(&path) {
-            Ok(text) => text,
+        let extracted = match extract(&path) {
+            Ok(extracted) => extracted,
             Err(reason) => {
                 report.failed.push((path, reason));
                 continue;
             }
         };
-        match ingest_document(memory, embedder, tenant, &path, &text).await {
+        match ingest_document(memory, embedder, tenant, &path, &extracted).await {
             Ok(true) => report.added.push(path),
             Ok(false) => report.unchanged.push(path),
             Err(MemoryError::Embedding(reason)) => report.failed.push((path, reason)),
@@ -98,34 +96,30 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>, failed: &mut Vec<(PathBuf, Str
     }
 }
 
-/// The file's text, or why it has none we can use.
-fn read_text(path: &Path) -> Result<String, String> {
-    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
-    if !TEXT_EXTENSIONS.contains(&extension.as_str()) {
-        return Err(format!("unsupported file type .{extension} (supported: {})", TEXT_EXTENSIONS.join(", ")));
-    }
-    let size = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(format!("file is {size} bytes; the limit is {MAX_FILE_BYTES}"));
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err("empty file".into());
-    }
-    if bytes.iter().take(8192).any(|b| *b == 0) {
-        return Err("binary content, not text".into());
-    }
-    String::from_utf8(bytes).map_err(|e| format!("not valid UTF-8 text (at byte {})", e.utf8_error().valid_up_to()))
-}
-
 /// (byte offset, text) of overlapping chunks.
 pub fn chunks(text: &str) -> Vec<(usize, &str)> {
     let config = ChunkConfig::new(CHUNK_CHARS).with_overlap(CHUNK_OVERLAP).expect("overlap below chunk size");
     TextSplitter::new(config).chunk_indices(text).collect()
 }
 
+/// Chunks of a document; a paged one is chunked page by page, so that every
+/// chunk (and its citation) lies on one page.
+fn document_chunks(extracted: &Extracted) -> Vec<(usize, &str)> {
+    if extracted.page_starts.is_empty() {
+        return chunks(&extracted.text);
+    }
+    let ends = extracted.page_starts.iter().skip(1).copied().chain([extracted.text.len()]);
+    extracted
+        .page_starts
+        .iter()
+        .zip(ends)
+        .flat_map(|(&start, end)| chunks(&extracted.text[start..end]).into_iter().map(move |(at, chunk)| (start + at, chunk)))
+        .collect()
+}
+
 /// Store one document; `Ok(false)` when it is already stored unchanged.
-async fn ingest_document(memory: &Memory, embedder: &Embedder, tenant: &str, path: &Path, text: &str) -> Result<bool, MemoryError> {
+async fn ingest_document(memory: &Memory, embedder: &Embedder, tenant: &str, path: &Path, extracted: &Extracted) -> Result<bool, MemoryError> {
+    let text = extracted.text.as_str();
     let path_text = path.to_string_lossy();
     let hash: String = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
     let stored: Option<String> = sqlx::query_scalar("SELECT content_hash FROM document WHERE tenant_identity = $1 AND path = $2")
@@ -136,7 +130,7 @@ async fn ingest_document(memory: &Memory, embedder: &Embedder, tenant: &str, pat
     if stored.as_deref() == Some(hash.as_str()) {
         return Ok(false);
     }
-    let pieces = chunks(text);
+    let pieces = document_chunks(extracted);
     let texts: Vec<&str> = pieces.iter().map(|(_, chunk)| *chunk).collect();
     let embeddings = embedder.embed(&texts).map_err(|e| MemoryError::Embedding(e.to_string()))?;
 
@@ -156,8 +150,8 @@ async fn ingest_document(memory: &Memory, embedder: &Embedder, tenant: &str, pat
     .await?;
     for (position, ((start, chunk), embedding)) in pieces.iter().zip(embeddings).enumerate() {
         sqlx::query(
-            "INSERT INTO chunk (document_id, tenant_identity, position, content, embedding, span_start, span_end) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO chunk (document_id, tenant_identity, position, content, embedding, span_start, span_end, page) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(document_id)
         .bind(tenant)
@@ -166,6 +160,7 @@ async fn ingest_document(memory: &Memory, embedder: &Embedder, tenant: &str, pat
         .bind(Vector::from(embedding))
         .bind(*start as i32)
         .bind((start + chunk.len()) as i32)
+        .bind(extracted.page_of(*start))
         .execute(&mut *tx)
         .await?;
     }

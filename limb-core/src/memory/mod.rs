@@ -1,11 +1,13 @@
 //! Local memory: an app-managed PostgreSQL with pgvector, and the queries over it.
 
+mod extract;
 mod ingest;
 mod local;
 mod server;
 mod store;
 
-pub use ingest::{chunks, ingest_path, IngestReport, MAX_FILE_BYTES};
+pub use extract::{extract, Extracted, MAX_CONTAINER_BYTES, MAX_DOCX_XML_BYTES, MAX_TEXT_BYTES, SUPPORTED};
+pub use ingest::{chunks, ingest_path, IngestReport};
 pub use local::{LocalMemory, LocalMemoryError};
 pub use server::{PgServer, PgServerConfig};
 pub use store::{explain_nearest_on, nearest_on, Citation, Hit, Memory};

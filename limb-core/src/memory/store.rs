@@ -35,6 +35,8 @@ pub struct Citation {
     pub score: f64,
     /// Cosine similarity of the chunk to the query (how relevant it is at all).
     pub similarity: f64,
+    /// The page the chunk starts on, for paged documents (PDF).
+    pub page: Option<i32>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +114,7 @@ impl Memory {
                 content: row.get("content"),
                 score: row.get("score"),
                 similarity: row.get("similarity"),
+                page: row.get("page"),
             })
             .collect())
     }
@@ -155,7 +158,7 @@ by_text AS (
 fused AS (
     SELECT id, sum(1.0 / (60 + rank))::float8 AS score
     FROM (SELECT * FROM by_vector UNION ALL SELECT * FROM by_text) ranked GROUP BY id)
-SELECT d.path, c.position, c.span_start, c.span_end, c.content, f.score,
+SELECT d.path, c.position, c.span_start, c.span_end, c.page, c.content, f.score,
        (1 - (c.embedding <=> $1))::float8 AS similarity
 FROM fused f JOIN chunk c ON c.id = f.id JOIN document d ON d.id = c.document_id
 ORDER BY f.score DESC LIMIT $5";

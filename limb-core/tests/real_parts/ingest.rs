@@ -3,7 +3,7 @@
 
 use super::parts;
 use limb_core::inference::{Embedder, ModelOptions};
-use limb_core::memory::{ingest_path, Memory, PgServer, PgServerConfig, MAX_FILE_BYTES};
+use limb_core::memory::{ingest_path, Memory, PgServer, PgServerConfig, MAX_TEXT_BYTES};
 use std::path::{Path, PathBuf};
 
 fn samples() -> PathBuf {
@@ -35,7 +35,7 @@ async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations()
     std::fs::write(corpus.join("latin1.txt"), b"caf\xe9 au lait").unwrap();
     std::fs::write(corpus.join("empty.md"), b"  \n").unwrap();
     std::fs::write(corpus.join("photo.png"), b"\x89PNG\r\n").unwrap();
-    std::fs::File::create(corpus.join("huge.txt")).unwrap().set_len(MAX_FILE_BYTES + 1).unwrap();
+    std::fs::File::create(corpus.join("huge.txt")).unwrap().set_len(MAX_TEXT_BYTES + 1).unwrap();
     std::os::unix::fs::symlink(&corpus, corpus.join("loop")).unwrap();
 
     let report = ingest_path(&memory, &embedder, "tenant-a", &corpus).await.unwrap();
@@ -80,6 +80,119 @@ async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations()
     assert_eq!(rescan.added.len(), 1, "the changed file is re-ingested");
     let hits = memory.search("tenant-a", "sourdough", &embedding, 4).await.unwrap();
     assert!(hits.iter().all(|h| file_name(&h.path) != "sourdough.txt"), "{hits:?}");
+    memory.close().await;
+    server.stop().unwrap();
+}
+
+/// A PDF with one page per text (Courier, a standard font), written with lopdf.
+fn pdf(pages: &[&str]) -> Vec<u8> {
+    use lopdf::content::{Content, Operation};
+    use lopdf::{dictionary, Document, Object, Stream};
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let font_id = doc.add_object(dictionary! { "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Courier" });
+    let resources_id = doc.add_object(dictionary! { "Font" => dictionary! { "F1" => font_id } });
+    let kids: Vec<Object> = pages
+        .iter()
+        .map(|text| {
+            let content = Content {
+                operations: vec![
+                    Operation::new("BT", vec![]),
+                    Operation::new("Tf", vec!["F1".into(), 12.into()]),
+                    Operation::new("Td", vec![72.into(), 720.into()]),
+                    Operation::new("Tj", vec![Object::string_literal(*text)]),
+                    Operation::new("ET", vec![]),
+                ],
+            };
+            let content_id = doc.add_object(Stream::new(dictionary! {}, content.encode().unwrap()));
+            doc.add_object(dictionary! { "Type" => "Page", "Parent" => pages_id, "Contents" => content_id }).into()
+        })
+        .collect();
+    let count = kids.len() as i64;
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages", "Kids" => kids, "Count" => count, "Resources" => resources_id,
+            "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],
+        }),
+    );
+    let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog_id);
+    let mut bytes = Vec::new();
+    doc.save_to(&mut bytes).unwrap();
+    bytes
+}
+
+/// A zip holding `word/document.xml` with `xml`, deflated.
+fn docx(xml: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("word/document.xml", options).unwrap();
+    zip.write_all(xml).unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+fn paragraphs(texts: &[&str]) -> Vec<u8> {
+    let body: String = texts.iter().map(|t| format!("<w:p><w:r><w:t>{t}</w:t></w:r></w:p>")).collect();
+    format!(r#"<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>"#).into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_csv_docx_and_pdf_are_ingested_and_broken_ones_are_per_file_errors() {
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = PgServer::new(PgServerConfig { install_dir: parts.pg_dir.clone(), root: dir.path().join("pg") }).unwrap();
+    server.start().unwrap();
+    let memory = Memory::open(&server).await.unwrap();
+    let embedder = Embedder::load(&parts.embed_model, ModelOptions::default()).unwrap();
+
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    std::fs::write(
+        corpus.join("report.html"),
+        "<html><head><script>var tracking = 1;</script></head><body><h1>Glacier survey</h1><p>The Vatnajokull glacier lost three metres of ice thickness during the 2025 melt season.</p></body></html>",
+    )
+    .unwrap();
+    std::fs::write(corpus.join("rainfall.csv"), "city,annual_rainfall_mm\nBergen,2250\nLima,13\nCairo,24\n").unwrap();
+    std::fs::write(corpus.join("minutes.docx"), docx(&paragraphs(&["Board meeting minutes.", "The board approved the solar panel budget &amp; a new roof."]))).unwrap();
+    let manual = pdf(&["Chapter one introduces the water pump and its parts.", "To reset the water pump, hold the red button for ten seconds."]);
+    std::fs::write(corpus.join("manual.pdf"), &manual).unwrap();
+
+    std::fs::write(corpus.join("truncated.pdf"), &manual[..manual.len() / 2]).unwrap();
+    std::fs::write(corpus.join("bomb.docx"), docx(&vec![b' '; (limb_core::memory::MAX_DOCX_XML_BYTES + (1 << 20)) as usize])).unwrap();
+    std::fs::write(corpus.join("letter.docx"), b"just text, not a zip").unwrap();
+    std::fs::write(corpus.join("ragged.csv"), "a,b\n1,2,3\n").unwrap();
+
+    let report = ingest_path(&memory, &embedder, "tenant-a", &corpus).await.unwrap();
+    let added: Vec<&str> = report.added.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
+    assert_eq!(added, ["manual.pdf", "minutes.docx", "rainfall.csv", "report.html"], "{report:?}");
+    let reasons: std::collections::HashMap<String, String> =
+        report.failed.iter().map(|(p, r)| (p.file_name().unwrap().to_string_lossy().into_owned(), r.clone())).collect();
+    assert!(reasons["truncated.pdf"].contains("unreadable PDF"), "{reasons:?}");
+    assert!(reasons["bomb.docx"].contains("zip bomb"), "{reasons:?}");
+    assert!(reasons["letter.docx"].contains("not a DOCX"), "{reasons:?}");
+    assert!(reasons["ragged.csv"].contains("malformed CSV"), "{reasons:?}");
+    assert_eq!(reasons.len(), 4);
+
+    for (question, expected) in [
+        ("How do I reset the water pump?", "manual.pdf"),
+        ("What did the board approve?", "minutes.docx"),
+        ("How much ice did the glacier lose?", "report.html"),
+        ("What is the annual rainfall in Bergen?", "rainfall.csv"),
+    ] {
+        let embedding = embedder.embed(&[question]).unwrap().remove(0);
+        let hits = memory.search("tenant-a", question, &embedding, 1).await.unwrap();
+        assert_eq!(file_name(&hits[0].path), expected, "{question} → {hits:?}");
+        assert!(!hits[0].content.contains('<'), "no markup in the text: {:?}", hits[0].content);
+    }
+    let embedding = embedder.embed(&["reset the water pump"]).unwrap().remove(0);
+    let hits = memory.search("tenant-a", "reset the water pump", &embedding, 5).await.unwrap();
+    let pump: Vec<_> = hits.iter().filter(|h| h.content.contains("red button")).collect();
+    assert_eq!(pump[0].page, Some(2), "PDF citations carry their page: {pump:?}");
+    assert!(hits.iter().filter(|h| file_name(&h.path) != "manual.pdf").all(|h| h.page.is_none()));
+    let minutes = hits.iter().chain(memory.search("tenant-a", "board", &embedder.embed(&["board"]).unwrap()[0], 5).await.unwrap().iter()).find(|h| file_name(&h.path) == "minutes.docx").cloned();
+    assert!(minutes.unwrap().content.contains("solar panel budget & a new roof"), "entities decoded");
     memory.close().await;
     server.stop().unwrap();
 }

@@ -1,0 +1,2 @@
+-- Citations into paged documents (PDF): the page a chunk starts on.
+ALTER TABLE chunk ADD COLUMN page INT;
