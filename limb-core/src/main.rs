@@ -84,6 +84,9 @@ enum Command {
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
     },
+    /// List or remove documents in local memory (the files are not touched).
+    #[command(subcommand)]
+    Docs(DocsCommand),
     /// Search local memory; every hit cites its file, chunk and byte span.
     Search {
         query: String,
@@ -112,6 +115,20 @@ enum ExecutorKind {
     Agent,
     /// Answers with the payload's size after --work-ms (for tests and load runs).
     Echo,
+}
+
+#[derive(Subcommand)]
+enum DocsCommand {
+    List {
+        #[arg(long, default_value = "local")]
+        tenant: String,
+    },
+    /// Forget a document, or every document under a folder.
+    Rm {
+        path: PathBuf,
+        #[arg(long, default_value = "local")]
+        tenant: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -357,6 +374,30 @@ async fn main() -> anyhow::Result<()> {
             };
             pool.close().await;
             served?;
+        }
+        Command::Docs(DocsCommand::List { tenant }) => {
+            let local = open_memory().await?;
+            let documents = local.memory.documents(&tenant).await;
+            local.close().await?;
+            let documents = documents?;
+            for doc in &documents {
+                println!("{:>6} chunks  {:>9} bytes  {}", doc.chunks, doc.text_bytes, doc.path);
+            }
+            println!("{} documents in {tenant}'s memory", documents.len());
+        }
+        Command::Docs(DocsCommand::Rm { path, tenant }) => {
+            // The file may be gone already: then the path is taken as written, made absolute.
+            let path = std::fs::canonicalize(&path).unwrap_or_else(|_| std::path::absolute(&path).unwrap_or(path));
+            let local = open_memory().await?;
+            let removed = local.memory.remove_documents(&tenant, &path.to_string_lossy()).await;
+            local.close().await?;
+            let removed = removed?;
+            if removed.is_empty() {
+                bail!("nothing stored at {} in {tenant}'s memory (see `heiwa docs list`)", path.display());
+            }
+            for path in &removed {
+                println!("removed  {path}");
+            }
         }
         Command::Search { query, k, tenant } => {
             let local = open_memory().await?;

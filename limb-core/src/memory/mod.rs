@@ -10,7 +10,7 @@ pub use extract::{extract, Extracted, MAX_CONTAINER_BYTES, MAX_DOCX_XML_BYTES, M
 pub use ingest::{chunks, ingest_path, IngestReport};
 pub use local::{LocalMemory, LocalMemoryError};
 pub use server::{PgServer, PgServerConfig};
-pub use store::{explain_nearest_on, nearest_on, Citation, Hit, Memory};
+pub use store::{explain_nearest_on, nearest_on, Citation, DocumentInfo, Hit, Memory};
 
 use std::path::PathBuf;
 

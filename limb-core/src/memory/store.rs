@@ -39,6 +39,17 @@ pub struct Citation {
     pub page: Option<i32>,
 }
 
+/// A stored document, as `heiwa docs list` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DocumentInfo {
+    pub path: String,
+    pub chunks: i64,
+    /// Bytes of text stored (not of the original file).
+    pub text_bytes: i64,
+    /// Unix seconds.
+    pub ingested_at: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Hit {
     pub chunk_id: i64,
@@ -117,6 +128,43 @@ impl Memory {
                 page: row.get("page"),
             })
             .collect())
+    }
+
+    /// `tenant`'s documents, by path.
+    pub async fn documents(&self, tenant: &str) -> Result<Vec<DocumentInfo>, MemoryError> {
+        let rows = sqlx::query(
+            "SELECT d.path, count(c.id) AS chunks, coalesce(sum(octet_length(c.content)), 0)::int8 AS text_bytes, \
+             extract(epoch FROM d.ingested_at)::int8 AS ingested_at \
+             FROM document d LEFT JOIN chunk c ON c.document_id = d.id \
+             WHERE d.tenant_identity = $1 GROUP BY d.id ORDER BY d.path",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| DocumentInfo {
+                path: row.get("path"),
+                chunks: row.get("chunks"),
+                text_bytes: row.get("text_bytes"),
+                ingested_at: row.get("ingested_at"),
+            })
+            .collect())
+    }
+
+    /// Forget `tenant`'s documents at `path`, or under it when it is a folder;
+    /// returns the paths removed. The files themselves are not touched.
+    pub async fn remove_documents(&self, tenant: &str, path: &str) -> Result<Vec<String>, MemoryError> {
+        let folder = format!("{}/", path.trim_end_matches('/'));
+        let removed = sqlx::query_scalar(
+            "DELETE FROM document WHERE tenant_identity = $1 AND (path = $2 OR starts_with(path, $3)) RETURNING path",
+        )
+        .bind(tenant)
+        .bind(path)
+        .bind(folder)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(removed)
     }
 
     pub async fn close(&self) {

@@ -80,6 +80,20 @@ async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations()
     assert_eq!(rescan.added.len(), 1, "the changed file is re-ingested");
     let hits = memory.search("tenant-a", "sourdough", &embedding, 4).await.unwrap();
     assert!(hits.iter().all(|h| file_name(&h.path) != "sourdough.txt"), "{hits:?}");
+
+    // Listing and removing by hand; tenant B lists nothing and removes nothing of A's.
+    let listed = memory.documents("tenant-a").await.unwrap();
+    assert_eq!(listed.iter().map(|d| file_name(&d.path)).collect::<Vec<_>>(), ["rust-ownership.md", "vector-search.md", "volunteer-computing.md"]);
+    assert!(listed.iter().all(|d| d.chunks >= 1 && d.text_bytes > 0), "{listed:?}");
+    let vector = corpus.join("vector-search.md").to_string_lossy().into_owned();
+    assert!(memory.remove_documents("tenant-b", &vector).await.unwrap().is_empty());
+    assert!(memory.documents("tenant-b").await.unwrap().is_empty());
+    assert_eq!(memory.remove_documents("tenant-a", &vector).await.unwrap(), [vector.clone()]);
+    assert_eq!(memory.documents("tenant-a").await.unwrap().len(), 2);
+    assert!(corpus.join("vector-search.md").exists(), "the file itself is untouched");
+    let folder = corpus.to_string_lossy().into_owned();
+    assert_eq!(memory.remove_documents("tenant-a", &folder).await.unwrap().len(), 2, "a folder removes what is under it");
+    assert!(memory.documents("tenant-a").await.unwrap().is_empty());
     memory.close().await;
     server.stop().unwrap();
 }
