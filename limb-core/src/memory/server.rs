@@ -108,7 +108,13 @@ impl PgServer {
     }
 
     /// initdb if this is the first start, then start and wait until it accepts connections.
-    /// A stale `postmaster.pid` left by a killed server is handled by PostgreSQL itself.
+    ///
+    /// After a crash (`kill -9`), PostgreSQL clears the stale `postmaster.pid`
+    /// itself, but only once the killed postmaster and its backends are really
+    /// gone: a killed postmaster lingers as a zombie until init reaps it (it is
+    /// daemonised; in a container that can take a while), and its orphaned
+    /// backends hold the shared memory until they notice. Until then it refuses
+    /// to start, so those two refusals are retried for up to 20 s.
     pub fn start(&mut self) -> Result<(), MemoryError> {
         self.prepare_dirs()?;
         if !self.data_dir().join("PG_VERSION").exists() {
@@ -116,16 +122,30 @@ impl PgServer {
             initdb.arg("-D").arg(self.data_dir()).args(["-U", DB_SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]);
             self.run("initdb", initdb)?;
         }
-        let mut pg_ctl = self.command("pg_ctl");
-        pg_ctl
-            .arg("-D")
-            .arg(self.data_dir())
-            .arg("-l")
-            .arg(self.log_path())
-            .args(["-w", "-t", "60", "-o"])
-            .arg(format!("-p {SOCKET_PORT} -k {} -c listen_addresses=''", self.socket_dir().display()))
-            .arg("start");
-        self.run("pg_ctl start", pg_ctl)?;
+        let pg_ctl_start = || {
+            let mut pg_ctl = self.command("pg_ctl");
+            pg_ctl
+                .arg("-D")
+                .arg(self.data_dir())
+                .arg("-l")
+                .arg(self.log_path())
+                .args(["-w", "-t", "60", "-o"])
+                .arg(format!("-p {SOCKET_PORT} -k {} -c listen_addresses=''", self.socket_dir().display()))
+                .arg("start");
+            pg_ctl
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let log_before = std::fs::metadata(self.log_path()).map_or(0, |m| m.len());
+            match self.run("pg_ctl start", pg_ctl_start()) {
+                Ok(()) => break,
+                Err(e) if std::time::Instant::now() < deadline && self.refused_for_a_dead_server(log_before) => {
+                    tracing::info!(error = %e, "PostgreSQL's previous server is still going away; retrying");
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         self.running = true;
         Ok(())
     }
@@ -140,6 +160,20 @@ impl PgServer {
         self.run("pg_ctl stop", pg_ctl)?;
         self.running = false;
         Ok(())
+    }
+
+    /// Whether the start attempt whose log begins at `log_offset` was refused
+    /// because a killed server's process or shared memory is still around.
+    fn refused_for_a_dead_server(&self, log_offset: u64) -> bool {
+        let log = std::fs::read(self.log_path()).unwrap_or_default();
+        let attempt = String::from_utf8_lossy(log.get(log_offset as usize..).unwrap_or_default());
+        let pid_alive = self.pid().is_some_and(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The state follows the parenthesised command name: "123 (postgres) S …"; Z is a zombie.
+            stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        });
+        (attempt.contains("lock file \"postmaster.pid\" already exists") && !pid_alive)
+            || attempt.contains("pre-existing shared memory block")
     }
 
     /// The postmaster's process id, from its pid file (for crash tests and status).

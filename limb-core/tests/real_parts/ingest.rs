@@ -210,3 +210,62 @@ async fn html_csv_docx_and_pdf_are_ingested_and_broken_ones_are_per_file_errors(
     memory.close().await;
     server.stop().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_killed_mid_ingest_leaves_no_half_document_and_a_rescan_finishes() {
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = PgServer::new(PgServerConfig { install_dir: parts.pg_dir.clone(), root: dir.path().join("pg") }).unwrap();
+    server.start().unwrap();
+    let memory = std::sync::Arc::new(Memory::open(&server).await.unwrap());
+    let embedder = std::sync::Arc::new(Embedder::load(&parts.embed_model, ModelOptions::default()).unwrap());
+
+    // 40 documents of several chunks each: the ingest takes long enough to be caught in the middle.
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    let mut expected_chunks = std::collections::HashMap::new();
+    for n in 0..40 {
+        let text: String = (0..30).map(|s| format!("Document {n}, sentence {s}: the limb keeps notes about topic {}. ", n * 31 + s)).collect();
+        let path = corpus.join(format!("doc{n:02}.txt"));
+        std::fs::write(&path, &text).unwrap();
+        expected_chunks.insert(path.to_string_lossy().into_owned(), limb_core::memory::chunks(&text).len() as i64);
+    }
+
+    let ingesting = tokio::spawn({
+        let (memory, embedder, corpus) = (memory.clone(), embedder.clone(), corpus.clone());
+        async move { ingest_path(&memory, &embedder, "tenant-a", &corpus).await }
+    });
+    loop {
+        let stored = memory.documents("tenant-a").await.unwrap().len();
+        if stored >= 5 {
+            break;
+        }
+        assert!(!ingesting.is_finished(), "the ingest finished before it could be interrupted");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pid = server.pid().expect("postmaster.pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let outcome = ingesting.await.expect("the ingest returns, it does not panic");
+    assert!(outcome.is_err(), "the ingest reports the lost database: {outcome:?}");
+    memory.close().await;
+
+    server.start().expect("PostgreSQL restarts after SIGKILL (its pid file left behind)");
+    let memory = Memory::open(&server).await.unwrap();
+    let survivors = memory.documents("tenant-a").await.unwrap();
+    assert!(survivors.len() >= 5 && survivors.len() < 40, "{} documents survived", survivors.len());
+    for doc in &survivors {
+        assert_eq!(doc.chunks, expected_chunks[&doc.path], "{} is whole or absent, never half", doc.path);
+    }
+    let orphans: i64 = sqlx::query_scalar("SELECT count(*) FROM chunk WHERE document_id IS NULL OR document_id NOT IN (SELECT id FROM document)")
+        .fetch_one(memory.pool())
+        .await
+        .unwrap();
+    assert_eq!(orphans, 0);
+
+    let rescan = ingest_path(&memory, &embedder, "tenant-a", &corpus).await.unwrap();
+    assert_eq!((rescan.added.len() + rescan.unchanged.len(), rescan.unchanged.len()), (40, survivors.len()));
+    let all = memory.documents("tenant-a").await.unwrap();
+    assert!(all.iter().all(|doc| doc.chunks == expected_chunks[&doc.path]) && all.len() == 40);
+    memory.close().await;
+    server.stop().unwrap();
+}
