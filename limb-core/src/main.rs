@@ -67,6 +67,9 @@ enum Command {
         path: PathBuf,
         #[arg(long, default_value = "local")]
         tenant: String,
+        /// Keep watching: new, changed and deleted files are picked up until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
     },
     /// Answer a question here, without a hub: the same agent loop a limb runs
     /// for a task (local memory, local model, the sandboxed run_python).
@@ -313,30 +316,50 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", code[0].as_str().unwrap_or_default());
         }
         Command::Task(command) => task_command(command).await?,
-        Command::Ingest { path, tenant } => {
-            let local = open_memory().await?;
+        Command::Ingest { path, tenant, watch } => {
             let path = std::fs::canonicalize(&path).with_context(|| format!("{}", path.display()))?;
-            let report = limb_core::memory::ingest_path(&local.memory, &local.embedder, &tenant, &path).await?;
-            for file in &report.added {
-                println!("added      {}", file.display());
-            }
-            for file in &report.unchanged {
-                println!("unchanged  {}", file.display());
-            }
-            for file in &report.removed {
-                println!("removed    {file} (no longer on disk)");
-            }
-            for (file, reason) in &report.failed {
-                println!("not added  {}: {reason}", file.display());
-            }
-            println!(
-                "{} added, {} unchanged, {} removed, {} not added",
-                report.added.len(),
-                report.unchanged.len(),
-                report.removed.len(),
-                report.failed.len()
+            let local = open_memory().await?;
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}").expect("a valid template"),
             );
+            // Lines go through `suspend` so they print whether or not the bar is drawn (not on a terminal).
+            let mut progress = |step: limb_core::memory::Progress| {
+                use limb_core::memory::Outcome;
+                bar.set_length(step.total as u64);
+                bar.set_position(step.done as u64);
+                bar.set_message(step.path.display().to_string());
+                bar.suspend(|| match &step.outcome {
+                    Outcome::Added => println!("added      {}", step.path.display()),
+                    Outcome::Unchanged => println!("unchanged  {}", step.path.display()),
+                    Outcome::Failed(reason) => println!("not added  {}: {reason}", step.path.display()),
+                });
+            };
+            let mut summary = |report: limb_core::memory::IngestReport| {
+                bar.suspend(|| {
+                    for file in &report.removed {
+                        println!("removed    {file} (no longer on disk)");
+                    }
+                    println!(
+                        "{} added, {} unchanged, {} removed, {} not added",
+                        report.added.len(),
+                        report.unchanged.len(),
+                        report.removed.len(),
+                        report.failed.len()
+                    );
+                    if watch {
+                        println!("watching {} for changes; Ctrl-C stops", path.display());
+                    }
+                });
+            };
+            let outcome = if watch {
+                let quiet = std::time::Duration::from_millis(500);
+                limb_core::memory::watch_path(&local.memory, &local.embedder, &tenant, &path, quiet, &mut progress, &mut summary, shutdown_signal()).await
+            } else {
+                limb_core::memory::ingest_path(&local.memory, &local.embedder, &tenant, &path, &mut progress).await.map(&mut summary)
+            };
+            bar.finish_and_clear();
             local.close().await?;
+            outcome?;
         }
         Command::Ask { question, tenant, max_steps } => {
             let local = open_agent(&tenant, max_steps).await?;

@@ -23,9 +23,34 @@ pub struct IngestReport {
     pub failed: Vec<(PathBuf, String)>,
 }
 
+/// What happened to one file, as soon as it is known (for progress bars and the UI).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Progress {
+    /// Files handled so far, this one included, out of `total`.
+    pub done: usize,
+    pub total: usize,
+    pub path: PathBuf,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "reason")]
+pub enum Outcome {
+    Added,
+    Unchanged,
+    Failed(String),
+}
+
 /// Ingest a file or a folder (recursively; hidden entries skipped, symbolic
-/// links not followed). One bad file never stops the rest.
-pub async fn ingest_path(memory: &Memory, embedder: &Embedder, tenant: &str, root: &Path) -> Result<IngestReport, MemoryError> {
+/// links not followed), reporting each file to `progress`. One bad file never
+/// stops the rest.
+pub async fn ingest_path(
+    memory: &Memory,
+    embedder: &Embedder,
+    tenant: &str,
+    root: &Path,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<IngestReport, MemoryError> {
     let mut report = IngestReport::default();
     let mut files = Vec::new();
     collect(root, &mut files, &mut report.failed);
@@ -33,22 +58,64 @@ pub async fn ingest_path(memory: &Memory, embedder: &Embedder, tenant: &str, roo
     if root.is_dir() {
         report.removed = remove_missing(memory, tenant, root, &files, &report.failed).await?;
     }
-    for path in files {
-        let extracted = match extract(&path) {
-            Ok(extracted) => extracted,
-            Err(reason) => {
-                report.failed.push((path, reason));
-                continue;
-            }
+    // Entries refused while walking (symbolic links, unreadable folders) are reported first.
+    let total = report.failed.len() + files.len();
+    for (index, (path, reason)) in report.failed.iter().enumerate() {
+        progress(Progress { done: index + 1, total, path: path.clone(), outcome: Outcome::Failed(reason.clone()) });
+    }
+    let walked = report.failed.len();
+    for (index, path) in files.into_iter().enumerate() {
+        let outcome = match extract(&path) {
+            Err(reason) => Outcome::Failed(reason),
+            Ok(extracted) => match ingest_document(memory, embedder, tenant, &path, &extracted).await {
+                Ok(true) => Outcome::Added,
+                Ok(false) => Outcome::Unchanged,
+                Err(MemoryError::Embedding(reason)) => Outcome::Failed(reason),
+                Err(other) => return Err(other),
+            },
         };
-        match ingest_document(memory, embedder, tenant, &path, &extracted).await {
-            Ok(true) => report.added.push(path),
-            Ok(false) => report.unchanged.push(path),
-            Err(MemoryError::Embedding(reason)) => report.failed.push((path, reason)),
-            Err(other) => return Err(other),
+        match &outcome {
+            Outcome::Added => report.added.push(path.clone()),
+            Outcome::Unchanged => report.unchanged.push(path.clone()),
+            Outcome::Failed(reason) => report.failed.push((path.clone(), reason.clone())),
         }
+        progress(Progress { done: walked + index + 1, total, path, outcome });
     }
     Ok(report)
+}
+
+/// Keep `root` ingested: a pass now, then another whenever something under it
+/// changes (events are gathered until the folder has been quiet for `quiet`),
+/// until `stop` resolves. Each pass skips unchanged files and forgets deleted
+/// ones, like a rescan; `on_pass` gets each pass's report.
+pub async fn watch_path(
+    memory: &Memory,
+    embedder: &Embedder,
+    tenant: &str,
+    root: &Path,
+    quiet: std::time::Duration,
+    progress: &mut (dyn FnMut(Progress) + Send),
+    on_pass: &mut (dyn FnMut(IngestReport) + Send),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), MemoryError> {
+    use notify::Watcher;
+    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(|e| MemoryError::Watch(e.to_string()))?;
+    watcher.watch(root, notify::RecursiveMode::Recursive).map_err(|e| MemoryError::Watch(e.to_string()))?;
+    tokio::pin!(stop);
+    loop {
+        on_pass(ingest_path(memory, embedder, tenant, root, progress).await?);
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            Some(()) = changes.recv() => {}
+        }
+        while let Ok(Some(())) = tokio::time::timeout(quiet, changes.recv()).await {}
+    }
 }
 
 /// Forget documents under `root` whose files no longer exist there (a file

@@ -7,7 +7,7 @@ mod server;
 mod store;
 
 pub use extract::{extract, Extracted, MAX_CONTAINER_BYTES, MAX_DOCX_XML_BYTES, MAX_TEXT_BYTES, SUPPORTED};
-pub use ingest::{chunks, ingest_path, IngestReport};
+pub use ingest::{chunks, ingest_path, watch_path, IngestReport, Outcome, Progress};
 pub use local::{LocalMemory, LocalMemoryError};
 pub use server::{PgServer, PgServerConfig};
 pub use store::{explain_nearest_on, nearest_on, Citation, DocumentInfo, Hit, Memory};
@@ -30,6 +30,8 @@ pub enum MemoryError {
     Database(#[from] sqlx::Error),
     #[error("memory schema migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot watch the folder: {0}")]
+    Watch(String),
     #[error("embedding failed: {0}")]
     Embedding(String),
     #[error("embedding has {got} dimensions; memory stores {expected}")]

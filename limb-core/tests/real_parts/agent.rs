@@ -23,7 +23,7 @@ async fn the_agent_answers_from_local_memory_and_computes_with_the_sandbox() {
     let dir = tempfile::tempdir().unwrap();
     let local = LocalAgent::open(&parts, dir.path(), "local", Budget::default()).await.expect("the agent's parts start");
     let memory = local.memory();
-    let report = ingest_path(&memory.memory, &memory.embedder, "local", &samples()).await.unwrap();
+    let report = ingest_path(&memory.memory, &memory.embedder, "local", &samples(), &mut |_| {}).await.unwrap();
     assert_eq!(report.added.len(), 4, "{report:?}");
 
     let answer = local.agent.answer(QUESTION).await.expect("the loop completes");

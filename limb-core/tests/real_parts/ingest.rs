@@ -3,7 +3,7 @@
 
 use super::parts;
 use limb_core::inference::{Embedder, ModelOptions};
-use limb_core::memory::{ingest_path, Memory, PgServer, PgServerConfig, MAX_TEXT_BYTES};
+use limb_core::memory::{ingest_path, watch_path, Memory, PgServer, PgServerConfig, MAX_TEXT_BYTES};
 use std::path::{Path, PathBuf};
 
 fn samples() -> PathBuf {
@@ -38,9 +38,13 @@ async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations()
     std::fs::File::create(corpus.join("huge.txt")).unwrap().set_len(MAX_TEXT_BYTES + 1).unwrap();
     std::os::unix::fs::symlink(&corpus, corpus.join("loop")).unwrap();
 
-    let report = ingest_path(&memory, &embedder, "tenant-a", &corpus).await.unwrap();
+    let mut steps = Vec::new();
+    let report = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |step| steps.push(step)).await.unwrap();
     let added: Vec<&str> = report.added.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
     assert_eq!(added, ["rust-ownership.md", "sourdough.txt", "vector-search.md", "volunteer-computing.md"]);
+    // Progress: one step per file or refused entry, counting up to the total.
+    assert_eq!(steps.iter().map(|s| (s.done, s.total)).collect::<Vec<_>>(), (1..=10).map(|n| (n, 10)).collect::<Vec<_>>());
+    assert_eq!(steps.iter().filter(|s| s.outcome == limb_core::memory::Outcome::Added).count(), 4);
     let reasons: std::collections::HashMap<String, String> =
         report.failed.iter().map(|(p, r)| (p.file_name().unwrap().to_string_lossy().into_owned(), r.clone())).collect();
     assert!(reasons["junk.txt"].contains("binary"), "{reasons:?}");
@@ -69,13 +73,13 @@ async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations()
     // Tenant B sees nothing of A's; a second pass skips unchanged files.
     let embedding = embedder.embed(&["sourdough"]).unwrap().remove(0);
     assert!(memory.search("tenant-b", "sourdough", &embedding, 3).await.unwrap().is_empty());
-    let again = ingest_path(&memory, &embedder, "tenant-a", &corpus).await.unwrap();
+    let again = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
     assert_eq!((again.added.len(), again.unchanged.len(), again.removed.len()), (0, 4, 0));
 
     // A deleted file leaves memory on the next scan; a changed one is replaced.
     std::fs::remove_file(corpus.join("sourdough.txt")).unwrap();
     std::fs::write(corpus.join("rust-ownership.md"), "# Ownership\n\nBorrowing rules, rewritten.").unwrap();
-    let rescan = ingest_path(&memory, &embedder, "tenant-a", &corpus).await.unwrap();
+    let rescan = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
     assert_eq!(rescan.removed.iter().map(|p| file_name(p)).collect::<Vec<_>>(), ["sourdough.txt"]);
     assert_eq!(rescan.added.len(), 1, "the changed file is re-ingested");
     let hits = memory.search("tenant-a", "sourdough", &embedding, 4).await.unwrap();
@@ -178,7 +182,7 @@ async fn html_csv_docx_and_pdf_are_ingested_and_broken_ones_are_per_file_errors(
     std::fs::write(corpus.join("letter.docx"), b"just text, not a zip").unwrap();
     std::fs::write(corpus.join("ragged.csv"), "a,b\n1,2,3\n").unwrap();
 
-    let report = ingest_path(&memory, &embedder, "tenant-a", &corpus).await.unwrap();
+    let report = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
     let added: Vec<&str> = report.added.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
     assert_eq!(added, ["manual.pdf", "minutes.docx", "rainfall.csv", "report.html"], "{report:?}");
     let reasons: std::collections::HashMap<String, String> =
@@ -233,7 +237,7 @@ async fn postgres_killed_mid_ingest_leaves_no_half_document_and_a_rescan_finishe
 
     let ingesting = tokio::spawn({
         let (memory, embedder, corpus) = (memory.clone(), embedder.clone(), corpus.clone());
-        async move { ingest_path(&memory, &embedder, "tenant-a", &corpus).await }
+        async move { ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await }
     });
     loop {
         let stored = memory.documents("tenant-a").await.unwrap().len();
@@ -262,10 +266,58 @@ async fn postgres_killed_mid_ingest_leaves_no_half_document_and_a_rescan_finishe
         .unwrap();
     assert_eq!(orphans, 0);
 
-    let rescan = ingest_path(&memory, &embedder, "tenant-a", &corpus).await.unwrap();
+    let rescan = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
     assert_eq!((rescan.added.len() + rescan.unchanged.len(), rescan.unchanged.len()), (40, survivors.len()));
     let all = memory.documents("tenant-a").await.unwrap();
     assert!(all.iter().all(|doc| doc.chunks == expected_chunks[&doc.path]) && all.len() == 40);
+    memory.close().await;
+    server.stop().unwrap();
+}
+
+async fn next_pass(passes: &mut tokio::sync::mpsc::UnboundedReceiver<limb_core::memory::IngestReport>) -> limb_core::memory::IngestReport {
+    tokio::time::timeout(std::time::Duration::from_secs(20), passes.recv()).await.expect("a pass after the change").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_folder_picks_up_new_changed_and_deleted_files() {
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = PgServer::new(PgServerConfig { install_dir: parts.pg_dir.clone(), root: dir.path().join("pg") }).unwrap();
+    server.start().unwrap();
+    let memory = std::sync::Arc::new(Memory::open(&server).await.unwrap());
+    let embedder = std::sync::Arc::new(Embedder::load(&parts.embed_model, ModelOptions::default()).unwrap());
+    let folder = dir.path().join("watched");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("first.md"), "Tomatoes need full sun and deep watering.").unwrap();
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (pass_tx, mut passes) = tokio::sync::mpsc::unbounded_channel();
+    let watching = tokio::spawn({
+        let (memory, embedder, folder) = (memory.clone(), embedder.clone(), folder.clone());
+        async move {
+            let stop = async { let _ = stop_rx.await; };
+            let quiet = std::time::Duration::from_millis(200);
+            watch_path(&memory, &embedder, "tenant-a", &folder, quiet, &mut |_| {}, &mut |report| pass_tx.send(report).unwrap(), stop).await
+        }
+    });
+    assert_eq!(next_pass(&mut passes).await.added.len(), 1, "the first pass ingests what is there");
+
+    std::fs::write(folder.join("second.txt"), "Basil grows well next to tomatoes.").unwrap();
+    let pass = next_pass(&mut passes).await;
+    assert_eq!((pass.added.len(), pass.unchanged.len()), (1, 1), "{pass:?}");
+
+    std::fs::write(folder.join("first.md"), "Tomatoes need full sun, deep watering and stakes.").unwrap();
+    let pass = next_pass(&mut passes).await;
+    assert_eq!((pass.added.len(), pass.unchanged.len()), (1, 1), "the changed file is re-ingested: {pass:?}");
+
+    std::fs::remove_file(folder.join("second.txt")).unwrap();
+    let pass = next_pass(&mut passes).await;
+    assert_eq!(pass.removed.len(), 1, "{pass:?}");
+    let docs = memory.documents("tenant-a").await.unwrap();
+    assert_eq!(docs.iter().map(|d| file_name(&d.path)).collect::<Vec<_>>(), ["first.md"]);
+
+    stop_tx.send(()).unwrap();
+    watching.await.unwrap().expect("the watch ends cleanly when stopped");
     memory.close().await;
     server.stop().unwrap();
 }
