@@ -3,7 +3,7 @@
 //! Postgres job-queue pattern (LISTEN/NOTIFY + FOR UPDATE SKIP LOCKED, as River
 //! and graphile-worker do) on the embedded PostgreSQL, in the same run.
 //!
-//! `cargo bench --profile dev -p limb-core --bench claims` (after `source scripts/lib/env.sh`).
+//! `cargo bench --profile dev --workspace --bench claims` (after `source scripts/lib/env.sh`).
 //! The last line is machine-readable: `RESULT claim …`.
 
 use limb_core::config::{free_loopback_port, Parts};

@@ -2,7 +2,7 @@
 //! cold (create, start, collect, remove) against a bare `docker run --rm` of
 //! the same image and command in the same run, and through the warm pool.
 //!
-//! `cargo bench --profile dev -p limb-core --bench sandbox` (after `source scripts/lib/env.sh`
+//! `cargo bench --profile dev --workspace --bench sandbox` (after `source scripts/lib/env.sh`
 //! and with the engine running, as scripts/test starts it). Both cold paths are
 //! timed to completion, container removal included. Warm calls are spaced so
 //! the pool has refilled (a call arriving faster than that waits for a start).

@@ -59,28 +59,37 @@ pub async fn ingest_path(
         report.removed = remove_missing(memory, tenant, root, &files, &report.failed).await?;
     }
     // Entries refused while walking (symbolic links, unreadable folders) are reported first.
-    let total = report.failed.len() + files.len();
-    for (index, (path, reason)) in report.failed.iter().enumerate() {
-        progress(Progress { done: index + 1, total, path: path.clone(), outcome: Outcome::Failed(reason.clone()) });
+    let refused = std::mem::take(&mut report.failed);
+    let mut steps = Steps { total: refused.len() + files.len(), done: 0, report, progress };
+    for (path, reason) in refused {
+        steps.record(path, Outcome::Failed(reason));
     }
-    let walked = report.failed.len();
-    for (index, path) in files.into_iter().enumerate() {
-        let outcome = match extract(&path) {
-            Err(reason) => Outcome::Failed(reason),
-            Ok(extracted) => match ingest_document(memory, embedder, tenant, &path, &extracted).await {
-                Ok(true) => Outcome::Added,
-                Ok(false) => Outcome::Unchanged,
-                Err(MemoryError::Embedding(reason)) => Outcome::Failed(reason),
-                Err(other) => return Err(other),
-            },
+    let mut waiting = Vec::new();
+    for path in files {
+        let extracted = match extract(&path) {
+            Ok(extracted) => extracted,
+            Err(reason) => {
+                steps.record(path, Outcome::Failed(reason));
+                continue;
+            }
         };
-        match &outcome {
-            Outcome::Added => report.added.push(path.clone()),
-            Outcome::Unchanged => report.unchanged.push(path.clone()),
-            Outcome::Failed(reason) => report.failed.push((path.clone(), reason.clone())),
+        let hash: String = Sha256::digest(extracted.text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let stored: Option<String> = sqlx::query_scalar("SELECT content_hash FROM document WHERE tenant_identity = $1 AND path = $2")
+            .bind(tenant)
+            .bind(path.to_string_lossy().as_ref())
+            .fetch_optional(memory.pool())
+            .await?;
+        if stored.as_deref() == Some(hash.as_str()) {
+            steps.record(path, Outcome::Unchanged);
+            continue;
         }
-        progress(Progress { done: walked + index + 1, total, path, outcome });
+        waiting.push(Waiting { path, extracted, hash });
+        if waiting.iter().map(|w| w.extracted.text.len()).sum::<usize>() >= EMBED_GROUP_BYTES {
+            store_group(memory, embedder, tenant, std::mem::take(&mut waiting), &mut steps).await?;
+        }
     }
+    store_group(memory, embedder, tenant, waiting, &mut steps).await?;
+    let report = steps.report;
     Ok(report)
 }
 
@@ -184,23 +193,68 @@ fn document_chunks(extracted: &Extracted) -> Vec<(usize, &str)> {
         .collect()
 }
 
-/// Store one document; `Ok(false)` when it is already stored unchanged.
-async fn ingest_document(memory: &Memory, embedder: &Embedder, tenant: &str, path: &Path, extracted: &Extracted) -> Result<bool, MemoryError> {
-    let text = extracted.text.as_str();
-    let path_text = path.to_string_lossy();
-    let hash: String = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-    let stored: Option<String> = sqlx::query_scalar("SELECT content_hash FROM document WHERE tenant_identity = $1 AND path = $2")
-        .bind(tenant)
-        .bind(path_text.as_ref())
-        .fetch_optional(memory.pool())
-        .await?;
-    if stored.as_deref() == Some(hash.as_str()) {
-        return Ok(false);
-    }
-    let pieces = document_chunks(extracted);
-    let texts: Vec<&str> = pieces.iter().map(|(_, chunk)| *chunk).collect();
-    let embeddings = embedder.embed(&texts).map_err(|e| MemoryError::Embedding(e.to_string()))?;
+/// Progress as it happens, and the report it adds up to.
+struct Steps<'a> {
+    total: usize,
+    done: usize,
+    report: IngestReport,
+    progress: &'a mut (dyn FnMut(Progress) + Send),
+}
 
+impl Steps<'_> {
+    fn record(&mut self, path: PathBuf, outcome: Outcome) {
+        self.done += 1;
+        match &outcome {
+            Outcome::Added => self.report.added.push(path.clone()),
+            Outcome::Unchanged => self.report.unchanged.push(path.clone()),
+            Outcome::Failed(reason) => self.report.failed.push((path.clone(), reason.clone())),
+        }
+        (self.progress)(Progress { done: self.done, total: self.total, path, outcome });
+    }
+}
+
+/// A changed or new document whose text waits to be embedded.
+struct Waiting {
+    path: PathBuf,
+    extracted: Extracted,
+    hash: String,
+}
+
+/// Documents are embedded in groups of about this much text (~40 chunks, a
+/// few seconds of embedding): one llama.cpp context for many small files
+/// (creating one per file cost ~10% of ingest time on a folder of notes),
+/// while memory stays bounded and progress keeps moving.
+const EMBED_GROUP_BYTES: usize = 32 << 10;
+
+/// Embed a group of documents together, then store each in its own
+/// transaction. If the group's embedding fails, each document is embedded
+/// alone so that the failure is charged to the document that caused it.
+async fn store_group(memory: &Memory, embedder: &Embedder, tenant: &str, group: Vec<Waiting>, steps: &mut Steps<'_>) -> Result<(), MemoryError> {
+    if group.is_empty() {
+        return Ok(());
+    }
+    let pieces: Vec<Vec<(usize, &str)>> = group.iter().map(|doc| document_chunks(&doc.extracted)).collect();
+    let texts: Vec<&str> = pieces.iter().flatten().map(|(_, chunk)| *chunk).collect();
+    let mut together = embedder.embed(&texts).ok().map(Vec::into_iter);
+    for (doc, pieces) in group.iter().zip(&pieces) {
+        let embeddings = match together.as_mut() {
+            Some(vectors) => Ok(vectors.by_ref().take(pieces.len()).collect()),
+            None => embedder.embed(&pieces.iter().map(|(_, chunk)| *chunk).collect::<Vec<_>>()).map_err(|e| e.to_string()),
+        };
+        match embeddings {
+            Ok(embeddings) => {
+                store_document(memory, tenant, doc, pieces, embeddings).await?;
+                steps.record(doc.path.clone(), Outcome::Added);
+            }
+            Err(reason) => steps.record(doc.path.clone(), Outcome::Failed(format!("embedding failed: {reason}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Replace the document at `doc.path` with its new chunks, in one transaction.
+async fn store_document(memory: &Memory, tenant: &str, doc: &Waiting, pieces: &[(usize, &str)], embeddings: Vec<Vec<f32>>) -> Result<(), MemoryError> {
+    let (path_text, hash, extracted) = (doc.path.to_string_lossy(), &doc.hash, &doc.extracted);
     let mut tx = memory.pool().begin().await?;
     sqlx::query("DELETE FROM document WHERE tenant_identity = $1 AND path = $2")
         .bind(tenant)
@@ -232,7 +286,7 @@ async fn ingest_document(memory: &Memory, embedder: &Embedder, tenant: &str, pat
         .await?;
     }
     tx.commit().await?;
-    Ok(true)
+    Ok(())
 }
 
 #[cfg(test)]

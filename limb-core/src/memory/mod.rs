@@ -32,8 +32,6 @@ pub enum MemoryError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot watch the folder: {0}")]
     Watch(String),
-    #[error("embedding failed: {0}")]
-    Embedding(String),
     #[error("embedding has {got} dimensions; memory stores {expected}")]
     Dimensions { got: usize, expected: usize },
 }
