@@ -10,6 +10,7 @@ pub mod mcp;
 pub mod memory;
 pub mod mesh;
 pub mod sandbox;
+pub mod serve;
 
 /// What the desktop app and `heiwa status` show about this limb.
 #[derive(Clone, Debug, serde::Serialize)]

@@ -90,6 +90,15 @@ enum Command {
     /// List or remove documents in local memory (the files are not touched).
     #[command(subcommand)]
     Docs(DocsCommand),
+    /// Serve this limb's chat and embedding models as an OpenAI-compatible API
+    /// on loopback (bearer key kept in the data directory as api.key).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Requests that may run or wait for the model at once; more get 503.
+        #[arg(long, default_value_t = 8)]
+        max_waiting: usize,
+    },
     /// Search local memory; every hit cites its file, chunk and byte span.
     Search {
         query: String,
@@ -421,6 +430,30 @@ async fn main() -> anyhow::Result<()> {
             for path in &removed {
                 println!("removed  {path}");
             }
+        }
+        Command::Serve { listen, max_waiting } => {
+            use limb_core::serve::{api_key, bind, model_id, serve, Models, ServeState};
+            let parts = config::Parts::from_env()?;
+            let listener = bind(listen).await?;
+            let key_file = config::data_dir().join("api.key");
+            let key = api_key(&key_file).with_context(|| format!("creating {}", key_file.display()))?;
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as i32);
+            let options = limb_core::inference::ModelOptions { threads, gpu_layers: 0, context_len: 4096 };
+            let models = Models {
+                chat: limb_core::inference::ChatModel::load(&parts.chat_model, options)?,
+                chat_id: model_id(&parts.chat_model),
+                embedder: limb_core::inference::Embedder::load(&parts.embed_model, options)?,
+                embed_id: model_id(&parts.embed_model),
+            };
+            // The key itself is never printed: it lives in a 0600 file.
+            eprintln!(
+                "OpenAI-compatible API on http://{}/v1 (models: {}, {}); bearer key in {}; Ctrl-C stops it",
+                listener.local_addr()?,
+                models.chat_id,
+                models.embed_id,
+                key_file.display()
+            );
+            serve(listener, ServeState::new(models, key, max_waiting), shutdown_signal()).await?;
         }
         Command::Search { query, k, tenant } => {
             let local = open_memory().await?;
