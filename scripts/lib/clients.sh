@@ -1,7 +1,7 @@
 # Official clients that nobody here wrote, used by the tests to talk to what
-# the limb serves: the MCP Python SDK (and later the openai client). One venv
-# in the cache, keyed by the pinned versions.
-TEST_CLIENTS=(mcp==2.3.0)
+# the limb serves: the MCP Python SDK and the openai client. One venv in the
+# cache, keyed by the pinned versions.
+TEST_CLIENTS=(mcp==2.3.0 openai==3.54.0)
 TEST_CLIENTS_VENV=$HEIWA_CACHE/venv-clients-$(printf '%s\n' "${TEST_CLIENTS[@]}" | sha256sum | cut -c1-12)
 
 install_test_clients() {

@@ -26,6 +26,7 @@ mod ingest;
 mod mcp;
 mod mesh;
 mod sandbox;
+mod serve;
 
 /// A local hub with hub-module published; returns the server and its HTTP API.
 async fn local_hub(parts: &Parts, dir: &std::path::Path) -> (HubServer, HubHttp) {
