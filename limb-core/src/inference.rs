@@ -45,8 +45,9 @@ impl Default for ModelOptions {
     }
 }
 
-/// llama.cpp's backend may be initialised once per process.
-fn backend() -> Result<&'static LlamaBackend, InferenceError> {
+/// llama.cpp's backend may be initialised once per process; this is that one
+/// (public so a benchmark's raw baseline shares it).
+pub fn backend() -> Result<&'static LlamaBackend, InferenceError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
