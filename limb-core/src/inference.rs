@@ -68,6 +68,13 @@ fn load(path: &Path, options: &ModelOptions) -> Result<LlamaModel, InferenceErro
         .map_err(|e| InferenceError::Load { path: path.to_path_buf(), reason: e.to_string() })
 }
 
+/// Load `path` (memory-mapped, CPU) and drop it: llama.cpp checks every
+/// tensor lies within the file, which catches truncated downloads that still
+/// have readable metadata.
+pub fn check_loads(path: &Path) -> Result<(), InferenceError> {
+    load(path, &ModelOptions::default()).map(drop)
+}
+
 fn context_params(options: &ModelOptions) -> LlamaContextParams {
     LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(options.context_len))

@@ -9,6 +9,7 @@ pub mod inference;
 pub mod mcp;
 pub mod memory;
 pub mod mesh;
+pub mod models;
 pub mod sandbox;
 pub mod serve;
 

@@ -98,7 +98,19 @@ enum Command {
         /// Requests that may run or wait for the model at once; more get 503.
         #[arg(long, default_value_t = 8)]
         max_waiting: usize,
+        /// CPU threads (default: all cores).
+        #[arg(long)]
+        threads: Option<i32>,
+        /// Layers offloaded to the GPU; 0 keeps the model on the CPU.
+        #[arg(long, default_value_t = 0)]
+        gpu_layers: u32,
+        /// Context length in tokens.
+        #[arg(long, default_value_t = 4096)]
+        context: u32,
     },
+    /// Import, list, remove GGUF models and choose the default chat model.
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Search local memory; every hit cites its file, chunk and byte span.
     Search {
         query: String,
@@ -115,8 +127,18 @@ async fn open_memory() -> anyhow::Result<limb_core::memory::LocalMemory> {
     Ok(limb_core::memory::LocalMemory::open(&parts.pg_dir, &parts.embed_model, &config::data_dir().join("memory")).await?)
 }
 
+/// The configured parts, with the chat model replaced by the one chosen with
+/// `heiwa models default`, if any.
+fn parts() -> anyhow::Result<config::Parts> {
+    let mut parts = config::Parts::from_env()?;
+    if let Some(chosen) = limb_core::models::ModelStore::new(config::data_dir().join("models")).default_path() {
+        parts.chat_model = chosen;
+    }
+    Ok(parts)
+}
+
 async fn open_agent(tenant: &str, max_steps: usize) -> anyhow::Result<LocalAgent> {
-    let parts = config::Parts::from_env()?;
+    let parts = parts()?;
     let budget = Budget { max_steps, ..Budget::default() };
     Ok(LocalAgent::open(&parts, &config::data_dir(), tenant, budget).await?)
 }
@@ -127,6 +149,17 @@ enum ExecutorKind {
     Agent,
     /// Answers with the payload's size after --work-ms (for tests and load runs).
     Echo,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Copy a GGUF file into the models directory (checked first).
+    Import { path: PathBuf },
+    /// Every imported model with what its metadata says.
+    List,
+    Rm { id: String },
+    /// Use this model for chat (heiwa ask, serve, limb run) instead of the configured one.
+    Default { id: String },
 }
 
 #[derive(Subcommand)]
@@ -407,6 +440,41 @@ async fn main() -> anyhow::Result<()> {
             pool.close().await;
             served?;
         }
+        Command::Models(command) => {
+            let store = limb_core::models::ModelStore::new(config::data_dir().join("models"));
+            match command {
+                ModelsCommand::Import { path } => {
+                    let info = store.import(&path)?;
+                    println!("imported {} ({})", info.id, info.path.display());
+                }
+                ModelsCommand::List => {
+                    let models = store.list()?;
+                    for m in &models {
+                        let or_unknown = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+                        println!(
+                            "{} {:<40} {:<10} {:>6} {:<8} ctx {:>6}  {} MB{}",
+                            if m.is_default { "*" } else { " " },
+                            m.id,
+                            or_unknown(&m.architecture),
+                            or_unknown(&m.parameters),
+                            or_unknown(&m.quantization),
+                            m.context_length.map_or("?".into(), |c| c.to_string()),
+                            m.size_bytes >> 20,
+                            if m.has_chat_template { ", chat template" } else { "" }
+                        );
+                    }
+                    println!("{} models in {}", models.len(), config::data_dir().join("models").display());
+                }
+                ModelsCommand::Rm { id } => {
+                    store.remove(&id)?;
+                    println!("removed {id}");
+                }
+                ModelsCommand::Default { id } => {
+                    store.set_default(&id)?;
+                    println!("{id} is the default chat model");
+                }
+            }
+        }
         Command::Docs(DocsCommand::List { tenant }) => {
             let local = open_memory().await?;
             let documents = local.memory.documents(&tenant).await;
@@ -431,14 +499,14 @@ async fn main() -> anyhow::Result<()> {
                 println!("removed  {path}");
             }
         }
-        Command::Serve { listen, max_waiting } => {
+        Command::Serve { listen, max_waiting, threads, gpu_layers, context } => {
             use limb_core::serve::{api_key, bind, model_id, serve, Models, ServeState};
-            let parts = config::Parts::from_env()?;
+            let parts = parts()?;
             let listener = bind(listen).await?;
             let key_file = config::data_dir().join("api.key");
             let key = api_key(&key_file).with_context(|| format!("creating {}", key_file.display()))?;
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as i32);
-            let options = limb_core::inference::ModelOptions { threads, gpu_layers: 0, context_len: 4096 };
+            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as i32));
+            let options = limb_core::inference::ModelOptions { threads, gpu_layers, context_len: context };
             let models = Models {
                 chat: limb_core::inference::ChatModel::load(&parts.chat_model, options)?,
                 chat_id: model_id(&parts.chat_model),

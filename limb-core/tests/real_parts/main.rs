@@ -25,6 +25,7 @@ mod agent;
 mod ingest;
 mod mcp;
 mod mesh;
+mod models;
 mod sandbox;
 mod serve;
 
