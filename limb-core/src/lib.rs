@@ -10,6 +10,7 @@ pub mod mcp;
 pub mod memory;
 pub mod mesh;
 pub mod models;
+pub mod remote;
 pub mod sandbox;
 pub mod serve;
 

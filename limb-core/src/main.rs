@@ -80,6 +80,8 @@ enum Command {
         tenant: String,
         #[arg(long, default_value_t = Budget::default().max_steps)]
         max_steps: usize,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Serve the sandboxed run_python tool over MCP: on stdio, or with --http
     /// over streamable HTTP at http://ADDR/mcp (loopback addresses only).
@@ -137,10 +139,39 @@ fn parts() -> anyhow::Result<config::Parts> {
     Ok(parts)
 }
 
-async fn open_agent(tenant: &str, max_steps: usize) -> anyhow::Result<LocalAgent> {
+/// A remote OpenAI-compatible server to chat with instead of the local model.
+#[derive(Args, Clone)]
+struct RemoteArgs {
+    /// Base URL of an OpenAI-compatible API (vLLM, LiteLLM, another limb's `heiwa serve`), e.g. http://127.0.0.1:8000/v1.
+    #[arg(long, env = "HEIWA_REMOTE_URL")]
+    remote_url: Option<String>,
+    /// The remote model's id.
+    #[arg(long, env = "HEIWA_REMOTE_MODEL", requires = "remote_url")]
+    remote_model: Option<String>,
+    /// Seconds per remote request.
+    #[arg(long, default_value_t = 120)]
+    remote_timeout_secs: u64,
+}
+
+impl RemoteArgs {
+    fn options(&self) -> anyhow::Result<Option<limb_core::remote::RemoteOptions>> {
+        let Some(base_url) = self.remote_url.clone() else { return Ok(None) };
+        let model = self.remote_model.clone().context("--remote-model is needed with --remote-url")?;
+        Ok(Some(limb_core::remote::RemoteOptions {
+            base_url,
+            // From the environment only: a key on the command line would show in `ps`.
+            api_key: std::env::var("HEIWA_REMOTE_KEY").ok().filter(|k| !k.is_empty()),
+            model,
+            timeout: std::time::Duration::from_secs(self.remote_timeout_secs),
+            attempts: 3,
+        }))
+    }
+}
+
+async fn open_agent(tenant: &str, max_steps: usize, remote: &RemoteArgs) -> anyhow::Result<LocalAgent> {
     let parts = parts()?;
     let budget = Budget { max_steps, ..Budget::default() };
-    Ok(LocalAgent::open(&parts, &config::data_dir(), tenant, budget).await?)
+    Ok(LocalAgent::open(&parts, &config::data_dir(), tenant, budget, remote.options()?).await?)
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -249,6 +280,8 @@ enum LimbCommand {
         /// With the echo executor: how long it works on each task.
         #[arg(long, default_value_t = 0)]
         work_ms: u64,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[command(flatten)]
         hub: HubArgs,
     },
@@ -403,8 +436,8 @@ async fn main() -> anyhow::Result<()> {
             local.close().await?;
             outcome?;
         }
-        Command::Ask { question, tenant, max_steps } => {
-            let local = open_agent(&tenant, max_steps).await?;
+        Command::Ask { question, tenant, max_steps, remote } => {
+            let local = open_agent(&tenant, max_steps, &remote).await?;
             let answered = local.agent.answer(&question).await;
             local.close().await?;
             let answer = answered?;
@@ -546,7 +579,7 @@ async fn main() -> anyhow::Result<()> {
             }
             local.close().await?;
         }
-        Command::Limb(LimbCommand::Run { invite, name, lease_secs, max_in_flight, executor, memory_tenant, work_ms, hub }) => {
+        Command::Limb(LimbCommand::Run { invite, name, lease_secs, max_in_flight, executor, memory_tenant, work_ms, remote, hub }) => {
             let options = LimbOptions {
                 uri: hub.ws_uri(),
                 database: hub.database.clone(),
@@ -566,7 +599,7 @@ async fn main() -> anyhow::Result<()> {
             let (executor, agent): (Arc<dyn limb_core::hub::Executor>, _) = match executor {
                 ExecutorKind::Echo => (Arc::new(EchoExecutor { work: std::time::Duration::from_millis(work_ms) }), None),
                 ExecutorKind::Agent => {
-                    let agent = open_agent(&memory_tenant, Budget::default().max_steps).await?;
+                    let agent = open_agent(&memory_tenant, Budget::default().max_steps, &remote).await?;
                     (Arc::new(agent.executor(tokio::runtime::Handle::current())), Some(agent))
                 }
             };

@@ -6,6 +6,7 @@ use crate::config::Parts;
 use crate::hub::{Executor, MAX_SUMMARY_BYTES};
 use crate::inference::{ChatModel, Embedder, InferenceError, ModelOptions};
 use crate::memory::{Citation, LocalMemory, LocalMemoryError, Memory};
+use crate::remote::{RemoteClient, RemoteOptions};
 use crate::sandbox::{Limits, RunOutput, Sandbox, SandboxError, WarmPool};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -24,11 +25,28 @@ impl LocalChat {
 }
 
 impl Model for LocalChat {
-    fn chat(&self, messages: &[Message], max_tokens: usize) -> Result<String, String> {
+    /// Runs on the calling thread: the limb calls it from a blocking thread.
+    async fn chat(&self, messages: &[Message], max_tokens: usize) -> Result<String, String> {
         let pairs: Vec<(&str, &str)> = messages.iter().map(|m| (m.role, m.content.as_str())).collect();
         let prompt = self.model.format_chat(&pairs).map_err(|e| e.to_string())?;
         let _turn = self.turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         Ok(self.model.complete(&prompt, max_tokens).map_err(|e| e.to_string())?.text)
+    }
+}
+
+/// The chat model the agent uses: llama.cpp here, or a remote
+/// OpenAI-compatible server (vLLM, LiteLLM, another limb's `heiwa serve`).
+pub enum ChatBackend {
+    Local(LocalChat),
+    Remote(RemoteClient),
+}
+
+impl Model for ChatBackend {
+    async fn chat(&self, messages: &[Message], max_tokens: usize) -> Result<String, String> {
+        match self {
+            ChatBackend::Local(local) => local.chat(messages, max_tokens).await,
+            ChatBackend::Remote(remote) => Model::chat(remote, messages, max_tokens).await,
+        }
     }
 }
 
@@ -59,7 +77,7 @@ impl Tools for WarmPool {
     }
 }
 
-pub type LocalAgentParts = Agent<LocalChat, MemoryRetriever, WarmPool>;
+pub type LocalAgentParts = Agent<ChatBackend, MemoryRetriever, WarmPool>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalAgentError {
@@ -85,15 +103,22 @@ fn default_threads() -> i32 {
 impl LocalAgent {
     /// Start memory (under `data_dir/memory`), load the chat model, connect
     /// the sandbox. Retrieval reads `tenant`'s documents.
-    pub async fn open(parts: &Parts, data_dir: &Path, tenant: &str, budget: Budget) -> Result<Self, LocalAgentError> {
+    /// With `remote`, chat goes to that server and no local chat model is loaded.
+    pub async fn open(parts: &Parts, data_dir: &Path, tenant: &str, budget: Budget, remote: Option<RemoteOptions>) -> Result<Self, LocalAgentError> {
         let memory = LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir.join("memory")).await?;
         let started = async {
             let sandbox = Sandbox::connect(&parts.sandbox_image, Limits::default()).await?;
             let options = ModelOptions { threads: default_threads(), gpu_layers: 0, context_len: 4096 };
-            let model_path = parts.chat_model.clone();
-            let model = tokio::task::spawn_blocking(move || ChatModel::load(&model_path, options))
-                .await
-                .map_err(|e| InferenceError::Backend(e.to_string()))??;
+            let model = match remote {
+                Some(remote) => ChatBackend::Remote(RemoteClient::new(remote)),
+                None => {
+                    let model_path = parts.chat_model.clone();
+                    let model = tokio::task::spawn_blocking(move || ChatModel::load(&model_path, options))
+                        .await
+                        .map_err(|e| InferenceError::Backend(e.to_string()))??;
+                    ChatBackend::Local(LocalChat::new(model))
+                }
+            };
             Ok::<_, LocalAgentError>((sandbox, model))
         };
         let (sandbox, model) = match started.await {
@@ -106,12 +131,12 @@ impl LocalAgent {
         let retriever = MemoryRetriever { memory: memory.memory.clone(), embedder: memory.embedder.clone(), tenant: tenant.into() };
         // One container kept warm: a tool call then skips the cold start.
         let tools = WarmPool::new(Arc::new(sandbox), 1);
-        let agent = Agent { model: LocalChat::new(model), retriever, tools, budget };
+        let agent = Agent { model, retriever, tools, budget };
         Ok(LocalAgent { agent: Arc::new(agent), memory })
     }
 
     /// An executor for the limb's claim loop, running on `runtime`.
-    pub fn executor(&self, runtime: tokio::runtime::Handle) -> AgentExecutor<LocalChat, MemoryRetriever, WarmPool> {
+    pub fn executor(&self, runtime: tokio::runtime::Handle) -> AgentExecutor<ChatBackend, MemoryRetriever, WarmPool> {
         AgentExecutor { agent: self.agent.clone(), runtime }
     }
 

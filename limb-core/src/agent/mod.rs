@@ -42,14 +42,14 @@ pub struct Message {
 }
 
 impl Message {
-    fn new(role: &'static str, content: impl Into<String>) -> Self {
+    pub fn new(role: &'static str, content: impl Into<String>) -> Self {
         Message { role, content: content.into() }
     }
 }
 
 /// Generates the assistant's next message.
 pub trait Model: Send + Sync {
-    fn chat(&self, messages: &[Message], max_tokens: usize) -> Result<String, String>;
+    fn chat(&self, messages: &[Message], max_tokens: usize) -> impl Future<Output = Result<String, String>> + Send;
 }
 
 /// Finds passages for a question.
@@ -184,7 +184,7 @@ impl<M: Model, R: Retriever, T: Tools> Agent<M, R, T> {
         for step in 1..=budget.max_steps {
             let last = step == budget.max_steps || stuck;
             let prompt = if last { final_turn(question, &citations, &tool_uses, budget.excerpt_chars) } else { messages.clone() };
-            let reply = self.model.chat(&prompt, budget.max_tokens_per_step).map_err(AgentError::Model)?;
+            let reply = self.model.chat(&prompt, budget.max_tokens_per_step).await.map_err(AgentError::Model)?;
             tracing::debug!(step, %reply, "model reply");
             let feedback = match parse_reply(&reply) {
                 Reply::Final(text) => return Ok(Answer { text, citations, tool_uses, steps: step }),

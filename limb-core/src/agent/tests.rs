@@ -20,7 +20,7 @@ impl ScriptedModel {
 }
 
 impl Model for ScriptedModel {
-    fn chat(&self, messages: &[Message], _max_tokens: usize) -> Result<String, String> {
+    async fn chat(&self, messages: &[Message], _max_tokens: usize) -> Result<String, String> {
         self.seen.lock().unwrap().push(messages.to_vec());
         self.replies.lock().unwrap().pop_front().unwrap_or_else(|| Ok("<tool_call>{\"name\": \"run_python\", \"arguments\": {\"code\": \"print(1)\"}}</tool_call>".into()))
     }

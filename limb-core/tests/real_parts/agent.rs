@@ -21,7 +21,7 @@ const QUESTION: &str = "What happens to a work unit when a volunteer's computer 
 async fn the_agent_answers_from_local_memory_and_computes_with_the_sandbox() {
     let parts = parts();
     let dir = tempfile::tempdir().unwrap();
-    let local = LocalAgent::open(&parts, dir.path(), "local", Budget::default()).await.expect("the agent's parts start");
+    let local = LocalAgent::open(&parts, dir.path(), "local", Budget::default(), None).await.expect("the agent's parts start");
     let memory = local.memory();
     let report = ingest_path(&memory.memory, &memory.embedder, "local", &samples(), &mut |_| {}).await.unwrap();
     assert_eq!(report.added.len(), 4, "{report:?}");

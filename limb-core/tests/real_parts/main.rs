@@ -26,6 +26,7 @@ mod ingest;
 mod mcp;
 mod mesh;
 mod models;
+mod remote;
 mod sandbox;
 mod serve;
 

@@ -5,10 +5,10 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-struct Served {
+pub(super) struct Served {
     child: Child,
-    base_url: String,
-    key: String,
+    pub(super) base_url: String,
+    pub(super) key: String,
     _dir: tempfile::TempDir,
 }
 
@@ -19,7 +19,7 @@ impl Drop for Served {
     }
 }
 
-fn serve(max_waiting: usize) -> Served {
+pub(super) fn serve(max_waiting: usize) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_heiwa"))
         .args(["serve", "--listen", "127.0.0.1:0", "--max-waiting", &max_waiting.to_string()])
