@@ -6,7 +6,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -87,6 +87,8 @@ fn context_params(options: &ModelOptions) -> LlamaContextParams {
 pub struct ChatModel {
     model: LlamaModel,
     options: ModelOptions,
+    /// Used instead of the GGUF's own chat template when set.
+    template: Option<String>,
 }
 
 /// How the next token is picked.
@@ -178,13 +180,23 @@ impl<'a> Detokenizer<'a> {
 
 impl ChatModel {
     pub fn load(path: &Path, options: ModelOptions) -> Result<Self, InferenceError> {
-        Ok(ChatModel { model: load(path, &options)?, options })
+        Ok(ChatModel { model: load(path, &options)?, options, template: None })
     }
 
-    /// Format `(role, content)` messages with the chat template stored in the GGUF,
-    /// leaving the assistant's turn open.
+    /// Format chats with `template` instead of the GGUF's own: a llama.cpp
+    /// template name ("chatml", "llama3", "gemma", …) or a template text. For
+    /// models that carry none, or carry a wrong one.
+    pub fn with_template(self, template: impl Into<String>) -> Self {
+        ChatModel { template: Some(template.into()), ..self }
+    }
+
+    /// Format `(role, content)` messages with the chat template (the override,
+    /// else the one stored in the GGUF), leaving the assistant's turn open.
     pub fn format_chat(&self, messages: &[(&str, &str)]) -> Result<String, InferenceError> {
-        let template = self.model.chat_template(None).map_err(|e| InferenceError::Template(e.to_string()))?;
+        let template = match &self.template {
+            Some(own) => LlamaChatTemplate::new(own).map_err(|e| InferenceError::Template(e.to_string()))?,
+            None => self.model.chat_template(None).map_err(|e| InferenceError::Template(format!("{e}; give one with a template override (e.g. chatml)")))?,
+        };
         let messages = messages
             .iter()
             .map(|(role, content)| LlamaChatMessage::new(role.to_string(), content.to_string()))

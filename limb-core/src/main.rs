@@ -109,6 +109,9 @@ enum Command {
         /// Context length in tokens.
         #[arg(long, default_value_t = 4096)]
         context: u32,
+        /// Chat template to use instead of the model's own: a llama.cpp name (chatml, llama3, gemma, …).
+        #[arg(long)]
+        chat_template: Option<String>,
     },
     /// Import, list, remove GGUF models and choose the default chat model.
     #[command(subcommand)]
@@ -532,7 +535,7 @@ async fn main() -> anyhow::Result<()> {
                 println!("removed  {path}");
             }
         }
-        Command::Serve { listen, max_waiting, threads, gpu_layers, context } => {
+        Command::Serve { listen, max_waiting, threads, gpu_layers, context, chat_template } => {
             use limb_core::serve::{api_key, bind, model_id, serve, Models, ServeState};
             let parts = parts()?;
             let listener = bind(listen).await?;
@@ -541,7 +544,10 @@ async fn main() -> anyhow::Result<()> {
             let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as i32));
             let options = limb_core::inference::ModelOptions { threads, gpu_layers, context_len: context };
             let models = Models {
-                chat: limb_core::inference::ChatModel::load(&parts.chat_model, options)?,
+                chat: match chat_template {
+                    Some(template) => limb_core::inference::ChatModel::load(&parts.chat_model, options)?.with_template(template),
+                    None => limb_core::inference::ChatModel::load(&parts.chat_model, options)?,
+                },
                 chat_id: model_id(&parts.chat_model),
                 embedder: limb_core::inference::Embedder::load(&parts.embed_model, options)?,
                 embed_id: model_id(&parts.embed_model),

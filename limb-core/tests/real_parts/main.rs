@@ -227,6 +227,38 @@ fn base_model_continues_text() {
     let base = ChatModel::load(&parts().base_model, ModelOptions::default()).expect("base model loads");
     let completion = base.complete("The capital of France is", 6).unwrap();
     assert_eq!(completion.generated_tokens, 6, "{completion:?}");
+
+    // It carries no chat template: formatting a chat says so and how to fix it; an override works.
+    let err = base.format_chat(&[("user", "hi")]).unwrap_err();
+    assert!(err.to_string().contains("template override"), "{err}");
+    let chatml = base.with_template("chatml").format_chat(&[("user", "hi")]).unwrap();
+    assert_eq!(chatml, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+}
+
+#[test]
+fn seeded_sampling_is_reproducible_and_stop_sequences_end_the_text() {
+    use limb_core::inference::{FinishReason, GenerateOptions, Sampling};
+    let chat = ChatModel::load(&parts().chat_model, ModelOptions::default()).unwrap();
+    let prompt = chat.format_chat(&[("user", "Write one sentence about the sea.")]).unwrap();
+    let sampled = |seed| GenerateOptions { max_tokens: 16, stop: vec![], sampling: Sampling::Random { temperature: 0.9, top_p: 0.95, top_k: 40, seed } };
+    let a = chat.generate(&prompt, &sampled(7), &mut |_| true).unwrap();
+    let b = chat.generate(&prompt, &sampled(7), &mut |_| true).unwrap();
+    assert_eq!(a.text, b.text, "same seed, same text");
+
+    let mut streamed = String::new();
+    let whole = chat.complete(&prompt, 24).unwrap();
+    let stop_at = whole.text.split_whitespace().nth(3).expect("a few words").to_string();
+    let options = GenerateOptions { max_tokens: 24, stop: vec![stop_at.clone()], sampling: Sampling::Greedy };
+    let stopped = chat.generate(&prompt, &options, &mut |piece| {
+        streamed.push_str(piece);
+        true
+    })
+    .unwrap();
+    assert_eq!(stopped.finish, FinishReason::Stop);
+    assert!(whole.text.starts_with(&stopped.text) && !stopped.text.contains(&stop_at), "{stopped:?} vs {whole:?}");
+    assert_eq!(streamed, stopped.text, "what streamed is exactly the text");
+    let short = chat.generate(&prompt, &GenerateOptions::greedy(3), &mut |_| true).unwrap();
+    assert_eq!((short.finish, short.generated_tokens), (FinishReason::Length, 3));
 }
 
 #[test]
