@@ -10,6 +10,15 @@ fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/docs")
 }
 
+/// PostgreSQL started under `dir`, its memory database, and the embedding model.
+async fn memory_in(dir: &Path) -> (PgServer, Memory, Embedder) {
+    let parts = parts();
+    let mut server = PgServer::new(PgServerConfig { install_dir: parts.pg_dir.clone(), root: dir.join("pg") }).unwrap();
+    server.start().unwrap();
+    let memory = Memory::open(&server).await.unwrap();
+    (server, memory, Embedder::load(&parts.embed_model, ModelOptions::default()).unwrap())
+}
+
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap()
 }
@@ -18,10 +27,7 @@ fn file_name(path: &str) -> &str {
 async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations() {
     let parts = parts();
     let dir = tempfile::tempdir().unwrap();
-    let mut server = PgServer::new(PgServerConfig { install_dir: parts.pg_dir.clone(), root: dir.path().join("pg") }).unwrap();
-    server.start().unwrap();
-    let memory = Memory::open(&server).await.unwrap();
-    let embedder = Embedder::load(&parts.embed_model, ModelOptions::default()).unwrap();
+    let (mut server, memory, embedder) = memory_in(dir.path()).await;
 
     // The sample documents plus every kind of bad input, side by side.
     let corpus = dir.path().join("corpus");
@@ -160,10 +166,7 @@ fn paragraphs(texts: &[&str]) -> Vec<u8> {
 async fn html_csv_docx_and_pdf_are_ingested_and_broken_ones_are_per_file_errors() {
     let parts = parts();
     let dir = tempfile::tempdir().unwrap();
-    let mut server = PgServer::new(PgServerConfig { install_dir: parts.pg_dir.clone(), root: dir.path().join("pg") }).unwrap();
-    server.start().unwrap();
-    let memory = Memory::open(&server).await.unwrap();
-    let embedder = Embedder::load(&parts.embed_model, ModelOptions::default()).unwrap();
+    let (mut server, memory, embedder) = memory_in(dir.path()).await;
 
     let corpus = dir.path().join("corpus");
     std::fs::create_dir_all(&corpus).unwrap();
@@ -219,10 +222,8 @@ async fn html_csv_docx_and_pdf_are_ingested_and_broken_ones_are_per_file_errors(
 async fn postgres_killed_mid_ingest_leaves_no_half_document_and_a_rescan_finishes() {
     let parts = parts();
     let dir = tempfile::tempdir().unwrap();
-    let mut server = PgServer::new(PgServerConfig { install_dir: parts.pg_dir.clone(), root: dir.path().join("pg") }).unwrap();
-    server.start().unwrap();
-    let memory = std::sync::Arc::new(Memory::open(&server).await.unwrap());
-    let embedder = std::sync::Arc::new(Embedder::load(&parts.embed_model, ModelOptions::default()).unwrap());
+    let (mut server, memory, embedder) = memory_in(dir.path()).await;
+    let (memory, embedder) = (std::sync::Arc::new(memory), std::sync::Arc::new(embedder));
 
     // 40 documents of several chunks each: the ingest takes long enough to be caught in the middle.
     let corpus = dir.path().join("corpus");
@@ -282,10 +283,8 @@ async fn next_pass(passes: &mut tokio::sync::mpsc::UnboundedReceiver<limb_core::
 async fn a_watched_folder_picks_up_new_changed_and_deleted_files() {
     let parts = parts();
     let dir = tempfile::tempdir().unwrap();
-    let mut server = PgServer::new(PgServerConfig { install_dir: parts.pg_dir.clone(), root: dir.path().join("pg") }).unwrap();
-    server.start().unwrap();
-    let memory = std::sync::Arc::new(Memory::open(&server).await.unwrap());
-    let embedder = std::sync::Arc::new(Embedder::load(&parts.embed_model, ModelOptions::default()).unwrap());
+    let (mut server, memory, embedder) = memory_in(dir.path()).await;
+    let (memory, embedder) = (std::sync::Arc::new(memory), std::sync::Arc::new(embedder));
     let folder = dir.path().join("watched");
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::write(folder.join("first.md"), "Tomatoes need full sun and deep watering.").unwrap();
