@@ -4,11 +4,10 @@
 
 use crate::config::{free_loopback_port, Parts};
 use crate::hub::bindings::{DbConnection, TaskResultTableAccess, TaskState, TaskTableAccess};
-use crate::hub::{connect, run_limb, Connected, EchoExecutor, HubError, HubHttp, HubServer, HubServerConfig, LimbOptions};
+use crate::hub::{connect, run_limb, Connected, Executor, HubError, HubHttp, HubServer, HubServerConfig, LimbOptions};
 use spacetimedb_sdk::{DbContext, Table, TableWithPrimaryKey};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 const DATABASE: &str = "heiwa";
@@ -45,9 +44,15 @@ pub struct LocalMesh {
 }
 
 impl LocalMesh {
-    /// Start (or resume, from `data_dir`) the local mesh. `on_change` runs
+    /// Start (or resume, from `data_dir`) the local mesh, its limb answering
+    /// with `executor`. `on_change` runs
     /// whenever a task or result row changes, on the SDK's thread.
-    pub async fn start(parts: &Parts, data_dir: &Path, on_change: impl Fn() + Send + Sync + 'static) -> Result<Self, HubError> {
+    pub async fn start(
+        parts: &Parts,
+        data_dir: &Path,
+        executor: Arc<dyn Executor>,
+        on_change: impl Fn() + Send + Sync + 'static,
+    ) -> Result<Self, HubError> {
         let listen = format!("127.0.0.1:{}", free_loopback_port()?).parse().expect("a loopback address");
         let config = HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: data_dir.join("hub"), listen };
         let server = tokio::task::spawn_blocking(move || HubServer::start(&config))
@@ -82,7 +87,7 @@ impl LocalMesh {
         // UI's source); run_limb ignores a closed event channel.
         let (events_tx, _) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            if let Err(error) = run_limb(options, Arc::new(EchoExecutor { work: Duration::ZERO }), stop_rx, events_tx).await {
+            if let Err(error) = run_limb(options, executor, stop_rx, events_tx).await {
                 tracing::error!(%error, "the local limb stopped");
             }
         });
