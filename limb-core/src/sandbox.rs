@@ -251,6 +251,37 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// A limb that dies without closing its pool leaves warm containers that
+    /// exit at once (their stdin closes). Remove sandbox containers that
+    /// exited over a minute ago: a live limb inspects and removes its own
+    /// within milliseconds of their exit, so these belong to nobody.
+    async fn remove_stale_leftovers(&self) {
+        use bollard::query_parameters::ListContainersOptions;
+        let filters = HashMap::from([
+            ("label".to_string(), vec![CONTAINER_LABEL.to_string()]),
+            ("status".to_string(), vec!["exited".to_string()]),
+        ]);
+        let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+        let Ok(exited) = self.docker.list_containers(Some(options)).await else { return };
+        for id in exited.iter().filter_map(|c| c.id.as_deref()) {
+            let finished = self.docker.inspect_container(id, None::<InspectContainerOptions>).await.ok().and_then(|c| c.state?.finished_at);
+            let stale = finished
+                .and_then(|at| age(&at))
+                .is_some_and(|age| age > Duration::from_secs(60));
+            if stale {
+                remove(&self.docker, id).await;
+            }
+        }
+    }
+}
+
+/// Age of an RFC 3339 timestamp as Docker writes it ("2026-11-24T05:58:04.123456789Z").
+fn age(at: &str) -> Option<Duration> {
+    let then = humantime::parse_rfc3339(at).ok()?;
+    Some(std::time::SystemTime::now().duration_since(then).unwrap_or_default())
+}
+
 fn check_code(code: &str) -> Result<(), SandboxError> {
     if code.len() > MAX_CODE_BYTES {
         return Err(SandboxError::CodeTooLarge(code.len()));
@@ -290,6 +321,7 @@ impl WarmPool {
         let (tx, rx) = mpsc::channel(size.max(1));
         let filling = sandbox.clone();
         let filler = tokio::spawn(async move {
+            filling.remove_stale_leftovers().await;
             loop {
                 match filling.start(None).await {
                     Ok(started) => {
@@ -364,6 +396,14 @@ impl Sandbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_timestamps_are_aged() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(age("2000-03-01T00:00:00.123456789Z").unwrap().as_secs(), now - 951_868_800);
+        assert!(age("2999-01-01T00:00:00Z").unwrap().is_zero(), "a clock skewed into the future is not stale");
+        assert!(age("not a time").is_none());
+    }
 
     #[test]
     fn limits_are_clamped_to_safe_bounds() {
