@@ -44,8 +44,9 @@ build_sandbox_image() {
   mkdir -p "$root"/{usr/bin,usr/lib,etc,tmp,sandbox}
   cp "$python" "$root/usr/bin/python3"
   # The libraries python3.11 and its extension modules (ctypes → libffi, ssl, sqlite3, …) link.
-  ldd "$python" /usr/lib/python3.11/lib-dynload/*.so 2>/dev/null | grep -o '/[^ ]*\.so[^ ]*' | sort -u | while read -r lib; do
-    [ -e "$lib" ] && mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib"
+  # (`ldd` names each module with a trailing colon before its libraries; those names are skipped.)
+  ldd "$python" /usr/lib/python3.11/lib-dynload/*.so 2>/dev/null | grep -o '/[^ :]*\.so[^ :]*' | sort -u | while read -r lib; do
+    if [ -e "$lib" ]; then mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib"; fi
   done
   tar -C /usr/lib --exclude='python3.11/test' --exclude='python3.11/idlelib' \
     --exclude='python3.11/tkinter' --exclude='__pycache__' -c python3.11 | tar -C "$root/usr/lib" -x
