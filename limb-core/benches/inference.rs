@@ -11,7 +11,9 @@ mod common;
 
 use common::percentile;
 use limb_core::inference::{ChatModel, Embedder, GenerateOptions, ModelOptions};
-use limb_core::serve::{bind, model_id, router, Models, ServeState};
+use limb_core::agent::Message;
+use limb_core::remote::{RemoteClient, RemoteOptions};
+use limb_core::serve::{model_id, router, Models, ServeState};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -69,31 +71,27 @@ fn engine(chat: &ChatModel, prompt: &str) -> (f64, f64) {
     (completion.prompt_tokens as f64 / (first - started).as_secs_f64(), (GENERATE - 1) as f64 / first.elapsed().as_secs_f64())
 }
 
-/// tg through HTTP: SSE chunks after the first content chunk, per second.
-async fn http(url: &str, key: &str, model: &str, question: &str) -> f64 {
-    let request = serde_json::json!({"model": model, "messages": [{"role": "user", "content": question}], "temperature": 0, "max_tokens": GENERATE, "stream": true});
-    let mut response = reqwest::Client::new().post(url).bearer_auth(key).json(&request).send().await.unwrap();
-    let (mut first, mut pieces, mut last, mut buffer) = (None, 0usize, Instant::now(), String::new());
-    while let Some(bytes) = response.chunk().await.unwrap() {
-        buffer.push_str(&String::from_utf8_lossy(&bytes));
-        while let Some(end) = buffer.find("\n\n") {
-            let event: String = buffer.drain(..end + 2).collect();
-            let Some(data) = event.trim().strip_prefix("data: {") else { continue };
-            let value: serde_json::Value = serde_json::from_str(&format!("{{{data}")).unwrap();
-            if value["choices"][0]["delta"]["content"].as_str().is_some_and(|c| !c.is_empty()) {
+/// tg through HTTP: streamed pieces after the first, per second (through the
+/// product's own OpenAI client, so parsing costs count as a user's would).
+async fn http(client: &RemoteClient, question: &str) -> f64 {
+    let (mut first, mut pieces, mut last) = (None, 0usize, Instant::now());
+    client
+        .chat_stream(&[Message::new("user", question)], GENERATE, &mut |piece| {
+            if !piece.is_empty() {
                 first.get_or_insert_with(Instant::now);
                 pieces += 1;
                 last = Instant::now();
             }
-        }
-    }
+        })
+        .await
+        .unwrap();
     (pieces - 1) as f64 / (last - first.unwrap()).as_secs_f64()
 }
 
 #[tokio::main]
 async fn main() {
     let parts = limb_core::config::Parts::from_env().unwrap_or_else(|missing| panic!("{missing}"));
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as i32);
+    let threads = limb_core::inference::all_cores();
     let options = ModelOptions { threads, gpu_layers: 0, context_len: CONTEXT };
     // A few hundred prompt tokens, as a task with retrieved passages has.
     let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/docs");
@@ -112,8 +110,14 @@ async fn main() {
     // heiwa serve, in process, on loopback.
     let models = Models { chat: ChatModel::load(&parts.chat_model, options).unwrap(), chat_id: model_id(&parts.chat_model), embedder: Embedder::load(&parts.embed_model, options).unwrap(), embed_id: model_id(&parts.embed_model) };
     let chat_id = models.chat_id.clone();
-    let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let url = format!("http://{}/v1/chat/completions", listener.local_addr().unwrap());
+    let listener = limb_core::config::bind_loopback("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let client = RemoteClient::new(RemoteOptions {
+        base_url: format!("http://{}/v1", listener.local_addr().unwrap()),
+        api_key: Some("bench-key".into()),
+        model: chat_id.clone(),
+        timeout: std::time::Duration::from_secs(120),
+        attempts: 1,
+    });
     tokio::spawn(async move { axum::serve(listener, router(ServeState::new(models, "bench-key".into(), 8))).await });
 
     raw(backend, &raw_model, &prompt, threads); // warm up
@@ -125,7 +129,7 @@ async fn main() {
         let (pp, tg) = engine(&chat, &prompt);
         eng_pp.push(pp);
         eng_tg.push(tg);
-        http_tg.push(http(&url, "bench-key", &chat_id, question).await);
+        http_tg.push(http(&client, question).await);
     }
     let m = |v: &mut Vec<f64>| percentile(v, 0.5);
     let (raw_pp, raw_tg, eng_pp, eng_tg, http_tg) = (m(&mut raw_pp), m(&mut raw_tg), m(&mut eng_pp), m(&mut eng_tg), m(&mut http_tg));

@@ -56,6 +56,23 @@ pub fn data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".heiwa"))
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("the limb listens on loopback only; {0} is not a loopback address")]
+    NotLoopback(std::net::SocketAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Io { addr: std::net::SocketAddr, #[source] source: std::io::Error },
+}
+
+/// Listen on `addr` for a server the limb offers (MCP, the OpenAI-compatible
+/// API); anything but a loopback address is refused before a socket is opened.
+pub async fn bind_loopback(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
+    if !addr.ip().is_loopback() {
+        return Err(BindError::NotLoopback(addr));
+    }
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| BindError::Io { addr, source })
+}
+
 /// A free TCP port on 127.0.0.1 for a server the limb starts itself.
 pub fn free_loopback_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())

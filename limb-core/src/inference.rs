@@ -39,6 +39,11 @@ pub struct ModelOptions {
     pub context_len: u32,
 }
 
+/// Threads for generation: every core (llama.cpp scales with them on the CPU).
+pub fn all_cores() -> i32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as i32)
+}
+
 impl Default for ModelOptions {
     fn default() -> Self {
         ModelOptions { threads: 1, gpu_layers: 0, context_len: 2048 }

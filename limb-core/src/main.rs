@@ -457,20 +457,20 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Mcp { http } => {
-            use limb_core::mcp::{bind_http, serve_http, serve_stdio, RunPythonServer};
+            use limb_core::mcp::{serve_http, serve_stdio, RunPythonServer};
             let parts = config::Parts::from_env()?;
             let sandbox = limb_core::sandbox::Sandbox::connect(&parts.sandbox_image, Default::default()).await?;
             let pool = Arc::new(limb_core::sandbox::WarmPool::new(Arc::new(sandbox), 1));
             let server = RunPythonServer::new(pool.clone());
             let served = match http {
                 None => serve_stdio(server).await,
-                Some(addr) => match bind_http(addr).await {
+                Some(addr) => match config::bind_loopback(addr).await {
                     Ok(listener) => {
                         // On stderr: stdout stays clean for tools that read it.
                         eprintln!("MCP on http://{}/mcp; Ctrl-C stops it", listener.local_addr()?);
                         serve_http(server, listener, shutdown_signal()).await
                     }
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.into()),
                 },
             };
             pool.close().await;
@@ -536,12 +536,12 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Serve { listen, max_waiting, threads, gpu_layers, context, chat_template } => {
-            use limb_core::serve::{api_key, bind, model_id, serve, Models, ServeState};
+            use limb_core::serve::{api_key, model_id, serve, Models, ServeState};
             let parts = parts()?;
-            let listener = bind(listen).await?;
+            let listener = config::bind_loopback(listen).await?;
             let key_file = config::data_dir().join("api.key");
             let key = api_key(&key_file).with_context(|| format!("creating {}", key_file.display()))?;
-            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as i32));
+            let threads = threads.unwrap_or_else(limb_core::inference::all_cores);
             let options = limb_core::inference::ModelOptions { threads, gpu_layers, context_len: context };
             let models = Models {
                 chat: match chat_template {

@@ -9,13 +9,12 @@ use rmcp::model::{CallToolResult, ContentBlock, ErrorData, ServerCapabilities, S
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{tool, tool_handler, tool_router, ServerHandler, ServiceExt};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
-    #[error("the MCP server listens on loopback only; {0} is not a loopback address")]
-    NotLoopback(SocketAddr),
+    #[error(transparent)]
+    Bind(#[from] crate::config::BindError),
     #[error("MCP transport: {0}")]
     Io(#[from] std::io::Error),
     #[error("MCP session: {0}")]
@@ -68,15 +67,7 @@ pub async fn serve_stdio(server: RunPythonServer) -> Result<(), McpError> {
     Ok(())
 }
 
-/// Bind `addr` (loopback only) for streamable HTTP at `/mcp`.
-pub async fn bind_http(addr: SocketAddr) -> Result<tokio::net::TcpListener, McpError> {
-    if !addr.ip().is_loopback() {
-        return Err(McpError::NotLoopback(addr));
-    }
-    Ok(tokio::net::TcpListener::bind(addr).await?)
-}
-
-/// Serve streamable HTTP at `/mcp` on `listener` until `shutdown` resolves.
+/// Serve streamable HTTP at `/mcp` on `listener` (from `config::bind_loopback`) until `shutdown` resolves.
 /// rmcp's default configuration accepts only requests whose Host is local.
 pub async fn serve_http(
     server: RunPythonServer,

@@ -14,15 +14,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("the API listens on loopback only; {0} is not a loopback address")]
-    NotLoopback(SocketAddr),
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -355,14 +352,6 @@ pub fn router(state: Arc<ServeState>) -> Router {
         .route("/v1/embeddings", post(embeddings))
         .fallback(not_found)
         .with_state(state)
-}
-
-/// Bind `addr`, which must be a loopback address.
-pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
-    if !addr.ip().is_loopback() {
-        return Err(ServeError::NotLoopback(addr));
-    }
-    Ok(tokio::net::TcpListener::bind(addr).await?)
 }
 
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ServeState>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {

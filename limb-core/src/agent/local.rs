@@ -95,11 +95,6 @@ pub struct LocalAgent {
     memory: LocalMemory,
 }
 
-/// Threads for generation: all cores (llama.cpp scales with them on CPU).
-fn default_threads() -> i32 {
-    std::thread::available_parallelism().map_or(1, |n| n.get() as i32)
-}
-
 impl LocalAgent {
     /// Start memory (under `data_dir/memory`), load the chat model, connect
     /// the sandbox. Retrieval reads `tenant`'s documents.
@@ -108,7 +103,7 @@ impl LocalAgent {
         let memory = LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir.join("memory")).await?;
         let started = async {
             let sandbox = Sandbox::connect(&parts.sandbox_image, Limits::default()).await?;
-            let options = ModelOptions { threads: default_threads(), gpu_layers: 0, context_len: 4096 };
+            let options = ModelOptions { threads: crate::inference::all_cores(), gpu_layers: 0, context_len: 4096 };
             let model = match remote {
                 Some(remote) => ChatBackend::Remote(RemoteClient::new(remote)),
                 None => {

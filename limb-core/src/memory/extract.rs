@@ -11,11 +11,11 @@ use std::path::Path;
 /// Plain-text files larger than this are refused.
 pub const MAX_TEXT_BYTES: u64 = 8 << 20;
 /// Container formats (PDF, DOCX) larger than this are refused.
-pub const MAX_CONTAINER_BYTES: u64 = 32 << 20;
+const MAX_CONTAINER_BYTES: u64 = 32 << 20;
 /// A DOCX's main XML part may expand to at most this much: a zip bomb stops here.
 pub const MAX_DOCX_XML_BYTES: u64 = 32 << 20;
 
-pub const SUPPORTED: [&str; 8] = ["txt", "md", "markdown", "html", "htm", "csv", "docx", "pdf"];
+const SUPPORTED: [&str; 8] = ["txt", "md", "markdown", "html", "htm", "csv", "docx", "pdf"];
 
 /// A document's text, and where its pages start (PDF only).
 #[derive(Debug, Default, PartialEq)]
@@ -36,7 +36,7 @@ impl Extracted {
     }
 }
 
-pub fn extension(path: &Path) -> String {
+fn extension(path: &Path) -> String {
     path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default()
 }
 

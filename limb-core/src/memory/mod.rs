@@ -6,7 +6,7 @@ mod local;
 mod server;
 mod store;
 
-pub use extract::{extract, Extracted, MAX_CONTAINER_BYTES, MAX_DOCX_XML_BYTES, MAX_TEXT_BYTES, SUPPORTED};
+pub use extract::{extract, Extracted, MAX_DOCX_XML_BYTES, MAX_TEXT_BYTES};
 pub use ingest::{chunks, ingest_path, watch_path, IngestReport, Outcome, Progress};
 pub use local::{LocalMemory, LocalMemoryError};
 pub use server::{PgServer, PgServerConfig};

@@ -25,7 +25,6 @@ fn file_name(path: &str) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations() {
-    let parts = parts();
     let dir = tempfile::tempdir().unwrap();
     let (mut server, memory, embedder) = memory_in(dir.path()).await;
 
@@ -164,7 +163,6 @@ fn paragraphs(texts: &[&str]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn html_csv_docx_and_pdf_are_ingested_and_broken_ones_are_per_file_errors() {
-    let parts = parts();
     let dir = tempfile::tempdir().unwrap();
     let (mut server, memory, embedder) = memory_in(dir.path()).await;
 
@@ -220,7 +218,6 @@ async fn html_csv_docx_and_pdf_are_ingested_and_broken_ones_are_per_file_errors(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_killed_mid_ingest_leaves_no_half_document_and_a_rescan_finishes() {
-    let parts = parts();
     let dir = tempfile::tempdir().unwrap();
     let (mut server, memory, embedder) = memory_in(dir.path()).await;
     let (memory, embedder) = (std::sync::Arc::new(memory), std::sync::Arc::new(embedder));
@@ -281,7 +278,6 @@ async fn next_pass(passes: &mut tokio::sync::mpsc::UnboundedReceiver<limb_core::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watched_folder_picks_up_new_changed_and_deleted_files() {
-    let parts = parts();
     let dir = tempfile::tempdir().unwrap();
     let (mut server, memory, embedder) = memory_in(dir.path()).await;
     let (memory, embedder) = (std::sync::Arc::new(memory), std::sync::Arc::new(embedder));

@@ -103,8 +103,10 @@ async fn bad_input_gets_openai_errors_and_eight_at_once_complete_or_get_a_clean_
     assert!(busy.iter().all(|b| b["error"]["code"] == "server_busy"), "{busy:?}");
 }
 
+/// `heiwa serve` and `heiwa mcp --http` both bind through this.
 #[tokio::test]
-async fn the_api_refuses_to_listen_beyond_loopback() {
-    let err = limb_core::serve::bind("0.0.0.0:0".parse().unwrap()).await.unwrap_err();
+async fn the_limbs_servers_refuse_to_listen_beyond_loopback() {
+    // Refused before anything is bound: no socket is opened on that address.
+    let err = limb_core::config::bind_loopback("0.0.0.0:0".parse().unwrap()).await.unwrap_err();
     assert!(err.to_string().contains("loopback only"), "{err}");
 }
