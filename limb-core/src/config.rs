@@ -2,7 +2,7 @@
 //! keeps its data. Parts come from the environment that `scripts/setup`
 //! describes (`scripts/lib/env.sh`), so nothing here guesses a version.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{var} is not set: it names {what}. Run through scripts/run or scripts/test, or `source scripts/lib/env.sh`")]
@@ -44,6 +44,18 @@ impl Parts {
 /// The app's data directory: `HEIWA_DATA_DIR`, else the platform's data dir
 /// (`~/.local/share/heiwa` on Linux). As root it is `/var/lib/heiwa`, because
 /// the unprivileged PostgreSQL user cannot reach into `/root`.
+impl Parts {
+    /// The parts from the environment, with the chat model the owner chose in
+    /// `data_dir`'s model store (`heiwa models default`, the app's Settings).
+    pub fn chosen(data_dir: &Path) -> Result<Self, MissingPart> {
+        let mut parts = Self::from_env()?;
+        if let Some(chosen) = crate::models::ModelStore::new(data_dir.join("models")).default_path() {
+            parts.chat_model = chosen;
+        }
+        Ok(parts)
+    }
+}
+
 pub fn data_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("HEIWA_DATA_DIR").filter(|d| !d.is_empty()) {
         return dir.into();

@@ -31,7 +31,7 @@ pub enum InferenceError {
 }
 
 /// How much of the machine a model may use.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelOptions {
     pub threads: i32,
     /// Layers offloaded to the GPU; 0 keeps everything on the CPU.
@@ -186,6 +186,11 @@ impl<'a> Detokenizer<'a> {
 impl ChatModel {
     pub fn load(path: &Path, options: ModelOptions) -> Result<Self, InferenceError> {
         Ok(ChatModel { model: load(path, &options)?, options, template: None })
+    }
+
+    /// The threads, GPU layers and context it was loaded with.
+    pub fn options(&self) -> ModelOptions {
+        self.options
     }
 
     /// Format chats with `template` instead of the GGUF's own: a llama.cpp

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod config;
 pub mod doctor;
+pub mod governor;
 pub mod hub;
 pub mod inference;
 pub mod mcp;

@@ -135,11 +135,7 @@ async fn open_memory() -> anyhow::Result<limb_core::memory::LocalMemory> {
 /// The configured parts, with the chat model replaced by the one chosen with
 /// `heiwa models default`, if any.
 fn parts() -> anyhow::Result<config::Parts> {
-    let mut parts = config::Parts::from_env()?;
-    if let Some(chosen) = limb_core::models::ModelStore::new(config::data_dir().join("models")).default_path() {
-        parts.chat_model = chosen;
-    }
-    Ok(parts)
+    Ok(config::Parts::chosen(&config::data_dir())?)
 }
 
 /// A remote OpenAI-compatible server to chat with instead of the local model.
@@ -594,6 +590,7 @@ async fn main() -> anyhow::Result<()> {
                 name,
                 lease_secs,
                 max_in_flight,
+                governor: None,
             };
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
@@ -622,6 +619,9 @@ async fn main() -> anyhow::Result<()> {
                     LimbEvent::Released(id) => println!("released {id}"),
                     LimbEvent::Disconnected(reason) => println!("disconnected: {reason}"),
                     LimbEvent::Reconnected => println!("reconnected"),
+                    LimbEvent::Governed(decision) => {
+                        println!("{} ({})", if decision.give { "giving" } else { "not giving" }, decision.reason)
+                    }
                 }
             }
             let outcome = limb.await;

@@ -8,29 +8,71 @@ use crate::inference::{ChatModel, Embedder, InferenceError, ModelOptions};
 use crate::memory::{Citation, LocalMemory, LocalMemoryError, Memory};
 use crate::remote::{RemoteClient, RemoteOptions};
 use crate::sandbox::{Limits, RunOutput, Sandbox, SandboxError, WarmPool};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// A llama.cpp chat model. Generations are serialised: concurrent contexts
-/// on one CPU only slow each other down and multiply memory.
+/// A llama.cpp chat model, loaded on first use (an idle limb holds no model
+/// in memory) and reloaded when the governor changes its threads or GPU
+/// layers. Generations are serialised: concurrent contexts on one CPU only
+/// slow each other down and multiply memory.
 pub struct LocalChat {
-    model: ChatModel,
-    turn: Mutex<()>,
+    wanted: Mutex<(PathBuf, ModelOptions)>,
+    loaded: Mutex<Option<(PathBuf, ChatModel)>>,
+    is_loaded: AtomicBool,
 }
 
 impl LocalChat {
-    pub fn new(model: ChatModel) -> Self {
-        LocalChat { model, turn: Mutex::new(()) }
+    pub fn new(path: PathBuf, options: ModelOptions) -> Result<Self, InferenceError> {
+        if !path.is_file() {
+            return Err(InferenceError::ModelMissing(path));
+        }
+        Ok(LocalChat { wanted: Mutex::new((path, options)), loaded: Mutex::new(None), is_loaded: AtomicBool::new(false) })
+    }
+
+    /// Threads and GPU layers for the next generation (a reload if they differ).
+    pub fn set_resources(&self, threads: i32, gpu_layers: u32) {
+        let mut wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
+        wanted.1 = ModelOptions { threads, gpu_layers, ..wanted.1 };
+    }
+
+    /// Answer with another model file from the next generation on.
+    pub fn set_model(&self, path: PathBuf) -> Result<(), InferenceError> {
+        if !path.is_file() {
+            return Err(InferenceError::ModelMissing(path));
+        }
+        self.wanted.lock().unwrap_or_else(|p| p.into_inner()).0 = path;
+        Ok(())
+    }
+
+    pub fn model_path(&self) -> PathBuf {
+        self.wanted.lock().unwrap_or_else(|p| p.into_inner()).0.clone()
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.is_loaded.load(Ordering::Relaxed)
+    }
+
+    fn generate(&self, messages: &[Message], max_tokens: usize) -> Result<String, InferenceError> {
+        let (path, options) = self.wanted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if loaded.as_ref().is_none_or(|(loaded_path, model)| *loaded_path != path || model.options() != options) {
+            *loaded = None; // free the old weights before loading new ones
+            self.is_loaded.store(false, Ordering::Relaxed);
+            *loaded = Some((path.clone(), ChatModel::load(&path, options)?));
+            self.is_loaded.store(true, Ordering::Relaxed);
+        }
+        let (_, model) = loaded.as_ref().expect("loaded just above");
+        let pairs: Vec<(&str, &str)> = messages.iter().map(|m| (m.role, m.content.as_str())).collect();
+        let prompt = model.format_chat(&pairs)?;
+        Ok(model.complete(&prompt, max_tokens)?.text)
     }
 }
 
 impl Model for LocalChat {
     /// Runs on the calling thread: the limb calls it from a blocking thread.
     async fn chat(&self, messages: &[Message], max_tokens: usize) -> Result<String, String> {
-        let pairs: Vec<(&str, &str)> = messages.iter().map(|m| (m.role, m.content.as_str())).collect();
-        let prompt = self.model.format_chat(&pairs).map_err(|e| e.to_string())?;
-        let _turn = self.turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(self.model.complete(&prompt, max_tokens).map_err(|e| e.to_string())?.text)
+        self.generate(messages, max_tokens).map_err(|e| e.to_string())
     }
 }
 
@@ -106,13 +148,7 @@ impl LocalAgent {
             let options = ModelOptions { threads: crate::inference::all_cores(), gpu_layers: 0, context_len: 4096 };
             let model = match remote {
                 Some(remote) => ChatBackend::Remote(RemoteClient::new(remote)),
-                None => {
-                    let model_path = parts.chat_model.clone();
-                    let model = tokio::task::spawn_blocking(move || ChatModel::load(&model_path, options))
-                        .await
-                        .map_err(|e| InferenceError::Backend(e.to_string()))??;
-                    ChatBackend::Local(LocalChat::new(model))
-                }
+                None => ChatBackend::Local(LocalChat::new(parts.chat_model.clone(), options)?),
             };
             Ok::<_, LocalAgentError>((sandbox, model))
         };
@@ -133,6 +169,21 @@ impl LocalAgent {
     /// An executor for the limb's claim loop, running on `runtime`.
     pub fn executor(&self, runtime: tokio::runtime::Handle) -> AgentExecutor<ChatBackend, MemoryRetriever, WarmPool> {
         AgentExecutor { agent: self.agent.clone(), runtime }
+    }
+
+    /// Use the threads and GPU layers the governor decided, from the next task on.
+    pub fn follow(&self, decision: &crate::governor::Decision) {
+        if let ChatBackend::Local(local) = &self.agent.model {
+            local.set_resources(decision.threads, decision.gpu_layers);
+        }
+    }
+
+    /// The local chat model, `None` when chat goes to a remote server.
+    pub fn local_model(&self) -> Option<&LocalChat> {
+        match &self.agent.model {
+            ChatBackend::Local(local) => Some(local),
+            ChatBackend::Remote(_) => None,
+        }
     }
 
     /// The memory the agent retrieves from (to ingest into, for one).

@@ -9,6 +9,7 @@
 
 use super::bindings::*;
 use super::{connect, Connected, HubError};
+use crate::governor::Decision;
 use spacetimedb_sdk::{DbContext, Identity, Status, Table, TableWithPrimaryKey};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -45,6 +46,11 @@ pub struct LimbOptions {
     pub name: String,
     pub lease_secs: u32,
     pub max_in_flight: usize,
+    /// The donation governor's decisions: while one says "do not give", no
+    /// new claims are made (and running tasks are released if it says so).
+    /// Its `max_in_flight` then bounds the claims instead of the one above.
+    /// `None` gives always.
+    pub governor: Option<watch::Receiver<Decision>>,
 }
 
 /// What the limb did, for logs and the UI.
@@ -60,6 +66,8 @@ pub enum LimbEvent {
     Disconnected(String),
     Reconnected,
     Released(u64),
+    /// The governor's decision changed (giving or not, and why).
+    Governed(Decision),
 }
 
 enum Msg {
@@ -204,6 +212,23 @@ fn claimed_by_me(conn: &DbConnection, task_id: u64, limb_id: u64) -> bool {
     conn.db.task().id().find(&task_id).is_some_and(|t| t.state == TaskState::Claimed && t.claimed_by == Some(limb_id))
 }
 
+/// The next governor decision; never, without a governor (or once it is gone).
+async fn next_decision(governor: &mut Option<watch::Receiver<Decision>>) -> Decision {
+    if let Some(receiver) = governor {
+        if receiver.changed().await.is_ok() {
+            return receiver.borrow_and_update().clone();
+        }
+        *governor = None;
+    }
+    std::future::pending().await
+}
+
+fn release(conn: &DbConnection, limb_id: u64, task_id: u64, events: &mpsc::UnboundedSender<LimbEvent>) {
+    if guarded(|| conn.reducers.release_task(task_id, limb_id)) {
+        let _ = events.send(LimbEvent::Released(task_id));
+    }
+}
+
 /// Run the limb until `shutdown` turns true. Held tasks are released on the way out.
 pub async fn run_limb(
     options: LimbOptions,
@@ -217,7 +242,11 @@ pub async fn run_limb(
     let limb_id = enrol(&options, &connected).await?;
     let me: Identity = connected.identity;
     let _ = events.send(LimbEvent::Ready { limb_id });
-    let max_in_flight = options.max_in_flight.max(1);
+    let mut governor = options.governor.clone();
+    let mut decision = governor.as_mut().map(|g| g.borrow_and_update().clone());
+    if let Some(decision) = &decision {
+        let _ = events.send(LimbEvent::Governed(decision.clone()));
+    }
     let mut work = InFlight::default();
     let mut heartbeat = tokio::time::interval(Duration::from_millis(u64::from(options.lease_secs) * 1000 / 3));
     let _ = tx.send(Msg::Wake);
@@ -225,6 +254,18 @@ pub async fn run_limb(
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
+            changed = next_decision(&mut governor) => {
+                if changed.release_running {
+                    // The executor's thread runs on, but its result is dropped
+                    // (`running` no longer holds the task): another limb may
+                    // already have it.
+                    for task_id in work.running.drain() {
+                        release(&connected.conn, limb_id, task_id, &events);
+                    }
+                }
+                let _ = events.send(LimbEvent::Governed(changed.clone()));
+                decision = Some(changed);
+            }
             _ = heartbeat.tick() => {
                 if !guarded(|| connected.conn.reducers.heartbeat(limb_id)) {
                     let _ = tx.send(Msg::Disconnected { generation, reason: Some("heartbeat not sent".into()) });
@@ -234,7 +275,11 @@ pub async fn run_limb(
                 Msg::Wake => {}
                 Msg::Claim { task_id, ok } => {
                     work.claiming.remove(&task_id);
-                    if ok {
+                    let must_release = decision.as_ref().is_some_and(|d| !d.give && d.release_running);
+                    if ok && must_release {
+                        // Committed after the governor said stop: hand it straight back.
+                        release(&connected.conn, limb_id, task_id, &events);
+                    } else if ok {
                         work.running.insert(task_id);
                         let _ = events.send(LimbEvent::Claimed(task_id));
                         let payload = connected.conn.db.task().id().find(&task_id).map(|t| t.payload).unwrap_or_default();
@@ -279,7 +324,11 @@ pub async fn run_limb(
             },
         }
         // Claim more while there is room: pick pending tasks from the local cache.
-        while work.busy() < max_in_flight {
+        let (giving, max_in_flight) = match &decision {
+            Some(decision) => (decision.give, decision.max_in_flight.max(1)),
+            None => (true, options.max_in_flight.max(1)),
+        };
+        while giving && work.busy() < max_in_flight {
             let pending: Vec<u64> = connected
                 .conn
                 .db
@@ -302,9 +351,7 @@ pub async fn run_limb(
     }
 
     for task_id in work.running.drain() {
-        if guarded(|| connected.conn.reducers.release_task(task_id, limb_id)) {
-            let _ = events.send(LimbEvent::Released(task_id));
-        }
+        release(&connected.conn, limb_id, task_id, &events);
     }
     tokio::time::sleep(Duration::from_millis(200)).await; // let the releases reach the hub
     guarded(|| connected.conn.disconnect());

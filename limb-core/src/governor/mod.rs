@@ -1,0 +1,350 @@
+//! The donation governor: when this machine gives work to the mesh and how
+//! much of it. A pure [`decide`] turns the owner's [`DonationPolicy`] and a
+//! [`Signals`] snapshot (clock, idle time, battery) into a [`Decision`]; the
+//! [`Governor`] samples real signals on a timer and publishes decisions on a
+//! watch channel that the claim loop and the model follow.
+//!
+//! Invariant: while a decision says "do not give", the limb makes no new
+//! claims. What happens to a task already running is the owner's choice
+//! ([`OnPause`]): it finishes, or it goes back to the hub for another limb.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// When to give.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum When {
+    Always,
+    /// Only after the person at the machine has not touched it for `minutes`.
+    Idle { minutes: u32 },
+    /// Only inside one of these daily windows, in local time.
+    Windows { windows: Vec<Window> },
+}
+
+/// A daily window, "HH:MM" to "HH:MM" local time; an end before the start
+/// crosses midnight (22:00–06:00 is the night).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub start: String,
+    pub end: String,
+}
+
+/// What happens to a running task when giving stops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnPause {
+    /// It runs to the end and its result is sent.
+    #[default]
+    Finish,
+    /// It goes back to the hub at once; another limb may take it.
+    Release,
+}
+
+/// The owner's donation settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DonationPolicy {
+    pub when: When,
+    pub not_on_battery: bool,
+    /// CPU threads for inference; 0 means every core.
+    pub cpu_threads: u32,
+    /// Model layers offloaded to the GPU (0 keeps the model on the CPU).
+    pub gpu_layers: u32,
+    pub max_concurrent: u32,
+    /// Paused by the owner (the tray's pause): nothing is given.
+    pub paused: bool,
+    /// GPU work paused on its own: tasks still run, on the CPU only.
+    pub gpu_paused: bool,
+    pub on_pause: OnPause,
+}
+
+impl Default for DonationPolicy {
+    fn default() -> Self {
+        DonationPolicy {
+            when: When::Always,
+            not_on_battery: true,
+            cpu_threads: 0,
+            gpu_layers: 0,
+            max_concurrent: 1,
+            paused: false,
+            gpu_paused: false,
+            on_pause: OnPause::Finish,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error("\"{0}\" is not a time of day: write it as HH:MM, from 00:00 to 23:59")]
+    Time(String),
+    #[error("a window from {0} to {0} is empty: give different start and end times")]
+    EmptyWindow(String),
+    #[error("time windows were chosen but none is given: add one, or choose another mode")]
+    NoWindows,
+    #[error("idle minutes must be between 1 and 1440")]
+    IdleMinutes,
+    #[error("at most {0} tasks at once (and at least 1)")]
+    MaxConcurrent(u32),
+    #[error("at most {0} CPU threads (0 means every core)")]
+    CpuThreads(u32),
+    #[error("at most {0} GPU layers")]
+    GpuLayers(u32),
+}
+
+/// More concurrent tasks than this only queue behind one model.
+pub const MAX_CONCURRENT: u32 = 16;
+const MAX_THREADS: u32 = 1024;
+const MAX_GPU_LAYERS: u32 = 1000;
+
+/// Minutes after midnight for "HH:MM".
+pub fn parse_time_of_day(text: &str) -> Result<u16, PolicyError> {
+    let bad = || PolicyError::Time(text.to_string());
+    let (hours, minutes) = text.trim().split_once(':').ok_or_else(bad)?;
+    let (hours, minutes): (u16, u16) = (hours.parse().map_err(|_| bad())?, minutes.parse().map_err(|_| bad())?);
+    if hours > 23 || minutes > 59 || text.trim().len() != 5 {
+        return Err(bad());
+    }
+    Ok(hours * 60 + minutes)
+}
+
+impl DonationPolicy {
+    /// Every rule a saved policy must follow; the UI shows the message.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        match &self.when {
+            When::Always => {}
+            When::Idle { minutes } => {
+                if !(1..=1440).contains(minutes) {
+                    return Err(PolicyError::IdleMinutes);
+                }
+            }
+            When::Windows { windows } => {
+                if windows.is_empty() {
+                    return Err(PolicyError::NoWindows);
+                }
+                for window in windows {
+                    if parse_time_of_day(&window.start)? == parse_time_of_day(&window.end)? {
+                        return Err(PolicyError::EmptyWindow(window.start.clone()));
+                    }
+                }
+            }
+        }
+        if !(1..=MAX_CONCURRENT).contains(&self.max_concurrent) {
+            return Err(PolicyError::MaxConcurrent(MAX_CONCURRENT));
+        }
+        if self.cpu_threads > MAX_THREADS {
+            return Err(PolicyError::CpuThreads(MAX_THREADS));
+        }
+        if self.gpu_layers > MAX_GPU_LAYERS {
+            return Err(PolicyError::GpuLayers(MAX_GPU_LAYERS));
+        }
+        Ok(())
+    }
+}
+
+/// What the governor knows about the machine at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signals {
+    /// Local time, minutes after midnight.
+    pub minute_of_day: u16,
+    /// Time since the last keyboard or mouse input; `None` when it cannot be
+    /// known (no display to ask).
+    pub idle: Option<Duration>,
+    pub on_battery: bool,
+}
+
+/// The governor's answer: whether to give, why, and how much.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub give: bool,
+    /// One sentence for the owner: why the machine is (not) giving now.
+    pub reason: String,
+    pub max_in_flight: usize,
+    pub threads: i32,
+    pub gpu_layers: u32,
+    /// Running tasks go back to the hub now (only when not giving).
+    pub release_running: bool,
+}
+
+fn in_window(minute: u16, start: u16, end: u16) -> bool {
+    if start < end {
+        (start..end).contains(&minute)
+    } else {
+        minute >= start || minute < end
+    }
+}
+
+fn hhmm(minute: u16) -> String {
+    format!("{:02}:{:02}", minute / 60, minute % 60)
+}
+
+/// Why giving is off right now, or `None` when it is on.
+fn withheld_because(policy: &DonationPolicy, signals: &Signals) -> Option<String> {
+    if policy.paused {
+        return Some("paused by you".into());
+    }
+    if policy.not_on_battery && signals.on_battery {
+        return Some("on battery".into());
+    }
+    match &policy.when {
+        When::Always => None,
+        When::Idle { minutes } => {
+            let wanted = Duration::from_secs(u64::from(*minutes) * 60);
+            match signals.idle {
+                None => Some("cannot tell whether you are at the machine (no display to ask): choose \"always\" or time windows".into()),
+                Some(idle) if idle < wanted => Some(format!("you are using the machine (gives after {minutes} idle minutes)")),
+                Some(_) => None,
+            }
+        }
+        When::Windows { windows } => {
+            let inside = windows.iter().any(|w| match (parse_time_of_day(&w.start), parse_time_of_day(&w.end)) {
+                (Ok(start), Ok(end)) => in_window(signals.minute_of_day, start, end),
+                _ => false,
+            });
+            let listed: Vec<String> = windows.iter().map(|w| format!("{}–{}", w.start, w.end)).collect();
+            (!inside).then(|| format!("outside the donation hours ({}; now {})", listed.join(", "), hhmm(signals.minute_of_day)))
+        }
+    }
+}
+
+/// The decision for `policy` given `signals`, on a machine with `cores` cores.
+pub fn decide(policy: &DonationPolicy, signals: &Signals, cores: i32) -> Decision {
+    let withheld = withheld_because(policy, signals);
+    let gpu_layers = if policy.gpu_paused { 0 } else { policy.gpu_layers };
+    let threads = match policy.cpu_threads {
+        0 => cores.max(1),
+        n => (n as i32).min(cores.max(1)),
+    };
+    let give = withheld.is_none();
+    let reason = match withheld {
+        Some(reason) => reason,
+        None if policy.gpu_paused && policy.gpu_layers > 0 => "giving, GPU paused: tasks run on the CPU".into(),
+        None => "giving".into(),
+    };
+    Decision {
+        give,
+        reason,
+        max_in_flight: policy.max_concurrent.clamp(1, MAX_CONCURRENT) as usize,
+        threads,
+        gpu_layers,
+        release_running: !give && policy.on_pause == OnPause::Release,
+    }
+}
+
+/// Where the governor's signals come from.
+pub trait SignalSource: Send + Sync + 'static {
+    fn sample(&self) -> Signals;
+}
+
+/// The machine's own signals: the local clock, the X server's idle time,
+/// and the kernel's power supplies.
+pub struct SystemSignals {
+    power_supply: PathBuf,
+}
+
+impl Default for SystemSignals {
+    fn default() -> Self {
+        SystemSignals { power_supply: PathBuf::from("/sys/class/power_supply") }
+    }
+}
+
+impl SignalSource for SystemSignals {
+    fn sample(&self) -> Signals {
+        use chrono::Timelike;
+        let now = chrono::Local::now();
+        Signals {
+            minute_of_day: (now.hour() * 60 + now.minute()) as u16,
+            idle: x11_idle(),
+            on_battery: on_battery(&self.power_supply),
+        }
+    }
+}
+
+/// Time since the last input, from the X server's screen-saver extension
+/// (which XWayland serves too). `None` without a display.
+fn x11_idle() -> Option<Duration> {
+    use x11rb::connection::Connection;
+    use x11rb::protocol::screensaver::ConnectionExt;
+    let (conn, screen) = x11rb::connect(None).ok()?;
+    let root = conn.setup().roots.get(screen)?.root;
+    let info = conn.screensaver_query_info(root).ok()?.reply().ok()?;
+    Some(Duration::from_millis(u64::from(info.ms_since_user_input)))
+}
+
+/// True when a battery is discharging. Desktops have no battery and are
+/// never "on battery".
+pub fn on_battery(power_supply: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(power_supply) else { return false };
+    let read = |path: PathBuf| std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default();
+    entries.flatten().any(|entry| {
+        read(entry.path().join("type")) == "Battery" && read(entry.path().join("status")) == "Discharging"
+    })
+}
+
+/// Samples signals, decides, and publishes each new decision.
+pub struct Governor {
+    policy: Mutex<DonationPolicy>,
+    source: Box<dyn SignalSource>,
+    cores: i32,
+    decisions: watch::Sender<Decision>,
+}
+
+impl Governor {
+    pub fn new(policy: DonationPolicy, source: impl SignalSource, cores: i32) -> Arc<Self> {
+        let first = decide(&policy, &source.sample(), cores);
+        let (decisions, _) = watch::channel(first);
+        Arc::new(Governor { policy: Mutex::new(policy), source: Box::new(source), cores, decisions })
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Decision> {
+        self.decisions.subscribe()
+    }
+
+    pub fn decision(&self) -> Decision {
+        self.decisions.borrow().clone()
+    }
+
+    pub fn policy(&self) -> DonationPolicy {
+        self.policy.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replace the policy (after validating it) and decide again at once.
+    pub fn set_policy(&self, policy: DonationPolicy) -> Result<Decision, PolicyError> {
+        policy.validate()?;
+        *self.policy.lock().unwrap_or_else(|p| p.into_inner()) = policy;
+        Ok(self.refresh())
+    }
+
+    /// Decide from fresh signals; subscribers hear only of changes.
+    pub fn refresh(&self) -> Decision {
+        let decision = decide(&self.policy(), &self.source.sample(), self.cores);
+        self.decisions.send_if_modified(|current| {
+            let changed = *current != decision;
+            *current = decision.clone();
+            changed
+        });
+        decision
+    }
+
+    /// Refresh every `period` (idle time and the clock move on their own)
+    /// until the governor is dropped everywhere else.
+    pub fn spawn_ticker(self: &Arc<Self>, period: Duration) {
+        let governor = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                match governor.upgrade() {
+                    Some(governor) => governor.refresh(),
+                    None => return,
+                };
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+use super::*;
+
+const NOON: u16 = 12 * 60;
+
+fn signals(minute_of_day: u16, idle_secs: Option<u64>, on_battery: bool) -> Signals {
+    Signals { minute_of_day, idle: idle_secs.map(Duration::from_secs), on_battery }
+}
+
+fn windows(list: &[(&str, &str)]) -> When {
+    When::Windows { windows: list.iter().map(|(s, e)| Window { start: s.to_string(), end: e.to_string() }).collect() }
+}
+
+#[test]
+fn always_gives_when_nothing_stands_in_the_way() {
+    let decision = decide(&DonationPolicy::default(), &signals(NOON, Some(0), false), 8);
+    assert!(decision.give, "{decision:?}");
+    assert_eq!((decision.max_in_flight, decision.threads, decision.gpu_layers), (1, 8, 0));
+    assert!(!decision.release_running);
+}
+
+#[test]
+fn idle_mode_follows_the_idle_time_across_the_threshold() {
+    let policy = DonationPolicy { when: When::Idle { minutes: 5 }, ..Default::default() };
+    let active = decide(&policy, &signals(NOON, Some(4 * 60 + 59), false), 4);
+    assert!(!active.give);
+    assert!(active.reason.contains("using the machine"), "{}", active.reason);
+    assert!(decide(&policy, &signals(NOON, Some(5 * 60), false), 4).give, "exactly N minutes idle gives");
+    assert!(!decide(&policy, &signals(NOON, Some(3), false), 4).give, "input again: back to not giving");
+    let unknown = decide(&policy, &signals(NOON, None, false), 4);
+    assert!(!unknown.give, "no display to ask: the owner asked for idle only, so do not guess");
+    assert!(unknown.reason.contains("cannot tell"), "{}", unknown.reason);
+}
+
+#[test]
+fn time_windows_include_the_start_exclude_the_end_and_may_cross_midnight() {
+    let policy = DonationPolicy { when: windows(&[("09:00", "17:00"), ("22:00", "06:00")]), ..Default::default() };
+    let at = |h: u16, m: u16| decide(&policy, &signals(h * 60 + m, Some(0), false), 2).give;
+    assert!(at(9, 0) && at(16, 59) && at(22, 0) && at(23, 59) && at(0, 0) && at(5, 59));
+    assert!(!at(8, 59) && !at(17, 0) && !at(21, 59) && !at(6, 0));
+    let outside = decide(&policy, &signals(18 * 60 + 5, Some(0), false), 2);
+    assert_eq!(outside.reason, "outside the donation hours (09:00–17:00, 22:00–06:00; now 18:05)");
+}
+
+#[test]
+fn battery_stops_giving_only_when_the_owner_asked() {
+    let careful = DonationPolicy::default();
+    assert!(!decide(&careful, &signals(NOON, Some(0), true), 2).give);
+    let generous = DonationPolicy { not_on_battery: false, ..Default::default() };
+    assert!(decide(&generous, &signals(NOON, Some(0), true), 2).give);
+}
+
+#[test]
+fn pause_wins_over_everything_and_says_what_happens_to_running_work() {
+    let paused = DonationPolicy { paused: true, ..Default::default() };
+    let decision = decide(&paused, &signals(NOON, Some(3600), false), 2);
+    assert_eq!((decision.give, decision.reason.as_str(), decision.release_running), (false, "paused by you", false));
+    let releasing = DonationPolicy { paused: true, on_pause: OnPause::Release, ..Default::default() };
+    assert!(decide(&releasing, &signals(NOON, Some(0), false), 2).release_running);
+    let giving = DonationPolicy { on_pause: OnPause::Release, ..Default::default() };
+    assert!(!decide(&giving, &signals(NOON, Some(0), false), 2).release_running, "nothing to release while giving");
+}
+
+#[test]
+fn gpu_pause_keeps_cpu_work_going_without_gpu_layers() {
+    let policy = DonationPolicy { gpu_layers: 33, gpu_paused: true, ..Default::default() };
+    let decision = decide(&policy, &signals(NOON, Some(0), false), 2);
+    assert!(decision.give);
+    assert_eq!(decision.gpu_layers, 0);
+    assert!(decision.reason.contains("GPU paused"), "{}", decision.reason);
+    let resumed = DonationPolicy { gpu_paused: false, ..policy };
+    assert_eq!(decide(&resumed, &signals(NOON, Some(0), false), 2).gpu_layers, 33);
+}
+
+#[test]
+fn how_much_is_bounded_by_the_machine() {
+    let policy = DonationPolicy { cpu_threads: 64, max_concurrent: 3, ..Default::default() };
+    let decision = decide(&policy, &signals(NOON, Some(0), false), 8);
+    assert_eq!((decision.threads, decision.max_in_flight), (8, 3));
+    let two = DonationPolicy { cpu_threads: 2, ..Default::default() };
+    assert_eq!(decide(&two, &signals(NOON, Some(0), false), 8).threads, 2);
+}
+
+#[test]
+fn validation_names_what_is_wrong() {
+    assert_eq!(parse_time_of_day("07:30"), Ok(450));
+    for bad in ["7:30", "24:00", "12:60", "noon", "12-30", ""] {
+        assert!(parse_time_of_day(bad).is_err(), "{bad}");
+    }
+    let policy = |when| DonationPolicy { when, ..Default::default() };
+    assert_eq!(policy(windows(&[])).validate(), Err(PolicyError::NoWindows));
+    assert_eq!(policy(windows(&[("10:00", "10:00")])).validate(), Err(PolicyError::EmptyWindow("10:00".into())));
+    assert_eq!(policy(windows(&[("10:00", "25:00")])).validate(), Err(PolicyError::Time("25:00".into())));
+    assert_eq!(policy(When::Idle { minutes: 0 }).validate(), Err(PolicyError::IdleMinutes));
+    let zero = DonationPolicy { max_concurrent: 0, ..Default::default() };
+    assert!(matches!(zero.validate(), Err(PolicyError::MaxConcurrent(_))));
+    assert_eq!(DonationPolicy::default().validate(), Ok(()));
+}
+
+#[test]
+fn policies_round_trip_through_the_settings_file_format() {
+    let policy = DonationPolicy { when: windows(&[("22:00", "06:00")]), gpu_paused: true, on_pause: OnPause::Release, ..Default::default() };
+    let json = serde_json::to_string(&policy).unwrap();
+    assert!(json.contains(r#""mode":"windows""#), "{json}");
+    assert_eq!(serde_json::from_str::<DonationPolicy>(&json).unwrap(), policy);
+    // A settings file from an older version, missing fields, still loads.
+    let old: DonationPolicy = serde_json::from_str(r#"{"paused":true}"#).unwrap();
+    assert!(old.paused && old.when == When::Always);
+}
+
+/// Signals the test moves by hand: a fake clock and idle source.
+struct FakeSignals(Arc<Mutex<Signals>>);
+
+impl SignalSource for FakeSignals {
+    fn sample(&self) -> Signals {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn the_governor_publishes_only_changes() {
+    let now = Arc::new(Mutex::new(signals(NOON, Some(0), false)));
+    let policy = DonationPolicy { when: When::Idle { minutes: 1 }, ..Default::default() };
+    let governor = Governor::new(policy, FakeSignals(now.clone()), 4);
+    let mut decisions = governor.subscribe();
+    assert!(!governor.decision().give);
+
+    governor.refresh();
+    assert!(!decisions.has_changed().unwrap(), "same signals, no news");
+
+    now.lock().unwrap().idle = Some(Duration::from_secs(61));
+    assert!(governor.refresh().give);
+    assert!(decisions.has_changed().unwrap());
+    assert!(decisions.borrow_and_update().give);
+
+    let paused = DonationPolicy { paused: true, ..governor.policy() };
+    assert!(!governor.set_policy(paused).unwrap().give);
+    assert!(!decisions.borrow_and_update().give);
+
+    let invalid = DonationPolicy { max_concurrent: 0, ..governor.policy() };
+    assert!(governor.set_policy(invalid).is_err());
+    assert!(governor.policy().max_concurrent >= 1, "a refused policy changes nothing");
+}
+
+#[test]
+fn only_a_discharging_battery_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let supply = |name: &str, kind: &str, status: &str| {
+        let path = dir.path().join(name);
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("type"), format!("{kind}\n")).unwrap();
+        std::fs::write(path.join("status"), format!("{status}\n")).unwrap();
+    };
+    assert!(!on_battery(&dir.path().join("absent")), "a desktop without power supplies is on mains");
+    supply("AC", "Mains", "");
+    supply("BAT0", "Battery", "Charging");
+    assert!(!on_battery(dir.path()));
+    std::fs::write(dir.path().join("BAT0/status"), "Discharging\n").unwrap();
+    assert!(on_battery(dir.path()));
+}
