@@ -2,6 +2,7 @@ fn main() {
     // Declaring the app's commands makes Tauri generate a permission per
     // command; the front end may call only those its capability grants.
     let manifest = tauri_build::AppManifest::new().commands(&[
+        "first_paint",
         "limb_info",
         "tasks",
         "submit_task",

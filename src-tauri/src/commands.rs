@@ -14,6 +14,14 @@ use tauri_plugin_dialog::DialogExt;
 
 type Result<T> = std::result::Result<T, String>;
 
+/// The window has painted its first frame: logged once with the time since
+/// start, for startup diagnostics and `scripts/bench-desktop`.
+#[tauri::command]
+pub fn first_paint(state: State<'_, AppState>) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| eprintln!("heiwa: first paint {} ms after start", state.started.elapsed().as_millis()));
+}
+
 /// The limb's version, data directory and parts, for the status view.
 #[tauri::command]
 pub fn limb_info() -> limb_core::LimbInfo {

@@ -33,6 +33,7 @@ pub(crate) enum Limb {
 }
 
 pub(crate) struct AppState {
+    started: std::time::Instant,
     data_dir: PathBuf,
     settings: std::sync::Mutex<Settings>,
     governor: Arc<Governor>,
@@ -123,6 +124,7 @@ fn stop_limb(app: &tauri::AppHandle) {
 }
 
 pub fn run() {
+    let started = std::time::Instant::now();
     let data_dir = limb_core::config::data_dir();
     let settings = match Settings::load(&data_dir.join("settings.json")) {
         Ok(settings) => settings,
@@ -153,6 +155,7 @@ pub fn run() {
         .plugin(tauri_plugin_updater::Builder::new().build())
         .plugin(tauri_plugin_autostart::init(tauri_plugin_autostart::MacosLauncher::LaunchAgent, None))
         .manage(AppState {
+            started,
             data_dir,
             settings: std::sync::Mutex::new(settings),
             governor: governor.clone(),
@@ -182,6 +185,7 @@ pub fn run() {
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
+            commands::first_paint,
             commands::limb_info,
             commands::tasks,
             commands::submit_task,

@@ -33,6 +33,10 @@ fn explain(error: tauri_plugin_updater::Error) -> String {
             "the update was downloaded but its signature does not match Heiwa's key, so it was discarded \
              (it was altered, or not signed by Heiwa): {error}"
         ),
+        Error::SignedVersionMismatch { .. } | Error::MissingSignedVersion => format!(
+            "the update's signature is not for the version the server announced, so it was discarded \
+             (an old release offered as a new one?): {error}"
+        ),
         Error::ReleaseNotFound | Error::Reqwest(_) | Error::Network(_) => {
             format!("the update server could not be reached or gave no release: {error}. Check the endpoint in Settings")
         }

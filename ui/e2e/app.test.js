@@ -4,10 +4,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const required = (name) => {
   const value = process.env[name];
@@ -19,6 +21,9 @@ const tauriDriver = required('TAURI_DRIVER');
 const artifacts = process.env.HEIWA_ARTIFACTS ?? join(tmpdir(), 'heiwa-e2e');
 const dataDir = mkdtempSync(join(tmpdir(), 'heiwa-e2e-data-'));
 chmodSync(dataDir, 0o755); // as root, the app's PostgreSQL runs as nobody and must reach its directory
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+// The app's home: its start-at-login entry lands in ~/.config/autostart, kept out of the real home.
+const home = mkdtempSync(join(tmpdir(), 'heiwa-e2e-home-'));
 
 const freePort = () =>
   new Promise((resolve, reject) => {
@@ -63,19 +68,87 @@ async function waitFor(what, probe, timeoutMs = 30000) {
 const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
 const find = async (css) => (await webdriver('POST', `/session/${session}/element`, { using: 'css selector', value: css }))[ELEMENT];
 const text = async (css) => webdriver('GET', `/session/${session}/element/${await find(css)}/text`);
+const click = async (css) => webdriver('POST', `/session/${session}/element/${await find(css)}/click`, {});
+const clear = async (css) => webdriver('POST', `/session/${session}/element/${await find(css)}/clear`, {});
+const type = async (css, value) => webdriver('POST', `/session/${session}/element/${await find(css)}/value`, { text: value });
+const textOrEmpty = (css) => text(css).catch(() => '');
 
-async function screenshot(name) {
+async function screenshot(name, scrollTo) {
+  if (scrollTo) {
+    await webdriver('POST', `/session/${session}/execute/sync`, { script: 'document.querySelector(arguments[0]).scrollIntoView()', args: [scrollTo] });
+  }
   mkdirSync(artifacts, { recursive: true });
   const png = await webdriver('GET', `/session/${session}/screenshot`);
   writeFileSync(join(artifacts, `${name}.png`), Buffer.from(png, 'base64'));
 }
 
+// Update fixtures: a key pair made for this run (the debug build trusts
+// HEIWA_UPDATE_PUBKEY), an artifact signed for 0.2.0, and a local server.
+const tauriCli = join(repo, 'ui', 'node_modules', '.bin', 'tauri');
+const updates = mkdtempSync(join(tmpdir(), 'heiwa-e2e-updates-'));
+let updateServer;
+let updateBase;
+
+function signer(...args) {
+  const run = spawnSync(tauriCli, ['signer', ...args], { cwd: updates, encoding: 'utf8', env: { ...process.env, TAURI_SIGNING_PRIVATE_KEY_PASSWORD: '' } });
+  if (run.status !== 0) throw new Error(`tauri signer ${args.join(' ')}: ${run.stderr}`);
+}
+
+function makeUpdateFixtures() {
+  signer('generate', '--ci', '-p', '', '-w', join(updates, 'test.key'));
+  signer('generate', '--ci', '-p', '', '-w', join(updates, 'stranger.key'));
+  const artifact = join(updates, 'heiwa-0.2.0.AppImage');
+  writeFileSync(artifact, Buffer.from('Heiwa 0.2.0 '.repeat(4096)));
+  signer('sign', '-f', join(updates, 'test.key'), '--app-version', '0.2.0', artifact);
+  const good = readFileSync(`${artifact}.sig`, 'utf8');
+  signer('sign', '-f', join(updates, 'test.key'), '--app-version', '0.1.5', artifact);
+  const older = readFileSync(`${artifact}.sig`, 'utf8');
+  signer('sign', '-f', join(updates, 'stranger.key'), '--app-version', '0.2.0', artifact);
+  const stranger = readFileSync(`${artifact}.sig`, 'utf8');
+  const body = readFileSync(artifact);
+  const tampered = Buffer.from(body);
+  tampered[100] ^= 1;
+  // Each scenario: what latest.json announces and what the download returns.
+  return {
+    signed: { signature: good, bytes: body },
+    tampered: { signature: good, bytes: tampered },
+    unsigned: { signature: '', bytes: body },
+    'other-key': { signature: stranger, bytes: body },
+    'replayed-older-signature': { signature: older, bytes: body }
+  };
+}
+
+async function startUpdateServer(scenarios) {
+  updateServer = createHttpServer((request, response) => {
+    const [, scenario, file] = request.url.split('/');
+    const fixture = scenarios[scenario];
+    if (!fixture) return response.writeHead(404).end();
+    if (file === 'latest.json') {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      return response.end(
+        JSON.stringify({
+          version: '0.2.0',
+          notes: 'a test release',
+          pub_date: '2026-11-24T00:00:00Z',
+          platforms: { 'linux-x86_64': { signature: fixture.signature, url: `${updateBase}/${scenario}/heiwa.AppImage` } }
+        })
+      );
+    }
+    response.writeHead(200, { 'content-type': 'application/octet-stream' });
+    response.end(fixture.bytes);
+  });
+  await new Promise((resolve) => updateServer.listen(0, '127.0.0.1', resolve));
+  updateBase = `http://127.0.0.1:${updateServer.address().port}`;
+}
+
 before(async () => {
+  await startUpdateServer(makeUpdateFixtures());
+  const pubkey = readFileSync(join(updates, 'test.key.pub'), 'utf8').trim();
   const port = await freePort();
   const nativePort = await freePort();
   base = `http://127.0.0.1:${port}`;
   driver = spawn(tauriDriver, ['--port', String(port), '--native-port', String(nativePort)], {
-    env: { ...process.env, HEIWA_DATA_DIR: dataDir },
+    env: { ...process.env, HEIWA_DATA_DIR: dataDir, HEIWA_UPDATE_PUBKEY: pubkey, HOME: home },
     stdio: ['ignore', 'inherit', 'inherit']
   });
   await waitFor('tauri-driver', async () => (await fetch(`${base}/status`)).ok);
@@ -89,11 +162,14 @@ after(async () => {
   if (session) await webdriver('DELETE', `/session/${session}`).catch(() => {});
   // SIGTERM, not SIGKILL: a killed tauri-driver leaves WebKitWebDriver holding stdout.
   driver?.kill('SIGTERM');
+  updateServer?.close();
   // If the app was killed before its exit handler ran, its hub server is orphaned.
   spawnSync('pkill', ['-f', dataDir]);
 });
 
 test('the window shows the limb state returned by the Rust side', async () => {
+  await waitFor('the tabs', () => find('#tab-limb'));
+  await click('#tab-limb');
   const version = await waitFor('the limb version to render', () => text('#limb-version'));
   assert.match(version, /^v\d+\.\d+\.\d+/);
   assert.equal(await text('#data-dir'), dataDir, 'the data dir comes from the backend, which read HEIWA_DATA_DIR');
@@ -104,10 +180,42 @@ test('the window shows the limb state returned by the Rust side', async () => {
   }
   assert.ok(!/missing|not configured/.test(parts), `scripts/test configures every part:\n${parts}`);
   assert.equal((parts.match(/found/g) ?? []).length, 4, `four parts are files that exist:\n${parts}`);
+  await waitFor('the limb to connect', async () => (await text('#limb-connection')).startsWith('connected'), 120000);
+  assert.match(await text('#limb-model'), /not loaded until a task needs it/, 'an idle limb holds no model in memory');
+  assert.match(await text('#donation-state'), /^giving/);
   await screenshot('limb-status');
 });
 
+test('a folder added in the Memory view is ingested with progress, and a search cites it', async () => {
+  await click('#tab-memory');
+  await type('#folder-path', 'samples/docs');
+  await click('#add-folder');
+  assert.match(await waitFor('the refusal', () => textOrEmpty('#memory-error')), /not a full path/, 'a relative path gets a clear error');
+
+  const folder = mkdtempSync(join(tmpdir(), 'heiwa-e2e-docs-'));
+  cpSync(join(repo, 'samples', 'docs'), folder, { recursive: true });
+  writeFileSync(join(folder, 'broken.pdf'), '%PDF-1.7 this is not really a PDF');
+  chmodSync(folder, 0o755);
+  await clear('#folder-path');
+  await type('#folder-path', folder);
+  await click('#add-folder');
+  const result = await waitFor('the ingest to finish', () => textOrEmpty('#ingest-result'), 180000);
+  assert.match(result, /^Added 4, unchanged 0, failed 1, removed 0 from /, result);
+  assert.match(await text('#ingest-progress'), /^5 \/ 5 files/, 'progress counts every file');
+  const failed = await text('details');
+  assert.match(failed, /broken\.pdf/, `the bad file is named with its reason: ${failed}`);
+  assert.match(await waitFor('the documents list', async () => (await text('#documents')).includes('volunteer-computing.md') && text('#documents')), /sourdough\.txt/);
+
+  await type('#search-query', "What happens to a work unit when a volunteer's computer disappears?");
+  await click('#search-button');
+  const hits = await waitFor('search results', () => textOrEmpty('#search-results'), 60000);
+  const first = hits.split('\n')[0];
+  assert.match(first, /^volunteer-computing\.md §\d+ · bytes \d+–\d+ · similarity 0\.\d\d$/, `the top hit cites its source: ${hits}`);
+  await screenshot('memory-search');
+});
+
 test('a task submitted in the window is answered by the agent of the limb and the result appears live', async () => {
+  await click('#tab-tasks');
   await waitFor('the local hub', async () => (await text('#hub-status')).startsWith('Connected'), 120000);
   // A fixed question (the data dir is fresh, so it is task #1): greedy decoding makes the answer stable.
   const payload = 'What is 6*7?';
@@ -124,4 +232,70 @@ test('a task submitted in the window is answered by the agent of the limb and th
   assert.match(row, /\b42\b/, 'the answer, from the summary the limb sent back');
   assert.ok(!row.includes('{'), `the summary is shown as text, not JSON: ${row}`);
   await screenshot('task-answered');
+});
+
+test('pausing stops new claims; resuming lets the limb answer (the governor in the real app)', async () => {
+  await click('#tab-tasks');
+  await click('#pause-toggle');
+  await waitFor('the paused badge', async () => (await text('#donation-badge')) === 'Not giving — paused by you');
+  assert.equal(await text('#pause-toggle'), 'Resume giving');
+  const payload = 'What is 2+3?';
+  await type('#task-payload', payload);
+  await click('#submit-task');
+  const row = () => text('#tasks').then((all) => all.split('\n').find((line) => line.includes(payload)) ?? '');
+  await waitFor('the task to be listed', row);
+  await new Promise((r) => setTimeout(r, 8000)); // more than a claim round trip and a governor tick
+  assert.match(await row(), /^pending/, 'no claim while paused');
+  await screenshot('paused');
+
+  await click('#pause-toggle');
+  await waitFor('giving again', async () => (await text('#donation-badge')).startsWith('Giving'));
+  const answered = await waitFor('the answer after resuming', async () => ((await row()).startsWith('done') ? row() : ''), 180000);
+  assert.match(answered, /\b5\b/, answered);
+});
+
+test('settings: a bad donation policy is refused with the reason; start at login writes and removes the entry', async () => {
+  await click('#tab-settings');
+  await waitFor('the donation form', () => find('#max-concurrent'));
+  await clear('#max-concurrent');
+  await type('#max-concurrent', '0');
+  await click('#save-donation');
+  assert.match(await waitFor('the refusal', () => textOrEmpty('#donation-error')), /at most 16 tasks at once \(and at least 1\)/);
+  await clear('#max-concurrent');
+  await type('#max-concurrent', '2');
+  await click('#save-donation');
+  assert.match(await waitFor('the saved note', () => textOrEmpty('#donation-note')), /^Saved: giving/);
+  const saved = JSON.parse(readFileSync(join(dataDir, 'settings.json'), 'utf8'));
+  assert.equal(saved.donation.max_concurrent, 2, 'saved to the settings file');
+
+  const entry = join(home, '.config', 'autostart', 'Heiwa.desktop');
+  await click('#autostart');
+  await waitFor('the autostart entry', () => existsSync(entry));
+  assert.match(readFileSync(entry, 'utf8'), /heiwa-desktop/);
+  await click('#autostart');
+  await waitFor('the entry to go', () => !existsSync(entry));
+});
+
+test('updates: a signed update is verified; tampered, unsigned, foreign-key and replayed ones are rejected', async () => {
+  await click('#tab-settings');
+  /** Check `scenario` and return [result, error] as the window shows them. */
+  async function check(scenario) {
+    await clear('#update-endpoint');
+    await type('#update-endpoint', `${updateBase}/${scenario}/latest.json`);
+    await click('#check-update');
+    return waitFor(`the ${scenario} update check`, async () => {
+      const [result, error] = [await textOrEmpty('#update-result'), await textOrEmpty('#update-error')];
+      return result.startsWith('Checking') || (!result && !error) ? '' : [result, error];
+    }, 60000);
+  }
+  const [verified] = await check('signed');
+  assert.match(verified, /^Heiwa 0\.2\.0 is ready: downloaded and its signature verified — a test release$/);
+  await find('#install-update');
+  await screenshot('update-verified', '#update-result');
+  for (const scenario of ['tampered', 'unsigned', 'other-key', 'replayed-older-signature']) {
+    const [result, error] = await check(scenario);
+    assert.equal(result, '', `${scenario}: nothing offered`);
+    assert.match(error, /signature/, `${scenario}: ${error}`);
+  }
+  await screenshot('update-rejected', '#update-error');
 });

@@ -221,8 +221,18 @@ pub fn decide(policy: &DonationPolicy, signals: &Signals, cores: i32) -> Decisio
     let give = withheld.is_none();
     let reason = match withheld {
         Some(reason) => reason,
-        None if policy.gpu_paused && policy.gpu_layers > 0 => "giving, GPU paused: tasks run on the CPU".into(),
-        None => "giving".into(),
+        None => {
+            let why = match &policy.when {
+                When::Always => "always on".to_string(),
+                When::Idle { minutes } => format!("you have been away for {minutes}+ minutes"),
+                When::Windows { .. } => format!("inside the donation hours (now {})", hhmm(signals.minute_of_day)),
+            };
+            if policy.gpu_paused && policy.gpu_layers > 0 {
+                format!("{why}; GPU paused, tasks run on the CPU")
+            } else {
+                why
+            }
+        }
     };
     Decision {
         give,

@@ -14,6 +14,7 @@ fn windows(list: &[(&str, &str)]) -> When {
 fn always_gives_when_nothing_stands_in_the_way() {
     let decision = decide(&DonationPolicy::default(), &signals(NOON, Some(0), false), 8);
     assert!(decision.give, "{decision:?}");
+    assert_eq!(decision.reason, "always on");
     assert_eq!((decision.max_in_flight, decision.threads, decision.gpu_layers), (1, 8, 0));
     assert!(!decision.release_running);
 }
