@@ -296,27 +296,57 @@ fn decode(ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch) -> Result<(), Infe
     ctx.decode(batch).map_err(|e| InferenceError::Decode(e.to_string()))
 }
 
-/// A sentence-embedding model (mean pooling as stored in the GGUF).
+/// A sentence-embedding model (mean pooling as stored in the GGUF). Made
+/// with [`Embedder::lazy`] it loads on the first `embed`, so a limb that is
+/// only waiting keeps no model in memory.
 pub struct Embedder {
-    model: LlamaModel,
+    path: PathBuf,
     options: ModelOptions,
+    model: OnceLock<LlamaModel>,
+    loading: std::sync::Mutex<()>,
 }
 
 impl Embedder {
     pub fn load(path: &Path, options: ModelOptions) -> Result<Self, InferenceError> {
-        let options = ModelOptions { context_len: options.context_len.min(512), ..options };
-        Ok(Embedder { model: load(path, &options)?, options })
+        let embedder = Self::lazy(path, options)?;
+        embedder.model()?;
+        Ok(embedder)
     }
 
-    pub fn dimensions(&self) -> usize {
-        self.model.n_embd() as usize
+    /// Check the file is there; load it when first needed.
+    pub fn lazy(path: &Path, options: ModelOptions) -> Result<Self, InferenceError> {
+        if !path.is_file() {
+            return Err(InferenceError::ModelMissing(path.into()));
+        }
+        let options = ModelOptions { context_len: options.context_len.min(512), ..options };
+        Ok(Embedder { path: path.into(), options, model: OnceLock::new(), loading: std::sync::Mutex::new(()) })
+    }
+
+    fn model(&self) -> Result<&LlamaModel, InferenceError> {
+        if let Some(model) = self.model.get() {
+            return Ok(model);
+        }
+        let _one_loader = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        if self.model.get().is_none() {
+            let _ = self.model.set(load(&self.path, &self.options)?);
+        }
+        Ok(self.model.get().expect("set above"))
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.model.get().is_some()
+    }
+
+    pub fn dimensions(&self) -> Result<usize, InferenceError> {
+        Ok(self.model()?.n_embd() as usize)
     }
 
     /// One L2-normalised vector per text, so that a dot product is a cosine.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, InferenceError> {
+        let model = self.model()?;
         let params = context_params(&self.options).with_embeddings(true);
-        let mut ctx = self.model.new_context(backend()?, params).map_err(|e| InferenceError::Context(e.to_string()))?;
-        let vocab = self.model.vocab();
+        let mut ctx = model.new_context(backend()?, params).map_err(|e| InferenceError::Context(e.to_string()))?;
+        let vocab = model.vocab();
         let mut vectors = Vec::with_capacity(texts.len());
         for text in texts {
             let tokens = vocab.tokenize(text.as_bytes(), true, false);

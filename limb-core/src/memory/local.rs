@@ -21,7 +21,8 @@ pub enum LocalMemoryError {
 }
 
 impl LocalMemory {
-    /// Start PostgreSQL from `pg_dir` with its data under `root`, migrate, and load `embed_model`.
+    /// Start PostgreSQL from `pg_dir` with its data under `root` and migrate;
+    /// `embed_model` loads on the first embedding.
     pub async fn open(pg_dir: &Path, embed_model: &Path, root: &Path) -> Result<Self, LocalMemoryError> {
         let mut server = PgServer::new(PgServerConfig { install_dir: pg_dir.to_path_buf(), root: root.to_path_buf() })?;
         server.start()?;
@@ -32,7 +33,7 @@ impl LocalMemory {
                 return Err(e.into());
             }
         };
-        let embedder = match Embedder::load(embed_model, ModelOptions::default()) {
+        let embedder = match Embedder::lazy(embed_model, ModelOptions::default()) {
             Ok(embedder) => embedder,
             Err(e) => {
                 memory.close().await;

@@ -264,7 +264,7 @@ fn seeded_sampling_is_reproducible_and_stop_sequences_end_the_text() {
 #[test]
 fn embeddings_are_384_dimensional_and_paraphrases_are_closest() {
     let embedder = Embedder::load(&parts().embed_model, ModelOptions::default()).expect("embedding model loads");
-    assert_eq!(embedder.dimensions(), 384);
+    assert_eq!(embedder.dimensions().unwrap(), 384);
     let v = embedder
         .embed(&[
             "The cat sat on the mat.",
