@@ -26,3 +26,20 @@ install_ui_modules() {
 build_ui() {
   (cd "$HEIWA_ROOT/ui" && npm run --silent build >/dev/null)
 }
+
+# The Debian package, built from the debug tree (seconds when warm), must hold
+# the app, its desktop entry and its icon. The AppImage is not built: its
+# tools (linuxdeploy, AppRun) are served only from GitHub, which CI cannot reach.
+check_deb_bundle() {
+  local version deb listing
+  version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$HEIWA_ROOT/tauri.conf.json")
+  deb=$CARGO_TARGET_DIR/debug/bundle/deb/Heiwa_${version}_amd64.deb
+  rm -f "$deb"
+  (cd "$HEIWA_ROOT/src-tauri" && "$HEIWA_ROOT/ui/node_modules/.bin/tauri" build --debug --bundles deb --ci >/dev/null)
+  listing=$(dpkg-deb -c "$deb")
+  for file in usr/bin/heiwa-desktop usr/share/applications/Heiwa.desktop usr/share/icons/hicolor/128x128/apps/heiwa-desktop.png; do
+    grep -q " \./$file\$\| $file\$" <<<"$listing" || die "$deb lacks $file"
+  done
+  dpkg-deb -f "$deb" Depends | grep -q libwebkit2gtk-4.1 || die "$deb does not depend on WebKitGTK"
+  log "bundle: $(basename "$deb") ($(du -h "$deb" | cut -f1), debug build) holds the app, its desktop entry and icon"
+}
