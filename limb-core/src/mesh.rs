@@ -1,6 +1,8 @@
-//! A whole mesh on one machine: a local hub, this machine's owner identity and
-//! tenant, and an in-process limb answering it. This is what the desktop app
-//! runs when no hub is configured (a laptop with no network still works).
+//! This machine's place in a mesh, as the desktop app runs it: either a whole
+//! mesh on one machine (a local hub, this machine's owner identity and tenant,
+//! and an in-process limb; a laptop with no network still works), or an
+//! in-process limb that joined someone else's hub with an invite. Either way a
+//! viewer subscription shows the tenant's tasks live.
 
 use crate::config::{free_loopback_port, Parts};
 use crate::governor::Decision;
@@ -50,6 +52,8 @@ pub struct LimbStatus {
     pub released: u64,
     /// The governor's latest decision, when there is a governor.
     pub donation: Option<Decision>,
+    /// The limb ended with this error (it does not come back by itself).
+    pub stopped: Option<String>,
 }
 
 impl LimbStatus {
@@ -80,16 +84,100 @@ impl LimbStatus {
     }
 }
 
-pub struct LocalMesh {
+pub struct Mesh {
     server: Option<HubServer>,
     limb: Arc<Mutex<LimbStatus>>,
     http: HubHttp,
     owner_token: String,
     viewer: Connected,
     stop_limb: watch::Sender<bool>,
+    database: String,
 }
 
-impl LocalMesh {
+/// A hub run by someone else, as the desktop's Settings name it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RemoteHub {
+    /// `wss://…` (or `ws://` to this machine).
+    pub url: String,
+    pub database: String,
+    /// The tenant owner's invite code; needed until this limb has joined.
+    pub invite: Option<String>,
+}
+
+/// The hub's HTTP base for its WebSocket URL. Plain `ws://` only to this
+/// machine: the limb's token travels in the handshake.
+pub fn http_url(ws: &str) -> Result<String, HubError> {
+    let bad = |why: &str| HubError::Connect(format!("\"{ws}\" {why}: give the hub's address as wss://host[:port]"));
+    let (scheme, rest) = ws.split_once("://").ok_or_else(|| bad("is not a URL"))?;
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let hostname = host.rsplit_once(':').map_or(host, |(name, _)| name).trim_matches(['[', ']']);
+    let loopback = hostname == "localhost" || hostname.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if host.is_empty() {
+        return Err(bad("has no host"));
+    }
+    match scheme {
+        "wss" => Ok(format!("https://{host}")),
+        "ws" if loopback => Ok(format!("http://{host}")),
+        "ws" => Err(bad("would send this limb's token unencrypted")),
+        _ => Err(bad("is not a WebSocket URL")),
+    }
+}
+
+/// This machine's limb: one task at a time (the governor may allow more).
+fn this_workstation(
+    uri: String,
+    database: String,
+    token_file: std::path::PathBuf,
+    invite: Option<String>,
+    governor: Option<watch::Receiver<Decision>>,
+) -> LimbOptions {
+    LimbOptions { uri, database, token_file, invite, name: "this workstation".into(), lease_secs: 30, max_in_flight: 1, governor }
+}
+
+/// Run the limb on its own task, keeping its status from its events.
+fn spawn_limb(
+    options: LimbOptions,
+    executor: Arc<dyn Executor>,
+    on_change: Arc<dyn Fn() + Send + Sync>,
+) -> (Arc<Mutex<LimbStatus>>, watch::Sender<bool>) {
+    let (stop_limb, stop_rx) = watch::channel(false);
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let limb = Arc::new(Mutex::new(LimbStatus::default()));
+    let (status, notify) = (limb.clone(), on_change.clone());
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            status.lock().unwrap_or_else(|p| p.into_inner()).apply(event);
+            notify();
+        }
+    });
+    let status = limb.clone();
+    tokio::spawn(async move {
+        if let Err(error) = run_limb(options, executor, stop_rx, events_tx).await {
+            tracing::error!(%error, "the limb stopped");
+            let mut status = status.lock().unwrap_or_else(|p| p.into_inner());
+            status.connected = false;
+            status.stopped = Some(error.to_string());
+            drop(status);
+            on_change();
+        }
+    });
+    (limb, stop_limb)
+}
+
+/// A subscription (as `token`'s identity) whose task and result rows call `on_change`.
+async fn watch_rows(uri: String, database: String, token: String, on_change: Arc<dyn Fn() + Send + Sync>) -> Result<Connected, HubError> {
+    let viewer = tokio::task::spawn_blocking(move || connect(&uri, &database, Some(token), |_| {}))
+        .await
+        .map_err(|e| HubError::Connect(e.to_string()))??;
+    let notify = on_change.clone();
+    viewer.conn.db.task().on_insert(move |_, _| notify());
+    let notify = on_change.clone();
+    viewer.conn.db.task().on_update(move |_, _, _| notify());
+    viewer.conn.db.task_result().on_insert(move |_, _| on_change());
+    Ok(viewer)
+}
+
+impl Mesh {
     /// Start (or resume, from `data_dir`) the local mesh, its limb answering
     /// with `executor` as far as `governor` allows. `on_change` runs whenever
     /// a task or result row or the limb's status changes.
@@ -120,52 +208,55 @@ impl LocalMesh {
             let reply = http.sql(DATABASE, "SELECT code FROM invite", &owner_token).await?;
             reply[0]["rows"][0][0].as_str().map(String::from)
         };
-        let options = LimbOptions {
-            uri: server.ws_url(),
-            database: DATABASE.into(),
-            token_file: limb_token,
-            invite,
-            name: "this workstation".into(),
-            lease_secs: 30,
-            max_in_flight: 1,
-            governor,
-        };
-        let on_change = Arc::new(on_change);
-        let (stop_limb, stop_rx) = watch::channel(false);
-        let (events_tx, mut events) = mpsc::unbounded_channel();
-        let limb = Arc::new(Mutex::new(LimbStatus::default()));
-        let (status, notify) = (limb.clone(), on_change.clone());
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                status.lock().unwrap_or_else(|p| p.into_inner()).apply(event);
-                notify();
-            }
-        });
-        let status = limb.clone();
-        tokio::spawn(async move {
-            if let Err(error) = run_limb(options, executor, stop_rx, events_tx).await {
-                tracing::error!(%error, "the local limb stopped");
-                let mut status = status.lock().unwrap_or_else(|p| p.into_inner());
-                status.connected = false;
-                status.problem = Some(error.to_string());
-            }
-        });
+        let options = this_workstation(server.ws_url(), DATABASE.into(), limb_token, invite, governor);
+        let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(on_change);
+        let (limb, stop_limb) = spawn_limb(options, executor, on_change.clone());
+        let viewer = watch_rows(server.ws_url(), DATABASE.into(), owner_token.clone(), on_change).await?;
+        Ok(Mesh { server: Some(server), limb, http, owner_token, viewer, stop_limb, database: DATABASE.into() })
+    }
 
-        let (uri, viewer_token) = (server.ws_url(), owner_token.clone());
-        let viewer = tokio::task::spawn_blocking(move || connect(&uri, DATABASE, Some(viewer_token), |_| {}))
-            .await
-            .map_err(|e| HubError::Connect(e.to_string()))??;
-        let notify = on_change.clone();
-        viewer.conn.db.task().on_insert(move |_, _| notify());
-        let notify = on_change.clone();
-        viewer.conn.db.task().on_update(move |_, _, _| notify());
-        let notify = on_change;
-        viewer.conn.db.task_result().on_insert(move |_, _| notify());
-        Ok(LocalMesh { server: Some(server), limb, http, owner_token, viewer, stop_limb })
+    /// Join someone else's hub as a limb of their tenant (the `invite` is
+    /// needed the first time only; the identity is kept in `data_dir`). Tasks
+    /// are submitted, seen and cancelled as this limb's identity, a member of
+    /// that tenant.
+    pub async fn join(
+        hub: &RemoteHub,
+        data_dir: &Path,
+        executor: Arc<dyn Executor>,
+        governor: Option<watch::Receiver<Decision>>,
+        on_change: impl Fn() + Send + Sync + 'static,
+    ) -> Result<Self, HubError> {
+        let http_base = http_url(&hub.url)?;
+        std::fs::create_dir_all(data_dir).map_err(|e| HubError::Connect(format!("{}: {e}", data_dir.display())))?;
+        let token_file = data_dir.join("limb.token");
+        let options = this_workstation(hub.url.clone(), hub.database.clone(), token_file.clone(), hub.invite.clone(), governor);
+        let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(on_change);
+        let (limb, stop_limb) = spawn_limb(options, executor, on_change.clone());
+        // Enrolled (the token is saved and the limb registered), or stopped with why.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let status = limb.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if status.limb_id.is_some() {
+                break;
+            }
+            if let Some(error) = status.stopped {
+                return Err(HubError::Connect(error));
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = stop_limb.send(true);
+                return Err(HubError::Connect(format!("no answer from the hub at {} within a minute", hub.url)));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let token = std::fs::read_to_string(&token_file).map_err(|e| HubError::Connect(format!("{}: {e}", token_file.display())))?;
+        let token = token.trim().to_string();
+        let viewer = watch_rows(hub.url.clone(), hub.database.clone(), token.clone(), on_change).await?;
+        let http = HubHttp::new(http_base);
+        Ok(Mesh { server: None, limb, http, owner_token: token, viewer, stop_limb, database: hub.database.clone() })
     }
 
     pub async fn submit(&self, payload: &str) -> Result<(), HubError> {
-        self.http.call(DATABASE, "submit_task", serde_json::json!([payload]), &self.owner_token).await
+        self.http.call(&self.database, "submit_task", serde_json::json!([payload]), &self.owner_token).await
     }
 
     /// The tenant's tasks, newest first, from the live subscription cache.
@@ -192,13 +283,18 @@ impl LocalMesh {
         tasks
     }
 
+    /// Who this app is at the hub (hex), as the hub's owner sees it.
+    pub fn identity(&self) -> String {
+        self.viewer.identity.to_hex().to_string()
+    }
+
     pub fn limb(&self) -> LimbStatus {
         self.limb.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Give a task up: a pending one never runs, a claimed one is dropped by its limb.
     pub async fn cancel(&self, task_id: u64) -> Result<(), HubError> {
-        self.http.call(DATABASE, "cancel_task", serde_json::json!([task_id]), &self.owner_token).await
+        self.http.call(&self.database, "cancel_task", serde_json::json!([task_id]), &self.owner_token).await
     }
 
     pub fn stop(&mut self) {
@@ -210,7 +306,7 @@ impl LocalMesh {
     }
 }
 
-impl Drop for LocalMesh {
+impl Drop for Mesh {
     fn drop(&mut self) {
         self.stop();
     }

@@ -11,7 +11,7 @@ mod usage;
 use limb_core::agent::local::LocalAgent;
 use limb_core::agent::Budget;
 use limb_core::governor::{Decision, DonationPolicy, Governor, SystemSignals};
-use limb_core::mesh::LocalMesh;
+use limb_core::mesh::Mesh;
 use settings::Settings;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 /// The local mesh (hub + this machine's limb) and the agent that answers its
 /// tasks (local memory, the model, the sandbox), once started.
 pub(crate) struct Running {
-    mesh: LocalMesh,
+    mesh: Mesh,
     agent: LocalAgent,
 }
 
@@ -84,7 +84,7 @@ async fn start_limb(app: &tauri::AppHandle, governor: &Governor) -> Result<Runni
     agent.follow(&governor.decision());
     let executor = Arc::new(agent.executor(tokio::runtime::Handle::current()));
     let notifier = app.clone();
-    let started = LocalMesh::start(&parts, &state.data_dir.join("mesh"), executor, Some(governor.subscribe()), move || {
+    let started = Mesh::start(&parts, &state.data_dir.join("mesh"), executor, Some(governor.subscribe()), move || {
         let _ = notifier.emit(CHANGED, ());
     })
     .await;
