@@ -21,6 +21,7 @@ fn main() {
         "use_model",
         "settings",
         "save_update_settings",
+        "save_hub",
         "set_autostart",
         "check_update",
         "install_update",

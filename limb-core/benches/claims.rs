@@ -56,6 +56,7 @@ fn start_limbs(hub: &Hub, dir: &std::path::Path, n: usize) -> (watch::Sender<boo
             lease_secs: 60,
             max_in_flight: 4,
             governor: None,
+            tasks: None,
         };
         tokio::spawn(run_limb(options, Arc::new(EchoExecutor { work: Duration::ZERO }), stop_rx.clone(), events_tx.clone()));
     }

@@ -591,6 +591,7 @@ async fn main() -> anyhow::Result<()> {
                 lease_secs,
                 max_in_flight,
                 governor: None,
+                tasks: None,
             };
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
@@ -610,7 +611,7 @@ async fn main() -> anyhow::Result<()> {
             // One line per event on stdout: what the limb is doing, for people and tests.
             while let Some(event) = events.recv().await {
                 match event {
-                    LimbEvent::Ready { limb_id } => println!("ready limb={limb_id}"),
+                    LimbEvent::Ready { limb_id, .. } => println!("ready limb={limb_id}"),
                     LimbEvent::Claimed(id) => println!("claimed {id}"),
                     LimbEvent::Executed(id) => println!("executed {id}"),
                     LimbEvent::Completed(id) => println!("completed {id}"),

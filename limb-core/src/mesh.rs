@@ -6,8 +6,8 @@
 
 use crate::config::{free_loopback_port, Parts};
 use crate::governor::Decision;
-use crate::hub::bindings::{DbConnection, TaskResultTableAccess, TaskState, TaskTableAccess};
-use crate::hub::{connect, run_limb, Connected, Executor, HubError, HubHttp, HubServer, HubServerConfig, LimbEvent, LimbOptions};
+use crate::hub::bindings::{TaskResultTableAccess, TaskTableAccess};
+use crate::hub::{connect, run_limb, Connected, Executor, HubError, HubHttp, HubServer, HubServerConfig, LimbEvent, LimbOptions, TaskView, task_views};
 use spacetimedb_sdk::{DbContext, Table, TableWithPrimaryKey};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -15,34 +15,13 @@ use tokio::sync::{mpsc, watch};
 
 const DATABASE: &str = "heiwa";
 
-/// A task as a person sees it.
-#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
-pub struct TaskView {
-    pub id: u64,
-    pub state: &'static str,
-    pub payload: String,
-    pub attempts: u32,
-    /// The limb that answered, once there is a result.
-    pub limb: Option<u64>,
-    pub summary: Option<String>,
-    pub reason: String,
-}
-
-fn state_name(state: TaskState) -> &'static str {
-    match state {
-        TaskState::Pending => "pending",
-        TaskState::Claimed => "claimed",
-        TaskState::Done => "done",
-        TaskState::Failed => "failed",
-        TaskState::Cancelled => "cancelled",
-    }
-}
-
 /// What this machine's limb is doing, from its own events.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct LimbStatus {
     /// Its id at the hub, once registered.
     pub limb_id: Option<u64>,
+    /// Its identity at the hub (hex), once connected.
+    pub identity: Option<String>,
     pub connected: bool,
     /// The last connection problem, while disconnected.
     pub problem: Option<String>,
@@ -59,8 +38,9 @@ pub struct LimbStatus {
 impl LimbStatus {
     fn apply(&mut self, event: LimbEvent) {
         match event {
-            LimbEvent::Ready { limb_id } => {
+            LimbEvent::Ready { limb_id, identity } => {
                 self.limb_id = Some(limb_id);
+                self.identity = Some(identity);
                 self.connected = true;
             }
             LimbEvent::Claimed(id) => self.running.push(id),
@@ -89,9 +69,18 @@ pub struct Mesh {
     limb: Arc<Mutex<LimbStatus>>,
     http: HubHttp,
     owner_token: String,
-    viewer: Connected,
+    rows: Rows,
     stop_limb: watch::Sender<bool>,
     database: String,
+}
+
+/// Where the tenant's task rows come from: an owner's own subscription (the
+/// local hub), or the limb's subscription (a joined hub: the SDK keeps one
+/// connection id per process, so a second connection as the same identity
+/// would collide with the limb's).
+enum Rows {
+    Viewer(Connected),
+    Limb(watch::Receiver<Vec<TaskView>>),
 }
 
 /// A hub run by someone else, as the desktop's Settings name it.
@@ -131,7 +120,7 @@ fn this_workstation(
     invite: Option<String>,
     governor: Option<watch::Receiver<Decision>>,
 ) -> LimbOptions {
-    LimbOptions { uri, database, token_file, invite, name: "this workstation".into(), lease_secs: 30, max_in_flight: 1, governor }
+    LimbOptions { uri, database, token_file, invite, name: "this workstation".into(), lease_secs: 30, max_in_flight: 1, governor, tasks: None }
 }
 
 /// Run the limb on its own task, keeping its status from its events.
@@ -212,7 +201,7 @@ impl Mesh {
         let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(on_change);
         let (limb, stop_limb) = spawn_limb(options, executor, on_change.clone());
         let viewer = watch_rows(server.ws_url(), DATABASE.into(), owner_token.clone(), on_change).await?;
-        Ok(Mesh { server: Some(server), limb, http, owner_token, viewer, stop_limb, database: DATABASE.into() })
+        Ok(Mesh { server: Some(server), limb, http, owner_token, rows: Rows::Viewer(viewer), stop_limb, database: DATABASE.into() })
     }
 
     /// Join someone else's hub as a limb of their tenant (the `invite` is
@@ -229,9 +218,17 @@ impl Mesh {
         let http_base = http_url(&hub.url)?;
         std::fs::create_dir_all(data_dir).map_err(|e| HubError::Connect(format!("{}: {e}", data_dir.display())))?;
         let token_file = data_dir.join("limb.token");
-        let options = this_workstation(hub.url.clone(), hub.database.clone(), token_file.clone(), hub.invite.clone(), governor);
+        let mut options = this_workstation(hub.url.clone(), hub.database.clone(), token_file.clone(), hub.invite.clone(), governor);
+        let (rows_tx, rows) = watch::channel(Vec::new());
+        options.tasks = Some(Arc::new(rows_tx));
         let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(on_change);
         let (limb, stop_limb) = spawn_limb(options, executor, on_change.clone());
+        let (mut changes, notify) = (rows.clone(), on_change.clone());
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                notify();
+            }
+        });
         // Enrolled (the token is saved and the limb registered), or stopped with why.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
@@ -249,10 +246,8 @@ impl Mesh {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         let token = std::fs::read_to_string(&token_file).map_err(|e| HubError::Connect(format!("{}: {e}", token_file.display())))?;
-        let token = token.trim().to_string();
-        let viewer = watch_rows(hub.url.clone(), hub.database.clone(), token.clone(), on_change).await?;
         let http = HubHttp::new(http_base);
-        Ok(Mesh { server: None, limb, http, owner_token: token, viewer, stop_limb, database: hub.database.clone() })
+        Ok(Mesh { server: None, limb, http, owner_token: token.trim().to_string(), rows: Rows::Limb(rows), stop_limb, database: hub.database.clone() })
     }
 
     pub async fn submit(&self, payload: &str) -> Result<(), HubError> {
@@ -261,31 +256,18 @@ impl Mesh {
 
     /// The tenant's tasks, newest first, from the live subscription cache.
     pub fn tasks(&self) -> Vec<TaskView> {
-        let conn: &DbConnection = &self.viewer.conn;
-        let mut tasks: Vec<TaskView> = conn
-            .db
-            .task()
-            .iter()
-            .map(|task| {
-                let result = conn.db.task_result().task_id().find(&task.id);
-                TaskView {
-                    id: task.id,
-                    state: state_name(task.state),
-                    payload: task.payload,
-                    attempts: task.attempts,
-                    limb: result.as_ref().map(|r| r.limb_id).or(task.claimed_by),
-                    summary: result.map(|r| r.summary),
-                    reason: task.reason,
-                }
-            })
-            .collect();
-        tasks.sort_by_key(|task| std::cmp::Reverse(task.id));
-        tasks
+        match &self.rows {
+            Rows::Viewer(viewer) => task_views(&viewer.conn),
+            Rows::Limb(rows) => rows.borrow().clone(),
+        }
     }
 
     /// Who this app is at the hub (hex), as the hub's owner sees it.
     pub fn identity(&self) -> String {
-        self.viewer.identity.to_hex().to_string()
+        match &self.rows {
+            Rows::Viewer(viewer) => viewer.identity.to_hex().to_string(),
+            Rows::Limb(_) => self.limb().identity.unwrap_or_default(),
+        }
     }
 
     pub fn limb(&self) -> LimbStatus {
@@ -299,7 +281,9 @@ impl Mesh {
 
     pub fn stop(&mut self) {
         let _ = self.stop_limb.send(true);
-        let _ = self.viewer.conn.disconnect();
+        if let Rows::Viewer(viewer) = &self.rows {
+            let _ = viewer.conn.disconnect();
+        }
         if let Some(server) = self.server.take() {
             server.stop();
         }
@@ -309,5 +293,23 @@ impl Mesh {
 impl Drop for Mesh {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_url;
+
+    #[test]
+    fn the_hubs_http_base_follows_its_websocket_url_and_plain_ws_stays_on_this_machine() {
+        assert_eq!(http_url("wss://hub.example.org").unwrap(), "https://hub.example.org");
+        assert_eq!(http_url("wss://hub.example.org:8443/").unwrap(), "https://hub.example.org:8443");
+        assert_eq!(http_url("ws://127.0.0.1:3000").unwrap(), "http://127.0.0.1:3000");
+        assert_eq!(http_url("ws://[::1]:3000").unwrap(), "http://[::1]:3000");
+        assert_eq!(http_url("ws://localhost:3000").unwrap(), "http://localhost:3000");
+        assert!(http_url("ws://hub.example.org:3000").unwrap_err().to_string().contains("unencrypted"));
+        assert!(http_url("https://hub.example.org").unwrap_err().to_string().contains("not a WebSocket URL"));
+        assert!(http_url("hub.example.org").unwrap_err().to_string().contains("not a URL"));
+        assert!(http_url("wss://").unwrap_err().to_string().contains("no host"));
     }
 }

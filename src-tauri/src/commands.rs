@@ -4,7 +4,8 @@
 use crate::{AppState, Limb, CHANGED};
 use limb_core::governor::{Decision, DonationPolicy};
 use limb_core::memory::{Citation, DocumentInfo, Progress};
-use limb_core::mesh::{LimbStatus, TaskView};
+use limb_core::hub::TaskView;
+use limb_core::mesh::LimbStatus;
 use limb_core::models::{ModelInfo, ModelStore};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -292,19 +293,43 @@ pub struct SettingsView {
     channels: [&'static str; 2],
     autostart: bool,
     data_dir: String,
-    /// Where tasks come from: the hub this app runs on this machine.
-    hub: &'static str,
+    /// This app's identity at its hub (hex), once connected.
+    identity: Option<String>,
 }
 
 #[tauri::command]
-pub fn settings(app: AppHandle, state: State<'_, AppState>) -> SettingsView {
-    SettingsView {
+pub async fn settings(app: AppHandle, state: State<'_, AppState>) -> Result<SettingsView> {
+    let identity = match &*state.limb.lock().await {
+        Limb::Ready(running) => Some(running.mesh.identity()),
+        _ => None,
+    };
+    Ok(SettingsView {
         settings: state.settings(),
         channels: crate::settings::CHANNELS,
         autostart: app.autolaunch().is_enabled().unwrap_or(false),
         data_dir: state.data_dir.display().to_string(),
-        hub: "the local hub this app runs (no network needed)",
-    }
+        identity,
+    })
+}
+
+/// Give to someone else's hub (an empty URL: back to the local hub). The limb
+/// connects at the next start, so the app restarts.
+#[tauri::command]
+pub fn save_hub(app: AppHandle, state: State<'_, AppState>, url: String, database: String, invite: String) -> Result<()> {
+    let url = url.trim().to_string();
+    let hub = if url.is_empty() {
+        None
+    } else {
+        limb_core::mesh::http_url(&url).map_err(|e| e.to_string())?;
+        let database = database.trim().to_string();
+        if database.is_empty() {
+            return Err("give the hub's database name (its owner knows it)".into());
+        }
+        let invite = Some(invite.trim().to_string()).filter(|i| !i.is_empty());
+        Some(limb_core::mesh::RemoteHub { url, database, invite })
+    };
+    state.save_settings(|settings| settings.hub = hub)?;
+    app.restart()
 }
 
 #[tauri::command]

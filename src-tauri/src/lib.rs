@@ -11,7 +11,7 @@ mod usage;
 use limb_core::agent::local::LocalAgent;
 use limb_core::agent::Budget;
 use limb_core::governor::{Decision, DonationPolicy, Governor, SystemSignals};
-use limb_core::mesh::Mesh;
+use limb_core::mesh::{Mesh, RemoteHub};
 use settings::Settings;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -84,10 +84,23 @@ async fn start_limb(app: &tauri::AppHandle, governor: &Governor) -> Result<Runni
     agent.follow(&governor.decision());
     let executor = Arc::new(agent.executor(tokio::runtime::Handle::current()));
     let notifier = app.clone();
-    let started = Mesh::start(&parts, &state.data_dir.join("mesh"), executor, Some(governor.subscribe()), move || {
+    let on_change = move || {
         let _ = notifier.emit(CHANGED, ());
-    })
-    .await;
+    };
+    let started = match state.settings().hub {
+        None => Mesh::start(&parts, &state.data_dir.join("mesh"), executor, Some(governor.subscribe()), on_change).await,
+        Some(hub) => {
+            let joined = Mesh::join(&hub, &state.data_dir.join("remote-hub"), executor, Some(governor.subscribe()), on_change).await;
+            if joined.is_ok() && hub.invite.is_some() {
+                // Joined: the identity is kept in the data directory; the invite is spent.
+                let spent = RemoteHub { invite: None, ..hub };
+                if let Err(error) = state.save_settings(|settings| settings.hub = Some(spent)) {
+                    eprintln!("{error}");
+                }
+            }
+            joined.map_err(|e| limb_core::hub::HubError::Connect(format!("{e}; check the hub's address and invite in Settings")))
+        }
+    };
     match started {
         Ok(mesh) => Ok(Running { mesh, agent }),
         Err(e) => {
@@ -204,6 +217,7 @@ pub fn run() {
             commands::use_model,
             commands::settings,
             commands::save_update_settings,
+            commands::save_hub,
             commands::set_autostart,
             update::check_update,
             update::install_update,

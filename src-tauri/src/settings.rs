@@ -2,6 +2,7 @@
 //! a temporary file and renamed, so a crash mid-save never leaves half a file.
 
 use limb_core::governor::DonationPolicy;
+use limb_core::mesh::RemoteHub;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,8 @@ use std::path::{Path, PathBuf};
 pub struct Settings {
     pub donation: DonationPolicy,
     pub updates: UpdateSettings,
+    /// Someone else's hub to give to; `None` runs the local hub.
+    pub hub: Option<RemoteHub>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

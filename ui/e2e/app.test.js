@@ -268,6 +268,12 @@ test('settings: a bad donation policy is refused with the reason; start at login
   const saved = JSON.parse(readFileSync(join(dataDir, 'settings.json'), 'utf8'));
   assert.equal(saved.donation.max_concurrent, 2, 'saved to the settings file');
 
+  // A hub address that would send the limb's token in clear text is refused before any connection.
+  await type('#hub-url', 'ws://hub.example.org:3000');
+  await click('#save-hub');
+  assert.match(await waitFor('the hub refusal', () => textOrEmpty('#hub-error')), /unencrypted: give the hub's address as wss:/);
+  assert.match(await text('#hub-mode'), /^Running its own hub on this machine/, 'nothing changed');
+
   const entry = join(home, '.config', 'autostart', 'Heiwa.desktop');
   await click('#autostart');
   await waitFor('the autostart entry', () => existsSync(entry));

@@ -51,12 +51,15 @@ pub struct LimbOptions {
     /// Its `max_in_flight` then bounds the claims instead of the one above.
     /// `None` gives always.
     pub governor: Option<watch::Receiver<Decision>>,
+    /// Where to publish the tenant's tasks as this limb's subscription sees
+    /// them, after every change (for an app that shows them).
+    pub tasks: Option<Arc<watch::Sender<Vec<super::TaskView>>>>,
 }
 
 /// What the limb did, for logs and the UI.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LimbEvent {
-    Ready { limb_id: u64 },
+    Ready { limb_id: u64, identity: String },
     Claimed(u64),
     Executed(u64),
     Completed(u64),
@@ -72,6 +75,8 @@ pub enum LimbEvent {
 
 enum Msg {
     Wake,
+    /// A task or result row changed (sent only when tasks are published).
+    Rows,
     Claim { task_id: u64, ok: bool },
     Executed { task_id: u64, outcome: Result<String, String> },
     Acked { task_id: u64, ok: bool },
@@ -104,6 +109,7 @@ fn load_token(path: &PathBuf) -> Option<String> {
 /// Connect (blocking SDK calls off the async runtime) and wire every callback
 /// the loop needs into `tx`. Callbacks fire for our own identity's calls only.
 async fn connect_wired(options: &LimbOptions, generation: u64, tx: mpsc::UnboundedSender<Msg>) -> Result<Connected, HubError> {
+    let publishing = options.tasks.is_some();
     let token = load_token(&options.token_file);
     let (uri, database) = (options.uri.clone(), options.database.clone());
     let on_gone = tx.clone();
@@ -123,13 +129,25 @@ async fn connect_wired(options: &LimbOptions, generation: u64, tx: mpsc::Unbound
         if task.state == TaskState::Pending {
             let _ = wake.send(Msg::Wake);
         }
+        if publishing {
+            let _ = wake.send(Msg::Rows);
+        }
     });
     let wake = tx.clone();
     conn.db.task().on_update(move |_, _, task| {
         if task.state == TaskState::Pending {
             let _ = wake.send(Msg::Wake);
         }
+        if publishing {
+            let _ = wake.send(Msg::Rows);
+        }
     });
+    if publishing {
+        let rows = tx.clone();
+        conn.db.task_result().on_insert(move |_, _| {
+            let _ = rows.send(Msg::Rows);
+        });
+    }
     let claims = tx.clone();
     conn.reducers.on_claim_task(move |ctx, task_id, _| {
         if ctx.event.caller_identity == me {
@@ -241,7 +259,13 @@ pub async fn run_limb(
     let mut connected = connect_wired(&options, generation, tx.clone()).await?;
     let limb_id = enrol(&options, &connected).await?;
     let me: Identity = connected.identity;
-    let _ = events.send(LimbEvent::Ready { limb_id });
+    let _ = events.send(LimbEvent::Ready { limb_id, identity: me.to_hex().to_string() });
+    let publish = |conn: &DbConnection| {
+        if let Some(tasks) = &options.tasks {
+            tasks.send_replace(super::task_views(conn));
+        }
+    };
+    publish(&connected.conn);
     let mut governor = options.governor.clone();
     let mut decision = governor.as_mut().map(|g| g.borrow_and_update().clone());
     if let Some(decision) = &decision {
@@ -273,6 +297,7 @@ pub async fn run_limb(
             }
             Some(msg) = rx.recv() => match msg {
                 Msg::Wake => {}
+                Msg::Rows => publish(&connected.conn),
                 Msg::Claim { task_id, ok } => {
                     work.claiming.remove(&task_id);
                     let must_release = decision.as_ref().is_some_and(|d| !d.give && d.release_running);
@@ -318,6 +343,7 @@ pub async fn run_limb(
                         return Err(HubError::Connect("the hub gave this limb a different identity".into()));
                     }
                     reconcile(&connected.conn, limb_id, &mut work, &tx, &events);
+                    publish(&connected.conn);
                     let _ = events.send(LimbEvent::Reconnected);
                 }
                 Msg::Disconnected { .. } => {}

@@ -70,3 +70,51 @@ mod tests {
         assert_eq!(truncate_to("hi", 10), "hi");
     }
 }
+
+/// A task as a person sees it.
+#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
+pub struct TaskView {
+    pub id: u64,
+    pub state: &'static str,
+    pub payload: String,
+    pub attempts: u32,
+    /// The limb that answered, once there is a result.
+    pub limb: Option<u64>,
+    pub summary: Option<String>,
+    pub reason: String,
+}
+
+fn state_name(state: bindings::TaskState) -> &'static str {
+    match state {
+        bindings::TaskState::Pending => "pending",
+        bindings::TaskState::Claimed => "claimed",
+        bindings::TaskState::Done => "done",
+        bindings::TaskState::Failed => "failed",
+        bindings::TaskState::Cancelled => "cancelled",
+    }
+}
+
+/// The tenant's tasks in `conn`'s cache, newest first.
+pub fn task_views(conn: &bindings::DbConnection) -> Vec<TaskView> {
+    use bindings::{TaskResultTableAccess, TaskTableAccess};
+    use spacetimedb_sdk::Table;
+    let mut tasks: Vec<TaskView> = conn
+        .db
+        .task()
+        .iter()
+        .map(|task| {
+            let result = conn.db.task_result().task_id().find(&task.id);
+            TaskView {
+                id: task.id,
+                state: state_name(task.state),
+                payload: task.payload,
+                attempts: task.attempts,
+                limb: result.as_ref().map(|r| r.limb_id).or(task.claimed_by),
+                summary: result.map(|r| r.summary),
+                reason: task.reason,
+            }
+        })
+        .collect();
+    tasks.sort_by_key(|task| std::cmp::Reverse(task.id));
+    tasks
+}

@@ -295,3 +295,55 @@ async fn a_tampered_token_is_refused_at_connect() {
     assert!(ws.is_err(), "the WebSocket refuses it too");
     server.stop();
 }
+
+/// The desktop's way to donate to someone else's hub: `Mesh::join` with the
+/// owner's invite. Its tasks run on its in-process limb, the owner sees them
+/// in their tenant, and a wrong invite is a clear error, not a hang.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_app_mesh_joins_a_remote_hub_by_invite_and_answers_its_tenant() {
+    use limb_core::hub::EchoExecutor;
+    use limb_core::mesh::{Mesh, RemoteHub};
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
+    let (owner, invite) = tenant_with_invite(&http, 1).await;
+    let executor = Arc::new(EchoExecutor { work: Duration::from_millis(10) });
+
+    let wrong = RemoteHub { url: server.ws_url(), database: "heiwa".into(), invite: Some("not-a-code".into()) };
+    let refused = Mesh::join(&wrong, &dir.path().join("stranger"), executor.clone(), None, || {}).await;
+    let error = refused.err().expect("a wrong invite is refused").to_string();
+    assert!(error.contains("join_tenant"), "the error says what was refused: {error}");
+
+    let hub = RemoteHub { url: server.ws_url(), database: "heiwa".into(), invite: Some(invite) };
+    let mut mesh = Mesh::join(&hub, &dir.path().join("app"), executor, None, || {}).await.expect("joins with the invite");
+    assert!(mesh.limb().connected);
+    mesh.submit("hello from the app").await.expect("a member may submit");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let task = loop {
+        if let Some(task) = mesh.tasks().into_iter().find(|t| t.state == "done") {
+            break task;
+        }
+        if Instant::now() > deadline {
+            let owner_view = http.sql("heiwa", "SELECT * FROM task", &owner).await.unwrap();
+            panic!("no answer: {:?}; limb {:?}; owner sees {owner_view}", mesh.tasks(), mesh.limb());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(task.summary.as_deref(), Some(format!("task {}: received 18 bytes", task.id).as_str()));
+    assert_eq!(task.limb, mesh.limb().limb_id, "answered by the app's own limb");
+    let owner_view = http.sql("heiwa", "SELECT payload FROM task", &owner).await.unwrap();
+    assert_eq!(owner_view[0]["rows"][0][0], "hello from the app", "the task is in the owner's tenant");
+    mesh.stop();
+    // The SDK keeps one connection id per process: let the stopped limb's
+    // connection close before the same identity connects again (an app
+    // restart is a new process and needs no such wait).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Restarted without the invite: the saved identity is enough.
+    let again = RemoteHub { invite: None, ..hub };
+    let mut mesh = Mesh::join(&again, &dir.path().join("app"), Arc::new(EchoExecutor { work: Duration::ZERO }), None, || {})
+        .await
+        .expect("rejoins with the saved identity");
+    assert_eq!(mesh.tasks().len(), 1, "the same tenant's tasks");
+    mesh.stop();
+}
