@@ -10,7 +10,6 @@ fn main() {
         "limb_status",
         "save_donation",
         "set_paused",
-        "set_gpu_paused",
         "pick_folder",
         "ingest_folder",
         "documents",

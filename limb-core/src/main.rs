@@ -279,6 +279,10 @@ enum LimbCommand {
         /// With the echo executor: how long it works on each task.
         #[arg(long, default_value_t = 0)]
         work_ms: u64,
+        /// When and how much to give: a JSON donation policy, as in the desktop
+        /// app's settings.json ("donation"). Without it the limb always gives.
+        #[arg(long)]
+        donation: Option<PathBuf>,
         #[command(flatten)]
         remote: RemoteArgs,
         #[command(flatten)]
@@ -581,7 +585,20 @@ async fn main() -> anyhow::Result<()> {
             }
             local.close().await?;
         }
-        Command::Limb(LimbCommand::Run { invite, name, lease_secs, max_in_flight, executor, memory_tenant, work_ms, remote, hub }) => {
+        Command::Limb(LimbCommand::Run { invite, name, lease_secs, max_in_flight, executor, memory_tenant, work_ms, donation, remote, hub }) => {
+            let governor = match &donation {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                    let policy: limb_core::governor::DonationPolicy =
+                        serde_json::from_str(&text).with_context(|| format!("{} is not a donation policy", path.display()))?;
+                    policy.validate()?;
+                    let signals = limb_core::governor::SystemSignals::default();
+                    let governor = limb_core::governor::Governor::new(policy, signals, limb_core::inference::all_cores());
+                    governor.spawn_ticker(std::time::Duration::from_secs(5));
+                    Some(governor)
+                }
+                None => None,
+            };
             let options = LimbOptions {
                 uri: hub.ws_uri(),
                 database: hub.database.clone(),
@@ -590,7 +607,7 @@ async fn main() -> anyhow::Result<()> {
                 name,
                 lease_secs,
                 max_in_flight,
-                governor: None,
+                governor: governor.as_ref().map(|g| g.subscribe()),
                 tasks: None,
             };
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -604,6 +621,10 @@ async fn main() -> anyhow::Result<()> {
                 ExecutorKind::Echo => (Arc::new(EchoExecutor { work: std::time::Duration::from_millis(work_ms) }), None),
                 ExecutorKind::Agent => {
                     let agent = open_agent(&memory_tenant, Budget::default().max_steps, &remote).await?;
+                    if let Some(governor) = &governor {
+                        // Threads and GPU layers as the policy says (read once: the file does not change under us).
+                        agent.follow(&governor.decision());
+                    }
                     (Arc::new(agent.executor(tokio::runtime::Handle::current())), Some(agent))
                 }
             };

@@ -114,28 +114,23 @@ pub async fn limb_status(state: State<'_, AppState>) -> Result<LimbView> {
     })
 }
 
-#[tauri::command]
-pub fn save_donation(app: AppHandle, state: State<'_, AppState>, policy: DonationPolicy) -> Result<Decision> {
-    let decision = state.change_policy(|current| *current = policy)?;
-    crate::tray::show(&app, &state.governor.policy(), &decision);
+/// Change the donation policy and show the result at once (tray and window).
+pub(crate) fn apply_policy(app: &AppHandle, change: impl FnOnce(&mut DonationPolicy)) -> Result<Decision> {
+    let state = app.state::<AppState>();
+    let decision = state.change_policy(change)?;
+    crate::tray::show(app, &state.governor.policy(), &decision);
     let _ = app.emit(CHANGED, ());
     Ok(decision)
 }
 
 #[tauri::command]
-pub fn set_paused(app: AppHandle, state: State<'_, AppState>, paused: bool) -> Result<Decision> {
-    let decision = state.change_policy(|policy| policy.paused = paused)?;
-    crate::tray::show(&app, &state.governor.policy(), &decision);
-    let _ = app.emit(CHANGED, ());
-    Ok(decision)
+pub fn save_donation(app: AppHandle, policy: DonationPolicy) -> Result<Decision> {
+    apply_policy(&app, |current| *current = policy)
 }
 
 #[tauri::command]
-pub fn set_gpu_paused(app: AppHandle, state: State<'_, AppState>, paused: bool) -> Result<Decision> {
-    let decision = state.change_policy(|policy| policy.gpu_paused = paused)?;
-    crate::tray::show(&app, &state.governor.policy(), &decision);
-    let _ = app.emit(CHANGED, ());
-    Ok(decision)
+pub fn set_paused(app: AppHandle, paused: bool) -> Result<Decision> {
+    apply_policy(&app, |policy| policy.paused = paused)
 }
 
 /// The native folder picker; `None` when the owner cancels.

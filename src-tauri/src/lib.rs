@@ -206,7 +206,6 @@ pub fn run() {
             commands::limb_status,
             commands::save_donation,
             commands::set_paused,
-            commands::set_gpu_paused,
             commands::pick_folder,
             commands::ingest_folder,
             commands::documents,

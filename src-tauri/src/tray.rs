@@ -1,6 +1,6 @@
 //! The tray: what the limb is doing, pause/resume giving, pause GPU work.
 
-use crate::AppState;
+use crate::commands::apply_policy;
 use limb_core::governor::{Decision, DonationPolicy};
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -22,10 +22,9 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
     let separator = PredefinedMenuItem::separator(app)?;
     let menu = Menu::with_items(app, &[&status, &separator, &pause, &gpu, &open, &quit])?;
     let mut tray = TrayIconBuilder::with_id("heiwa").tooltip("Heiwa").menu(&menu).on_menu_event(|app, event| {
-        let state = app.state::<AppState>();
         let outcome = match event.id().as_ref() {
-            "pause" => state.change_policy(|policy| policy.paused = !policy.paused).map(drop),
-            "gpu" => state.change_policy(|policy| policy.gpu_paused = !policy.gpu_paused).map(drop),
+            "pause" => apply_policy(app, |policy| policy.paused = !policy.paused).map(drop),
+            "gpu" => apply_policy(app, |policy| policy.gpu_paused = !policy.gpu_paused).map(drop),
             "show" => {
                 if let Some(window) = app.get_webview_window("main") {
                     let _ = window.show();
@@ -42,7 +41,6 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
         if let Err(error) = outcome {
             eprintln!("tray: {error}");
         }
-        show(app, &state.governor.policy(), &state.governor.decision());
     });
     if let Some(icon) = app.default_window_icon() {
         tray = tray.icon(icon.clone());

@@ -305,3 +305,15 @@ test('updates: a signed update is verified; tampered, unsigned, foreign-key and 
   }
   await screenshot('update-rejected', '#update-error');
 });
+
+test('a second launch hands over to the running app and exits (single instance)', async () => {
+  assert.ok(process.env.DBUS_SESSION_BUS_ADDRESS, 'scripts/test runs this under a D-Bus session, where single instance lives');
+  const second = spawn(application, [], { env: { ...process.env, HEIWA_DATA_DIR: dataDir, HOME: home }, stdio: 'ignore' });
+  const code = await Promise.race([
+    new Promise((resolve) => second.once('exit', resolve)),
+    new Promise((resolve) => setTimeout(() => resolve('still running'), 15000))
+  ]);
+  if (code === 'still running') second.kill('SIGKILL');
+  assert.equal(code, 0, 'the second instance exits at once instead of starting a second limb');
+  assert.match(await text('#donation-badge'), /giving/i, 'the first window still runs');
+});

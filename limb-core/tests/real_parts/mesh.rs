@@ -347,3 +347,37 @@ async fn the_app_mesh_joins_a_remote_hub_by_invite_and_answers_its_tenant() {
     assert_eq!(mesh.tasks().len(), 1, "the same tenant's tasks");
     mesh.stop();
 }
+
+/// `heiwa limb run --donation`: a paused policy makes the limb claim nothing
+/// (the claim loop follows the governor), with the reason on its output; an
+/// unusable policy file is refused before the limb connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_donation_policy_keeps_a_limb_from_claiming() {
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
+    let (owner, invite) = tenant_with_invite(&http, 2).await;
+    let paused = dir.path().join("paused.json");
+    std::fs::write(&paused, r#"{"paused": true, "max_concurrent": 2}"#).unwrap();
+    let limb = LimbProcess::launch(&http, dir.path(), &invite, "resting", &["--executor", "echo", "--donation", paused.to_str().unwrap()]);
+    limb.wait_for_line("ready");
+    assert_eq!(limb.wait_for_line_within("not giving", Duration::from_secs(10)), "not giving (paused by you)");
+    submit_many(&http, &owner, 3).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(tasks(&http, &owner).await.iter().filter(|t| t.1 == PENDING).count(), 3, "nothing claimed while paused");
+    let lines = limb.stop();
+    assert!(!lines.iter().any(|l| l.starts_with("claimed")), "{lines:?}");
+
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, r#"{"max_concurrent": 0}"#).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .args(["limb", "run", "--invite", &invite, "--donation", broken.to_str().unwrap()])
+        .env("HEIWA_HUB", http.base_url())
+        .env("HEIWA_DATA_DIR", dir.path().join("broken"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("at most 16 tasks at once"), "{stderr}");
+    server.stop();
+}
