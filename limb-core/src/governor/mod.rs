@@ -253,11 +253,14 @@ pub trait SignalSource: Send + Sync + 'static {
 /// and the kernel's power supplies.
 pub struct SystemSignals {
     power_supply: PathBuf,
+    /// Kept open: an X server with no client left resets itself, and with it
+    /// the idle counter (seen with a bare Xvfb), and one connection is cheaper.
+    x11: Mutex<Option<(x11rb::rust_connection::RustConnection, u32)>>,
 }
 
 impl Default for SystemSignals {
     fn default() -> Self {
-        SystemSignals { power_supply: PathBuf::from("/sys/class/power_supply") }
+        SystemSignals { power_supply: PathBuf::from("/sys/class/power_supply"), x11: Mutex::new(None) }
     }
 }
 
@@ -267,21 +270,33 @@ impl SignalSource for SystemSignals {
         let now = chrono::Local::now();
         Signals {
             minute_of_day: (now.hour() * 60 + now.minute()) as u16,
-            idle: x11_idle(),
+            idle: self.x11_idle(),
             on_battery: on_battery(&self.power_supply),
         }
     }
 }
 
-/// Time since the last input, from the X server's screen-saver extension
-/// (which XWayland serves too). `None` without a display.
-fn x11_idle() -> Option<Duration> {
-    use x11rb::connection::Connection;
-    use x11rb::protocol::screensaver::ConnectionExt;
-    let (conn, screen) = x11rb::connect(None).ok()?;
-    let root = conn.setup().roots.get(screen)?.root;
-    let info = conn.screensaver_query_info(root).ok()?.reply().ok()?;
-    Some(Duration::from_millis(u64::from(info.ms_since_user_input)))
+impl SystemSignals {
+    /// Time since the last input, from the X server's screen-saver extension
+    /// (which XWayland serves too). `None` without a display.
+    fn x11_idle(&self) -> Option<Duration> {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::screensaver::ConnectionExt;
+        let mut x11 = self.x11.lock().unwrap_or_else(|p| p.into_inner());
+        if x11.is_none() {
+            let (conn, screen) = x11rb::connect(None).ok()?;
+            let root = conn.setup().roots.get(screen)?.root;
+            *x11 = Some((conn, root));
+        }
+        let (conn, root) = x11.as_ref()?;
+        match conn.screensaver_query_info(*root).ok().and_then(|cookie| cookie.reply().ok()) {
+            Some(info) => Some(Duration::from_millis(u64::from(info.ms_since_user_input))),
+            None => {
+                *x11 = None; // the display went away: connect again next time
+                None
+            }
+        }
+    }
 }
 
 /// True when a battery is discharging. Desktops have no battery and are

@@ -36,9 +36,14 @@ impl LimbProcess {
 
     /// `heiwa limb run` with its data in `data_dir/name` and `args` added.
     pub(super) fn launch(hub: &HubHttp, data_dir: &std::path::Path, invite: &str, name: &str, args: &[&str]) -> Self {
+        Self::launch_with_env(hub, data_dir, invite, name, args, &[])
+    }
+
+    fn launch_with_env(hub: &HubHttp, data_dir: &std::path::Path, invite: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_heiwa"))
             .args(["limb", "run", "--invite", invite, "--name", name])
             .args(args)
+            .envs(env.iter().copied())
             .env("HEIWA_HUB", hub.base_url())
             .env("HEIWA_DATA_DIR", data_dir.join(name))
             .stdin(Stdio::null())
@@ -379,5 +384,58 @@ async fn a_paused_donation_policy_keeps_a_limb_from_claiming() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("at most 16 tasks at once"), "{stderr}");
+    server.stop();
+}
+
+/// The idle mode on a real X server (Xvfb, no input ever): the limb withholds
+/// while the display has seen input within the minute, then gives by itself
+/// once the minute has passed, and answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_only_limb_gives_once_the_display_has_been_idle_long_enough() {
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let number = std::iter::repeat_with(|| fastrand::u32(200..900)).find(|n| !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()).unwrap();
+    let display = format!(":{number}");
+    let mut xvfb = Command::new("Xvfb")
+        .args([display.as_str(), "-screen", "0", "640x480x24", "-nolisten", "tcp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb runs (scripts/setup installs it)");
+    let socket = format!("/tmp/.X11-unix/X{number}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::path::Path::new(&socket).exists() {
+        assert!(Instant::now() < deadline, "Xvfb did not open {socket}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
+    let (owner, invite) = tenant_with_invite(&http, 1).await;
+    let policy = dir.path().join("idle.json");
+    std::fs::write(&policy, r#"{"when": {"mode": "idle", "minutes": 1}}"#).unwrap();
+    let started = Instant::now();
+    let limb = LimbProcess::launch_with_env(
+        &http,
+        dir.path(),
+        &invite,
+        "night-owl",
+        &["--executor", "echo", "--donation", policy.to_str().unwrap()],
+        &[("DISPLAY", display.as_str())],
+    );
+    assert_eq!(
+        limb.wait_for_line_within("not giving", Duration::from_secs(30)),
+        "not giving (you are using the machine (gives after 1 idle minutes))"
+    );
+    submit_many(&http, &owner, 1).await;
+    let giving = limb.wait_for_line_within("giving (", Duration::from_secs(90));
+    assert_eq!(giving, "giving (you have been away for 1+ minutes)");
+    assert!(started.elapsed() >= Duration::from_secs(50), "not before the display was idle for a minute");
+    limb.wait_for_line_within("completed ", Duration::from_secs(30));
+    let lines = limb.stop();
+    let first_claim = lines.iter().position(|l| l.starts_with("claimed")).unwrap();
+    let gave = lines.iter().position(|l| l.starts_with("giving (")).unwrap();
+    assert!(gave < first_claim, "claimed only after giving began: {lines:?}");
+    let _ = xvfb.kill();
+    let _ = xvfb.wait();
     server.stop();
 }
