@@ -170,7 +170,11 @@ impl RemoteArgs {
 async fn open_agent(tenant: &str, max_steps: usize, remote: &RemoteArgs) -> anyhow::Result<LocalAgent> {
     let parts = parts()?;
     let budget = Budget { max_steps, ..Budget::default() };
-    Ok(LocalAgent::open(&parts, &config::data_dir(), tenant, budget, remote.options()?).await?)
+    let agent = LocalAgent::open(&parts, &config::data_dir(), tenant, budget, remote.options()?).await?;
+    if let Some(problem) = agent.tool_problem() {
+        eprintln!("warning: answering without run_python: {problem}");
+    }
+    Ok(agent)
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

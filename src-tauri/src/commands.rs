@@ -87,6 +87,8 @@ pub struct LimbView {
     policy: DonationPolicy,
     decision: Decision,
     model: Option<ModelState>,
+    /// Why the run_python tool is unavailable (no container engine), if it is.
+    tool_problem: Option<String>,
     /// Percent of the whole machine this app used since the last look.
     cpu_percent: Option<f64>,
     /// Whether this build's llama.cpp can offload to a GPU.
@@ -96,18 +98,20 @@ pub struct LimbView {
 
 #[tauri::command]
 pub async fn limb_status(state: State<'_, AppState>) -> Result<LimbView> {
-    let (limb, model) = match &*state.limb.lock().await {
+    let (limb, model, tool_problem) = match &*state.limb.lock().await {
         Limb::Ready(running) => (
             Some(running.mesh.limb()),
             running.agent.local_model().map(|m| ModelState { path: m.model_path().display().to_string(), loaded: m.is_loaded() }),
+            running.agent.tool_problem().map(String::from),
         ),
-        _ => (None, None),
+        _ => (None, None, None),
     };
     Ok(LimbView {
         limb,
         policy: state.governor.policy(),
         decision: state.governor.decision(),
         model,
+        tool_problem,
         cpu_percent: state.cpu.lock().unwrap_or_else(|p| p.into_inner()).sample(),
         gpu_offload: limb_core::inference::backend().is_ok_and(|b| b.supports_gpu_offload()),
         ingesting: state.ingesting.lock().unwrap_or_else(|p| p.into_inner()).clone(),

@@ -183,6 +183,7 @@ test('the window shows the limb state returned by the Rust side', async () => {
   await waitFor('the limb to connect', async () => (await text('#limb-connection')).startsWith('connected'), 120000);
   assert.match(await text('#limb-model'), /not loaded until a task needs it/, 'an idle limb holds no model in memory');
   assert.match(await text('#donation-state'), /^giving/);
+  assert.equal(await text('#limb-tool'), 'ready (sandboxed)');
   await screenshot('limb-status');
 });
 

@@ -7,7 +7,7 @@ use crate::hub::{Executor, MAX_SUMMARY_BYTES};
 use crate::inference::{ChatModel, Embedder, InferenceError, ModelOptions};
 use crate::memory::{Citation, LocalMemory, LocalMemoryError, Memory};
 use crate::remote::{RemoteClient, RemoteOptions};
-use crate::sandbox::{Limits, RunOutput, Sandbox, SandboxError, WarmPool};
+use crate::sandbox::{Limits, RunOutput, Sandbox, WarmPool};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -113,13 +113,25 @@ impl Retriever for MemoryRetriever {
     }
 }
 
-impl Tools for WarmPool {
+/// The `run_python` tool: a warm pool of sandboxes, or why there is none.
+/// Without a container engine the agent still answers (from memory and the
+/// model); a tool call then fails with the engine's message, which the model
+/// is shown. Code never runs on the host.
+pub enum SandboxTools {
+    Ready(WarmPool),
+    Unavailable(String),
+}
+
+impl Tools for SandboxTools {
     async fn run_python(&self, code: &str) -> Result<RunOutput, String> {
-        WarmPool::run_python(self, code).await.map_err(|e| e.to_string())
+        match self {
+            SandboxTools::Ready(pool) => pool.run_python(code).await.map_err(|e| e.to_string()),
+            SandboxTools::Unavailable(why) => Err(format!("run_python is unavailable: {why}")),
+        }
     }
 }
 
-pub type LocalAgentParts = Agent<ChatBackend, MemoryRetriever, WarmPool>;
+pub type LocalAgentParts = Agent<ChatBackend, MemoryRetriever, SandboxTools>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalAgentError {
@@ -127,8 +139,6 @@ pub enum LocalAgentError {
     Memory(#[from] LocalMemoryError),
     #[error(transparent)]
     Model(#[from] InferenceError),
-    #[error(transparent)]
-    Sandbox(#[from] SandboxError),
 }
 
 /// The agent with its parts started; [`LocalAgent::close`] stops them.
@@ -138,36 +148,40 @@ pub struct LocalAgent {
 }
 
 impl LocalAgent {
-    /// Start memory (under `data_dir/memory`), load the chat model, connect
-    /// the sandbox. Retrieval reads `tenant`'s documents.
-    /// With `remote`, chat goes to that server and no local chat model is loaded.
+    /// Start memory (under `data_dir/memory`), ready the chat model (it loads
+    /// on first use), connect the sandbox (without an engine the agent runs
+    /// without its tool: see [`LocalAgent::tool_problem`]). Retrieval reads
+    /// `tenant`'s documents. With `remote`, chat goes to that server.
     pub async fn open(parts: &Parts, data_dir: &Path, tenant: &str, budget: Budget, remote: Option<RemoteOptions>) -> Result<Self, LocalAgentError> {
-        let memory = LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir.join("memory")).await?;
-        let started = async {
-            let sandbox = Sandbox::connect(&parts.sandbox_image, Limits::default()).await?;
-            let options = ModelOptions { threads: crate::inference::all_cores(), gpu_layers: 0, context_len: 4096 };
-            let model = match remote {
-                Some(remote) => ChatBackend::Remote(RemoteClient::new(remote)),
-                None => ChatBackend::Local(LocalChat::new(parts.chat_model.clone(), options)?),
-            };
-            Ok::<_, LocalAgentError>((sandbox, model))
+        let options = ModelOptions { threads: crate::inference::all_cores(), gpu_layers: 0, context_len: 4096 };
+        let model = match remote {
+            Some(remote) => ChatBackend::Remote(RemoteClient::new(remote)),
+            None => ChatBackend::Local(LocalChat::new(parts.chat_model.clone(), options)?),
         };
-        let (sandbox, model) = match started.await {
-            Ok(started) => started,
-            Err(e) => {
-                let _ = memory.close().await;
-                return Err(e);
+        let memory = LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir.join("memory")).await?;
+        let tools = match Sandbox::connect(&parts.sandbox_image, Limits::default()).await {
+            // One container kept warm: a tool call then skips the cold start.
+            Ok(sandbox) => SandboxTools::Ready(WarmPool::new(Arc::new(sandbox), 1)),
+            Err(error) => {
+                tracing::warn!(%error, "the agent runs without run_python");
+                SandboxTools::Unavailable(error.to_string())
             }
         };
         let retriever = MemoryRetriever { memory: memory.memory.clone(), embedder: memory.embedder.clone(), tenant: tenant.into() };
-        // One container kept warm: a tool call then skips the cold start.
-        let tools = WarmPool::new(Arc::new(sandbox), 1);
         let agent = Agent { model, retriever, tools, budget };
         Ok(LocalAgent { agent: Arc::new(agent), memory })
     }
 
+    /// Why `run_python` is unavailable (no container engine), if it is.
+    pub fn tool_problem(&self) -> Option<&str> {
+        match &self.agent.tools {
+            SandboxTools::Ready(_) => None,
+            SandboxTools::Unavailable(why) => Some(why),
+        }
+    }
+
     /// An executor for the limb's claim loop, running on `runtime`.
-    pub fn executor(&self, runtime: tokio::runtime::Handle) -> AgentExecutor<ChatBackend, MemoryRetriever, WarmPool> {
+    pub fn executor(&self, runtime: tokio::runtime::Handle) -> AgentExecutor<ChatBackend, MemoryRetriever, SandboxTools> {
         AgentExecutor { agent: self.agent.clone(), runtime }
     }
 
@@ -192,7 +206,9 @@ impl LocalAgent {
     }
 
     pub async fn close(self) -> Result<(), crate::memory::MemoryError> {
-        self.agent.tools.close().await;
+        if let SandboxTools::Ready(pool) = &self.agent.tools {
+            pool.close().await;
+        }
         self.memory.close().await
     }
 }

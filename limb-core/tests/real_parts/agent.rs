@@ -73,3 +73,27 @@ async fn a_limb_answers_a_hub_task_with_retrieved_passages_and_cites_them() {
     assert!(lines.iter().any(|l| l == &format!("claimed {task_id}")), "{lines:?}");
     server.stop();
 }
+
+/// No container engine: the agent still answers from memory (with its
+/// citation) and says why its tool is missing; code never runs on the host.
+#[test]
+fn without_a_container_engine_the_agent_answers_from_memory_and_says_why_the_tool_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let heiwa = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_heiwa"))
+            .args(args)
+            .env("HEIWA_DATA_DIR", &data)
+            .env("DOCKER_HOST", format!("unix://{}/no-engine.sock", dir.path().display()))
+            .output()
+            .unwrap()
+    };
+    let ingest = heiwa(&["ingest", samples().to_str().unwrap()]);
+    assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
+    let asked = heiwa(&["ask", QUESTION]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&asked.stdout), String::from_utf8_lossy(&asked.stderr));
+    assert!(asked.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: answering without run_python: no container engine answered at unix://"), "{stderr}");
+    assert!(stderr.contains("Install Docker or Podman"), "with the way forward: {stderr}");
+    assert!(stdout.contains("volunteer-computing.md"), "the answer cites memory: {stdout}");
+}

@@ -10,7 +10,7 @@ import { listen } from '@tauri-apps/api/event';
  * @typedef {{when: {mode: 'always'} | {mode: 'idle', minutes: number} | {mode: 'windows', windows: Window[]}, not_on_battery: boolean, cpu_threads: number, gpu_layers: number, max_concurrent: number, paused: boolean, gpu_paused: boolean, on_pause: 'finish' | 'release'}} Policy
  * @typedef {{id: number, state: string, payload: string, attempts: number, limb: number | null, summary: string | null, reason: string}} Task
  * @typedef {{limb_id: number | null, connected: boolean, problem: string | null, running: number[], completed: number, failed: number, released: number}} LimbStatus
- * @typedef {{limb: LimbStatus | null, policy: Policy, decision: Decision, model: {path: string, loaded: boolean} | null, cpu_percent: number | null, gpu_offload: boolean, ingesting: string | null}} LimbView
+ * @typedef {{limb: LimbStatus | null, policy: Policy, decision: Decision, model: {path: string, loaded: boolean} | null, tool_problem: string | null, cpu_percent: number | null, gpu_offload: boolean, ingesting: string | null}} LimbView
  */
 
 export const app = $state({
