@@ -104,3 +104,13 @@ pub fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()>
     file.sync_all()?;
     std::fs::rename(tmp, path)
 }
+
+/// Whether `url` names this machine: a loopback address or `localhost`.
+pub fn is_loopback_url(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    }
+}

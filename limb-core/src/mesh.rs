@@ -29,8 +29,6 @@ pub struct LimbStatus {
     pub completed: u64,
     pub failed: u64,
     pub released: u64,
-    /// The governor's latest decision, when there is a governor.
-    pub donation: Option<Decision>,
     /// The limb ended with this error (it does not come back by itself).
     pub stopped: Option<String>,
 }
@@ -59,7 +57,8 @@ impl LimbStatus {
                 self.connected = true;
                 self.problem = None;
             }
-            LimbEvent::Governed(decision) => self.donation = Some(decision),
+            // The app reads decisions from its governor.
+            LimbEvent::Governed(_) => {}
         }
     }
 }
@@ -68,7 +67,8 @@ pub struct Mesh {
     server: Option<HubServer>,
     limb: Arc<Mutex<LimbStatus>>,
     http: HubHttp,
-    owner_token: String,
+    /// Who submits and cancels: the owner (local hub) or this limb (joined).
+    token: String,
     rows: Rows,
     stop_limb: watch::Sender<bool>,
     database: String,
@@ -97,19 +97,18 @@ pub struct RemoteHub {
 /// machine: the limb's token travels in the handshake.
 pub fn http_url(ws: &str) -> Result<String, HubError> {
     let bad = |why: &str| HubError::Connect(format!("\"{ws}\" {why}: give the hub's address as wss://host[:port]"));
-    let (scheme, rest) = ws.split_once("://").ok_or_else(|| bad("is not a URL"))?;
-    let host = rest.split(['/', '?']).next().unwrap_or_default();
-    let hostname = host.rsplit_once(':').map_or(host, |(name, _)| name).trim_matches(['[', ']']);
-    let loopback = hostname == "localhost" || hostname.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if host.is_empty() {
-        return Err(bad("has no host"));
-    }
-    match scheme {
-        "wss" => Ok(format!("https://{host}")),
-        "ws" if loopback => Ok(format!("http://{host}")),
-        "ws" => Err(bad("would send this limb's token unencrypted")),
-        _ => Err(bad("is not a WebSocket URL")),
-    }
+    let mut url = url::Url::parse(ws).map_err(|e| match e {
+        url::ParseError::EmptyHost => bad("has no host"),
+        _ => bad("is not a URL"),
+    })?;
+    let http = match url.scheme() {
+        "wss" => "https",
+        "ws" if crate::config::is_loopback_url(&url) => "http",
+        "ws" => return Err(bad("would send this limb's token unencrypted")),
+        _ => return Err(bad("is not a WebSocket URL")),
+    };
+    url.set_scheme(http).map_err(|()| bad("is not a URL"))?;
+    Ok(url.origin().ascii_serialization())
 }
 
 /// This machine's limb: one task at a time (the governor may allow more).
@@ -201,7 +200,7 @@ impl Mesh {
         let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(on_change);
         let (limb, stop_limb) = spawn_limb(options, executor, on_change.clone());
         let viewer = watch_rows(server.ws_url(), DATABASE.into(), owner_token.clone(), on_change).await?;
-        Ok(Mesh { server: Some(server), limb, http, owner_token, rows: Rows::Viewer(viewer), stop_limb, database: DATABASE.into() })
+        Ok(Mesh { server: Some(server), limb, http, token: owner_token, rows: Rows::Viewer(viewer), stop_limb, database: DATABASE.into() })
     }
 
     /// Join someone else's hub as a limb of their tenant (the `invite` is
@@ -247,11 +246,11 @@ impl Mesh {
         }
         let token = std::fs::read_to_string(&token_file).map_err(|e| HubError::Connect(format!("{}: {e}", token_file.display())))?;
         let http = HubHttp::new(http_base);
-        Ok(Mesh { server: None, limb, http, owner_token: token.trim().to_string(), rows: Rows::Limb(rows), stop_limb, database: hub.database.clone() })
+        Ok(Mesh { server: None, limb, http, token: token.trim().to_string(), rows: Rows::Limb(rows), stop_limb, database: hub.database.clone() })
     }
 
     pub async fn submit(&self, payload: &str) -> Result<(), HubError> {
-        self.http.call(&self.database, "submit_task", serde_json::json!([payload]), &self.owner_token).await
+        self.http.call(&self.database, "submit_task", serde_json::json!([payload]), &self.token).await
     }
 
     /// The tenant's tasks, newest first, from the live subscription cache.
@@ -276,7 +275,7 @@ impl Mesh {
 
     /// Give a task up: a pending one never runs, a claimed one is dropped by its limb.
     pub async fn cancel(&self, task_id: u64) -> Result<(), HubError> {
-        self.http.call(&self.database, "cancel_task", serde_json::json!([task_id]), &self.owner_token).await
+        self.http.call(&self.database, "cancel_task", serde_json::json!([task_id]), &self.token).await
     }
 
     pub fn stop(&mut self) {

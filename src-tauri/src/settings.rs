@@ -41,15 +41,9 @@ pub fn update_url(endpoint: &str, channel: &str) -> Result<url::Url, String> {
     }
     let url = url::Url::parse(&endpoint.replace("{{channel}}", channel))
         .map_err(|e| format!("\"{endpoint}\" is not a URL ({e}): give e.g. https://example.org/heiwa/{{{{channel}}}}/latest.json"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name == "localhost",
-        None => false,
-    };
     match url.scheme() {
         "https" => Ok(url),
-        "http" if loopback => Ok(url),
+        "http" if limb_core::config::is_loopback_url(&url) => Ok(url),
         _ => Err(format!("updates are fetched over HTTPS (plain HTTP only from this machine), not from {url}")),
     }
 }

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 /// slow each other down and multiply memory.
 pub struct LocalChat {
     wanted: Mutex<(PathBuf, ModelOptions)>,
+    /// Held for a whole generation, so generations take turns.
     loaded: Mutex<Option<(PathBuf, ChatModel)>>,
+    /// Answers "is it loaded?" without waiting behind a generation.
     is_loaded: AtomicBool,
 }
 
