@@ -30,6 +30,10 @@ RUN_DIR=$HEIWA_CACHE/run
 # One cargo target dir for every build (tests, bins, the desktop app), kept in
 # the cache so that a fresh clone in CI reuses a warm llama.cpp build.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HEIWA_CACHE/target}
+# Each clone's own crates are built anew in that shared dir (cargo keys them by
+# the clone's path), so incremental data would pile up, one copy per clone,
+# and is never reused by the next clone: off unless a developer asks for it.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 # OpenMP's spin-wait makes llama.cpp 5-15x slower on a shared 2-core box.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
@@ -38,3 +42,24 @@ die() { printf '\033[31m[heiwa] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 # sha256_ok FILE SHA -> 0 when the file exists and matches.
 sha256_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+
+free_gib() { df -P --block-size=1G "$1" | awk 'NR == 2 {print $4}'; }
+
+# ensure_disk_space NEED_GIB: the build and the tests write several GiB (the
+# workspace's binaries, models copied into test dirs, databases). Other clones'
+# build outputs are removed first when space runs low; after that, too little
+# space is a clear error here rather than "No space left on device" mid-test.
+ensure_disk_space() {
+  local need=$1 free
+  mkdir -p "$CARGO_TARGET_DIR"
+  free=$(free_gib "$CARGO_TARGET_DIR")
+  if [ "$free" -lt $((need * 2)) ] && command -v cargo >/dev/null; then
+    log "$free GiB free: removing earlier clones' builds of this workspace from $CARGO_TARGET_DIR"
+    (cd "$HEIWA_ROOT" && cargo clean --quiet --offline -p limb-core -p heiwa-desktop) || true
+    rm -rf "$CARGO_TARGET_DIR/debug/incremental"
+    free=$(free_gib "$CARGO_TARGET_DIR")
+  fi
+  [ "$free" -ge "$need" ] || die "$free GiB free on the disk holding $CARGO_TARGET_DIR; the build and tests need about $need GiB: free some space (or set HEIWA_CACHE to a bigger disk) and run again"
+  local tmp_free; tmp_free=$(free_gib "${TMPDIR:-/tmp}")
+  [ "$tmp_free" -ge 2 ] || die "$tmp_free GiB free in ${TMPDIR:-/tmp}, where the tests keep their data; they need about 2 GiB"
+}

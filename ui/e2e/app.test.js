@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,11 +19,21 @@ const required = (name) => {
 const application = required('HEIWA_DESKTOP_BIN');
 const tauriDriver = required('TAURI_DRIVER');
 const artifacts = process.env.HEIWA_ARTIFACTS ?? join(tmpdir(), 'heiwa-e2e');
-const dataDir = mkdtempSync(join(tmpdir(), 'heiwa-e2e-data-'));
-chmodSync(dataDir, 0o755); // as root, the app's PostgreSQL runs as nobody and must reach its directory
+// Everything this run writes (the app's data, its home, update fixtures, documents)
+// lives under one scratch dir, removed afterwards: the machine's disk is shared by runs.
+// World-readable: as root, the app's PostgreSQL runs as nobody and must reach its directory.
+const scratch = mkdtempSync(join(tmpdir(), 'heiwa-e2e-'));
+chmodSync(scratch, 0o755);
+const scratchDir = (name) => {
+  const dir = join(scratch, name);
+  mkdirSync(dir);
+  chmodSync(dir, 0o755);
+  return dir;
+};
+const dataDir = scratchDir('data');
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 // The app's home: its start-at-login entry lands in ~/.config/autostart, kept out of the real home.
-const home = mkdtempSync(join(tmpdir(), 'heiwa-e2e-home-'));
+const home = scratchDir('home');
 
 const freePort = () =>
   new Promise((resolve, reject) => {
@@ -85,7 +95,7 @@ async function screenshot(name, scrollTo) {
 // Update fixtures: a key pair made for this run (the debug build trusts
 // HEIWA_UPDATE_PUBKEY), an artifact signed for 0.2.0, and a local server.
 const tauriCli = join(repo, 'ui', 'node_modules', '.bin', 'tauri');
-const updates = mkdtempSync(join(tmpdir(), 'heiwa-e2e-updates-'));
+const updates = scratchDir('updates');
 let updateServer;
 let updateBase;
 
@@ -165,6 +175,7 @@ after(async () => {
   updateServer?.close();
   // If the app was killed before its exit handler ran, its hub server is orphaned.
   spawnSync('pkill', ['-f', dataDir]);
+  rmSync(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
 });
 
 test('the window shows the limb state returned by the Rust side', async () => {
@@ -193,10 +204,9 @@ test('a folder added in the Memory view is ingested with progress, and a search 
   await click('#add-folder');
   assert.match(await waitFor('the refusal', () => textOrEmpty('#memory-error')), /not a full path/, 'a relative path gets a clear error');
 
-  const folder = mkdtempSync(join(tmpdir(), 'heiwa-e2e-docs-'));
+  const folder = scratchDir('docs');
   cpSync(join(repo, 'samples', 'docs'), folder, { recursive: true });
   writeFileSync(join(folder, 'broken.pdf'), '%PDF-1.7 this is not really a PDF');
-  chmodSync(folder, 0o755);
   await clear('#folder-path');
   await type('#folder-path', folder);
   await click('#add-folder');
