@@ -27,19 +27,107 @@ build_ui() {
   (cd "$HEIWA_ROOT/ui" && npm run --silent build >/dev/null)
 }
 
-# The Debian package, built from the debug tree (seconds when warm), must hold
-# the app, its desktop entry and its icon. The AppImage is not built: its
-# tools (linuxdeploy, AppRun) are served only from GitHub, which CI cannot reach.
-check_deb_bundle() {
-  local version deb listing
-  version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$HEIWA_ROOT/tauri.conf.json")
-  deb=$CARGO_TARGET_DIR/debug/bundle/deb/Heiwa_${version}_amd64.deb
+# The AppImage runtime (the ELF that mounts or extracts the appended SquashFS
+# and runs its AppRun). Tauri's AppImage bundler fetches linuxdeploy and this
+# runtime from GitHub, which CI cannot reach; the same AppImageKit type-2
+# runtime ships inside the `appimage` crate on crates.io, so it comes from the
+# Rust registry, pinned by the crate's and the runtime's sha256.
+APPIMAGE_CRATE_VERSION=0.4.0
+APPIMAGE_CRATE_SHA256=567a4da6b94a2ac20a27620933c80fc14cf475b5fe7d7b137d20eb237d6b1920
+APPIMAGE_RUNTIME_SHA256=328e0d745c5c6817048c27bc3e8314871703f8f47ffa81a37cb06cd95a94b323
+APPIMAGE_RUNTIME=$HEIWA_CACHE/appimage-runtime-$APPIMAGE_CRATE_VERSION/runtime-x86_64
+
+install_appimage_runtime() {
+  sha256_ok "$APPIMAGE_RUNTIME" "$APPIMAGE_RUNTIME_SHA256" && return 0
+  log "fetching the AppImage runtime (crates.io: appimage $APPIMAGE_CRATE_VERSION)"
+  local tmp dl; tmp=$(mktemp -d)
+  # The registry's download address, as cargo itself reads it (a mirror may set its own).
+  dl=$(curl -sSfL https://index.crates.io/config.json | python3 -c 'import json,sys; print(json.load(sys.stdin)["dl"])')
+  curl -sSfL -o "$tmp/appimage.crate" "$dl/appimage/$APPIMAGE_CRATE_VERSION/download"
+  sha256_ok "$tmp/appimage.crate" "$APPIMAGE_CRATE_SHA256" || die "appimage crate: sha256 mismatch"
+  tar -xzf "$tmp/appimage.crate" -C "$tmp" "appimage-$APPIMAGE_CRATE_VERSION/assets/runtime-x86_64"
+  sha256_ok "$tmp/appimage-$APPIMAGE_CRATE_VERSION/assets/runtime-x86_64" "$APPIMAGE_RUNTIME_SHA256" \
+    || die "AppImage runtime: sha256 mismatch"
+  mkdir -p "$(dirname "$APPIMAGE_RUNTIME")"
+  mv "$tmp/appimage-$APPIMAGE_CRATE_VERSION/assets/runtime-x86_64" "$APPIMAGE_RUNTIME"
+  rm -rf "$tmp"
+}
+
+app_version() { sed -n 's/^  "version": "\(.*\)",$/\1/p' "$HEIWA_ROOT/tauri.conf.json"; }
+
+# build_deb [--release]: the Debian package from the debug (default) or release tree.
+# Its path is the only thing written to stdout.
+build_deb() {
+  local profile=debug flags=(--debug); [ "${1:-}" = --release ] && profile=release flags=()
+  local deb=$CARGO_TARGET_DIR/$profile/bundle/deb/Heiwa_$(app_version)_amd64.deb
   rm -f "$deb"
-  (cd "$HEIWA_ROOT/src-tauri" && "$HEIWA_ROOT/ui/node_modules/.bin/tauri" build --debug --bundles deb --ci >/dev/null)
+  (cd "$HEIWA_ROOT/src-tauri" && "$HEIWA_ROOT/ui/node_modules/.bin/tauri" build "${flags[@]}" --bundles deb --ci >&2)
+  echo "$deb"
+}
+
+# build_appimage DEB: the AppImage, made from what the Debian package installs
+# (the app, its desktop entry, its icons) plus an AppRun, packed as SquashFS
+# behind the runtime. Like the .deb, it uses the system's WebKitGTK 4.1.
+build_appimage() {
+  local deb=$1 appdir out
+  appdir=$(cd "$(dirname "$deb")/.." && pwd)/appimage/Heiwa.AppDir
+  out=$(dirname "$appdir")/Heiwa_$(app_version)_amd64.AppImage
+  rm -rf "$appdir" "$out" && mkdir -p "$appdir"
+  dpkg-deb -x "$deb" "$appdir"
+  # Tauri stamps the bundle type into the binary; the updater reads it to pick
+  # the artifact and the way to install it, so this copy must say AppImage.
+  perl -0777 -pi -e 's/__TAURI_BUNDLE_TYPE_VAR_DEB/__TAURI_BUNDLE_TYPE_VAR_APP/g' "$appdir/usr/bin/heiwa-desktop"
+  cp "$appdir/usr/share/applications/Heiwa.desktop" "$appdir/heiwa-desktop.desktop"
+  cp "$appdir/usr/share/icons/hicolor/128x128/apps/heiwa-desktop.png" "$appdir/heiwa-desktop.png"
+  ln -s heiwa-desktop.png "$appdir/.DirIcon"
+  cat > "$appdir/AppRun" <<'APPRUN'
+#!/bin/sh
+here=$(dirname "$(readlink -f "$0")")
+exec "$here/usr/bin/heiwa-desktop" "$@"
+APPRUN
+  chmod 755 "$appdir/AppRun"
+  mksquashfs "$appdir" "$out.squashfs" -root-owned -noappend -comp gzip -quiet >/dev/null
+  cat "$APPIMAGE_RUNTIME" "$out.squashfs" > "$out" && rm "$out.squashfs"
+  chmod 755 "$out"
+  echo "$out"
+}
+
+# Both Linux bundles, built from the debug tree (seconds when warm), checked
+# for what a user needs: the app, its desktop entry and its icon; the .deb
+# depends on WebKitGTK; the AppImage is a type-2 AppImage that starts the app
+# (extract-and-run: no FUSE in containers) up to its first paint under Xvfb.
+check_bundles() {
+  local deb listing appimage scratch
+  deb=$(build_deb)
   listing=$(dpkg-deb -c "$deb")
   for file in usr/bin/heiwa-desktop usr/share/applications/Heiwa.desktop usr/share/icons/hicolor/128x128/apps/heiwa-desktop.png; do
     grep -q " \./$file\$\| $file\$" <<<"$listing" || die "$deb lacks $file"
   done
   dpkg-deb -f "$deb" Depends | grep -q libwebkit2gtk-4.1 || die "$deb does not depend on WebKitGTK"
   log "bundle: $(basename "$deb") ($(du -h "$deb" | cut -f1), debug build) holds the app, its desktop entry and icon"
+
+  appimage=$(build_appimage "$deb")
+  [ "$(head -c 11 "$appimage" | tail -c 3 | od -An -tx1 | tr -d ' ')" = 414902 ] \
+    || die "$appimage lacks the type-2 AppImage magic"
+  scratch=$(mktemp -d); chmod 755 "$scratch"
+  (cd "$scratch" && "$appimage" --appimage-extract >/dev/null)
+  for file in AppRun heiwa-desktop.desktop heiwa-desktop.png usr/bin/heiwa-desktop; do
+    [ -e "$scratch/squashfs-root/$file" ] || die "$appimage lacks $file"
+  done
+  grep -q '^Exec=heiwa-desktop' "$scratch/squashfs-root/heiwa-desktop.desktop" || die "$appimage: desktop entry does not start the app"
+  grep -q __TAURI_BUNDLE_TYPE_VAR_APP "$scratch/squashfs-root/usr/bin/heiwa-desktop" \
+    || die "$appimage: its app does not say it is an AppImage (the updater would install a .deb)"
+  rm -rf "$scratch/squashfs-root"
+  mkdir "$scratch/data"; chmod 755 "$scratch/data"
+  local display=:$((200 + RANDOM % 100)) xvfb app
+  Xvfb "$display" -screen 0 1280x800x24 >/dev/null 2>&1 & xvfb=$!
+  DISPLAY=$display TMPDIR=$scratch HEIWA_DATA_DIR=$scratch/data APPIMAGE_EXTRACT_AND_RUN=1 \
+    "$appimage" >"$scratch/app.log" 2>&1 & app=$!
+  for _ in $(seq 300); do grep -q "first paint" "$scratch/app.log" && break; sleep 0.2; done
+  # The runtime waits on the app it extracted under $scratch: stop both, and the app's helpers.
+  kill "$app" 2>/dev/null || true; pkill -f "$scratch" || true; wait "$app" 2>/dev/null || true
+  kill "$xvfb" 2>/dev/null || true
+  grep -q "first paint" "$scratch/app.log" || die "the AppImage did not paint its window; its log: $(cat "$scratch/app.log")"
+  rm -rf "$scratch"
+  log "bundle: $(basename "$appimage") ($(du -h "$appimage" | cut -f1), debug build) extracts and starts the app to its first paint"
 }
