@@ -1,7 +1,7 @@
 use super::bindings::DbConnection;
 use super::HubError;
 use spacetimedb_sdk::{DbContext, Identity};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 /// A live WebSocket connection to the hub, already processing messages on its
@@ -25,13 +25,26 @@ pub const TENANT_TABLES: [&str; 6] = [
 
 /// Connect, subscribe to the tables the limb needs, and return once the
 /// subscription is applied (the local cache then holds the tenant's rows).
-/// `on_disconnect` runs once, on the SDK's thread, when the connection ends.
+/// `on_disconnect` runs once when the connection ends: from the SDK's
+/// disconnect callback or, should the SDK's message thread die without
+/// calling it, from the thread that watches it.
 pub fn connect(
     uri: &str,
     database: &str,
     token: Option<String>,
     on_disconnect: impl FnOnce(Option<String>) + Send + 'static,
 ) -> Result<Connected, HubError> {
+    // The 1.2 SDK panics on its own message thread when a queued reducer call
+    // meets a WebSocket that has just gone (`apply_mutation`'s `expect`); its
+    // disconnect callback then never runs, and a limb would wait forever.
+    let on_disconnect = Arc::new(Mutex::new(Some(on_disconnect)));
+    let disconnected = move |reason: Option<String>| {
+        let callback = on_disconnect.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(callback) = callback {
+            callback(reason);
+        }
+    };
+    let watcher_disconnected = disconnected.clone();
     let (connected_tx, connected_rx) = mpsc::channel();
     let failed_tx = connected_tx.clone();
     let conn = DbConnection::builder()
@@ -44,10 +57,17 @@ pub fn connect(
         .on_connect_error(move |_, error| {
             let _ = failed_tx.send(Err(HubError::Connect(error.to_string())));
         })
-        .on_disconnect(move |_, error| on_disconnect(error.map(|e| e.to_string())))
+        .on_disconnect(move |_, error| disconnected(error.map(|e| e.to_string())))
         .build()
         .map_err(|e| HubError::Connect(e.to_string()))?;
-    conn.run_threaded();
+    let messages = conn.run_threaded();
+    std::thread::spawn(move || {
+        let reason = match messages.join() {
+            Ok(()) => None,
+            Err(_) => Some("the hub client's message thread failed".to_string()),
+        };
+        watcher_disconnected(reason);
+    });
     let (identity, token) = connected_rx
         .recv_timeout(Duration::from_secs(15))
         .map_err(|_| HubError::Connect(format!("no answer from {uri} within 15 s")))??;

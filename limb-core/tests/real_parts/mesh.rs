@@ -301,6 +301,38 @@ async fn a_tampered_token_is_refused_at_connect() {
     server.stop();
 }
 
+/// The 1.2 SDK can die on its own message thread without calling its
+/// disconnect callback (seen in CI: a reducer call queued as the hub went away
+/// panicked there, and the limb never reconnected). `connect` must report the
+/// end of the connection anyway. A callback that panics kills that thread the
+/// same way, on demand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_sdk_message_thread_is_reported_as_a_disconnect() {
+    use limb_core::hub::bindings::TenantTableAccess;
+    use spacetimedb_sdk::Table;
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
+    let owner = http.new_identity().await.unwrap();
+    let (uri, token) = (server.ws_url(), owner.token.clone());
+    let (gone_tx, gone_rx) = std::sync::mpsc::channel();
+    let connected = tokio::task::spawn_blocking(move || {
+        limb_core::hub::connect(&uri, "heiwa", Some(token), move |reason| {
+            let _ = gone_tx.send(reason);
+        })
+    })
+    .await
+    .unwrap()
+    .expect("connects");
+    connected.conn.db.tenant().on_insert(|_, _| panic!("a failure on the SDK's message thread (expected by this test)"));
+    call(&http, &owner.token, "create_tenant", serde_json::json!(["doomed"])).await;
+
+    let reported = tokio::task::spawn_blocking(move || gone_rx.recv_timeout(Duration::from_secs(20))).await.unwrap();
+    let reason = reported.expect("the end of the connection is reported, not left to hang");
+    assert_eq!(reason.as_deref(), Some("the hub client's message thread failed"));
+    server.stop();
+}
+
 /// The desktop's way to donate to someone else's hub: `Mesh::join` with the
 /// owner's invite. Its tasks run on its in-process limb, the owner sees them
 /// in their tenant, and a wrong invite is a clear error, not a hang.
