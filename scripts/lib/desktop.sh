@@ -127,7 +127,9 @@ check_bundles() {
   # The runtime waits on the app it extracted under $scratch: stop both, and the app's helpers.
   kill "$app" 2>/dev/null || true; pkill -f "$scratch" || true; wait "$app" 2>/dev/null || true
   kill "$xvfb" 2>/dev/null || true
+  # PostgreSQL writes its shutdown checkpoint after the signal: let it finish before removing its files.
+  for _ in $(seq 100); do pgrep -f "$scratch" >/dev/null || break; sleep 0.1; done
   grep -q "first paint" "$scratch/app.log" || die "the AppImage did not paint its window; its log: $(cat "$scratch/app.log")"
-  rm -rf "$scratch"
+  rm -rf "$scratch" 2>/dev/null || { sleep 2; rm -rf "$scratch"; }
   log "bundle: $(basename "$appimage") ($(du -h "$appimage" | cut -f1), debug build) extracts and starts the app to its first paint"
 }
