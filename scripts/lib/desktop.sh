@@ -27,6 +27,15 @@ build_ui() {
   (cd "$HEIWA_ROOT/ui" && npm run --silent build >/dev/null)
 }
 
+# stop_processes_under DIR: stop every process whose command line names DIR (a
+# test app and the hub server and PostgreSQL it started there) and wait until
+# they are gone: PostgreSQL writes its shutdown checkpoint after the signal, so
+# DIR can be removed only then.
+stop_processes_under() {
+  pkill -f "$1" || true
+  for _ in $(seq 100); do pgrep -f "$1" >/dev/null || break; sleep 0.1; done
+}
+
 # The AppImage runtime (the ELF that mounts or extracts the appended SquashFS
 # and runs its AppRun). Tauri's AppImage bundler fetches linuxdeploy and this
 # runtime from GitHub, which CI cannot reach; the same AppImageKit type-2
@@ -125,11 +134,9 @@ check_bundles() {
     "$appimage" >"$scratch/app.log" 2>&1 & app=$!
   for _ in $(seq 300); do grep -q "first paint" "$scratch/app.log" && break; sleep 0.2; done
   # The runtime waits on the app it extracted under $scratch: stop both, and the app's helpers.
-  kill "$app" 2>/dev/null || true; pkill -f "$scratch" || true; wait "$app" 2>/dev/null || true
+  kill "$app" 2>/dev/null || true; stop_processes_under "$scratch"; wait "$app" 2>/dev/null || true
   kill "$xvfb" 2>/dev/null || true
-  # PostgreSQL writes its shutdown checkpoint after the signal: let it finish before removing its files.
-  for _ in $(seq 100); do pgrep -f "$scratch" >/dev/null || break; sleep 0.1; done
   grep -q "first paint" "$scratch/app.log" || die "the AppImage did not paint its window; its log: $(cat "$scratch/app.log")"
-  rm -rf "$scratch" 2>/dev/null || { sleep 2; rm -rf "$scratch"; }
+  rm -rf "$scratch"
   log "bundle: $(basename "$appimage") ($(du -h "$appimage" | cut -f1), debug build) extracts and starts the app to its first paint"
 }
