@@ -1,5 +1,5 @@
 //! Heiwa hub module. Tables are the API; reducers are thin: load rows, ask
-//! [`rules`], write. A reducer runs in one transaction: it commits whole or
+//! [`rules`] (the `hub-rules` crate), write. A reducer runs in one transaction: it commits whole or
 //! returns `Err` and changes nothing.
 //!
 //! Tenancy: an Identity belongs to at most one tenant, as its owner (who
@@ -7,47 +7,14 @@
 //! client can read is filtered by row-level security to the caller's tenant,
 //! and every reducer checks the caller against the row it touches.
 
-pub mod rules;
+pub use hub_rules as rules;
 
-use rules::Stage;
+pub use rules::TaskState;
 use spacetimedb::{
     client_visibility_filter, reducer, table, Filter, Identity, ReducerContext, ScheduleAt, SpacetimeType, Table,
     TimeDuration, Timestamp,
 };
 use std::time::Duration;
-
-#[derive(SpacetimeType, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TaskState {
-    Pending,
-    Claimed,
-    Done,
-    Failed,
-    Cancelled,
-}
-
-impl From<TaskState> for Stage {
-    fn from(state: TaskState) -> Self {
-        match state {
-            TaskState::Pending => Stage::Pending,
-            TaskState::Claimed => Stage::Claimed,
-            TaskState::Done => Stage::Done,
-            TaskState::Failed => Stage::Failed,
-            TaskState::Cancelled => Stage::Cancelled,
-        }
-    }
-}
-
-impl From<Stage> for TaskState {
-    fn from(stage: Stage) -> Self {
-        match stage {
-            Stage::Pending => TaskState::Pending,
-            Stage::Claimed => TaskState::Claimed,
-            Stage::Done => TaskState::Done,
-            Stage::Failed => TaskState::Failed,
-            Stage::Cancelled => TaskState::Cancelled,
-        }
-    }
-}
 
 #[derive(SpacetimeType, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -212,13 +179,27 @@ fn tenant_task(ctx: &ReducerContext, tenant_id: u64, task_id: u64) -> Result<Tas
 fn held_task(ctx: &ReducerContext, task_id: u64, limb_id: u64) -> Result<(Limb, Task), String> {
     let limb = own_limb(ctx, limb_id)?;
     let task = tenant_task(ctx, limb.tenant_id, task_id)?;
-    rules::check_holder(task_id, task.state.into(), task.claimed_by, task.lease_until.map(micros), limb.id, micros(ctx.timestamp))?;
+    rules::check_holder(
+        task_id,
+        task.state,
+        task.claimed_by,
+        task.lease_until.map(micros),
+        limb.id,
+        micros(ctx.timestamp),
+    )?;
     Ok((limb, task))
 }
 
 fn finish(ctx: &ReducerContext, task: Task, state: TaskState, reason: String) {
     ctx.db.lease().task_id().delete(task.id);
-    ctx.db.task().id().update(Task { state, reason, claimed_by: None, lease_until: None, updated_at: ctx.timestamp, ..task });
+    ctx.db.task().id().update(Task {
+        state,
+        reason,
+        claimed_by: None,
+        lease_until: None,
+        updated_at: ctx.timestamp,
+        ..task
+    });
 }
 
 #[reducer]
@@ -243,7 +224,13 @@ pub fn create_invite(ctx: &ReducerContext, uses: u32, ttl_secs: u32) -> Result<(
     }
     let code = format!("{:016x}{:016x}", ctx.random::<u64>(), ctx.random::<u64>());
     let expires_at = ctx.timestamp + TimeDuration::from(Duration::from_secs(ttl_secs.into()));
-    ctx.db.invite().insert(Invite { code, tenant_id: member.tenant_id, created_by: ctx.sender, uses_left: uses, expires_at });
+    ctx.db.invite().insert(Invite {
+        code,
+        tenant_id: member.tenant_id,
+        created_by: ctx.sender,
+        uses_left: uses,
+        expires_at,
+    });
     Ok(())
 }
 
@@ -330,7 +317,7 @@ pub fn submit_task(ctx: &ReducerContext, payload: String) -> Result<(), String> 
 pub fn claim_task(ctx: &ReducerContext, task_id: u64, limb_id: u64) -> Result<(), String> {
     let limb = own_limb(ctx, limb_id)?;
     let task = tenant_task(ctx, limb.tenant_id, task_id)?;
-    rules::check_claim(task_id, task.state.into())?;
+    rules::check_claim(task_id, task.state)?;
     let until = ctx.timestamp + TimeDuration::from(Duration::from_secs(limb.lease_secs.into()));
     ctx.db.lease().insert(Lease { task_id, limb_id, until });
     ctx.db.task().id().update(Task {
@@ -383,7 +370,7 @@ pub fn cancel_task(ctx: &ReducerContext, task_id: u64) -> Result<(), String> {
     if task.submitted_by != ctx.sender && member.role != Role::Owner {
         return Err(format!("only the submitter or the tenant's owner can cancel task {task_id}"));
     }
-    rules::check_cancel(task_id, task.state.into())?;
+    rules::check_cancel(task_id, task.state)?;
     finish(ctx, task, TaskState::Cancelled, "cancelled".into());
     Ok(())
 }
@@ -403,7 +390,8 @@ pub fn expire_leases(ctx: &ReducerContext, _sweep: LeaseSweep) -> Result<(), Str
             continue;
         };
         let next = rules::after_lease_expiry(task.attempts);
-        let reason = if next == Stage::Failed { format!("lease expired {} times", task.attempts) } else { String::new() };
+        let reason =
+            if next == TaskState::Failed { format!("lease expired {} times", task.attempts) } else { String::new() };
         finish(ctx, task, next.into(), reason);
     }
     Ok(())

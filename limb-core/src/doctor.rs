@@ -1,12 +1,12 @@
 //! `heiwa doctor`: bring up every real part once, do one small real thing with
 //! each, report it, and stop everything that was started.
 
-use crate::config::{free_loopback_port, Parts};
-use crate::hub::bindings::TaskTableAccess;
-use crate::hub::{connect, HubHttp, HubServer, HubServerConfig};
-use crate::inference::{ChatModel, ModelOptions};
-use crate::memory::{Memory, PgServer, PgServerConfig};
-use crate::sandbox::{Limits, Sandbox};
+use heiwa_config::{free_loopback_port, Parts};
+use heiwa_hub::bindings::TaskTableAccess;
+use heiwa_hub::{connect, HubError, HubHttp, HubServer, HubServerConfig};
+use heiwa_inference::{ChatModel, InferenceError, ModelOptions};
+use heiwa_memory::{Memory, MemoryError, PgServer, PgServerConfig};
+use heiwa_sandbox::{Limits, Sandbox, SandboxError};
 use spacetimedb_sdk::{DbContext, Table};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,16 +20,35 @@ pub struct Check {
     pub millis: u128,
 }
 
+/// Why a check failed: the part's own error, or what the check saw.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("the check itself stopped: {0}")]
+    Panicked(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Unexpected(String),
+}
+
 /// Run every check; returns whether all passed. `work_dir` holds the
 /// throw-away hub database and the memory server's files.
 pub async fn run(parts: &Parts, work_dir: &Path, report: &mut dyn FnMut(&Check)) -> bool {
     let mut all_ok = true;
-    let mut record = |part: &'static str, started: Instant, result: Result<String, String>| {
+    let mut record = |part: &'static str, started: Instant, result: Result<String, CheckError>| {
         let check = Check {
             part,
             ok: result.is_ok(),
             millis: started.elapsed().as_millis(),
-            detail: result.unwrap_or_else(|e| e),
+            detail: result.unwrap_or_else(|e| e.to_string()),
         };
         all_ok &= check.ok;
         report(&check);
@@ -41,66 +60,60 @@ pub async fn run(parts: &Parts, work_dir: &Path, report: &mut dyn FnMut(&Check))
     let started = Instant::now();
     let chat_model = parts.chat_model.clone();
     let inference = tokio::task::spawn_blocking(move || check_inference(&chat_model)).await;
-    record("inference", started, inference.unwrap_or_else(|e| Err(e.to_string())));
+    record("inference", started, inference.unwrap_or_else(|e| Err(e.into())));
     let started = Instant::now();
     record("sandbox", started, check_sandbox(parts).await);
     all_ok
 }
 
-async fn check_hub(parts: &Parts, dir: &Path) -> Result<String, String> {
+async fn check_hub(parts: &Parts, dir: &Path) -> Result<String, CheckError> {
     // A throw-away hub: a database left by an earlier run belongs to another identity.
     if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| format!("clearing {}: {e}", dir.display()))?;
+        std::fs::remove_dir_all(dir)
+            .map_err(|source| CheckError::Io { what: format!("clearing {}", dir.display()), source })?;
     }
-    let listen = format!("127.0.0.1:{}", free_loopback_port().map_err(|e| e.to_string())?).parse().unwrap();
+    let port = free_loopback_port().map_err(|source| CheckError::Io { what: "finding a free port".into(), source })?;
+    let listen = format!("127.0.0.1:{port}").parse().expect("a loopback address");
     let config = HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: dir.to_path_buf(), listen };
-    let server = tokio::task::spawn_blocking(move || HubServer::start(&config)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    let server = tokio::task::spawn_blocking(move || HubServer::start(&config)).await??;
     let http = HubHttp::new(server.http_url());
-    let owner = http.new_identity().await.map_err(|e| e.to_string())?;
-    http.publish("heiwa", &parts.hub_wasm, &owner.token).await.map_err(|e| e.to_string())?;
+    let owner = http.new_identity().await?;
+    http.publish("heiwa", &parts.hub_wasm, &owner.token).await?;
     let uri = server.ws_url();
     let token = owner.token.clone();
-    let connected = tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(token), |_| {}))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    let connected = tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(token), |_| {})).await??;
     let (seen_tx, seen_rx) = std::sync::mpsc::channel();
     connected.conn.db.task().on_insert(move |_, task| {
         let _ = seen_tx.send(task.payload.clone());
     });
-    http.call("heiwa", "create_tenant", serde_json::json!(["doctor"]), &owner.token).await.map_err(|e| e.to_string())?;
-    http.call("heiwa", "submit_task", serde_json::json!(["doctor: hello hub"]), &owner.token).await.map_err(|e| e.to_string())?;
+    http.create_tenant("heiwa", "doctor", &owner.token).await?;
+    http.submit_task("heiwa", "doctor: hello hub", &owner.token).await?;
     let seen = tokio::task::spawn_blocking(move || seen_rx.recv_timeout(Duration::from_secs(10)))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|_| "the submitted task never arrived through the subscription".to_string())?;
+        .await?
+        .map_err(|_| CheckError::Unexpected("the submitted task never arrived through the subscription".into()))?;
     let _ = connected.conn.disconnect();
     server.stop();
     Ok(format!("SpacetimeDB on {listen}: published hub-module, created a tenant, submitted a task, saw \"{seen}\" arrive by subscription"))
 }
 
-async fn check_memory(parts: &Parts, dir: &Path) -> Result<String, String> {
+async fn check_memory(parts: &Parts, dir: &Path) -> Result<String, CheckError> {
     let config = PgServerConfig { install_dir: parts.pg_dir.clone(), root: dir.to_path_buf() };
-    let mut server = PgServer::new(config).map_err(|e| e.to_string())?;
-    server.start().map_err(|e| e.to_string())?;
-    let memory = Memory::open(&server).await.map_err(|e| e.to_string())?;
-    let version: String = sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-        .fetch_one(memory.pool())
-        .await
-        .map_err(|e| e.to_string())?;
-    let server_version: String = sqlx::query_scalar("SHOW server_version").fetch_one(memory.pool()).await.map_err(|e| e.to_string())?;
+    let mut server = PgServer::new(config)?;
+    server.start()?;
+    let memory = Memory::open(&server).await?;
+    let (server_version, version) = memory.versions().await?;
     memory.close().await;
-    server.stop().map_err(|e| e.to_string())?;
+    server.stop()?;
     Ok(format!("PostgreSQL {server_version} with pgvector {version} on a private Unix socket in {}", dir.display()))
 }
 
-fn check_inference(model: &Path) -> Result<String, String> {
+fn check_inference(model: &Path) -> Result<String, CheckError> {
     let loaded = Instant::now();
-    let chat = ChatModel::load(model, ModelOptions::default()).map_err(|e| e.to_string())?;
+    let chat = ChatModel::load(model, ModelOptions::default())?;
     let load_ms = loaded.elapsed().as_millis();
-    let prompt = chat.format_chat(&[("user", "What is 6 times 7? Answer with a number.")]).map_err(|e| e.to_string())?;
+    let prompt = chat.format_chat(&[("user", "What is 6 times 7? Answer with a number.")])?;
     let generated = Instant::now();
-    let completion = chat.complete(&prompt, 16).map_err(|e| e.to_string())?;
+    let completion = chat.complete(&prompt, 16)?;
     let secs = generated.elapsed().as_secs_f64();
     Ok(format!(
         "{} loaded in {load_ms} ms; generated {} tokens ({:.1} tok/s incl. prompt): {:?}",
@@ -111,11 +124,11 @@ fn check_inference(model: &Path) -> Result<String, String> {
     ))
 }
 
-async fn check_sandbox(parts: &Parts) -> Result<String, String> {
-    let sandbox = Sandbox::connect(&parts.sandbox_image, Limits::default()).await.map_err(|e| e.to_string())?;
-    let output = sandbox.run_python("print(6*7)").await.map_err(|e| e.to_string())?;
+async fn check_sandbox(parts: &Parts) -> Result<String, CheckError> {
+    let sandbox = Sandbox::connect(&parts.sandbox_image, Limits::default()).await?;
+    let output = sandbox.run_python("print(6*7)").await?;
     if output.stdout.trim() != "42" {
-        return Err(format!("expected 42, got {output:?}"));
+        return Err(CheckError::Unexpected(format!("expected 42, got {output:?}")));
     }
     Ok(format!("print(6*7) in {} (no network, read-only root) printed {}", parts.sandbox_image, output.stdout.trim()))
 }

@@ -2,21 +2,26 @@
 //! memory and one sandboxed tool. Knows nothing about Tauri or any UI.
 
 pub mod agent;
-pub mod config;
+pub mod claim;
 pub mod doctor;
 pub mod governor;
-pub mod hub;
-pub mod inference;
-pub mod mcp;
-pub mod memory;
 pub mod mesh;
-pub mod models;
-pub mod remote;
-pub mod sandbox;
-pub mod serve;
+
+use heiwa_config::{MissingPart, Parts};
+use std::path::Path;
+
+/// The parts from the environment, with the chat model the owner chose in
+/// `data_dir`'s model store (`heiwa models default`, the app's Settings).
+pub fn chosen_parts(data_dir: &Path) -> Result<Parts, MissingPart> {
+    let mut parts = Parts::from_env()?;
+    if let Some(chosen) = heiwa_inference::models::ModelStore::new(data_dir.join("models")).default_path() {
+        parts.chat_model = chosen;
+    }
+    Ok(parts)
+}
 
 /// What the desktop app and `heiwa status` show about this limb.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, ts_rs::TS)]
 pub struct LimbInfo {
     pub version: &'static str,
     pub data_dir: String,
@@ -24,7 +29,7 @@ pub struct LimbInfo {
     pub parts: Vec<PartInfo>,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, ts_rs::TS)]
 pub struct PartInfo {
     pub name: &'static str,
     pub detail: String,
@@ -32,7 +37,7 @@ pub struct PartInfo {
 }
 
 /// What can be known about a part without starting it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum PartState {
     /// Its file is where the configuration says.
@@ -55,17 +60,19 @@ impl LimbInfo {
             },
             None => not_configured(name),
         };
-        let parts = config::Parts::from_env().ok();
+        let parts = Parts::from_env().ok();
         LimbInfo {
             version: env!("CARGO_PKG_VERSION"),
-            data_dir: config::data_dir().display().to_string(),
+            data_dir: heiwa_config::data_dir().display().to_string(),
             parts: vec![
                 file("hub server", parts.as_ref().map(|p| p.spacetimedb_bin.clone())),
                 file("memory (PostgreSQL)", parts.as_ref().map(|p| p.pg_dir.clone())),
                 file("chat model", parts.as_ref().map(|p| p.chat_model.clone())),
                 file("embedding model", parts.as_ref().map(|p| p.embed_model.clone())),
                 match parts {
-                    Some(p) => PartInfo { name: "sandbox image", state: PartState::Configured, detail: p.sandbox_image },
+                    Some(p) => {
+                        PartInfo { name: "sandbox image", state: PartState::Configured, detail: p.sandbox_image }
+                    }
                     None => not_configured("sandbox image"),
                 },
             ],

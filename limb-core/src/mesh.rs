@@ -4,10 +4,11 @@
 //! in-process limb that joined someone else's hub with an invite. Either way a
 //! viewer subscription shows the tenant's tasks live.
 
-use crate::config::{free_loopback_port, Parts};
+use crate::claim::{run_limb, Executor, LimbEvent, LimbOptions};
 use crate::governor::Decision;
-use crate::hub::bindings::{TaskResultTableAccess, TaskTableAccess};
-use crate::hub::{connect, run_limb, Connected, Executor, HubError, HubHttp, HubServer, HubServerConfig, LimbEvent, LimbOptions, TaskView, task_views};
+use heiwa_config::{free_loopback_port, Parts};
+use heiwa_hub::bindings::{TaskResultTableAccess, TaskTableAccess};
+use heiwa_hub::{connect, http_url, task_views, Connected, HubError, HubHttp, HubServer, HubServerConfig, TaskView};
 use spacetimedb_sdk::{DbContext, Table, TableWithPrimaryKey};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -16,18 +17,23 @@ use tokio::sync::{mpsc, watch};
 const DATABASE: &str = "heiwa";
 
 /// What this machine's limb is doing, from its own events.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, ts_rs::TS)]
 pub struct LimbStatus {
     /// Its id at the hub, once registered.
+    #[ts(type = "number | null")]
     pub limb_id: Option<u64>,
     /// Its identity at the hub (hex), once connected.
     pub identity: Option<String>,
     pub connected: bool,
     /// The last connection problem, while disconnected.
     pub problem: Option<String>,
+    #[ts(type = "number[]")]
     pub running: Vec<u64>,
+    #[ts(type = "number")]
     pub completed: u64,
+    #[ts(type = "number")]
     pub failed: u64,
+    #[ts(type = "number")]
     pub released: u64,
     /// The limb ended with this error (it does not come back by itself).
     pub stopped: Option<String>,
@@ -84,31 +90,13 @@ enum Rows {
 }
 
 /// A hub run by someone else, as the desktop's Settings name it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct RemoteHub {
     /// `wss://…` (or `ws://` to this machine).
     pub url: String,
     pub database: String,
     /// The tenant owner's invite code; needed until this limb has joined.
     pub invite: Option<String>,
-}
-
-/// The hub's HTTP base for its WebSocket URL. Plain `ws://` only to this
-/// machine: the limb's token travels in the handshake.
-pub fn http_url(ws: &str) -> Result<String, HubError> {
-    let bad = |why: &str| HubError::Connect(format!("\"{ws}\" {why}: give the hub's address as wss://host[:port]"));
-    let mut url = url::Url::parse(ws).map_err(|e| match e {
-        url::ParseError::EmptyHost => bad("has no host"),
-        _ => bad("is not a URL"),
-    })?;
-    let http = match url.scheme() {
-        "wss" => "https",
-        "ws" if crate::config::is_loopback_url(&url) => "http",
-        "ws" => return Err(bad("would send this limb's token unencrypted")),
-        _ => return Err(bad("is not a WebSocket URL")),
-    };
-    url.set_scheme(http).map_err(|()| bad("is not a URL"))?;
-    Ok(url.origin().ascii_serialization())
 }
 
 /// This machine's limb: one task at a time (the governor may allow more).
@@ -119,7 +107,17 @@ fn this_workstation(
     invite: Option<String>,
     governor: Option<watch::Receiver<Decision>>,
 ) -> LimbOptions {
-    LimbOptions { uri, database, token_file, invite, name: "this workstation".into(), lease_secs: 30, max_in_flight: 1, governor, tasks: None }
+    LimbOptions {
+        uri,
+        database,
+        token_file,
+        invite,
+        name: "this workstation".into(),
+        lease_secs: 30,
+        max_in_flight: 1,
+        governor,
+        tasks: None,
+    }
 }
 
 /// Run the limb on its own task, keeping its status from its events.
@@ -153,7 +151,13 @@ fn spawn_limb(
 }
 
 /// A subscription (as `token`'s identity) whose task and result rows call `on_change`.
-async fn watch_rows(uri: String, database: String, token: String, on_change: Arc<dyn Fn() + Send + Sync>) -> Result<Connected, HubError> {
+async fn watch_rows(
+    uri: String,
+    database: String,
+    token: String,
+    on_change: Arc<dyn Fn() + Send + Sync>,
+) -> Result<Connected, HubError> {
+    // The SDK may panic while connecting; that is a failed connection, not a crash.
     let viewer = tokio::task::spawn_blocking(move || connect(&uri, &database, Some(token), |_| {}))
         .await
         .map_err(|e| HubError::Connect(e.to_string()))??;
@@ -180,27 +184,35 @@ impl Mesh {
         let config = HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: data_dir.join("hub"), listen };
         let server = tokio::task::spawn_blocking(move || HubServer::start(&config))
             .await
-            .map_err(|e| HubError::Connect(e.to_string()))??;
+            .map_err(|e| HubError::Spawn(std::io::Error::other(e.to_string())))??;
         let http = HubHttp::new(server.http_url());
         let owner_token = http.identity_token(&data_dir.join("owner.token")).await?;
         http.publish(DATABASE, &parts.hub_wasm, &owner_token).await?;
-        let member = http.sql(DATABASE, "SELECT * FROM member", &owner_token).await?;
-        if member[0]["rows"].as_array().is_none_or(Vec::is_empty) {
-            http.call(DATABASE, "create_tenant", serde_json::json!(["this workstation"]), &owner_token).await?;
+        if http.rows(DATABASE, "SELECT * FROM member", &owner_token).await?.is_empty() {
+            http.create_tenant(DATABASE, "this workstation", &owner_token).await?;
         }
-        let limb_token = data_dir.join("limb.token");
-        let invite = if limb_token.exists() {
-            None
+        // The hub, not a file, says whether this machine's limb is enrolled: a
+        // crash between saving the limb's token and joining must not lose the
+        // invite. An invite the limb turns out not to need expires unused.
+        let invite = if http.rows(DATABASE, "SELECT id FROM limb", &owner_token).await?.is_empty() {
+            Some(http.create_invite(DATABASE, 1, 600, &owner_token).await?.0)
         } else {
-            http.call(DATABASE, "create_invite", serde_json::json!([1, 600]), &owner_token).await?;
-            let reply = http.sql(DATABASE, "SELECT code FROM invite", &owner_token).await?;
-            reply[0]["rows"][0][0].as_str().map(String::from)
+            None
         };
+        let limb_token = data_dir.join("limb.token");
         let options = this_workstation(server.ws_url(), DATABASE.into(), limb_token, invite, governor);
         let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(on_change);
         let (limb, stop_limb) = spawn_limb(options, executor, on_change.clone());
         let viewer = watch_rows(server.ws_url(), DATABASE.into(), owner_token.clone(), on_change).await?;
-        Ok(Mesh { server: Some(server), limb, http, token: owner_token, rows: Rows::Viewer(viewer), stop_limb, database: DATABASE.into() })
+        Ok(Mesh {
+            server: Some(server),
+            limb,
+            http,
+            token: owner_token,
+            rows: Rows::Viewer(viewer),
+            stop_limb,
+            database: DATABASE.into(),
+        })
     }
 
     /// Join someone else's hub as a limb of their tenant (the `invite` is
@@ -215,9 +227,10 @@ impl Mesh {
         on_change: impl Fn() + Send + Sync + 'static,
     ) -> Result<Self, HubError> {
         let http_base = http_url(&hub.url)?;
-        std::fs::create_dir_all(data_dir).map_err(|e| HubError::Connect(format!("{}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir).map_err(HubError::file(data_dir))?;
         let token_file = data_dir.join("limb.token");
-        let mut options = this_workstation(hub.url.clone(), hub.database.clone(), token_file.clone(), hub.invite.clone(), governor);
+        let mut options =
+            this_workstation(hub.url.clone(), hub.database.clone(), token_file.clone(), hub.invite.clone(), governor);
         let (rows_tx, rows) = watch::channel(Vec::new());
         options.tasks = Some(Arc::new(rows_tx));
         let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(on_change);
@@ -240,17 +253,25 @@ impl Mesh {
             }
             if tokio::time::Instant::now() > deadline {
                 let _ = stop_limb.send(true);
-                return Err(HubError::Connect(format!("no answer from the hub at {} within a minute", hub.url)));
+                return Err(HubError::Timeout { what: format!("joining the hub at {}", hub.url), secs: 60 });
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        let token = std::fs::read_to_string(&token_file).map_err(|e| HubError::Connect(format!("{}: {e}", token_file.display())))?;
+        let token = std::fs::read_to_string(&token_file).map_err(HubError::file(&token_file))?;
         let http = HubHttp::new(http_base);
-        Ok(Mesh { server: None, limb, http, token: token.trim().to_string(), rows: Rows::Limb(rows), stop_limb, database: hub.database.clone() })
+        Ok(Mesh {
+            server: None,
+            limb,
+            http,
+            token: token.trim().to_string(),
+            rows: Rows::Limb(rows),
+            stop_limb,
+            database: hub.database.clone(),
+        })
     }
 
     pub async fn submit(&self, payload: &str) -> Result<(), HubError> {
-        self.http.call(&self.database, "submit_task", serde_json::json!([payload]), &self.token).await
+        self.http.submit_task(&self.database, payload, &self.token).await
     }
 
     /// The tenant's tasks, newest first, from the live subscription cache.
@@ -275,7 +296,7 @@ impl Mesh {
 
     /// Give a task up: a pending one never runs, a claimed one is dropped by its limb.
     pub async fn cancel(&self, task_id: u64) -> Result<(), HubError> {
-        self.http.call(&self.database, "cancel_task", serde_json::json!([task_id]), &self.token).await
+        self.http.cancel_task(&self.database, task_id, &self.token).await
     }
 
     pub fn stop(&mut self) {
@@ -292,23 +313,5 @@ impl Mesh {
 impl Drop for Mesh {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::http_url;
-
-    #[test]
-    fn the_hubs_http_base_follows_its_websocket_url_and_plain_ws_stays_on_this_machine() {
-        assert_eq!(http_url("wss://hub.example.org").unwrap(), "https://hub.example.org");
-        assert_eq!(http_url("wss://hub.example.org:8443/").unwrap(), "https://hub.example.org:8443");
-        assert_eq!(http_url("ws://127.0.0.1:3000").unwrap(), "http://127.0.0.1:3000");
-        assert_eq!(http_url("ws://[::1]:3000").unwrap(), "http://[::1]:3000");
-        assert_eq!(http_url("ws://localhost:3000").unwrap(), "http://localhost:3000");
-        assert!(http_url("ws://hub.example.org:3000").unwrap_err().to_string().contains("unencrypted"));
-        assert!(http_url("https://hub.example.org").unwrap_err().to_string().contains("not a WebSocket URL"));
-        assert!(http_url("hub.example.org").unwrap_err().to_string().contains("not a URL"));
-        assert!(http_url("wss://").unwrap_err().to_string().contains("no host"));
     }
 }

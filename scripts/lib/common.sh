@@ -55,7 +55,7 @@ ensure_disk_space() {
   free=$(free_gib "$CARGO_TARGET_DIR")
   if [ "$free" -lt $((need * 2)) ] && command -v cargo >/dev/null; then
     log "$free GiB free: removing earlier clones' builds of this workspace from $CARGO_TARGET_DIR"
-    (cd "$HEIWA_ROOT" && cargo clean --quiet --offline -p limb-core -p heiwa-desktop) || true
+    (cd "$HEIWA_ROOT" && cargo clean --quiet --offline -p limb-core -p heiwa -p heiwa-desktop -p heiwa-hub -p heiwa-memory -p heiwa-inference -p heiwa-sandbox -p heiwa-mcp -p heiwa-serve -p heiwa-config -p hub-rules) || true
     rm -rf "$CARGO_TARGET_DIR/debug/incremental"
     free=$(free_gib "$CARGO_TARGET_DIR")
   fi

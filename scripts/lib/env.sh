@@ -1,5 +1,5 @@
 # The environment the limb and its tests read to find their parts
-# (limb-core/src/config.rs). Source it to run `heiwa` or `cargo test` by hand.
+# (crates/heiwa-config). Source it to run `heiwa` or `cargo test` by hand.
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/clients.sh"

@@ -6,7 +6,7 @@ use limb_core::mesh::RemoteHub;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Settings {
     pub donation: DonationPolicy,
@@ -15,7 +15,7 @@ pub struct Settings {
     pub hub: Option<RemoteHub>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct UpdateSettings {
     /// Where to look for `latest.json`; `None` until the owner sets one.
@@ -39,11 +39,12 @@ pub fn update_url(endpoint: &str, channel: &str) -> Result<url::Url, String> {
     if !CHANNELS.contains(&channel) {
         return Err(format!("unknown update channel \"{channel}\": choose stable or beta"));
     }
-    let url = url::Url::parse(&endpoint.replace("{{channel}}", channel))
-        .map_err(|e| format!("\"{endpoint}\" is not a URL ({e}): give e.g. https://example.org/heiwa/{{{{channel}}}}/latest.json"))?;
+    let url = url::Url::parse(&endpoint.replace("{{channel}}", channel)).map_err(|e| {
+        format!("\"{endpoint}\" is not a URL ({e}): give e.g. https://example.org/heiwa/{{{{channel}}}}/latest.json")
+    })?;
     match url.scheme() {
         "https" => Ok(url),
-        "http" if limb_core::config::is_loopback_url(&url) => Ok(url),
+        "http" if heiwa_config::is_loopback_url(&url) => Ok(url),
         _ => Err(format!("updates are fetched over HTTPS (plain HTTP only from this machine), not from {url}")),
     }
 }

@@ -1,6 +1,6 @@
 //! The tray: what the limb is doing, pause/resume giving, pause GPU work.
 
-use crate::commands::apply_policy;
+use crate::commands::donation::apply_policy;
 use limb_core::governor::{Decision, DonationPolicy};
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -52,7 +52,11 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
 
 /// The tray's words for the current policy and decision.
 pub fn labels(policy: &DonationPolicy, decision: &Decision) -> (String, &'static str) {
-    let status = if decision.give { format!("Giving — {}", decision.reason) } else { format!("Not giving — {}", decision.reason) };
+    let status = if decision.give {
+        format!("Giving — {}", decision.reason)
+    } else {
+        format!("Not giving — {}", decision.reason)
+    };
     (status, if policy.paused { "Resume giving" } else { "Pause giving" })
 }
 

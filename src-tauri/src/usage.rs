@@ -20,7 +20,7 @@ fn process_ticks() -> Option<u64> {
 impl Default for CpuUsage {
     fn default() -> Self {
         let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100);
-        CpuUsage { last: None, ticks_per_second: ticks as u64, cores: limb_core::inference::all_cores() as f64 }
+        CpuUsage { last: None, ticks_per_second: ticks as u64, cores: heiwa_inference::all_cores() as f64 }
     }
 }
 

@@ -2,12 +2,13 @@
 //! memory for retrieval, the container sandbox for `run_python`.
 
 use super::{summary_payload, Agent, Budget, Message, Model, Retriever, Tools};
-use crate::config::Parts;
-use crate::hub::{Executor, MAX_SUMMARY_BYTES};
-use crate::inference::{ChatModel, Embedder, InferenceError, ModelOptions};
-use crate::memory::{Citation, LocalMemory, LocalMemoryError, Memory};
-use crate::remote::{RemoteClient, RemoteOptions};
-use crate::sandbox::{Limits, RunOutput, Sandbox, WarmPool};
+use crate::claim::{Executor, TaskFailure};
+use heiwa_config::Parts;
+use heiwa_hub::MAX_SUMMARY_BYTES;
+use heiwa_inference::remote::{RemoteClient, RemoteError, RemoteOptions};
+use heiwa_inference::{ChatModel, Embedder, InferenceError, ModelOptions};
+use heiwa_memory::{Citation, LocalMemory, LocalMemoryError, Memory, MemoryError};
+use heiwa_sandbox::{Limits, RunOutput, Sandbox, SandboxError, WarmPool};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +30,11 @@ impl LocalChat {
         if !path.is_file() {
             return Err(InferenceError::ModelMissing(path));
         }
-        Ok(LocalChat { wanted: Mutex::new((path, options)), loaded: Mutex::new(None), is_loaded: AtomicBool::new(false) })
+        Ok(LocalChat {
+            wanted: Mutex::new((path, options)),
+            loaded: Mutex::new(None),
+            is_loaded: AtomicBool::new(false),
+        })
     }
 
     /// Threads and GPU layers for the next generation (a reload if they differ).
@@ -72,9 +77,11 @@ impl LocalChat {
 }
 
 impl Model for LocalChat {
+    type Error = InferenceError;
+
     /// Runs on the calling thread: the limb calls it from a blocking thread.
-    async fn chat(&self, messages: &[Message], max_tokens: usize) -> Result<String, String> {
-        self.generate(messages, max_tokens).map_err(|e| e.to_string())
+    async fn chat(&self, messages: &[Message], max_tokens: usize) -> Result<String, InferenceError> {
+        self.generate(messages, max_tokens)
     }
 }
 
@@ -85,12 +92,22 @@ pub enum ChatBackend {
     Remote(RemoteClient),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error(transparent)]
+    Local(#[from] InferenceError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+}
+
 impl Model for ChatBackend {
-    async fn chat(&self, messages: &[Message], max_tokens: usize) -> Result<String, String> {
-        match self {
-            ChatBackend::Local(local) => local.chat(messages, max_tokens).await,
-            ChatBackend::Remote(remote) => Model::chat(remote, messages, max_tokens).await,
-        }
+    type Error = ChatError;
+
+    async fn chat(&self, messages: &[Message], max_tokens: usize) -> Result<String, ChatError> {
+        Ok(match self {
+            ChatBackend::Local(local) => local.chat(messages, max_tokens).await?,
+            ChatBackend::Remote(remote) => remote.chat(messages, max_tokens).await?,
+        })
     }
 }
 
@@ -107,10 +124,20 @@ pub struct MemoryRetriever {
     pub tenant: String,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum RetrieveError {
+    #[error("embedding the question: {0}")]
+    Embed(#[from] InferenceError),
+    #[error(transparent)]
+    Search(#[from] MemoryError),
+}
+
 impl Retriever for MemoryRetriever {
-    async fn retrieve(&self, question: &str, k: i64) -> Result<Vec<Citation>, String> {
-        let embedding = self.embedder.embed(&[question]).map_err(|e| e.to_string())?.remove(0);
-        let hits = self.memory.search(&self.tenant, question, &embedding, k).await.map_err(|e| e.to_string())?;
+    type Error = RetrieveError;
+
+    async fn retrieve(&self, question: &str, k: i64) -> Result<Vec<Citation>, RetrieveError> {
+        let embedding = self.embedder.embed(&[question])?.remove(0);
+        let hits = self.memory.search(&self.tenant, question, &embedding, k).await?;
         Ok(hits.into_iter().filter(|hit| hit.similarity >= MIN_SIMILARITY).collect())
     }
 }
@@ -124,11 +151,21 @@ pub enum SandboxTools {
     Unavailable(String),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("run_python is unavailable: {0}")]
+    Unavailable(String),
+}
+
 impl Tools for SandboxTools {
-    async fn run_python(&self, code: &str) -> Result<RunOutput, String> {
+    type Error = ToolError;
+
+    async fn run_python(&self, code: &str) -> Result<RunOutput, ToolError> {
         match self {
-            SandboxTools::Ready(pool) => pool.run_python(code).await.map_err(|e| e.to_string()),
-            SandboxTools::Unavailable(why) => Err(format!("run_python is unavailable: {why}")),
+            SandboxTools::Ready(pool) => Ok(pool.run_python(code).await?),
+            SandboxTools::Unavailable(why) => Err(ToolError::Unavailable(why.clone())),
         }
     }
 }
@@ -154,8 +191,14 @@ impl LocalAgent {
     /// on first use), connect the sandbox (without an engine the agent runs
     /// without its tool: see [`LocalAgent::tool_problem`]). Retrieval reads
     /// `tenant`'s documents. With `remote`, chat goes to that server.
-    pub async fn open(parts: &Parts, data_dir: &Path, tenant: &str, budget: Budget, remote: Option<RemoteOptions>) -> Result<Self, LocalAgentError> {
-        let options = ModelOptions { threads: crate::inference::all_cores(), gpu_layers: 0, context_len: 4096 };
+    pub async fn open(
+        parts: &Parts,
+        data_dir: &Path,
+        tenant: &str,
+        budget: Budget,
+        remote: Option<RemoteOptions>,
+    ) -> Result<Self, LocalAgentError> {
+        let options = ModelOptions { threads: heiwa_inference::all_cores(), gpu_layers: 0, context_len: 4096 };
         let model = match remote {
             Some(remote) => ChatBackend::Remote(RemoteClient::new(remote)),
             None => ChatBackend::Local(LocalChat::new(parts.chat_model.clone(), options)?),
@@ -169,7 +212,8 @@ impl LocalAgent {
                 SandboxTools::Unavailable(error.to_string())
             }
         };
-        let retriever = MemoryRetriever { memory: memory.memory.clone(), embedder: memory.embedder.clone(), tenant: tenant.into() };
+        let retriever =
+            MemoryRetriever { memory: memory.memory.clone(), embedder: memory.embedder.clone(), tenant: tenant.into() };
         let agent = Agent { model, retriever, tools, budget };
         Ok(LocalAgent { agent: Arc::new(agent), memory })
     }
@@ -183,7 +227,10 @@ impl LocalAgent {
     }
 
     /// An executor for the limb's claim loop, running on `runtime`.
-    pub fn executor(&self, runtime: tokio::runtime::Handle) -> AgentExecutor<ChatBackend, MemoryRetriever, SandboxTools> {
+    pub fn executor(
+        &self,
+        runtime: tokio::runtime::Handle,
+    ) -> AgentExecutor<ChatBackend, MemoryRetriever, SandboxTools> {
         AgentExecutor { agent: self.agent.clone(), runtime }
     }
 
@@ -207,7 +254,7 @@ impl LocalAgent {
         &self.memory
     }
 
-    pub async fn close(self) -> Result<(), crate::memory::MemoryError> {
+    pub async fn close(self) -> Result<(), heiwa_memory::MemoryError> {
         if let SandboxTools::Ready(pool) = &self.agent.tools {
             pool.close().await;
         }
@@ -222,10 +269,18 @@ pub struct AgentExecutor<M, R, T> {
 }
 
 impl<M: Model + 'static, R: Retriever + 'static, T: Tools + 'static> Executor for AgentExecutor<M, R, T> {
-    fn execute(&self, task_id: u64, payload: &str) -> Result<String, String> {
+    fn execute(&self, task_id: u64, payload: &str) -> Result<String, TaskFailure> {
         // The claim loop calls this on a blocking thread, where block_on is allowed.
-        let answer = self.runtime.block_on(self.agent.answer(payload)).map_err(|e| e.to_string())?;
+        let answer = self.runtime.block_on(self.agent.answer(payload))?;
         tracing::info!(task_id, steps = answer.steps, tool_calls = answer.tool_uses.len(), "answered");
         Ok(summary_payload(&answer, MAX_SUMMARY_BYTES))
+    }
+}
+
+impl Model for RemoteClient {
+    type Error = RemoteError;
+
+    async fn chat(&self, messages: &[Message], max_tokens: usize) -> Result<String, RemoteError> {
+        RemoteClient::chat(self, messages, max_tokens).await
     }
 }

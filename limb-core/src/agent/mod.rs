@@ -12,55 +12,49 @@ mod parse;
 mod summary;
 
 pub use parse::{parse_reply, Reply, ToolCall};
-pub use summary::{summary_payload, SummaryCitation};
+pub use summary::{summary_payload, Summary, SummaryCitation};
 
-use crate::memory::Citation;
-use crate::sandbox::RunOutput;
+use heiwa_memory::Citation;
+use heiwa_sandbox::RunOutput;
 use std::future::Future;
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+/// A part's own error, kept whole (its source chain included) in [`AgentError`].
+pub type PartError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("the model failed: {0}")]
-    Model(String),
+    Model(#[source] PartError),
     #[error("memory retrieval failed: {0}")]
-    Retrieval(String),
+    Retrieval(#[source] PartError),
     #[error("the run_python tool failed: {0}")]
-    Tool(String),
+    Tool(#[source] PartError),
     #[error("no final answer within {steps} steps ({tool_calls} tool calls)")]
     Budget { steps: usize, tool_calls: usize },
     #[error("the task is empty")]
     EmptyTask,
 }
 
-/// One chat message. Roles are `system`, `user` and `assistant`; tool results
-/// go back as a `user` message wrapped in `<tool_response>` (Qwen's convention,
-/// and plain enough for any instruction-tuned model).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Message {
-    pub role: &'static str,
-    pub content: String,
-}
-
-impl Message {
-    pub fn new(role: &'static str, content: impl Into<String>) -> Self {
-        Message { role, content: content.into() }
-    }
-}
+pub use heiwa_inference::Message;
 
 /// Generates the assistant's next message.
 pub trait Model: Send + Sync {
-    fn chat(&self, messages: &[Message], max_tokens: usize) -> impl Future<Output = Result<String, String>> + Send;
+    type Error: std::error::Error + Send + Sync + 'static;
+    fn chat(&self, messages: &[Message], max_tokens: usize)
+        -> impl Future<Output = Result<String, Self::Error>> + Send;
 }
 
 /// Finds passages for a question.
 pub trait Retriever: Send + Sync {
-    fn retrieve(&self, question: &str, k: i64) -> impl Future<Output = Result<Vec<Citation>, String>> + Send;
+    type Error: std::error::Error + Send + Sync + 'static;
+    fn retrieve(&self, question: &str, k: i64) -> impl Future<Output = Result<Vec<Citation>, Self::Error>> + Send;
 }
 
 /// The one tool. An `Err` means the tool itself could not run (no engine);
 /// code that fails inside the sandbox is an `Ok` with its stderr and exit code.
 pub trait Tools: Send + Sync {
-    fn run_python(&self, code: &str) -> impl Future<Output = Result<RunOutput, String>> + Send;
+    type Error: std::error::Error + Send + Sync + 'static;
+    fn run_python(&self, code: &str) -> impl Future<Output = Result<RunOutput, Self::Error>> + Send;
 }
 
 /// How much one task may use.
@@ -87,7 +81,7 @@ pub struct ToolUse {
     pub code: String,
     pub stdout: String,
     pub exit_code: Option<i64>,
-    pub limit: Option<crate::sandbox::LimitHit>,
+    pub limit: Option<heiwa_sandbox::LimitHit>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -160,7 +154,10 @@ fn final_turn(question: &str, passages: &[Citation], tool_uses: &[ToolUse], char
     }
     task.push_str("\n\nReply with the final answer in words.");
     vec![
-        Message::new("system", "You are a Heiwa limb answering a task. Answer briefly and correctly; cite passages by number, like [1]."),
+        Message::new(
+            "system",
+            "You are a Heiwa limb answering a task. Answer briefly and correctly; cite passages by number, like [1].",
+        ),
         Message::new("user", task),
     ]
 }
@@ -174,7 +171,8 @@ impl<M: Model, R: Retriever, T: Tools> Agent<M, R, T> {
             return Err(AgentError::EmptyTask);
         }
         let budget = self.budget;
-        let citations = self.retriever.retrieve(question, budget.passages).await.map_err(AgentError::Retrieval)?;
+        let citations =
+            self.retriever.retrieve(question, budget.passages).await.map_err(|e| AgentError::Retrieval(e.into()))?;
         let mut messages = vec![
             Message::new("system", system_prompt()),
             Message::new("user", user_prompt(question, &citations, budget.excerpt_chars)),
@@ -183,8 +181,13 @@ impl<M: Model, R: Retriever, T: Tools> Agent<M, R, T> {
         let mut stuck = false;
         for step in 1..=budget.max_steps {
             let last = step == budget.max_steps || stuck;
-            let prompt = if last { final_turn(question, &citations, &tool_uses, budget.excerpt_chars) } else { messages.clone() };
-            let reply = self.model.chat(&prompt, budget.max_tokens_per_step).await.map_err(AgentError::Model)?;
+            let prompt = if last {
+                final_turn(question, &citations, &tool_uses, budget.excerpt_chars)
+            } else {
+                messages.clone()
+            };
+            let reply =
+                self.model.chat(&prompt, budget.max_tokens_per_step).await.map_err(|e| AgentError::Model(e.into()))?;
             tracing::debug!(step, %reply, "model reply");
             let feedback = match parse_reply(&reply) {
                 Reply::Final(text) => return Ok(Answer { text, citations, tool_uses, steps: step }),
@@ -194,14 +197,19 @@ impl<M: Model, R: Retriever, T: Tools> Agent<M, R, T> {
                     continue;
                 }
                 Reply::Call(ToolCall { code }) => {
-                    let output = self.tools.run_python(&code).await.map_err(AgentError::Tool)?;
+                    let output = self.tools.run_python(&code).await.map_err(|e| AgentError::Tool(e.into()))?;
                     let body = serde_json::json!({
                         "stdout": excerpt_raw(&output.stdout, budget.excerpt_chars),
                         "stderr": excerpt_raw(&output.stderr, budget.excerpt_chars),
                         "exit_code": output.exit_code,
                         "stopped_by": output.limit,
                     });
-                    tool_uses.push(ToolUse { code, stdout: output.stdout, exit_code: output.exit_code, limit: output.limit });
+                    tool_uses.push(ToolUse {
+                        code,
+                        stdout: output.stdout,
+                        exit_code: output.exit_code,
+                        limit: output.limit,
+                    });
                     body.to_string()
                 }
                 Reply::Malformed(problem) => format!("error: {problem}"),

@@ -4,60 +4,33 @@
 //! about the person than the answer needs), the chunk and the byte span.
 
 use super::Answer;
-
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SummaryCitation {
-    /// The number the answer cites it by: `[n]`.
-    pub n: usize,
-    pub file: String,
-    pub chunk: i32,
-    pub span: (i32, i32),
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub page: Option<i32>,
-}
-
-#[derive(serde::Serialize)]
-struct Summary<'a> {
-    answer: &'a str,
-    citations: &'a [SummaryCitation],
-    tool_calls: usize,
-    steps: usize,
-    /// Set when the answer was cut to fit the hub's size limit.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    truncated: bool,
-}
+pub use heiwa_hub::{Summary, SummaryCitation};
 
 pub(crate) fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// JSON of at most `max_bytes` (the hub's cap): the answer is shortened, at a
-/// character boundary, until it fits.
+/// The summary of `answer`, as JSON of at most `max_bytes` (the hub's cap).
 pub fn summary_payload(answer: &Answer, max_bytes: usize) -> String {
-    let citations: Vec<SummaryCitation> = answer
+    let citations = answer
         .citations
         .iter()
-        .enumerate()
-        .map(|(i, c)| SummaryCitation { n: i + 1, file: file_name(&c.path).to_string(), chunk: c.position, span: c.span, page: c.page })
+        .zip(1..)
+        .map(|(c, n)| SummaryCitation {
+            n,
+            file: file_name(&c.path).to_string(),
+            chunk: c.position,
+            span: c.span,
+            page: c.page,
+        })
         .collect();
-    let render = |text: &str, truncated: bool| {
-        serde_json::to_string(&Summary { answer: text, citations: &citations, tool_calls: answer.tool_uses.len(), steps: answer.steps, truncated })
-            .expect("a summary serialises")
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let summary = Summary {
+        answer: answer.text.clone(),
+        citations,
+        tool_calls: count(answer.tool_uses.len()),
+        steps: count(answer.steps),
+        truncated: false,
     };
-    let full = render(&answer.text, false);
-    if full.len() <= max_bytes {
-        return full;
-    }
-    // Escaping can grow text up to 6×; shrink until it fits, keeping char boundaries.
-    let mut keep = answer.text.len().min(max_bytes);
-    loop {
-        while !answer.text.is_char_boundary(keep) {
-            keep -= 1;
-        }
-        let shorter = render(&answer.text[..keep], true);
-        if shorter.len() <= max_bytes || keep == 0 {
-            return shorter;
-        }
-        keep = keep.saturating_sub((shorter.len() - max_bytes).max(1));
-    }
+    summary.to_payload(max_bytes)
 }

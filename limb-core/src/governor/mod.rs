@@ -15,26 +15,30 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// When to give.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum When {
     Always,
     /// Only after the person at the machine has not touched it for `minutes`.
-    Idle { minutes: u32 },
+    Idle {
+        minutes: u32,
+    },
     /// Only inside one of these daily windows, in local time.
-    Windows { windows: Vec<Window> },
+    Windows {
+        windows: Vec<Window>,
+    },
 }
 
 /// A daily window, "HH:MM" to "HH:MM" local time; an end before the start
 /// crosses midnight (22:00–06:00 is the night).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Window {
     pub start: String,
     pub end: String,
 }
 
 /// What happens to a running task when giving stops.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum OnPause {
     /// It runs to the end and its result is sent.
@@ -45,7 +49,7 @@ pub enum OnPause {
 }
 
 /// The owner's donation settings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct DonationPolicy {
     pub when: When,
@@ -157,7 +161,7 @@ pub struct Signals {
 }
 
 /// The governor's answer: whether to give, why, and how much.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Decision {
     pub give: bool,
     /// One sentence for the owner: why the machine is (not) giving now.
@@ -194,8 +198,13 @@ fn withheld_because(policy: &DonationPolicy, signals: &Signals) -> Option<String
         When::Idle { minutes } => {
             let wanted = Duration::from_secs(u64::from(*minutes) * 60);
             match signals.idle {
-                None => Some("cannot tell whether you are at the machine (no display to ask): choose \"always\" or time windows".into()),
-                Some(idle) if idle < wanted => Some(format!("you are using the machine (gives after {minutes} idle minutes)")),
+                None => Some(
+                    "cannot tell whether you are at the machine (no display to ask): choose \"always\" or time windows"
+                        .into(),
+                ),
+                Some(idle) if idle < wanted => {
+                    Some(format!("you are using the machine (gives after {minutes} idle minutes)"))
+                }
                 Some(_) => None,
             }
         }
@@ -205,7 +214,9 @@ fn withheld_because(policy: &DonationPolicy, signals: &Signals) -> Option<String
                 _ => false,
             });
             let listed: Vec<String> = windows.iter().map(|w| format!("{}–{}", w.start, w.end)).collect();
-            (!inside).then(|| format!("outside the donation hours ({}; now {})", listed.join(", "), hhmm(signals.minute_of_day)))
+            (!inside).then(|| {
+                format!("outside the donation hours ({}; now {})", listed.join(", "), hhmm(signals.minute_of_day))
+            })
         }
     }
 }
@@ -304,9 +315,9 @@ impl SystemSignals {
 pub fn on_battery(power_supply: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(power_supply) else { return false };
     let read = |path: PathBuf| std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default();
-    entries.flatten().any(|entry| {
-        read(entry.path().join("type")) == "Battery" && read(entry.path().join("status")) == "Discharging"
-    })
+    entries
+        .flatten()
+        .any(|entry| read(entry.path().join("type")) == "Battery" && read(entry.path().join("status")) == "Discharging")
 }
 
 /// Samples signals, decides, and publishes each new decision.

@@ -99,7 +99,12 @@ fn validation_names_what_is_wrong() {
 
 #[test]
 fn policies_round_trip_through_the_settings_file_format() {
-    let policy = DonationPolicy { when: windows(&[("22:00", "06:00")]), gpu_paused: true, on_pause: OnPause::Release, ..Default::default() };
+    let policy = DonationPolicy {
+        when: windows(&[("22:00", "06:00")]),
+        gpu_paused: true,
+        on_pause: OnPause::Release,
+        ..Default::default()
+    };
     let json = serde_json::to_string(&policy).unwrap();
     assert!(json.contains(r#""mode":"windows""#), "{json}");
     assert_eq!(serde_json::from_str::<DonationPolicy>(&json).unwrap(), policy);

@@ -1,0 +1,231 @@
+use crate::{HubError, TaskState};
+use serde_json::{json, Map, Value};
+use std::path::Path;
+
+/// One row of a SQL reply, its columns by name, with SpacetimeDB's JSON made
+/// readable: a task's `state` by name, an option as its value or null, a
+/// one-field product (a timestamp, an identity) as its field.
+pub type Row = Map<String, Value>;
+
+/// An invite code a new limb joins with.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct InviteCode(pub String);
+
+impl std::fmt::Display for InviteCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The hub's HTTP API: enough to publish the module and query it without the CLI.
+#[derive(Clone)]
+pub struct HubHttp {
+    base: String,
+    client: reqwest::Client,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct NewIdentity {
+    pub identity: String,
+    pub token: String,
+}
+
+impl HubHttp {
+    pub fn new(base: impl Into<String>) -> Self {
+        HubHttp { base: base.into(), client: reqwest::Client::new() }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    async fn send(&self, what: &str, request: reqwest::RequestBuilder) -> Result<String, HubError> {
+        let url = format!("{} ({what})", self.base);
+        let response = request.send().await.map_err(|source| HubError::Http { url: url.clone(), source })?;
+        let status = response.status();
+        let body = response.text().await.map_err(|source| HubError::Http { url, source })?;
+        // SpacetimeDB answers a reducer's own `Err` with 530 and its message.
+        if status.as_u16() == 530 {
+            return Err(HubError::Reducer { reducer: what.into(), message: body });
+        }
+        if !status.is_success() {
+            return Err(HubError::Refused { what: what.into(), status: status.as_u16(), body });
+        }
+        Ok(body)
+    }
+
+    /// A fresh identity and the token that proves it.
+    pub async fn new_identity(&self) -> Result<NewIdentity, HubError> {
+        let body = self.send("new identity", self.client.post(format!("{}/v1/identity", self.base))).await?;
+        serde_json::from_str(&body)
+            .map_err(|e| HubError::Malformed { what: "new identity".into(), reason: format!("{e}: {body}") })
+    }
+
+    /// The identity token kept at `path`, or a fresh identity whose token is
+    /// saved there (0600) for next time.
+    pub async fn identity_token(&self, path: &Path) -> Result<String, HubError> {
+        if let Ok(token) = std::fs::read_to_string(path) {
+            return Ok(token.trim().to_string());
+        }
+        let identity = self.new_identity().await?;
+        heiwa_config::write_secret(path, &identity.token)?;
+        Ok(identity.token)
+    }
+
+    /// Publish (or update) the module as database `name`, owned by `token`'s identity.
+    pub async fn publish(&self, name: &str, wasm: &Path, token: &str) -> Result<(), HubError> {
+        if !wasm.is_file() {
+            return Err(HubError::ModuleMissing(wasm.to_path_buf()));
+        }
+        let bytes = tokio::fs::read(wasm).await?;
+        let request = self
+            .client
+            .put(format!("{}/v1/database/{name}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/wasm")
+            .body(bytes);
+        self.send("publish", request).await.map(drop)
+    }
+
+    /// Run SQL as `token`'s identity; row-level security applies to non-owners.
+    pub async fn sql(&self, name: &str, query: &str, token: &str) -> Result<serde_json::Value, HubError> {
+        let request = self
+            .client
+            .post(format!("{}/v1/database/{name}/sql", self.base))
+            .bearer_auth(token)
+            .body(query.to_string());
+        let body = self.send("sql", request).await?;
+        serde_json::from_str(&body)
+            .map_err(|e| HubError::Malformed { what: "sql".into(), reason: format!("{e}: {body}") })
+    }
+
+    /// Call a reducer with JSON arguments; a reducer's `Err` comes back as `Refused`.
+    pub async fn call(&self, name: &str, reducer: &str, args: serde_json::Value, token: &str) -> Result<(), HubError> {
+        let request =
+            self.client.post(format!("{}/v1/database/{name}/call/{reducer}", self.base)).bearer_auth(token).json(&args);
+        self.send(reducer, request).await.map(drop)
+    }
+
+    /// The rows `query` returns, columns by name (see [`Row`]).
+    pub async fn rows(&self, name: &str, query: &str, token: &str) -> Result<Vec<Row>, HubError> {
+        Ok(named_rows(&self.sql(name, query, token).await?))
+    }
+
+    /// The rows `query` returns, each read as a `T` by column name.
+    pub async fn rows_as<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        query: &str,
+        token: &str,
+    ) -> Result<Vec<T>, HubError> {
+        self.rows(name, query, token)
+            .await?
+            .into_iter()
+            .map(|row| serde_json::from_value(Value::Object(row)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| HubError::Malformed { what: query.into(), reason: e.to_string() })
+    }
+
+    pub async fn create_tenant(&self, name: &str, tenant: &str, token: &str) -> Result<(), HubError> {
+        self.call(name, "create_tenant", json!([tenant]), token).await
+    }
+
+    /// A new invite for `uses` limbs, valid for `ttl_secs`. The reducer returns
+    /// nothing, so the new code is the one that was not there before the call.
+    pub async fn create_invite(
+        &self,
+        name: &str,
+        uses: u32,
+        ttl_secs: u32,
+        token: &str,
+    ) -> Result<InviteCode, HubError> {
+        #[derive(serde::Deserialize)]
+        struct Invite {
+            code: InviteCode,
+        }
+        let query = "SELECT code FROM invite";
+        let before = self.rows_as::<Invite>(name, query, token).await?;
+        self.call(name, "create_invite", json!([uses, ttl_secs]), token).await?;
+        self.rows_as::<Invite>(name, query, token)
+            .await?
+            .into_iter()
+            .map(|invite| invite.code)
+            .find(|code| before.iter().all(|old| &old.code != code))
+            .ok_or_else(|| HubError::Malformed {
+                what: "create_invite".into(),
+                reason: "the new invite is not visible".into(),
+            })
+    }
+
+    pub async fn submit_task(&self, name: &str, payload: &str, token: &str) -> Result<(), HubError> {
+        self.call(name, "submit_task", json!([payload]), token).await
+    }
+
+    pub async fn cancel_task(&self, name: &str, task_id: u64, token: &str) -> Result<(), HubError> {
+        self.call(name, "cancel_task", json!([task_id]), token).await
+    }
+}
+
+/// A reply's rows as objects named by its schema (see [`Row`]).
+fn named_rows(reply: &Value) -> Vec<Row> {
+    let names: Vec<String> = reply[0]["schema"]["elements"]
+        .as_array()
+        .map(|e| e.iter().map(|el| el["name"]["some"].as_str().unwrap_or("?").to_string()).collect())
+        .unwrap_or_default();
+    reply[0]["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|row| {
+            names.iter().zip(row.as_array().into_iter().flatten()).map(|(n, v)| (n.clone(), readable(n, v))).collect()
+        })
+        .collect()
+}
+
+/// SpacetimeDB's JSON for one column, made readable. A sum type is written
+/// `[variant index, value]`; `Option` is the sum `some(x) | none`.
+fn readable(name: &str, value: &Value) -> Value {
+    match value {
+        _ if name == "state" => {
+            let index = value[0].as_u64().unwrap_or(u64::MAX);
+            TaskState::ALL.get(index as usize).map_or(Value::Null, |state| json!(state.name()))
+        }
+        Value::Array(items) if items.len() == 1 => items[0].clone(),
+        Value::Array(items) if items.len() == 2 && (items[0] == 0 || items[0] == 1) => {
+            let some = (items[0] == 0).then(|| &items[1]);
+            some.map(|v| if v.as_array().map(Vec::len) == Some(1) { v[0].clone() } else { v.clone() })
+                .unwrap_or(Value::Null)
+        }
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape SpacetimeDB 1.2's `/sql` answers with; the real-part tests read real replies.
+    #[test]
+    fn rows_are_named_and_readable() {
+        let reply = json!([{
+            "schema": {"elements": [
+                {"name": {"some": "id"}}, {"name": {"some": "state"}}, {"name": {"some": "claimed_by"}},
+                {"name": {"some": "created_at"}}, {"name": {"some": "lease_until"}}
+            ]},
+            "rows": [[7, [2, []], [0, 3], [1700000000], [1, []]]]
+        }]);
+        let rows = named_rows(&reply);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["id"], 7);
+        assert_eq!(rows[0]["state"], "done");
+        assert_eq!(rows[0]["claimed_by"], 3);
+        assert_eq!(rows[0]["created_at"], 1700000000);
+        assert_eq!(rows[0]["lease_until"], Value::Null);
+    }
+
+    #[test]
+    fn an_unknown_state_is_null_not_a_guess() {
+        assert_eq!(readable("state", &json!([99, []])), Value::Null);
+    }
+}

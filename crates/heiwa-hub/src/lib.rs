@@ -1,0 +1,137 @@
+//! The limb's side of the hub: running a local SpacetimeDB server, its HTTP API
+//! (publish, SQL), and the WebSocket client through the generated bindings.
+
+#[allow(clippy::all, unused, missing_docs)]
+#[rustfmt::skip]
+pub mod bindings;
+mod address;
+mod client;
+mod http;
+mod server;
+mod summary;
+
+pub use address::{http_url, ws_url};
+pub use client::{connect, Connected};
+pub use http::{HubHttp, InviteCode, NewIdentity, Row};
+pub use server::{HubServer, HubServerConfig};
+pub use summary::{Summary, SummaryCitation};
+
+use std::path::PathBuf;
+
+/// The hub's limits and task states: one copy, shared with `hub-module`.
+pub use hub_rules::{truncate_to, TaskState, MAX_PAYLOAD_BYTES, MAX_REASON_BYTES, MAX_SUMMARY_BYTES};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("SpacetimeDB server binary not found at {0} (run scripts/setup, or set HEIWA_SPACETIMEDB_BIN)")]
+    ServerBinaryMissing(PathBuf),
+    #[error("hub module not found at {0} (run scripts/setup to build hub-module)")]
+    ModuleMissing(PathBuf),
+    #[error("could not start the hub server: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("the hub server on {addr} did not become ready within {secs} s; see {log}")]
+    NotReady { addr: String, secs: u64, log: PathBuf },
+    #[error("\"{url}\" {why}: give the hub's address as wss://host[:port] (ws:// only on this machine)")]
+    BadAddress { url: String, why: &'static str },
+    #[error("hub HTTP request to {url} failed: {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The hub's HTTP API answered with an error status (401 for a bad token, …).
+    #[error("hub refused {what} ({status}): {body}")]
+    Refused { what: String, status: u16, body: String },
+    /// A reducer ran and returned `Err`: the hub's own rules said no.
+    #[error("the hub refused {reducer}: {message}")]
+    Reducer { reducer: String, message: String },
+    #[error("the hub's answer to {what} was not understood ({reason})")]
+    Malformed { what: String, reason: String },
+    /// The WebSocket could not be opened or the SDK could not start.
+    #[error("hub connection failed: {0}")]
+    Connect(String),
+    #[error("hub subscription failed: {0}")]
+    Subscribe(String),
+    #[error("no answer from the hub: {what} took longer than {secs} s")]
+    Timeout { what: String, secs: u64 },
+    /// The connection closed while a reducer call was being sent.
+    #[error("the hub connection closed while sending {0}")]
+    Closed(&'static str),
+    #[error("this limb has not joined a tenant yet: pass the invite code its owner created")]
+    NotJoined,
+    #[error("the hub gave this limb a different identity than its token's")]
+    IdentityChanged,
+    #[error("{path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("hub I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl HubError {
+    /// `source` on `path`, for the files a hub client keeps (tokens, data dirs).
+    pub fn file(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> HubError + '_ {
+        move |source| HubError::File { path: path.to_path_buf(), source }
+    }
+}
+
+/// A task as a person sees it.
+#[derive(Clone, Debug, serde::Serialize, PartialEq, ts_rs::TS)]
+pub struct TaskView {
+    #[ts(type = "number")]
+    pub id: u64,
+    pub state: TaskState,
+    pub payload: String,
+    pub attempts: u32,
+    /// The limb that answered, once there is a result.
+    #[ts(type = "number | null")]
+    pub limb: Option<u64>,
+    /// The result as the limb sent it.
+    pub summary: Option<String>,
+    /// The result read as an agent's summary, when it is one.
+    pub answer: Option<Summary>,
+    pub reason: String,
+}
+
+impl From<bindings::TaskState> for TaskState {
+    fn from(state: bindings::TaskState) -> Self {
+        match state {
+            bindings::TaskState::Pending => TaskState::Pending,
+            bindings::TaskState::Claimed => TaskState::Claimed,
+            bindings::TaskState::Done => TaskState::Done,
+            bindings::TaskState::Failed => TaskState::Failed,
+            bindings::TaskState::Cancelled => TaskState::Cancelled,
+        }
+    }
+}
+
+/// The tenant's tasks in `conn`'s cache, newest first.
+pub fn task_views(conn: &bindings::DbConnection) -> Vec<TaskView> {
+    use bindings::{TaskResultTableAccess, TaskTableAccess};
+    use spacetimedb_sdk::Table;
+    let mut tasks: Vec<TaskView> = conn
+        .db
+        .task()
+        .iter()
+        .map(|task| {
+            let result = conn.db.task_result().task_id().find(&task.id);
+            let limb = result.as_ref().map(|r| r.limb_id).or(task.claimed_by);
+            let summary = result.map(|r| r.summary);
+            TaskView {
+                id: task.id,
+                state: TaskState::from(task.state),
+                payload: task.payload,
+                attempts: task.attempts,
+                limb,
+                answer: summary.as_deref().and_then(Summary::parse),
+                summary,
+                reason: task.reason,
+            }
+        })
+        .collect();
+    tasks.sort_by_key(|task| std::cmp::Reverse(task.id));
+    tasks
+}

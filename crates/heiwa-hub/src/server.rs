@@ -1,0 +1,103 @@
+use crate::HubError;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where and how to run a local SpacetimeDB server.
+#[derive(Clone, Debug)]
+pub struct HubServerConfig {
+    pub binary: PathBuf,
+    /// Commit log, snapshots and the JWT keys live here; they survive restarts.
+    pub data_dir: PathBuf,
+    /// Always a loopback address: the limb opens no port beyond loopback.
+    pub listen: SocketAddr,
+}
+
+/// A SpacetimeDB server process owned by this limb; stopped on drop.
+pub struct HubServer {
+    child: Child,
+    listen: SocketAddr,
+}
+
+impl HubServer {
+    pub fn start(config: &HubServerConfig) -> Result<Self, HubError> {
+        if !config.binary.is_file() {
+            return Err(HubError::ServerBinaryMissing(config.binary.clone()));
+        }
+        assert!(config.listen.ip().is_loopback(), "the hub server must listen on loopback only");
+        std::fs::create_dir_all(&config.data_dir)?;
+        let log_path = config.data_dir.join("server.log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+        let child = Command::new(&config.binary)
+            .arg("start")
+            .arg("--listen-addr")
+            .arg(config.listen.to_string())
+            .arg("--data-dir")
+            .arg(&config.data_dir)
+            .arg("--jwt-key-dir")
+            .arg(config.data_dir.join("keys"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .map_err(HubError::Spawn)?;
+        let mut server = HubServer { child, listen: config.listen };
+        server.wait_ready(Duration::from_secs(30), &log_path)?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration, log: &Path) -> Result<(), HubError> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait()? {
+                return Err(HubError::Spawn(std::io::Error::other(format!(
+                    "server exited with {status}; see {}",
+                    log.display()
+                ))));
+            }
+            if TcpStream::connect_timeout(&self.listen, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(HubError::NotReady { addr: self.listen.to_string(), secs: timeout.as_secs(), log: log.to_path_buf() })
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.listen)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.listen)
+    }
+
+    /// Stop with SIGTERM (the server flushes its commit log), then wait.
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for HubServer {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}

@@ -1,0 +1,323 @@
+//! Offline ingestion: files → text → overlapping chunks → embeddings → one
+//! transaction per document, so a document is fully searchable or not at all.
+//! Unchanged files (same content hash) are skipped; changed ones replaced.
+
+use crate::extract::{extract, Extracted};
+use crate::{Memory, MemoryError};
+use heiwa_inference::Embedder;
+use pgvector::Vector;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use text_splitter::{ChunkConfig, TextSplitter};
+
+const CHUNK_CHARS: usize = 800;
+const CHUNK_OVERLAP: usize = 120;
+
+#[derive(Debug, Default)]
+pub struct IngestReport {
+    pub added: Vec<PathBuf>,
+    pub unchanged: Vec<PathBuf>,
+    /// Documents stored from this folder whose files are gone.
+    pub removed: Vec<String>,
+    /// Files that could not be ingested, each with a reason a person understands.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+/// What happened to one file, as soon as it is known (for progress bars and the UI).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+pub struct Progress {
+    /// Files handled so far, this one included, out of `total`.
+    pub done: usize,
+    pub total: usize,
+    pub path: PathBuf,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "reason")]
+pub enum Outcome {
+    Added,
+    Unchanged,
+    Failed(String),
+}
+
+/// Ingest a file or a folder (recursively; hidden entries skipped, symbolic
+/// links not followed), reporting each file to `progress`. One bad file never
+/// stops the rest.
+pub async fn ingest_path(
+    memory: &Memory,
+    embedder: &Embedder,
+    tenant: &str,
+    root: &Path,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<IngestReport, MemoryError> {
+    let mut report = IngestReport::default();
+    let mut files = Vec::new();
+    collect(root, &mut files, &mut report.failed);
+    files.sort();
+    if root.is_dir() {
+        report.removed = remove_missing(memory, tenant, root, &files, &report.failed).await?;
+    }
+    // Entries refused while walking (symbolic links, unreadable folders) are reported first.
+    let refused = std::mem::take(&mut report.failed);
+    let mut steps = Steps { total: refused.len() + files.len(), done: 0, report, progress };
+    for (path, reason) in refused {
+        steps.record(path, Outcome::Failed(reason));
+    }
+    let mut waiting = Vec::new();
+    for path in files {
+        let extracted = match extract(&path) {
+            Ok(extracted) => extracted,
+            Err(reason) => {
+                // The report is for people: the error's sentence.
+                steps.record(path, Outcome::Failed(reason.to_string()));
+                continue;
+            }
+        };
+        let hash: String = Sha256::digest(extracted.text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT content_hash FROM document WHERE tenant_identity = $1 AND path = $2")
+                .bind(tenant)
+                .bind(path.to_string_lossy().as_ref())
+                .fetch_optional(memory.pool())
+                .await?;
+        if stored.as_deref() == Some(hash.as_str()) {
+            steps.record(path, Outcome::Unchanged);
+            continue;
+        }
+        waiting.push(Waiting { path, extracted, hash });
+        if waiting.iter().map(|w| w.extracted.text.len()).sum::<usize>() >= EMBED_GROUP_BYTES {
+            store_group(memory, embedder, tenant, std::mem::take(&mut waiting), &mut steps).await?;
+        }
+    }
+    store_group(memory, embedder, tenant, waiting, &mut steps).await?;
+    let report = steps.report;
+    Ok(report)
+}
+
+/// Keep `root` ingested: a pass now, then another whenever something under it
+/// changes (events are gathered until the folder has been quiet for `quiet`),
+/// until `stop` resolves. Each pass skips unchanged files and forgets deleted
+/// ones, like a rescan; `on_pass` gets each pass's report.
+pub async fn watch_path(
+    memory: &Memory,
+    embedder: &Embedder,
+    tenant: &str,
+    root: &Path,
+    quiet: std::time::Duration,
+    progress: &mut (dyn FnMut(Progress) + Send),
+    on_pass: &mut (dyn FnMut(IngestReport) + Send),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), MemoryError> {
+    use notify::Watcher;
+    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(|e| MemoryError::Watch(e.to_string()))?;
+    watcher.watch(root, notify::RecursiveMode::Recursive).map_err(|e| MemoryError::Watch(e.to_string()))?;
+    tokio::pin!(stop);
+    loop {
+        on_pass(ingest_path(memory, embedder, tenant, root, progress).await?);
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            Some(()) = changes.recv() => {}
+        }
+        while let Ok(Some(())) = tokio::time::timeout(quiet, changes.recv()).await {}
+    }
+}
+
+/// Forget documents under `root` whose files no longer exist there (a file
+/// that exists but failed this time keeps its last good version).
+async fn remove_missing(
+    memory: &Memory,
+    tenant: &str,
+    root: &Path,
+    files: &[PathBuf],
+    failed: &[(PathBuf, String)],
+) -> Result<Vec<String>, MemoryError> {
+    let present: Vec<String> =
+        files.iter().chain(failed.iter().map(|(p, _)| p)).map(|p| p.to_string_lossy().into_owned()).collect();
+    let prefix = format!("{}/", root.to_string_lossy().trim_end_matches('/'));
+    let removed = sqlx::query_scalar(
+        "DELETE FROM document WHERE tenant_identity = $1 AND starts_with(path, $2) AND NOT (path = ANY($3)) RETURNING path",
+    )
+    .bind(tenant)
+    .bind(prefix)
+    .bind(present)
+    .fetch_all(memory.pool())
+    .await?;
+    Ok(removed)
+}
+
+fn collect(path: &Path, files: &mut Vec<PathBuf>, failed: &mut Vec<(PathBuf, String)>) {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) => return failed.push((path.to_path_buf(), format!("cannot read: {e}"))),
+    };
+    if meta.file_type().is_symlink() {
+        return failed.push((path.to_path_buf(), "symbolic link not followed".into()));
+    }
+    if meta.is_file() {
+        return files.push(path.to_path_buf());
+    }
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) => return failed.push((path.to_path_buf(), format!("cannot list folder: {e}"))),
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with('.') {
+            collect(&entry.path(), files, failed);
+        }
+    }
+}
+
+/// (byte offset, text) of overlapping chunks.
+pub fn chunks(text: &str) -> Vec<(usize, &str)> {
+    let config = ChunkConfig::new(CHUNK_CHARS).with_overlap(CHUNK_OVERLAP).expect("overlap below chunk size");
+    TextSplitter::new(config).chunk_indices(text).collect()
+}
+
+/// Chunks of a document; a paged one is chunked page by page, so that every
+/// chunk (and its citation) lies on one page.
+fn document_chunks(extracted: &Extracted) -> Vec<(usize, &str)> {
+    if extracted.page_starts.is_empty() {
+        return chunks(&extracted.text);
+    }
+    let ends = extracted.page_starts.iter().skip(1).copied().chain([extracted.text.len()]);
+    extracted
+        .page_starts
+        .iter()
+        .zip(ends)
+        .flat_map(|(&start, end)| {
+            chunks(&extracted.text[start..end]).into_iter().map(move |(at, chunk)| (start + at, chunk))
+        })
+        .collect()
+}
+
+/// Progress as it happens, and the report it adds up to.
+struct Steps<'a> {
+    total: usize,
+    done: usize,
+    report: IngestReport,
+    progress: &'a mut (dyn FnMut(Progress) + Send),
+}
+
+impl Steps<'_> {
+    fn record(&mut self, path: PathBuf, outcome: Outcome) {
+        self.done += 1;
+        match &outcome {
+            Outcome::Added => self.report.added.push(path.clone()),
+            Outcome::Unchanged => self.report.unchanged.push(path.clone()),
+            Outcome::Failed(reason) => self.report.failed.push((path.clone(), reason.clone())),
+        }
+        (self.progress)(Progress { done: self.done, total: self.total, path, outcome });
+    }
+}
+
+/// A changed or new document whose text waits to be embedded.
+struct Waiting {
+    path: PathBuf,
+    extracted: Extracted,
+    hash: String,
+}
+
+/// Documents are embedded in groups of about this much text (~40 chunks, a
+/// few seconds of embedding): one llama.cpp context for many small files
+/// (creating one per file cost ~10% of ingest time on a folder of notes),
+/// while memory stays bounded and progress keeps moving.
+const EMBED_GROUP_BYTES: usize = 32 << 10;
+
+/// Embed a group of documents together, then store each in its own
+/// transaction. If the group's embedding fails, each document is embedded
+/// alone so that the failure is charged to the document that caused it.
+async fn store_group(
+    memory: &Memory,
+    embedder: &Embedder,
+    tenant: &str,
+    group: Vec<Waiting>,
+    steps: &mut Steps<'_>,
+) -> Result<(), MemoryError> {
+    if group.is_empty() {
+        return Ok(());
+    }
+    let pieces: Vec<Vec<(usize, &str)>> = group.iter().map(|doc| document_chunks(&doc.extracted)).collect();
+    let texts: Vec<&str> = pieces.iter().flatten().map(|(_, chunk)| *chunk).collect();
+    let mut together = embedder.embed(&texts).ok().map(Vec::into_iter);
+    for (doc, pieces) in group.iter().zip(&pieces) {
+        let embeddings = match together.as_mut() {
+            Some(vectors) => Ok(vectors.by_ref().take(pieces.len()).collect()),
+            None => {
+                embedder.embed(&pieces.iter().map(|(_, chunk)| *chunk).collect::<Vec<_>>()).map_err(|e| e.to_string())
+            }
+        };
+        match embeddings {
+            Ok(embeddings) => {
+                store_document(memory, tenant, doc, pieces, embeddings).await?;
+                steps.record(doc.path.clone(), Outcome::Added);
+            }
+            Err(reason) => steps.record(doc.path.clone(), Outcome::Failed(format!("embedding failed: {reason}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Replace the document at `doc.path` with its new chunks, in one transaction.
+async fn store_document(
+    memory: &Memory,
+    tenant: &str,
+    doc: &Waiting,
+    pieces: &[(usize, &str)],
+    embeddings: Vec<Vec<f32>>,
+) -> Result<(), MemoryError> {
+    let (path_text, hash, extracted) = (doc.path.to_string_lossy(), &doc.hash, &doc.extracted);
+    let mut tx = memory.pool().begin().await?;
+    sqlx::query("DELETE FROM document WHERE tenant_identity = $1 AND path = $2")
+        .bind(tenant)
+        .bind(path_text.as_ref())
+        .execute(&mut *tx)
+        .await?;
+    let document_id: i64 = sqlx::query_scalar(
+        "INSERT INTO document (tenant_identity, path, content_hash) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(tenant)
+    .bind(path_text.as_ref())
+    .bind(&hash)
+    .fetch_one(&mut *tx)
+    .await?;
+    for (position, ((start, chunk), embedding)) in pieces.iter().zip(embeddings).enumerate() {
+        sqlx::query(
+            "INSERT INTO chunk (document_id, tenant_identity, position, content, embedding, span_start, span_end, page) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(document_id)
+        .bind(tenant)
+        .bind(position as i32)
+        .bind(*chunk)
+        .bind(Vector::from(embedding))
+        .bind(*start as i32)
+        .bind((start + chunk.len()) as i32)
+        .bind(extracted.page_of(*start))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_overlap_and_cover_the_text() {
+        let text = "word ".repeat(1000);
+        let pieces = chunks(&text);
+        assert!(pieces.len() > 5);
+        assert!(pieces.iter().all(|(_, c)| c.len() <= CHUNK_CHARS));
+        assert!(pieces.windows(2).all(|w| w[1].0 < w[0].0 + w[0].1.len()), "consecutive chunks overlap");
+        assert_eq!(&text[pieces[2].0..pieces[2].0 + pieces[2].1.len()], pieces[2].1, "offsets point at the chunk");
+    }
+}

@@ -1,0 +1,41 @@
+//! Local memory: an app-managed PostgreSQL with pgvector, and the queries over it.
+
+mod extract;
+mod ingest;
+mod local;
+mod server;
+mod store;
+
+pub use extract::{extract, ExtractError, Extracted, MAX_DOCX_XML_BYTES, MAX_TEXT_BYTES};
+pub use ingest::{chunks, ingest_path, watch_path, IngestReport, Outcome, Progress};
+pub use local::{LocalMemory, LocalMemoryError};
+pub use server::{PgServer, PgServerConfig};
+pub use store::{explain_nearest_on, nearest_on, Citation, DocumentInfo, Hit, Memory};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    #[error("PostgreSQL binaries directory {dir} lacks {missing} (run scripts/setup, or set HEIWA_PG_DIR)")]
+    MissingBinaries { dir: PathBuf, missing: String },
+    #[error("running as root, but the unprivileged user `{0}` PostgreSQL needs does not exist")]
+    NoUnprivilegedUser(String),
+    #[error("PostgreSQL runs as `nobody` (the limb runs as root) and cannot reach {dir}: {blocker} is not searchable by other users; choose a data directory outside it (HEIWA_DATA_DIR)")]
+    Unreachable { dir: PathBuf, blocker: PathBuf },
+    #[error("{step} failed ({status}); see {log}")]
+    Command { step: &'static str, status: String, log: PathBuf },
+    #[error("memory I/O on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("memory database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("memory schema migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot watch the folder: {0}")]
+    Watch(String),
+    #[error("embedding has {got} dimensions; memory stores {expected}")]
+    Dimensions { got: usize, expected: usize },
+}

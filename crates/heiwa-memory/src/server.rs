@@ -1,0 +1,221 @@
+use crate::MemoryError;
+use nix::unistd::{Gid, Uid, User};
+use sqlx::postgres::PgConnectOptions;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The user PostgreSQL runs as when the limb itself runs as root (it refuses root).
+const UNPRIVILEGED_USER: &str = "nobody";
+/// The superuser initdb creates; peer-less trust auth is safe because the
+/// server listens only on a private Unix socket in a directory only it can use.
+const DB_SUPERUSER: &str = "heiwa";
+/// Names the socket file only; there is no TCP listener.
+const SOCKET_PORT: u16 = 5432;
+
+#[derive(Clone, Debug)]
+pub struct PgServerConfig {
+    /// The PostgreSQL installation: `bin/initdb`, `bin/pg_ctl`, `share/extension/vector.control`.
+    pub install_dir: PathBuf,
+    /// Everything the server writes: `data/`, `socket/`, `postgres.log`.
+    pub root: PathBuf,
+}
+
+/// An embedded PostgreSQL server owned by the app: initdb on first start, a
+/// private Unix socket, stopped by [`PgServer::stop`] or on drop.
+pub struct PgServer {
+    config: PgServerConfig,
+    run_as: Option<(Uid, Gid)>,
+    running: bool,
+}
+
+impl PgServer {
+    pub fn new(config: PgServerConfig) -> Result<Self, MemoryError> {
+        let required = ["bin/initdb", "bin/pg_ctl", "bin/postgres", "share/extension/vector.control"];
+        let missing: Vec<_> = required.iter().filter(|p| !config.install_dir.join(p).exists()).copied().collect();
+        if !missing.is_empty() {
+            return Err(MemoryError::MissingBinaries { dir: config.install_dir.clone(), missing: missing.join(", ") });
+        }
+        let run_as = if Uid::effective().is_root() {
+            let user = User::from_name(UNPRIVILEGED_USER)
+                .ok()
+                .flatten()
+                .ok_or_else(|| MemoryError::NoUnprivilegedUser(UNPRIVILEGED_USER.into()))?;
+            Some((user.uid, user.gid))
+        } else {
+            None
+        };
+        Ok(PgServer { config, run_as, running: false })
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.config.root.join("data")
+    }
+
+    fn socket_dir(&self) -> PathBuf {
+        self.config.root.join("socket")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.config.root.join("postgres.log")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(self.config.install_dir.join("bin").join(program));
+        command.stdin(Stdio::null());
+        if let Some((uid, gid)) = self.run_as {
+            command.uid(uid.as_raw()).gid(gid.as_raw());
+        }
+        command
+    }
+
+    fn run(&self, step: &'static str, mut command: Command) -> Result<(), MemoryError> {
+        let log_path = self.log_path();
+        let io = |source| MemoryError::Io { path: log_path.clone(), source };
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io)?;
+        let status = command.stdout(log.try_clone().map_err(io)?).stderr(log).status().map_err(io)?;
+        if !status.success() {
+            return Err(MemoryError::Command { step, status: status.to_string(), log: log_path });
+        }
+        Ok(())
+    }
+
+    fn prepare_dirs(&self) -> Result<(), MemoryError> {
+        if self.run_as.is_some() {
+            // The unprivileged user must be able to walk down to its directory.
+            use std::os::unix::fs::PermissionsExt;
+            for ancestor in self.config.root.ancestors().skip(1) {
+                if let Ok(meta) = std::fs::metadata(ancestor) {
+                    if meta.permissions().mode() & 0o001 == 0 {
+                        return Err(MemoryError::Unreachable {
+                            dir: self.config.root.clone(),
+                            blocker: ancestor.to_path_buf(),
+                        });
+                    }
+                }
+            }
+        }
+        for dir in [self.config.root.clone(), self.socket_dir()] {
+            std::fs::create_dir_all(&dir).map_err(|source| MemoryError::Io { path: dir.clone(), source })?;
+            restrict(&dir)?;
+            if let Some((uid, gid)) = self.run_as {
+                chown(&dir, uid, gid)?;
+            }
+        }
+        let log = self.log_path();
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|source| MemoryError::Io { path: log.clone(), source })?;
+        if let Some((uid, gid)) = self.run_as {
+            chown(&log, uid, gid)?;
+        }
+        Ok(())
+    }
+
+    /// initdb if this is the first start, then start and wait until it accepts connections.
+    ///
+    /// After a crash (`kill -9`), PostgreSQL clears the stale `postmaster.pid`
+    /// itself, but only once the killed postmaster and its backends are really
+    /// gone: a killed postmaster lingers as a zombie until init reaps it (it is
+    /// daemonised; in a container that can take a while), and its orphaned
+    /// backends hold the shared memory until they notice. Until then it refuses
+    /// to start, so those two refusals are retried for up to 20 s.
+    pub fn start(&mut self) -> Result<(), MemoryError> {
+        self.prepare_dirs()?;
+        if !self.data_dir().join("PG_VERSION").exists() {
+            let mut initdb = self.command("initdb");
+            initdb.arg("-D").arg(self.data_dir()).args([
+                "-U",
+                DB_SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]);
+            self.run("initdb", initdb)?;
+        }
+        let pg_ctl_start = || {
+            let mut pg_ctl = self.command("pg_ctl");
+            pg_ctl
+                .arg("-D")
+                .arg(self.data_dir())
+                .arg("-l")
+                .arg(self.log_path())
+                .args(["-w", "-t", "60", "-o"])
+                .arg(format!("-p {SOCKET_PORT} -k {} -c listen_addresses=''", self.socket_dir().display()))
+                .arg("start");
+            pg_ctl
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let log_before = std::fs::metadata(self.log_path()).map_or(0, |m| m.len());
+            match self.run("pg_ctl start", pg_ctl_start()) {
+                Ok(()) => break,
+                Err(e) if std::time::Instant::now() < deadline && self.refused_for_a_dead_server(log_before) => {
+                    tracing::info!(error = %e, "PostgreSQL's previous server is still going away; retrying");
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.running = true;
+        Ok(())
+    }
+
+    /// Fast shutdown: open transactions are rolled back, committed data is kept.
+    pub fn stop(&mut self) -> Result<(), MemoryError> {
+        if !self.running {
+            return Ok(());
+        }
+        let mut pg_ctl = self.command("pg_ctl");
+        pg_ctl.arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w", "stop"]);
+        self.run("pg_ctl stop", pg_ctl)?;
+        self.running = false;
+        Ok(())
+    }
+
+    /// Whether the start attempt whose log begins at `log_offset` was refused
+    /// because a killed server's process or shared memory is still around.
+    fn refused_for_a_dead_server(&self, log_offset: u64) -> bool {
+        let log = std::fs::read(self.log_path()).unwrap_or_default();
+        let attempt = String::from_utf8_lossy(log.get(log_offset as usize..).unwrap_or_default());
+        let pid_alive = self.pid().is_some_and(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The state follows the parenthesised command name: "123 (postgres) S …"; Z is a zombie.
+            stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        });
+        (attempt.contains("lock file \"postmaster.pid\" already exists") && !pid_alive)
+            || attempt.contains("pre-existing shared memory block")
+    }
+
+    /// The postmaster's process id, from its pid file (for crash tests and status).
+    pub fn pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    pub fn connect_options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new().socket(self.socket_dir()).port(SOCKET_PORT).username(DB_SUPERUSER).database(database)
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if let Err(error) = self.stop() {
+            tracing::warn!(%error, "stopping PostgreSQL");
+        }
+    }
+}
+
+fn chown(path: &Path, uid: Uid, gid: Gid) -> Result<(), MemoryError> {
+    std::os::unix::fs::chown(path, Some(uid.as_raw()), Some(gid.as_raw()))
+        .map_err(|source| MemoryError::Io { path: path.to_path_buf(), source })
+}
+
+fn restrict(path: &Path) -> Result<(), MemoryError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .map_err(|source| MemoryError::Io { path: path.to_path_buf(), source })
+}

@@ -1,0 +1,161 @@
+//! Inference benchmark: prompt processing (pp) and generation (tg) tokens/s
+//! through the limb's engine (`ChatModel::generate`) and through `heiwa serve`
+//! over HTTP (SSE), against a minimal direct llama-cpp-2 decode loop on the same
+//! model, threads, context and prompt, in the same run. Greedy; 5 rounds,
+//! interleaved; medians.
+//!
+//! `cargo bench --profile dev --workspace --bench inference` (after `source scripts/lib/env.sh`).
+//! The last line is machine-readable: `RESULT inference …`.
+
+mod common;
+
+use common::percentile;
+use heiwa_inference::remote::{RemoteClient, RemoteOptions};
+use heiwa_inference::{ChatModel, Embedder, GenerateOptions, ModelOptions};
+use heiwa_serve::{model_id, router, Models, ServeState};
+use limb_core::agent::Message;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use std::num::NonZeroU32;
+use std::time::Instant;
+
+const GENERATE: usize = 64;
+const ROUNDS: usize = 5;
+const CONTEXT: u32 = 2048;
+
+/// (pp tokens/s, tg tokens/s) of the raw loop.
+fn raw(backend: &LlamaBackend, model: &LlamaModel, prompt: &str, threads: i32) -> (f64, f64) {
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(CONTEXT))
+        .with_n_batch(CONTEXT)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let started = Instant::now();
+    let mut ctx = model.new_context(backend, params).unwrap();
+    let tokens = model.vocab().tokenize(prompt.as_bytes(), true, true);
+    let mut batch = LlamaBatch::new(CONTEXT as usize, 1);
+    for (i, t) in tokens.iter().enumerate() {
+        batch.add(*t, i as i32, &[0], i == tokens.len() - 1).unwrap();
+    }
+    ctx.decode(&mut batch).unwrap();
+    let mut sampler = LlamaSampler::greedy();
+    let mut token = sampler.sample(&ctx, batch.n_tokens() - 1);
+    let first = Instant::now();
+    let pp = tokens.len() as f64 / (first - started).as_secs_f64();
+    for position in 0..GENERATE - 1 {
+        sampler.accept(token);
+        batch.clear();
+        batch.add(token, (tokens.len() + position) as i32, &[0], true).unwrap();
+        ctx.decode(&mut batch).unwrap();
+        token = sampler.sample(&ctx, batch.n_tokens() - 1);
+    }
+    (pp, (GENERATE - 1) as f64 / first.elapsed().as_secs_f64())
+}
+
+/// (pp, tg) through the engine: time to the first piece, then the rest.
+fn engine(chat: &ChatModel, prompt: &str) -> (f64, f64) {
+    let started = Instant::now();
+    let mut first = None;
+    let completion = chat
+        .generate(prompt, &GenerateOptions::greedy(GENERATE), &mut |_| {
+            first.get_or_insert_with(Instant::now);
+            true
+        })
+        .unwrap();
+    assert_eq!(completion.generated_tokens, GENERATE, "the prompt must not end early");
+    let first = first.unwrap();
+    (
+        completion.prompt_tokens as f64 / (first - started).as_secs_f64(),
+        (GENERATE - 1) as f64 / first.elapsed().as_secs_f64(),
+    )
+}
+
+/// tg through HTTP: streamed pieces after the first, per second (through the
+/// product's own OpenAI client, so parsing costs count as a user's would).
+async fn http(client: &RemoteClient, question: &str) -> f64 {
+    let (mut first, mut pieces, mut last) = (None, 0usize, Instant::now());
+    client
+        .chat_stream(&[Message::new("user", question)], GENERATE, &mut |piece| {
+            if !piece.is_empty() {
+                first.get_or_insert_with(Instant::now);
+                pieces += 1;
+                last = Instant::now();
+            }
+        })
+        .await
+        .unwrap();
+    (pieces - 1) as f64 / (last - first.unwrap()).as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let parts = heiwa_config::Parts::from_env().unwrap_or_else(|missing| panic!("{missing}"));
+    let threads = heiwa_inference::all_cores();
+    let options = ModelOptions { threads, gpu_layers: 0, context_len: CONTEXT };
+    // A few hundred prompt tokens, as a task with retrieved passages has.
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/docs");
+    let passages: String = ["volunteer-computing.md", "vector-search.md", "rust-ownership.md"]
+        .iter()
+        .map(|f| std::fs::read_to_string(samples.join(f)).unwrap())
+        .collect();
+    let question = format!("{passages}\n\nWrite a long, detailed story about a lighthouse keeper and a storm.");
+    let question = question.as_str();
+
+    let chat = ChatModel::load(&parts.chat_model, options).unwrap();
+    let prompt = chat.format_chat(&[("user", question)]).unwrap();
+    let backend = heiwa_inference::backend().unwrap();
+    let raw_model =
+        LlamaModel::load_from_file(backend, &parts.chat_model, &LlamaModelParams::default().with_n_gpu_layers(0))
+            .unwrap();
+
+    // heiwa serve, in process, on loopback.
+    let models = Models {
+        chat: ChatModel::load(&parts.chat_model, options).unwrap(),
+        chat_id: model_id(&parts.chat_model),
+        embedder: Embedder::load(&parts.embed_model, options).unwrap(),
+        embed_id: model_id(&parts.embed_model),
+    };
+    let chat_id = models.chat_id.clone();
+    let listener = heiwa_config::bind_loopback("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let client = RemoteClient::new(RemoteOptions {
+        base_url: format!("http://{}/v1", listener.local_addr().unwrap()),
+        api_key: Some("bench-key".into()),
+        model: chat_id.clone(),
+        timeout: std::time::Duration::from_secs(120),
+        attempts: 1,
+    });
+    tokio::spawn(async move { axum::serve(listener, router(ServeState::new(models, "bench-key".into(), 8))).await });
+
+    raw(backend, &raw_model, &prompt, threads); // warm up
+    let (mut raw_pp, mut raw_tg, mut eng_pp, mut eng_tg, mut http_tg) = (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..ROUNDS {
+        let (pp, tg) = raw(backend, &raw_model, &prompt, threads);
+        raw_pp.push(pp);
+        raw_tg.push(tg);
+        let (pp, tg) = engine(&chat, &prompt);
+        eng_pp.push(pp);
+        eng_tg.push(tg);
+        http_tg.push(http(&client, question).await);
+    }
+    let m = |v: &mut Vec<f64>| percentile(v, 0.5);
+    let (raw_pp, raw_tg, eng_pp, eng_tg, http_tg) =
+        (m(&mut raw_pp), m(&mut raw_tg), m(&mut eng_pp), m(&mut eng_tg), m(&mut http_tg));
+    println!(
+        "model {}, {threads} threads, CPU, {} prompt tokens, {GENERATE} generated",
+        chat_id,
+        chat.count_tokens(&prompt)
+    );
+    println!("raw llama-cpp-2 loop: pp {raw_pp:.1} tok/s, tg {raw_tg:.1} tok/s");
+    println!("limb engine:          pp {eng_pp:.1} tok/s, tg {eng_tg:.1} tok/s");
+    println!("heiwa serve (SSE):                      tg {http_tg:.1} tok/s");
+    println!(
+        "RESULT inference tg_ratio={:.2} pp_ratio={:.2} http_tg_ratio={:.2} raw_tg={raw_tg:.1} raw_pp={raw_pp:.1}",
+        eng_tg / raw_tg,
+        eng_pp / raw_pp,
+        http_tg / raw_tg
+    );
+}

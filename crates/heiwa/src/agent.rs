@@ -1,0 +1,210 @@
+//! `heiwa ask` and `heiwa limb run`: the agent answering here, or answering a
+//! hub's tasks as a limb.
+
+use crate::hub::HubArgs;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use heiwa_config::data_dir;
+use heiwa_inference::remote::RemoteOptions;
+use limb_core::agent::local::LocalAgent;
+use limb_core::agent::Budget;
+use limb_core::claim::{run_limb, EchoExecutor, Executor, LimbEvent, LimbOptions};
+use limb_core::governor::{DonationPolicy, Governor, SystemSignals};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A remote OpenAI-compatible server to chat with instead of the local model.
+#[derive(Args, Clone)]
+pub struct RemoteArgs {
+    /// Base URL of an OpenAI-compatible API (vLLM, LiteLLM, another limb's `heiwa serve`), e.g. http://127.0.0.1:8000/v1.
+    #[arg(long, env = "HEIWA_REMOTE_URL")]
+    remote_url: Option<String>,
+    /// The remote model's id.
+    #[arg(long, env = "HEIWA_REMOTE_MODEL", requires = "remote_url")]
+    remote_model: Option<String>,
+    /// Seconds per remote request.
+    #[arg(long, default_value_t = 120)]
+    remote_timeout_secs: u64,
+}
+
+impl RemoteArgs {
+    fn options(&self) -> anyhow::Result<Option<RemoteOptions>> {
+        let Some(base_url) = self.remote_url.clone() else { return Ok(None) };
+        let model = self.remote_model.clone().context("--remote-model is needed with --remote-url")?;
+        Ok(Some(RemoteOptions {
+            base_url,
+            // From the environment only: a key on the command line would show in `ps`.
+            api_key: std::env::var("HEIWA_REMOTE_KEY").ok().filter(|k| !k.is_empty()),
+            model,
+            timeout: Duration::from_secs(self.remote_timeout_secs),
+            attempts: 3,
+        }))
+    }
+}
+
+#[derive(Args)]
+pub struct AskArgs {
+    question: String,
+    /// The memory tenant whose documents are searched.
+    #[arg(long, default_value = "local")]
+    tenant: String,
+    #[arg(long, default_value_t = Budget::default().max_steps)]
+    max_steps: usize,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ExecutorKind {
+    /// The agent: local memory, the local model and the sandboxed run_python.
+    Agent,
+    /// Answers with the payload's size after --work-ms (for tests and load runs).
+    Echo,
+}
+
+#[derive(Subcommand)]
+pub enum LimbCommand {
+    /// Claim and answer this tenant's tasks until Ctrl-C (releases what it holds on exit).
+    Run(LimbRunArgs),
+}
+
+#[derive(Args)]
+pub struct LimbRunArgs {
+    #[arg(long, env = "HEIWA_INVITE")]
+    invite: Option<String>,
+    #[arg(long, default_value = "limb")]
+    name: String,
+    #[arg(long, default_value_t = 30)]
+    lease_secs: u32,
+    #[arg(long, default_value_t = 2)]
+    max_in_flight: usize,
+    /// What answers the tasks.
+    #[arg(long, value_enum, default_value = "agent")]
+    executor: ExecutorKind,
+    /// With the agent: the memory tenant whose documents are searched.
+    #[arg(long, default_value = "local")]
+    memory_tenant: String,
+    /// With the echo executor: how long it works on each task.
+    #[arg(long, default_value_t = 0)]
+    work_ms: u64,
+    /// When and how much to give: a JSON donation policy, as in the desktop
+    /// app's settings.json ("donation"). Without it the limb always gives.
+    #[arg(long)]
+    donation: Option<PathBuf>,
+    #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(flatten)]
+    hub: HubArgs,
+}
+
+async fn open_agent(tenant: &str, max_steps: usize, remote: &RemoteArgs) -> anyhow::Result<LocalAgent> {
+    let parts = limb_core::chosen_parts(&data_dir())?;
+    let budget = Budget { max_steps, ..Budget::default() };
+    let agent = LocalAgent::open(&parts, &data_dir(), tenant, budget, remote.options()?).await?;
+    if let Some(problem) = agent.tool_problem() {
+        eprintln!("warning: answering without run_python: {problem}");
+    }
+    Ok(agent)
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|line| format!("    {line}")).collect::<Vec<_>>().join("\n")
+}
+
+pub async fn ask(AskArgs { question, tenant, max_steps, remote }: AskArgs) -> anyhow::Result<()> {
+    let local = open_agent(&tenant, max_steps, &remote).await?;
+    let answered = local.agent.answer(&question).await;
+    local.close().await?;
+    let answer = answered?;
+    for (n, tool) in answer.tool_uses.iter().enumerate() {
+        let stopped = tool.limit.map(|l| format!(" (stopped: {l:?})")).unwrap_or_default();
+        println!("tool call {}: run_python{stopped}\n{}\n  → {}", n + 1, indent(&tool.code), tool.stdout.trim());
+    }
+    println!("{}", answer.text);
+    if !answer.citations.is_empty() {
+        println!("\nsources:");
+    }
+    for (n, c) in answer.citations.iter().enumerate() {
+        println!("[{}] {} (chunk {}, bytes {}..{})", n + 1, c.path, c.position, c.span.0, c.span.1);
+    }
+    Ok(())
+}
+
+/// The governor for a donation policy file, ticking every few seconds.
+fn governor_from(path: &PathBuf) -> anyhow::Result<Arc<Governor>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let policy: DonationPolicy =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a donation policy", path.display()))?;
+    policy.validate()?;
+    let governor = Governor::new(policy, SystemSignals::default(), heiwa_inference::all_cores());
+    governor.spawn_ticker(Duration::from_secs(5));
+    Ok(governor)
+}
+
+/// One line per event on stdout: what the limb is doing, for people and tests.
+fn print_event(event: LimbEvent) {
+    match event {
+        LimbEvent::Ready { limb_id, .. } => println!("ready limb={limb_id}"),
+        LimbEvent::Claimed(id) => println!("claimed {id}"),
+        LimbEvent::Executed(id) => println!("executed {id}"),
+        LimbEvent::Completed(id) => println!("completed {id}"),
+        LimbEvent::Failed(id, reason) => println!("failed {id}: {reason}"),
+        LimbEvent::Lost(id) => println!("lost {id}"),
+        LimbEvent::Released(id) => println!("released {id}"),
+        LimbEvent::Disconnected(reason) => println!("disconnected: {reason}"),
+        LimbEvent::Reconnected => println!("reconnected"),
+        LimbEvent::Governed(decision) => {
+            println!("{} ({})", if decision.give { "giving" } else { "not giving" }, decision.reason)
+        }
+    }
+}
+
+pub async fn limb(command: LimbCommand) -> anyhow::Result<()> {
+    let LimbCommand::Run(args) = command;
+    let governor = args.donation.as_ref().map(governor_from).transpose()?;
+    let options = LimbOptions {
+        uri: args.hub.ws_uri()?,
+        database: args.hub.database.clone(),
+        token_file: args.hub.token_file("limb.token"),
+        invite: args.invite,
+        name: args.name,
+        lease_secs: args.lease_secs,
+        max_in_flight: args.max_in_flight,
+        governor: governor.as_ref().map(|g| g.subscribe()),
+        tasks: None,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        crate::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    // The agent (and the PostgreSQL it started) is closed once the limb has released its tasks.
+    let (executor, agent): (Arc<dyn Executor>, _) = match args.executor {
+        ExecutorKind::Echo => (Arc::new(EchoExecutor { work: Duration::from_millis(args.work_ms) }), None),
+        ExecutorKind::Agent => {
+            let agent = open_agent(&args.memory_tenant, Budget::default().max_steps, &args.remote).await?;
+            if let Some(governor) = &governor {
+                // Threads and GPU layers as the policy says (read once: the file does not change under us).
+                agent.follow(&governor.decision());
+            }
+            (Arc::new(agent.executor(tokio::runtime::Handle::current())), Some(agent))
+        }
+    };
+    let limb = tokio::spawn(run_limb(options, executor, stop_rx, events_tx));
+    while let Some(event) = events.recv().await {
+        print_event(event);
+    }
+    let outcome = limb.await;
+    if let Some(agent) = agent {
+        agent.close().await?;
+    }
+    outcome??;
+    // An executor still working on a released task runs on a blocking
+    // thread the runtime would wait for at shutdown; its task is back
+    // on the hub already, so leave now.
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    std::process::exit(0);
+}

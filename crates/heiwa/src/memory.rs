@@ -1,0 +1,157 @@
+//! `heiwa ingest`, `heiwa docs` and `heiwa search`: local memory, offline.
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use heiwa_config::{data_dir, Parts};
+use heiwa_memory::{IngestReport, LocalMemory, Outcome, Progress};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct IngestArgs {
+    path: PathBuf,
+    #[arg(long, default_value = "local")]
+    tenant: String,
+    /// Keep watching: new, changed and deleted files are picked up until Ctrl-C.
+    #[arg(long)]
+    watch: bool,
+}
+
+#[derive(Subcommand)]
+pub enum DocsCommand {
+    List {
+        #[arg(long, default_value = "local")]
+        tenant: String,
+    },
+    /// Forget a document, or every document under a folder.
+    Rm {
+        path: PathBuf,
+        #[arg(long, default_value = "local")]
+        tenant: String,
+    },
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    query: String,
+    #[arg(short, default_value_t = 5)]
+    k: i64,
+    #[arg(long, default_value = "local")]
+    tenant: String,
+}
+
+/// Local memory for one command: the app's PostgreSQL and the embedding model.
+async fn open_memory() -> anyhow::Result<LocalMemory> {
+    let parts = Parts::from_env()?;
+    Ok(LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir().join("memory")).await?)
+}
+
+pub async fn ingest(IngestArgs { path, tenant, watch }: IngestArgs) -> anyhow::Result<()> {
+    let path = std::fs::canonicalize(&path).with_context(|| format!("{}", path.display()))?;
+    let local = open_memory().await?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}").expect("a valid template"),
+    );
+    // Lines go through `suspend` so they print whether or not the bar is drawn (not on a terminal).
+    let mut progress = |step: Progress| {
+        bar.set_length(step.total as u64);
+        bar.set_position(step.done as u64);
+        bar.set_message(step.path.display().to_string());
+        bar.suspend(|| match &step.outcome {
+            Outcome::Added => println!("added      {}", step.path.display()),
+            Outcome::Unchanged => println!("unchanged  {}", step.path.display()),
+            Outcome::Failed(reason) => println!("not added  {}: {reason}", step.path.display()),
+        });
+    };
+    let mut summary = |report: IngestReport| {
+        bar.suspend(|| {
+            for file in &report.removed {
+                println!("removed    {file} (no longer on disk)");
+            }
+            println!(
+                "{} added, {} unchanged, {} removed, {} not added",
+                report.added.len(),
+                report.unchanged.len(),
+                report.removed.len(),
+                report.failed.len()
+            );
+            if watch {
+                println!("watching {} for changes; Ctrl-C stops", path.display());
+            }
+        });
+    };
+    let outcome = if watch {
+        let quiet = std::time::Duration::from_millis(500);
+        let stop = crate::shutdown_signal();
+        heiwa_memory::watch_path(
+            &local.memory,
+            &local.embedder,
+            &tenant,
+            &path,
+            quiet,
+            &mut progress,
+            &mut summary,
+            stop,
+        )
+        .await
+    } else {
+        heiwa_memory::ingest_path(&local.memory, &local.embedder, &tenant, &path, &mut progress).await.map(&mut summary)
+    };
+    bar.finish_and_clear();
+    local.close().await?;
+    Ok(outcome?)
+}
+
+pub async fn docs(command: DocsCommand) -> anyhow::Result<()> {
+    match command {
+        DocsCommand::List { tenant } => {
+            let local = open_memory().await?;
+            let documents = local.memory.documents(&tenant).await;
+            local.close().await?;
+            let documents = documents?;
+            for doc in &documents {
+                println!("{:>6} chunks  {:>9} bytes  {}", doc.chunks, doc.text_bytes, doc.path);
+            }
+            println!("{} documents in {tenant}'s memory", documents.len());
+        }
+        DocsCommand::Rm { path, tenant } => {
+            // The file may be gone already: then the path is taken as written, made absolute.
+            let path = std::fs::canonicalize(&path).unwrap_or_else(|_| std::path::absolute(&path).unwrap_or(path));
+            let local = open_memory().await?;
+            let removed = local.memory.remove_documents(&tenant, &path.to_string_lossy()).await;
+            local.close().await?;
+            let removed = removed?;
+            if removed.is_empty() {
+                bail!("nothing stored at {} in {tenant}'s memory (see `heiwa docs list`)", path.display());
+            }
+            for path in &removed {
+                println!("removed  {path}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn search(SearchArgs { query, k, tenant }: SearchArgs) -> anyhow::Result<()> {
+    let local = open_memory().await?;
+    let embedding = local.embedder.embed(&[query.as_str()])?.remove(0);
+    let hits = local.memory.search(&tenant, &query, &embedding, k).await?;
+    if hits.is_empty() {
+        println!("no matches in {tenant}'s memory; add documents with `heiwa ingest PATH`");
+    }
+    for (rank, hit) in hits.iter().enumerate() {
+        let excerpt: String = hit.content.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(160).collect();
+        println!(
+            "{}. {}{} (chunk {}, bytes {}..{}, score {:.4}, similarity {:.2})\n   {excerpt}",
+            rank + 1,
+            hit.path,
+            hit.page.map(|p| format!(", page {p}")).unwrap_or_default(),
+            hit.position,
+            hit.span.0,
+            hit.span.1,
+            hit.score,
+            hit.similarity
+        );
+    }
+    local.close().await?;
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! `heiwa serve` (the OpenAI-compatible API) and `heiwa mcp` (run_python over
+//! MCP): the two servers a limb offers, on loopback only.
+
+use anyhow::Context;
+use clap::Args;
+use heiwa_config::{bind_loopback, data_dir, Parts};
+use heiwa_inference::{all_cores, ChatModel, Embedder, ModelOptions};
+use std::sync::Arc;
+
+#[derive(Args)]
+pub struct McpArgs {
+    #[arg(long)]
+    http: Option<std::net::SocketAddr>,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Requests that may run or wait for the model at once; more get 503.
+    #[arg(long, default_value_t = 8)]
+    max_waiting: usize,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Layers offloaded to the GPU; 0 keeps the model on the CPU.
+    #[arg(long, default_value_t = 0)]
+    gpu_layers: u32,
+    /// Context length in tokens.
+    #[arg(long, default_value_t = 4096)]
+    context: u32,
+    /// Chat template to use instead of the model's own: a llama.cpp name (chatml, llama3, gemma, …).
+    #[arg(long)]
+    chat_template: Option<String>,
+}
+
+pub async fn mcp(McpArgs { http }: McpArgs) -> anyhow::Result<()> {
+    use heiwa_mcp::{serve_http, serve_stdio, RunPythonServer};
+    let parts = Parts::from_env()?;
+    let sandbox = heiwa_sandbox::Sandbox::connect(&parts.sandbox_image, Default::default()).await?;
+    let pool = Arc::new(heiwa_sandbox::WarmPool::new(Arc::new(sandbox), 1));
+    let server = RunPythonServer::new(pool.clone());
+    let served = match http {
+        None => serve_stdio(server).await,
+        Some(addr) => match bind_loopback(addr).await {
+            Ok(listener) => {
+                // On stderr: stdout stays clean for tools that read it.
+                eprintln!("MCP on http://{}/mcp; Ctrl-C stops it", listener.local_addr()?);
+                serve_http(server, listener, crate::shutdown_signal()).await
+            }
+            Err(e) => Err(e.into()),
+        },
+    };
+    pool.close().await;
+    Ok(served?)
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    use heiwa_serve::{api_key, model_id, serve, Models, ServeState};
+    let parts = limb_core::chosen_parts(&data_dir())?;
+    let listener = bind_loopback(args.listen).await?;
+    let key_file = data_dir().join("api.key");
+    let key = api_key(&key_file).with_context(|| format!("creating {}", key_file.display()))?;
+    let threads = args.threads.unwrap_or_else(all_cores);
+    let options = ModelOptions { threads, gpu_layers: args.gpu_layers, context_len: args.context };
+    let chat = ChatModel::load(&parts.chat_model, options)?;
+    let models = Models {
+        chat: match args.chat_template {
+            Some(template) => chat.with_template(template),
+            None => chat,
+        },
+        chat_id: model_id(&parts.chat_model),
+        embedder: Embedder::load(&parts.embed_model, options)?,
+        embed_id: model_id(&parts.embed_model),
+    };
+    // The key itself is never printed: it lives in a 0600 file.
+    eprintln!(
+        "OpenAI-compatible API on http://{}/v1 (models: {}, {}); bearer key in {}; Ctrl-C stops it",
+        listener.local_addr()?,
+        models.chat_id,
+        models.embed_id,
+        key_file.display()
+    );
+    serve(listener, ServeState::new(models, key, args.max_waiting), crate::shutdown_signal()).await?;
+    Ok(())
+}

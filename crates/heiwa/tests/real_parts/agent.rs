@@ -1,0 +1,107 @@
+//! The agent loop on real parts: MiniLM + pgvector retrieval, the Qwen GGUF
+//! through llama.cpp, `run_python` in the container sandbox; and a `heiwa limb
+//! run` process answering a hub task with it (the main job, end to end).
+
+use super::mesh::{tenant_with_invite, LimbProcess};
+use super::{local_hub, parts};
+use heiwa_hub::MAX_SUMMARY_BYTES;
+use heiwa_memory::ingest_path;
+use limb_core::agent::local::LocalAgent;
+use limb_core::agent::{summary_payload, Budget};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/docs")
+}
+
+const QUESTION: &str = "What happens to a work unit when a volunteer's computer disappears?";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_answers_from_local_memory_and_computes_with_the_sandbox() {
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let local =
+        LocalAgent::open(&parts, dir.path(), "local", Budget::default(), None).await.expect("the agent's parts start");
+    let memory = local.memory();
+    let report = ingest_path(&memory.memory, &memory.embedder, "local", &samples(), &mut |_| {}).await.unwrap();
+    assert_eq!(report.added.len(), 4, "{report:?}");
+
+    let answer = local.agent.answer(QUESTION).await.expect("the loop completes");
+    assert!(!answer.text.trim().is_empty());
+    let cited: Vec<&str> = answer.citations.iter().map(|c| c.path.rsplit('/').next().unwrap()).collect();
+    assert_eq!(cited.first(), Some(&"volunteer-computing.md"), "{cited:?}");
+    assert!(!cited.contains(&"sourdough.txt"), "irrelevant passages stay out of the prompt: {cited:?}");
+    let summary: serde_json::Value = serde_json::from_str(&summary_payload(&answer, MAX_SUMMARY_BYTES)).unwrap();
+    assert_eq!(summary["citations"][0]["file"], "volunteer-computing.md");
+
+    // Arithmetic goes through run_python in the real sandbox (greedy decoding is deterministic).
+    let answer = local.agent.answer("What is 17 * 23?").await.expect("the loop completes");
+    assert_eq!(answer.tool_uses.len(), 1, "{answer:?}");
+    assert_eq!(answer.tool_uses[0].stdout.trim(), "391", "{answer:?}");
+    assert!(answer.citations.is_empty(), "nothing in memory is about this: {:?}", answer.citations);
+    local.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limb_answers_a_hub_task_with_retrieved_passages_and_cites_them() {
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
+    let (owner, invite) = tenant_with_invite(&http, 1).await;
+
+    let ingest = std::process::Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .args(["ingest"])
+        .arg(samples())
+        .env("HEIWA_DATA_DIR", dir.path().join("limbs/workstation"))
+        .output()
+        .unwrap();
+    assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
+    assert!(String::from_utf8_lossy(&ingest.stdout).contains("4 added"));
+
+    let limb = LimbProcess::launch(&http, &dir.path().join("limbs"), &invite, "workstation", &["--executor", "agent"]);
+    limb.wait_for_line_within("ready", Duration::from_secs(120));
+    super::call(&http, &owner, "submit_task", serde_json::json!([QUESTION])).await;
+    let completed = limb.wait_for_line_within("completed", Duration::from_secs(180));
+    let task_id: u64 = completed.trim_start_matches("completed ").parse().unwrap();
+
+    let reply = http
+        .rows("heiwa", &format!("SELECT summary FROM task_result WHERE task_id = {task_id}"), &owner)
+        .await
+        .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(reply[0]["summary"].as_str().expect("the owner sees the result")).unwrap();
+    assert!(!summary["answer"].as_str().unwrap().trim().is_empty(), "{summary}");
+    assert_eq!(summary["citations"][0]["file"], "volunteer-computing.md", "{summary}");
+    assert!(!summary.to_string().contains(dir.path().to_str().unwrap()), "no local path reaches the hub: {summary}");
+    let lines = limb.stop();
+    assert!(lines.iter().any(|l| l == &format!("claimed {task_id}")), "{lines:?}");
+    server.stop();
+}
+
+/// No container engine: the agent still answers from memory (with its
+/// citation) and says why its tool is missing; code never runs on the host.
+#[test]
+fn without_a_container_engine_the_agent_answers_from_memory_and_says_why_the_tool_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let heiwa = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_heiwa"))
+            .args(args)
+            .env("HEIWA_DATA_DIR", &data)
+            .env("DOCKER_HOST", format!("unix://{}/no-engine.sock", dir.path().display()))
+            .output()
+            .unwrap()
+    };
+    let ingest = heiwa(&["ingest", samples().to_str().unwrap()]);
+    assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
+    let asked = heiwa(&["ask", QUESTION]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&asked.stdout), String::from_utf8_lossy(&asked.stderr));
+    assert!(asked.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: answering without run_python: no container engine answered at unix://"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Install Docker or Podman"), "with the way forward: {stderr}");
+    assert!(stdout.contains("volunteer-computing.md"), "the answer cites memory: {stdout}");
+}

@@ -1,0 +1,368 @@
+//! Offline ingestion and hybrid search against the real PostgreSQL + pgvector
+//! and the real MiniLM embedding model.
+
+use super::parts;
+use heiwa_inference::{Embedder, ModelOptions};
+use heiwa_memory::{ingest_path, watch_path, Memory, PgServer, PgServerConfig, MAX_TEXT_BYTES};
+use std::path::{Path, PathBuf};
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/docs")
+}
+
+/// PostgreSQL started under `dir`, its memory database, and the embedding model.
+async fn memory_in(dir: &Path) -> (PgServer, Memory, Embedder) {
+    let parts = parts();
+    let mut server = PgServer::new(PgServerConfig { install_dir: parts.pg_dir.clone(), root: dir.join("pg") }).unwrap();
+    server.start().unwrap();
+    let memory = Memory::open(&server).await.unwrap();
+    (server, memory, Embedder::load(&parts.embed_model, ModelOptions::default()).unwrap())
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, memory, embedder) = memory_in(dir.path()).await;
+
+    // The sample documents plus every kind of bad input, side by side.
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir_all(corpus.join(".hidden")).unwrap();
+    for entry in std::fs::read_dir(samples()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), corpus.join(entry.file_name())).unwrap();
+    }
+    std::fs::write(corpus.join(".hidden/secret.txt"), "never ingested").unwrap();
+    std::fs::write(corpus.join("junk.txt"), [0u8, 159, 146, 150, 0, 1, 2, 3]).unwrap();
+    std::fs::write(corpus.join("latin1.txt"), b"caf\xe9 au lait").unwrap();
+    std::fs::write(corpus.join("empty.md"), b"  \n").unwrap();
+    std::fs::write(corpus.join("photo.png"), b"\x89PNG\r\n").unwrap();
+    std::fs::File::create(corpus.join("huge.txt")).unwrap().set_len(MAX_TEXT_BYTES + 1).unwrap();
+    std::os::unix::fs::symlink(&corpus, corpus.join("loop")).unwrap();
+
+    let mut steps = Vec::new();
+    let report = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |step| steps.push(step)).await.unwrap();
+    let added: Vec<&str> = report.added.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
+    assert_eq!(added, ["rust-ownership.md", "sourdough.txt", "vector-search.md", "volunteer-computing.md"]);
+    // Progress: one step per file or refused entry, counting up to the total.
+    assert_eq!(
+        steps.iter().map(|s| (s.done, s.total)).collect::<Vec<_>>(),
+        (1..=10).map(|n| (n, 10)).collect::<Vec<_>>()
+    );
+    assert_eq!(steps.iter().filter(|s| s.outcome == heiwa_memory::Outcome::Added).count(), 4);
+    let reasons: std::collections::HashMap<String, String> =
+        report.failed.iter().map(|(p, r)| (p.file_name().unwrap().to_string_lossy().into_owned(), r.clone())).collect();
+    assert!(reasons["junk.txt"].contains("binary"), "{reasons:?}");
+    assert!(reasons["latin1.txt"].contains("not valid UTF-8"), "{reasons:?}");
+    assert!(reasons["empty.md"].contains("empty"), "{reasons:?}");
+    assert!(reasons["photo.png"].contains("unsupported"), "{reasons:?}");
+    assert!(reasons["huge.txt"].contains("the limit is"), "{reasons:?}");
+    assert!(reasons["loop"].contains("symbolic link"), "{reasons:?}");
+    assert_eq!(reasons.len(), 6, "the hidden folder is skipped silently: {reasons:?}");
+
+    for (question, expected) in [
+        ("How does HNSW trade recall for speed at query time?", "vector-search.md"),
+        ("What happens to a work unit when a volunteer's computer disappears?", "volunteer-computing.md"),
+        ("How long should the dough ferment before baking?", "sourdough.txt"),
+        ("Who frees memory when a value goes out of scope?", "rust-ownership.md"),
+    ] {
+        let embedding = embedder.embed(&[question]).unwrap().remove(0);
+        let hits = memory.search("tenant-a", question, &embedding, 3).await.unwrap();
+        let top3: Vec<&str> = hits.iter().map(|h| file_name(&h.path)).collect();
+        assert!(top3.contains(&expected), "{question} → {top3:?}");
+        let cited = &hits[0];
+        let original = std::fs::read_to_string(&cited.path).unwrap();
+        assert_eq!(
+            &original[cited.span.0 as usize..cited.span.1 as usize],
+            cited.content,
+            "the citation's span is exact"
+        );
+    }
+
+    // Tenant B sees nothing of A's; a second pass skips unchanged files.
+    let embedding = embedder.embed(&["sourdough"]).unwrap().remove(0);
+    assert!(memory.search("tenant-b", "sourdough", &embedding, 3).await.unwrap().is_empty());
+    let again = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    assert_eq!((again.added.len(), again.unchanged.len(), again.removed.len()), (0, 4, 0));
+
+    // A deleted file leaves memory on the next scan; a changed one is replaced.
+    std::fs::remove_file(corpus.join("sourdough.txt")).unwrap();
+    std::fs::write(corpus.join("rust-ownership.md"), "# Ownership\n\nBorrowing rules, rewritten.").unwrap();
+    let rescan = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    assert_eq!(rescan.removed.iter().map(|p| file_name(p)).collect::<Vec<_>>(), ["sourdough.txt"]);
+    assert_eq!(rescan.added.len(), 1, "the changed file is re-ingested");
+    let hits = memory.search("tenant-a", "sourdough", &embedding, 4).await.unwrap();
+    assert!(hits.iter().all(|h| file_name(&h.path) != "sourdough.txt"), "{hits:?}");
+
+    // Listing and removing by hand; tenant B lists nothing and removes nothing of A's.
+    let listed = memory.documents("tenant-a").await.unwrap();
+    assert_eq!(
+        listed.iter().map(|d| file_name(&d.path)).collect::<Vec<_>>(),
+        ["rust-ownership.md", "vector-search.md", "volunteer-computing.md"]
+    );
+    assert!(listed.iter().all(|d| d.chunks >= 1 && d.text_bytes > 0), "{listed:?}");
+    let vector = corpus.join("vector-search.md").to_string_lossy().into_owned();
+    assert!(memory.remove_documents("tenant-b", &vector).await.unwrap().is_empty());
+    assert!(memory.documents("tenant-b").await.unwrap().is_empty());
+    assert_eq!(memory.remove_documents("tenant-a", &vector).await.unwrap(), [vector.clone()]);
+    assert_eq!(memory.documents("tenant-a").await.unwrap().len(), 2);
+    assert!(corpus.join("vector-search.md").exists(), "the file itself is untouched");
+    let folder = corpus.to_string_lossy().into_owned();
+    assert_eq!(
+        memory.remove_documents("tenant-a", &folder).await.unwrap().len(),
+        2,
+        "a folder removes what is under it"
+    );
+    assert!(memory.documents("tenant-a").await.unwrap().is_empty());
+    memory.close().await;
+    server.stop().unwrap();
+}
+
+/// A PDF with one page per text (Courier, a standard font), written with lopdf.
+fn pdf(pages: &[&str]) -> Vec<u8> {
+    use lopdf::content::{Content, Operation};
+    use lopdf::{dictionary, Document, Object, Stream};
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let font_id = doc.add_object(dictionary! { "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Courier" });
+    let resources_id = doc.add_object(dictionary! { "Font" => dictionary! { "F1" => font_id } });
+    let kids: Vec<Object> = pages
+        .iter()
+        .map(|text| {
+            let content = Content {
+                operations: vec![
+                    Operation::new("BT", vec![]),
+                    Operation::new("Tf", vec!["F1".into(), 12.into()]),
+                    Operation::new("Td", vec![72.into(), 720.into()]),
+                    Operation::new("Tj", vec![Object::string_literal(*text)]),
+                    Operation::new("ET", vec![]),
+                ],
+            };
+            let content_id = doc.add_object(Stream::new(dictionary! {}, content.encode().unwrap()));
+            doc.add_object(dictionary! { "Type" => "Page", "Parent" => pages_id, "Contents" => content_id }).into()
+        })
+        .collect();
+    let count = kids.len() as i64;
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages", "Kids" => kids, "Count" => count, "Resources" => resources_id,
+            "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],
+        }),
+    );
+    let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog_id);
+    let mut bytes = Vec::new();
+    doc.save_to(&mut bytes).unwrap();
+    bytes
+}
+
+/// A zip holding `word/document.xml` with `xml`, deflated.
+fn docx(xml: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("word/document.xml", options).unwrap();
+    zip.write_all(xml).unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+fn paragraphs(texts: &[&str]) -> Vec<u8> {
+    let body: String = texts.iter().map(|t| format!("<w:p><w:r><w:t>{t}</w:t></w:r></w:p>")).collect();
+    format!(r#"<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>"#).into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_csv_docx_and_pdf_are_ingested_and_broken_ones_are_per_file_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, memory, embedder) = memory_in(dir.path()).await;
+
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    std::fs::write(
+        corpus.join("report.html"),
+        "<html><head><script>var tracking = 1;</script></head><body><h1>Glacier survey</h1><p>The Vatnajokull glacier lost three metres of ice thickness during the 2025 melt season.</p></body></html>",
+    )
+    .unwrap();
+    std::fs::write(corpus.join("rainfall.csv"), "city,annual_rainfall_mm\nBergen,2250\nLima,13\nCairo,24\n").unwrap();
+    std::fs::write(
+        corpus.join("minutes.docx"),
+        docx(&paragraphs(&["Board meeting minutes.", "The board approved the solar panel budget &amp; a new roof."])),
+    )
+    .unwrap();
+    let manual = pdf(&[
+        "Chapter one introduces the water pump and its parts.",
+        "To reset the water pump, hold the red button for ten seconds.",
+    ]);
+    std::fs::write(corpus.join("manual.pdf"), &manual).unwrap();
+
+    std::fs::write(corpus.join("truncated.pdf"), &manual[..manual.len() / 2]).unwrap();
+    std::fs::write(
+        corpus.join("bomb.docx"),
+        docx(&vec![b' '; (heiwa_memory::MAX_DOCX_XML_BYTES + (1 << 20)) as usize]),
+    )
+    .unwrap();
+    std::fs::write(corpus.join("letter.docx"), b"just text, not a zip").unwrap();
+    std::fs::write(corpus.join("ragged.csv"), "a,b\n1,2,3\n").unwrap();
+
+    let report = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    let added: Vec<&str> = report.added.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
+    assert_eq!(added, ["manual.pdf", "minutes.docx", "rainfall.csv", "report.html"], "{report:?}");
+    let reasons: std::collections::HashMap<String, String> =
+        report.failed.iter().map(|(p, r)| (p.file_name().unwrap().to_string_lossy().into_owned(), r.clone())).collect();
+    assert!(reasons["truncated.pdf"].contains("unreadable PDF"), "{reasons:?}");
+    assert!(reasons["bomb.docx"].contains("zip bomb"), "{reasons:?}");
+    assert!(reasons["letter.docx"].contains("not a DOCX"), "{reasons:?}");
+    assert!(reasons["ragged.csv"].contains("malformed CSV"), "{reasons:?}");
+    assert_eq!(reasons.len(), 4);
+
+    for (question, expected) in [
+        ("How do I reset the water pump?", "manual.pdf"),
+        ("What did the board approve?", "minutes.docx"),
+        ("How much ice did the glacier lose?", "report.html"),
+        ("What is the annual rainfall in Bergen?", "rainfall.csv"),
+    ] {
+        let embedding = embedder.embed(&[question]).unwrap().remove(0);
+        let hits = memory.search("tenant-a", question, &embedding, 1).await.unwrap();
+        assert_eq!(file_name(&hits[0].path), expected, "{question} → {hits:?}");
+        assert!(!hits[0].content.contains('<'), "no markup in the text: {:?}", hits[0].content);
+    }
+    let embedding = embedder.embed(&["reset the water pump"]).unwrap().remove(0);
+    let hits = memory.search("tenant-a", "reset the water pump", &embedding, 5).await.unwrap();
+    let pump: Vec<_> = hits.iter().filter(|h| h.content.contains("red button")).collect();
+    assert_eq!(pump[0].page, Some(2), "PDF citations carry their page: {pump:?}");
+    assert!(hits.iter().filter(|h| file_name(&h.path) != "manual.pdf").all(|h| h.page.is_none()));
+    let minutes = hits
+        .iter()
+        .chain(memory.search("tenant-a", "board", &embedder.embed(&["board"]).unwrap()[0], 5).await.unwrap().iter())
+        .find(|h| file_name(&h.path) == "minutes.docx")
+        .cloned();
+    assert!(minutes.unwrap().content.contains("solar panel budget & a new roof"), "entities decoded");
+    memory.close().await;
+    server.stop().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_killed_mid_ingest_leaves_no_half_document_and_a_rescan_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, memory, embedder) = memory_in(dir.path()).await;
+    let (memory, embedder) = (std::sync::Arc::new(memory), std::sync::Arc::new(embedder));
+
+    // 40 documents of several chunks each: the ingest takes long enough to be caught in the middle.
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    let mut expected_chunks = std::collections::HashMap::new();
+    for n in 0..40 {
+        let text: String = (0..30)
+            .map(|s| format!("Document {n}, sentence {s}: the limb keeps notes about topic {}. ", n * 31 + s))
+            .collect();
+        let path = corpus.join(format!("doc{n:02}.txt"));
+        std::fs::write(&path, &text).unwrap();
+        expected_chunks.insert(path.to_string_lossy().into_owned(), heiwa_memory::chunks(&text).len() as i64);
+    }
+
+    let ingesting = tokio::spawn({
+        let (memory, embedder, corpus) = (memory.clone(), embedder.clone(), corpus.clone());
+        async move { ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await }
+    });
+    loop {
+        let stored = memory.documents("tenant-a").await.unwrap().len();
+        if stored >= 5 {
+            break;
+        }
+        assert!(!ingesting.is_finished(), "the ingest finished before it could be interrupted");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pid = server.pid().expect("postmaster.pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let outcome = ingesting.await.expect("the ingest returns, it does not panic");
+    assert!(outcome.is_err(), "the ingest reports the lost database: {outcome:?}");
+    memory.close().await;
+
+    server.start().expect("PostgreSQL restarts after SIGKILL (its pid file left behind)");
+    let memory = Memory::open(&server).await.unwrap();
+    let survivors = memory.documents("tenant-a").await.unwrap();
+    assert!(survivors.len() >= 5 && survivors.len() < 40, "{} documents survived", survivors.len());
+    for doc in &survivors {
+        assert_eq!(doc.chunks, expected_chunks[&doc.path], "{} is whole or absent, never half", doc.path);
+    }
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM chunk WHERE document_id IS NULL OR document_id NOT IN (SELECT id FROM document)",
+    )
+    .fetch_one(memory.pool())
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0);
+
+    let rescan = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    assert_eq!((rescan.added.len() + rescan.unchanged.len(), rescan.unchanged.len()), (40, survivors.len()));
+    let all = memory.documents("tenant-a").await.unwrap();
+    assert!(all.iter().all(|doc| doc.chunks == expected_chunks[&doc.path]) && all.len() == 40);
+    memory.close().await;
+    server.stop().unwrap();
+}
+
+async fn next_pass(
+    passes: &mut tokio::sync::mpsc::UnboundedReceiver<heiwa_memory::IngestReport>,
+) -> heiwa_memory::IngestReport {
+    tokio::time::timeout(std::time::Duration::from_secs(20), passes.recv())
+        .await
+        .expect("a pass after the change")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_folder_picks_up_new_changed_and_deleted_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, memory, embedder) = memory_in(dir.path()).await;
+    let (memory, embedder) = (std::sync::Arc::new(memory), std::sync::Arc::new(embedder));
+    let folder = dir.path().join("watched");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("first.md"), "Tomatoes need full sun and deep watering.").unwrap();
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (pass_tx, mut passes) = tokio::sync::mpsc::unbounded_channel();
+    let watching = tokio::spawn({
+        let (memory, embedder, folder) = (memory.clone(), embedder.clone(), folder.clone());
+        async move {
+            let stop = async {
+                let _ = stop_rx.await;
+            };
+            let quiet = std::time::Duration::from_millis(200);
+            watch_path(
+                &memory,
+                &embedder,
+                "tenant-a",
+                &folder,
+                quiet,
+                &mut |_| {},
+                &mut |report| pass_tx.send(report).unwrap(),
+                stop,
+            )
+            .await
+        }
+    });
+    assert_eq!(next_pass(&mut passes).await.added.len(), 1, "the first pass ingests what is there");
+
+    std::fs::write(folder.join("second.txt"), "Basil grows well next to tomatoes.").unwrap();
+    let pass = next_pass(&mut passes).await;
+    assert_eq!((pass.added.len(), pass.unchanged.len()), (1, 1), "{pass:?}");
+
+    std::fs::write(folder.join("first.md"), "Tomatoes need full sun, deep watering and stakes.").unwrap();
+    let pass = next_pass(&mut passes).await;
+    assert_eq!((pass.added.len(), pass.unchanged.len()), (1, 1), "the changed file is re-ingested: {pass:?}");
+
+    std::fs::remove_file(folder.join("second.txt")).unwrap();
+    let pass = next_pass(&mut passes).await;
+    assert_eq!(pass.removed.len(), 1, "{pass:?}");
+    let docs = memory.documents("tenant-a").await.unwrap();
+    assert_eq!(docs.iter().map(|d| file_name(&d.path)).collect::<Vec<_>>(), ["first.md"]);
+
+    stop_tx.send(()).unwrap();
+    watching.await.unwrap().expect("the watch ends cleanly when stopped");
+    memory.close().await;
+    server.stop().unwrap();
+}

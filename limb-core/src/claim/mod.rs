@@ -1,0 +1,439 @@
+//! The limb's claim loop: push-driven by the subscription, a bounded number of
+//! tasks in flight, heartbeats while alive, reconnect with backoff and jitter,
+//! and reconciliation after a reconnect (the SDK does none of this for us).
+//!
+//! Invariants: a task is executed only after the hub committed our claim; a
+//! result is sent only while we believe we hold the task; after a reconnect,
+//! tasks the hub no longer shows as ours are dropped, and results not yet
+//! acknowledged are sent again once.
+
+mod plan;
+
+use crate::governor::Decision;
+use heiwa_hub::bindings::*;
+use heiwa_hub::{connect, task_views, truncate_to, Connected, HubError, TaskView, MAX_REASON_BYTES};
+use plan::{ClaimAnswer, InFlight, Outcome, Snapshot};
+use spacetimedb_sdk::{DbContext, Identity, Status, Table, TableWithPrimaryKey};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Why an executor could not answer a task; its message is the reason the hub keeps.
+pub type TaskFailure = Box<dyn std::error::Error + Send + Sync>;
+
+/// Turns a task's payload into a summary, or a failure.
+pub trait Executor: Send + Sync + 'static {
+    fn execute(&self, task_id: u64, payload: &str) -> Result<String, TaskFailure>;
+}
+
+/// The executor used until the agent exists: answers with a short summary
+/// after `work` (a stand-in for real work, so tests can catch a limb mid-task).
+pub struct EchoExecutor {
+    pub work: Duration,
+}
+
+impl Executor for EchoExecutor {
+    fn execute(&self, task_id: u64, payload: &str) -> Result<String, TaskFailure> {
+        std::thread::sleep(self.work);
+        Ok(format!("task {task_id}: received {} bytes", payload.len()))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LimbOptions {
+    pub uri: String,
+    pub database: String,
+    /// Where this limb's identity token is kept (created on first connect).
+    pub token_file: PathBuf,
+    /// An invite code, needed the first time only.
+    pub invite: Option<String>,
+    pub name: String,
+    pub lease_secs: u32,
+    pub max_in_flight: usize,
+    /// The donation governor's decisions: while one says "do not give", no
+    /// new claims are made (and running tasks are released if it says so).
+    /// Its `max_in_flight` then bounds the claims instead of the one above.
+    /// `None` gives always.
+    pub governor: Option<watch::Receiver<Decision>>,
+    /// Where to publish the tenant's tasks as this limb's subscription sees
+    /// them, after every change (for an app that shows them).
+    pub tasks: Option<Arc<watch::Sender<Vec<TaskView>>>>,
+}
+
+/// What the limb did, for logs and the UI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LimbEvent {
+    Ready {
+        limb_id: u64,
+        identity: String,
+    },
+    Claimed(u64),
+    Executed(u64),
+    Completed(u64),
+    Failed(u64, String),
+    /// The hub no longer shows us holding this task (lease expired while away).
+    Lost(u64),
+    Disconnected(String),
+    Reconnected,
+    Released(u64),
+    /// The governor's decision changed (giving or not, and why).
+    Governed(Decision),
+}
+
+enum Msg {
+    Wake,
+    /// A task or result row changed (sent only when tasks are published).
+    Rows,
+    Claim {
+        task_id: u64,
+        ok: bool,
+    },
+    Executed {
+        task_id: u64,
+        outcome: Outcome,
+    },
+    Acked {
+        task_id: u64,
+        ok: bool,
+    },
+    /// Connection number `generation` ended. Dropping a replaced connection
+    /// reports too, so only the current generation's report counts.
+    Disconnected {
+        generation: u64,
+        reason: Option<String>,
+    },
+}
+
+fn load_token(path: &PathBuf) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// Connect (blocking SDK calls off the async runtime) and wire every callback
+/// the loop needs into `tx`. Callbacks fire for our own identity's calls only.
+async fn connect_wired(
+    options: &LimbOptions,
+    generation: u64,
+    tx: mpsc::UnboundedSender<Msg>,
+) -> Result<Connected, HubError> {
+    let publishing = options.tasks.is_some();
+    let token = load_token(&options.token_file);
+    let (uri, database) = (options.uri.clone(), options.database.clone());
+    let on_gone = tx.clone();
+    let connected = tokio::task::spawn_blocking(move || {
+        connect(&uri, &database, token, move |reason| {
+            let _ = on_gone.send(Msg::Disconnected { generation, reason });
+        })
+    })
+    .await
+    .map_err(|e| HubError::Connect(e.to_string()))??;
+    heiwa_config::write_secret(&options.token_file, &connected.token)?;
+
+    let me = connected.identity;
+    let conn = &connected.conn;
+    let wake = tx.clone();
+    conn.db.task().on_insert(move |_, task| {
+        if task.state == TaskState::Pending {
+            let _ = wake.send(Msg::Wake);
+        }
+        if publishing {
+            let _ = wake.send(Msg::Rows);
+        }
+    });
+    let wake = tx.clone();
+    conn.db.task().on_update(move |_, _, task| {
+        if task.state == TaskState::Pending {
+            let _ = wake.send(Msg::Wake);
+        }
+        if publishing {
+            let _ = wake.send(Msg::Rows);
+        }
+    });
+    if publishing {
+        let rows = tx.clone();
+        conn.db.task_result().on_insert(move |_, _| {
+            let _ = rows.send(Msg::Rows);
+        });
+    }
+    let claims = tx.clone();
+    conn.reducers.on_claim_task(move |ctx, task_id, _| {
+        if ctx.event.caller_identity == me {
+            let _ = claims.send(Msg::Claim { task_id: *task_id, ok: matches!(ctx.event.status, Status::Committed) });
+        }
+    });
+    let acks = tx.clone();
+    conn.reducers.on_complete_task(move |ctx, task_id, _, _| {
+        if ctx.event.caller_identity == me {
+            let _ = acks.send(Msg::Acked { task_id: *task_id, ok: matches!(ctx.event.status, Status::Committed) });
+        }
+    });
+    let acks = tx;
+    conn.reducers.on_fail_task(move |ctx, task_id, _, _| {
+        if ctx.event.caller_identity == me {
+            let _ = acks.send(Msg::Acked { task_id: *task_id, ok: matches!(ctx.event.status, Status::Committed) });
+        }
+    });
+    Ok(connected)
+}
+
+/// Wait until `probe` finds something in the cache (rows arrive asynchronously).
+async fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> Result<T, HubError> {
+    const TRIES: u64 = 200;
+    const EVERY: Duration = Duration::from_millis(50);
+    for _ in 0..TRIES {
+        if let Some(value) = probe() {
+            return Ok(value);
+        }
+        tokio::time::sleep(EVERY).await;
+    }
+    Err(HubError::Timeout { what: what.into(), secs: (EVERY * TRIES as u32).as_secs() })
+}
+
+/// Join the tenant if needed, register, and return this limb's id.
+async fn enrol(options: &LimbOptions, connected: &Connected) -> Result<u64, HubError> {
+    let conn = &connected.conn;
+    let me = connected.identity;
+    if conn.db.member().identity().find(&me).is_none() {
+        let code = options.invite.clone().ok_or(HubError::NotJoined)?;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        conn.reducers.on_join_tenant(move |ctx, _| {
+            if ctx.event.caller_identity == me {
+                let _ = tx.send(match &ctx.event.status {
+                    Status::Committed => Ok(()),
+                    Status::Failed(message) => Err(message.to_string()),
+                    Status::OutOfEnergy => Err("out of energy".into()),
+                });
+            }
+        });
+        if !guarded(|| conn.reducers.join_tenant(code)) {
+            return Err(HubError::Closed("join_tenant"));
+        }
+        let joined = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.ok().flatten();
+        match joined {
+            Some(Ok(())) => {}
+            Some(Err(message)) => return Err(HubError::Reducer { reducer: "join_tenant".into(), message }),
+            None => return Err(HubError::Timeout { what: "join_tenant".into(), secs: 10 }),
+        }
+    }
+    if !guarded(|| conn.reducers.register_limb(options.name.clone(), options.lease_secs)) {
+        return Err(HubError::Closed("register_limb"));
+    }
+    wait_for("this limb's registration", || conn.db.limb().identity().find(&me).map(|limb| limb.id)).await
+}
+
+/// Make a reducer call; `false` when the connection is gone. The 1.2 SDK
+/// panics (and poisons its lock) when a call races a dying connection, so a
+/// panic here means "disconnected" too; the caller then reconnects.
+fn guarded(call: impl FnOnce() -> spacetimedb_sdk::Result<()>) -> bool {
+    matches!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)), Ok(Ok(())))
+}
+
+fn send_outcome(conn: &DbConnection, limb_id: u64, task_id: u64, outcome: &Outcome) -> bool {
+    guarded(|| match outcome {
+        Ok(summary) => conn.reducers.complete_task(task_id, limb_id, summary.clone()),
+        Err(reason) => conn.reducers.fail_task(task_id, limb_id, truncate_to(reason, MAX_REASON_BYTES).to_string()),
+    })
+}
+
+/// The next governor decision; never, without a governor (or once it is gone).
+async fn next_decision(governor: &mut Option<watch::Receiver<Decision>>) -> Decision {
+    if let Some(receiver) = governor {
+        if receiver.changed().await.is_ok() {
+            return receiver.borrow_and_update().clone();
+        }
+        *governor = None;
+    }
+    std::future::pending().await
+}
+
+fn release(conn: &DbConnection, limb_id: u64, task_id: u64, events: &mpsc::UnboundedSender<LimbEvent>) {
+    if guarded(|| conn.reducers.release_task(task_id, limb_id)) {
+        let _ = events.send(LimbEvent::Released(task_id));
+    }
+}
+
+/// Run the limb until `shutdown` turns true. Held tasks are released on the way out.
+pub async fn run_limb(
+    options: LimbOptions,
+    executor: Arc<dyn Executor>,
+    mut shutdown: watch::Receiver<bool>,
+    events: mpsc::UnboundedSender<LimbEvent>,
+) -> Result<(), HubError> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut generation = 0;
+    let mut connected = connect_wired(&options, generation, tx.clone()).await?;
+    let limb_id = enrol(&options, &connected).await?;
+    let me: Identity = connected.identity;
+    let _ = events.send(LimbEvent::Ready { limb_id, identity: me.to_hex().to_string() });
+    let publish = |conn: &DbConnection| {
+        if let Some(tasks) = &options.tasks {
+            tasks.send_replace(task_views(conn));
+        }
+    };
+    publish(&connected.conn);
+    let mut governor = options.governor.clone();
+    let mut decision = governor.as_mut().map(|g| g.borrow_and_update().clone());
+    if let Some(decision) = &decision {
+        let _ = events.send(LimbEvent::Governed(decision.clone()));
+    }
+    let mut work = InFlight::default();
+    let mut heartbeat = tokio::time::interval(Duration::from_millis(u64::from(options.lease_secs) * 1000 / 3));
+    let _ = tx.send(Msg::Wake);
+
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            changed = next_decision(&mut governor) => {
+                // The executor's thread runs on, but its result is dropped
+                // (`running` no longer holds the task): another limb may
+                // already have it.
+                for task_id in plan::on_decision(&mut work, &changed) {
+                    release(&connected.conn, limb_id, task_id, &events);
+                }
+                let _ = events.send(LimbEvent::Governed(changed.clone()));
+                decision = Some(changed);
+            }
+            _ = heartbeat.tick() => {
+                if !guarded(|| connected.conn.reducers.heartbeat(limb_id)) {
+                    let _ = tx.send(Msg::Disconnected { generation, reason: Some("heartbeat not sent".into()) });
+                }
+            }
+            Some(msg) = rx.recv() => match msg {
+                Msg::Wake => {}
+                Msg::Rows => publish(&connected.conn),
+                Msg::Claim { task_id, ok } => {
+                    work.claiming.remove(&task_id);
+                    match plan::on_claim(ok, decision.as_ref()) {
+                        ClaimAnswer::Drop => {}
+                        ClaimAnswer::Release => release(&connected.conn, limb_id, task_id, &events),
+                        ClaimAnswer::Run => {
+                        work.running.insert(task_id);
+                        let _ = events.send(LimbEvent::Claimed(task_id));
+                        let payload = connected.conn.db.task().id().find(&task_id).map(|t| t.payload).unwrap_or_default();
+                        let (executor, done) = (executor.clone(), tx.clone());
+                        tokio::task::spawn_blocking(move || {
+                            // The hub keeps a failure as its reason, a sentence.
+                            let outcome = executor.execute(task_id, &payload).map_err(|e| e.to_string());
+                            let _ = done.send(Msg::Executed { task_id, outcome });
+                        });
+                        }
+                    }
+                }
+                Msg::Executed { task_id, outcome } => {
+                    if work.running.remove(&task_id) {
+                        let _ = events.send(LimbEvent::Executed(task_id));
+                        if !send_outcome(&connected.conn, limb_id, task_id, &outcome) {
+                            // Kept in `unacked`: reconciliation re-sends it once reconnected.
+                            let _ = tx.send(Msg::Disconnected { generation, reason: Some("result not sent".into()) });
+                        }
+                        work.unacked.insert(task_id, outcome);
+                    }
+                }
+                Msg::Acked { task_id, ok } => {
+                    if let Some(outcome) = work.unacked.remove(&task_id) {
+                        work.resent.remove(&task_id);
+                        let _ = events.send(match (ok, outcome) {
+                            (true, Ok(_)) => LimbEvent::Completed(task_id),
+                            (true, Err(reason)) => LimbEvent::Failed(task_id, reason),
+                            (false, _) => LimbEvent::Lost(task_id),
+                        });
+                    }
+                }
+                Msg::Disconnected { generation: ended, reason } if ended == generation => {
+                    let _ = events.send(LimbEvent::Disconnected(reason.unwrap_or_else(|| "closed".into())));
+                    generation += 1;
+                    // Shut down while away: nothing is held on a connection that is gone.
+                    let Some(again) = reconnect(&options, generation, &tx, &mut shutdown).await else { return Ok(()) };
+                    connected = again;
+                    if connected.identity != me {
+                        return Err(HubError::IdentityChanged);
+                    }
+                    reconcile(&connected.conn, limb_id, &mut work, &tx, &events);
+                    publish(&connected.conn);
+                    let _ = events.send(LimbEvent::Reconnected);
+                }
+                Msg::Disconnected { .. } => {}
+            },
+        }
+        // Claim more while there is room: pending tasks from the local cache.
+        let capacity = plan::capacity(decision.as_ref(), options.max_in_flight);
+        let pending: Vec<u64> = if capacity > work.busy() {
+            connected.conn.db.task().iter().filter(|t| t.state == TaskState::Pending).map(|t| t.id).collect()
+        } else {
+            Vec::new()
+        };
+        for task_id in plan::to_claim(&work, &pending, capacity, |n| fastrand::usize(..n)) {
+            if !guarded(|| connected.conn.reducers.claim_task(task_id, limb_id)) {
+                let _ = tx.send(Msg::Disconnected { generation, reason: Some("claim not sent".into()) });
+                break;
+            }
+            work.claiming.insert(task_id);
+        }
+    }
+
+    for task_id in work.running.drain() {
+        release(&connected.conn, limb_id, task_id, &events);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await; // let the releases reach the hub
+    guarded(|| connected.conn.disconnect());
+    Ok(())
+}
+
+/// Reconnect with exponential backoff and jitter, until connected (`Some`) or shut down (`None`).
+async fn reconnect(
+    options: &LimbOptions,
+    generation: u64,
+    tx: &mpsc::UnboundedSender<Msg>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Connected> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let jittered = delay.mul_f64(0.5 + fastrand::f64());
+        tokio::select! {
+            _ = shutdown.changed() => return None,
+            _ = tokio::time::sleep(jittered) => {}
+        }
+        match connect_wired(options, generation, tx.clone()).await {
+            Ok(connected) => return Some(connected),
+            Err(error) => tracing::info!(%error, "hub unreachable; retrying"),
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// After a reconnect, the fresh cache is the truth: drop what we lost, re-send
+/// unacknowledged results once, and run claims that committed unseen
+/// ([`plan::reconcile`] decides; this does what it says).
+fn reconcile(
+    conn: &DbConnection,
+    limb_id: u64,
+    work: &mut InFlight,
+    tx: &mpsc::UnboundedSender<Msg>,
+    events: &mpsc::UnboundedSender<LimbEvent>,
+) {
+    let snapshot = Snapshot {
+        claimed_by_me: conn
+            .db
+            .task()
+            .iter()
+            .filter(|t| t.state == TaskState::Claimed && t.claimed_by == Some(limb_id))
+            .map(|t| t.id)
+            .collect(),
+        results_by_me: conn.db.task_result().iter().filter(|r| r.limb_id == limb_id).map(|r| r.task_id).collect(),
+    };
+    let plan = plan::reconcile(work, &snapshot);
+    for task_id in plan.lost {
+        let _ = events.send(LimbEvent::Lost(task_id));
+    }
+    for task_id in plan.acked {
+        let _ = tx.send(Msg::Acked { task_id, ok: true });
+    }
+    for task_id in plan.resend {
+        // If this send fails too, the next disconnect report brings us back here.
+        send_outcome(conn, limb_id, task_id, &work.unacked[&task_id]);
+    }
+    for task_id in plan.orphans {
+        let _ = tx.send(Msg::Claim { task_id, ok: true });
+    }
+    let _ = tx.send(Msg::Wake);
+}

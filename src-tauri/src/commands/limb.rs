@@ -1,0 +1,71 @@
+//! The limb: what it is, what it is doing, and the window's first paint.
+
+use crate::error::CommandResult;
+use crate::state::{AppState, Limb};
+use limb_core::governor::{Decision, DonationPolicy};
+use limb_core::mesh::LimbStatus;
+use limb_core::LimbInfo;
+use serde::Serialize;
+use tauri::State;
+use ts_rs::TS;
+
+/// The window has painted its first frame: logged once with the time since
+/// start, for startup diagnostics and `scripts/bench-desktop`.
+#[tauri::command]
+pub fn first_paint(state: State<'_, AppState>) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| eprintln!("heiwa: first paint {} ms after start", state.started.elapsed().as_millis()));
+}
+
+/// The limb's version, data directory and parts, for the status view.
+#[tauri::command]
+pub fn limb_info() -> LimbInfo {
+    LimbInfo::gather()
+}
+
+#[derive(Serialize, TS)]
+pub struct ModelState {
+    pub path: String,
+    /// In memory now (it is loaded for the first task and kept).
+    pub loaded: bool,
+}
+
+#[derive(Serialize, TS)]
+pub struct LimbView {
+    pub limb: Option<LimbStatus>,
+    pub policy: DonationPolicy,
+    pub decision: Decision,
+    pub model: Option<ModelState>,
+    /// Why the run_python tool is unavailable (no container engine), if it is.
+    pub tool_problem: Option<String>,
+    /// Percent of the whole machine this app used since the last look.
+    pub cpu_percent: Option<f64>,
+    /// Whether this build's llama.cpp can offload to a GPU.
+    pub gpu_offload: bool,
+    pub ingesting: Option<String>,
+}
+
+#[tauri::command]
+pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> {
+    let (limb, model, tool_problem) = match &*state.limb.lock().await {
+        Limb::Ready(running) => (
+            Some(running.mesh.limb()),
+            running
+                .agent
+                .local_model()
+                .map(|m| ModelState { path: m.model_path().display().to_string(), loaded: m.is_loaded() }),
+            running.agent.tool_problem().map(String::from),
+        ),
+        _ => (None, None, None),
+    };
+    Ok(LimbView {
+        limb,
+        policy: state.governor.policy(),
+        decision: state.governor.decision(),
+        model,
+        tool_problem,
+        cpu_percent: state.cpu.lock().unwrap_or_else(|p| p.into_inner()).sample(),
+        gpu_offload: heiwa_inference::backend().is_ok_and(|b| b.supports_gpu_offload()),
+        ingesting: state.ingesting.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+    })
+}

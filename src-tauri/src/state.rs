@@ -1,0 +1,150 @@
+//! What the app holds while it runs: the settings, the donation governor and
+//! this machine's limb (the mesh and the agent answering its tasks).
+
+use crate::error::{CommandError, CommandResult};
+use crate::settings::Settings;
+use limb_core::agent::local::LocalAgent;
+use limb_core::agent::Budget;
+use limb_core::governor::{Decision, DonationPolicy, Governor};
+use limb_core::mesh::{Mesh, RemoteHub};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tauri::{Emitter, Manager};
+use tokio::sync::Mutex;
+
+/// The local mesh (hub + this machine's limb) and the agent that answers its
+/// tasks (local memory, the model, the sandbox), once started.
+pub(crate) struct Running {
+    pub(crate) mesh: Mesh,
+    pub(crate) agent: LocalAgent,
+}
+
+pub(crate) enum Limb {
+    Starting,
+    Ready(Box<Running>),
+    Failed(String),
+}
+
+pub(crate) struct AppState {
+    pub(crate) started: std::time::Instant,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) settings: std::sync::Mutex<Settings>,
+    pub(crate) governor: Arc<Governor>,
+    pub(crate) limb: Mutex<Limb>,
+    /// The folder being ingested, while one is.
+    pub(crate) ingesting: std::sync::Mutex<Option<String>>,
+    pub(crate) cpu: std::sync::Mutex<crate::usage::CpuUsage>,
+    pub(crate) staged: Mutex<Option<crate::commands::updates::Staged>>,
+}
+
+/// Tells the window to read its state again (tasks, limb status, donation).
+pub(crate) const CHANGED: &str = "limb-changed";
+
+impl AppState {
+    fn settings_path(&self) -> PathBuf {
+        self.data_dir.join("settings.json")
+    }
+
+    pub(crate) fn settings(&self) -> Settings {
+        self.settings.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn save_settings(&self, change: impl FnOnce(&mut Settings)) -> CommandResult<()> {
+        let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        let mut changed = settings.clone();
+        change(&mut changed);
+        changed.save(&self.settings_path())?;
+        *settings = changed;
+        Ok(())
+    }
+
+    /// Change the donation policy: validated by the governor, then saved, so
+    /// a refused policy changes nothing.
+    pub(crate) fn change_policy(&self, change: impl FnOnce(&mut DonationPolicy)) -> CommandResult<Decision> {
+        let mut policy = self.governor.policy();
+        change(&mut policy);
+        let decision = self.governor.set_policy(policy.clone())?;
+        self.save_settings(|settings| settings.donation = policy)?;
+        Ok(decision)
+    }
+}
+
+pub(crate) async fn start_limb(app: &tauri::AppHandle, governor: &Governor) -> CommandResult<Running> {
+    let state = app.state::<AppState>();
+    let parts = limb_core::chosen_parts(&state.data_dir).map_err(|e| CommandError::new(e.to_string()))?;
+    // The same memory `heiwa ingest` fills: the "local" tenant under the data directory.
+    let agent = LocalAgent::open(&parts, &state.data_dir, "local", Budget::default(), None)
+        .await
+        .map_err(|e| CommandError::new(e.to_string()))?;
+    agent.follow(&governor.decision());
+    let executor = Arc::new(agent.executor(tokio::runtime::Handle::current()));
+    let notifier = app.clone();
+    let on_change = move || {
+        let _ = notifier.emit(CHANGED, ());
+    };
+    let started = match state.settings().hub {
+        None => Mesh::start(&parts, &state.data_dir.join("mesh"), executor, Some(governor.subscribe()), on_change)
+            .await
+            .map_err(CommandError::from),
+        Some(hub) => {
+            let joined =
+                Mesh::join(&hub, &state.data_dir.join("remote-hub"), executor, Some(governor.subscribe()), on_change)
+                    .await;
+            if joined.is_ok() && hub.invite.is_some() {
+                // Joined: the identity is kept in the data directory; the invite is spent.
+                let spent = RemoteHub { invite: None, ..hub };
+                if let Err(error) = state.save_settings(|settings| settings.hub = Some(spent)) {
+                    eprintln!("{error}");
+                }
+            }
+            joined.map_err(|e| CommandError::with_hint(e.to_string(), "check the hub's address and invite in Settings"))
+        }
+    };
+    match started {
+        Ok(mesh) => Ok(Running { mesh, agent }),
+        Err(e) => {
+            let _ = agent.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// Apply each new decision: the model's resources, the tray, the window.
+pub(crate) async fn follow_decisions(app: tauri::AppHandle, governor: Arc<Governor>) {
+    let mut decisions = governor.subscribe();
+    while decisions.changed().await.is_ok() {
+        let decision = decisions.borrow_and_update().clone();
+        let state = app.state::<AppState>();
+        if let Limb::Ready(running) = &*state.limb.lock().await {
+            running.agent.follow(&decision);
+        }
+        crate::tray::show(&app, &governor.policy(), &decision);
+        let _ = app.emit(CHANGED, ());
+    }
+}
+
+pub(crate) fn stop_limb(app: &tauri::AppHandle) {
+    let state = app.state::<AppState>();
+    let mut limb = tauri::async_runtime::block_on(state.limb.lock());
+    if let Limb::Ready(running) = std::mem::replace(&mut *limb, Limb::Starting) {
+        let Running { mut mesh, agent } = *running;
+        mesh.stop();
+        if let Err(error) = tauri::async_runtime::block_on(agent.close()) {
+            eprintln!("stopping local memory: {error}");
+        }
+    }
+}
+
+impl Limb {
+    /// Why a command that needs the running limb cannot run yet.
+    pub(crate) fn not_ready(&self) -> CommandError {
+        match self {
+            Limb::Starting => CommandError::with_hint("the limb is still starting", "try again in a moment"),
+            Limb::Failed(error) => CommandError::with_hint(
+                format!("the limb is not running ({error})"),
+                "run scripts/setup, then restart Heiwa",
+            ),
+            Limb::Ready(_) => unreachable!("only asked when not ready"),
+        }
+    }
+}

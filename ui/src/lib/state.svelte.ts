@@ -1,0 +1,37 @@
+// The window's view of the limb: read from the Rust side on every
+// `limb-changed` event (the hub pushes task rows; the governor and the limb
+// report changes), and every few seconds for the CPU figure. The types are
+// the Rust ones, generated into contract.ts.
+import { invoke } from '@tauri-apps/api/core';
+import { listen } from '@tauri-apps/api/event';
+import type { CommandError, LimbView, TasksView } from './contract';
+
+export const app = $state<{ tasks: TasksView; limb: LimbView | null; error: string }>({
+  tasks: { status: 'starting', error: null, hub: null, tasks: [] },
+  limb: null,
+  error: ''
+});
+
+export async function refresh() {
+  try {
+    app.tasks = await invoke<TasksView>('tasks');
+    app.limb = await invoke<LimbView>('limb_status');
+    app.error = '';
+  } catch (e) {
+    app.error = message(e);
+  }
+}
+
+listen('limb-changed', refresh);
+refresh();
+setInterval(refresh, 3000);
+
+function isCommandError(error: unknown): error is CommandError {
+  return typeof error === 'object' && error !== null && 'message' in error && 'hint' in error;
+}
+
+/** Every error as the window shows it: what went wrong, then what to do. */
+export function message(error: unknown): string {
+  if (isCommandError(error)) return error.hint ? `${error.message}; ${error.hint}` : error.message;
+  return String(error).replace(/^Error: /, '');
+}
