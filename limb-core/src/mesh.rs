@@ -85,7 +85,7 @@ pub struct Mesh {
 /// connection id per process, so a second connection as the same identity
 /// would collide with the limb's).
 enum Rows {
-    Viewer(Connected),
+    Viewer(Box<Connected>),
     Limb(watch::Receiver<Vec<TaskView>>),
 }
 
@@ -209,7 +209,7 @@ impl Mesh {
             limb,
             http,
             token: owner_token,
-            rows: Rows::Viewer(viewer),
+            rows: Rows::Viewer(Box::new(viewer)),
             stop_limb,
             database: DATABASE.into(),
         })

@@ -50,12 +50,12 @@ const GGUF_TYPE_STRING: u32 = 8;
 
 fn string(gguf: &GgufContext, key: &str) -> Option<String> {
     let at = gguf.find_key(key);
-    (at >= 0 && gguf.kv_type(at) as u32 == GGUF_TYPE_STRING).then(|| gguf.val_str(at).map(str::to_string)).flatten()
+    (at >= 0 && gguf.kv_type(at) == GGUF_TYPE_STRING).then(|| gguf.val_str(at).map(str::to_string)).flatten()
 }
 
 fn uint32(gguf: &GgufContext, key: &str) -> Option<u32> {
     let at = gguf.find_key(key);
-    (at >= 0 && gguf.kv_type(at) as u32 == GGUF_TYPE_UINT32).then(|| gguf.val_u32(at))
+    (at >= 0 && gguf.kv_type(at) == GGUF_TYPE_UINT32).then(|| gguf.val_u32(at))
 }
 
 /// llama.cpp's `general.file_type` numbers for the common quantizations.

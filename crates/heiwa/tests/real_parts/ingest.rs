@@ -107,7 +107,7 @@ async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations()
     let vector = corpus.join("vector-search.md").to_string_lossy().into_owned();
     assert!(memory.remove_documents("tenant-b", &vector).await.unwrap().is_empty());
     assert!(memory.documents("tenant-b").await.unwrap().is_empty());
-    assert_eq!(memory.remove_documents("tenant-a", &vector).await.unwrap(), [vector.clone()]);
+    assert_eq!(memory.remove_documents("tenant-a", &vector).await.unwrap(), std::slice::from_ref(&vector));
     assert_eq!(memory.documents("tenant-a").await.unwrap().len(), 2);
     assert!(corpus.join("vector-search.md").exists(), "the file itself is untouched");
     let folder = corpus.to_string_lossy().into_owned();
