@@ -191,15 +191,16 @@ impl Mesh {
         if http.rows(DATABASE, "SELECT * FROM member", &owner_token).await?.is_empty() {
             http.create_tenant(DATABASE, "this workstation", &owner_token).await?;
         }
-        // The hub, not a file, says whether this machine's limb is enrolled: a
-        // crash between saving the limb's token and joining must not lose the
-        // invite. An invite the limb turns out not to need expires unused.
-        let invite = if http.rows(DATABASE, "SELECT id FROM limb", &owner_token).await?.is_empty() {
-            Some(http.create_invite(DATABASE, 1, 600, &owner_token).await?.0)
-        } else {
-            None
-        };
+        // The hub, not the token file alone, says whether this machine's limb
+        // is enrolled: a crash between saving the limb's token and joining must
+        // not lose the invite. One it turns out not to need expires unused.
         let limb_token = data_dir.join("limb.token");
+        let enrolled =
+            limb_token.exists() && !http.rows(DATABASE, "SELECT id FROM limb", &owner_token).await?.is_empty();
+        let invite = match enrolled {
+            true => None,
+            false => Some(http.create_invite(DATABASE, 1, 600, &owner_token).await?.0),
+        };
         let options = this_workstation(server.ws_url(), DATABASE.into(), limb_token, invite, governor);
         let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(on_change);
         let (limb, stop_limb) = spawn_limb(options, executor, on_change.clone());

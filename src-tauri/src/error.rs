@@ -62,6 +62,7 @@ from_errors!(
     limb_core::governor::PolicyError,
     limb_core::agent::local::RetrieveError,
     crate::settings::SettingsError,
+    crate::settings::UpdateUrlError,
     tauri::Error,
     tauri_plugin_autostart::Error,
 );

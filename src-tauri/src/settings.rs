@@ -35,18 +35,27 @@ pub const CHANNELS: [&str; 2] = ["stable", "beta"];
 /// The endpoint for `channel`, checked: HTTPS, or plain HTTP to this machine
 /// only (a local mirror). The signature protects the artifact either way; the
 /// rule keeps the release notes and versions from travelling in clear text.
-pub fn update_url(endpoint: &str, channel: &str) -> Result<url::Url, String> {
+pub fn update_url(endpoint: &str, channel: &str) -> Result<url::Url, UpdateUrlError> {
     if !CHANNELS.contains(&channel) {
-        return Err(format!("unknown update channel \"{channel}\": choose stable or beta"));
+        return Err(UpdateUrlError::Channel(channel.into()));
     }
-    let url = url::Url::parse(&endpoint.replace("{{channel}}", channel)).map_err(|e| {
-        format!("\"{endpoint}\" is not a URL ({e}): give e.g. https://example.org/heiwa/{{{{channel}}}}/latest.json")
-    })?;
+    let url = url::Url::parse(&endpoint.replace("{{channel}}", channel))
+        .map_err(|reason| UpdateUrlError::NotAUrl { endpoint: endpoint.into(), reason })?;
     match url.scheme() {
         "https" => Ok(url),
         "http" if heiwa_config::is_loopback_url(&url) => Ok(url),
-        _ => Err(format!("updates are fetched over HTTPS (plain HTTP only from this machine), not from {url}")),
+        _ => Err(UpdateUrlError::Insecure(url)),
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateUrlError {
+    #[error("unknown update channel \"{0}\": choose stable or beta")]
+    Channel(String),
+    #[error("\"{endpoint}\" is not a URL ({reason}): give e.g. https://example.org/heiwa/{{{{channel}}}}/latest.json")]
+    NotAUrl { endpoint: String, reason: url::ParseError },
+    #[error("updates are fetched over HTTPS (plain HTTP only from this machine), not from {0}")]
+    Insecure(url::Url),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,9 +124,9 @@ mod tests {
         assert_eq!(url.as_str(), "https://example.org/heiwa/beta/latest.json");
         assert!(update_url("http://127.0.0.1:8080/latest.json", "stable").is_ok());
         assert!(update_url("http://[::1]:8080/latest.json", "stable").is_ok());
-        assert!(update_url("http://example.org/latest.json", "stable").unwrap_err().contains("HTTPS"));
+        assert!(update_url("http://example.org/latest.json", "stable").unwrap_err().to_string().contains("HTTPS"));
         assert!(update_url("file:///tmp/latest.json", "stable").is_err());
-        assert!(update_url("not a url", "stable").unwrap_err().contains("not a URL"));
-        assert!(update_url("https://example.org/latest.json", "nightly").unwrap_err().contains("channel"));
+        assert!(update_url("not a url", "stable").unwrap_err().to_string().contains("not a URL"));
+        assert!(update_url("https://example.org/latest.json", "nightly").unwrap_err().to_string().contains("channel"));
     }
 }

@@ -251,9 +251,7 @@ async fn store_group(
     for (doc, pieces) in group.iter().zip(&pieces) {
         let embeddings = match together.as_mut() {
             Some(vectors) => Ok(vectors.by_ref().take(pieces.len()).collect()),
-            None => {
-                embedder.embed(&pieces.iter().map(|(_, chunk)| *chunk).collect::<Vec<_>>()).map_err(|e| e.to_string())
-            }
+            None => embedder.embed(&pieces.iter().map(|(_, chunk)| *chunk).collect::<Vec<_>>()),
         };
         match embeddings {
             Ok(embeddings) => {

@@ -66,7 +66,7 @@ pub fn save_update_settings(state: State<'_, AppState>, endpoint: String, channe
     if let Some(endpoint) = &endpoint {
         update_url(endpoint, &channel)?;
     } else if !CHANNELS.contains(&channel.as_str()) {
-        return Err(CommandError::with_hint(format!("unknown update channel \"{channel}\""), "choose stable or beta"));
+        return Err(crate::settings::UpdateUrlError::Channel(channel).into());
     }
     state.save_settings(|settings| settings.updates = UpdateSettings { endpoint, channel })
 }
