@@ -4,7 +4,7 @@
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use heiwa_config::{data_dir, Parts};
-use heiwa_hub::{HubHttp, HubServer, HubServerConfig};
+use heiwa_hub::{HubHttp, HubServer, HubServerConfig, Summary};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -155,12 +155,10 @@ pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
             let Some(task) = task.into_iter().next() else { bail!("no task {id} in your tenant") };
             let mut result =
                 http.rows(&hub.database, &format!("SELECT * FROM task_result WHERE task_id = {id}"), &token).await?;
-            // An agent's summary is JSON itself: show it as such, not as an escaped string.
+            // An agent's summary is shown as the object it is, not as an escaped string.
             if let Some(result) = result.first_mut() {
-                if let Some(parsed) =
-                    result["summary"].as_str().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-                {
-                    result["summary"] = parsed;
+                if let Some(summary) = result["summary"].as_str().and_then(Summary::parse) {
+                    result["summary"] = serde_json::to_value(summary)?;
                 }
             }
             println!("{}", serde_json::to_string_pretty(&json!({ "task": task, "result": result.first() }))?);
