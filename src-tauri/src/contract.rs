@@ -1,7 +1,7 @@
 //! The window's contract: every Rust type it receives (command results, event
 //! payloads, errors), as TypeScript in `ui/src/lib/contract.ts`. The file is
 //! generated from these types and committed; this test fails when it drifts.
-//! `HEIWA_BLESS=1 cargo test -p heiwa-desktop contract` writes it anew.
+//! `HEIWA_BLESS=1 cargo test --workspace --lib -- contract` writes it anew.
 
 use ts_rs::TS;
 
@@ -47,7 +47,7 @@ fn declarations() -> Vec<String> {
 fn contract() -> String {
     let mut text = String::from(
         "// Generated from the Rust types by src-tauri/src/contract.rs: do not edit.\n\
-         // HEIWA_BLESS=1 cargo test -p heiwa-desktop contract writes it anew.\n\n",
+         // HEIWA_BLESS=1 cargo test --workspace --lib -- contract writes it anew.\n\n",
     );
     for declaration in declarations() {
         text.push_str(&declaration);
@@ -68,7 +68,7 @@ fn the_windows_typescript_contract_matches_the_rust_types() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "{} is not what the Rust types say: run `HEIWA_BLESS=1 cargo test -p heiwa-desktop contract` and commit it",
+        "{} is not what the Rust types say: run `HEIWA_BLESS=1 cargo test --workspace --lib -- contract` and commit it",
         path.display()
     );
 }

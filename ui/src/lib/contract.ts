@@ -1,0 +1,211 @@
+// Generated from the Rust types by src-tauri/src/contract.rs: do not edit.
+// HEIWA_BLESS=1 cargo test --workspace --lib -- contract writes it anew.
+
+export type CommandError = { message: string, 
+/**
+ * The next step for the owner, when there is one.
+ */
+hint: string | null, };
+
+export type TasksView = { status: LimbPhase, error: string | null, 
+/**
+ * The address of the hub this limb gives to when it is someone else's;
+ * `None`: the hub this app runs itself.
+ */
+hub: string | null, tasks: Array<TaskView>, };
+
+export type LimbPhase = "starting" | "ready" | "failed";
+
+export type TaskView = { id: number, state: TaskState, payload: string, attempts: number, 
+/**
+ * The limb that answered, once there is a result.
+ */
+limb: number | null, 
+/**
+ * The result as the limb sent it.
+ */
+summary: string | null, 
+/**
+ * The result read as an agent's summary, when it is one.
+ */
+answer: Summary | null, reason: string, };
+
+export type TaskState = "pending" | "claimed" | "done" | "failed" | "cancelled";
+
+export type Summary = { answer: string, citations: Array<SummaryCitation>, tool_calls: number, steps: number, 
+/**
+ * Set when the answer was cut to fit the hub's size limit.
+ */
+truncated?: boolean, };
+
+export type SummaryCitation = { 
+/**
+ * The number the answer cites it by: `[n]`.
+ */
+n: number, file: string, chunk: number, span: [number, number], page?: number, };
+
+export type LimbView = { limb: LimbStatus | null, policy: DonationPolicy, decision: Decision, model: ModelState | null, 
+/**
+ * Why the run_python tool is unavailable (no container engine), if it is.
+ */
+tool_problem: string | null, 
+/**
+ * Percent of the whole machine this app used since the last look.
+ */
+cpu_percent: number | null, 
+/**
+ * Whether this build's llama.cpp can offload to a GPU.
+ */
+gpu_offload: boolean, ingesting: string | null, };
+
+export type ModelState = { path: string, 
+/**
+ * In memory now (it is loaded for the first task and kept).
+ */
+loaded: boolean, };
+
+export type LimbInfo = { version: string, data_dir: string, 
+/**
+ * Each part and whether it is configured, without starting anything.
+ */
+parts: Array<PartInfo>, };
+
+export type PartInfo = { name: string, detail: string, state: PartState, };
+
+export type PartState = "found" | "missing" | "configured" | "not_configured";
+
+export type LimbStatus = { 
+/**
+ * Its id at the hub, once registered.
+ */
+limb_id: number | null, 
+/**
+ * Its identity at the hub (hex), once connected.
+ */
+identity: string | null, connected: boolean, 
+/**
+ * The last connection problem, while disconnected.
+ */
+problem: string | null, running: number[], completed: number, failed: number, released: number, 
+/**
+ * The limb ended with this error (it does not come back by itself).
+ */
+stopped: string | null, };
+
+export type RemoteHub = { 
+/**
+ * `wss://…` (or `ws://` to this machine).
+ */
+url: string, database: string, 
+/**
+ * The tenant owner's invite code; needed until this limb has joined.
+ */
+invite: string | null, };
+
+export type DonationPolicy = { when: When, not_on_battery: boolean, 
+/**
+ * CPU threads for inference; 0 means every core.
+ */
+cpu_threads: number, 
+/**
+ * Model layers offloaded to the GPU (0 keeps the model on the CPU).
+ */
+gpu_layers: number, max_concurrent: number, 
+/**
+ * Paused by the owner (the tray's pause): nothing is given.
+ */
+paused: boolean, 
+/**
+ * GPU work paused on its own: tasks still run, on the CPU only.
+ */
+gpu_paused: boolean, on_pause: OnPause, };
+
+export type When = { "mode": "always" } | { "mode": "idle", minutes: number, } | { "mode": "windows", windows: Array<Window>, };
+
+export type Window = { start: string, end: string, };
+
+export type OnPause = "finish" | "release";
+
+export type Decision = { give: boolean, 
+/**
+ * One sentence for the owner: why the machine is (not) giving now.
+ */
+reason: string, max_in_flight: number, threads: number, gpu_layers: number, 
+/**
+ * Running tasks go back to the hub now (only when not giving).
+ */
+release_running: boolean, };
+
+export type IngestEvent = { "event": "file" } & Progress | { "event": "finished", folder: string, added: number, unchanged: number, failed: number, removed: number, } | { "event": "stopped", folder: string, error: string, };
+
+export type Progress = { 
+/**
+ * Files handled so far, this one included, out of `total`.
+ */
+done: number, total: number, path: string, outcome: Outcome, };
+
+export type Outcome = { "kind": "added" } | { "kind": "unchanged" } | { "kind": "failed", "reason": string };
+
+export type DocumentInfo = { path: string, chunks: number, 
+/**
+ * Bytes of text stored (not of the original file).
+ */
+text_bytes: number, 
+/**
+ * Unix seconds.
+ */
+ingested_at: number, };
+
+export type Citation = { path: string, position: number, span: [number, number], content: string, 
+/**
+ * Reciprocal-rank-fusion score of the vector and full-text rankings.
+ */
+score: number, 
+/**
+ * Cosine similarity of the chunk to the query (how relevant it is at all).
+ */
+similarity: number, 
+/**
+ * The page the chunk starts on, for paged documents (PDF).
+ */
+page: number | null, };
+
+export type ModelsView = { imported: Array<ModelInfo>, 
+/**
+ * The file answering tasks now.
+ */
+active: string | null, };
+
+export type ModelInfo = { id: string, path: string, size_bytes: number, architecture: string | null, name: string | null, 
+/**
+ * As the file labels it, e.g. "0.5B".
+ */
+parameters: string | null, quantization: string | null, context_length: number | null, has_chat_template: boolean, is_default: boolean, };
+
+export type SettingsView = { settings: Settings, channels: [string, string], autostart: boolean, data_dir: string, 
+/**
+ * This app's identity at its hub (hex), once connected.
+ */
+identity: string | null, };
+
+export type Settings = { donation: DonationPolicy, updates: UpdateSettings, 
+/**
+ * Someone else's hub to give to; `None` runs the local hub.
+ */
+hub: RemoteHub | null, };
+
+export type UpdateSettings = { 
+/**
+ * Where to look for `latest.json`; `None` until the owner sets one.
+ */
+endpoint: string | null, 
+/**
+ * "stable" or "beta": substituted for `{{channel}}` in the endpoint.
+ */
+channel: string, };
+
+export type UpdateCheck = { current: string, 
+/**
+ * The newer version, downloaded and verified; `None` when up to date.
+ */
+verified: string | null, notes: string | null, };
