@@ -97,7 +97,7 @@ async fn main() {
     let threads = heiwa_inference::all_cores();
     let options = ModelOptions { threads, gpu_layers: 0, context_len: CONTEXT };
     // A few hundred prompt tokens, as a task with retrieved passages has.
-    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/docs");
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/docs");
     let passages: String = ["volunteer-computing.md", "vector-search.md", "rust-ownership.md"]
         .iter()
         .map(|f| std::fs::read_to_string(samples.join(f)).unwrap())

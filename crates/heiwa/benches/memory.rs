@@ -160,7 +160,7 @@ async fn main() {
     // Ingestion vs raw embedding of the same chunks: a corpus made from the samples, varied per copy.
     let corpus = dir.path().join("corpus");
     std::fs::create_dir_all(&corpus).unwrap();
-    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/docs");
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/docs");
     let mut texts = Vec::new();
     for entry in std::fs::read_dir(&samples).unwrap() {
         texts.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/docs")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/docs")
 }
 
 const QUESTION: &str = "What happens to a work unit when a volunteer's computer disappears?";

@@ -7,7 +7,7 @@ use heiwa_memory::{ingest_path, watch_path, Memory, PgServer, PgServerConfig, MA
 use std::path::{Path, PathBuf};
 
 fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/docs")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/docs")
 }
 
 /// PostgreSQL started under `dir`, its memory database, and the embedding model.
