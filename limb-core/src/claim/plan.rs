@@ -198,15 +198,17 @@ mod tests {
             resent: set(&[5]),
         };
         // 1 is still ours; 2 was lost; 3's result arrived; 4 is ours, unacknowledged;
-        // 5 was re-sent once already and is no longer acknowledged; 6 committed while away.
+        // 5 is still ours but its result, re-sent once already, never arrived: the
+        // result is given up and the task runs again (execution is at-least-once);
+        // 6 committed while away.
         let snapshot = Snapshot { claimed_by_me: set(&[1, 4, 5, 6]), results_by_me: set(&[3]) };
         let plan = reconcile(&mut work, &snapshot);
-        assert_eq!(plan, Reconciled { lost: vec![2, 5], acked: vec![3], resend: vec![4], orphans: vec![6] });
+        assert_eq!(plan, Reconciled { lost: vec![2, 5], acked: vec![3], resend: vec![4], orphans: vec![5, 6] });
         assert_eq!(work.running, set(&[1]));
-        assert_eq!(work.claiming, set(&[6]), "claims in flight before are forgotten; orphans are being taken");
+        assert_eq!(work.claiming, set(&[5, 6]), "claims in flight before are forgotten; orphans are being taken");
         assert!(work.unacked.contains_key(&4) && !work.unacked.contains_key(&5));
-        // A second reconnect does not re-send 4 again.
+        // A second reconnect does not re-send 4 again: it runs again instead.
         let again = reconcile(&mut work, &snapshot);
-        assert!(again.resend.is_empty() && again.lost.contains(&4));
+        assert!(again.resend.is_empty() && again.lost.contains(&4) && again.orphans.contains(&4));
     }
 }
