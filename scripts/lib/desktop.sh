@@ -67,10 +67,13 @@ app_version() { sed -n 's/^  "version": "\(.*\)",$/\1/p' "$HEIWA_ROOT/tauri.conf
 # build_deb [--release]: the Debian package from the debug (default) or release tree.
 # Its path is the only thing written to stdout.
 build_deb() {
-  local profile=debug flags=(--debug); [ "${1:-}" = --release ] && profile=release flags=()
+  # Debug: `-- --workspace` builds with the workspace's features, as `cargo test
+  # --workspace` did, so the tested tree is reused; the desktop alone unifies
+  # features differently (it has no axum, clap, …) and would rebuild llama.cpp.
+  local profile=debug flags=(--debug -- --workspace); [ "${1:-}" = --release ] && profile=release flags=()
   local deb=$CARGO_TARGET_DIR/$profile/bundle/deb/Heiwa_$(app_version)_amd64.deb
   rm -f "$deb"
-  (cd "$HEIWA_ROOT/src-tauri" && "$HEIWA_ROOT/ui/node_modules/.bin/tauri" build "${flags[@]}" --bundles deb --ci >&2)
+  (cd "$HEIWA_ROOT/src-tauri" && "$HEIWA_ROOT/ui/node_modules/.bin/tauri" build --bundles deb --ci "${flags[@]}" >&2)
   echo "$deb"
 }
 
