@@ -246,6 +246,16 @@ async fn next_decision(governor: &mut Option<watch::Receiver<Decision>>) -> Deci
     std::future::pending().await
 }
 
+/// Run a task we hold on a blocking thread; its outcome comes back as a message.
+fn execute(conn: &DbConnection, task_id: u64, executor: Arc<dyn Executor>, done: mpsc::UnboundedSender<Msg>) {
+    let payload = conn.db.task().id().find(&task_id).map(|t| t.payload).unwrap_or_default();
+    tokio::task::spawn_blocking(move || {
+        // The hub keeps a failure as its reason, a sentence.
+        let outcome = executor.execute(task_id, &payload).map_err(|e| e.to_string());
+        let _ = done.send(Msg::Executed { task_id, outcome });
+    });
+}
+
 fn release(conn: &DbConnection, limb_id: u64, task_id: u64, events: &mpsc::UnboundedSender<LimbEvent>) {
     if guarded(|| conn.reducers.release_task(task_id, limb_id)) {
         let _ = events.send(LimbEvent::Released(task_id));
@@ -307,15 +317,9 @@ pub async fn run_limb(
                         ClaimAnswer::Drop => {}
                         ClaimAnswer::Release => release(&connected.conn, limb_id, task_id, &events),
                         ClaimAnswer::Run => {
-                        work.running.insert(task_id);
-                        let _ = events.send(LimbEvent::Claimed(task_id));
-                        let payload = connected.conn.db.task().id().find(&task_id).map(|t| t.payload).unwrap_or_default();
-                        let (executor, done) = (executor.clone(), tx.clone());
-                        tokio::task::spawn_blocking(move || {
-                            // The hub keeps a failure as its reason, a sentence.
-                            let outcome = executor.execute(task_id, &payload).map_err(|e| e.to_string());
-                            let _ = done.send(Msg::Executed { task_id, outcome });
-                        });
+                            work.running.insert(task_id);
+                            let _ = events.send(LimbEvent::Claimed(task_id));
+                            execute(&connected.conn, task_id, executor.clone(), tx.clone());
                         }
                     }
                 }
