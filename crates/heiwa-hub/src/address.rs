@@ -4,8 +4,7 @@
 
 use crate::HubError;
 
-/// Whether `url` names this machine: a loopback address or `localhost`.
-pub use heiwa_config::is_loopback_url;
+use heiwa_config::is_loopback_url;
 
 fn parse(address: &str) -> Result<url::Url, HubError> {
     let bad = |why| HubError::BadAddress { url: address.into(), why };
