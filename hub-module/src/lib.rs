@@ -3,23 +3,49 @@
 //! returns `Err` and changes nothing.
 //!
 //! Tenancy: an Identity belongs to at most one tenant, as its owner (who
-//! created it) or as a limb (which joined with an invite). Every table a
-//! client can read is filtered by row-level security to the caller's tenant,
-//! and every reducer checks the caller against the row it touches.
+//! created it), a limb (which joined with a limb invite) or a submitter (a
+//! dashboard or bot that joined with a submitter invite). Row-level security
+//! shows the owner and submitters the whole tenant, and a limb only its own
+//! rows: the tasks assigned to it and its own results. Every reducer checks
+//! the caller against the row it touches.
+//!
+//! Work is assigned here, not raced for: a limb offers free slots (and the
+//! models it has), and the hub hands it the tenant's oldest pending tasks it
+//! can run, when a task is submitted and whenever a slot frees. A reducer is
+//! one transaction, so a task is assigned exactly once.
 
 pub use hub_rules as rules;
 
-pub use rules::TaskState;
+pub use rules::{ModelOffer, TaskState};
 use spacetimedb::{
-    client_visibility_filter, reducer, table, Filter, Identity, ReducerContext, ScheduleAt, SpacetimeType, Table,
+    client_visibility_filter, reducer, table, ConnectionId, Filter, Identity, ReducerContext, ScheduleAt, SpacetimeType, Table,
     TimeDuration, Timestamp,
 };
 use std::time::Duration;
 
 #[derive(SpacetimeType, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
+    /// Created the tenant: sees and steers all of it.
     Owner,
+    /// A volunteer's machine: runs what it is assigned, sees only that.
     Limb,
+    /// A dashboard or bot: reads the tenant and submits tasks, runs nothing.
+    Submitter,
+}
+
+/// The hub's own settings, one row. `admin` is whoever published the module.
+#[table(name = hub_config, public)]
+pub struct HubConfig {
+    #[primary_key]
+    pub id: u8,
+    pub admin: Identity,
+    /// Unfinished (pending or claimed) tasks a tenant may have.
+    pub max_open_tasks: u32,
+    pub submits_per_sec: u32,
+    pub submit_burst: u32,
+    /// Finished tasks and their results older than this are pruned.
+    pub retain_secs: u64,
+    pub prune_every_secs: u64,
 }
 
 #[table(name = tenant, public)]
@@ -39,9 +65,24 @@ pub struct Member {
     #[index(btree)]
     pub tenant_id: u64,
     pub role: Role,
+    /// May submit tasks (owner, submitter, or a limb granted it).
+    pub submits: bool,
 }
 
-/// A code the owner hands to a new limb; visible only to the owner who made it.
+/// Who reads the whole tenant: its owner, its submitters, and limbs the owner
+/// granted it. A table of its own (not a flag on `member`) because
+/// row-level security joins through it: SpacetimeDB 1.2 maintains a
+/// subscription only over index joins from a plain key lookup, and a second
+/// condition on the looked-up row turns the join into one it refuses.
+#[table(name = reader, public)]
+pub struct Reader {
+    #[primary_key]
+    pub identity: Identity,
+    #[index(btree)]
+    pub tenant_id: u64,
+}
+
+/// A code the owner hands to a new limb or submitter; visible only to the owner who made it.
 #[table(name = invite, public)]
 pub struct Invite {
     #[primary_key]
@@ -49,6 +90,7 @@ pub struct Invite {
     pub tenant_id: u64,
     #[index(btree)]
     pub created_by: Identity,
+    pub role: Role,
     pub uses_left: u32,
     pub expires_at: Timestamp,
 }
@@ -63,9 +105,28 @@ pub struct Limb {
     #[unique]
     pub identity: Identity,
     pub name: String,
-    /// How long this limb's claims live without a heartbeat.
+    /// How long this limb's assignments live without a heartbeat.
     pub lease_secs: u32,
-    pub last_seen: Timestamp,
+    /// How many tasks it asked to hold at once (0: none now).
+    pub capacity: u32,
+    pub models: Vec<ModelOffer>,
+    /// It offers the `run_python` tool.
+    pub tool: bool,
+    pub gpu: bool,
+    /// Connected and heard from within its lease.
+    pub online: bool,
+}
+
+/// Which limb an identity is, for row-level security to join through (a
+/// limb sees the tasks assigned to it). Not the `limb` table itself: a rule
+/// may join only through a table whose own rule is a plain key lookup, or
+/// SpacetimeDB 1.2 cannot maintain it with index joins.
+#[table(name = assignee, public)]
+pub struct Assignee {
+    #[primary_key]
+    pub identity: Identity,
+    #[unique]
+    pub limb_id: u64,
 }
 
 #[table(name = task, public)]
@@ -77,9 +138,12 @@ pub struct Task {
     pub tenant_id: u64,
     pub submitted_by: Identity,
     pub payload: String,
+    /// The model the task must run on (a limb's model id or sha256); empty: any.
+    pub model: String,
     pub state: TaskState,
-    pub claimed_by: Option<u64>,
-    pub lease_until: Option<Timestamp>,
+    /// The limb holding it while `Claimed`; 0 otherwise.
+    #[index(btree)]
+    pub assigned_to: u64,
     pub attempts: u32,
     /// Why the task failed or was cancelled; empty otherwise.
     pub reason: String,
@@ -93,12 +157,44 @@ pub struct TaskResult {
     pub task_id: u64,
     #[index(btree)]
     pub tenant_id: u64,
+    #[index(btree)]
     pub limb_id: u64,
     pub summary: String,
     pub finished_at: Timestamp,
 }
 
-/// Claims with a live lease: the sweep walks these, not every task.
+/// Tasks waiting for a limb, oldest first per tenant (task ids only grow).
+#[table(name = pending, index(name = by_tenant_age, btree(columns = [tenant_id, task_id])))]
+pub struct Pending {
+    #[primary_key]
+    pub task_id: u64,
+    pub tenant_id: u64,
+    pub model: String,
+}
+
+/// Online limbs with a free slot: where a new task goes without a scan.
+#[table(name = ready)]
+pub struct Ready {
+    #[primary_key]
+    pub limb_id: u64,
+    #[index(btree)]
+    pub tenant_id: u64,
+}
+
+/// When each limb was last heard from. Kept off the public `limb` row so
+/// that heartbeats change nothing anybody subscribes to.
+#[table(name = presence)]
+pub struct Presence {
+    #[primary_key]
+    pub limb_id: u64,
+    pub last_seen: Timestamp,
+    /// The WebSocket it last offered on. Only that connection's end takes it
+    /// offline: an HTTP call made with the same identity (which the server
+    /// also ends with `client_disconnected`) does not.
+    pub connection: Option<ConnectionId>,
+}
+
+/// Assignments with a live lease: the sweep walks these, not every task.
 #[table(name = lease)]
 pub struct Lease {
     #[primary_key]
@@ -106,6 +202,16 @@ pub struct Lease {
     #[index(btree)]
     pub limb_id: u64,
     pub until: Timestamp,
+}
+
+/// Each tenant's open-task count and submit allowance (the quotas).
+#[table(name = tenant_usage)]
+pub struct TenantUsage {
+    #[primary_key]
+    pub tenant_id: u64,
+    pub open_tasks: u32,
+    pub milli_tokens: u64,
+    pub refilled_at: Timestamp,
 }
 
 #[table(name = lease_sweep, scheduled(expire_leases))]
@@ -116,10 +222,22 @@ pub struct LeaseSweep {
     pub scheduled_at: ScheduleAt,
 }
 
-// Row-level security: evaluated by the server for every subscription and query.
-// Joins start from the caller's own `member` row (a primary-key lookup) so the
-// server can maintain them with index joins; written the other way round,
-// SpacetimeDB 1.2 refuses them for subscriptions.
+#[table(name = prune_sweep, scheduled(prune_finished))]
+pub struct PruneSweep {
+    #[primary_key]
+    #[auto_inc]
+    pub scheduled_id: u64,
+    pub scheduled_at: ScheduleAt,
+}
+
+// Row-level security: evaluated by the server for every subscription and query;
+// several filters on one table show the union of their rows (in SQL replies a
+// row two rules match comes twice: `HubHttp::rows` drops the copy). A limb
+// reads its own id from `assignee`; `limb` rows are for readers. Joins start from
+// the caller's own `member`, `reader` or `assignee` row (a primary-key lookup
+// whose own rule is that lookup alone) so the server can maintain them with
+// index joins; written any other way, SpacetimeDB 1.2 refuses them for
+// subscriptions ("Subscriptions require indexes on join columns").
 #[client_visibility_filter]
 const MEMBER_VISIBILITY: Filter = Filter::Sql("SELECT * FROM member WHERE identity = :sender");
 #[client_visibility_filter]
@@ -129,31 +247,74 @@ const TENANT_VISIBILITY: Filter = Filter::Sql(
 #[client_visibility_filter]
 const INVITE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM invite WHERE created_by = :sender");
 #[client_visibility_filter]
-const LIMB_VISIBILITY: Filter = Filter::Sql(
-    "SELECT limb.* FROM member JOIN limb ON member.tenant_id = limb.tenant_id WHERE member.identity = :sender",
+const READER_VISIBILITY: Filter = Filter::Sql("SELECT * FROM reader WHERE identity = :sender");
+#[client_visibility_filter]
+const LIMB_TENANT_VISIBILITY: Filter = Filter::Sql(
+    "SELECT limb.* FROM reader JOIN limb ON reader.tenant_id = limb.tenant_id WHERE reader.identity = :sender",
 );
 #[client_visibility_filter]
-const TASK_VISIBILITY: Filter = Filter::Sql(
-    "SELECT task.* FROM member JOIN task ON member.tenant_id = task.tenant_id WHERE member.identity = :sender",
+const ASSIGNEE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM assignee WHERE identity = :sender");
+#[client_visibility_filter]
+const TASK_ASSIGNED_VISIBILITY: Filter = Filter::Sql(
+    "SELECT task.* FROM assignee JOIN task ON assignee.limb_id = task.assigned_to WHERE assignee.identity = :sender",
 );
 #[client_visibility_filter]
-const RESULT_VISIBILITY: Filter = Filter::Sql(
-    "SELECT task_result.* FROM member JOIN task_result ON member.tenant_id = task_result.tenant_id WHERE member.identity = :sender",
+const TASK_TENANT_VISIBILITY: Filter = Filter::Sql(
+    "SELECT task.* FROM reader JOIN task ON reader.tenant_id = task.tenant_id WHERE reader.identity = :sender",
+);
+#[client_visibility_filter]
+const RESULT_OWN_VISIBILITY: Filter = Filter::Sql(
+    "SELECT task_result.* FROM assignee JOIN task_result ON assignee.limb_id = task_result.limb_id WHERE assignee.identity = :sender",
+);
+#[client_visibility_filter]
+const RESULT_TENANT_VISIBILITY: Filter = Filter::Sql(
+    "SELECT task_result.* FROM reader JOIN task_result ON reader.tenant_id = task_result.tenant_id WHERE reader.identity = :sender",
 );
 
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
+/// Finished tasks one prune pass deletes at most, so a pass stays short.
+const PRUNE_BATCH: usize = 5_000;
 
 #[reducer(init)]
 pub fn init(ctx: &ReducerContext) {
+    ctx.db.hub_config().insert(HubConfig {
+        id: 0,
+        admin: ctx.sender,
+        max_open_tasks: rules::DEFAULT_MAX_OPEN_TASKS,
+        submits_per_sec: rules::DEFAULT_SUBMITS_PER_SEC,
+        submit_burst: rules::DEFAULT_SUBMIT_BURST,
+        retain_secs: rules::DEFAULT_RETAIN_SECS,
+        prune_every_secs: rules::DEFAULT_PRUNE_EVERY_SECS,
+    });
     ctx.db.lease_sweep().insert(LeaseSweep { scheduled_id: 0, scheduled_at: ScheduleAt::Interval(SWEEP_EVERY.into()) });
+    ctx.db.prune_sweep().insert(PruneSweep {
+        scheduled_id: 0,
+        scheduled_at: ScheduleAt::Interval(Duration::from_secs(rules::DEFAULT_PRUNE_EVERY_SECS).into()),
+    });
 }
 
 fn micros(t: Timestamp) -> i64 {
     t.to_micros_since_unix_epoch()
 }
 
+fn after(ctx: &ReducerContext, secs: u32) -> Timestamp {
+    ctx.timestamp + TimeDuration::from(Duration::from_secs(secs.into()))
+}
+
+fn config(ctx: &ReducerContext) -> Result<HubConfig, String> {
+    ctx.db.hub_config().id().find(0).ok_or_else(|| "the hub has no configuration (was init run?)".to_string())
+}
+
 fn membership(ctx: &ReducerContext) -> Result<Member, String> {
     ctx.db.member().identity().find(ctx.sender).ok_or_else(|| "you are not a member of any tenant".to_string())
+}
+
+fn owner(ctx: &ReducerContext) -> Result<Member, String> {
+    let member = membership(ctx)?;
+    if member.role != Role::Owner {
+        return Err("only the tenant's owner can do that".into());
+    }
+    Ok(member)
 }
 
 /// The caller's own limb. Errors never reveal whether another tenant's row exists.
@@ -175,31 +336,128 @@ fn tenant_task(ctx: &ReducerContext, tenant_id: u64, task_id: u64) -> Result<Tas
         .ok_or_else(|| format!("no task {task_id} in your tenant"))
 }
 
-/// The task `limb_id` (the caller's) holds with a live lease.
+/// The task `limb_id` (the caller's) holds with a live lease. A limb that is
+/// not the holder learns nothing about the task but that it is not its own.
 fn held_task(ctx: &ReducerContext, task_id: u64, limb_id: u64) -> Result<(Limb, Task), String> {
     let limb = own_limb(ctx, limb_id)?;
     let task = tenant_task(ctx, limb.tenant_id, task_id)?;
-    rules::check_holder(
-        task_id,
-        task.state,
-        task.claimed_by,
-        task.lease_until.map(micros),
-        limb.id,
-        micros(ctx.timestamp),
-    )?;
+    let lease = ctx.db.lease().task_id().find(task_id).map(|lease| micros(lease.until));
+    rules::check_holder(task_id, task.state, task.assigned_to, lease, limb.id, micros(ctx.timestamp))?;
     Ok((limb, task))
 }
 
-fn finish(ctx: &ReducerContext, task: Task, state: TaskState, reason: String) {
-    ctx.db.lease().task_id().delete(task.id);
+fn held_count(ctx: &ReducerContext, limb_id: u64) -> u32 {
+    ctx.db.lease().limb_id().filter(limb_id).count() as u32
+}
+
+/// Keep `ready` true to the limb: online with a free slot, or absent.
+fn refresh_ready(ctx: &ReducerContext, limb: &Limb) {
+    let free = rules::free_slots(limb.capacity, held_count(ctx, limb.id));
+    let listed = ctx.db.ready().limb_id().find(limb.id).is_some();
+    match (limb.online && free > 0, listed) {
+        (true, false) => {
+            ctx.db.ready().insert(Ready { limb_id: limb.id, tenant_id: limb.tenant_id });
+        }
+        (false, true) => {
+            ctx.db.ready().limb_id().delete(limb.id);
+        }
+        _ => {}
+    }
+}
+
+/// Hand a pending task to `limb` under a fresh lease.
+fn assign(ctx: &ReducerContext, task: Task, limb: &Limb) {
+    ctx.db.pending().task_id().delete(task.id);
+    ctx.db.lease().insert(Lease { task_id: task.id, limb_id: limb.id, until: after(ctx, limb.lease_secs) });
     ctx.db.task().id().update(Task {
-        state,
-        reason,
-        claimed_by: None,
-        lease_until: None,
+        state: TaskState::Claimed,
+        assigned_to: limb.id,
+        attempts: task.attempts + 1,
         updated_at: ctx.timestamp,
         ..task
     });
+}
+
+/// A pending task goes to the first ready limb of its tenant that offers its
+/// model; with none, it waits in the queue for a slot to free.
+fn place(ctx: &ReducerContext, task: Task) {
+    let taker = ctx
+        .db
+        .ready()
+        .tenant_id()
+        .filter(task.tenant_id)
+        .filter_map(|ready| ctx.db.limb().id().find(ready.limb_id))
+        .find(|limb| rules::offers(&limb.models, &task.model));
+    match taker {
+        Some(limb) => {
+            assign(ctx, task, &limb);
+            refresh_ready(ctx, &limb);
+        }
+        None => {
+            if ctx.db.pending().task_id().find(task.id).is_none() {
+                ctx.db.pending().insert(Pending { task_id: task.id, tenant_id: task.tenant_id, model: task.model });
+            }
+        }
+    }
+}
+
+/// Fill `limb`'s free slots from its tenant's queue, oldest task first,
+/// skipping tasks pinned to a model it does not offer.
+fn fill(ctx: &ReducerContext, limb: &Limb) {
+    let free = if limb.online { rules::free_slots(limb.capacity, held_count(ctx, limb.id)) } else { 0 };
+    if free > 0 {
+        let queued: Vec<u64> = ctx
+            .db
+            .pending()
+            .by_tenant_age()
+            .filter(limb.tenant_id)
+            .filter(|pending| rules::offers(&limb.models, &pending.model))
+            .take(free as usize)
+            .map(|pending| pending.task_id)
+            .collect();
+        for task_id in queued {
+            if let Some(task) = ctx.db.task().id().find(task_id) {
+                assign(ctx, task, limb);
+            }
+        }
+    }
+    refresh_ready(ctx, limb);
+}
+
+fn usage(ctx: &ReducerContext, tenant_id: u64, config: &HubConfig) -> TenantUsage {
+    ctx.db.tenant_usage().tenant_id().find(tenant_id).unwrap_or_else(|| {
+        let bucket = rules::Bucket::full(config.submit_burst, micros(ctx.timestamp));
+        ctx.db.tenant_usage().insert(TenantUsage {
+            tenant_id,
+            open_tasks: 0,
+            milli_tokens: bucket.milli_tokens,
+            refilled_at: ctx.timestamp,
+        })
+    })
+}
+
+/// Move a task to `state`. Its holder (if any) loses it and takes queued work
+/// in its place; a task back to `Pending` is placed again at once.
+fn finish(ctx: &ReducerContext, task: Task, state: TaskState, reason: String) {
+    let holder = task.assigned_to;
+    let was_open = !rules::is_finished(task.state);
+    ctx.db.lease().task_id().delete(task.id);
+    ctx.db.pending().task_id().delete(task.id);
+    let task = ctx.db.task().id().update(Task { state, reason, assigned_to: 0, updated_at: ctx.timestamp, ..task });
+    if was_open && rules::is_finished(state) {
+        if let Some(usage) = ctx.db.tenant_usage().tenant_id().find(task.tenant_id) {
+            ctx.db
+                .tenant_usage()
+                .tenant_id()
+                .update(TenantUsage { open_tasks: usage.open_tasks.saturating_sub(1), ..usage });
+        }
+    }
+    if let Some(limb) = ctx.db.limb().id().find(holder) {
+        fill(ctx, &limb);
+    }
+    if state == TaskState::Pending {
+        place(ctx, task);
+    }
 }
 
 #[reducer]
@@ -209,27 +467,29 @@ pub fn create_tenant(ctx: &ReducerContext, name: String) -> Result<(), String> {
         return Err("you already belong to a tenant".into());
     }
     let tenant = ctx.db.tenant().insert(Tenant { id: 0, name, owner: ctx.sender, created_at: ctx.timestamp });
-    ctx.db.member().insert(Member { identity: ctx.sender, tenant_id: tenant.id, role: Role::Owner });
+    ctx.db.member().insert(Member { identity: ctx.sender, tenant_id: tenant.id, role: Role::Owner, submits: true });
+    ctx.db.reader().insert(Reader { identity: ctx.sender, tenant_id: tenant.id });
     Ok(())
 }
 
+/// An invite for `uses` limbs or submitters (`role`), valid for `ttl_secs`.
 #[reducer]
-pub fn create_invite(ctx: &ReducerContext, uses: u32, ttl_secs: u32) -> Result<(), String> {
-    let member = membership(ctx)?;
-    if member.role != Role::Owner {
-        return Err("only the tenant's owner can invite limbs".into());
+pub fn create_invite(ctx: &ReducerContext, uses: u32, ttl_secs: u32, role: Role) -> Result<(), String> {
+    let member = owner(ctx)?;
+    if role == Role::Owner {
+        return Err("a tenant has one owner; invite limbs or submitters".into());
     }
     if uses == 0 || uses > 10_000 || ttl_secs == 0 || ttl_secs > 30 * 86_400 {
         return Err("an invite needs 1 to 10000 uses and a lifetime of 1 s to 30 days".into());
     }
     let code = format!("{:016x}{:016x}", ctx.random::<u64>(), ctx.random::<u64>());
-    let expires_at = ctx.timestamp + TimeDuration::from(Duration::from_secs(ttl_secs.into()));
     ctx.db.invite().insert(Invite {
         code,
         tenant_id: member.tenant_id,
         created_by: ctx.sender,
+        role,
         uses_left: uses,
-        expires_at,
+        expires_at: after(ctx, ttl_secs),
     });
     Ok(())
 }
@@ -244,7 +504,16 @@ pub fn join_tenant(ctx: &ReducerContext, code: String) -> Result<(), String> {
         ctx.db.invite().code().delete(&code);
         return Err("this invite has expired".into());
     }
-    ctx.db.member().insert(Member { identity: ctx.sender, tenant_id: invite.tenant_id, role: Role::Limb });
+    let submitter = invite.role == Role::Submitter;
+    ctx.db.member().insert(Member {
+        identity: ctx.sender,
+        tenant_id: invite.tenant_id,
+        role: invite.role,
+        submits: submitter,
+    });
+    if submitter {
+        ctx.db.reader().insert(Reader { identity: ctx.sender, tenant_id: invite.tenant_id });
+    }
     if invite.uses_left <= 1 {
         ctx.db.invite().code().delete(&code);
     } else {
@@ -253,27 +522,76 @@ pub fn join_tenant(ctx: &ReducerContext, code: String) -> Result<(), String> {
     Ok(())
 }
 
-/// Register the caller as a limb, or rename it and change its lease if it is one.
+/// The owner lets one of its limbs read the whole tenant and/or submit tasks (or takes that back).
+#[reducer]
+pub fn grant_limb(ctx: &ReducerContext, limb_id: u64, reads_tenant: bool, submits: bool) -> Result<(), String> {
+    let member = owner(ctx)?;
+    let limb = ctx
+        .db
+        .limb()
+        .id()
+        .find(limb_id)
+        .filter(|limb| limb.tenant_id == member.tenant_id)
+        .ok_or_else(|| format!("no limb {limb_id} in your tenant"))?;
+    let granted = ctx.db.member().identity().find(limb.identity).ok_or("that limb is no longer a member")?;
+    ctx.db.member().identity().update(Member { submits, ..granted });
+    ctx.db.reader().identity().delete(limb.identity);
+    if reads_tenant {
+        ctx.db.reader().insert(Reader { identity: limb.identity, tenant_id: limb.tenant_id });
+    }
+    Ok(())
+}
+
+/// Register the caller as a limb, or rename it and change its lease if it is
+/// one. It takes no work until it offers slots ([`offer`]).
 #[reducer]
 pub fn register_limb(ctx: &ReducerContext, name: String, lease_secs: u32) -> Result<(), String> {
     rules::check_name("limb", &name)?;
     rules::check_lease_secs(lease_secs)?;
     let member = membership(ctx)?;
+    if member.role == Role::Submitter {
+        return Err("a submitter cannot be a limb; join with a limb invite".into());
+    }
     match ctx.db.limb().identity().find(ctx.sender) {
         Some(limb) => {
-            ctx.db.limb().id().update(Limb { name, lease_secs, last_seen: ctx.timestamp, ..limb });
+            ctx.db.limb().id().update(Limb { name, lease_secs, ..limb });
         }
         None => {
-            ctx.db.limb().insert(Limb {
+            let limb = ctx.db.limb().insert(Limb {
                 id: 0,
                 tenant_id: member.tenant_id,
                 identity: ctx.sender,
                 name,
                 lease_secs,
-                last_seen: ctx.timestamp,
+                capacity: 0,
+                models: Vec::new(),
+                tool: false,
+                gpu: false,
+                online: false,
             });
+            ctx.db.presence().insert(Presence { limb_id: limb.id, last_seen: ctx.timestamp, connection: None });
+            ctx.db.assignee().insert(Assignee { identity: ctx.sender, limb_id: limb.id });
         }
     }
+    Ok(())
+}
+
+/// What the limb can take now: `capacity` tasks at once (0 to stop taking
+/// work), the models it has, the tool, a GPU. Its free slots fill at once.
+#[reducer]
+pub fn offer(
+    ctx: &ReducerContext,
+    limb_id: u64,
+    capacity: u32,
+    models: Vec<ModelOffer>,
+    tool: bool,
+    gpu: bool,
+) -> Result<(), String> {
+    rules::check_offer(capacity, &models)?;
+    let limb = own_limb(ctx, limb_id)?;
+    let limb = ctx.db.limb().id().update(Limb { capacity, models, tool, gpu, online: true, ..limb });
+    ctx.db.presence().limb_id().update(Presence { limb_id, last_seen: ctx.timestamp, connection: ctx.connection_id });
+    fill(ctx, &limb);
     Ok(())
 }
 
@@ -281,53 +599,70 @@ pub fn register_limb(ctx: &ReducerContext, name: String, lease_secs: u32) -> Res
 #[reducer]
 pub fn heartbeat(ctx: &ReducerContext, limb_id: u64) -> Result<(), String> {
     let limb = own_limb(ctx, limb_id)?;
-    let until = ctx.timestamp + TimeDuration::from(Duration::from_secs(limb.lease_secs.into()));
+    let until = after(ctx, limb.lease_secs);
     for lease in ctx.db.lease().limb_id().filter(limb_id).collect::<Vec<_>>() {
-        if let Some(task) = ctx.db.task().id().find(lease.task_id) {
-            ctx.db.task().id().update(Task { lease_until: Some(until), ..task });
-        }
         ctx.db.lease().task_id().update(Lease { until, ..lease });
     }
-    ctx.db.limb().id().update(Limb { last_seen: ctx.timestamp, ..limb });
+    ctx.db.presence().limb_id().update(Presence { limb_id, last_seen: ctx.timestamp, connection: ctx.connection_id });
+    if !limb.online {
+        // The sweep had given up on it (a long pause); it is back.
+        let limb = ctx.db.limb().id().update(Limb { online: true, ..limb });
+        fill(ctx, &limb);
+    }
     Ok(())
 }
 
+/// A limb's connection closed (crash, network, shutdown): it gets no new work
+/// until it offers again. What it holds stays its own until the lease runs out,
+/// so a limb that reconnects in time finishes it.
+#[reducer(client_disconnected)]
+pub fn client_disconnected(ctx: &ReducerContext) {
+    let Some(limb) = ctx.db.limb().identity().find(ctx.sender) else { return };
+    let offered_here = ctx.db.presence().limb_id().find(limb.id).is_some_and(|p| p.connection == ctx.connection_id);
+    if offered_here {
+        let limb = ctx.db.limb().id().update(Limb { online: false, ..limb });
+        refresh_ready(ctx, &limb);
+    }
+}
+
+/// Submit a task; `model` pins it to limbs offering that model (empty: any).
 #[reducer]
-pub fn submit_task(ctx: &ReducerContext, payload: String) -> Result<(), String> {
+pub fn submit_task(ctx: &ReducerContext, payload: String, model: String) -> Result<(), String> {
     rules::check_payload(&payload)?;
+    rules::check_model(&model)?;
     let member = membership(ctx)?;
-    ctx.db.task().insert(Task {
+    if !member.submits {
+        return Err("you may not submit tasks to this tenant; its owner can grant it".into());
+    }
+    let config = config(ctx)?;
+    let usage = usage(ctx, member.tenant_id, &config);
+    rules::check_open_tasks(usage.open_tasks, config.max_open_tasks)?;
+    let bucket = rules::take_submit(
+        rules::Bucket { milli_tokens: usage.milli_tokens, at: micros(usage.refilled_at) },
+        micros(ctx.timestamp),
+        config.submits_per_sec,
+        config.submit_burst,
+    )?;
+    ctx.db.tenant_usage().tenant_id().update(TenantUsage {
+        open_tasks: usage.open_tasks + 1,
+        milli_tokens: bucket.milli_tokens,
+        refilled_at: ctx.timestamp,
+        ..usage
+    });
+    let task = ctx.db.task().insert(Task {
         id: 0,
         tenant_id: member.tenant_id,
         submitted_by: ctx.sender,
         payload,
+        model,
         state: TaskState::Pending,
-        claimed_by: None,
-        lease_until: None,
+        assigned_to: 0,
         attempts: 0,
         reason: String::new(),
         created_at: ctx.timestamp,
         updated_at: ctx.timestamp,
     });
-    Ok(())
-}
-
-/// Atomic: of racing callers exactly one sees the task `Pending`.
-#[reducer]
-pub fn claim_task(ctx: &ReducerContext, task_id: u64, limb_id: u64) -> Result<(), String> {
-    let limb = own_limb(ctx, limb_id)?;
-    let task = tenant_task(ctx, limb.tenant_id, task_id)?;
-    rules::check_claim(task_id, task.state)?;
-    let until = ctx.timestamp + TimeDuration::from(Duration::from_secs(limb.lease_secs.into()));
-    ctx.db.lease().insert(Lease { task_id, limb_id, until });
-    ctx.db.task().id().update(Task {
-        state: TaskState::Claimed,
-        claimed_by: Some(limb_id),
-        lease_until: Some(until),
-        attempts: task.attempts + 1,
-        updated_at: ctx.timestamp,
-        ..task
-    });
+    place(ctx, task);
     Ok(())
 }
 
@@ -354,7 +689,8 @@ pub fn fail_task(ctx: &ReducerContext, task_id: u64, limb_id: u64, reason: Strin
     Ok(())
 }
 
-/// Give a held task back (a limb shutting down or pausing): it is claimable again.
+/// Give a held task back (a limb shutting down or pausing offers 0 slots
+/// first): it goes to another limb, or waits for one.
 #[reducer]
 pub fn release_task(ctx: &ReducerContext, task_id: u64, limb_id: u64) -> Result<(), String> {
     let (_, task) = held_task(ctx, task_id, limb_id)?;
@@ -375,8 +711,43 @@ pub fn cancel_task(ctx: &ReducerContext, task_id: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Scheduled: return tasks whose lease ran out to `Pending` (or fail them after
-/// too many attempts). Only the scheduler may call it.
+/// The hub's admin sets the quotas and the retention for every tenant.
+#[reducer]
+pub fn configure_hub(
+    ctx: &ReducerContext,
+    max_open_tasks: u32,
+    submits_per_sec: u32,
+    submit_burst: u32,
+    retain_secs: u64,
+    prune_every_secs: u64,
+) -> Result<(), String> {
+    let config = config(ctx)?;
+    if ctx.sender != config.admin {
+        return Err("only the hub's admin (who published it) can configure it".into());
+    }
+    if max_open_tasks == 0 || submit_burst == 0 || !(1..=86_400).contains(&prune_every_secs) {
+        return Err("the open-task limit and the burst must be at least 1; prune every 1 s to 1 day".into());
+    }
+    ctx.db.hub_config().id().update(HubConfig {
+        max_open_tasks,
+        submits_per_sec,
+        submit_burst,
+        retain_secs,
+        prune_every_secs,
+        ..config
+    });
+    for sweep in ctx.db.prune_sweep().iter().collect::<Vec<_>>() {
+        ctx.db.prune_sweep().scheduled_id().update(PruneSweep {
+            scheduled_at: ScheduleAt::Interval(Duration::from_secs(prune_every_secs).into()),
+            ..sweep
+        });
+    }
+    Ok(())
+}
+
+/// Scheduled: limbs not heard from within their lease are offline (no new
+/// work); tasks whose lease ran out go back to `Pending` and to another limb
+/// (or fail after too many attempts). Only the scheduler may call it.
 #[reducer]
 pub fn expire_leases(ctx: &ReducerContext, _sweep: LeaseSweep) -> Result<(), String> {
     if ctx.sender != ctx.identity() {
@@ -384,6 +755,19 @@ pub fn expire_leases(ctx: &ReducerContext, _sweep: LeaseSweep) -> Result<(), Str
     }
     let now = micros(ctx.timestamp);
     let expired: Vec<Lease> = ctx.db.lease().iter().filter(|lease| micros(lease.until) < now).collect();
+    let mut suspects: Vec<u64> = ctx.db.ready().iter().map(|ready| ready.limb_id).collect();
+    suspects.extend(expired.iter().map(|lease| lease.limb_id));
+    for limb_id in suspects {
+        let (Some(limb), Some(presence)) = (ctx.db.limb().id().find(limb_id), ctx.db.presence().limb_id().find(limb_id))
+        else {
+            continue;
+        };
+        let silent_micros = now - micros(presence.last_seen);
+        if limb.online && silent_micros > i64::from(limb.lease_secs) * 1_000_000 {
+            let limb = ctx.db.limb().id().update(Limb { online: false, ..limb });
+            refresh_ready(ctx, &limb);
+        }
+    }
     for lease in expired {
         let Some(task) = ctx.db.task().id().find(lease.task_id) else {
             ctx.db.lease().task_id().delete(lease.task_id);
@@ -392,7 +776,31 @@ pub fn expire_leases(ctx: &ReducerContext, _sweep: LeaseSweep) -> Result<(), Str
         let next = rules::after_lease_expiry(task.attempts);
         let reason =
             if next == TaskState::Failed { format!("lease expired {} times", task.attempts) } else { String::new() };
-        finish(ctx, task, next.into(), reason);
+        finish(ctx, task, next, reason);
+    }
+    Ok(())
+}
+
+/// Scheduled: delete finished tasks (and their results) older than the
+/// retention, a batch per pass. Owners export first with `heiwa task export`.
+#[reducer]
+pub fn prune_finished(ctx: &ReducerContext, _sweep: PruneSweep) -> Result<(), String> {
+    if ctx.sender != ctx.identity() {
+        return Err("prune_finished is run by the hub's scheduler only".into());
+    }
+    let config = config(ctx)?;
+    let now = micros(ctx.timestamp);
+    let old: Vec<u64> = ctx
+        .db
+        .task()
+        .iter()
+        .filter(|task| rules::is_prunable(task.state, micros(task.updated_at), now, config.retain_secs))
+        .take(PRUNE_BATCH)
+        .map(|task| task.id)
+        .collect();
+    for task_id in old {
+        ctx.db.task_result().task_id().delete(task_id);
+        ctx.db.task().id().delete(task_id);
     }
     Ok(())
 }

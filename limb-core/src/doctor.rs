@@ -81,13 +81,15 @@ async fn check_hub(parts: &Parts, dir: &Path) -> Result<String, CheckError> {
     http.publish("heiwa", &parts.hub_wasm, &owner.token).await?;
     let uri = server.ws_url();
     let token = owner.token.clone();
-    let connected = tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(token), |_| {})).await??;
+    let connected =
+        tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(token), heiwa_hub::tenant_tables(), |_| {}))
+            .await??;
     let (seen_tx, seen_rx) = std::sync::mpsc::channel();
     connected.conn.db.task().on_insert(move |_, task| {
         let _ = seen_tx.send(task.payload.clone());
     });
     http.create_tenant("heiwa", "doctor", &owner.token).await?;
-    http.submit_task("heiwa", "doctor: hello hub", &owner.token).await?;
+    http.submit_task("heiwa", "doctor: hello hub", None, &owner.token).await?;
     let seen = tokio::task::spawn_blocking(move || seen_rx.recv_timeout(Duration::from_secs(10)))
         .await?
         .map_err(|_| CheckError::Unexpected("the submitted task never arrived through the subscription".into()))?;

@@ -4,11 +4,14 @@
 //! in-process limb that joined someone else's hub with an invite. Either way a
 //! viewer subscription shows the tenant's tasks live.
 
-use crate::claim::{run_limb, Executor, LimbEvent, LimbOptions};
+use crate::claim::{run_limb, Executor, LimbEvent, LimbOptions, Offer};
 use crate::governor::Decision;
 use heiwa_config::{free_loopback_port, Parts};
 use heiwa_hub::bindings::{TaskResultTableAccess, TaskTableAccess};
-use heiwa_hub::{connect, http_url, task_views, Connected, HubError, HubHttp, HubServer, HubServerConfig, TaskView};
+use heiwa_hub::{
+    connect, http_url, task_views, tenant_tables, Connected, HubError, HubHttp, HubServer, HubServerConfig, InviteRole,
+    TaskView,
+};
 use spacetimedb_sdk::{DbContext, Table, TableWithPrimaryKey};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -115,6 +118,7 @@ fn this_workstation(
         name: "this workstation".into(),
         lease_secs: 30,
         max_in_flight: 1,
+        offer: Offer::default(),
         governor,
         tasks: None,
     }
@@ -158,7 +162,7 @@ async fn watch_rows(
     on_change: Arc<dyn Fn() + Send + Sync>,
 ) -> Result<Connected, HubError> {
     // The SDK may panic while connecting; that is a failed connection, not a crash.
-    let viewer = tokio::task::spawn_blocking(move || connect(&uri, &database, Some(token), |_| {}))
+    let viewer = tokio::task::spawn_blocking(move || connect(&uri, &database, Some(token), tenant_tables(), |_| {}))
         .await
         .map_err(|e| HubError::Connect(e.to_string()))??;
     let notify = on_change.clone();
@@ -199,7 +203,7 @@ impl Mesh {
             limb_token.exists() && !http.rows(DATABASE, "SELECT id FROM limb", &owner_token).await?.is_empty();
         let invite = match enrolled {
             true => None,
-            false => Some(http.create_invite(DATABASE, 1, 600, &owner_token).await?.0),
+            false => Some(http.create_invite(DATABASE, 1, 600, InviteRole::Limb, &owner_token).await?.0),
         };
         let options = this_workstation(server.ws_url(), DATABASE.into(), limb_token, invite, governor);
         let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(on_change);
@@ -217,9 +221,9 @@ impl Mesh {
     }
 
     /// Join someone else's hub as a limb of their tenant (the `invite` is
-    /// needed the first time only; the identity is kept in `data_dir`). Tasks
-    /// are submitted, seen and cancelled as this limb's identity, a member of
-    /// that tenant.
+    /// needed the first time only; the identity is kept in `data_dir`). The
+    /// app sees what the hub assigns its limb and the limb's results; it may
+    /// submit and cancel as the limb's identity only once the owner grants it.
     pub async fn join(
         hub: &RemoteHub,
         data_dir: &Path,
@@ -272,7 +276,7 @@ impl Mesh {
     }
 
     pub async fn submit(&self, payload: &str) -> Result<(), HubError> {
-        self.http.submit_task(&self.database, payload, &self.token).await
+        self.http.submit_task(&self.database, payload, None, &self.token).await
     }
 
     /// The tenant's tasks, newest first, from the live subscription cache.

@@ -5,7 +5,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 /// A live WebSocket connection to the hub, already processing messages on its
-/// own thread, with every table of the caller's tenant subscribed.
+/// own thread, with the queries it was opened with subscribed.
 pub struct Connected {
     pub conn: DbConnection,
     pub identity: Identity,
@@ -13,25 +13,35 @@ pub struct Connected {
     pub token: String,
 }
 
-/// Everything a member may see; row-level security narrows each to its tenant.
-pub const TENANT_TABLES: [&str; 6] = [
-    "SELECT * FROM tenant",
-    "SELECT * FROM member",
-    "SELECT * FROM invite",
-    "SELECT * FROM limb",
-    "SELECT * FROM task",
-    "SELECT * FROM task_result",
-];
+/// Everything a member may see: row-level security narrows each table to what
+/// the caller may read (the whole tenant for its owner and submitters).
+pub fn tenant_tables() -> Vec<String> {
+    ["tenant", "member", "invite", "limb", "task", "task_result"].map(|t| format!("SELECT * FROM {t}")).to_vec()
+}
 
-/// Connect, subscribe to the tables the limb needs, and return once the
-/// subscription is applied (the local cache then holds the tenant's rows).
-/// `on_disconnect` runs once when the connection ends: from the SDK's
-/// disconnect callback or, should the SDK's message thread die without
-/// calling it, from the thread that watches it.
+/// A limb's view: its member and assignee rows (its limb id), the tasks
+/// assigned to it, its own results. The queries name whole tables; row-level security makes each
+/// an equality filter on the caller's own limb (`limb.identity = :sender`,
+/// then `task.assigned_to = limb.id` through indexes), which the server
+/// prunes by that join edge: a changed task row is matched to the one limb
+/// it concerns, not evaluated against every limb's subscription. (Writing
+/// `WHERE assigned_to = id` here instead makes SpacetimeDB 1.2 refuse the
+/// subscription: a filtered table under a row-level-security join is no
+/// longer an index join.)
+pub fn limb_tables() -> Vec<String> {
+    ["member", "assignee", "task", "task_result"].map(|t| format!("SELECT * FROM {t}")).to_vec()
+}
+
+/// Connect, subscribe to `queries`, and return once the subscription is
+/// applied (the local cache then holds their rows). `on_disconnect` runs once
+/// when the connection ends: from the SDK's disconnect callback or, should
+/// the SDK's message thread die without calling it, from the thread that
+/// watches it.
 pub fn connect(
     uri: &str,
     database: &str,
     token: Option<String>,
+    queries: Vec<String>,
     on_disconnect: impl FnOnce(Option<String>) + Send + 'static,
 ) -> Result<Connected, HubError> {
     // The 1.2 SDK panics on its own message thread when a queued reducer call
@@ -51,6 +61,9 @@ pub fn connect(
         .with_uri(uri)
         .with_module_name(database)
         .with_token(token)
+        // Light mode: other clients' reducer calls arrive as row changes only;
+        // nothing here reads anyone's reducer events but its own.
+        .with_light_mode(true)
         .on_connect(move |_, identity, token| {
             let _ = connected_tx.send(Ok((identity, token.to_string())));
         })
@@ -71,7 +84,6 @@ pub fn connect(
     let (identity, token) = connected_rx
         .recv_timeout(Duration::from_secs(15))
         .map_err(|_| HubError::Timeout { what: format!("connecting to {uri}"), secs: 15 })??;
-
     let (applied_tx, applied_rx) = mpsc::channel();
     let error_tx = applied_tx.clone();
     conn.subscription_builder()
@@ -81,7 +93,7 @@ pub fn connect(
         .on_error(move |_, error| {
             let _ = error_tx.send(Err(HubError::Subscribe(error.to_string())));
         })
-        .subscribe(TENANT_TABLES);
+        .subscribe(queries);
     applied_rx
         .recv_timeout(Duration::from_secs(15))
         .map_err(|_| HubError::Timeout { what: "applying the subscription".into(), secs: 15 })??;

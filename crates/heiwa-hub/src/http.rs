@@ -7,7 +7,36 @@ use std::path::Path;
 /// one-field product (a timestamp, an identity) as its field.
 pub type Row = Map<String, Value>;
 
-/// An invite code a new limb joins with.
+/// What an invite makes of whoever joins with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InviteRole {
+    /// A volunteer's machine: runs what the hub assigns it and sees only that.
+    Limb,
+    /// A dashboard or bot: reads the tenant and submits tasks.
+    Submitter,
+}
+
+impl InviteRole {
+    /// The hub's `Role` as its HTTP API takes a sum type.
+    fn json(self) -> Value {
+        match self {
+            InviteRole::Limb => json!({"Limb": []}),
+            InviteRole::Submitter => json!({"Submitter": []}),
+        }
+    }
+}
+
+/// The hub's quotas and retention for every tenant (its admin sets them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct HubLimits {
+    pub max_open_tasks: u32,
+    pub submits_per_sec: u32,
+    pub submit_burst: u32,
+    pub retain_secs: u64,
+    pub prune_every_secs: u64,
+}
+
+/// An invite code a new limb or submitter joins with.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(transparent)]
 pub struct InviteCode(pub String);
@@ -89,6 +118,10 @@ impl HubHttp {
     }
 
     /// Run SQL as `token`'s identity; row-level security applies to non-owners.
+    /// On a table with several row-level-security rules (task, task_result,
+    /// limb), SpacetimeDB 1.2 refuses a projection of two or more columns
+    /// ("Could not compute positional arguments"): select `*` and read the
+    /// columns wanted ([`HubHttp::rows_as`] ignores the rest).
     pub async fn sql(&self, name: &str, query: &str, token: &str) -> Result<serde_json::Value, HubError> {
         let request = self
             .client
@@ -131,13 +164,15 @@ impl HubHttp {
         self.call(name, "create_tenant", json!([tenant]), token).await
     }
 
-    /// A new invite for `uses` limbs, valid for `ttl_secs`. The reducer returns
-    /// nothing, so the new code is the one that was not there before the call.
+    /// A new invite for `uses` limbs or submitters, valid for `ttl_secs`. The
+    /// reducer returns nothing, so the new code is the one that was not there
+    /// before the call.
     pub async fn create_invite(
         &self,
         name: &str,
         uses: u32,
         ttl_secs: u32,
+        role: InviteRole,
         token: &str,
     ) -> Result<InviteCode, HubError> {
         #[derive(serde::Deserialize)]
@@ -146,7 +181,7 @@ impl HubHttp {
         }
         let query = "SELECT code FROM invite";
         let before = self.rows_as::<Invite>(name, query, token).await?;
-        self.call(name, "create_invite", json!([uses, ttl_secs]), token).await?;
+        self.call(name, "create_invite", json!([uses, ttl_secs, role.json()]), token).await?;
         self.rows_as::<Invite>(name, query, token)
             .await?
             .into_iter()
@@ -158,8 +193,42 @@ impl HubHttp {
             })
     }
 
-    pub async fn submit_task(&self, name: &str, payload: &str, token: &str) -> Result<(), HubError> {
-        self.call(name, "submit_task", json!([payload]), token).await
+    /// Submit a task; `model` pins it to limbs that offer that model (by id or sha256).
+    pub async fn submit_task(
+        &self,
+        name: &str,
+        payload: &str,
+        model: Option<&str>,
+        token: &str,
+    ) -> Result<(), HubError> {
+        self.call(name, "submit_task", json!([payload, model.unwrap_or_default()]), token).await
+    }
+
+    /// The owner lets a limb read the whole tenant and/or submit (or takes it back).
+    pub async fn grant_limb(
+        &self,
+        name: &str,
+        limb_id: u64,
+        reads_tenant: bool,
+        submits: bool,
+        token: &str,
+    ) -> Result<(), HubError> {
+        self.call(name, "grant_limb", json!([limb_id, reads_tenant, submits]), token).await
+    }
+
+    pub async fn limits(&self, name: &str, token: &str) -> Result<HubLimits, HubError> {
+        let rows = self.rows_as::<HubLimits>(name, "SELECT * FROM hub_config", token).await?;
+        rows.into_iter().next().ok_or_else(|| HubError::Malformed {
+            what: "hub_config".into(),
+            reason: "the hub has no configuration row".into(),
+        })
+    }
+
+    /// Set the quotas and retention; only the hub's admin (its publisher) may.
+    pub async fn configure(&self, name: &str, limits: &HubLimits, token: &str) -> Result<(), HubError> {
+        let HubLimits { max_open_tasks, submits_per_sec, submit_burst, retain_secs, prune_every_secs } = *limits;
+        let args = json!([max_open_tasks, submits_per_sec, submit_burst, retain_secs, prune_every_secs]);
+        self.call(name, "configure_hub", args, token).await
     }
 
     pub async fn cancel_task(&self, name: &str, task_id: u64, token: &str) -> Result<(), HubError> {
@@ -210,8 +279,8 @@ mod tests {
     fn rows_are_named_and_readable() {
         let reply = json!([{
             "schema": {"elements": [
-                {"name": {"some": "id"}}, {"name": {"some": "state"}}, {"name": {"some": "claimed_by"}},
-                {"name": {"some": "created_at"}}, {"name": {"some": "lease_until"}}
+                {"name": {"some": "id"}}, {"name": {"some": "state"}}, {"name": {"some": "assigned_to"}},
+                {"name": {"some": "created_at"}}, {"name": {"some": "retried_at"}}
             ]},
             "rows": [[7, [2, []], [0, 3], [1700000000], [1, []]]]
         }]);
@@ -219,9 +288,9 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0]["id"], 7);
         assert_eq!(rows[0]["state"], "done");
-        assert_eq!(rows[0]["claimed_by"], 3);
+        assert_eq!(rows[0]["assigned_to"], 3);
         assert_eq!(rows[0]["created_at"], 1700000000);
-        assert_eq!(rows[0]["lease_until"], Value::Null);
+        assert_eq!(rows[0]["retried_at"], Value::Null);
     }
 
     #[test]

@@ -11,15 +11,19 @@ mod server;
 mod summary;
 
 pub use address::{http_url, ws_url};
-pub use client::{connect, Connected};
-pub use http::{HubHttp, InviteCode, NewIdentity, Row};
+pub use client::{connect, limb_tables, tenant_tables, Connected};
+pub use http::{HubHttp, HubLimits, InviteCode, InviteRole, NewIdentity, Row};
 pub use server::{HubServer, HubServerConfig};
 pub use summary::{Summary, SummaryCitation};
 
 use std::path::PathBuf;
 
+pub use hub_rules::{
+    truncate_to, ModelOffer, TaskState, MAX_CAPACITY, MAX_PAYLOAD_BYTES, MAX_REASON_BYTES, MAX_SUMMARY_BYTES,
+};
 /// The hub's limits and task states: one copy, shared with `hub-module`.
-pub use hub_rules::{truncate_to, TaskState, MAX_PAYLOAD_BYTES, MAX_REASON_BYTES, MAX_SUMMARY_BYTES};
+/// How a reducer call asks the hub to answer (a heartbeat needs no success notice).
+pub use spacetimedb_client_api_messages::websocket::CallReducerFlags;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
@@ -108,17 +112,38 @@ impl From<bindings::TaskState> for TaskState {
     }
 }
 
-/// The tenant's tasks in `conn`'s cache, newest first.
+impl From<ModelOffer> for bindings::ModelOffer {
+    fn from(offer: ModelOffer) -> Self {
+        bindings::ModelOffer { id: offer.id, sha_256: offer.sha256 }
+    }
+}
+
+/// The tasks in `conn`'s cache, newest first: the tenant's for an owner, a
+/// limb's own otherwise. A limb keeps its results but not the tasks once they
+/// are done (they leave its view); those show as done with no payload.
 pub fn task_views(conn: &bindings::DbConnection) -> Vec<TaskView> {
     use bindings::{TaskResultTableAccess, TaskTableAccess};
     use spacetimedb_sdk::Table;
+    let results: Vec<_> = conn.db.task_result().iter().collect();
+    let answered_only =
+        results.into_iter().filter(|r| conn.db.task().id().find(&r.task_id).is_none()).map(|result| TaskView {
+            id: result.task_id,
+            state: TaskState::Done,
+            payload: String::new(),
+            attempts: 0,
+            limb: Some(result.limb_id),
+            answer: Summary::parse(&result.summary),
+            summary: Some(result.summary),
+            reason: String::new(),
+        });
     let mut tasks: Vec<TaskView> = conn
         .db
         .task()
         .iter()
         .map(|task| {
             let result = conn.db.task_result().task_id().find(&task.id);
-            let limb = result.as_ref().map(|r| r.limb_id).or(task.claimed_by);
+            let holder = (task.assigned_to != 0).then_some(task.assigned_to);
+            let limb = result.as_ref().map(|r| r.limb_id).or(holder);
             let summary = result.map(|r| r.summary);
             TaskView {
                 id: task.id,
@@ -131,6 +156,7 @@ pub fn task_views(conn: &bindings::DbConnection) -> Vec<TaskView> {
                 reason: task.reason,
             }
         })
+        .chain(answered_only)
         .collect();
     tasks.sort_by_key(|task| std::cmp::Reverse(task.id));
     tasks

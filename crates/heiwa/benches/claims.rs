@@ -40,7 +40,7 @@ async fn hub(parts: &Parts, dir: &std::path::Path, limbs: u32) -> Hub {
     http.publish("heiwa", &parts.hub_wasm, &publisher.token).await.unwrap();
     let owner = http.new_identity().await.unwrap().token;
     http.call("heiwa", "create_tenant", serde_json::json!(["bench"]), &owner).await.unwrap();
-    let invite = http.create_invite("heiwa", limbs, 3600, &owner).await.unwrap().0;
+    let invite = http.create_invite("heiwa", limbs, 3600, heiwa_hub::InviteRole::Limb, &owner).await.unwrap().0;
     Hub { _server: server, http, owner, invite }
 }
 
@@ -61,6 +61,7 @@ fn start_limbs(
             name: format!("bench-{i}"),
             lease_secs: 60,
             max_in_flight: 4,
+            offer: Default::default(),
             governor: None,
             tasks: None,
         };
@@ -105,7 +106,10 @@ async fn hub_latency(parts: &Parts, dir: &std::path::Path, n: usize) -> Vec<f64>
     let mut samples = Vec::new();
     for i in 0..LATENCY_SAMPLES {
         let started = Instant::now();
-        hub.http.call("heiwa", "submit_task", serde_json::json!([format!("latency {i}")]), &hub.owner).await.unwrap();
+        hub.http
+            .call("heiwa", "submit_task", serde_json::json!([format!("latency {i}"), ""]), &hub.owner)
+            .await
+            .unwrap();
         next_claim(&mut events).await;
         samples.push(started.elapsed().as_secs_f64() * 1e3);
     }
@@ -122,7 +126,7 @@ async fn hub_throughput(parts: &Parts, dir: &std::path::Path, n: usize) -> (f64,
     {
         use futures::StreamExt;
         futures::stream::iter(0..THROUGHPUT_TASKS)
-            .map(|i| hub.http.call("heiwa", "submit_task", serde_json::json!([format!("load {i}")]), &hub.owner))
+            .map(|i| hub.http.call("heiwa", "submit_task", serde_json::json!([format!("load {i}"), ""]), &hub.owner))
             .buffer_unordered(16)
             .collect::<Vec<_>>()
             .await;

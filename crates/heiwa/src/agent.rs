@@ -5,10 +5,11 @@ use crate::hub::HubArgs;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use heiwa_config::data_dir;
+use heiwa_hub::ModelOffer;
 use heiwa_inference::remote::RemoteOptions;
 use limb_core::agent::local::LocalAgent;
 use limb_core::agent::Budget;
-use limb_core::claim::{run_limb, EchoExecutor, Executor, LimbEvent, LimbOptions};
+use limb_core::claim::{run_limb, EchoExecutor, Executor, LimbEvent, LimbOptions, Offer};
 use limb_core::governor::{DonationPolicy, Governor, SystemSignals};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -92,10 +93,20 @@ pub struct LimbRunArgs {
     /// app's settings.json ("donation"). Without it the limb always gives.
     #[arg(long)]
     donation: Option<PathBuf>,
+    /// A model this limb offers besides the agent's own, as ID or ID@SHA256;
+    /// tasks pinned to a model go only to limbs that offer it. Repeatable.
+    #[arg(long = "offer-model", value_name = "ID[@SHA256]")]
+    offer_models: Vec<String>,
     #[command(flatten)]
     remote: RemoteArgs,
     #[command(flatten)]
     hub: HubArgs,
+}
+
+/// `ID` or `ID@SHA256`, as `--offer-model` takes it.
+fn model_offer(text: &str) -> ModelOffer {
+    let (id, sha256) = text.split_once('@').unwrap_or((text, ""));
+    ModelOffer { id: id.into(), sha256: sha256.into() }
 }
 
 async fn open_agent(tenant: &str, max_steps: usize, remote: &RemoteArgs) -> anyhow::Result<LocalAgent> {
@@ -163,7 +174,7 @@ fn print_event(event: LimbEvent) {
 pub async fn limb(command: LimbCommand) -> anyhow::Result<()> {
     let LimbCommand::Run(args) = command;
     let governor = args.donation.as_ref().map(governor_from).transpose()?;
-    let options = LimbOptions {
+    let mut options = LimbOptions {
         uri: args.hub.ws_uri()?,
         database: args.hub.database.clone(),
         token_file: args.hub.token_file("limb.token"),
@@ -171,6 +182,7 @@ pub async fn limb(command: LimbCommand) -> anyhow::Result<()> {
         name: args.name,
         lease_secs: args.lease_secs,
         max_in_flight: args.max_in_flight,
+        offer: Offer { models: args.offer_models.iter().map(|m| model_offer(m)).collect(), ..Offer::default() },
         governor: governor.as_ref().map(|g| g.subscribe()),
         tasks: None,
     };
@@ -189,6 +201,14 @@ pub async fn limb(command: LimbCommand) -> anyhow::Result<()> {
                 // Threads and GPU layers as the policy says (read once: the file does not change under us).
                 agent.follow(&governor.decision());
             }
+            // What it answers with: the model it chats with (a remote server's
+            // by that server's id), and the tool when the sandbox is there.
+            let chat_model = match &args.remote.remote_model {
+                Some(remote) => remote.clone(),
+                None => heiwa_inference::models::model_id(&limb_core::chosen_parts(&data_dir())?.chat_model),
+            };
+            options.offer.models.push(ModelOffer { id: chat_model, sha256: String::new() });
+            options.offer.tool = agent.tool_problem().is_none();
             (Arc::new(agent.executor(tokio::runtime::Handle::current())), Some(agent))
         }
     };

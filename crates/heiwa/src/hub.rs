@@ -1,11 +1,12 @@
 //! `heiwa hub`, `heiwa tenant` and `heiwa task`: a local hub, and the hub's
 //! API as its owner uses it.
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use heiwa_config::{data_dir, Parts};
-use heiwa_hub::{HubHttp, HubServer, HubServerConfig, Summary};
+use heiwa_hub::{HubHttp, HubLimits, HubServer, HubServerConfig, InviteRole, Summary};
 use serde_json::json;
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Args, Clone)]
@@ -47,6 +48,34 @@ pub enum HubCommand {
         #[arg(long, env = "HEIWA_DATABASE", default_value = "heiwa")]
         database: String,
     },
+    /// Show or change the quotas and retention every tenant gets (changing
+    /// them takes the hub's admin: the identity that published it, whose token
+    /// `heiwa hub up` keeps as hub/owner.token).
+    Limits {
+        /// Unfinished tasks a tenant may have at once.
+        #[arg(long)]
+        max_open_tasks: Option<u32>,
+        #[arg(long)]
+        submits_per_sec: Option<u32>,
+        #[arg(long)]
+        submit_burst: Option<u32>,
+        /// Finished tasks and results older than this are pruned.
+        #[arg(long)]
+        retain_secs: Option<u64>,
+        #[arg(long)]
+        prune_every_secs: Option<u64>,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+}
+
+/// Who joins with an invite.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum InviteFor {
+    /// A machine that runs tasks and sees only its own.
+    Limb,
+    /// A dashboard or bot that reads the tenant and submits tasks.
+    Submitter,
 }
 
 #[derive(Subcommand)]
@@ -56,12 +85,24 @@ pub enum TenantCommand {
         #[command(flatten)]
         hub: HubArgs,
     },
-    /// Create an invite code a new limb joins with.
+    /// Create an invite code a new limb (or a submitter) joins with.
     Invite {
         #[arg(long, default_value_t = 1)]
         uses: u32,
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u32,
+        #[arg(long = "for", value_enum, default_value = "limb")]
+        role: InviteFor,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+    /// Let a limb read the whole tenant and/or submit tasks (no flags: take both back).
+    Grant {
+        limb_id: u64,
+        #[arg(long)]
+        read: bool,
+        #[arg(long)]
+        submit: bool,
         #[command(flatten)]
         hub: HubArgs,
     },
@@ -71,6 +112,18 @@ pub enum TenantCommand {
 pub enum TaskCommand {
     Submit {
         payload: String,
+        /// Run it only on a limb that offers this model (its id or sha256).
+        #[arg(long)]
+        model: Option<String>,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+    /// Write every task you can see, each with its result, as JSON lines
+    /// (before the hub prunes finished ones: see `heiwa hub limits`).
+    Export {
+        /// The file to write (created, not overwritten); standard output without it.
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[command(flatten)]
         hub: HubArgs,
     },
@@ -91,7 +144,36 @@ pub enum TaskCommand {
 }
 
 pub async fn hub(command: HubCommand) -> anyhow::Result<()> {
-    let HubCommand::Up { listen, database } = command;
+    let (listen, database) = match command {
+        HubCommand::Up { listen, database } => (listen, database),
+        HubCommand::Limits { max_open_tasks, submits_per_sec, submit_burst, retain_secs, prune_every_secs, hub } => {
+            let http = HubHttp::new(hub.hub.trim_end_matches('/'));
+            let token_file = hub.token_file.clone().unwrap_or_else(|| data_dir().join("hub").join("owner.token"));
+            let token = http.identity_token(&token_file).await?;
+            let now = http.limits(&hub.database, &token).await?;
+            let wanted = HubLimits {
+                max_open_tasks: max_open_tasks.unwrap_or(now.max_open_tasks),
+                submits_per_sec: submits_per_sec.unwrap_or(now.submits_per_sec),
+                submit_burst: submit_burst.unwrap_or(now.submit_burst),
+                retain_secs: retain_secs.unwrap_or(now.retain_secs),
+                prune_every_secs: prune_every_secs.unwrap_or(now.prune_every_secs),
+            };
+            if wanted != now {
+                http.configure(&hub.database, &wanted, &token).await?;
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({
+                    "max_open_tasks": wanted.max_open_tasks,
+                    "submits_per_sec": wanted.submits_per_sec,
+                    "submit_burst": wanted.submit_burst,
+                    "retain_secs": wanted.retain_secs,
+                    "prune_every_secs": wanted.prune_every_secs,
+                }))?
+            );
+            return Ok(());
+        }
+    };
     let parts = Parts::from_env()?;
     let dir = data_dir().join("hub");
     let config = HubServerConfig { binary: parts.spacetimedb_bin, data_dir: dir.join("server"), listen };
@@ -113,9 +195,18 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
             http.create_tenant(&hub.database, &name, &token).await?;
             println!("tenant {name} created; `heiwa tenant invite` makes a code for a limb");
         }
-        TenantCommand::Invite { uses, ttl_secs, hub } => {
+        TenantCommand::Invite { uses, ttl_secs, role, hub } => {
             let (http, token) = hub.client().await?;
-            println!("{}", http.create_invite(&hub.database, uses, ttl_secs, &token).await?);
+            let role = match role {
+                InviteFor::Limb => InviteRole::Limb,
+                InviteFor::Submitter => InviteRole::Submitter,
+            };
+            println!("{}", http.create_invite(&hub.database, uses, ttl_secs, role, &token).await?);
+        }
+        TenantCommand::Grant { limb_id, read, submit, hub } => {
+            let (http, token) = hub.client().await?;
+            http.grant_limb(&hub.database, limb_id, read, submit, &token).await?;
+            println!("limb {limb_id}: reads the tenant {read}, submits {submit}");
         }
     }
     Ok(())
@@ -126,25 +217,58 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
 struct TaskLine {
     id: u64,
     state: String,
-    claimed_by: Option<u64>,
+    assigned_to: u64,
     attempts: u32,
     payload: String,
 }
 
+/// Every task the token may see with its result, one JSON object a line.
+async fn export(http: &HubHttp, database: &str, token: &str, out: &mut dyn std::io::Write) -> anyhow::Result<usize> {
+    let tasks = http.rows(database, "SELECT * FROM task", token).await?;
+    let mut results: std::collections::HashMap<u64, heiwa_hub::Row> = http
+        .rows(database, "SELECT * FROM task_result", token)
+        .await?
+        .into_iter()
+        .filter_map(|row| Some((row.get("task_id")?.as_u64()?, row)))
+        .collect();
+    for task in &tasks {
+        let result = task.get("id").and_then(serde_json::Value::as_u64).and_then(|id| results.remove(&id));
+        writeln!(out, "{}", json!({ "task": task, "result": result }))?;
+    }
+    Ok(tasks.len())
+}
+
 pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
     match command {
-        TaskCommand::Submit { payload, hub } => {
+        TaskCommand::Submit { payload, model, hub } => {
             let (http, token) = hub.client().await?;
-            http.submit_task(&hub.database, &payload, &token).await?;
+            http.submit_task(&hub.database, &payload, model.as_deref(), &token).await?;
             println!("submitted");
+        }
+        TaskCommand::Export { out, hub } => {
+            let (http, token) = hub.client().await?;
+            let written = match &out {
+                Some(path) => {
+                    let file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    let mut writer = std::io::BufWriter::new(file);
+                    let n = export(&http, &hub.database, &token, &mut writer).await?;
+                    writer.flush()?;
+                    n
+                }
+                None => export(&http, &hub.database, &token, &mut std::io::stdout().lock()).await?,
+            };
+            eprintln!("exported {written} tasks");
         }
         TaskCommand::List { hub } => {
             let (http, token) = hub.client().await?;
-            let query = "SELECT id, state, claimed_by, attempts, payload FROM task";
-            let tasks: Vec<TaskLine> = http.rows_as(&hub.database, query, &token).await?;
+            let tasks: Vec<TaskLine> = http.rows_as(&hub.database, "SELECT * FROM task", &token).await?;
             println!("{:>6}  {:<9}  {:>5}  {:>8}  payload", "id", "state", "limb", "attempts");
             for task in tasks {
-                let limb = task.claimed_by.map_or_else(|| "-".into(), |id| id.to_string());
+                let limb = if task.assigned_to == 0 { "-".into() } else { task.assigned_to.to_string() };
                 let payload: String = task.payload.chars().take(60).collect();
                 println!("{:>6}  {:<9}  {:>5}  {:>8}  {payload}", task.id, task.state, limb, task.attempts);
             }

@@ -18,10 +18,24 @@ pub const MAX_NAME_CHARS: usize = 64;
 /// A limb's lease: how long a claim lives without a heartbeat.
 pub const MIN_LEASE_SECS: u32 = 2;
 pub const MAX_LEASE_SECS: u32 = 3600;
-/// Claims a task may have before an expired lease fails it instead of retrying.
+/// Assignments a task may have before an expired lease fails it instead of retrying.
 pub const MAX_ATTEMPTS: u32 = 3;
+/// Most tasks one limb may ask to hold at once.
+pub const MAX_CAPACITY: u32 = 64;
+/// Most models one limb may offer, and the longest model name it may give.
+pub const MAX_MODELS: usize = 16;
+pub const MAX_MODEL_CHARS: usize = 128;
 
-/// Where a task is in its life. Only `Pending` tasks can be claimed.
+/// A hub's defaults for every tenant; the hub's admin (who published it) may change them.
+pub const DEFAULT_MAX_OPEN_TASKS: u32 = 10_000;
+pub const DEFAULT_SUBMITS_PER_SEC: u32 = 50;
+pub const DEFAULT_SUBMIT_BURST: u32 = 500;
+/// Finished tasks and their results are kept a week, then pruned.
+pub const DEFAULT_RETAIN_SECS: u64 = 7 * 86_400;
+pub const DEFAULT_PRUNE_EVERY_SECS: u64 = 60;
+
+/// Where a task is in its life. The hub assigns `Pending` tasks to limbs;
+/// an assigned task is `Claimed`: one limb holds it under a lease.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "spacetimedb", derive(spacetimedb::SpacetimeType))]
 #[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
@@ -48,6 +62,22 @@ impl TaskState {
             TaskState::Cancelled => "cancelled",
         }
     }
+}
+
+/// A model a limb offers: by the name it is known by (`model_id`) and by its
+/// file's sha256. A task that names a model, by either, goes only to limbs
+/// that offer it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "spacetimedb", derive(spacetimedb::SpacetimeType))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct ModelOffer {
+    pub id: String,
+    pub sha256: String,
+}
+
+/// Does a limb offering `models` serve a task that wants `wanted` (empty: any model)?
+pub fn offers(models: &[ModelOffer], wanted: &str) -> bool {
+    wanted.is_empty() || models.iter().any(|m| m.id == wanted || (!m.sha256.is_empty() && m.sha256 == wanted))
 }
 
 /// `text` cut to at most `max_bytes` at a character boundary, so that what a
@@ -100,21 +130,36 @@ pub fn check_lease_secs(secs: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// May a limb of the task's own tenant claim a task in `state`?
-pub fn check_claim(task_id: u64, state: TaskState) -> Result<(), String> {
-    match state {
-        TaskState::Pending => Ok(()),
-        TaskState::Claimed => Err(format!("task {task_id} is already claimed by another limb")),
-        other => Err(format!("task {task_id} is {other:?} and cannot be claimed")),
+pub fn check_model(model: &str) -> Result<(), String> {
+    if model.chars().count() > MAX_MODEL_CHARS || model.chars().any(char::is_control) {
+        return Err(format!("a model is named by at most {MAX_MODEL_CHARS} printable characters"));
     }
+    Ok(())
 }
 
-/// Is `limb` the current, unexpired holder of a task? Completing, failing,
-/// releasing and renewing all require it. Times are microseconds since the epoch.
+/// What a limb may offer: how many tasks it takes at once, and which models.
+pub fn check_offer(capacity: u32, models: &[ModelOffer]) -> Result<(), String> {
+    if capacity > MAX_CAPACITY {
+        return Err(format!("a limb takes at most {MAX_CAPACITY} tasks at once, not {capacity}"));
+    }
+    if models.len() > MAX_MODELS {
+        return Err(format!("a limb offers at most {MAX_MODELS} models, not {}", models.len()));
+    }
+    models.iter().try_for_each(|m| check_model(&m.id).and_then(|()| check_model(&m.sha256)))
+}
+
+/// Tasks a limb can still be given: what it offered, less what it holds.
+pub fn free_slots(capacity: u32, held: u32) -> u32 {
+    capacity.saturating_sub(held)
+}
+
+/// Is `limb` the current, unexpired holder of a task? Completing, failing and
+/// releasing all require it. `holder` is 0 for nobody; times are microseconds
+/// since the epoch.
 pub fn check_holder(
     task_id: u64,
     state: TaskState,
-    holder: Option<u64>,
+    holder: u64,
     lease_until: Option<i64>,
     limb: u64,
     now: i64,
@@ -122,7 +167,7 @@ pub fn check_holder(
     if state != TaskState::Claimed {
         return Err(format!("task {task_id} is {state:?}; only a claimed task can be completed, failed or released"));
     }
-    if holder != Some(limb) {
+    if holder != limb {
         return Err(format!("task {task_id} is not held by limb {limb}"));
     }
     match lease_until {
@@ -145,6 +190,56 @@ pub fn check_cancel(task_id: u64, state: TaskState) -> Result<(), String> {
         TaskState::Pending | TaskState::Claimed => Ok(()),
         other => Err(format!("task {task_id} is already {other:?}")),
     }
+}
+
+/// Has a task reached the end of its life (nothing will change it again)?
+pub fn is_finished(state: TaskState) -> bool {
+    matches!(state, TaskState::Done | TaskState::Failed | TaskState::Cancelled)
+}
+
+/// The pending-task quota: `open` tasks (pending or claimed) already in the tenant.
+pub fn check_open_tasks(open: u32, max_open: u32) -> Result<(), String> {
+    if open >= max_open {
+        return Err(format!(
+            "your tenant has {open} unfinished tasks, its limit; submit more once some finish (nothing was lost)"
+        ));
+    }
+    Ok(())
+}
+
+/// A tenant's submit allowance as a token bucket: `tokens` in thousandths,
+/// refilled at `per_sec` up to `burst`, as of `at` (microseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    pub milli_tokens: u64,
+    pub at: i64,
+}
+
+impl Bucket {
+    pub fn full(burst: u32, now: i64) -> Self {
+        Bucket { milli_tokens: u64::from(burst) * 1000, at: now }
+    }
+}
+
+/// Take one submit from the bucket, or say how long to wait.
+pub fn take_submit(bucket: Bucket, now: i64, per_sec: u32, burst: u32) -> Result<Bucket, String> {
+    let elapsed_micros = now.saturating_sub(bucket.at).max(0) as u64;
+    let refill = elapsed_micros.saturating_mul(u64::from(per_sec)) / 1000;
+    let milli_tokens = bucket.milli_tokens.saturating_add(refill).min(u64::from(burst) * 1000);
+    if milli_tokens < 1000 {
+        let wait_ms = if per_sec == 0 { u64::MAX } else { (1000 - milli_tokens) / u64::from(per_sec) + 1 };
+        return Err(format!(
+            "your tenant submits at most {per_sec} tasks a second (bursts of {burst}); try again in {wait_ms} ms"
+        ));
+    }
+    Ok(Bucket { milli_tokens: milli_tokens - 1000, at: now })
+}
+
+/// May a task last changed at `updated_at` be pruned at `now`? Only finished
+/// ones, once older than `retain_secs`. Times are microseconds since the epoch.
+pub fn is_prunable(state: TaskState, updated_at: i64, now: i64, retain_secs: u64) -> bool {
+    let age_micros = i128::from(now) - i128::from(updated_at);
+    is_finished(state) && age_micros > i128::from(retain_secs) * 1_000_000
 }
 
 #[cfg(test)]
@@ -181,22 +276,73 @@ mod tests {
         assert!(check_lease_secs(MAX_LEASE_SECS + 1).is_err());
     }
 
+    fn offer(id: &str, sha256: &str) -> ModelOffer {
+        ModelOffer { id: id.into(), sha256: sha256.into() }
+    }
+
     #[test]
-    fn only_pending_tasks_are_claimed() {
-        assert!(check_claim(1, TaskState::Pending).is_ok());
-        assert!(check_claim(1, TaskState::Claimed).unwrap_err().contains("already claimed"));
-        assert!(check_claim(1, TaskState::Done).is_err());
-        assert!(check_claim(1, TaskState::Cancelled).is_err());
+    fn a_pinned_task_needs_the_model_by_name_or_hash() {
+        let models = [offer("qwen2.5-0.5b-instruct-q4_k_m", "ab12"), offer("local", "")];
+        assert!(offers(&models, ""), "an unpinned task goes anywhere");
+        assert!(offers(&[], ""));
+        assert!(offers(&models, "qwen2.5-0.5b-instruct-q4_k_m"));
+        assert!(offers(&models, "ab12"));
+        assert!(!offers(&models, "llama-3-8b"));
+        assert!(!offers(&[], "local"), "a limb offering nothing gets no pinned task");
+    }
+
+    #[test]
+    fn offers_are_bounded() {
+        assert!(check_offer(4, &[offer("m", "ab")]).is_ok());
+        assert!(check_offer(0, &[]).is_ok(), "capacity 0 is how a limb stops taking work");
+        assert!(check_offer(MAX_CAPACITY + 1, &[]).unwrap_err().contains("at most 64"));
+        assert!(check_offer(1, &vec![offer("m", ""); MAX_MODELS + 1]).is_err());
+        assert!(check_offer(1, &[offer(&"m".repeat(129), "")]).is_err());
+        assert!(check_model("a b").is_ok() && check_model("a\u{0}b").is_err());
+        assert_eq!((free_slots(4, 1), free_slots(1, 3)), (3, 0));
     }
 
     #[test]
     fn only_the_unexpired_holder_completes() {
-        assert!(check_holder(1, TaskState::Claimed, Some(7), Some(100), 7, 50).is_ok());
-        assert!(check_holder(1, TaskState::Claimed, Some(7), Some(100), 8, 50).unwrap_err().contains("not held"));
-        assert!(check_holder(1, TaskState::Claimed, Some(7), Some(100), 7, 101).unwrap_err().contains("expired"));
-        assert!(check_holder(1, TaskState::Claimed, Some(7), None, 7, 0).is_err());
-        assert!(check_holder(1, TaskState::Pending, None, None, 7, 0).is_err());
-        assert!(check_holder(1, TaskState::Done, Some(7), Some(100), 7, 50).is_err());
+        assert!(check_holder(1, TaskState::Claimed, 7, Some(100), 7, 50).is_ok());
+        assert!(check_holder(1, TaskState::Claimed, 7, Some(100), 8, 50).unwrap_err().contains("not held"));
+        assert!(check_holder(1, TaskState::Claimed, 7, Some(100), 7, 101).unwrap_err().contains("expired"));
+        assert!(check_holder(1, TaskState::Claimed, 7, None, 7, 0).is_err());
+        assert!(check_holder(1, TaskState::Pending, 0, None, 7, 0).is_err());
+        assert!(check_holder(1, TaskState::Done, 7, Some(100), 7, 50).is_err());
+    }
+
+    #[test]
+    fn the_open_task_quota_refuses_at_the_limit() {
+        assert!(check_open_tasks(9, 10).is_ok());
+        assert!(check_open_tasks(10, 10).unwrap_err().contains("10 unfinished tasks"));
+    }
+
+    #[test]
+    fn the_submit_bucket_allows_a_burst_then_the_rate() {
+        const SEC: i64 = 1_000_000;
+        let mut bucket = Bucket::full(3, 0);
+        for _ in 0..3 {
+            bucket = take_submit(bucket, 0, 2, 3).unwrap();
+        }
+        let refused = take_submit(bucket, 0, 2, 3).unwrap_err();
+        assert!(refused.contains("at most 2 tasks a second") && refused.contains("501 ms"), "{refused}");
+        let bucket = take_submit(bucket, SEC / 2, 2, 3).expect("half a second at 2/s refills one");
+        assert!(take_submit(bucket, SEC / 2, 2, 3).is_err());
+        let later = take_submit(bucket, 100 * SEC, 2, 3).unwrap();
+        assert_eq!(later.milli_tokens, 2000, "refill stops at the burst");
+        assert!(take_submit(Bucket::full(0, 0), SEC, 0, 0).is_err(), "a rate of 0 refuses all");
+    }
+
+    #[test]
+    fn only_old_finished_tasks_are_pruned() {
+        const SEC: i64 = 1_000_000;
+        assert!(is_prunable(TaskState::Done, 0, 11 * SEC, 10));
+        assert!(!is_prunable(TaskState::Done, 0, 9 * SEC, 10));
+        assert!(is_prunable(TaskState::Failed, 0, 11 * SEC, 10) && is_prunable(TaskState::Cancelled, 0, 11 * SEC, 10));
+        assert!(!is_prunable(TaskState::Pending, 0, 1000 * SEC, 10));
+        assert!(!is_prunable(TaskState::Claimed, 0, 1000 * SEC, 10));
+        assert!(!is_prunable(TaskState::Done, 0, i64::MAX, u64::MAX));
     }
 
     #[test]

@@ -1,18 +1,22 @@
-//! The limb's claim loop: push-driven by the subscription, a bounded number of
-//! tasks in flight, heartbeats while alive, reconnect with backoff and jitter,
-//! and reconciliation after a reconnect (the SDK does none of this for us).
+//! The limb's loop: it offers the hub free slots (as the governor allows),
+//! runs what the hub assigns it, sends results back, heartbeats while alive,
+//! reconnects with backoff and jitter, and reconciles after a reconnect (the
+//! SDK does none of this for us). It subscribes to its own assignments and
+//! results only, and sees nothing else of its tenant.
 //!
-//! Invariants: a task is executed only after the hub committed our claim; a
-//! result is sent only while we believe we hold the task; after a reconnect,
-//! tasks the hub no longer shows as ours are dropped, and results not yet
-//! acknowledged are sent again once.
+//! Invariants: a task is executed only once the hub assigned it to us (the row
+//! arrived through our subscription); a result is sent only while we believe
+//! we hold the task; after a reconnect, tasks the hub no longer shows as ours
+//! are dropped, and results not yet acknowledged are sent again once.
 
 mod plan;
 
 use crate::governor::Decision;
 use heiwa_hub::bindings::*;
-use heiwa_hub::{connect, task_views, truncate_to, Connected, HubError, TaskView, MAX_REASON_BYTES};
-use plan::{ClaimAnswer, InFlight, Outcome, Snapshot};
+use heiwa_hub::{
+    connect, limb_tables, task_views, truncate_to, Connected, HubError, ModelOffer, TaskView, MAX_REASON_BYTES,
+};
+use plan::{Assignment, InFlight, Outcome, Snapshot};
 use spacetimedb_sdk::{DbContext, Identity, Status, Table, TableWithPrimaryKey};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,6 +44,15 @@ impl Executor for EchoExecutor {
     }
 }
 
+/// What this limb brings besides slots; the hub routes model-pinned tasks by it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Offer {
+    pub models: Vec<ModelOffer>,
+    /// It runs the `run_python` tool.
+    pub tool: bool,
+    pub gpu: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct LimbOptions {
     pub uri: String,
@@ -51,13 +64,14 @@ pub struct LimbOptions {
     pub name: String,
     pub lease_secs: u32,
     pub max_in_flight: usize,
-    /// The donation governor's decisions: while one says "do not give", no
-    /// new claims are made (and running tasks are released if it says so).
-    /// Its `max_in_flight` then bounds the claims instead of the one above.
+    pub offer: Offer,
+    /// The donation governor's decisions: while one says "do not give", the
+    /// limb offers no slots (and releases running tasks if it says so). Its
+    /// `max_in_flight` then bounds the slots instead of the one above.
     /// `None` gives always.
     pub governor: Option<watch::Receiver<Decision>>,
-    /// Where to publish the tenant's tasks as this limb's subscription sees
-    /// them, after every change (for an app that shows them).
+    /// Where to publish the tasks this limb's subscription sees (its own),
+    /// after every change (for an app that shows them).
     pub tasks: Option<Arc<watch::Sender<Vec<TaskView>>>>,
 }
 
@@ -68,6 +82,7 @@ pub enum LimbEvent {
         limb_id: u64,
         identity: String,
     },
+    /// The hub assigned us this task and it runs.
     Claimed(u64),
     Executed(u64),
     Completed(u64),
@@ -82,13 +97,13 @@ pub enum LimbEvent {
 }
 
 enum Msg {
-    Wake,
+    /// A task row arrived in our view as assigned to `holder` (us, by our subscription).
+    Assigned {
+        task_id: u64,
+        holder: u64,
+    },
     /// A task or result row changed (sent only when tasks are published).
     Rows,
-    Claim {
-        task_id: u64,
-        ok: bool,
-    },
     Executed {
         task_id: u64,
         outcome: Outcome,
@@ -121,7 +136,7 @@ async fn connect_wired(
     let (uri, database) = (options.uri.clone(), options.database.clone());
     let on_gone = tx.clone();
     let connected = tokio::task::spawn_blocking(move || {
-        connect(&uri, &database, token, move |reason| {
+        connect(&uri, &database, token, limb_tables(), move |reason| {
             let _ = on_gone.send(Msg::Disconnected { generation, reason });
         })
     })
@@ -131,36 +146,37 @@ async fn connect_wired(
 
     let me = connected.identity;
     let conn = &connected.conn;
-    let wake = tx.clone();
-    conn.db.task().on_insert(move |_, task| {
-        if task.state == TaskState::Pending {
-            let _ = wake.send(Msg::Wake);
+    let assigned = move |sink: &mpsc::UnboundedSender<Msg>, task: &Task| {
+        if task.state == TaskState::Claimed {
+            let _ = sink.send(Msg::Assigned { task_id: task.id, holder: task.assigned_to });
         }
         if publishing {
-            let _ = wake.send(Msg::Rows);
+            let _ = sink.send(Msg::Rows);
         }
-    });
-    let wake = tx.clone();
-    conn.db.task().on_update(move |_, _, task| {
-        if task.state == TaskState::Pending {
-            let _ = wake.send(Msg::Wake);
-        }
-        if publishing {
-            let _ = wake.send(Msg::Rows);
-        }
-    });
+    };
+    let sink = tx.clone();
+    conn.db.task().on_insert(move |_, task| assigned(&sink, task));
+    let sink = tx.clone();
+    conn.db.task().on_update(move |_, _, task| assigned(&sink, task));
     if publishing {
+        let rows = tx.clone();
+        conn.db.task().on_delete(move |_, _| {
+            let _ = rows.send(Msg::Rows);
+        });
         let rows = tx.clone();
         conn.db.task_result().on_insert(move |_, _| {
             let _ = rows.send(Msg::Rows);
         });
     }
-    let claims = tx.clone();
-    conn.reducers.on_claim_task(move |ctx, task_id, _| {
+    conn.reducers.on_offer(move |ctx, _, capacity, _, _, _| {
         if ctx.event.caller_identity == me {
-            let _ = claims.send(Msg::Claim { task_id: *task_id, ok: matches!(ctx.event.status, Status::Committed) });
+            if let Status::Failed(message) = &ctx.event.status {
+                tracing::warn!(%message, capacity, "the hub refused this limb's offer");
+            }
         }
     });
+    // Nobody reads a heartbeat's success: the hub need not say it.
+    conn.set_reducer_flags().heartbeat(heiwa_hub::CallReducerFlags::NoSuccessNotify);
     let acks = tx.clone();
     conn.reducers.on_complete_task(move |ctx, task_id, _, _| {
         if ctx.event.caller_identity == me {
@@ -218,7 +234,14 @@ async fn enrol(options: &LimbOptions, connected: &Connected) -> Result<u64, HubE
     if !guarded(|| conn.reducers.register_limb(options.name.clone(), options.lease_secs)) {
         return Err(HubError::Closed("register_limb"));
     }
-    wait_for("this limb's registration", || conn.db.limb().identity().find(&me).map(|limb| limb.id)).await
+    wait_for("this limb's registration", || conn.db.assignee().identity().find(&me).map(|seat| seat.limb_id)).await
+}
+
+/// Tell the hub how many tasks we take now and what we bring; `false` when
+/// the connection is gone.
+fn send_offer(conn: &DbConnection, limb_id: u64, capacity: u32, offer: &Offer) -> bool {
+    let models = offer.models.iter().cloned().map(Into::into).collect();
+    guarded(|| conn.reducers.offer(limb_id, capacity, models, offer.tool, offer.gpu))
 }
 
 /// Make a reducer call; `false` when the connection is gone. The 1.2 SDK
@@ -287,13 +310,22 @@ pub async fn run_limb(
         let _ = events.send(LimbEvent::Governed(decision.clone()));
     }
     let mut work = InFlight::default();
+    let mut offered = plan::capacity(decision.as_ref(), options.max_in_flight);
+    if !send_offer(&connected.conn, limb_id, offered, &options.offer) {
+        let _ = tx.send(Msg::Disconnected { generation, reason: Some("offer not sent".into()) });
+    }
     let mut heartbeat = tokio::time::interval(Duration::from_millis(u64::from(options.lease_secs) * 1000 / 3));
-    let _ = tx.send(Msg::Wake);
 
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             changed = next_decision(&mut governor) => {
+                // Offer the new number of slots first, so that what we hand
+                // back goes to another limb rather than straight back to us.
+                let slots = plan::capacity(Some(&changed), options.max_in_flight);
+                if slots != offered && send_offer(&connected.conn, limb_id, slots, &options.offer) {
+                    offered = slots;
+                }
                 // The executor's thread runs on, but its result is dropped
                 // (`running` no longer holds the task): another limb may
                 // already have it.
@@ -309,20 +341,19 @@ pub async fn run_limb(
                 }
             }
             Some(msg) = rx.recv() => match msg {
-                Msg::Wake => {}
                 Msg::Rows => publish(&connected.conn),
-                Msg::Claim { task_id, ok } => {
-                    work.claiming.remove(&task_id);
-                    match plan::on_claim(ok, decision.as_ref()) {
-                        ClaimAnswer::Drop => {}
-                        ClaimAnswer::Release => release(&connected.conn, limb_id, task_id, &events),
-                        ClaimAnswer::Run => {
+                Msg::Assigned { task_id, holder } if holder == limb_id => {
+                    match plan::on_assigned(&work, task_id, decision.as_ref()) {
+                        Assignment::Known => {}
+                        Assignment::Release => release(&connected.conn, limb_id, task_id, &events),
+                        Assignment::Run => {
                             work.running.insert(task_id);
                             let _ = events.send(LimbEvent::Claimed(task_id));
                             execute(&connected.conn, task_id, executor.clone(), tx.clone());
                         }
                     }
                 }
+                Msg::Assigned { .. } => {}
                 Msg::Executed { task_id, outcome } => {
                     if work.running.remove(&task_id) {
                         let _ = events.send(LimbEvent::Executed(task_id));
@@ -347,34 +378,27 @@ pub async fn run_limb(
                     let _ = events.send(LimbEvent::Disconnected(reason.unwrap_or_else(|| "closed".into())));
                     generation += 1;
                     // Shut down while away: nothing is held on a connection that is gone.
-                    let Some(again) = reconnect(&options, generation, &tx, &mut shutdown).await else { return Ok(()) };
+                    let Some(again) = reconnect(&options, generation, &tx, &mut shutdown).await else {
+                        return Ok(());
+                    };
                     connected = again;
                     if connected.identity != me {
                         return Err(HubError::IdentityChanged);
                     }
                     reconcile(&connected.conn, limb_id, &mut work, &tx, &events);
+                    if !send_offer(&connected.conn, limb_id, offered, &options.offer) {
+                        let _ = tx.send(Msg::Disconnected { generation, reason: Some("offer not sent".into()) });
+                    }
                     publish(&connected.conn);
                     let _ = events.send(LimbEvent::Reconnected);
                 }
                 Msg::Disconnected { .. } => {}
             },
         }
-        // Claim more while there is room: pending tasks from the local cache.
-        let capacity = plan::capacity(decision.as_ref(), options.max_in_flight);
-        let pending: Vec<u64> = if capacity > work.busy() {
-            connected.conn.db.task().iter().filter(|t| t.state == TaskState::Pending).map(|t| t.id).collect()
-        } else {
-            Vec::new()
-        };
-        for task_id in plan::to_claim(&work, &pending, capacity, |n| fastrand::usize(..n)) {
-            if !guarded(|| connected.conn.reducers.claim_task(task_id, limb_id)) {
-                let _ = tx.send(Msg::Disconnected { generation, reason: Some("claim not sent".into()) });
-                break;
-            }
-            work.claiming.insert(task_id);
-        }
     }
 
+    // No new work, then hand back what we hold (it goes to other limbs).
+    send_offer(&connected.conn, limb_id, 0, &options.offer);
     for task_id in work.running.drain() {
         release(&connected.conn, limb_id, task_id, &events);
     }
@@ -406,7 +430,7 @@ async fn reconnect(
 }
 
 /// After a reconnect, the fresh cache is the truth: drop what we lost, re-send
-/// unacknowledged results once, and run claims that committed unseen
+/// unacknowledged results once, and run what was assigned to us unseen
 /// ([`plan::reconcile`] decides; this does what it says).
 fn reconcile(
     conn: &DbConnection,
@@ -416,11 +440,11 @@ fn reconcile(
     events: &mpsc::UnboundedSender<LimbEvent>,
 ) {
     let snapshot = Snapshot {
-        claimed_by_me: conn
+        assigned_to_me: conn
             .db
             .task()
             .iter()
-            .filter(|t| t.state == TaskState::Claimed && t.claimed_by == Some(limb_id))
+            .filter(|t| t.state == TaskState::Claimed && t.assigned_to == limb_id)
             .map(|t| t.id)
             .collect(),
         results_by_me: conn.db.task_result().iter().filter(|r| r.limb_id == limb_id).map(|r| r.task_id).collect(),
@@ -437,7 +461,6 @@ fn reconcile(
         send_outcome(conn, limb_id, task_id, &work.unacked[&task_id]);
     }
     for task_id in plan.orphans {
-        let _ = tx.send(Msg::Claim { task_id, ok: true });
+        let _ = tx.send(Msg::Assigned { task_id, holder: limb_id });
     }
-    let _ = tx.send(Msg::Wake);
 }

@@ -1,6 +1,7 @@
-//! The claim loop's decisions, as pure functions of what the loop knows: the
+//! The limb loop's decisions, as pure functions of what the loop knows: the
 //! work in flight, a snapshot of the hub's rows in its cache, and the
-//! governor's decision. The loop (`super`) does the I/O these ask for; the
+//! governor's decision. The hub assigns the work; the limb decides how many
+//! slots to offer and what to do with what it is given. The loop (`super`) does the I/O these ask for; the
 //! rules are unit-tested here without a server, as `governor::decide` is.
 
 use crate::governor::Decision;
@@ -12,9 +13,7 @@ pub type Outcome = Result<String, String>;
 /// Work in progress, by task id.
 #[derive(Debug, Default)]
 pub struct InFlight {
-    /// Claims sent, not yet answered.
-    pub claiming: HashSet<u64>,
-    /// Claims the hub committed, being executed.
+    /// Tasks the hub assigned us, being executed.
     pub running: HashSet<u64>,
     /// Results sent and not yet acknowledged by the hub.
     pub unacked: HashMap<u64, Outcome>,
@@ -23,51 +22,41 @@ pub struct InFlight {
 }
 
 impl InFlight {
-    pub fn busy(&self) -> usize {
-        self.claiming.len() + self.running.len()
+    /// Is this task already ours in some way (running, or its result on the way)?
+    pub fn knows(&self, task_id: u64) -> bool {
+        self.running.contains(&task_id) || self.unacked.contains_key(&task_id)
     }
 }
 
-/// How many tasks may be in flight: the governor's bound, else the limb's own.
-/// Nothing while the governor withholds.
-pub fn capacity(decision: Option<&Decision>, own_max: usize) -> usize {
-    match decision {
+/// How many tasks to offer the hub at once: the governor's bound, else the
+/// limb's own, never above what the hub accepts. None while the governor withholds.
+pub fn capacity(decision: Option<&Decision>, own_max: usize) -> u32 {
+    let slots = match decision {
         Some(decision) if !decision.give => 0,
         Some(decision) => decision.max_in_flight.max(1),
         None => own_max.max(1),
-    }
+    };
+    u32::try_from(slots).unwrap_or(u32::MAX).min(heiwa_hub::MAX_CAPACITY)
 }
 
-/// The pending tasks to claim now, at most the room left. `pick(n)` chooses
-/// an index below `n`: the loop picks at random, so racing limbs do not all
-/// reach for the same task.
-pub fn to_claim(work: &InFlight, pending: &[u64], capacity: usize, mut pick: impl FnMut(usize) -> usize) -> Vec<u64> {
-    let mut candidates: Vec<u64> = pending.iter().copied().filter(|id| !work.claiming.contains(id)).collect();
-    let room = capacity.saturating_sub(work.busy());
-    let mut chosen = Vec::new();
-    while chosen.len() < room && !candidates.is_empty() {
-        chosen.push(candidates.swap_remove(pick(candidates.len())));
-    }
-    chosen
-}
-
-/// What to do with the hub's answer to one of our claims.
+/// What to do with a task the hub assigned us.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClaimAnswer {
-    /// Committed: execute it.
+pub enum Assignment {
+    /// Execute it.
     Run,
-    /// Committed after the governor said stop and hand work back: release it.
+    /// Assigned just as the governor said stop and hand work back: release it.
     Release,
-    /// Refused (another limb was first): nothing to do.
-    Drop,
+    /// Already running or answered (a row seen again): nothing to do.
+    Known,
 }
 
-pub fn on_claim(committed: bool, decision: Option<&Decision>) -> ClaimAnswer {
-    let must_release = decision.is_some_and(|d| !d.give && d.release_running);
-    match (committed, must_release) {
-        (false, _) => ClaimAnswer::Drop,
-        (true, true) => ClaimAnswer::Release,
-        (true, false) => ClaimAnswer::Run,
+pub fn on_assigned(work: &InFlight, task_id: u64, decision: Option<&Decision>) -> Assignment {
+    if work.knows(task_id) {
+        Assignment::Known
+    } else if decision.is_some_and(|d| !d.give && d.release_running) {
+        Assignment::Release
+    } else {
+        Assignment::Run
     }
 }
 
@@ -84,8 +73,8 @@ pub fn on_decision(work: &mut InFlight, decision: &Decision) -> Vec<u64> {
 /// What the hub's rows say about this limb after a reconnect.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// Tasks the hub shows as claimed by this limb.
-    pub claimed_by_me: HashSet<u64>,
+    /// Tasks the hub shows as assigned to this limb.
+    pub assigned_to_me: HashSet<u64>,
     /// Tasks whose result this limb's identity sent.
     pub results_by_me: HashSet<u64>,
 }
@@ -99,15 +88,14 @@ pub struct Reconciled {
     pub acked: Vec<u64>,
     /// Still ours, result unacknowledged: send it again (once).
     pub resend: Vec<u64>,
-    /// Claims that committed while we were away: run them.
+    /// Assigned to us while we were away (or before a restart): run them.
     pub orphans: Vec<u64>,
 }
 
 pub fn reconcile(work: &mut InFlight, snapshot: &Snapshot) -> Reconciled {
     let mut plan = Reconciled::default();
-    work.claiming.clear();
     work.running.retain(|id| {
-        let ours = snapshot.claimed_by_me.contains(id);
+        let ours = snapshot.assigned_to_me.contains(id);
         if !ours {
             plan.lost.push(*id);
         }
@@ -117,20 +105,14 @@ pub fn reconcile(work: &mut InFlight, snapshot: &Snapshot) -> Reconciled {
     for task_id in unacked {
         if snapshot.results_by_me.contains(&task_id) {
             plan.acked.push(task_id);
-        } else if snapshot.claimed_by_me.contains(&task_id) && work.resent.insert(task_id) {
+        } else if snapshot.assigned_to_me.contains(&task_id) && work.resent.insert(task_id) {
             plan.resend.push(task_id);
         } else {
             work.unacked.remove(&task_id);
             plan.lost.push(task_id);
         }
     }
-    plan.orphans = snapshot
-        .claimed_by_me
-        .iter()
-        .copied()
-        .filter(|id| !work.running.contains(id) && !work.unacked.contains_key(id))
-        .collect();
-    work.claiming.extend(&plan.orphans);
+    plan.orphans = snapshot.assigned_to_me.iter().copied().filter(|id| !work.knows(*id)).collect();
     for list in [&mut plan.lost, &mut plan.acked, &mut plan.resend, &mut plan.orphans] {
         list.sort_unstable();
     }
@@ -150,34 +132,23 @@ mod tests {
     }
 
     #[test]
-    fn capacity_follows_the_governor_and_withholding_claims_nothing() {
+    fn the_offer_follows_the_governor_and_withholding_offers_nothing() {
         assert_eq!(capacity(None, 3), 3);
         assert_eq!(capacity(None, 0), 1, "a limb always takes at least one");
         assert_eq!(capacity(Some(&decision(true, 2, false)), 8), 2, "the governor's bound wins");
         assert_eq!(capacity(Some(&decision(false, 2, false)), 8), 0);
+        assert_eq!(capacity(None, 1000), heiwa_hub::MAX_CAPACITY, "never more than the hub accepts");
     }
 
     #[test]
-    fn claims_fill_the_room_left_and_skip_claims_in_flight() {
-        let mut work = InFlight::default();
-        work.running.insert(1);
-        work.claiming.insert(2);
-        let first = |_: usize| 0;
-        assert_eq!(to_claim(&work, &[2, 3, 4, 5], 4, first), vec![3, 5], "room for 2; task 2 is already being claimed");
-        assert!(to_claim(&work, &[3, 4], 2, first).is_empty(), "full");
-        assert!(to_claim(&work, &[3, 4], 0, first).is_empty(), "withheld");
-        assert!(to_claim(&InFlight::default(), &[], 4, first).is_empty(), "nothing pending");
-        let picked = to_claim(&InFlight::default(), &[7, 8, 9], 3, |n| n - 1);
-        assert_eq!(set(&picked), set(&[7, 8, 9]), "every pick is a distinct pending task");
-    }
-
-    #[test]
-    fn a_committed_claim_runs_unless_the_owner_asked_for_work_back() {
-        assert_eq!(on_claim(true, None), ClaimAnswer::Run);
-        assert_eq!(on_claim(false, None), ClaimAnswer::Drop);
-        assert_eq!(on_claim(true, Some(&decision(false, 1, true))), ClaimAnswer::Release);
-        assert_eq!(on_claim(true, Some(&decision(false, 1, false))), ClaimAnswer::Run, "paused with finish: it runs");
-        assert_eq!(on_claim(false, Some(&decision(false, 1, true))), ClaimAnswer::Drop);
+    fn an_assignment_runs_once_unless_the_owner_asked_for_work_back() {
+        let work =
+            InFlight { running: set(&[1]), unacked: HashMap::from([(2, Ok("a".into()))]), ..InFlight::default() };
+        assert_eq!(on_assigned(&work, 3, None), Assignment::Run);
+        assert_eq!(on_assigned(&work, 1, None), Assignment::Known, "already running");
+        assert_eq!(on_assigned(&work, 2, None), Assignment::Known, "answered, awaiting the hub");
+        assert_eq!(on_assigned(&work, 3, Some(&decision(false, 1, true))), Assignment::Release);
+        assert_eq!(on_assigned(&work, 3, Some(&decision(false, 1, false))), Assignment::Run, "paused with finish");
     }
 
     #[test]
@@ -192,7 +163,6 @@ mod tests {
     #[test]
     fn after_a_reconnect_the_hubs_rows_decide() {
         let mut work = InFlight {
-            claiming: set(&[9]),
             running: set(&[1, 2]),
             unacked: HashMap::from([(3, Ok("a".into())), (4, Err("b".into())), (5, Ok("c".into()))]),
             resent: set(&[5]),
@@ -200,12 +170,11 @@ mod tests {
         // 1 is still ours; 2 was lost; 3's result arrived; 4 is ours, unacknowledged;
         // 5 is still ours but its result, re-sent once already, never arrived: the
         // result is given up and the task runs again (execution is at-least-once);
-        // 6 committed while away.
-        let snapshot = Snapshot { claimed_by_me: set(&[1, 4, 5, 6]), results_by_me: set(&[3]) };
+        // 6 was assigned while away.
+        let snapshot = Snapshot { assigned_to_me: set(&[1, 4, 5, 6]), results_by_me: set(&[3]) };
         let plan = reconcile(&mut work, &snapshot);
         assert_eq!(plan, Reconciled { lost: vec![2, 5], acked: vec![3], resend: vec![4], orphans: vec![5, 6] });
-        assert_eq!(work.running, set(&[1]));
-        assert_eq!(work.claiming, set(&[5, 6]), "claims in flight before are forgotten; orphans are being taken");
+        assert_eq!(work.running, set(&[1]), "orphans are run by the loop, which adds them");
         assert!(work.unacked.contains_key(&4) && !work.unacked.contains_key(&5));
         // A second reconnect does not re-send 4 again: it runs again instead.
         let again = reconcile(&mut work, &snapshot);

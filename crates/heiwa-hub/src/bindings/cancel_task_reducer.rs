@@ -14,9 +14,7 @@ pub(super) struct CancelTaskArgs {
 
 impl From<CancelTaskArgs> for super::Reducer {
     fn from(args: CancelTaskArgs) -> Self {
-        Self::CancelTask {
-            task_id: args.task_id,
-        }
+        Self::CancelTask { task_id: args.task_id }
     }
 }
 
@@ -55,8 +53,7 @@ pub trait cancel_task {
 
 impl cancel_task for super::RemoteReducers {
     fn cancel_task(&self, task_id: u64) -> __sdk::Result<()> {
-        self.imp
-            .call_reducer("cancel_task", CancelTaskArgs { task_id })
+        self.imp.call_reducer("cancel_task", CancelTaskArgs { task_id })
     }
     fn on_cancel_task(
         &self,
@@ -66,11 +63,7 @@ impl cancel_task for super::RemoteReducers {
             "cancel_task",
             Box::new(move |ctx: &super::ReducerEventContext| {
                 let super::ReducerEventContext {
-                    event:
-                        __sdk::ReducerEvent {
-                            reducer: super::Reducer::CancelTask { task_id },
-                            ..
-                        },
+                    event: __sdk::ReducerEvent { reducer: super::Reducer::CancelTask { task_id }, .. },
                     ..
                 } = ctx
                 else {

@@ -16,11 +16,7 @@ pub(super) struct CompleteTaskArgs {
 
 impl From<CompleteTaskArgs> for super::Reducer {
     fn from(args: CompleteTaskArgs) -> Self {
-        Self::CompleteTask {
-            task_id: args.task_id,
-            limb_id: args.limb_id,
-            summary: args.summary,
-        }
+        Self::CompleteTask { task_id: args.task_id, limb_id: args.limb_id, summary: args.summary }
     }
 }
 
@@ -59,14 +55,7 @@ pub trait complete_task {
 
 impl complete_task for super::RemoteReducers {
     fn complete_task(&self, task_id: u64, limb_id: u64, summary: String) -> __sdk::Result<()> {
-        self.imp.call_reducer(
-            "complete_task",
-            CompleteTaskArgs {
-                task_id,
-                limb_id,
-                summary,
-            },
-        )
+        self.imp.call_reducer("complete_task", CompleteTaskArgs { task_id, limb_id, summary })
     }
     fn on_complete_task(
         &self,
@@ -77,15 +66,7 @@ impl complete_task for super::RemoteReducers {
             Box::new(move |ctx: &super::ReducerEventContext| {
                 let super::ReducerEventContext {
                     event:
-                        __sdk::ReducerEvent {
-                            reducer:
-                                super::Reducer::CompleteTask {
-                                    task_id,
-                                    limb_id,
-                                    summary,
-                                },
-                            ..
-                        },
+                        __sdk::ReducerEvent { reducer: super::Reducer::CompleteTask { task_id, limb_id, summary }, .. },
                     ..
                 } = ctx
                 else {

@@ -53,8 +53,7 @@ pub trait create_tenant {
 
 impl create_tenant for super::RemoteReducers {
     fn create_tenant(&self, name: String) -> __sdk::Result<()> {
-        self.imp
-            .call_reducer("create_tenant", CreateTenantArgs { name })
+        self.imp.call_reducer("create_tenant", CreateTenantArgs { name })
     }
     fn on_create_tenant(
         &self,
@@ -64,11 +63,7 @@ impl create_tenant for super::RemoteReducers {
             "create_tenant",
             Box::new(move |ctx: &super::ReducerEventContext| {
                 let super::ReducerEventContext {
-                    event:
-                        __sdk::ReducerEvent {
-                            reducer: super::Reducer::CreateTenant { name },
-                            ..
-                        },
+                    event: __sdk::ReducerEvent { reducer: super::Reducer::CreateTenant { name }, .. },
                     ..
                 } = ctx
                 else {

@@ -55,8 +55,7 @@ pub trait expire_leases {
 
 impl expire_leases for super::RemoteReducers {
     fn expire_leases(&self, sweep: LeaseSweep) -> __sdk::Result<()> {
-        self.imp
-            .call_reducer("expire_leases", ExpireLeasesArgs { sweep })
+        self.imp.call_reducer("expire_leases", ExpireLeasesArgs { sweep })
     }
     fn on_expire_leases(
         &self,
@@ -66,11 +65,7 @@ impl expire_leases for super::RemoteReducers {
             "expire_leases",
             Box::new(move |ctx: &super::ReducerEventContext| {
                 let super::ReducerEventContext {
-                    event:
-                        __sdk::ReducerEvent {
-                            reducer: super::Reducer::ExpireLeases { sweep },
-                            ..
-                        },
+                    event: __sdk::ReducerEvent { reducer: super::Reducer::ExpireLeases { sweep }, .. },
                     ..
                 } = ctx
                 else {

@@ -16,11 +16,7 @@ pub(super) struct FailTaskArgs {
 
 impl From<FailTaskArgs> for super::Reducer {
     fn from(args: FailTaskArgs) -> Self {
-        Self::FailTask {
-            task_id: args.task_id,
-            limb_id: args.limb_id,
-            reason: args.reason,
-        }
+        Self::FailTask { task_id: args.task_id, limb_id: args.limb_id, reason: args.reason }
     }
 }
 
@@ -59,14 +55,7 @@ pub trait fail_task {
 
 impl fail_task for super::RemoteReducers {
     fn fail_task(&self, task_id: u64, limb_id: u64, reason: String) -> __sdk::Result<()> {
-        self.imp.call_reducer(
-            "fail_task",
-            FailTaskArgs {
-                task_id,
-                limb_id,
-                reason,
-            },
-        )
+        self.imp.call_reducer("fail_task", FailTaskArgs { task_id, limb_id, reason })
     }
     fn on_fail_task(
         &self,
@@ -76,16 +65,7 @@ impl fail_task for super::RemoteReducers {
             "fail_task",
             Box::new(move |ctx: &super::ReducerEventContext| {
                 let super::ReducerEventContext {
-                    event:
-                        __sdk::ReducerEvent {
-                            reducer:
-                                super::Reducer::FailTask {
-                                    task_id,
-                                    limb_id,
-                                    reason,
-                                },
-                            ..
-                        },
+                    event: __sdk::ReducerEvent { reducer: super::Reducer::FailTask { task_id, limb_id, reason }, .. },
                     ..
                 } = ctx
                 else {

@@ -14,9 +14,7 @@ pub(super) struct HeartbeatArgs {
 
 impl From<HeartbeatArgs> for super::Reducer {
     fn from(args: HeartbeatArgs) -> Self {
-        Self::Heartbeat {
-            limb_id: args.limb_id,
-        }
+        Self::Heartbeat { limb_id: args.limb_id }
     }
 }
 
@@ -55,8 +53,7 @@ pub trait heartbeat {
 
 impl heartbeat for super::RemoteReducers {
     fn heartbeat(&self, limb_id: u64) -> __sdk::Result<()> {
-        self.imp
-            .call_reducer("heartbeat", HeartbeatArgs { limb_id })
+        self.imp.call_reducer("heartbeat", HeartbeatArgs { limb_id })
     }
     fn on_heartbeat(
         &self,
@@ -66,11 +63,7 @@ impl heartbeat for super::RemoteReducers {
             "heartbeat",
             Box::new(move |ctx: &super::ReducerEventContext| {
                 let super::ReducerEventContext {
-                    event:
-                        __sdk::ReducerEvent {
-                            reducer: super::Reducer::Heartbeat { limb_id },
-                            ..
-                        },
+                    event: __sdk::ReducerEvent { reducer: super::Reducer::Heartbeat { limb_id }, .. },
                     ..
                 } = ctx
                 else {

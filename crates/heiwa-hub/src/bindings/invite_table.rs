@@ -5,6 +5,7 @@
 
 #![allow(unused, clippy::all)]
 use super::invite_type::Invite;
+use super::role_type::Role;
 use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 
 /// Table handle for the table `invite`.
@@ -32,10 +33,7 @@ pub trait InviteTableAccess {
 
 impl InviteTableAccess for super::RemoteTables {
     fn invite(&self) -> InviteTableHandle<'_> {
-        InviteTableHandle {
-            imp: self.imp.get_table::<Invite>("invite"),
-            ctx: std::marker::PhantomData,
-        }
+        InviteTableHandle { imp: self.imp.get_table::<Invite>("invite"), ctx: std::marker::PhantomData }
     }
 }
 
@@ -106,11 +104,8 @@ impl<'ctx> __sdk::TableWithPrimaryKey for InviteTableHandle<'ctx> {
 pub(super) fn parse_table_update(
     raw_updates: __ws::TableUpdate<__ws::BsatnFormat>,
 ) -> __sdk::Result<__sdk::TableUpdate<Invite>> {
-    __sdk::TableUpdate::parse_table_update(raw_updates).map_err(|e| {
-        __sdk::InternalError::failed_parse("TableUpdate<Invite>", "TableUpdate")
-            .with_cause(e)
-            .into()
-    })
+    __sdk::TableUpdate::parse_table_update(raw_updates)
+        .map_err(|e| __sdk::InternalError::failed_parse("TableUpdate<Invite>", "TableUpdate").with_cause(e).into())
 }
 
 /// Access to the `code` unique index on the table `invite`,
@@ -128,10 +123,7 @@ pub struct InviteCodeUnique<'ctx> {
 impl<'ctx> InviteTableHandle<'ctx> {
     /// Get a handle on the `code` unique index on the table `invite`.
     pub fn code(&self) -> InviteCodeUnique<'ctx> {
-        InviteCodeUnique {
-            imp: self.imp.get_unique_constraint::<String>("code"),
-            phantom: std::marker::PhantomData,
-        }
+        InviteCodeUnique { imp: self.imp.get_unique_constraint::<String>("code"), phantom: std::marker::PhantomData }
     }
 }
 

@@ -6,12 +6,15 @@
 #![allow(unused, clippy::all)]
 use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 
+use super::role_type::Role;
+
 #[derive(__lib::ser::Serialize, __lib::de::Deserialize, Clone, PartialEq, Debug)]
 #[sats(crate = __lib)]
 pub struct Invite {
     pub code: String,
     pub tenant_id: u64,
     pub created_by: __sdk::Identity,
+    pub role: Role,
     pub uses_left: u32,
     pub expires_at: __sdk::Timestamp,
 }

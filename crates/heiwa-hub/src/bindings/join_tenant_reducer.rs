@@ -53,8 +53,7 @@ pub trait join_tenant {
 
 impl join_tenant for super::RemoteReducers {
     fn join_tenant(&self, code: String) -> __sdk::Result<()> {
-        self.imp
-            .call_reducer("join_tenant", JoinTenantArgs { code })
+        self.imp.call_reducer("join_tenant", JoinTenantArgs { code })
     }
     fn on_join_tenant(
         &self,
@@ -64,11 +63,7 @@ impl join_tenant for super::RemoteReducers {
             "join_tenant",
             Box::new(move |ctx: &super::ReducerEventContext| {
                 let super::ReducerEventContext {
-                    event:
-                        __sdk::ReducerEvent {
-                            reducer: super::Reducer::JoinTenant { code },
-                            ..
-                        },
+                    event: __sdk::ReducerEvent { reducer: super::Reducer::JoinTenant { code }, .. },
                     ..
                 } = ctx
                 else {

@@ -32,10 +32,7 @@ pub trait LeaseSweepTableAccess {
 
 impl LeaseSweepTableAccess for super::RemoteTables {
     fn lease_sweep(&self) -> LeaseSweepTableHandle<'_> {
-        LeaseSweepTableHandle {
-            imp: self.imp.get_table::<LeaseSweep>("lease_sweep"),
-            ctx: std::marker::PhantomData,
-        }
+        LeaseSweepTableHandle { imp: self.imp.get_table::<LeaseSweep>("lease_sweep"), ctx: std::marker::PhantomData }
     }
 }
 
@@ -106,11 +103,8 @@ impl<'ctx> __sdk::TableWithPrimaryKey for LeaseSweepTableHandle<'ctx> {
 pub(super) fn parse_table_update(
     raw_updates: __ws::TableUpdate<__ws::BsatnFormat>,
 ) -> __sdk::Result<__sdk::TableUpdate<LeaseSweep>> {
-    __sdk::TableUpdate::parse_table_update(raw_updates).map_err(|e| {
-        __sdk::InternalError::failed_parse("TableUpdate<LeaseSweep>", "TableUpdate")
-            .with_cause(e)
-            .into()
-    })
+    __sdk::TableUpdate::parse_table_update(raw_updates)
+        .map_err(|e| __sdk::InternalError::failed_parse("TableUpdate<LeaseSweep>", "TableUpdate").with_cause(e).into())
 }
 
 /// Access to the `scheduled_id` unique index on the table `lease_sweep`,

@@ -32,10 +32,7 @@ pub trait LeaseTableAccess {
 
 impl LeaseTableAccess for super::RemoteTables {
     fn lease(&self) -> LeaseTableHandle<'_> {
-        LeaseTableHandle {
-            imp: self.imp.get_table::<Lease>("lease"),
-            ctx: std::marker::PhantomData,
-        }
+        LeaseTableHandle { imp: self.imp.get_table::<Lease>("lease"), ctx: std::marker::PhantomData }
     }
 }
 
@@ -106,11 +103,8 @@ impl<'ctx> __sdk::TableWithPrimaryKey for LeaseTableHandle<'ctx> {
 pub(super) fn parse_table_update(
     raw_updates: __ws::TableUpdate<__ws::BsatnFormat>,
 ) -> __sdk::Result<__sdk::TableUpdate<Lease>> {
-    __sdk::TableUpdate::parse_table_update(raw_updates).map_err(|e| {
-        __sdk::InternalError::failed_parse("TableUpdate<Lease>", "TableUpdate")
-            .with_cause(e)
-            .into()
-    })
+    __sdk::TableUpdate::parse_table_update(raw_updates)
+        .map_err(|e| __sdk::InternalError::failed_parse("TableUpdate<Lease>", "TableUpdate").with_cause(e).into())
 }
 
 /// Access to the `task_id` unique index on the table `lease`,
@@ -128,10 +122,7 @@ pub struct LeaseTaskIdUnique<'ctx> {
 impl<'ctx> LeaseTableHandle<'ctx> {
     /// Get a handle on the `task_id` unique index on the table `lease`.
     pub fn task_id(&self) -> LeaseTaskIdUnique<'ctx> {
-        LeaseTaskIdUnique {
-            imp: self.imp.get_unique_constraint::<u64>("task_id"),
-            phantom: std::marker::PhantomData,
-        }
+        LeaseTaskIdUnique { imp: self.imp.get_unique_constraint::<u64>("task_id"), phantom: std::marker::PhantomData }
     }
 }
 

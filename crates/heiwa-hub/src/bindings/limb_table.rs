@@ -5,6 +5,7 @@
 
 #![allow(unused, clippy::all)]
 use super::limb_type::Limb;
+use super::model_offer_type::ModelOffer;
 use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 
 /// Table handle for the table `limb`.
@@ -32,10 +33,7 @@ pub trait LimbTableAccess {
 
 impl LimbTableAccess for super::RemoteTables {
     fn limb(&self) -> LimbTableHandle<'_> {
-        LimbTableHandle {
-            imp: self.imp.get_table::<Limb>("limb"),
-            ctx: std::marker::PhantomData,
-        }
+        LimbTableHandle { imp: self.imp.get_table::<Limb>("limb"), ctx: std::marker::PhantomData }
     }
 }
 
@@ -107,11 +105,8 @@ impl<'ctx> __sdk::TableWithPrimaryKey for LimbTableHandle<'ctx> {
 pub(super) fn parse_table_update(
     raw_updates: __ws::TableUpdate<__ws::BsatnFormat>,
 ) -> __sdk::Result<__sdk::TableUpdate<Limb>> {
-    __sdk::TableUpdate::parse_table_update(raw_updates).map_err(|e| {
-        __sdk::InternalError::failed_parse("TableUpdate<Limb>", "TableUpdate")
-            .with_cause(e)
-            .into()
-    })
+    __sdk::TableUpdate::parse_table_update(raw_updates)
+        .map_err(|e| __sdk::InternalError::failed_parse("TableUpdate<Limb>", "TableUpdate").with_cause(e).into())
 }
 
 /// Access to the `id` unique index on the table `limb`,
@@ -129,10 +124,7 @@ pub struct LimbIdUnique<'ctx> {
 impl<'ctx> LimbTableHandle<'ctx> {
     /// Get a handle on the `id` unique index on the table `limb`.
     pub fn id(&self) -> LimbIdUnique<'ctx> {
-        LimbIdUnique {
-            imp: self.imp.get_unique_constraint::<u64>("id"),
-            phantom: std::marker::PhantomData,
-        }
+        LimbIdUnique { imp: self.imp.get_unique_constraint::<u64>("id"), phantom: std::marker::PhantomData }
     }
 }
 
@@ -160,9 +152,7 @@ impl<'ctx> LimbTableHandle<'ctx> {
     /// Get a handle on the `identity` unique index on the table `limb`.
     pub fn identity(&self) -> LimbIdentityUnique<'ctx> {
         LimbIdentityUnique {
-            imp: self
-                .imp
-                .get_unique_constraint::<__sdk::Identity>("identity"),
+            imp: self.imp.get_unique_constraint::<__sdk::Identity>("identity"),
             phantom: std::marker::PhantomData,
         }
     }

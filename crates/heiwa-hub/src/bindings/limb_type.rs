@@ -6,6 +6,8 @@
 #![allow(unused, clippy::all)]
 use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 
+use super::model_offer_type::ModelOffer;
+
 #[derive(__lib::ser::Serialize, __lib::de::Deserialize, Clone, PartialEq, Debug)]
 #[sats(crate = __lib)]
 pub struct Limb {
@@ -14,7 +16,11 @@ pub struct Limb {
     pub identity: __sdk::Identity,
     pub name: String,
     pub lease_secs: u32,
-    pub last_seen: __sdk::Timestamp,
+    pub capacity: u32,
+    pub models: Vec<ModelOffer>,
+    pub tool: bool,
+    pub gpu: bool,
+    pub online: bool,
 }
 
 impl __sdk::InModule for Limb {

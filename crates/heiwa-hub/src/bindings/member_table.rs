@@ -33,10 +33,7 @@ pub trait MemberTableAccess {
 
 impl MemberTableAccess for super::RemoteTables {
     fn member(&self) -> MemberTableHandle<'_> {
-        MemberTableHandle {
-            imp: self.imp.get_table::<Member>("member"),
-            ctx: std::marker::PhantomData,
-        }
+        MemberTableHandle { imp: self.imp.get_table::<Member>("member"), ctx: std::marker::PhantomData }
     }
 }
 
@@ -107,11 +104,8 @@ impl<'ctx> __sdk::TableWithPrimaryKey for MemberTableHandle<'ctx> {
 pub(super) fn parse_table_update(
     raw_updates: __ws::TableUpdate<__ws::BsatnFormat>,
 ) -> __sdk::Result<__sdk::TableUpdate<Member>> {
-    __sdk::TableUpdate::parse_table_update(raw_updates).map_err(|e| {
-        __sdk::InternalError::failed_parse("TableUpdate<Member>", "TableUpdate")
-            .with_cause(e)
-            .into()
-    })
+    __sdk::TableUpdate::parse_table_update(raw_updates)
+        .map_err(|e| __sdk::InternalError::failed_parse("TableUpdate<Member>", "TableUpdate").with_cause(e).into())
 }
 
 /// Access to the `identity` unique index on the table `member`,
@@ -130,9 +124,7 @@ impl<'ctx> MemberTableHandle<'ctx> {
     /// Get a handle on the `identity` unique index on the table `member`.
     pub fn identity(&self) -> MemberIdentityUnique<'ctx> {
         MemberIdentityUnique {
-            imp: self
-                .imp
-                .get_unique_constraint::<__sdk::Identity>("identity"),
+            imp: self.imp.get_unique_constraint::<__sdk::Identity>("identity"),
             phantom: std::marker::PhantomData,
         }
     }

@@ -14,6 +14,7 @@ pub struct Member {
     pub identity: __sdk::Identity,
     pub tenant_id: u64,
     pub role: Role,
+    pub submits: bool,
 }
 
 impl __sdk::InModule for Member {

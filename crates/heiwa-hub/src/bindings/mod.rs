@@ -6,14 +6,20 @@
 #![allow(unused, clippy::all)]
 use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 
+pub mod assignee_table;
+pub mod assignee_type;
 pub mod cancel_task_reducer;
-pub mod claim_task_reducer;
+pub mod client_disconnected_reducer;
 pub mod complete_task_reducer;
+pub mod configure_hub_reducer;
 pub mod create_invite_reducer;
 pub mod create_tenant_reducer;
 pub mod expire_leases_reducer;
 pub mod fail_task_reducer;
+pub mod grant_limb_reducer;
 pub mod heartbeat_reducer;
+pub mod hub_config_table;
+pub mod hub_config_type;
 pub mod invite_table;
 pub mod invite_type;
 pub mod join_tenant_reducer;
@@ -25,6 +31,19 @@ pub mod limb_table;
 pub mod limb_type;
 pub mod member_table;
 pub mod member_type;
+pub mod model_offer_type;
+pub mod offer_reducer;
+pub mod pending_table;
+pub mod pending_type;
+pub mod presence_table;
+pub mod presence_type;
+pub mod prune_finished_reducer;
+pub mod prune_sweep_table;
+pub mod prune_sweep_type;
+pub mod reader_table;
+pub mod reader_type;
+pub mod ready_table;
+pub mod ready_type;
 pub mod register_limb_reducer;
 pub mod release_task_reducer;
 pub mod role_type;
@@ -36,23 +55,25 @@ pub mod task_table;
 pub mod task_type;
 pub mod tenant_table;
 pub mod tenant_type;
+pub mod tenant_usage_table;
+pub mod tenant_usage_type;
 
+pub use assignee_table::*;
+pub use assignee_type::Assignee;
 pub use cancel_task_reducer::{cancel_task, set_flags_for_cancel_task, CancelTaskCallbackId};
-pub use claim_task_reducer::{claim_task, set_flags_for_claim_task, ClaimTaskCallbackId};
-pub use complete_task_reducer::{
-    complete_task, set_flags_for_complete_task, CompleteTaskCallbackId,
+pub use client_disconnected_reducer::{
+    client_disconnected, set_flags_for_client_disconnected, ClientDisconnectedCallbackId,
 };
-pub use create_invite_reducer::{
-    create_invite, set_flags_for_create_invite, CreateInviteCallbackId,
-};
-pub use create_tenant_reducer::{
-    create_tenant, set_flags_for_create_tenant, CreateTenantCallbackId,
-};
-pub use expire_leases_reducer::{
-    expire_leases, set_flags_for_expire_leases, ExpireLeasesCallbackId,
-};
+pub use complete_task_reducer::{complete_task, set_flags_for_complete_task, CompleteTaskCallbackId};
+pub use configure_hub_reducer::{configure_hub, set_flags_for_configure_hub, ConfigureHubCallbackId};
+pub use create_invite_reducer::{create_invite, set_flags_for_create_invite, CreateInviteCallbackId};
+pub use create_tenant_reducer::{create_tenant, set_flags_for_create_tenant, CreateTenantCallbackId};
+pub use expire_leases_reducer::{expire_leases, set_flags_for_expire_leases, ExpireLeasesCallbackId};
 pub use fail_task_reducer::{fail_task, set_flags_for_fail_task, FailTaskCallbackId};
+pub use grant_limb_reducer::{grant_limb, set_flags_for_grant_limb, GrantLimbCallbackId};
 pub use heartbeat_reducer::{heartbeat, set_flags_for_heartbeat, HeartbeatCallbackId};
+pub use hub_config_table::*;
+pub use hub_config_type::HubConfig;
 pub use invite_table::*;
 pub use invite_type::Invite;
 pub use join_tenant_reducer::{join_tenant, set_flags_for_join_tenant, JoinTenantCallbackId};
@@ -64,9 +85,20 @@ pub use limb_table::*;
 pub use limb_type::Limb;
 pub use member_table::*;
 pub use member_type::Member;
-pub use register_limb_reducer::{
-    register_limb, set_flags_for_register_limb, RegisterLimbCallbackId,
-};
+pub use model_offer_type::ModelOffer;
+pub use offer_reducer::{offer, set_flags_for_offer, OfferCallbackId};
+pub use pending_table::*;
+pub use pending_type::Pending;
+pub use presence_table::*;
+pub use presence_type::Presence;
+pub use prune_finished_reducer::{prune_finished, set_flags_for_prune_finished, PruneFinishedCallbackId};
+pub use prune_sweep_table::*;
+pub use prune_sweep_type::PruneSweep;
+pub use reader_table::*;
+pub use reader_type::Reader;
+pub use ready_table::*;
+pub use ready_type::Ready;
+pub use register_limb_reducer::{register_limb, set_flags_for_register_limb, RegisterLimbCallbackId};
 pub use release_task_reducer::{release_task, set_flags_for_release_task, ReleaseTaskCallbackId};
 pub use role_type::Role;
 pub use submit_task_reducer::{set_flags_for_submit_task, submit_task, SubmitTaskCallbackId};
@@ -77,6 +109,8 @@ pub use task_table::*;
 pub use task_type::Task;
 pub use tenant_table::*;
 pub use tenant_type::Tenant;
+pub use tenant_usage_table::*;
+pub use tenant_usage_type::TenantUsage;
 
 #[derive(Clone, PartialEq, Debug)]
 
@@ -89,18 +123,23 @@ pub enum Reducer {
     CancelTask {
         task_id: u64,
     },
-    ClaimTask {
-        task_id: u64,
-        limb_id: u64,
-    },
+    ClientDisconnected,
     CompleteTask {
         task_id: u64,
         limb_id: u64,
         summary: String,
     },
+    ConfigureHub {
+        max_open_tasks: u32,
+        submits_per_sec: u32,
+        submit_burst: u32,
+        retain_secs: u64,
+        prune_every_secs: u64,
+    },
     CreateInvite {
         uses: u32,
         ttl_secs: u32,
+        role: Role,
     },
     CreateTenant {
         name: String,
@@ -113,11 +152,26 @@ pub enum Reducer {
         limb_id: u64,
         reason: String,
     },
+    GrantLimb {
+        limb_id: u64,
+        reads_tenant: bool,
+        submits: bool,
+    },
     Heartbeat {
         limb_id: u64,
     },
     JoinTenant {
         code: String,
+    },
+    Offer {
+        limb_id: u64,
+        capacity: u32,
+        models: Vec<ModelOffer>,
+        tool: bool,
+        gpu: bool,
+    },
+    PruneFinished {
+        sweep: PruneSweep,
     },
     RegisterLimb {
         name: String,
@@ -129,6 +183,7 @@ pub enum Reducer {
     },
     SubmitTask {
         payload: String,
+        model: String,
     },
 }
 
@@ -140,14 +195,18 @@ impl __sdk::Reducer for Reducer {
     fn reducer_name(&self) -> &'static str {
         match self {
             Reducer::CancelTask { .. } => "cancel_task",
-            Reducer::ClaimTask { .. } => "claim_task",
+            Reducer::ClientDisconnected => "client_disconnected",
             Reducer::CompleteTask { .. } => "complete_task",
+            Reducer::ConfigureHub { .. } => "configure_hub",
             Reducer::CreateInvite { .. } => "create_invite",
             Reducer::CreateTenant { .. } => "create_tenant",
             Reducer::ExpireLeases { .. } => "expire_leases",
             Reducer::FailTask { .. } => "fail_task",
+            Reducer::GrantLimb { .. } => "grant_limb",
             Reducer::Heartbeat { .. } => "heartbeat",
             Reducer::JoinTenant { .. } => "join_tenant",
+            Reducer::Offer { .. } => "offer",
+            Reducer::PruneFinished { .. } => "prune_finished",
             Reducer::RegisterLimb { .. } => "register_limb",
             Reducer::ReleaseTask { .. } => "release_task",
             Reducer::SubmitTask { .. } => "submit_task",
@@ -158,81 +217,63 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
     type Error = __sdk::Error;
     fn try_from(value: __ws::ReducerCallInfo<__ws::BsatnFormat>) -> __sdk::Result<Self> {
         match &value.reducer_name[..] {
-            "cancel_task" => Ok(
-                __sdk::parse_reducer_args::<cancel_task_reducer::CancelTaskArgs>(
-                    "cancel_task",
-                    &value.args,
-                )?
-                .into(),
-            ),
-            "claim_task" => Ok(
-                __sdk::parse_reducer_args::<claim_task_reducer::ClaimTaskArgs>(
-                    "claim_task",
-                    &value.args,
-                )?
-                .into(),
-            ),
-            "complete_task" => Ok(__sdk::parse_reducer_args::<
-                complete_task_reducer::CompleteTaskArgs,
-            >("complete_task", &value.args)?
-            .into()),
-            "create_invite" => Ok(__sdk::parse_reducer_args::<
-                create_invite_reducer::CreateInviteArgs,
-            >("create_invite", &value.args)?
-            .into()),
-            "create_tenant" => Ok(__sdk::parse_reducer_args::<
-                create_tenant_reducer::CreateTenantArgs,
-            >("create_tenant", &value.args)?
-            .into()),
-            "expire_leases" => Ok(__sdk::parse_reducer_args::<
-                expire_leases_reducer::ExpireLeasesArgs,
-            >("expire_leases", &value.args)?
-            .into()),
-            "fail_task" => Ok(
-                __sdk::parse_reducer_args::<fail_task_reducer::FailTaskArgs>(
-                    "fail_task",
-                    &value.args,
-                )?
-                .into(),
-            ),
-            "heartbeat" => Ok(
-                __sdk::parse_reducer_args::<heartbeat_reducer::HeartbeatArgs>(
-                    "heartbeat",
-                    &value.args,
-                )?
-                .into(),
-            ),
-            "join_tenant" => Ok(
-                __sdk::parse_reducer_args::<join_tenant_reducer::JoinTenantArgs>(
-                    "join_tenant",
-                    &value.args,
-                )?
-                .into(),
-            ),
-            "register_limb" => Ok(__sdk::parse_reducer_args::<
-                register_limb_reducer::RegisterLimbArgs,
-            >("register_limb", &value.args)?
-            .into()),
-            "release_task" => Ok(
-                __sdk::parse_reducer_args::<release_task_reducer::ReleaseTaskArgs>(
-                    "release_task",
-                    &value.args,
-                )?
-                .into(),
-            ),
-            "submit_task" => Ok(
-                __sdk::parse_reducer_args::<submit_task_reducer::SubmitTaskArgs>(
-                    "submit_task",
-                    &value.args,
-                )?
-                .into(),
-            ),
-            unknown => {
-                Err(
-                    __sdk::InternalError::unknown_name("reducer", unknown, "ReducerCallInfo")
-                        .into(),
-                )
+            "cancel_task" => {
+                Ok(__sdk::parse_reducer_args::<cancel_task_reducer::CancelTaskArgs>("cancel_task", &value.args)?.into())
             }
+            "client_disconnected" => Ok(__sdk::parse_reducer_args::<
+                client_disconnected_reducer::ClientDisconnectedArgs,
+            >("client_disconnected", &value.args)?
+            .into()),
+            "complete_task" => {
+                Ok(__sdk::parse_reducer_args::<complete_task_reducer::CompleteTaskArgs>("complete_task", &value.args)?
+                    .into())
+            }
+            "configure_hub" => {
+                Ok(__sdk::parse_reducer_args::<configure_hub_reducer::ConfigureHubArgs>("configure_hub", &value.args)?
+                    .into())
+            }
+            "create_invite" => {
+                Ok(__sdk::parse_reducer_args::<create_invite_reducer::CreateInviteArgs>("create_invite", &value.args)?
+                    .into())
+            }
+            "create_tenant" => {
+                Ok(__sdk::parse_reducer_args::<create_tenant_reducer::CreateTenantArgs>("create_tenant", &value.args)?
+                    .into())
+            }
+            "expire_leases" => {
+                Ok(__sdk::parse_reducer_args::<expire_leases_reducer::ExpireLeasesArgs>("expire_leases", &value.args)?
+                    .into())
+            }
+            "fail_task" => {
+                Ok(__sdk::parse_reducer_args::<fail_task_reducer::FailTaskArgs>("fail_task", &value.args)?.into())
+            }
+            "grant_limb" => {
+                Ok(__sdk::parse_reducer_args::<grant_limb_reducer::GrantLimbArgs>("grant_limb", &value.args)?.into())
+            }
+            "heartbeat" => {
+                Ok(__sdk::parse_reducer_args::<heartbeat_reducer::HeartbeatArgs>("heartbeat", &value.args)?.into())
+            }
+            "join_tenant" => {
+                Ok(__sdk::parse_reducer_args::<join_tenant_reducer::JoinTenantArgs>("join_tenant", &value.args)?.into())
+            }
+            "offer" => Ok(__sdk::parse_reducer_args::<offer_reducer::OfferArgs>("offer", &value.args)?.into()),
+            "prune_finished" => Ok(__sdk::parse_reducer_args::<prune_finished_reducer::PruneFinishedArgs>(
+                "prune_finished",
+                &value.args,
+            )?
+            .into()),
+            "register_limb" => {
+                Ok(__sdk::parse_reducer_args::<register_limb_reducer::RegisterLimbArgs>("register_limb", &value.args)?
+                    .into())
+            }
+            "release_task" => {
+                Ok(__sdk::parse_reducer_args::<release_task_reducer::ReleaseTaskArgs>("release_task", &value.args)?
+                    .into())
+            }
+            "submit_task" => {
+                Ok(__sdk::parse_reducer_args::<submit_task_reducer::SubmitTaskArgs>("submit_task", &value.args)?.into())
+            }
+            unknown => Err(__sdk::InternalError::unknown_name("reducer", unknown, "ReducerCallInfo").into()),
         }
     }
 }
@@ -241,14 +282,22 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
 #[allow(non_snake_case)]
 #[doc(hidden)]
 pub struct DbUpdate {
+    assignee: __sdk::TableUpdate<Assignee>,
+    hub_config: __sdk::TableUpdate<HubConfig>,
     invite: __sdk::TableUpdate<Invite>,
     lease: __sdk::TableUpdate<Lease>,
     lease_sweep: __sdk::TableUpdate<LeaseSweep>,
     limb: __sdk::TableUpdate<Limb>,
     member: __sdk::TableUpdate<Member>,
+    pending: __sdk::TableUpdate<Pending>,
+    presence: __sdk::TableUpdate<Presence>,
+    prune_sweep: __sdk::TableUpdate<PruneSweep>,
+    reader: __sdk::TableUpdate<Reader>,
+    ready: __sdk::TableUpdate<Ready>,
     task: __sdk::TableUpdate<Task>,
     task_result: __sdk::TableUpdate<TaskResult>,
     tenant: __sdk::TableUpdate<Tenant>,
+    tenant_usage: __sdk::TableUpdate<TenantUsage>,
 }
 
 impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
@@ -257,38 +306,25 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
         let mut db_update = DbUpdate::default();
         for table_update in raw.tables {
             match &table_update.table_name[..] {
-                "invite" => db_update
-                    .invite
-                    .append(invite_table::parse_table_update(table_update)?),
-                "lease" => db_update
-                    .lease
-                    .append(lease_table::parse_table_update(table_update)?),
-                "lease_sweep" => db_update
-                    .lease_sweep
-                    .append(lease_sweep_table::parse_table_update(table_update)?),
-                "limb" => db_update
-                    .limb
-                    .append(limb_table::parse_table_update(table_update)?),
-                "member" => db_update
-                    .member
-                    .append(member_table::parse_table_update(table_update)?),
-                "task" => db_update
-                    .task
-                    .append(task_table::parse_table_update(table_update)?),
-                "task_result" => db_update
-                    .task_result
-                    .append(task_result_table::parse_table_update(table_update)?),
-                "tenant" => db_update
-                    .tenant
-                    .append(tenant_table::parse_table_update(table_update)?),
+                "assignee" => db_update.assignee.append(assignee_table::parse_table_update(table_update)?),
+                "hub_config" => db_update.hub_config.append(hub_config_table::parse_table_update(table_update)?),
+                "invite" => db_update.invite.append(invite_table::parse_table_update(table_update)?),
+                "lease" => db_update.lease.append(lease_table::parse_table_update(table_update)?),
+                "lease_sweep" => db_update.lease_sweep.append(lease_sweep_table::parse_table_update(table_update)?),
+                "limb" => db_update.limb.append(limb_table::parse_table_update(table_update)?),
+                "member" => db_update.member.append(member_table::parse_table_update(table_update)?),
+                "pending" => db_update.pending.append(pending_table::parse_table_update(table_update)?),
+                "presence" => db_update.presence.append(presence_table::parse_table_update(table_update)?),
+                "prune_sweep" => db_update.prune_sweep.append(prune_sweep_table::parse_table_update(table_update)?),
+                "reader" => db_update.reader.append(reader_table::parse_table_update(table_update)?),
+                "ready" => db_update.ready.append(ready_table::parse_table_update(table_update)?),
+                "task" => db_update.task.append(task_table::parse_table_update(table_update)?),
+                "task_result" => db_update.task_result.append(task_result_table::parse_table_update(table_update)?),
+                "tenant" => db_update.tenant.append(tenant_table::parse_table_update(table_update)?),
+                "tenant_usage" => db_update.tenant_usage.append(tenant_usage_table::parse_table_update(table_update)?),
 
                 unknown => {
-                    return Err(__sdk::InternalError::unknown_name(
-                        "table",
-                        unknown,
-                        "DatabaseUpdate",
-                    )
-                    .into());
+                    return Err(__sdk::InternalError::unknown_name("table", unknown, "DatabaseUpdate").into());
                 }
             }
         }
@@ -301,36 +337,39 @@ impl __sdk::InModule for DbUpdate {
 }
 
 impl __sdk::DbUpdate for DbUpdate {
-    fn apply_to_client_cache(
-        &self,
-        cache: &mut __sdk::ClientCache<RemoteModule>,
-    ) -> AppliedDiff<'_> {
+    fn apply_to_client_cache(&self, cache: &mut __sdk::ClientCache<RemoteModule>) -> AppliedDiff<'_> {
         let mut diff = AppliedDiff::default();
 
-        diff.invite = cache
-            .apply_diff_to_table::<Invite>("invite", &self.invite)
-            .with_updates_by_pk(|row| &row.code);
-        diff.lease = cache
-            .apply_diff_to_table::<Lease>("lease", &self.lease)
-            .with_updates_by_pk(|row| &row.task_id);
+        diff.assignee =
+            cache.apply_diff_to_table::<Assignee>("assignee", &self.assignee).with_updates_by_pk(|row| &row.identity);
+        diff.hub_config =
+            cache.apply_diff_to_table::<HubConfig>("hub_config", &self.hub_config).with_updates_by_pk(|row| &row.id);
+        diff.invite = cache.apply_diff_to_table::<Invite>("invite", &self.invite).with_updates_by_pk(|row| &row.code);
+        diff.lease = cache.apply_diff_to_table::<Lease>("lease", &self.lease).with_updates_by_pk(|row| &row.task_id);
         diff.lease_sweep = cache
             .apply_diff_to_table::<LeaseSweep>("lease_sweep", &self.lease_sweep)
             .with_updates_by_pk(|row| &row.scheduled_id);
-        diff.limb = cache
-            .apply_diff_to_table::<Limb>("limb", &self.limb)
-            .with_updates_by_pk(|row| &row.id);
-        diff.member = cache
-            .apply_diff_to_table::<Member>("member", &self.member)
-            .with_updates_by_pk(|row| &row.identity);
-        diff.task = cache
-            .apply_diff_to_table::<Task>("task", &self.task)
-            .with_updates_by_pk(|row| &row.id);
+        diff.limb = cache.apply_diff_to_table::<Limb>("limb", &self.limb).with_updates_by_pk(|row| &row.id);
+        diff.member =
+            cache.apply_diff_to_table::<Member>("member", &self.member).with_updates_by_pk(|row| &row.identity);
+        diff.pending =
+            cache.apply_diff_to_table::<Pending>("pending", &self.pending).with_updates_by_pk(|row| &row.task_id);
+        diff.presence =
+            cache.apply_diff_to_table::<Presence>("presence", &self.presence).with_updates_by_pk(|row| &row.limb_id);
+        diff.prune_sweep = cache
+            .apply_diff_to_table::<PruneSweep>("prune_sweep", &self.prune_sweep)
+            .with_updates_by_pk(|row| &row.scheduled_id);
+        diff.reader =
+            cache.apply_diff_to_table::<Reader>("reader", &self.reader).with_updates_by_pk(|row| &row.identity);
+        diff.ready = cache.apply_diff_to_table::<Ready>("ready", &self.ready).with_updates_by_pk(|row| &row.limb_id);
+        diff.task = cache.apply_diff_to_table::<Task>("task", &self.task).with_updates_by_pk(|row| &row.id);
         diff.task_result = cache
             .apply_diff_to_table::<TaskResult>("task_result", &self.task_result)
             .with_updates_by_pk(|row| &row.task_id);
-        diff.tenant = cache
-            .apply_diff_to_table::<Tenant>("tenant", &self.tenant)
-            .with_updates_by_pk(|row| &row.id);
+        diff.tenant = cache.apply_diff_to_table::<Tenant>("tenant", &self.tenant).with_updates_by_pk(|row| &row.id);
+        diff.tenant_usage = cache
+            .apply_diff_to_table::<TenantUsage>("tenant_usage", &self.tenant_usage)
+            .with_updates_by_pk(|row| &row.tenant_id);
 
         diff
     }
@@ -340,14 +379,22 @@ impl __sdk::DbUpdate for DbUpdate {
 #[allow(non_snake_case)]
 #[doc(hidden)]
 pub struct AppliedDiff<'r> {
+    assignee: __sdk::TableAppliedDiff<'r, Assignee>,
+    hub_config: __sdk::TableAppliedDiff<'r, HubConfig>,
     invite: __sdk::TableAppliedDiff<'r, Invite>,
     lease: __sdk::TableAppliedDiff<'r, Lease>,
     lease_sweep: __sdk::TableAppliedDiff<'r, LeaseSweep>,
     limb: __sdk::TableAppliedDiff<'r, Limb>,
     member: __sdk::TableAppliedDiff<'r, Member>,
+    pending: __sdk::TableAppliedDiff<'r, Pending>,
+    presence: __sdk::TableAppliedDiff<'r, Presence>,
+    prune_sweep: __sdk::TableAppliedDiff<'r, PruneSweep>,
+    reader: __sdk::TableAppliedDiff<'r, Reader>,
+    ready: __sdk::TableAppliedDiff<'r, Ready>,
     task: __sdk::TableAppliedDiff<'r, Task>,
     task_result: __sdk::TableAppliedDiff<'r, TaskResult>,
     tenant: __sdk::TableAppliedDiff<'r, Tenant>,
+    tenant_usage: __sdk::TableAppliedDiff<'r, TenantUsage>,
 }
 
 impl __sdk::InModule for AppliedDiff<'_> {
@@ -355,19 +402,23 @@ impl __sdk::InModule for AppliedDiff<'_> {
 }
 
 impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
-    fn invoke_row_callbacks(
-        &self,
-        event: &EventContext,
-        callbacks: &mut __sdk::DbCallbacks<RemoteModule>,
-    ) {
+    fn invoke_row_callbacks(&self, event: &EventContext, callbacks: &mut __sdk::DbCallbacks<RemoteModule>) {
+        callbacks.invoke_table_row_callbacks::<Assignee>("assignee", &self.assignee, event);
+        callbacks.invoke_table_row_callbacks::<HubConfig>("hub_config", &self.hub_config, event);
         callbacks.invoke_table_row_callbacks::<Invite>("invite", &self.invite, event);
         callbacks.invoke_table_row_callbacks::<Lease>("lease", &self.lease, event);
         callbacks.invoke_table_row_callbacks::<LeaseSweep>("lease_sweep", &self.lease_sweep, event);
         callbacks.invoke_table_row_callbacks::<Limb>("limb", &self.limb, event);
         callbacks.invoke_table_row_callbacks::<Member>("member", &self.member, event);
+        callbacks.invoke_table_row_callbacks::<Pending>("pending", &self.pending, event);
+        callbacks.invoke_table_row_callbacks::<Presence>("presence", &self.presence, event);
+        callbacks.invoke_table_row_callbacks::<PruneSweep>("prune_sweep", &self.prune_sweep, event);
+        callbacks.invoke_table_row_callbacks::<Reader>("reader", &self.reader, event);
+        callbacks.invoke_table_row_callbacks::<Ready>("ready", &self.ready, event);
         callbacks.invoke_table_row_callbacks::<Task>("task", &self.task, event);
         callbacks.invoke_table_row_callbacks::<TaskResult>("task_result", &self.task_result, event);
         callbacks.invoke_table_row_callbacks::<Tenant>("tenant", &self.tenant, event);
+        callbacks.invoke_table_row_callbacks::<TenantUsage>("tenant_usage", &self.tenant_usage, event);
     }
 }
 
@@ -943,13 +994,21 @@ impl __sdk::SpacetimeModule for RemoteModule {
     type SubscriptionHandle = SubscriptionHandle;
 
     fn register_tables(client_cache: &mut __sdk::ClientCache<Self>) {
+        assignee_table::register_table(client_cache);
+        hub_config_table::register_table(client_cache);
         invite_table::register_table(client_cache);
         lease_table::register_table(client_cache);
         lease_sweep_table::register_table(client_cache);
         limb_table::register_table(client_cache);
         member_table::register_table(client_cache);
+        pending_table::register_table(client_cache);
+        presence_table::register_table(client_cache);
+        prune_sweep_table::register_table(client_cache);
+        reader_table::register_table(client_cache);
+        ready_table::register_table(client_cache);
         task_table::register_table(client_cache);
         task_result_table::register_table(client_cache);
         tenant_table::register_table(client_cache);
+        tenant_usage_table::register_table(client_cache);
     }
 }

@@ -15,10 +15,7 @@ pub(super) struct RegisterLimbArgs {
 
 impl From<RegisterLimbArgs> for super::Reducer {
     fn from(args: RegisterLimbArgs) -> Self {
-        Self::RegisterLimb {
-            name: args.name,
-            lease_secs: args.lease_secs,
-        }
+        Self::RegisterLimb { name: args.name, lease_secs: args.lease_secs }
     }
 }
 
@@ -57,8 +54,7 @@ pub trait register_limb {
 
 impl register_limb for super::RemoteReducers {
     fn register_limb(&self, name: String, lease_secs: u32) -> __sdk::Result<()> {
-        self.imp
-            .call_reducer("register_limb", RegisterLimbArgs { name, lease_secs })
+        self.imp.call_reducer("register_limb", RegisterLimbArgs { name, lease_secs })
     }
     fn on_register_limb(
         &self,
@@ -68,11 +64,7 @@ impl register_limb for super::RemoteReducers {
             "register_limb",
             Box::new(move |ctx: &super::ReducerEventContext| {
                 let super::ReducerEventContext {
-                    event:
-                        __sdk::ReducerEvent {
-                            reducer: super::Reducer::RegisterLimb { name, lease_secs },
-                            ..
-                        },
+                    event: __sdk::ReducerEvent { reducer: super::Reducer::RegisterLimb { name, lease_secs }, .. },
                     ..
                 } = ctx
                 else {

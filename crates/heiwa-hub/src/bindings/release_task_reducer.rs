@@ -15,10 +15,7 @@ pub(super) struct ReleaseTaskArgs {
 
 impl From<ReleaseTaskArgs> for super::Reducer {
     fn from(args: ReleaseTaskArgs) -> Self {
-        Self::ReleaseTask {
-            task_id: args.task_id,
-            limb_id: args.limb_id,
-        }
+        Self::ReleaseTask { task_id: args.task_id, limb_id: args.limb_id }
     }
 }
 
@@ -57,8 +54,7 @@ pub trait release_task {
 
 impl release_task for super::RemoteReducers {
     fn release_task(&self, task_id: u64, limb_id: u64) -> __sdk::Result<()> {
-        self.imp
-            .call_reducer("release_task", ReleaseTaskArgs { task_id, limb_id })
+        self.imp.call_reducer("release_task", ReleaseTaskArgs { task_id, limb_id })
     }
     fn on_release_task(
         &self,
@@ -68,11 +64,7 @@ impl release_task for super::RemoteReducers {
             "release_task",
             Box::new(move |ctx: &super::ReducerEventContext| {
                 let super::ReducerEventContext {
-                    event:
-                        __sdk::ReducerEvent {
-                            reducer: super::Reducer::ReleaseTask { task_id, limb_id },
-                            ..
-                        },
+                    event: __sdk::ReducerEvent { reducer: super::Reducer::ReleaseTask { task_id, limb_id }, .. },
                     ..
                 } = ctx
                 else {

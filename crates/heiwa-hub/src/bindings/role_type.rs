@@ -13,6 +13,8 @@ pub enum Role {
     Owner,
 
     Limb,
+
+    Submitter,
 }
 
 impl __sdk::InModule for Role {

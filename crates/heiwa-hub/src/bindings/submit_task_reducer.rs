@@ -10,13 +10,12 @@ use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 #[sats(crate = __lib)]
 pub(super) struct SubmitTaskArgs {
     pub payload: String,
+    pub model: String,
 }
 
 impl From<SubmitTaskArgs> for super::Reducer {
     fn from(args: SubmitTaskArgs) -> Self {
-        Self::SubmitTask {
-            payload: args.payload,
-        }
+        Self::SubmitTask { payload: args.payload, model: args.model }
     }
 }
 
@@ -36,7 +35,7 @@ pub trait submit_task {
     /// This method returns immediately, and errors only if we are unable to send the request.
     /// The reducer will run asynchronously in the future,
     ///  and its status can be observed by listening for [`Self::on_submit_task`] callbacks.
-    fn submit_task(&self, payload: String) -> __sdk::Result<()>;
+    fn submit_task(&self, payload: String, model: String) -> __sdk::Result<()>;
     /// Register a callback to run whenever we are notified of an invocation of the reducer `submit_task`.
     ///
     /// Callbacks should inspect the [`__sdk::ReducerEvent`] contained in the [`super::ReducerEventContext`]
@@ -46,7 +45,7 @@ pub trait submit_task {
     /// to cancel the callback.
     fn on_submit_task(
         &self,
-        callback: impl FnMut(&super::ReducerEventContext, &String) + Send + 'static,
+        callback: impl FnMut(&super::ReducerEventContext, &String, &String) + Send + 'static,
     ) -> SubmitTaskCallbackId;
     /// Cancel a callback previously registered by [`Self::on_submit_task`],
     /// causing it not to run in the future.
@@ -54,29 +53,24 @@ pub trait submit_task {
 }
 
 impl submit_task for super::RemoteReducers {
-    fn submit_task(&self, payload: String) -> __sdk::Result<()> {
-        self.imp
-            .call_reducer("submit_task", SubmitTaskArgs { payload })
+    fn submit_task(&self, payload: String, model: String) -> __sdk::Result<()> {
+        self.imp.call_reducer("submit_task", SubmitTaskArgs { payload, model })
     }
     fn on_submit_task(
         &self,
-        mut callback: impl FnMut(&super::ReducerEventContext, &String) + Send + 'static,
+        mut callback: impl FnMut(&super::ReducerEventContext, &String, &String) + Send + 'static,
     ) -> SubmitTaskCallbackId {
         SubmitTaskCallbackId(self.imp.on_reducer(
             "submit_task",
             Box::new(move |ctx: &super::ReducerEventContext| {
                 let super::ReducerEventContext {
-                    event:
-                        __sdk::ReducerEvent {
-                            reducer: super::Reducer::SubmitTask { payload },
-                            ..
-                        },
+                    event: __sdk::ReducerEvent { reducer: super::Reducer::SubmitTask { payload, model }, .. },
                     ..
                 } = ctx
                 else {
                     unreachable!()
                 };
-                callback(ctx, payload)
+                callback(ctx, payload, model)
             }),
         ))
     }

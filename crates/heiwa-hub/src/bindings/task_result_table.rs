@@ -32,10 +32,7 @@ pub trait TaskResultTableAccess {
 
 impl TaskResultTableAccess for super::RemoteTables {
     fn task_result(&self) -> TaskResultTableHandle<'_> {
-        TaskResultTableHandle {
-            imp: self.imp.get_table::<TaskResult>("task_result"),
-            ctx: std::marker::PhantomData,
-        }
+        TaskResultTableHandle { imp: self.imp.get_table::<TaskResult>("task_result"), ctx: std::marker::PhantomData }
     }
 }
 
@@ -106,11 +103,8 @@ impl<'ctx> __sdk::TableWithPrimaryKey for TaskResultTableHandle<'ctx> {
 pub(super) fn parse_table_update(
     raw_updates: __ws::TableUpdate<__ws::BsatnFormat>,
 ) -> __sdk::Result<__sdk::TableUpdate<TaskResult>> {
-    __sdk::TableUpdate::parse_table_update(raw_updates).map_err(|e| {
-        __sdk::InternalError::failed_parse("TableUpdate<TaskResult>", "TableUpdate")
-            .with_cause(e)
-            .into()
-    })
+    __sdk::TableUpdate::parse_table_update(raw_updates)
+        .map_err(|e| __sdk::InternalError::failed_parse("TableUpdate<TaskResult>", "TableUpdate").with_cause(e).into())
 }
 
 /// Access to the `task_id` unique index on the table `task_result`,

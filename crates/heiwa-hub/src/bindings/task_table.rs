@@ -33,10 +33,7 @@ pub trait TaskTableAccess {
 
 impl TaskTableAccess for super::RemoteTables {
     fn task(&self) -> TaskTableHandle<'_> {
-        TaskTableHandle {
-            imp: self.imp.get_table::<Task>("task"),
-            ctx: std::marker::PhantomData,
-        }
+        TaskTableHandle { imp: self.imp.get_table::<Task>("task"), ctx: std::marker::PhantomData }
     }
 }
 
@@ -107,11 +104,8 @@ impl<'ctx> __sdk::TableWithPrimaryKey for TaskTableHandle<'ctx> {
 pub(super) fn parse_table_update(
     raw_updates: __ws::TableUpdate<__ws::BsatnFormat>,
 ) -> __sdk::Result<__sdk::TableUpdate<Task>> {
-    __sdk::TableUpdate::parse_table_update(raw_updates).map_err(|e| {
-        __sdk::InternalError::failed_parse("TableUpdate<Task>", "TableUpdate")
-            .with_cause(e)
-            .into()
-    })
+    __sdk::TableUpdate::parse_table_update(raw_updates)
+        .map_err(|e| __sdk::InternalError::failed_parse("TableUpdate<Task>", "TableUpdate").with_cause(e).into())
 }
 
 /// Access to the `id` unique index on the table `task`,
@@ -129,10 +123,7 @@ pub struct TaskIdUnique<'ctx> {
 impl<'ctx> TaskTableHandle<'ctx> {
     /// Get a handle on the `id` unique index on the table `task`.
     pub fn id(&self) -> TaskIdUnique<'ctx> {
-        TaskIdUnique {
-            imp: self.imp.get_unique_constraint::<u64>("id"),
-            phantom: std::marker::PhantomData,
-        }
+        TaskIdUnique { imp: self.imp.get_unique_constraint::<u64>("id"), phantom: std::marker::PhantomData }
     }
 }
 

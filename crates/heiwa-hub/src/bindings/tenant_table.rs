@@ -32,10 +32,7 @@ pub trait TenantTableAccess {
 
 impl TenantTableAccess for super::RemoteTables {
     fn tenant(&self) -> TenantTableHandle<'_> {
-        TenantTableHandle {
-            imp: self.imp.get_table::<Tenant>("tenant"),
-            ctx: std::marker::PhantomData,
-        }
+        TenantTableHandle { imp: self.imp.get_table::<Tenant>("tenant"), ctx: std::marker::PhantomData }
     }
 }
 
@@ -106,11 +103,8 @@ impl<'ctx> __sdk::TableWithPrimaryKey for TenantTableHandle<'ctx> {
 pub(super) fn parse_table_update(
     raw_updates: __ws::TableUpdate<__ws::BsatnFormat>,
 ) -> __sdk::Result<__sdk::TableUpdate<Tenant>> {
-    __sdk::TableUpdate::parse_table_update(raw_updates).map_err(|e| {
-        __sdk::InternalError::failed_parse("TableUpdate<Tenant>", "TableUpdate")
-            .with_cause(e)
-            .into()
-    })
+    __sdk::TableUpdate::parse_table_update(raw_updates)
+        .map_err(|e| __sdk::InternalError::failed_parse("TableUpdate<Tenant>", "TableUpdate").with_cause(e).into())
 }
 
 /// Access to the `id` unique index on the table `tenant`,
@@ -128,10 +122,7 @@ pub struct TenantIdUnique<'ctx> {
 impl<'ctx> TenantTableHandle<'ctx> {
     /// Get a handle on the `id` unique index on the table `tenant`.
     pub fn id(&self) -> TenantIdUnique<'ctx> {
-        TenantIdUnique {
-            imp: self.imp.get_unique_constraint::<u64>("id"),
-            phantom: std::marker::PhantomData,
-        }
+        TenantIdUnique { imp: self.imp.get_unique_constraint::<u64>("id"), phantom: std::marker::PhantomData }
     }
 }
 

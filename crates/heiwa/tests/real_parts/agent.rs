@@ -61,7 +61,7 @@ async fn a_limb_answers_a_hub_task_with_retrieved_passages_and_cites_them() {
 
     let limb = LimbProcess::launch(&http, &dir.path().join("limbs"), &invite, "workstation", &["--executor", "agent"]);
     limb.wait_for_line_within("ready", Duration::from_secs(120));
-    super::call(&http, &owner, "submit_task", serde_json::json!([QUESTION])).await;
+    super::call(&http, &owner, "submit_task", serde_json::json!([QUESTION, ""])).await;
     let completed = limb.wait_for_line_within("completed", Duration::from_secs(180));
     let task_id: u64 = completed.trim_start_matches("completed ").parse().unwrap();
 

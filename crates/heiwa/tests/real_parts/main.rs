@@ -4,8 +4,10 @@
 //! (scripts/test sets them all).
 
 use heiwa_config::{free_loopback_port, Parts};
-use heiwa_hub::bindings::{claim_task, complete_task, register_limb, LimbTableAccess, TaskState, TaskTableAccess};
-use heiwa_hub::{connect, HubHttp, HubServer, HubServerConfig};
+use heiwa_hub::bindings::{
+    complete_task, offer, register_limb, AssigneeTableAccess, LimbTableAccess, TaskState, TaskTableAccess,
+};
+use heiwa_hub::{connect, tenant_tables, HubHttp, HubLimits, HubServer, HubServerConfig, InviteRole};
 use heiwa_inference::{cosine, ChatModel, Embedder, ModelOptions};
 use heiwa_memory::{explain_nearest_on, nearest_on, Memory, PgServer, PgServerConfig};
 use heiwa_sandbox::{LimitHit, Limits, Sandbox};
@@ -22,6 +24,7 @@ fn recv<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
 }
 
 mod agent;
+mod hub;
 mod ingest;
 mod mcp;
 mod mesh;
@@ -37,59 +40,106 @@ async fn local_hub(parts: &Parts, dir: &std::path::Path) -> (HubServer, HubHttp)
 }
 
 async fn local_hub_with_config(parts: &Parts, dir: &std::path::Path) -> (HubServer, HubHttp, HubServerConfig) {
+    let (server, http, config, admin) = local_hub_as_admin(parts, dir).await;
+    // Tests submit hundreds of tasks at once: lift the per-tenant rate (the quota test sets its own).
+    let defaults = http.limits("heiwa", &admin).await.expect("anyone reads the hub's limits");
+    let generous = HubLimits { max_open_tasks: 100_000, submits_per_sec: 100_000, submit_burst: 100_000, ..defaults };
+    http.configure("heiwa", &generous, &admin).await.expect("the publisher configures its hub");
+    (server, http, config)
+}
+
+/// A published hub with its default limits, and its admin's (the publisher's) token.
+async fn local_hub_as_admin(parts: &Parts, dir: &std::path::Path) -> (HubServer, HubHttp, HubServerConfig, String) {
     let listen = format!("127.0.0.1:{}", free_loopback_port().unwrap()).parse().unwrap();
     let config = HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: dir.into(), listen };
     let server = HubServer::start(&config).expect("hub server starts");
     let http = HubHttp::new(server.http_url());
-    let owner = http.new_identity().await.unwrap();
-    http.publish("heiwa", &parts.hub_wasm, &owner.token).await.expect("hub-module publishes");
-    (server, http, config)
+    let admin = http.new_identity().await.unwrap();
+    http.publish("heiwa", &parts.hub_wasm, &admin.token).await.expect("hub-module publishes");
+    (server, http, config, admin.token)
 }
 
 async fn call(http: &HubHttp, token: &str, reducer: &str, args: serde_json::Value) {
     http.call("heiwa", reducer, args, token).await.unwrap_or_else(|e| panic!("{reducer}: {e}"));
 }
 
+/// A limb over a real WebSocket: joined, registered, subscribed as `run_limb`
+/// is, and offering `capacity` slots. Its task inserts
+/// and updates arrive on the returned channel.
+struct WsLimb {
+    conn: heiwa_hub::Connected,
+    id: u64,
+    tasks: mpsc::Receiver<heiwa_hub::bindings::Task>,
+}
+
+async fn ws_limb(server: &HubServer, http: &HubHttp, invite: &str, name: &str, capacity: u32) -> (WsLimb, String) {
+    let identity = http.new_identity().await.unwrap();
+    call(http, &identity.token, "join_tenant", serde_json::json!([invite])).await;
+    let (uri, token) = (server.ws_url(), identity.token.clone());
+    let conn =
+        tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(token), heiwa_hub::limb_tables(), |_| {}))
+            .await
+            .unwrap()
+            .expect("limb connects");
+    assert_eq!(conn.identity.to_hex().to_string(), identity.identity, "the token's identity is the connection's");
+    let (task_tx, tasks) = mpsc::channel();
+    let updates = task_tx.clone();
+    conn.conn.db.task().on_insert(move |_, task| task_tx.send(task.clone()).unwrap());
+    conn.conn.db.task().on_update(move |_, _, task| updates.send(task.clone()).unwrap());
+    let (limb_tx, limb_rx) = mpsc::channel();
+    conn.conn.db.assignee().on_insert(move |_, seat| limb_tx.send(seat.limb_id).unwrap());
+    conn.conn.reducers.register_limb(name.into(), 30).unwrap();
+    let id = recv(&limb_rx, "the registered limb");
+    conn.conn.reducers.offer(id, capacity, vec![], false, false).unwrap();
+    (WsLimb { conn, id, tasks }, identity.token)
+}
+
+async fn refusal(http: &HubHttp, token: &str, reducer: &str, args: serde_json::Value) -> String {
+    http.call("heiwa", reducer, args, token).await.expect_err(reducer).to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hub_reducer_calls_arrive_through_the_subscription_and_other_tenants_see_nothing() {
+async fn the_hub_assigns_a_task_to_one_limb_and_nobody_else_sees_it() {
     let parts = parts();
     let dir = tempfile::tempdir().unwrap();
     let (server, http) = local_hub(&parts, dir.path()).await;
 
-    // Tenant A: an owner who submits, and a limb (its own identity) that joined by invite.
+    // Tenant A: an owner who submits, and two limbs that joined by invite.
     let owner = http.new_identity().await.unwrap();
     call(&http, &owner.token, "create_tenant", serde_json::json!(["tenant A"])).await;
-    let code = http.create_invite("heiwa", 1, 60, &owner.token).await.expect("the owner sees its invite").0;
-    let limb_identity = http.new_identity().await.unwrap();
-    call(&http, &limb_identity.token, "join_tenant", serde_json::json!([code.clone()])).await;
-    let reused =
-        http.call("heiwa", "join_tenant", serde_json::json!([code]), &http.new_identity().await.unwrap().token).await;
-    assert!(reused.unwrap_err().to_string().contains("unknown or used-up invite"), "a one-use invite is spent");
+    let code = http.create_invite("heiwa", 2, 60, InviteRole::Limb, &owner.token).await.expect("the owner sees it").0;
+    let (a, a_token) = ws_limb(&server, &http, &code, "worker", 1).await;
+    let (idle, idle_token) = ws_limb(&server, &http, &code, "idle", 0).await;
+    let spent =
+        refusal(&http, &http.new_identity().await.unwrap().token, "join_tenant", serde_json::json!([code])).await;
+    assert!(spent.contains("unknown or used-up invite"), "a two-use invite is spent: {spent}");
 
-    let uri = server.ws_url();
-    let token = limb_identity.token.clone();
-    let a = tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(token), |_| {}))
-        .await
-        .unwrap()
-        .expect("limb connects");
-    assert_eq!(a.identity.to_hex().to_string(), limb_identity.identity, "the token's identity is the connection's");
+    http.submit_task("heiwa", "what is 6*7?", None, &owner.token).await.unwrap();
+    let task = recv(&a.tasks, "the task, assigned by the hub, in the limb's subscription");
+    assert_eq!(
+        (task.payload.as_str(), task.state, task.assigned_to, task.attempts),
+        ("what is 6*7?", TaskState::Claimed, a.id, 1)
+    );
 
-    let (task_tx, task_rx) = mpsc::channel();
-    a.conn.db.task().on_insert(move |_, task| task_tx.send(task.clone()).unwrap());
-    let (update_tx, update_rx) = mpsc::channel();
-    a.conn.db.task().on_update(move |_, _, new| update_tx.send(new.clone()).unwrap());
-    let (limb_tx, limb_rx) = mpsc::channel();
-    a.conn.db.limb().on_insert(move |_, limb| limb_tx.send(limb.clone()).unwrap());
-
-    a.conn.reducers.register_limb("test-limb".into(), 30).unwrap();
-    let limb = recv(&limb_rx, "the registered limb");
-    call(&http, &owner.token, "submit_task", serde_json::json!(["what is 6*7?"])).await;
-    let task = recv(&task_rx, "the owner's task to reach the limb by subscription");
-    assert_eq!((task.payload.as_str(), task.state), ("what is 6*7?", TaskState::Pending));
-
-    a.conn.reducers.claim_task(task.id, limb.id).unwrap();
-    let claimed = recv(&update_rx, "the claim to arrive by subscription");
-    assert_eq!((claimed.state, claimed.claimed_by, claimed.attempts), (TaskState::Claimed, Some(limb.id), 1));
+    // The other limb of the same tenant sees none of it and cannot touch it.
+    assert!(idle.tasks.recv_timeout(Duration::from_millis(500)).is_err(), "nothing reached the idle limb");
+    assert_eq!(http.rows("heiwa", "SELECT * FROM task", &idle_token).await.unwrap().len(), 0, "not by SQL either");
+    let limbs = http.rows("heiwa", "SELECT * FROM limb", &idle_token).await.unwrap();
+    assert!(limbs.is_empty(), "a limb reads no limb rows, only its own id (assignee): {limbs:?}");
+    let seats = http.rows("heiwa", "SELECT * FROM assignee", &idle_token).await.unwrap();
+    assert_eq!(seats.len(), 1, "{seats:?}");
+    for (reducer, args, words) in [
+        ("complete_task", serde_json::json!([task.id, idle.id, "stolen"]), "is not held by limb"),
+        ("release_task", serde_json::json!([task.id, idle.id]), "is not held by limb"),
+        ("cancel_task", serde_json::json!([task.id]), "only the submitter or the tenant's owner"),
+        ("submit_task", serde_json::json!(["let me in", ""]), "may not submit"),
+        ("heartbeat", serde_json::json!([a.id]), "no limb"),
+        ("grant_limb", serde_json::json!([idle.id, true, true]), "only the tenant's owner"),
+        ("create_invite", serde_json::json!([1, 60, {"Submitter": []}]), "only the tenant's owner"),
+    ] {
+        let refused = refusal(&http, &idle_token, reducer, args).await;
+        assert!(refused.contains(words), "{reducer}: {refused}");
+    }
 
     // Tenant B sees none of A's rows and cannot touch A's task.
     let b = http.new_identity().await.unwrap();
@@ -100,46 +150,70 @@ async fn hub_reducer_calls_arrive_through_the_subscription_and_other_tenants_see
         let own = if matches!(table, "tenant" | "member" | "limb") { 1 } else { 0 };
         assert_eq!(rows.len(), own, "tenant B sees only its own {table}: {rows:?}");
     }
-    let uri = server.ws_url();
-    let b_token = b.token.clone();
-    let b_conn =
-        tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(b_token), |_| {})).await.unwrap().unwrap();
+    let (uri, b_token) = (server.ws_url(), b.token.clone());
+    let b_conn = tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(b_token), tenant_tables(), |_| {}))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(b_conn.conn.db.task().count(), 0, "tenant B's subscription carries none of A's tasks");
     assert_eq!(b_conn.conn.db.limb().count(), 1, "only B's own limb");
     let _ = b_conn.conn.disconnect();
     let b_limb = http.rows("heiwa", "SELECT id FROM limb", &b.token).await.unwrap()[0]["id"].as_u64().unwrap();
     for (reducer, args) in [
-        ("claim_task", serde_json::json!([task.id, b_limb])),
         ("complete_task", serde_json::json!([task.id, b_limb, "stolen"])),
         ("cancel_task", serde_json::json!([task.id])),
-        ("heartbeat", serde_json::json!([limb.id])),
+        ("heartbeat", serde_json::json!([a.id])),
+        ("grant_limb", serde_json::json!([a.id, true, true])),
     ] {
-        let refused = http.call("heiwa", reducer, args, &b.token).await.expect_err(reducer);
-        assert!(
-            refused.to_string().contains("no task") || refused.to_string().contains("no limb"),
-            "{reducer}: {refused}"
-        );
+        let refused = refusal(&http, &b.token, reducer, args).await;
+        assert!(refused.contains("no task") || refused.contains("no limb"), "{reducer}: {refused}");
     }
 
-    // Bad input gets the reducer's own words.
-    for (reducer, args, words) in [
-        ("submit_task", serde_json::json!([" "]), "payload is empty"),
-        ("submit_task", serde_json::json!(["x".repeat(16 * 1024 + 1)]), "the limit is 16384"),
-        ("register_limb", serde_json::json!(["l", 1]), "lease must be"),
-        ("complete_task", serde_json::json!([task.id, limb.id, "y".repeat(8 * 1024 + 1)]), "the limit is 8192"),
-        ("claim_task", serde_json::json!([999_999, limb.id]), "no task 999999"),
+    // Bad input gets the reducer's own words (and changes nothing: the task stays held).
+    for (token, reducer, args, words) in [
+        (&owner.token, "submit_task", serde_json::json!([" ", ""]), "payload is empty"),
+        (&owner.token, "submit_task", serde_json::json!(["x".repeat(16 * 1024 + 1), ""]), "the limit is 16384"),
+        (&owner.token, "submit_task", serde_json::json!(["ok", "m".repeat(129)]), "at most 128"),
+        (&owner.token, "create_invite", serde_json::json!([1, 60, {"Owner": []}]), "one owner"),
+        (&a_token, "register_limb", serde_json::json!(["l", 1]), "lease must be"),
+        (&a_token, "offer", serde_json::json!([a.id, 65, [], false, false]), "at most 64 tasks"),
+        (&a_token, "complete_task", serde_json::json!([task.id, a.id, "y".repeat(8 * 1024 + 1)]), "the limit is 8192"),
+        (&a_token, "complete_task", serde_json::json!([999_999, a.id, "y"]), "no task 999999"),
     ] {
-        let err = http.call("heiwa", reducer, args, &limb_identity.token).await.expect_err(reducer).to_string();
-        assert!(err.contains(words), "{reducer}: {err}");
+        let refused = refusal(&http, token, reducer, args).await;
+        assert!(refused.contains(words), "{reducer}: {refused}");
     }
 
-    a.conn.reducers.complete_task(task.id, limb.id, "42".into()).unwrap();
-    let done = recv(&update_rx, "completion");
-    assert_eq!((done.state, done.claimed_by), (TaskState::Done, None));
-    let result = http.rows("heiwa", "SELECT summary FROM task_result", &owner.token).await.unwrap();
-    assert_eq!(result[0]["summary"], "42", "the owner reads the result: {result:?}");
+    a.conn.conn.reducers.complete_task(task.id, a.id, "42".into()).unwrap();
+    let result = loop {
+        let rows = http.rows("heiwa", "SELECT * FROM task_result", &owner.token).await.unwrap();
+        if let Some(row) = rows.into_iter().next() {
+            break row;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((result["summary"].as_str(), result["limb_id"].as_u64()), (Some("42"), Some(a.id)), "{result:?}");
+    assert!(
+        http.rows("heiwa", "SELECT * FROM task_result", &idle_token).await.unwrap().is_empty(),
+        "another limb's result is not the idle limb's to read"
+    );
 
-    let _ = a.conn.disconnect();
+    // Granted by the owner, the idle limb reads the tenant and submits.
+    http.grant_limb("heiwa", idle.id, true, true, &owner.token).await.unwrap();
+    assert_eq!(http.rows("heiwa", "SELECT * FROM task_result", &idle_token).await.unwrap().len(), 1);
+    http.submit_task("heiwa", "from a granted limb", None, &idle_token).await.expect("granted, it submits");
+
+    // A submitter (a dashboard, a bot) reads and submits, but is no limb.
+    let desk_code = http.create_invite("heiwa", 1, 60, InviteRole::Submitter, &owner.token).await.unwrap().0;
+    let desk = http.new_identity().await.unwrap();
+    call(&http, &desk.token, "join_tenant", serde_json::json!([desk_code])).await;
+    http.submit_task("heiwa", "from the dashboard", None, &desk.token).await.expect("a submitter submits");
+    assert_eq!(http.rows("heiwa", "SELECT * FROM task", &desk.token).await.unwrap().len(), 3, "and reads the tenant");
+    let refused = refusal(&http, &desk.token, "register_limb", serde_json::json!(["sneaky", 30])).await;
+    assert!(refused.contains("cannot be a limb"), "{refused}");
+
+    let _ = a.conn.conn.disconnect();
+    let _ = idle.conn.conn.disconnect();
     server.stop();
 }
 
