@@ -18,8 +18,8 @@ pub use hub_rules as rules;
 
 pub use rules::{ModelOffer, TaskState};
 use spacetimedb::{
-    client_visibility_filter, reducer, table, ConnectionId, Filter, Identity, ReducerContext, ScheduleAt, SpacetimeType, Table,
-    TimeDuration, Timestamp,
+    client_visibility_filter, reducer, table, ConnectionId, Filter, Identity, ReducerContext, ScheduleAt,
+    SpacetimeType, Table, TimeDuration, Timestamp,
 };
 use std::time::Duration;
 
@@ -758,7 +758,8 @@ pub fn expire_leases(ctx: &ReducerContext, _sweep: LeaseSweep) -> Result<(), Str
     let mut suspects: Vec<u64> = ctx.db.ready().iter().map(|ready| ready.limb_id).collect();
     suspects.extend(expired.iter().map(|lease| lease.limb_id));
     for limb_id in suspects {
-        let (Some(limb), Some(presence)) = (ctx.db.limb().id().find(limb_id), ctx.db.presence().limb_id().find(limb_id))
+        let (Some(limb), Some(presence)) =
+            (ctx.db.limb().id().find(limb_id), ctx.db.presence().limb_id().find(limb_id))
         else {
             continue;
         };

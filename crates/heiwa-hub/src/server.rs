@@ -64,6 +64,11 @@ impl HubServer {
         Err(HubError::NotReady { addr: self.listen.to_string(), secs: timeout.as_secs(), log: log.to_path_buf() })
     }
 
+    /// The server's process id (benchmarks read its CPU time and memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn http_url(&self) -> String {
         format!("http://{}", self.listen)
     }

@@ -1,30 +1,35 @@
-//! Claim benchmark: submit → claimed latency and claims per second through the
-//! real hub and the real limb claim loop (`run_limb`), against the best-known
-//! Postgres job-queue pattern (LISTEN/NOTIFY + FOR UPDATE SKIP LOCKED, as River
-//! and graphile-worker do) on the embedded PostgreSQL, in the same run.
+//! Assignment benchmark: the whole cycle — submit → assigned → done with a
+//! result row — through the real hub and the real limb loop (`run_limb`),
+//! against the best-known Postgres job-queue pattern (LISTEN/NOTIFY + FOR
+//! UPDATE SKIP LOCKED, as River and graphile-worker do) doing the same cycle
+//! on the embedded PostgreSQL, in the same run. Then the hub at volunteer
+//! scale: 10, 100 and 1,000 connected limbs (each its own identity and
+//! WebSocket connection, in this process), its CPU per task and memory per limb.
 //!
-//! `cargo bench --profile dev --workspace --bench claims` (after `source scripts/lib/env.sh`).
-//! The last line is machine-readable: `RESULT claim …`.
+//! `cargo bench --profile dev --workspace --bench claims` (after `source scripts/lib/env.sh`);
+//! `HEIWA_BENCH_LIMBS=10,100` runs a smaller curve. The last line is
+//! machine-readable: `RESULT claim …`.
 
 use heiwa_config::{free_loopback_port, Parts};
-use heiwa_hub::{HubHttp, HubServer, HubServerConfig};
+use heiwa_hub::{HubHttp, HubLimits, HubServer, HubServerConfig, InviteRole};
 use heiwa_memory::{PgServer, PgServerConfig};
-use limb_core::claim::{run_limb, EchoExecutor, LimbEvent, LimbOptions};
+use limb_core::claim::{run_limb, Executor, LimbEvent, LimbOptions, TaskFailure};
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 const LATENCY_SAMPLES: usize = 200;
 const THROUGHPUT_TASKS: usize = 2000;
+const SCALE_TASKS: usize = 10_000;
 
 mod common;
 use common::percentile;
 
 struct Hub {
-    _server: HubServer,
+    server: HubServer,
     http: HubHttp,
     owner: String,
     invite: String,
@@ -36,22 +41,44 @@ async fn hub(parts: &Parts, dir: &std::path::Path, limbs: u32) -> Hub {
         HubServer::start(&HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: dir.into(), listen })
             .unwrap();
     let http = HubHttp::new(server.http_url());
-    let publisher = http.new_identity().await.unwrap();
-    http.publish("heiwa", &parts.hub_wasm, &publisher.token).await.unwrap();
+    let admin = http.new_identity().await.unwrap().token;
+    http.publish("heiwa", &parts.hub_wasm, &admin).await.unwrap();
+    // The benchmark's producer submits as fast as it can: no rate limit here.
+    let defaults = http.limits("heiwa", &admin).await.unwrap();
+    let unlimited =
+        HubLimits { max_open_tasks: 1_000_000, submits_per_sec: 1_000_000, submit_burst: 1_000_000, ..defaults };
+    http.configure("heiwa", &unlimited, &admin).await.unwrap();
     let owner = http.new_identity().await.unwrap().token;
     http.call("heiwa", "create_tenant", serde_json::json!(["bench"]), &owner).await.unwrap();
-    let invite = http.create_invite("heiwa", limbs, 3600, heiwa_hub::InviteRole::Limb, &owner).await.unwrap().0;
-    Hub { _server: server, http, owner, invite }
+    let invite = http.create_invite("heiwa", limbs.max(1), 3600, InviteRole::Limb, &owner).await.unwrap().0;
+    Hub { server, http, owner, invite }
 }
 
-/// Start `n` in-process limbs; returns their merged event stream at once.
-fn start_limbs(
-    hub: &Hub,
-    dir: &std::path::Path,
-    n: usize,
-) -> (watch::Sender<bool>, mpsc::UnboundedReceiver<LimbEvent>) {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (events_tx, events) = mpsc::unbounded_channel();
+/// Answers at once, noting when each payload reached a limb (the assignment
+/// as a limb sees it: the row arrived and the loop started it).
+#[derive(Default)]
+struct Stopwatch {
+    started: Mutex<HashMap<String, Instant>>,
+}
+
+impl Executor for Stopwatch {
+    fn execute(&self, task_id: u64, payload: &str) -> Result<String, TaskFailure> {
+        self.started.lock().unwrap().insert(payload.to_string(), Instant::now());
+        Ok(format!("task {task_id} done"))
+    }
+}
+
+struct Limbs {
+    stop: watch::Sender<bool>,
+    events: mpsc::UnboundedReceiver<LimbEvent>,
+    stopwatch: Arc<Stopwatch>,
+}
+
+/// Start `n` in-process limbs (4 slots each) and wait until all are ready.
+async fn limbs(hub: &Hub, dir: &std::path::Path, n: usize) -> Limbs {
+    let (stop, stop_rx) = watch::channel(false);
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let stopwatch = Arc::new(Stopwatch::default());
     for i in 0..n {
         let options = LimbOptions {
             uri: hub.http.base_url().replacen("http://", "ws://", 1),
@@ -65,106 +92,189 @@ fn start_limbs(
             governor: None,
             tasks: None,
         };
-        tokio::spawn(run_limb(
-            options,
-            Arc::new(EchoExecutor { work: Duration::ZERO }),
-            stop_rx.clone(),
-            events_tx.clone(),
-        ));
+        tokio::spawn(run_limb(options, stopwatch.clone(), stop_rx.clone(), events_tx.clone()));
     }
-    (stop_tx, events)
-}
-
-/// Start `n` in-process limbs; returns their merged event stream once all are ready.
-async fn limbs(
-    hub: &Hub,
-    dir: &std::path::Path,
-    n: usize,
-) -> (watch::Sender<bool>, mpsc::UnboundedReceiver<LimbEvent>) {
-    let (stop_tx, mut events) = start_limbs(hub, dir, n);
     let mut ready = 0;
     while ready < n {
         if let Some(LimbEvent::Ready { .. }) = events.recv().await {
             ready += 1;
         }
     }
-    (stop_tx, events)
+    Limbs { stop, events, stopwatch }
 }
 
-async fn next_claim(events: &mut mpsc::UnboundedReceiver<LimbEvent>) -> u64 {
-    loop {
-        if let Some(LimbEvent::Claimed(id)) = events.recv().await {
-            return id;
+impl Limbs {
+    /// Wait for `count` completions; returns how many tasks completed twice.
+    async fn completions(&mut self, count: usize) -> usize {
+        let mut done: HashMap<u64, usize> = HashMap::new();
+        while done.len() < count {
+            if let Some(LimbEvent::Completed(id)) = self.events.recv().await {
+                *done.entry(id).or_default() += 1;
+            }
         }
+        done.values().map(|n| n - 1).sum()
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        tokio::time::sleep(Duration::from_millis(500)).await; // limbs disconnect before the hub stops
     }
 }
 
-/// Sequential submit → claimed latencies (ms) through the hub with `n` limbs.
+async fn submit(hub: &Hub, payload: &str) {
+    hub.http.submit_task("heiwa", payload, None, &hub.owner).await.unwrap();
+}
+
+/// Submit → assigned latencies (ms), `samples` tasks, `concurrency` submitters.
+async fn hub_latencies(hub: &Hub, limbs: &mut Limbs, prefix: &str, samples: usize, concurrency: usize) -> Vec<f64> {
+    use futures::StreamExt;
+    let submitted: Vec<(String, Instant)> = futures::stream::iter(0..samples)
+        .map(|i| async move {
+            let payload = format!("{prefix} {i}");
+            let at = Instant::now();
+            submit(hub, &payload).await;
+            (payload, at)
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    limbs.completions(samples).await;
+    let started = limbs.stopwatch.started.lock().unwrap();
+    submitted.iter().map(|(payload, at)| started[payload].duration_since(*at).as_secs_f64() * 1e3).collect()
+}
+
+/// One task at a time with `n` limbs.
 async fn hub_latency(parts: &Parts, dir: &std::path::Path, n: usize) -> Vec<f64> {
     let hub = hub(parts, &dir.join("hub"), n as u32).await;
-    let (stop, mut events) = limbs(&hub, dir, n).await;
-    let mut samples = Vec::new();
-    for i in 0..LATENCY_SAMPLES {
-        let started = Instant::now();
-        hub.http
-            .call("heiwa", "submit_task", serde_json::json!([format!("latency {i}"), ""]), &hub.owner)
-            .await
-            .unwrap();
-        next_claim(&mut events).await;
-        samples.push(started.elapsed().as_secs_f64() * 1e3);
-    }
-    let _ = stop.send(true);
-    tokio::time::sleep(Duration::from_millis(500)).await; // limbs release and disconnect before the hub stops
+    let mut limbs = limbs(&hub, dir, n).await;
+    let samples = hub_latencies(&hub, &mut limbs, "latency", LATENCY_SAMPLES, 1).await;
+    limbs.stop().await;
     samples
 }
 
-/// Claims per second with `n` racing limbs draining a backlog, and how many
-/// tasks were claimed twice. Timed from the first claim to the last, so the
-/// producer's speed is not what is measured.
+/// Tasks per second through the whole cycle with `n` limbs draining a
+/// backlog, from the first assignment to the last result; and double completions.
 async fn hub_throughput(parts: &Parts, dir: &std::path::Path, n: usize) -> (f64, usize) {
     let hub = hub(parts, &dir.join("hub"), n as u32).await;
     {
         use futures::StreamExt;
         futures::stream::iter(0..THROUGHPUT_TASKS)
-            .map(|i| hub.http.call("heiwa", "submit_task", serde_json::json!([format!("load {i}"), ""]), &hub.owner))
+            .map(|i| {
+                let hub = &hub;
+                async move { submit(hub, &format!("load {i}")).await }
+            })
             .buffer_unordered(16)
             .collect::<Vec<_>>()
             .await;
     }
-    let (stop, mut events) = start_limbs(&hub, dir, n);
-    let mut claims: HashMap<u64, usize> = HashMap::new();
-    let mut first_claim = None;
-    while claims.len() < THROUGHPUT_TASKS {
-        if let Some(LimbEvent::Claimed(id)) = events.recv().await {
-            first_claim.get_or_insert_with(Instant::now);
-            *claims.entry(id).or_default() += 1;
-        }
-    }
-    let elapsed = first_claim.unwrap().elapsed().as_secs_f64();
-    let _ = stop.send(true);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    (THROUGHPUT_TASKS as f64 / elapsed, claims.values().map(|c| c - 1).sum())
+    let mut limbs = limbs(&hub, dir, n).await;
+    let doubles = limbs.completions(THROUGHPUT_TASKS).await;
+    let started = limbs.stopwatch.started.lock().unwrap().values().min().copied().unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    limbs.stop().await;
+    (THROUGHPUT_TASKS as f64 / elapsed, doubles)
 }
 
-const PG_SCHEMA: &str = "CREATE TABLE job (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL, \
-     state TEXT NOT NULL DEFAULT 'pending', claimed_by INT)";
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0 // USER_HZ
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 =
+        status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb / 1024.0
+}
+
+struct Scale {
+    limbs: usize,
+    tasks: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    tasks_per_s: f64,
+    hub_cpu_ms_per_task: f64,
+    client_cpu_ms_per_task: f64,
+    hub_mb_per_limb: f64,
+    doubles: usize,
+}
+
+/// `n` connected limbs on one hub, `tasks` tasks submitted by 8 concurrent
+/// submitters: latency under load, the hub's CPU per task, its memory per limb.
+async fn hub_scale(parts: &Parts, dir: &std::path::Path, n: usize, tasks: usize) -> Scale {
+    let hub = hub(parts, &dir.join("hub"), n as u32).await;
+    let pid = hub.server.pid();
+    let rss_before = rss_mb(pid);
+    let mut limbs = limbs(&hub, dir, n).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let hub_mb_per_limb = (rss_mb(pid) - rss_before) / n as f64;
+    let (hub_cpu, own_cpu, started) = (cpu_secs(pid), cpu_secs(std::process::id()), Instant::now());
+    let mut samples = hub_latencies(&hub, &mut limbs, "scale", tasks, 8).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let hub_cpu = cpu_secs(pid) - hub_cpu;
+    let own_cpu = cpu_secs(std::process::id()) - own_cpu;
+    let doubles = limbs.stopwatch.started.lock().unwrap().len().abs_diff(tasks);
+    limbs.stop().await;
+    Scale {
+        limbs: n,
+        tasks,
+        p50_ms: percentile(&mut samples, 0.5),
+        p99_ms: percentile(&mut samples, 0.99),
+        tasks_per_s: tasks as f64 / elapsed,
+        hub_cpu_ms_per_task: hub_cpu * 1e3 / tasks as f64,
+        client_cpu_ms_per_task: own_cpu * 1e3 / tasks as f64,
+        hub_mb_per_limb,
+        doubles,
+    }
+}
+
+const PG_SCHEMA: [&str; 2] = [
+    "CREATE TABLE job (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL, \
+     state TEXT NOT NULL DEFAULT 'pending', claimed_by INT)",
+    "CREATE TABLE job_result (job_id BIGINT PRIMARY KEY REFERENCES job (id), worker INT NOT NULL, summary TEXT NOT NULL)",
+];
 const PG_CLAIM: &str = "UPDATE job SET state = 'claimed', claimed_by = $1 WHERE id = \
      (SELECT id FROM job WHERE state = 'pending' ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id";
 
-/// `n` workers: LISTEN, and on each notification claim until the queue is empty.
-async fn pg_workers(pool: &PgPool, n: usize) -> (watch::Sender<bool>, mpsc::UnboundedReceiver<i64>) {
+/// The same cycle as a limb's: claim, then mark done and insert the result in one transaction.
+async fn pg_complete(pool: &PgPool, worker: i32, id: i64) {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("UPDATE job SET state = 'done' WHERE id = $1").bind(id).execute(&mut *tx).await.unwrap();
+    sqlx::query("INSERT INTO job_result (job_id, worker, summary) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(worker)
+        .bind(format!("task {id} done"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// `n` workers: LISTEN, and on each notification claim and complete until the
+/// queue is empty. Claims are reported when made; completions when committed.
+async fn pg_workers(
+    pool: &PgPool,
+    n: usize,
+) -> (watch::Sender<bool>, mpsc::UnboundedReceiver<i64>, mpsc::UnboundedReceiver<i64>) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (claimed_tx, claimed) = mpsc::unbounded_channel();
+    let (done_tx, done) = mpsc::unbounded_channel();
     for worker in 0..n {
         let mut listener = PgListener::connect_with(pool).await.unwrap();
         listener.listen("job_ready").await.unwrap();
-        let (pool, claimed_tx, mut stop) = (pool.clone(), claimed_tx.clone(), stop_rx.clone());
+        let (pool, claimed_tx, done_tx, mut stop) =
+            (pool.clone(), claimed_tx.clone(), done_tx.clone(), stop_rx.clone());
         tokio::spawn(async move {
             loop {
                 while let Ok(Some(id)) =
                     sqlx::query_scalar::<_, i64>(PG_CLAIM).bind(worker as i32).fetch_optional(&pool).await
                 {
                     let _ = claimed_tx.send(id);
+                    pg_complete(&pool, worker as i32, id).await;
+                    let _ = done_tx.send(id);
                 }
                 tokio::select! {
                     _ = stop.changed() => return,
@@ -173,7 +283,7 @@ async fn pg_workers(pool: &PgPool, n: usize) -> (watch::Sender<bool>, mpsc::Unbo
             }
         });
     }
-    (stop_tx, claimed)
+    (stop_tx, claimed, done)
 }
 
 async fn pg_submit(pool: &PgPool, payload: String) {
@@ -183,22 +293,27 @@ async fn pg_submit(pool: &PgPool, payload: String) {
     tx.commit().await.unwrap();
 }
 
+async fn pg_reset(pool: &PgPool) {
+    sqlx::query("TRUNCATE job, job_result").execute(pool).await.unwrap();
+}
+
 async fn pg_latency(pool: &PgPool, n: usize) -> Vec<f64> {
-    sqlx::query("TRUNCATE job").execute(pool).await.unwrap();
-    let (stop, mut claimed) = pg_workers(pool, n).await;
+    pg_reset(pool).await;
+    let (stop, mut claimed, mut done) = pg_workers(pool, n).await;
     let mut samples = Vec::new();
     for i in 0..LATENCY_SAMPLES {
         let started = Instant::now();
         pg_submit(pool, format!("latency {i}")).await;
         claimed.recv().await.unwrap();
         samples.push(started.elapsed().as_secs_f64() * 1e3);
+        done.recv().await.unwrap();
     }
     let _ = stop.send(true);
     samples
 }
 
 async fn pg_throughput(pool: &PgPool, n: usize) -> f64 {
-    sqlx::query("TRUNCATE job").execute(pool).await.unwrap();
+    pg_reset(pool).await;
     {
         use futures::StreamExt;
         futures::stream::iter(0..THROUGHPUT_TASKS)
@@ -207,62 +322,97 @@ async fn pg_throughput(pool: &PgPool, n: usize) -> f64 {
             .collect::<Vec<_>>()
             .await;
     }
-    let (stop, mut claimed) = pg_workers(pool, n).await;
+    let (stop, mut claimed, mut done) = pg_workers(pool, n).await;
     claimed.recv().await.unwrap();
     let first_claim = Instant::now();
-    for _ in 1..THROUGHPUT_TASKS {
-        claimed.recv().await.unwrap();
+    for _ in 0..THROUGHPUT_TASKS {
+        done.recv().await.unwrap();
     }
     let elapsed = first_claim.elapsed().as_secs_f64();
     let _ = stop.send(true);
+    let results: i64 = sqlx::query_scalar("SELECT count(*) FROM job_result").fetch_one(pool).await.unwrap();
+    assert_eq!(results as usize, THROUGHPUT_TASKS, "the queue wrote every result");
     THROUGHPUT_TASKS as f64 / elapsed
+}
+
+fn p(samples: &mut [f64], q: f64) -> f64 {
+    percentile(samples, q)
 }
 
 #[tokio::main]
 async fn main() {
     let parts = Parts::from_env().unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
+    let curve: Vec<usize> = std::env::var("HEIWA_BENCH_LIMBS")
+        .unwrap_or_else(|_| "10,100,1000".into())
+        .split(',')
+        .map(|n| n.trim().parse().expect("HEIWA_BENCH_LIMBS: limb counts, comma-separated"))
+        .collect();
 
     let mut one = hub_latency(&parts, &dir.path().join("lat1"), 1).await;
     let mut twenty = hub_latency(&parts, &dir.path().join("lat20"), 20).await;
-    let (claims_per_s, doubles) = hub_throughput(&parts, &dir.path().join("tp50"), 50).await;
+    let mut fifty = hub_latency(&parts, &dir.path().join("lat50"), 50).await;
+    let (tasks_per_s, mut doubles) = hub_throughput(&parts, &dir.path().join("tp50"), 50).await;
 
     let mut pg =
         PgServer::new(PgServerConfig { install_dir: parts.pg_dir.clone(), root: dir.path().join("pg") }).unwrap();
     pg.start().unwrap();
-    let pool = PgPoolOptions::new().max_connections(80).connect_with(pg.connect_options("postgres")).await.unwrap();
-    sqlx::query(PG_SCHEMA).execute(&pool).await.unwrap();
+    let pool = PgPoolOptions::new().max_connections(120).connect_with(pg.connect_options("postgres")).await.unwrap();
+    for statement in PG_SCHEMA {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
     let mut pg_one = pg_latency(&pool, 1).await;
     let mut pg_twenty = pg_latency(&pool, 20).await;
-    let pg_claims_per_s = pg_throughput(&pool, 50).await;
+    let mut pg_fifty = pg_latency(&pool, 50).await;
+    let pg_tasks_per_s = pg_throughput(&pool, 50).await;
     pool.close().await;
     pg.stop().unwrap();
 
-    println!("hub      1 limb : p50 {:.2} ms  p99 {:.2} ms", percentile(&mut one, 0.5), percentile(&mut one, 0.99));
+    let mut scale = Vec::new();
+    for &n in &curve {
+        let tasks = if n >= 1000 { SCALE_TASKS } else { THROUGHPUT_TASKS };
+        let point = hub_scale(&parts, &dir.path().join(format!("scale{n}")), n, tasks).await;
+        doubles += point.doubles;
+        scale.push(point);
+    }
+
+    println!("one task at a time, submit → assigned (hub) / claimed (Postgres):");
+    for (name, hub, pg) in
+        [("1", &mut one, &mut pg_one), ("20", &mut twenty, &mut pg_twenty), ("50", &mut fifty, &mut pg_fifty)]
+    {
+        println!(
+            "  {name:>2} limbs/workers: hub p50 {:.2} ms p99 {:.2} ms | pg p50 {:.2} ms p99 {:.2} ms",
+            p(hub, 0.5),
+            p(hub, 0.99),
+            p(pg, 0.5),
+            p(pg, 0.99)
+        );
+    }
+    let ratio = tasks_per_s / pg_tasks_per_s;
+    println!("50 limbs/workers draining {THROUGHPUT_TASKS}: hub {tasks_per_s:.0} tasks/s, pg {pg_tasks_per_s:.0} tasks/s (ratio {ratio:.2})");
+    println!("connected limbs, 8 submitters:");
+    for s in &scale {
+        println!(
+            "  {:>5} limbs, {:>5} tasks: p50 {:.2} ms p99 {:.2} ms, {:.0} tasks/s, hub {:.2} CPU-ms/task, limbs' process {:.2} CPU-ms/task, hub {:.3} MB/limb",
+            s.limbs, s.tasks, s.p50_ms, s.p99_ms, s.tasks_per_s, s.hub_cpu_ms_per_task, s.client_cpu_ms_per_task, s.hub_mb_per_limb
+        );
+    }
+    let largest = scale.last().expect("at least one point on the curve");
     println!(
-        "hub     20 limbs: p50 {:.2} ms  p99 {:.2} ms",
-        percentile(&mut twenty, 0.5),
-        percentile(&mut twenty, 0.99)
-    );
-    println!("hub     50 limbs: {claims_per_s:.0} claims/s, {doubles} double claims");
-    println!(
-        "pg   1 worker   : p50 {:.2} ms  p99 {:.2} ms",
-        percentile(&mut pg_one, 0.5),
-        percentile(&mut pg_one, 0.99)
-    );
-    println!(
-        "pg  20 workers  : p50 {:.2} ms  p99 {:.2} ms",
-        percentile(&mut pg_twenty, 0.5),
-        percentile(&mut pg_twenty, 0.99)
-    );
-    println!("pg  50 workers  : {pg_claims_per_s:.0} claims/s");
-    println!(
-        "RESULT claim p50_ms={:.2} p99_ms={:.2} p50_20_ms={:.2} p99_20_ms={:.2} claims_per_s={claims_per_s:.0} pg_p50_ms={:.2} pg_p50_20_ms={:.2} pg_claims_per_s={pg_claims_per_s:.0} doubles={doubles}",
-        percentile(&mut one, 0.5),
-        percentile(&mut one, 0.99),
-        percentile(&mut twenty, 0.5),
-        percentile(&mut twenty, 0.99),
-        percentile(&mut pg_one, 0.5),
-        percentile(&mut pg_twenty, 0.5),
+        "RESULT claim p50_ms={:.2} p99_ms={:.2} p50_20_ms={:.2} p50_50_ms={:.2} p99_50_ms={:.2} tasks_per_s={tasks_per_s:.0} pg_tasks_per_s={pg_tasks_per_s:.0} ratio_vs_pg={ratio:.2} pg_p50_ms={:.2} pg_p50_50_ms={:.2} limbs_max={} p50_{}_ms={:.2} p99_{}_ms={:.2} hub_cpu_ms_per_task={:.2} hub_mb_per_limb={:.3} doubles={doubles}",
+        p(&mut one, 0.5),
+        p(&mut one, 0.99),
+        p(&mut twenty, 0.5),
+        p(&mut fifty, 0.5),
+        p(&mut fifty, 0.99),
+        p(&mut pg_one, 0.5),
+        p(&mut pg_fifty, 0.5),
+        largest.limbs,
+        largest.limbs,
+        largest.p50_ms,
+        largest.limbs,
+        largest.p99_ms,
+        largest.hub_cpu_ms_per_task,
+        largest.hub_mb_per_limb,
     );
 }
