@@ -173,6 +173,35 @@ async fn watch_rows(
     Ok(viewer)
 }
 
+/// Start this machine's hub on `data_dir/hub` and publish the module as its
+/// owner (whose token is kept in `data_dir`).
+async fn local_hub(parts: &Parts, data_dir: &Path) -> Result<(HubServer, HubHttp, String), HubError> {
+    let listen = format!("127.0.0.1:{}", free_loopback_port()?).parse().expect("a loopback address");
+    let config = HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: data_dir.join("hub"), listen };
+    let server = tokio::task::spawn_blocking(move || HubServer::start(&config))
+        .await
+        .map_err(|e| HubError::Spawn(std::io::Error::other(e.to_string())))??;
+    let http = HubHttp::new(server.http_url());
+    let owner_token = http.identity_token(&data_dir.join("owner.token")).await?;
+    http.publish(DATABASE, &parts.hub_wasm, &owner_token).await?;
+    Ok((server, http, owner_token))
+}
+
+/// Move the local hub's data and the identities it signed (they mean nothing
+/// to a new hub) into `data_dir/hub-before-<unix time>`, untouched.
+fn retire_local_hub(data_dir: &Path) -> Result<std::path::PathBuf, HubError> {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let kept = data_dir.join(format!("hub-before-{secs}"));
+    std::fs::create_dir_all(&kept).map_err(HubError::file(&kept))?;
+    for name in ["hub", "owner.token", "limb.token"] {
+        let from = data_dir.join(name);
+        if from.exists() {
+            std::fs::rename(&from, kept.join(name)).map_err(HubError::file(&from))?;
+        }
+    }
+    Ok(kept)
+}
+
 impl Mesh {
     /// Start (or resume, from `data_dir`) the local mesh, its limb answering
     /// with `executor` as far as `governor` allows. `on_change` runs whenever
@@ -184,14 +213,16 @@ impl Mesh {
         governor: Option<watch::Receiver<Decision>>,
         on_change: impl Fn() + Send + Sync + 'static,
     ) -> Result<Self, HubError> {
-        let listen = format!("127.0.0.1:{}", free_loopback_port()?).parse().expect("a loopback address");
-        let config = HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: data_dir.join("hub"), listen };
-        let server = tokio::task::spawn_blocking(move || HubServer::start(&config))
-            .await
-            .map_err(|e| HubError::Spawn(std::io::Error::other(e.to_string())))??;
-        let http = HubHttp::new(server.http_url());
-        let owner_token = http.identity_token(&data_dir.join("owner.token")).await?;
-        http.publish(DATABASE, &parts.hub_wasm, &owner_token).await?;
+        let (server, http, owner_token) = match local_hub(parts, data_dir).await {
+            Err(HubError::SchemaChanged { detail, .. }) => {
+                // This machine's own hub, made by an earlier version: keep it
+                // whole beside a fresh one rather than refuse to start.
+                let kept = retire_local_hub(data_dir)?;
+                tracing::warn!(%detail, kept = %kept.display(), "the local hub's tables changed; started a new one");
+                local_hub(parts, data_dir).await?
+            }
+            other => other?,
+        };
         if http.rows(DATABASE, "SELECT * FROM member", &owner_token).await?.is_empty() {
             http.create_tenant(DATABASE, "this workstation", &owner_token).await?;
         }

@@ -114,7 +114,14 @@ impl HubHttp {
             .bearer_auth(token)
             .header("content-type", "application/wasm")
             .body(bytes);
-        self.send("publish", request).await.map(drop)
+        match self.send("publish", request).await {
+            // SpacetimeDB migrates a database in place only by adding; a module
+            // whose tables changed otherwise is refused, and the data stays as it was.
+            Err(HubError::Refused { status: 400, body, .. }) if body.starts_with("Database update rejected") => {
+                Err(HubError::SchemaChanged { database: name.into(), detail: body })
+            }
+            other => other.map(drop),
+        }
     }
 
     /// Run SQL as `token`'s identity; row-level security applies to non-owners.

@@ -46,6 +46,14 @@ pub enum HubError {
     /// The hub's HTTP API answered with an error status (401 for a bad token, …).
     #[error("hub refused {what} ({status}): {body}")]
     Refused { what: String, status: u16, body: String },
+    /// The database was made by a hub-module whose tables differ from this
+    /// one's in a way SpacetimeDB cannot migrate in place.
+    #[error(
+        "the hub database \"{database}\" holds tables of an older hub-module that this one cannot update in place; \
+         its data is untouched. Start the hub on a new data directory (or publish under another database name) \
+         after `heiwa task export` with the old version. The server said: {detail}"
+    )]
+    SchemaChanged { database: String, detail: String },
     /// A reducer ran and returned `Err`: the hub's own rules said no.
     #[error("the hub refused {reducer}: {message}")]
     Reducer { reducer: String, message: String },

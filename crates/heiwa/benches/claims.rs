@@ -240,8 +240,9 @@ const PG_CLAIM: &str = "UPDATE job SET state = 'claimed', claimed_by = $1 WHERE 
      (SELECT id FROM job WHERE state = 'pending' ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id";
 
 /// The same cycle as a limb's: claim, then mark done and insert the result in one transaction.
-async fn pg_complete(pool: &PgPool, worker: i32, id: i64) {
-    let mut tx = pool.begin().await.unwrap();
+async fn pg_complete(conn: &mut sqlx::PgConnection, worker: i32, id: i64) {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await.unwrap();
     sqlx::query("UPDATE job SET state = 'done' WHERE id = $1").bind(id).execute(&mut *tx).await.unwrap();
     sqlx::query("INSERT INTO job_result (job_id, worker, summary) VALUES ($1, $2, $3)")
         .bind(id)
@@ -253,7 +254,8 @@ async fn pg_complete(pool: &PgPool, worker: i32, id: i64) {
     tx.commit().await.unwrap();
 }
 
-/// `n` workers: LISTEN, and on each notification claim and complete until the
+/// `n` workers, each on its own connection, woken by one LISTEN connection
+/// (as River does): on each notification they claim and complete until the
 /// queue is empty. Claims are reported when made; completions when committed.
 async fn pg_workers(
     pool: &PgPool,
@@ -262,23 +264,38 @@ async fn pg_workers(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (claimed_tx, claimed) = mpsc::unbounded_channel();
     let (done_tx, done) = mpsc::unbounded_channel();
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let mut listener = PgListener::connect_with(pool).await.unwrap();
+    listener.listen("job_ready").await.unwrap();
+    let (waker, mut stop) = (wake.clone(), stop_rx.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = listener.recv() => waker.notify_waiters(),
+            }
+        }
+    });
     for worker in 0..n {
-        let mut listener = PgListener::connect_with(pool).await.unwrap();
-        listener.listen("job_ready").await.unwrap();
-        let (pool, claimed_tx, done_tx, mut stop) =
-            (pool.clone(), claimed_tx.clone(), done_tx.clone(), stop_rx.clone());
+        let mut conn = pool.acquire().await.unwrap().detach();
+        let (claimed_tx, done_tx, mut stop, wake) =
+            (claimed_tx.clone(), done_tx.clone(), stop_rx.clone(), wake.clone());
         tokio::spawn(async move {
             loop {
+                // Registered before draining, so a notification during the drain is not lost.
+                let notified = wake.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
                 while let Ok(Some(id)) =
-                    sqlx::query_scalar::<_, i64>(PG_CLAIM).bind(worker as i32).fetch_optional(&pool).await
+                    sqlx::query_scalar::<_, i64>(PG_CLAIM).bind(worker as i32).fetch_optional(&mut conn).await
                 {
                     let _ = claimed_tx.send(id);
-                    pg_complete(&pool, worker as i32, id).await;
+                    pg_complete(&mut conn, worker as i32, id).await;
                     let _ = done_tx.send(id);
                 }
                 tokio::select! {
                     _ = stop.changed() => return,
-                    _ = listener.recv() => {}
+                    _ = notified => {}
                 }
             }
         });
