@@ -79,6 +79,7 @@ async fn limbs(hub: &Hub, dir: &std::path::Path, n: usize) -> Limbs {
     let (stop, stop_rx) = watch::channel(false);
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let stopwatch = Arc::new(Stopwatch::default());
+    let (failed_tx, mut failed) = mpsc::unbounded_channel();
     for i in 0..n {
         let options = LimbOptions {
             uri: hub.http.base_url().replacen("http://", "ws://", 1),
@@ -92,12 +93,19 @@ async fn limbs(hub: &Hub, dir: &std::path::Path, n: usize) -> Limbs {
             governor: None,
             tasks: None,
         };
-        tokio::spawn(run_limb(options, stopwatch.clone(), stop_rx.clone(), events_tx.clone()));
+        let (stopwatch, stop_rx, events_tx, failed_tx) =
+            (stopwatch.clone(), stop_rx.clone(), events_tx.clone(), failed_tx.clone());
+        tokio::spawn(async move {
+            if let Err(error) = run_limb(options, stopwatch, stop_rx, events_tx).await {
+                let _ = failed_tx.send(error.to_string());
+            }
+        });
     }
     let mut ready = 0;
     while ready < n {
-        if let Some(LimbEvent::Ready { .. }) = events.recv().await {
-            ready += 1;
+        tokio::select! {
+            Some(event) = events.recv() => ready += usize::from(matches!(event, LimbEvent::Ready { .. })),
+            Some(error) = failed.recv() => panic!("limb {ready} of {n} failed: {error}"),
         }
     }
     Limbs { stop, events, stopwatch }
