@@ -113,11 +113,33 @@ async fn limbs(hub: &Hub, dir: &std::path::Path, n: usize) -> Limbs {
 
 impl Limbs {
     /// Wait for `count` completions; returns how many tasks completed twice.
-    async fn completions(&mut self, count: usize) -> usize {
+    /// Stalled for 30 s, it fails with what the hub says instead of hanging.
+    async fn completions(&mut self, hub: &Hub, count: usize) -> usize {
         let mut done: HashMap<u64, usize> = HashMap::new();
+        let mut seen: HashMap<u64, Vec<String>> = HashMap::new();
         while done.len() < count {
-            if let Some(LimbEvent::Completed(id)) = self.events.recv().await {
-                *done.entry(id).or_default() += 1;
+            match tokio::time::timeout(Duration::from_secs(30), self.events.recv()).await {
+                Ok(Some(LimbEvent::Completed(id))) => *done.entry(id).or_default() += 1,
+                Ok(Some(event)) => {
+                    if let LimbEvent::Claimed(id) | LimbEvent::Executed(id) | LimbEvent::Lost(id) = event {
+                        seen.entry(id).or_default().push(format!("{event:?}"));
+                    }
+                    if let LimbEvent::Disconnected(_) | LimbEvent::Reconnected = event {
+                        eprintln!("{event:?}");
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    let tasks = hub.http.rows("heiwa", "SELECT * FROM task", &hub.owner).await.unwrap_or_default();
+                    let open: Vec<_> = tasks.iter().filter(|t| t["state"] != "done").take(10).collect();
+                    let limbs = hub.http.rows("heiwa", "SELECT * FROM limb", &hub.owner).await.unwrap_or_default();
+                    let offline: Vec<_> = limbs.iter().filter(|l| l["online"] != true).take(10).collect();
+                    let missing: Vec<_> = seen.iter().filter(|(id, _)| !done.contains_key(id)).take(10).collect();
+                    panic!(
+                        "stalled at {} of {count} completions; unfinished (first 10): {open:?}; offline limbs: \
+                         {offline:?}; events of tasks not completed: {missing:?}",
+                        done.len()
+                    );
+                }
             }
         }
         done.values().map(|n| n - 1).sum()
@@ -146,7 +168,7 @@ async fn hub_latencies(hub: &Hub, limbs: &mut Limbs, prefix: &str, samples: usiz
         .buffer_unordered(concurrency)
         .collect()
         .await;
-    limbs.completions(samples).await;
+    limbs.completions(hub, samples).await;
     let started = limbs.stopwatch.started.lock().unwrap();
     submitted.iter().map(|(payload, at)| started[payload].duration_since(*at).as_secs_f64() * 1e3).collect()
 }
@@ -176,7 +198,7 @@ async fn hub_throughput(parts: &Parts, dir: &std::path::Path, n: usize) -> (f64,
             .await;
     }
     let mut limbs = limbs(&hub, dir, n).await;
-    let doubles = limbs.completions(THROUGHPUT_TASKS).await;
+    let doubles = limbs.completions(&hub, THROUGHPUT_TASKS).await;
     let started = limbs.stopwatch.started.lock().unwrap().values().min().copied().unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     limbs.stop().await;
