@@ -117,10 +117,8 @@ pub struct Limb {
     pub online: bool,
 }
 
-/// Which limb an identity is, for row-level security to join through (a
-/// limb sees the tasks assigned to it). Not the `limb` table itself: a rule
-/// may join only through a table whose own rule is a plain key lookup, or
-/// SpacetimeDB 1.2 cannot maintain it with index joins.
+/// Which limb an identity is: how a limb learns its own id (it reads no
+/// `limb` rows, which are for the tenant's readers).
 #[table(name = assignee, public)]
 pub struct Assignee {
     #[primary_key]
@@ -144,6 +142,10 @@ pub struct Task {
     /// The limb holding it while `Claimed`; 0 otherwise.
     #[index(btree)]
     pub assigned_to: u64,
+    /// That limb's identity (`Identity::ZERO` otherwise): a limb's view of
+    /// its assignments is this one column, which the server indexes by value.
+    #[index(btree)]
+    pub assignee: Identity,
     pub attempts: u32,
     /// Why the task failed or was cancelled; empty otherwise.
     pub reason: String,
@@ -159,6 +161,9 @@ pub struct TaskResult {
     pub tenant_id: u64,
     #[index(btree)]
     pub limb_id: u64,
+    /// The answering limb's identity: its view of its own results.
+    #[index(btree)]
+    pub limb_identity: Identity,
     pub summary: String,
     pub finished_at: Timestamp,
 }
@@ -232,11 +237,14 @@ pub struct PruneSweep {
 
 // Row-level security: evaluated by the server for every subscription and query;
 // several filters on one table show the union of their rows (in SQL replies a
-// row two rules match comes twice: `HubHttp::rows` drops the copy). A limb
-// reads its own id from `assignee`; `limb` rows are for readers. Joins start from
-// the caller's own `member`, `reader` or `assignee` row (a primary-key lookup
-// whose own rule is that lookup alone) so the server can maintain them with
-// index joins; written any other way, SpacetimeDB 1.2 refuses them for
+// row two rules match comes twice: `HubHttp::rows` drops the copy).
+// A limb's rules are one indexed column equal to its identity (`task.assignee`,
+// `task_result.limb_identity`, `assignee.identity`): the server indexes such
+// subscriptions by value, so a changed row is matched to the one limb it
+// concerns. It reads its own id from `assignee`; `limb` rows are for readers.
+// Readers' rules join from the caller's `member` or `reader` row (a primary-key
+// lookup whose own rule is that lookup alone) so the server can maintain them
+// with index joins; written any other way, SpacetimeDB 1.2 refuses them for
 // subscriptions ("Subscriptions require indexes on join columns").
 #[client_visibility_filter]
 const MEMBER_VISIBILITY: Filter = Filter::Sql("SELECT * FROM member WHERE identity = :sender");
@@ -255,17 +263,13 @@ const LIMB_TENANT_VISIBILITY: Filter = Filter::Sql(
 #[client_visibility_filter]
 const ASSIGNEE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM assignee WHERE identity = :sender");
 #[client_visibility_filter]
-const TASK_ASSIGNED_VISIBILITY: Filter = Filter::Sql(
-    "SELECT task.* FROM assignee JOIN task ON assignee.limb_id = task.assigned_to WHERE assignee.identity = :sender",
-);
+const TASK_ASSIGNED_VISIBILITY: Filter = Filter::Sql("SELECT * FROM task WHERE assignee = :sender");
 #[client_visibility_filter]
 const TASK_TENANT_VISIBILITY: Filter = Filter::Sql(
     "SELECT task.* FROM reader JOIN task ON reader.tenant_id = task.tenant_id WHERE reader.identity = :sender",
 );
 #[client_visibility_filter]
-const RESULT_OWN_VISIBILITY: Filter = Filter::Sql(
-    "SELECT task_result.* FROM assignee JOIN task_result ON assignee.limb_id = task_result.limb_id WHERE assignee.identity = :sender",
-);
+const RESULT_OWN_VISIBILITY: Filter = Filter::Sql("SELECT * FROM task_result WHERE limb_identity = :sender");
 #[client_visibility_filter]
 const RESULT_TENANT_VISIBILITY: Filter = Filter::Sql(
     "SELECT task_result.* FROM reader JOIN task_result ON reader.tenant_id = task_result.tenant_id WHERE reader.identity = :sender",
@@ -372,6 +376,7 @@ fn assign(ctx: &ReducerContext, task: Task, limb: &Limb) {
     ctx.db.task().id().update(Task {
         state: TaskState::Claimed,
         assigned_to: limb.id,
+        assignee: limb.identity,
         attempts: task.attempts + 1,
         updated_at: ctx.timestamp,
         ..task
@@ -443,7 +448,14 @@ fn finish(ctx: &ReducerContext, task: Task, state: TaskState, reason: String) {
     let was_open = !rules::is_finished(task.state);
     ctx.db.lease().task_id().delete(task.id);
     ctx.db.pending().task_id().delete(task.id);
-    let task = ctx.db.task().id().update(Task { state, reason, assigned_to: 0, updated_at: ctx.timestamp, ..task });
+    let task = ctx.db.task().id().update(Task {
+        state,
+        reason,
+        assigned_to: 0,
+        assignee: Identity::ZERO,
+        updated_at: ctx.timestamp,
+        ..task
+    });
     if was_open && rules::is_finished(state) {
         if let Some(usage) = ctx.db.tenant_usage().tenant_id().find(task.tenant_id) {
             ctx.db
@@ -657,6 +669,7 @@ pub fn submit_task(ctx: &ReducerContext, payload: String, model: String) -> Resu
         model,
         state: TaskState::Pending,
         assigned_to: 0,
+        assignee: Identity::ZERO,
         attempts: 0,
         reason: String::new(),
         created_at: ctx.timestamp,
@@ -674,6 +687,7 @@ pub fn complete_task(ctx: &ReducerContext, task_id: u64, limb_id: u64, summary: 
         task_id,
         tenant_id: limb.tenant_id,
         limb_id,
+        limb_identity: limb.identity,
         summary,
         finished_at: ctx.timestamp,
     });

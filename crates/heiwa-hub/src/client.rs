@@ -20,13 +20,12 @@ pub fn tenant_tables() -> Vec<String> {
 }
 
 /// A limb's view: its member and assignee rows (its limb id), the tasks
-/// assigned to it, its own results. The queries name whole tables; row-level security makes each
-/// an equality filter on the caller's own limb (`limb.identity = :sender`,
-/// then `task.assigned_to = limb.id` through indexes), which the server
-/// prunes by that join edge: a changed task row is matched to the one limb
-/// it concerns, not evaluated against every limb's subscription. (Writing
-/// `WHERE assigned_to = id` here instead makes SpacetimeDB 1.2 refuse the
-/// subscription: a filtered table under a row-level-security join is no
+/// assigned to it, its own results. The queries name whole tables; row-level
+/// security makes each an equality filter on one indexed column, the limb's
+/// own identity (`task.assignee = :sender`, …), which the server indexes by
+/// value: a changed task row is matched to the one limb it concerns. (A
+/// `WHERE` of the client's own on these tables is refused by SpacetimeDB 1.2:
+/// the readers' rules join them, and a filtered table under a join is no
 /// longer an index join.)
 pub fn limb_tables() -> Vec<String> {
     ["member", "assignee", "task", "task_result"].map(|t| format!("SELECT * FROM {t}")).to_vec()

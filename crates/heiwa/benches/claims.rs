@@ -71,6 +71,8 @@ impl Executor for Stopwatch {
 struct Limbs {
     stop: watch::Sender<bool>,
     events: mpsc::UnboundedReceiver<LimbEvent>,
+    /// Events that came before every limb was ready.
+    early: Vec<LimbEvent>,
     stopwatch: Arc<Stopwatch>,
 }
 
@@ -101,14 +103,18 @@ async fn limbs(hub: &Hub, dir: &std::path::Path, n: usize) -> Limbs {
             }
         });
     }
-    let mut ready = 0;
+    // Limbs that are ready first start on a backlog at once: keep their events.
+    let (mut ready, mut early) = (0, Vec::new());
     while ready < n {
         tokio::select! {
-            Some(event) = events.recv() => ready += usize::from(matches!(event, LimbEvent::Ready { .. })),
+            Some(event) = events.recv() => match event {
+                LimbEvent::Ready { .. } => ready += 1,
+                other => early.push(other),
+            },
             Some(error) = failed.recv() => panic!("limb {ready} of {n} failed: {error}"),
         }
     }
-    Limbs { stop, events, stopwatch }
+    Limbs { stop, events, early, stopwatch }
 }
 
 impl Limbs {
@@ -117,8 +123,13 @@ impl Limbs {
     async fn completions(&mut self, hub: &Hub, count: usize) -> usize {
         let mut done: HashMap<u64, usize> = HashMap::new();
         let mut seen: HashMap<u64, Vec<String>> = HashMap::new();
+        let mut early = std::mem::take(&mut self.early).into_iter();
         while done.len() < count {
-            match tokio::time::timeout(Duration::from_secs(30), self.events.recv()).await {
+            let next = match early.next() {
+                Some(event) => Ok(Some(event)),
+                None => tokio::time::timeout(Duration::from_secs(30), self.events.recv()).await,
+            };
+            match next {
                 Ok(Some(LimbEvent::Completed(id))) => *done.entry(id).or_default() += 1,
                 Ok(Some(event)) => {
                     if let LimbEvent::Claimed(id) | LimbEvent::Executed(id) | LimbEvent::Lost(id) = event {

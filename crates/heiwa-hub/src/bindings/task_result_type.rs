@@ -12,6 +12,7 @@ pub struct TaskResult {
     pub task_id: u64,
     pub tenant_id: u64,
     pub limb_id: u64,
+    pub limb_identity: __sdk::Identity,
     pub summary: String,
     pub finished_at: __sdk::Timestamp,
 }

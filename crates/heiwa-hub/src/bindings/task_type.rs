@@ -18,6 +18,7 @@ pub struct Task {
     pub model: String,
     pub state: TaskState,
     pub assigned_to: u64,
+    pub assignee: __sdk::Identity,
     pub attempts: u32,
     pub reason: String,
     pub created_at: __sdk::Timestamp,
