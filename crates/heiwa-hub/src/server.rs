@@ -77,7 +77,9 @@ impl HubServer {
         format!("ws://{}", self.listen)
     }
 
-    /// Stop with SIGTERM (the server flushes its commit log), then wait.
+    /// Stop with SIGTERM, then wait. SpacetimeDB 1.2 does not catch it: the
+    /// process ends at once, and transactions from the last half second (it
+    /// syncs its commit log every 500 ms) may be gone though acknowledged.
     pub fn stop(mut self) {
         self.terminate();
     }
