@@ -222,6 +222,12 @@ struct TaskLine {
     payload: String,
 }
 
+#[derive(serde::Deserialize)]
+struct ResultLine {
+    task_id: u64,
+    limb_id: u64,
+}
+
 /// Every task the token may see with its result, one JSON object a line.
 async fn export(http: &HubHttp, database: &str, token: &str, out: &mut dyn std::io::Write) -> anyhow::Result<usize> {
     let tasks = http.rows(database, "SELECT * FROM task", token).await?;
@@ -266,9 +272,20 @@ pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
         TaskCommand::List { hub } => {
             let (http, token) = hub.client().await?;
             let tasks: Vec<TaskLine> = http.rows_as(&hub.database, "SELECT * FROM task", &token).await?;
+            // The limb that holds a task, or the one that answered it.
+            let answered_by: std::collections::HashMap<u64, u64> = http
+                .rows_as::<ResultLine>(&hub.database, "SELECT * FROM task_result", &token)
+                .await?
+                .into_iter()
+                .map(|result| (result.task_id, result.limb_id))
+                .collect();
             println!("{:>6}  {:<9}  {:>5}  {:>8}  payload", "id", "state", "limb", "attempts");
             for task in tasks {
-                let limb = if task.assigned_to == 0 { "-".into() } else { task.assigned_to.to_string() };
+                let limb = match (task.assigned_to, answered_by.get(&task.id)) {
+                    (0, Some(limb)) => limb.to_string(),
+                    (0, None) => "-".into(),
+                    (holder, _) => holder.to_string(),
+                };
                 let payload: String = task.payload.chars().take(60).collect();
                 println!("{:>6}  {:<9}  {:>5}  {:>8}  {payload}", task.id, task.state, limb, task.attempts);
             }
