@@ -20,7 +20,19 @@ async fn quotas_refuse_submits_with_a_clear_error_and_lose_nothing_accepted() {
     let strict = HubLimits { max_open_tasks: 5, submits_per_sec: 2, submit_burst: 3, ..defaults };
     let refused = http.configure("heiwa", &strict, &owner).await.unwrap_err().to_string();
     assert!(refused.contains("only the hub's admin"), "a tenant owner is not the hub's admin: {refused}");
-    http.configure("heiwa", &strict, &admin).await.expect("the publisher is");
+
+    // The admin sets them as `heiwa hub limits` (its token in a 0600 file).
+    let admin_file = dir.path().join("admin.token");
+    heiwa_config::write_secret(&admin_file, &admin).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .args(["hub", "limits", "--max-open-tasks", "5", "--submits-per-sec", "2", "--submit-burst", "3"])
+        .env("HEIWA_HUB", http.base_url())
+        .env("HEIWA_TOKEN_FILE", &admin_file)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((shown["max_open_tasks"].as_u64(), shown["submit_burst"].as_u64()), (Some(5), Some(3)));
     assert_eq!(http.limits("heiwa", &owner).await.unwrap(), strict, "members read the limits");
 
     // A burst of 3, then the rate: the 4th at once is refused with when to retry.
