@@ -102,12 +102,14 @@ pub struct RemoteHub {
     pub invite: Option<String>,
 }
 
-/// This machine's limb: one task at a time (the governor may allow more).
+/// This machine's limb: one task at a time (the governor may allow more),
+/// offering what its executor brings.
 fn this_workstation(
     uri: String,
     database: String,
     token_file: std::path::PathBuf,
     invite: Option<String>,
+    offer: Offer,
     governor: Option<watch::Receiver<Decision>>,
 ) -> LimbOptions {
     LimbOptions {
@@ -118,7 +120,7 @@ fn this_workstation(
         name: "this workstation".into(),
         lease_secs: 30,
         max_in_flight: 1,
-        offer: Offer::default(),
+        offer,
         governor,
         tasks: None,
     }
@@ -210,6 +212,7 @@ impl Mesh {
         parts: &Parts,
         data_dir: &Path,
         executor: Arc<dyn Executor>,
+        offer: Offer,
         governor: Option<watch::Receiver<Decision>>,
         on_change: impl Fn() + Send + Sync + 'static,
     ) -> Result<Self, HubError> {
@@ -236,7 +239,7 @@ impl Mesh {
             true => None,
             false => Some(http.create_invite(DATABASE, 1, 600, InviteRole::Limb, &owner_token).await?.0),
         };
-        let options = this_workstation(server.ws_url(), DATABASE.into(), limb_token, invite, governor);
+        let options = this_workstation(server.ws_url(), DATABASE.into(), limb_token, invite, offer, governor);
         let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(on_change);
         let (limb, stop_limb) = spawn_limb(options, executor, on_change.clone());
         let viewer = watch_rows(server.ws_url(), DATABASE.into(), owner_token.clone(), on_change).await?;
@@ -259,14 +262,21 @@ impl Mesh {
         hub: &RemoteHub,
         data_dir: &Path,
         executor: Arc<dyn Executor>,
+        offer: Offer,
         governor: Option<watch::Receiver<Decision>>,
         on_change: impl Fn() + Send + Sync + 'static,
     ) -> Result<Self, HubError> {
         let http_base = http_url(&hub.url)?;
         std::fs::create_dir_all(data_dir).map_err(HubError::file(data_dir))?;
         let token_file = data_dir.join("limb.token");
-        let mut options =
-            this_workstation(hub.url.clone(), hub.database.clone(), token_file.clone(), hub.invite.clone(), governor);
+        let mut options = this_workstation(
+            hub.url.clone(),
+            hub.database.clone(),
+            token_file.clone(),
+            hub.invite.clone(),
+            offer,
+            governor,
+        );
         let (rows_tx, rows) = watch::channel(Vec::new());
         options.tasks = Some(Arc::new(rows_tx));
         let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(on_change);

@@ -3,8 +3,10 @@
 
 use crate::error::{CommandError, CommandResult};
 use crate::settings::Settings;
+use heiwa_hub::ModelOffer;
 use limb_core::agent::local::LocalAgent;
 use limb_core::agent::Budget;
+use limb_core::claim::Offer;
 use limb_core::governor::{Decision, DonationPolicy, Governor};
 use limb_core::mesh::{Mesh, RemoteHub};
 use std::path::PathBuf;
@@ -77,19 +79,33 @@ pub(crate) async fn start_limb(app: &tauri::AppHandle, governor: &Governor) -> C
         .await
         .map_err(|e| CommandError::new(e.to_string()))?;
     agent.follow(&governor.decision());
+    // What the hub may route to this machine: the model it answers with, and the tool when the sandbox is there.
+    let offer = Offer {
+        models: vec![ModelOffer { id: heiwa_inference::models::model_id(&parts.chat_model), sha256: String::new() }],
+        tool: agent.tool_problem().is_none(),
+        gpu: false,
+    };
     let executor = Arc::new(agent.executor(tokio::runtime::Handle::current()));
     let notifier = app.clone();
     let on_change = move || {
         let _ = notifier.emit(CHANGED, ());
     };
     let started = match state.settings().hub {
-        None => Mesh::start(&parts, &state.data_dir.join("mesh"), executor, Some(governor.subscribe()), on_change)
-            .await
-            .map_err(CommandError::from),
+        None => {
+            Mesh::start(&parts, &state.data_dir.join("mesh"), executor, offer, Some(governor.subscribe()), on_change)
+                .await
+                .map_err(CommandError::from)
+        }
         Some(hub) => {
-            let joined =
-                Mesh::join(&hub, &state.data_dir.join("remote-hub"), executor, Some(governor.subscribe()), on_change)
-                    .await;
+            let joined = Mesh::join(
+                &hub,
+                &state.data_dir.join("remote-hub"),
+                executor,
+                offer,
+                Some(governor.subscribe()),
+                on_change,
+            )
+            .await;
             if joined.is_ok() && hub.invite.is_some() {
                 // Joined: the identity is kept in the data directory; the invite is spent.
                 let spent = RemoteHub { invite: None, ..hub };

@@ -520,7 +520,7 @@ async fn a_dead_sdk_message_thread_is_reported_as_a_disconnect() {
 /// in their tenant, and a wrong invite is a clear error, not a hang.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_app_mesh_joins_a_remote_hub_by_invite_and_answers_its_tenant() {
-    use limb_core::claim::EchoExecutor;
+    use limb_core::claim::{EchoExecutor, Offer};
     use limb_core::mesh::{Mesh, RemoteHub};
     let parts = parts();
     let dir = tempfile::tempdir().unwrap();
@@ -529,14 +529,34 @@ async fn the_app_mesh_joins_a_remote_hub_by_invite_and_answers_its_tenant() {
     let executor = Arc::new(EchoExecutor { work: Duration::from_millis(10) });
 
     let wrong = RemoteHub { url: server.ws_url(), database: "heiwa".into(), invite: Some("not-a-code".into()) };
-    let refused = Mesh::join(&wrong, &dir.path().join("stranger"), executor.clone(), None, || {}).await;
+    let refused =
+        Mesh::join(&wrong, &dir.path().join("stranger"), executor.clone(), Offer::default(), None, || {}).await;
     let error = refused.err().expect("a wrong invite is refused").to_string();
     assert!(error.contains("join_tenant"), "the error says what was refused: {error}");
 
     let hub = RemoteHub { url: server.ws_url(), database: "heiwa".into(), invite: Some(invite) };
+    let offer = Offer { tool: true, ..Offer::default() };
     let mut mesh =
-        Mesh::join(&hub, &dir.path().join("app"), executor, None, || {}).await.expect("joins with the invite");
+        Mesh::join(&hub, &dir.path().join("app"), executor, offer, None, || {}).await.expect("joins with the invite");
     assert!(mesh.limb().connected);
+    // The offer follows the limb's registration: wait for it to arrive.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen_by_owner = loop {
+        let rows = http.rows("heiwa", "SELECT * FROM limb", &owner).await.unwrap();
+        if rows[0]["online"] == true || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (
+            seen_by_owner[0]["online"].as_bool(),
+            seen_by_owner[0]["capacity"].as_u64(),
+            seen_by_owner[0]["tool"].as_bool()
+        ),
+        (Some(true), Some(1), Some(true)),
+        "the owner sees what the app's limb offers: {seen_by_owner:?}"
+    );
     let refused = mesh.submit("hello from the app").await.expect_err("a volunteer's limb may not submit");
     assert!(refused.to_string().contains("may not submit"), "{refused}");
     let limb_id = mesh.limb().limb_id.expect("registered");
@@ -565,10 +585,16 @@ async fn the_app_mesh_joins_a_remote_hub_by_invite_and_answers_its_tenant() {
 
     // Restarted without the invite: the saved identity is enough.
     let again = RemoteHub { invite: None, ..hub };
-    let mut mesh =
-        Mesh::join(&again, &dir.path().join("app"), Arc::new(EchoExecutor { work: Duration::ZERO }), None, || {})
-            .await
-            .expect("rejoins with the saved identity");
+    let mut mesh = Mesh::join(
+        &again,
+        &dir.path().join("app"),
+        Arc::new(EchoExecutor { work: Duration::ZERO }),
+        Offer::default(),
+        None,
+        || {},
+    )
+    .await
+    .expect("rejoins with the saved identity");
     assert_eq!(mesh.tasks().len(), 1, "the same tenant's tasks");
     mesh.stop();
 }
