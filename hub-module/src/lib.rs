@@ -209,6 +209,16 @@ pub struct Lease {
     pub until: Timestamp,
 }
 
+/// Keys of `submit_task_once`, per tenant (`"{tenant_id}:{key}"`), kept as
+/// long as finished tasks are.
+#[table(name = submit_key)]
+pub struct SubmitKey {
+    #[primary_key]
+    pub key: String,
+    pub task_id: u64,
+    pub at: Timestamp,
+}
+
 /// Each tenant's open-task count and submit allowance (the quotas).
 #[table(name = tenant_usage)]
 pub struct TenantUsage {
@@ -642,10 +652,39 @@ pub fn client_disconnected(ctx: &ReducerContext) {
 pub fn submit_task(ctx: &ReducerContext, payload: String, model: String) -> Result<(), String> {
     rules::check_payload(&payload)?;
     rules::check_model(&model)?;
+    let member = submitter(ctx)?;
+    accept_task(ctx, &member, payload, model).map(drop)
+}
+
+/// Submit a task at most once per `key` in the tenant: the same key again is
+/// accepted and changes nothing. A producer that got no answer (a dropped
+/// connection, a hub restart) sends again with the same key instead of guessing.
+#[reducer]
+pub fn submit_task_once(ctx: &ReducerContext, key: String, payload: String, model: String) -> Result<(), String> {
+    rules::check_submit_key(&key)?;
+    rules::check_payload(&payload)?;
+    rules::check_model(&model)?;
+    let member = submitter(ctx)?;
+    let tenant_key = format!("{}:{key}", member.tenant_id);
+    if ctx.db.submit_key().key().find(&tenant_key).is_some() {
+        return Ok(());
+    }
+    let task = accept_task(ctx, &member, payload, model)?;
+    ctx.db.submit_key().insert(SubmitKey { key: tenant_key, task_id: task, at: ctx.timestamp });
+    Ok(())
+}
+
+/// The caller, if it may submit.
+fn submitter(ctx: &ReducerContext) -> Result<Member, String> {
     let member = membership(ctx)?;
     if !member.submits {
         return Err("you may not submit tasks to this tenant; its owner can grant it".into());
     }
+    Ok(member)
+}
+
+/// The quotas, then a new task, placed at once; returns its id.
+fn accept_task(ctx: &ReducerContext, member: &Member, payload: String, model: String) -> Result<u64, String> {
     let config = config(ctx)?;
     let usage = usage(ctx, member.tenant_id, &config);
     rules::check_open_tasks(usage.open_tasks, config.max_open_tasks)?;
@@ -675,8 +714,9 @@ pub fn submit_task(ctx: &ReducerContext, payload: String, model: String) -> Resu
         created_at: ctx.timestamp,
         updated_at: ctx.timestamp,
     });
+    let id = task.id;
     place(ctx, task);
-    Ok(())
+    Ok(id)
 }
 
 #[reducer]
@@ -816,6 +856,18 @@ pub fn prune_finished(ctx: &ReducerContext, _sweep: PruneSweep) -> Result<(), St
     for task_id in old {
         ctx.db.task_result().task_id().delete(task_id);
         ctx.db.task().id().delete(task_id);
+    }
+    let retain_micros = i64::try_from(config.retain_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+    let old_keys: Vec<String> = ctx
+        .db
+        .submit_key()
+        .iter()
+        .filter(|key| now.saturating_sub(micros(key.at)) > retain_micros)
+        .take(PRUNE_BATCH)
+        .map(|key| key.key)
+        .collect();
+    for key in old_keys {
+        ctx.db.submit_key().key().delete(&key);
     }
     Ok(())
 }

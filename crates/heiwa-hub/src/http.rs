@@ -211,6 +211,19 @@ impl HubHttp {
         self.call(name, "submit_task", json!([payload, model.unwrap_or_default()]), token).await
     }
 
+    /// Submit a task at most once per `key` in the tenant: sending the same
+    /// key again (after no answer, or after the hub restarted) changes nothing.
+    pub async fn submit_task_once(
+        &self,
+        name: &str,
+        key: &str,
+        payload: &str,
+        model: Option<&str>,
+        token: &str,
+    ) -> Result<(), HubError> {
+        self.call(name, "submit_task_once", json!([key, payload, model.unwrap_or_default()]), token).await
+    }
+
     /// The owner lets a limb read the whole tenant and/or submit (or takes it back).
     pub async fn grant_limb(
         &self,

@@ -115,6 +115,10 @@ pub enum TaskCommand {
         /// Run it only on a limb that offers this model (its id or sha256).
         #[arg(long)]
         model: Option<String>,
+        /// Submit at most once under this key: the same key again (say, after
+        /// no answer) changes nothing.
+        #[arg(long)]
+        key: Option<String>,
         #[command(flatten)]
         hub: HubArgs,
     },
@@ -246,9 +250,12 @@ async fn export(http: &HubHttp, database: &str, token: &str, out: &mut dyn std::
 
 pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
     match command {
-        TaskCommand::Submit { payload, model, hub } => {
+        TaskCommand::Submit { payload, model, key, hub } => {
             let (http, token) = hub.client().await?;
-            http.submit_task(&hub.database, &payload, model.as_deref(), &token).await?;
+            match key {
+                Some(key) => http.submit_task_once(&hub.database, &key, &payload, model.as_deref(), &token).await?,
+                None => http.submit_task(&hub.database, &payload, model.as_deref(), &token).await?,
+            }
             println!("submitted");
         }
         TaskCommand::Export { out, hub } => {

@@ -130,6 +130,15 @@ pub fn check_lease_secs(secs: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// A `submit_task_once` key: what a producer names one submission by.
+pub fn check_submit_key(key: &str) -> Result<(), String> {
+    let chars = key.chars().count();
+    if chars == 0 || chars > MAX_MODEL_CHARS || key.chars().any(char::is_control) {
+        return Err(format!("a submit key is 1 to {MAX_MODEL_CHARS} printable characters"));
+    }
+    Ok(())
+}
+
 pub fn check_model(model: &str) -> Result<(), String> {
     if model.chars().count() > MAX_MODEL_CHARS || model.chars().any(char::is_control) {
         return Err(format!("a model is named by at most {MAX_MODEL_CHARS} printable characters"));
@@ -300,6 +309,14 @@ mod tests {
         assert!(check_offer(1, &[offer(&"m".repeat(129), "")]).is_err());
         assert!(check_model("a b").is_ok() && check_model("a\u{0}b").is_err());
         assert_eq!((free_slots(4, 1), free_slots(1, 3)), (3, 0));
+    }
+
+    #[test]
+    fn submit_keys_are_bounded() {
+        assert!(check_submit_key("bot:42").is_ok());
+        assert!(check_submit_key("").is_err());
+        assert!(check_submit_key(&"k".repeat(129)).is_err());
+        assert!(check_submit_key("a\u{7}").is_err());
     }
 
     #[test]

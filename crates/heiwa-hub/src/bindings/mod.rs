@@ -47,6 +47,9 @@ pub mod ready_type;
 pub mod register_limb_reducer;
 pub mod release_task_reducer;
 pub mod role_type;
+pub mod submit_key_table;
+pub mod submit_key_type;
+pub mod submit_task_once_reducer;
 pub mod submit_task_reducer;
 pub mod task_result_table;
 pub mod task_result_type;
@@ -101,6 +104,9 @@ pub use ready_type::Ready;
 pub use register_limb_reducer::{register_limb, set_flags_for_register_limb, RegisterLimbCallbackId};
 pub use release_task_reducer::{release_task, set_flags_for_release_task, ReleaseTaskCallbackId};
 pub use role_type::Role;
+pub use submit_key_table::*;
+pub use submit_key_type::SubmitKey;
+pub use submit_task_once_reducer::{set_flags_for_submit_task_once, submit_task_once, SubmitTaskOnceCallbackId};
 pub use submit_task_reducer::{set_flags_for_submit_task, submit_task, SubmitTaskCallbackId};
 pub use task_result_table::*;
 pub use task_result_type::TaskResult;
@@ -185,6 +191,11 @@ pub enum Reducer {
         payload: String,
         model: String,
     },
+    SubmitTaskOnce {
+        key: String,
+        payload: String,
+        model: String,
+    },
 }
 
 impl __sdk::InModule for Reducer {
@@ -210,6 +221,7 @@ impl __sdk::Reducer for Reducer {
             Reducer::RegisterLimb { .. } => "register_limb",
             Reducer::ReleaseTask { .. } => "release_task",
             Reducer::SubmitTask { .. } => "submit_task",
+            Reducer::SubmitTaskOnce { .. } => "submit_task_once",
         }
     }
 }
@@ -273,6 +285,11 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
             "submit_task" => {
                 Ok(__sdk::parse_reducer_args::<submit_task_reducer::SubmitTaskArgs>("submit_task", &value.args)?.into())
             }
+            "submit_task_once" => Ok(__sdk::parse_reducer_args::<submit_task_once_reducer::SubmitTaskOnceArgs>(
+                "submit_task_once",
+                &value.args,
+            )?
+            .into()),
             unknown => Err(__sdk::InternalError::unknown_name("reducer", unknown, "ReducerCallInfo").into()),
         }
     }
@@ -294,6 +311,7 @@ pub struct DbUpdate {
     prune_sweep: __sdk::TableUpdate<PruneSweep>,
     reader: __sdk::TableUpdate<Reader>,
     ready: __sdk::TableUpdate<Ready>,
+    submit_key: __sdk::TableUpdate<SubmitKey>,
     task: __sdk::TableUpdate<Task>,
     task_result: __sdk::TableUpdate<TaskResult>,
     tenant: __sdk::TableUpdate<Tenant>,
@@ -318,6 +336,7 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 "prune_sweep" => db_update.prune_sweep.append(prune_sweep_table::parse_table_update(table_update)?),
                 "reader" => db_update.reader.append(reader_table::parse_table_update(table_update)?),
                 "ready" => db_update.ready.append(ready_table::parse_table_update(table_update)?),
+                "submit_key" => db_update.submit_key.append(submit_key_table::parse_table_update(table_update)?),
                 "task" => db_update.task.append(task_table::parse_table_update(table_update)?),
                 "task_result" => db_update.task_result.append(task_result_table::parse_table_update(table_update)?),
                 "tenant" => db_update.tenant.append(tenant_table::parse_table_update(table_update)?),
@@ -362,6 +381,8 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.reader =
             cache.apply_diff_to_table::<Reader>("reader", &self.reader).with_updates_by_pk(|row| &row.identity);
         diff.ready = cache.apply_diff_to_table::<Ready>("ready", &self.ready).with_updates_by_pk(|row| &row.limb_id);
+        diff.submit_key =
+            cache.apply_diff_to_table::<SubmitKey>("submit_key", &self.submit_key).with_updates_by_pk(|row| &row.key);
         diff.task = cache.apply_diff_to_table::<Task>("task", &self.task).with_updates_by_pk(|row| &row.id);
         diff.task_result = cache
             .apply_diff_to_table::<TaskResult>("task_result", &self.task_result)
@@ -391,6 +412,7 @@ pub struct AppliedDiff<'r> {
     prune_sweep: __sdk::TableAppliedDiff<'r, PruneSweep>,
     reader: __sdk::TableAppliedDiff<'r, Reader>,
     ready: __sdk::TableAppliedDiff<'r, Ready>,
+    submit_key: __sdk::TableAppliedDiff<'r, SubmitKey>,
     task: __sdk::TableAppliedDiff<'r, Task>,
     task_result: __sdk::TableAppliedDiff<'r, TaskResult>,
     tenant: __sdk::TableAppliedDiff<'r, Tenant>,
@@ -415,6 +437,7 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<PruneSweep>("prune_sweep", &self.prune_sweep, event);
         callbacks.invoke_table_row_callbacks::<Reader>("reader", &self.reader, event);
         callbacks.invoke_table_row_callbacks::<Ready>("ready", &self.ready, event);
+        callbacks.invoke_table_row_callbacks::<SubmitKey>("submit_key", &self.submit_key, event);
         callbacks.invoke_table_row_callbacks::<Task>("task", &self.task, event);
         callbacks.invoke_table_row_callbacks::<TaskResult>("task_result", &self.task_result, event);
         callbacks.invoke_table_row_callbacks::<Tenant>("tenant", &self.tenant, event);
@@ -1006,6 +1029,7 @@ impl __sdk::SpacetimeModule for RemoteModule {
         prune_sweep_table::register_table(client_cache);
         reader_table::register_table(client_cache);
         ready_table::register_table(client_cache);
+        submit_key_table::register_table(client_cache);
         task_table::register_table(client_cache);
         task_result_table::register_table(client_cache);
         tenant_table::register_table(client_cache);

@@ -160,3 +160,32 @@ async fn a_model_pinned_task_reaches_only_a_limb_that_offers_the_model() {
     gifted.stop();
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_submit_sent_twice_makes_one_task_per_tenant() {
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http, _) = local_hub_with_config(&parts, &dir.path().join("hub")).await;
+    let (owner, _) = tenant_with_invite(&http, 1).await;
+    for _ in 0..3 {
+        http.submit_task_once("heiwa", "nightly-42", "summarise the logs", None, &owner).await.unwrap();
+    }
+    // The CLI's --key is the same call.
+    let token_file = dir.path().join("owner.token");
+    heiwa_config::write_secret(&token_file, &owner).unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .args(["task", "submit", "summarise the logs", "--key", "nightly-42"])
+        .env("HEIWA_HUB", http.base_url())
+        .env("HEIWA_TOKEN_FILE", &token_file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(tasks(&http, &owner).await.len(), 1, "one task for one key");
+
+    let (other, _) = tenant_with_invite(&http, 1).await;
+    http.submit_task_once("heiwa", "nightly-42", "another tenant's job", None, &other).await.unwrap();
+    assert_eq!(tasks(&http, &other).await.len(), 1, "keys are per tenant");
+    let refused = http.submit_task_once("heiwa", "", "no key", None, &owner).await.unwrap_err().to_string();
+    assert!(refused.contains("a submit key is 1 to 128"), "{refused}");
+    server.stop();
+}
