@@ -215,7 +215,6 @@ pub struct Lease {
 pub struct SubmitKey {
     #[primary_key]
     pub key: String,
-    pub task_id: u64,
     pub at: Timestamp,
 }
 
@@ -408,10 +407,9 @@ fn place(ctx: &ReducerContext, task: Task) {
             assign(ctx, task, &limb);
             refresh_ready(ctx, &limb);
         }
+        // Its callers (a new task, `finish`) leave no queue row behind.
         None => {
-            if ctx.db.pending().task_id().find(task.id).is_none() {
-                ctx.db.pending().insert(Pending { task_id: task.id, tenant_id: task.tenant_id, model: task.model });
-            }
+            ctx.db.pending().insert(Pending { task_id: task.id, tenant_id: task.tenant_id, model: task.model });
         }
     }
 }
@@ -653,7 +651,7 @@ pub fn submit_task(ctx: &ReducerContext, payload: String, model: String) -> Resu
     rules::check_payload(&payload)?;
     rules::check_model(&model)?;
     let member = submitter(ctx)?;
-    accept_task(ctx, &member, payload, model).map(drop)
+    accept_task(ctx, &member, payload, model)
 }
 
 /// Submit a task at most once per `key` in the tenant: the same key again is
@@ -669,8 +667,8 @@ pub fn submit_task_once(ctx: &ReducerContext, key: String, payload: String, mode
     if ctx.db.submit_key().key().find(&tenant_key).is_some() {
         return Ok(());
     }
-    let task = accept_task(ctx, &member, payload, model)?;
-    ctx.db.submit_key().insert(SubmitKey { key: tenant_key, task_id: task, at: ctx.timestamp });
+    accept_task(ctx, &member, payload, model)?;
+    ctx.db.submit_key().insert(SubmitKey { key: tenant_key, at: ctx.timestamp });
     Ok(())
 }
 
@@ -683,8 +681,8 @@ fn submitter(ctx: &ReducerContext) -> Result<Member, String> {
     Ok(member)
 }
 
-/// The quotas, then a new task, placed at once; returns its id.
-fn accept_task(ctx: &ReducerContext, member: &Member, payload: String, model: String) -> Result<u64, String> {
+/// The quotas, then a new task, placed at once.
+fn accept_task(ctx: &ReducerContext, member: &Member, payload: String, model: String) -> Result<(), String> {
     let config = config(ctx)?;
     let usage = usage(ctx, member.tenant_id, &config);
     rules::check_open_tasks(usage.open_tasks, config.max_open_tasks)?;
@@ -714,9 +712,8 @@ fn accept_task(ctx: &ReducerContext, member: &Member, payload: String, model: St
         created_at: ctx.timestamp,
         updated_at: ctx.timestamp,
     });
-    let id = task.id;
     place(ctx, task);
-    Ok(id)
+    Ok(())
 }
 
 #[reducer]
@@ -857,12 +854,11 @@ pub fn prune_finished(ctx: &ReducerContext, _sweep: PruneSweep) -> Result<(), St
         ctx.db.task_result().task_id().delete(task_id);
         ctx.db.task().id().delete(task_id);
     }
-    let retain_micros = i64::try_from(config.retain_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
     let old_keys: Vec<String> = ctx
         .db
         .submit_key()
         .iter()
-        .filter(|key| now.saturating_sub(micros(key.at)) > retain_micros)
+        .filter(|key| rules::is_past_retention(micros(key.at), now, config.retain_secs))
         .take(PRUNE_BATCH)
         .map(|key| key.key)
         .collect();

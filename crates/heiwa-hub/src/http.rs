@@ -27,7 +27,7 @@ impl InviteRole {
 }
 
 /// The hub's quotas and retention for every tenant (its admin sets them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 pub struct HubLimits {
     pub max_open_tasks: u32,
     pub submits_per_sec: u32,

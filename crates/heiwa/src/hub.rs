@@ -165,16 +165,7 @@ pub async fn hub(command: HubCommand) -> anyhow::Result<()> {
             if wanted != now {
                 http.configure(&hub.database, &wanted, &token).await?;
             }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json!({
-                    "max_open_tasks": wanted.max_open_tasks,
-                    "submits_per_sec": wanted.submits_per_sec,
-                    "submit_burst": wanted.submit_burst,
-                    "retain_secs": wanted.retain_secs,
-                    "prune_every_secs": wanted.prune_every_secs,
-                }))?
-            );
+            println!("{}", serde_json::to_string_pretty(&wanted)?);
             return Ok(());
         }
     };

@@ -25,6 +25,8 @@ pub const MAX_CAPACITY: u32 = 64;
 /// Most models one limb may offer, and the longest model name it may give.
 pub const MAX_MODELS: usize = 16;
 pub const MAX_MODEL_CHARS: usize = 128;
+/// Longest `submit_task_once` key.
+pub const MAX_SUBMIT_KEY_CHARS: usize = 128;
 
 /// A hub's defaults for every tenant; the hub's admin (who published it) may change them.
 pub const DEFAULT_MAX_OPEN_TASKS: u32 = 10_000;
@@ -133,8 +135,8 @@ pub fn check_lease_secs(secs: u32) -> Result<(), String> {
 /// A `submit_task_once` key: what a producer names one submission by.
 pub fn check_submit_key(key: &str) -> Result<(), String> {
     let chars = key.chars().count();
-    if chars == 0 || chars > MAX_MODEL_CHARS || key.chars().any(char::is_control) {
-        return Err(format!("a submit key is 1 to {MAX_MODEL_CHARS} printable characters"));
+    if chars == 0 || chars > MAX_SUBMIT_KEY_CHARS || key.chars().any(char::is_control) {
+        return Err(format!("a submit key is 1 to {MAX_SUBMIT_KEY_CHARS} printable characters"));
     }
     Ok(())
 }
@@ -244,11 +246,16 @@ pub fn take_submit(bucket: Bucket, now: i64, per_sec: u32, burst: u32) -> Result
     Ok(Bucket { milli_tokens: milli_tokens - 1000, at: now })
 }
 
+/// Is something stamped `at` older than `retain_secs` at `now`? Times are
+/// microseconds since the epoch.
+pub fn is_past_retention(at: i64, now: i64, retain_secs: u64) -> bool {
+    i128::from(now) - i128::from(at) > i128::from(retain_secs) * 1_000_000
+}
+
 /// May a task last changed at `updated_at` be pruned at `now`? Only finished
-/// ones, once older than `retain_secs`. Times are microseconds since the epoch.
+/// ones, once past the retention.
 pub fn is_prunable(state: TaskState, updated_at: i64, now: i64, retain_secs: u64) -> bool {
-    let age_micros = i128::from(now) - i128::from(updated_at);
-    is_finished(state) && age_micros > i128::from(retain_secs) * 1_000_000
+    is_finished(state) && is_past_retention(updated_at, now, retain_secs)
 }
 
 #[cfg(test)]

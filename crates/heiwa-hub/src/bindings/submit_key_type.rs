@@ -10,7 +10,6 @@ use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 #[sats(crate = __lib)]
 pub struct SubmitKey {
     pub key: String,
-    pub task_id: u64,
     pub at: __sdk::Timestamp,
 }
 
