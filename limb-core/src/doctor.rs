@@ -4,7 +4,7 @@
 use heiwa_config::{free_loopback_port, Parts};
 use heiwa_hub::bindings::TaskTableAccess;
 use heiwa_hub::{connect, HubError, HubHttp, HubServer, HubServerConfig};
-use heiwa_inference::{ChatModel, InferenceError, ModelOptions};
+use heiwa_inference::{ChatModel, InferenceError, ModelOptions, Offload};
 use heiwa_memory::{Memory, MemoryError, PgServer, PgServerConfig};
 use heiwa_sandbox::{Limits, Sandbox, SandboxError};
 use spacetimedb_sdk::{DbContext, Table};
@@ -58,6 +58,8 @@ pub async fn run(parts: &Parts, work_dir: &Path, report: &mut dyn FnMut(&Check))
     let started = Instant::now();
     record("memory", started, check_memory(parts, &work_dir.join("memory")).await);
     let started = Instant::now();
+    record("gpu", started, check_gpu());
+    let started = Instant::now();
     let chat_model = parts.chat_model.clone();
     let inference = tokio::task::spawn_blocking(move || check_inference(&chat_model)).await;
     record("inference", started, inference.unwrap_or_else(|e| Err(e.into())));
@@ -109,17 +111,34 @@ async fn check_memory(parts: &Parts, dir: &Path) -> Result<String, CheckError> {
     Ok(format!("PostgreSQL {server_version} with pgvector {version} on a private Unix socket in {}", dir.display()))
 }
 
+/// The GPUs llama.cpp found; none is not a failure (the model runs on the
+/// CPU), but the reason is said.
+fn check_gpu() -> Result<String, CheckError> {
+    let gpus = heiwa_inference::gpu::gpus()?;
+    if let Some(why) = heiwa_inference::gpu::cpu_only_reason()? {
+        return Ok(format!("none used: {why}"));
+    }
+    let listed: Vec<String> = gpus
+        .iter()
+        .map(|g| format!("{} {} ({}, {} of {} MiB free)", g.backend, g.name, g.description, g.free_mib, g.total_mib))
+        .collect();
+    Ok(listed.join("; "))
+}
+
 fn check_inference(model: &Path) -> Result<String, CheckError> {
     let loaded = Instant::now();
-    let chat = ChatModel::load(model, ModelOptions::default())?;
+    // As a limb loads it: as many layers on the GPU as fit.
+    let options = ModelOptions { offload: Offload::Fit { cap_mib: None }, ..ModelOptions::default() };
+    let chat = ChatModel::load(model, options)?;
     let load_ms = loaded.elapsed().as_millis();
     let prompt = chat.format_chat(&[("user", "What is 6 times 7? Answer with a number.")])?;
     let generated = Instant::now();
     let completion = chat.complete(&prompt, 16)?;
     let secs = generated.elapsed().as_secs_f64();
     Ok(format!(
-        "{} loaded in {load_ms} ms; generated {} tokens ({:.1} tok/s incl. prompt): {:?}",
+        "{} loaded in {load_ms} ms ({}); generated {} tokens ({:.1} tok/s incl. prompt): {:?}",
         model.file_name().unwrap_or_default().to_string_lossy(),
+        chat.offload().why,
         completion.generated_tokens,
         completion.generated_tokens as f64 / secs,
         completion.text.trim()

@@ -7,6 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/hub.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/models.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/postgres.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/sandbox.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/vulkan.sh"
 
 export HEIWA_SPACETIMEDB_BIN=$SPACETIMEDB_BIN
 export HEIWA_HUB_WASM=$HUB_WASM

@@ -83,7 +83,9 @@ pub(crate) async fn start_limb(app: &tauri::AppHandle, governor: &Governor) -> C
     let offer = Offer {
         models: vec![ModelOffer { id: heiwa_inference::models::model_id(&parts.chat_model), sha256: String::new() }],
         tool: agent.tool_problem().is_none(),
-        gpu: false,
+        // Gives GPU work: a GPU is there and the owner has not kept the model off it.
+        gpu: !heiwa_inference::gpu::gpus().unwrap_or_default().is_empty()
+            && governor.decision().offload != heiwa_inference::Offload::CPU,
     };
     let executor = Arc::new(agent.executor(tokio::runtime::Handle::current()));
     let notifier = app.clone();

@@ -5,12 +5,13 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+use crate::gpu::{Offload, OffloadChoice};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferenceError {
@@ -28,14 +29,16 @@ pub enum InferenceError {
     Template(String),
     #[error("llama.cpp decode failed: {0}")]
     Decode(String),
+    #[error("the output constraint is not usable: {0}")]
+    Constraint(String),
 }
 
 /// How much of the machine a model may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelOptions {
     pub threads: i32,
-    /// Layers offloaded to the GPU; 0 keeps everything on the CPU.
-    pub gpu_layers: u32,
+    /// Where its layers go (the default keeps everything on the CPU).
+    pub offload: Offload,
     pub context_len: u32,
 }
 
@@ -46,7 +49,7 @@ pub fn all_cores() -> i32 {
 
 impl Default for ModelOptions {
     fn default() -> Self {
-        ModelOptions { threads: 1, gpu_layers: 0, context_len: 2048 }
+        ModelOptions { threads: 1, offload: Offload::CPU, context_len: 2048 }
     }
 }
 
@@ -56,21 +59,24 @@ pub fn backend() -> Result<&'static LlamaBackend, InferenceError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
-            let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
-            backend.void_logs();
-            Ok(backend)
+            // llama.cpp's and ggml's logs (device discovery included) go to
+            // `tracing` from the start: errors reach the log, chatter only
+            // when asked for (HEIWA_LOG=llama_cpp_2=info).
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
         })
         .as_ref()
         .map_err(|e| InferenceError::Backend(e.clone()))
 }
 
-fn load(path: &Path, options: &ModelOptions) -> Result<LlamaModel, InferenceError> {
+fn load(path: &Path, options: &ModelOptions) -> Result<(LlamaModel, OffloadChoice), InferenceError> {
     if !path.is_file() {
         return Err(InferenceError::ModelMissing(path.to_path_buf()));
     }
-    let params = LlamaModelParams::default().with_n_gpu_layers(options.gpu_layers);
-    LlamaModel::load_from_file(backend()?, path, &params)
-        .map_err(|e| InferenceError::Load { path: path.to_path_buf(), reason: e.to_string() })
+    let (params, choice) = crate::gpu::model_params(path, options)?;
+    let model = LlamaModel::load_from_file(backend()?, path, &params)
+        .map_err(|e| InferenceError::Load { path: path.to_path_buf(), reason: e.to_string() })?;
+    Ok((model, choice))
 }
 
 /// Load `path` (memory-mapped, CPU) and drop it: llama.cpp checks every
@@ -80,7 +86,7 @@ pub fn check_loads(path: &Path) -> Result<(), InferenceError> {
     load(path, &ModelOptions::default()).map(drop)
 }
 
-fn context_params(options: &ModelOptions) -> LlamaContextParams {
+pub(crate) fn context_params(options: &ModelOptions) -> LlamaContextParams {
     LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(options.context_len))
         .with_n_batch(options.context_len)
@@ -92,6 +98,7 @@ fn context_params(options: &ModelOptions) -> LlamaContextParams {
 pub struct ChatModel {
     model: LlamaModel,
     options: ModelOptions,
+    offload: OffloadChoice,
     /// Used instead of the GGUF's own chat template when set.
     template: Option<String>,
 }
@@ -105,18 +112,58 @@ pub enum Sampling {
     Random { temperature: f32, top_p: f32, top_k: i32, seed: u32 },
 }
 
+/// What the generated text must follow (llama.cpp grammars, GBNF with a `root` rule).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Constraint {
+    #[default]
+    Free,
+    /// The whole text matches the grammar.
+    Grammar(String),
+    /// Free text until `trigger` is generated; from there on (the trigger
+    /// included) the text matches the grammar: a tool call inside a reply.
+    After { trigger: String, grammar: String },
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct GenerateOptions {
     pub max_tokens: usize,
     /// Generation ends before the first of these; it is not part of the text.
     pub stop: Vec<String>,
     pub sampling: Sampling,
+    pub constraint: Constraint,
 }
 
 impl GenerateOptions {
     pub fn greedy(max_tokens: usize) -> Self {
-        GenerateOptions { max_tokens, stop: Vec::new(), sampling: Sampling::Greedy }
+        GenerateOptions { max_tokens, stop: Vec::new(), sampling: Sampling::Greedy, constraint: Constraint::Free }
     }
+}
+
+/// A GBNF grammar (root rule `root`) for the JSON values `schema` (a JSON
+/// Schema) accepts, by llama.cpp's own converter. An unusable schema is an error.
+pub fn json_schema_grammar(schema: &serde_json::Value) -> Result<String, InferenceError> {
+    // The converter aborts the process on some malformed input instead of
+    // returning an error, so the shape it needs is checked here first.
+    if !schema.is_object() && !schema.is_boolean() {
+        return Err(InferenceError::Constraint("a JSON schema is an object".into()));
+    }
+    llama_cpp_2::json_schema_to_grammar(&schema.to_string())
+        .map_err(|e| InferenceError::Constraint(format!("llama.cpp cannot turn this JSON schema into a grammar ({e})")))
+}
+
+/// A grammar for `open`, a JSON value `schema` accepts, then `close` (a tagged tool call).
+pub fn tagged_json_grammar(open: &str, schema: &serde_json::Value, close: &str) -> Result<String, InferenceError> {
+    let value = json_schema_grammar(schema)?;
+    let quote = |s: &str| serde_json::to_string(s).expect("a string serialises");
+    // The converter's own root becomes `value`, under a root of ours.
+    let renamed: Vec<String> = value
+        .lines()
+        .map(|line| match line.strip_prefix("root ::=") {
+            Some(rest) => format!("value ::={rest}"),
+            None => line.to_string(),
+        })
+        .collect();
+    Ok(format!("root ::= {} [ \\t\\n]* value [ \\t\\n]* {}\n{}\n", quote(open), quote(close), renamed.join("\n")))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -190,12 +237,18 @@ impl<'a> Detokenizer<'a> {
 
 impl ChatModel {
     pub fn load(path: &Path, options: ModelOptions) -> Result<Self, InferenceError> {
-        Ok(ChatModel { model: load(path, &options)?, options, template: None })
+        let (model, offload) = load(path, &options)?;
+        Ok(ChatModel { model, options, offload, template: None })
     }
 
-    /// The threads, GPU layers and context it was loaded with.
+    /// The threads, offload and context it was loaded with.
     pub fn options(&self) -> ModelOptions {
         self.options
+    }
+
+    /// How many layers went to the GPU, and why.
+    pub fn offload(&self) -> &OffloadChoice {
+        &self.offload
     }
 
     /// Format chats with `template` instead of the GGUF's own: a llama.cpp
@@ -264,7 +317,7 @@ impl ChatModel {
         }
         decode(&mut ctx, &mut batch)?;
 
-        let mut sampler = match options.sampling {
+        let pick = match options.sampling {
             Sampling::Greedy => LlamaSampler::greedy(),
             Sampling::Random { temperature, top_p, top_k, seed } => LlamaSampler::chain_simple([
                 LlamaSampler::top_k(top_k.max(1)),
@@ -272,6 +325,25 @@ impl ChatModel {
                 LlamaSampler::temp(temperature.max(0.0)),
                 LlamaSampler::dist(seed),
             ]),
+        };
+        let constraint = match &options.constraint {
+            Constraint::Free => None,
+            Constraint::Grammar(grammar) => Some(LlamaSampler::grammar(&self.model, grammar, "root")),
+            Constraint::After { trigger, grammar } => {
+                // A trigger that is one token (Qwen's <tool_call>) is matched as that token.
+                let trigger_tokens = match vocab.tokenize(trigger.as_bytes(), false, true).as_slice() {
+                    [one] => vec![*one],
+                    _ => Vec::new(),
+                };
+                Some(LlamaSampler::grammar_lazy(&self.model, grammar, "root", [trigger.as_bytes()], &trigger_tokens))
+            }
+        }
+        .transpose()
+        .map_err(|e| InferenceError::Constraint(e.to_string()))?;
+        // The constraint removes what may not come next; then the pick.
+        let mut sampler = match constraint {
+            Some(constraint) => LlamaSampler::chain_simple([constraint, pick]),
+            None => pick,
         };
         let mut text = Detokenizer { bytes: Vec::new(), sent: 0, stop: &options.stop };
         let mut out = String::new();
@@ -282,8 +354,8 @@ impl ChatModel {
         let (mut generated, mut finish) = (0, FinishReason::Length);
         let mut position = tokens.len() as i32;
         while generated < options.max_tokens {
+            // sample() also accepts the token into every sampler (the grammar's state moves on).
             let token = sampler.sample(&ctx, batch.n_tokens() - 1);
-            sampler.accept(token);
             if vocab.is_eog(token) {
                 finish = FinishReason::Stop;
                 break;
@@ -341,7 +413,7 @@ impl Embedder {
         }
         let _one_loader = self.loading.lock().unwrap_or_else(|p| p.into_inner());
         if self.model.get().is_none() {
-            let _ = self.model.set(load(&self.path, &self.options)?);
+            let _ = self.model.set(load(&self.path, &self.options)?.0);
         }
         Ok(self.model.get().expect("set above"))
     }

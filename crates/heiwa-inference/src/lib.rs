@@ -3,10 +3,12 @@
 //! OpenAI-compatible backend ([`remote`]), and the chat message both speak.
 
 mod engine;
+pub mod gpu;
 pub mod models;
 pub mod remote;
 
 pub use engine::*;
+pub use gpu::{Offload, OffloadChoice};
 
 /// One chat message. Roles are `system`, `user` and `assistant`; tool results
 /// go back as a `user` message wrapped in `<tool_response>` (Qwen's convention,

@@ -11,7 +11,9 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use heiwa_inference::{ChatModel, Embedder, FinishReason, GenerateOptions, InferenceError, Sampling};
+use heiwa_inference::{
+    json_schema_grammar, ChatModel, Constraint, Embedder, FinishReason, GenerateOptions, InferenceError, Sampling,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -63,11 +65,16 @@ pub struct ApiError {
     message: String,
     kind: &'static str,
     code: Option<&'static str>,
+    /// The request field at fault, when there is one.
+    param: Option<&'static str>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, kind: &'static str, code: Option<&'static str>, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), kind, code }
+        ApiError { status, message: message.into(), kind, code, param: None }
+    }
+    fn about(self, param: &'static str) -> Self {
+        ApiError { param: Some(param), ..self }
     }
     fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", None, message)
@@ -76,7 +83,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "message": self.message, "type": self.kind, "param": null, "code": self.code } });
+        let body =
+            json!({ "error": { "message": self.message, "type": self.kind, "param": self.param, "code": self.code } });
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
@@ -94,6 +102,7 @@ impl From<InferenceError> for ApiError {
                 Some("context_length_exceeded"),
                 e.to_string(),
             ),
+            InferenceError::Constraint(_) => Self::bad_request(e.to_string()).about("response_format"),
             other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None, other.to_string()),
         }
     }
@@ -206,6 +215,36 @@ struct ChatRequest {
     top_k: Option<i32>,
     seed: Option<u32>,
     stop: Option<OneOrMany>,
+    response_format: Option<ResponseFormat>,
+}
+
+/// OpenAI's `response_format`: free text, any JSON object, or JSON a schema accepts.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ResponseFormat {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: JsonSchemaFormat },
+}
+
+#[derive(Deserialize)]
+struct JsonSchemaFormat {
+    schema: Option<Value>,
+}
+
+/// The grammar a response format asks for: llama.cpp then samples only
+/// tokens that keep the text valid (so even a small model emits valid JSON).
+fn constraint(format: Option<ResponseFormat>) -> Result<Constraint, ApiError> {
+    let schema = match format {
+        None | Some(ResponseFormat::Text) => return Ok(Constraint::Free),
+        Some(ResponseFormat::JsonObject) => json!({ "type": "object" }),
+        Some(ResponseFormat::JsonSchema { json_schema }) => json_schema.schema.ok_or_else(|| {
+            ApiError::bad_request("response_format.json_schema.schema is required").about("response_format")
+        })?,
+    };
+    json_schema_grammar(&schema)
+        .map(Constraint::Grammar)
+        .map_err(|e| ApiError::bad_request(format!("response_format: {e}")).about("response_format"))
 }
 
 fn message_text(content: Option<Content>) -> Result<String, ApiError> {
@@ -246,12 +285,13 @@ async fn chat_completions(
     parsed: Result<Json<ChatRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&headers, &state)?;
-    let request = body(parsed)?;
+    let mut request = body(parsed)?;
     check_model(&request.model, &state.models.chat_id)?;
     if request.messages.is_empty() {
         return Err(ApiError::bad_request("messages must not be empty"));
     }
     let sampling = sampling(&request);
+    let constraint = constraint(request.response_format.take())?;
     let (roles, texts): (Vec<String>, Vec<String>) = request
         .messages
         .into_iter()
@@ -272,8 +312,8 @@ async fn chat_completions(
         }
         .into());
     }
-    let options =
-        GenerateOptions { max_tokens, stop: request.stop.map(OneOrMany::into_vec).unwrap_or_default(), sampling };
+    let stop = request.stop.map(OneOrMany::into_vec).unwrap_or_default();
+    let options = GenerateOptions { max_tokens, stop, sampling, constraint };
     let id = format!("chatcmpl-{:016x}", fastrand::u64(..));
     let (created, model) = (unix_now(), state.models.chat_id.clone());
     let admission = Admission::take(&state)?;

@@ -95,7 +95,7 @@ async fn http(client: &RemoteClient, question: &str) -> f64 {
 async fn main() {
     let parts = heiwa_config::Parts::from_env().unwrap_or_else(|missing| panic!("{missing}"));
     let threads = heiwa_inference::all_cores();
-    let options = ModelOptions { threads, gpu_layers: 0, context_len: CONTEXT };
+    let options = ModelOptions { threads, offload: heiwa_inference::Offload::CPU, context_len: CONTEXT };
     // A few hundred prompt tokens, as a task with retrieved passages has.
     let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/docs");
     let passages: String = ["volunteer-computing.md", "vector-search.md", "rust-ownership.md"]

@@ -1,6 +1,7 @@
 //! `heiwa ask` and `heiwa limb run`: the agent answering here, or answering a
 //! hub's tasks as a limb.
 
+use crate::gpu::GpuArgs;
 use crate::hub::HubArgs;
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -54,6 +55,8 @@ pub struct AskArgs {
     max_steps: usize,
     #[command(flatten)]
     remote: RemoteArgs,
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -99,6 +102,9 @@ pub struct LimbRunArgs {
     offer_models: Vec<String>,
     #[command(flatten)]
     remote: RemoteArgs,
+    /// Where the model's layers go (a --donation policy's GPU settings win).
+    #[command(flatten)]
+    gpu: GpuArgs,
     #[command(flatten)]
     hub: HubArgs,
 }
@@ -109,10 +115,13 @@ fn model_offer(text: &str) -> ModelOffer {
     ModelOffer { id: id.into(), sha256: sha256.into() }
 }
 
-async fn open_agent(tenant: &str, max_steps: usize, remote: &RemoteArgs) -> anyhow::Result<LocalAgent> {
+async fn open_agent(tenant: &str, max_steps: usize, remote: &RemoteArgs, gpu: GpuArgs) -> anyhow::Result<LocalAgent> {
     let parts = limb_core::chosen_parts(&data_dir())?;
     let budget = Budget { max_steps, ..Budget::default() };
     let agent = LocalAgent::open(&parts, &data_dir(), tenant, budget, remote.options()?).await?;
+    if let Some(local) = agent.local_model() {
+        local.set_resources(heiwa_inference::all_cores(), gpu.offload());
+    }
     if let Some(problem) = agent.tool_problem() {
         eprintln!("warning: answering without run_python: {problem}");
     }
@@ -123,8 +132,8 @@ fn indent(text: &str) -> String {
     text.lines().map(|line| format!("    {line}")).collect::<Vec<_>>().join("\n")
 }
 
-pub async fn ask(AskArgs { question, tenant, max_steps, remote }: AskArgs) -> anyhow::Result<()> {
-    let local = open_agent(&tenant, max_steps, &remote).await?;
+pub async fn ask(AskArgs { question, tenant, max_steps, remote, gpu }: AskArgs) -> anyhow::Result<()> {
+    let local = open_agent(&tenant, max_steps, &remote, gpu).await?;
     let answered = local.agent.answer(&question).await;
     local.close().await?;
     let answer = answered?;
@@ -196,10 +205,19 @@ pub async fn limb(command: LimbCommand) -> anyhow::Result<()> {
     let (executor, agent): (Arc<dyn Executor>, _) = match args.executor {
         ExecutorKind::Echo => (Arc::new(EchoExecutor { work: Duration::from_millis(args.work_ms) }), None),
         ExecutorKind::Agent => {
-            let agent = open_agent(&args.memory_tenant, Budget::default().max_steps, &args.remote).await?;
+            let agent = open_agent(&args.memory_tenant, Budget::default().max_steps, &args.remote, args.gpu).await?;
             if let Some(governor) = &governor {
-                // Threads and GPU layers as the policy says (read once: the file does not change under us).
+                // Threads, offload and keep-alive as the policy says, now and
+                // whenever the governor decides again (heat, GPU pause).
                 agent.follow(&governor.decision());
+                let mut decisions = governor.subscribe();
+                let followed = agent.followed();
+                tokio::spawn(async move {
+                    while decisions.changed().await.is_ok() {
+                        let decision = decisions.borrow_and_update().clone();
+                        followed.follow(&decision);
+                    }
+                });
             }
             // What it answers with: the model it chats with (a remote server's
             // by that server's id), and the tool when the sandbox is there.

@@ -3,6 +3,7 @@
 
 mod agent;
 mod doctor;
+mod gpu;
 mod hub;
 mod memory;
 mod models;
@@ -58,6 +59,9 @@ enum Command {
     Models(models::ModelsCommand),
     /// Search local memory; every hit cites its file, chunk and byte span.
     Search(memory::SearchArgs),
+    /// This machine's GPUs as llama.cpp sees them.
+    #[command(subcommand)]
+    Gpu(gpu::GpuCommand),
 }
 
 /// Ctrl-C or SIGTERM: how every long-running command is asked to stop.
@@ -89,5 +93,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => servers::serve(args).await,
         Command::Models(command) => models::models(command),
         Command::Search(args) => memory::search(args).await,
+        Command::Gpu(command) => gpu::gpu(command),
     }
 }

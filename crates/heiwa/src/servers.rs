@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Args;
 use heiwa_config::{bind_loopback, data_dir, Parts};
-use heiwa_inference::{all_cores, ChatModel, Embedder, ModelOptions};
+use heiwa_inference::{all_cores, ChatModel, Embedder, ModelOptions, Offload};
 use std::sync::Arc;
 
 #[derive(Args)]
@@ -23,9 +23,8 @@ pub struct ServeArgs {
     /// CPU threads (default: all cores).
     #[arg(long)]
     threads: Option<i32>,
-    /// Layers offloaded to the GPU; 0 keeps the model on the CPU.
-    #[arg(long, default_value_t = 0)]
-    gpu_layers: u32,
+    #[command(flatten)]
+    gpu: crate::gpu::GpuArgs,
     /// Context length in tokens.
     #[arg(long, default_value_t = 4096)]
     context: u32,
@@ -62,15 +61,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let key_file = data_dir().join("api.key");
     let key = api_key(&key_file).with_context(|| format!("creating {}", key_file.display()))?;
     let threads = args.threads.unwrap_or_else(all_cores);
-    let options = ModelOptions { threads, gpu_layers: args.gpu_layers, context_len: args.context };
+    let options = ModelOptions { threads, offload: args.gpu.offload(), context_len: args.context };
     let chat = ChatModel::load(&parts.chat_model, options)?;
+    let offload = chat.offload().why.clone();
     let models = Models {
         chat: match args.chat_template {
             Some(template) => chat.with_template(template),
             None => chat,
         },
         chat_id: model_id(&parts.chat_model),
-        embedder: Embedder::load(&parts.embed_model, options)?,
+        // A small model: the CPU embeds fast enough, and the GPU stays the chat model's.
+        embedder: Embedder::load(&parts.embed_model, ModelOptions { offload: Offload::CPU, ..options })?,
         embed_id: model_id(&parts.embed_model),
     };
     // The key itself is never printed: it lives in a 0600 file.
@@ -81,6 +82,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         models.embed_id,
         key_file.display()
     );
+    eprintln!("chat model: {offload}");
     serve(listener, ServeState::new(models, key, args.max_waiting), crate::shutdown_signal()).await?;
     Ok(())
 }

@@ -1,29 +1,45 @@
 //! The agent on this machine's real parts: llama.cpp for the model, local
 //! memory for retrieval, the container sandbox for `run_python`.
 
-use super::{summary_payload, Agent, Budget, Message, Model, Retriever, Tools};
+use super::{parse, summary_payload, Agent, Budget, Message, Model, Retriever, Tools};
 use crate::claim::{Executor, TaskFailure};
 use heiwa_config::Parts;
 use heiwa_hub::MAX_SUMMARY_BYTES;
 use heiwa_inference::remote::{RemoteClient, RemoteError, RemoteOptions};
-use heiwa_inference::{ChatModel, Embedder, InferenceError, ModelOptions};
+use heiwa_inference::{
+    ChatModel, Constraint, Embedder, GenerateOptions, InferenceError, ModelOptions, Offload, OffloadChoice,
+};
 use heiwa_memory::{Citation, LocalMemory, LocalMemoryError, Memory, MemoryError};
 use heiwa_sandbox::{Limits, RunOutput, Sandbox, SandboxError, WarmPool};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A llama.cpp chat model, loaded on first use (an idle limb holds no model
-/// in memory) and reloaded when the governor changes its threads or GPU
-/// layers. Generations are serialised: concurrent contexts on one CPU only
-/// slow each other down and multiply memory.
+/// in memory), reloaded when the governor changes its threads or offload, and
+/// unloaded after `keep_alive` without a generation (its GPU memory with it,
+/// as Ollama's `keep_alive` does). Generations are serialised: concurrent
+/// contexts on one device only slow each other down and multiply memory.
+/// A tool call is constrained by a grammar from the first `<tool_call>` on,
+/// so the model cannot write a malformed one.
 pub struct LocalChat {
     wanted: Mutex<(PathBuf, ModelOptions)>,
     /// Held for a whole generation, so generations take turns.
     loaded: Mutex<Option<(PathBuf, ChatModel)>>,
     /// Answers "is it loaded?" without waiting behind a generation.
     is_loaded: AtomicBool,
+    /// The last load's offload choice, for the owner to see.
+    offload: Mutex<Option<OffloadChoice>>,
+    /// When the last generation ended; `None` while one runs.
+    idle_since: Mutex<Option<Instant>>,
+    /// `None`: never unload.
+    keep_alive: Mutex<Option<Duration>>,
+    tool_call: Constraint,
 }
+
+/// Ollama's default: a model idle this long gives its memory back.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5 * 60);
 
 impl LocalChat {
     pub fn new(path: PathBuf, options: ModelOptions) -> Result<Self, InferenceError> {
@@ -34,13 +50,22 @@ impl LocalChat {
             wanted: Mutex::new((path, options)),
             loaded: Mutex::new(None),
             is_loaded: AtomicBool::new(false),
+            offload: Mutex::new(None),
+            idle_since: Mutex::new(None),
+            keep_alive: Mutex::new(Some(DEFAULT_KEEP_ALIVE)),
+            tool_call: tool_call_constraint()?,
         })
     }
 
-    /// Threads and GPU layers for the next generation (a reload if they differ).
-    pub fn set_resources(&self, threads: i32, gpu_layers: u32) {
-        let mut wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
-        wanted.1 = ModelOptions { threads, gpu_layers, ..wanted.1 };
+    /// Threads and offload for the next generation (a reload if they differ).
+    pub fn set_resources(&self, threads: i32, offload: Offload) {
+        let mut wanted = lock(&self.wanted);
+        wanted.1 = ModelOptions { threads, offload, ..wanted.1 };
+    }
+
+    /// How long the model may stay loaded without work (`None`: forever).
+    pub fn set_keep_alive(&self, keep_alive: Option<Duration>) {
+        *lock(&self.keep_alive) = keep_alive;
     }
 
     /// Answer with another model file from the next generation on.
@@ -48,32 +73,90 @@ impl LocalChat {
         if !path.is_file() {
             return Err(InferenceError::ModelMissing(path));
         }
-        self.wanted.lock().unwrap_or_else(|p| p.into_inner()).0 = path;
+        lock(&self.wanted).0 = path;
         Ok(())
     }
 
     pub fn model_path(&self) -> PathBuf {
-        self.wanted.lock().unwrap_or_else(|p| p.into_inner()).0.clone()
+        lock(&self.wanted).0.clone()
     }
 
     pub fn is_loaded(&self) -> bool {
         self.is_loaded.load(Ordering::Relaxed)
     }
 
-    fn generate(&self, messages: &[Message], max_tokens: usize) -> Result<String, InferenceError> {
-        let (path, options) = self.wanted.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if loaded.as_ref().is_none_or(|(loaded_path, model)| *loaded_path != path || model.options() != options) {
-            *loaded = None; // free the old weights before loading new ones
-            self.is_loaded.store(false, Ordering::Relaxed);
-            *loaded = Some((path.clone(), ChatModel::load(&path, options)?));
-            self.is_loaded.store(true, Ordering::Relaxed);
-        }
-        let (_, model) = loaded.as_ref().expect("loaded just above");
-        let pairs: Vec<(&str, &str)> = messages.iter().map(|m| (m.role, m.content.as_str())).collect();
-        let prompt = model.format_chat(&pairs)?;
-        Ok(model.complete(&prompt, max_tokens)?.text)
+    /// Where the last load put the layers and why (`None` before the first load).
+    pub fn offload(&self) -> Option<OffloadChoice> {
+        lock(&self.offload).clone()
     }
+
+    /// Unload the model if it has been idle for its keep-alive; true if it was.
+    /// Never waits behind a generation.
+    pub fn unload_if_idle(&self) -> bool {
+        let (Some(keep_alive), Some(idle_since)) = (*lock(&self.keep_alive), *lock(&self.idle_since)) else {
+            return false;
+        };
+        if idle_since.elapsed() < keep_alive {
+            return false;
+        }
+        let Ok(mut loaded) = self.loaded.try_lock() else { return false };
+        if loaded.is_none() || lock(&self.idle_since).is_none() {
+            return false; // unloaded already, or a generation started meanwhile
+        }
+        *loaded = None;
+        self.is_loaded.store(false, Ordering::Relaxed);
+        tracing::info!(idle_secs = idle_since.elapsed().as_secs(), "model unloaded after its keep-alive");
+        true
+    }
+
+    fn generate(&self, messages: &[Message], max_tokens: usize) -> Result<String, InferenceError> {
+        let (path, options) = lock(&self.wanted).clone();
+        let mut loaded = lock(&self.loaded);
+        *lock(&self.idle_since) = None;
+        let answered = (|| {
+            if loaded.as_ref().is_none_or(|(loaded_path, model)| *loaded_path != path || model.options() != options) {
+                *loaded = None; // free the old weights before loading new ones
+                self.is_loaded.store(false, Ordering::Relaxed);
+                let model = ChatModel::load(&path, options)?;
+                tracing::info!(offload = %model.offload().why, "chat model loaded");
+                *lock(&self.offload) = Some(model.offload().clone());
+                *loaded = Some((path.clone(), model));
+                self.is_loaded.store(true, Ordering::Relaxed);
+            }
+            let (_, model) = loaded.as_ref().expect("loaded just above");
+            let pairs: Vec<(&str, &str)> = messages.iter().map(|m| (m.role, m.content.as_str())).collect();
+            let prompt = model.format_chat(&pairs)?;
+            let options = GenerateOptions { constraint: self.tool_call.clone(), ..GenerateOptions::greedy(max_tokens) };
+            Ok(model.generate(&prompt, &options, &mut |_| true)?.text)
+        })();
+        *lock(&self.idle_since) = Some(Instant::now());
+        answered
+    }
+}
+
+/// A `run_python` call as the agent reads it, as a JSON Schema: the grammar
+/// the local model's calls must follow once it opens one.
+fn tool_call_constraint() -> Result<Constraint, InferenceError> {
+    let call = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "name": { "const": "run_python" },
+            "arguments": {
+                "type": "object",
+                "properties": { "code": { "type": "string", "minLength": 1 } },
+                "required": ["code"],
+                "additionalProperties": false
+            }
+        },
+        "required": ["name", "arguments"],
+        "additionalProperties": false
+    });
+    let grammar = heiwa_inference::tagged_json_grammar(parse::OPEN, &call, parse::CLOSE)?;
+    Ok(Constraint::After { trigger: parse::OPEN.into(), grammar })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Model for LocalChat {
@@ -198,7 +281,11 @@ impl LocalAgent {
         budget: Budget,
         remote: Option<RemoteOptions>,
     ) -> Result<Self, LocalAgentError> {
-        let options = ModelOptions { threads: heiwa_inference::all_cores(), gpu_layers: 0, context_len: 4096 };
+        let options = ModelOptions {
+            threads: heiwa_inference::all_cores(),
+            offload: Offload::Fit { cap_mib: None },
+            context_len: 4096,
+        };
         let model = match remote {
             Some(remote) => ChatBackend::Remote(RemoteClient::new(remote)),
             None => ChatBackend::Local(LocalChat::new(parts.chat_model.clone(), options)?),
@@ -214,8 +301,9 @@ impl LocalAgent {
         };
         let retriever =
             MemoryRetriever { memory: memory.memory.clone(), embedder: memory.embedder.clone(), tenant: tenant.into() };
-        let agent = Agent { model, retriever, tools, budget };
-        Ok(LocalAgent { agent: Arc::new(agent), memory })
+        let agent = Arc::new(Agent { model, retriever, tools, budget });
+        spawn_keep_alive(Arc::downgrade(&agent));
+        Ok(LocalAgent { agent, memory })
     }
 
     /// Why `run_python` is unavailable (no container engine), if it is.
@@ -234,11 +322,14 @@ impl LocalAgent {
         AgentExecutor { agent: self.agent.clone(), runtime }
     }
 
-    /// Use the threads and GPU layers the governor decided, from the next task on.
+    /// Use the threads, offload and keep-alive the governor decided, from the next task on.
     pub fn follow(&self, decision: &crate::governor::Decision) {
-        if let ChatBackend::Local(local) = &self.agent.model {
-            local.set_resources(decision.threads, decision.gpu_layers);
-        }
+        self.followed().follow(decision);
+    }
+
+    /// A handle that follows decisions, for a task that outlives this borrow.
+    pub fn followed(&self) -> Follower {
+        Follower(self.agent.clone())
     }
 
     /// The local chat model, `None` when chat goes to a remote server.
@@ -261,6 +352,37 @@ impl LocalAgent {
         self.memory.close().await
     }
 }
+
+/// Applies the governor's decisions to the agent's local model.
+pub struct Follower(Arc<LocalAgentParts>);
+
+impl Follower {
+    pub fn follow(&self, decision: &crate::governor::Decision) {
+        if let ChatBackend::Local(local) = &self.0.model {
+            local.set_resources(decision.threads, decision.offload);
+            let minutes = u64::from(decision.keep_alive_minutes);
+            local.set_keep_alive((minutes > 0).then(|| Duration::from_secs(minutes * 60)));
+        }
+    }
+}
+
+/// Looks every few seconds whether the local model has idled past its
+/// keep-alive, until the agent is gone.
+fn spawn_keep_alive(agent: std::sync::Weak<LocalAgentParts>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEEP_ALIVE_TICK);
+        loop {
+            tick.tick().await;
+            let Some(agent) = agent.upgrade() else { return };
+            if let ChatBackend::Local(local) = &agent.model {
+                local.unload_if_idle();
+            }
+        }
+    });
+}
+
+/// How often the keep-alive is checked: a model stays at most this much past it.
+const KEEP_ALIVE_TICK: Duration = Duration::from_secs(2);
 
 /// Answers claimed tasks with the agent; the summary payload goes to the hub.
 pub struct AgentExecutor<M, R, T> {

@@ -24,8 +24,8 @@ pub enum Reply {
     Malformed(String),
 }
 
-const OPEN: &str = "<tool_call>";
-const CLOSE: &str = "</tool_call>";
+pub(crate) const OPEN: &str = "<tool_call>";
+pub(crate) const CLOSE: &str = "</tool_call>";
 
 pub fn parse_reply(reply: &str) -> Reply {
     let text = reply.trim();

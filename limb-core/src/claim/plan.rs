@@ -124,7 +124,15 @@ mod tests {
     use super::*;
 
     fn decision(give: bool, max_in_flight: usize, release_running: bool) -> Decision {
-        Decision { give, reason: String::new(), max_in_flight, threads: 1, gpu_layers: 0, release_running }
+        Decision {
+            give,
+            reason: String::new(),
+            max_in_flight,
+            threads: 1,
+            offload: heiwa_inference::Offload::CPU,
+            keep_alive_minutes: 5,
+            release_running,
+        }
     }
 
     fn set(ids: &[u64]) -> HashSet<u64> {

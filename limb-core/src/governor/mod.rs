@@ -8,6 +8,9 @@
 //! claims. What happens to a task already running is the owner's choice
 //! ([`OnPause`]): it finishes, or it goes back to the hub for another limb.
 
+pub mod thermal;
+
+use heiwa_inference::Offload;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -56,8 +59,19 @@ pub struct DonationPolicy {
     pub not_on_battery: bool,
     /// CPU threads for inference; 0 means every core.
     pub cpu_threads: u32,
-    /// Model layers offloaded to the GPU (0 keeps the model on the CPU).
-    pub gpu_layers: u32,
+    /// Model layers offloaded to the GPU: `None` as many as fit (under
+    /// `gpu_memory_cap_mib`), a number exactly that many (0: CPU only).
+    pub gpu_layers: Option<u32>,
+    /// The most GPU memory the model may take, MiB; 0 means no cap but the
+    /// memory that is free.
+    pub gpu_memory_cap_mib: u32,
+    /// Minutes a loaded model may sit idle before its memory (GPU memory
+    /// included) is given back; it loads again for the next task. 0: never.
+    pub keep_alive_minutes: u32,
+    /// Stop giving while a GPU is hotter than this (°C; 0: no limit).
+    pub max_gpu_celsius: u32,
+    /// Stop giving while the CPU is hotter than this (°C; 0: no limit).
+    pub max_cpu_celsius: u32,
     pub max_concurrent: u32,
     /// Paused by the owner (the tray's pause): nothing is given.
     pub paused: bool,
@@ -72,7 +86,11 @@ impl Default for DonationPolicy {
             when: When::Always,
             not_on_battery: true,
             cpu_threads: 0,
-            gpu_layers: 0,
+            gpu_layers: None,
+            gpu_memory_cap_mib: 0,
+            keep_alive_minutes: 5,
+            max_gpu_celsius: 0,
+            max_cpu_celsius: 0,
             max_concurrent: 1,
             paused: false,
             gpu_paused: false,
@@ -97,12 +115,19 @@ pub enum PolicyError {
     CpuThreads(u32),
     #[error("at most {0} GPU layers")]
     GpuLayers(u32),
+    #[error("a temperature limit is between {MIN_CELSIUS} and {MAX_CELSIUS} °C (0: no limit)")]
+    Celsius,
+    #[error("keep a model loaded at most {0} idle minutes (0: always)")]
+    KeepAlive(u32),
 }
 
 /// More concurrent tasks than this only queue behind one model.
 pub const MAX_CONCURRENT: u32 = 16;
 const MAX_THREADS: u32 = 1024;
 const MAX_GPU_LAYERS: u32 = 1000;
+const MIN_CELSIUS: u32 = 40;
+const MAX_CELSIUS: u32 = 110;
+const MAX_KEEP_ALIVE_MINUTES: u32 = 7 * 24 * 60;
 
 /// Minutes after midnight for "HH:MM".
 pub fn parse_time_of_day(text: &str) -> Result<u16, PolicyError> {
@@ -142,15 +167,24 @@ impl DonationPolicy {
         if self.cpu_threads > MAX_THREADS {
             return Err(PolicyError::CpuThreads(MAX_THREADS));
         }
-        if self.gpu_layers > MAX_GPU_LAYERS {
+        if self.gpu_layers.is_some_and(|layers| layers > MAX_GPU_LAYERS) {
             return Err(PolicyError::GpuLayers(MAX_GPU_LAYERS));
+        }
+        if [self.max_gpu_celsius, self.max_cpu_celsius]
+            .iter()
+            .any(|&limit| limit != 0 && !(MIN_CELSIUS..=MAX_CELSIUS).contains(&limit))
+        {
+            return Err(PolicyError::Celsius);
+        }
+        if self.keep_alive_minutes > MAX_KEEP_ALIVE_MINUTES {
+            return Err(PolicyError::KeepAlive(MAX_KEEP_ALIVE_MINUTES));
         }
         Ok(())
     }
 }
 
 /// What the governor knows about the machine at one moment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Signals {
     /// Local time, minutes after midnight.
     pub minute_of_day: u16,
@@ -158,6 +192,11 @@ pub struct Signals {
     /// known (no display to ask).
     pub idle: Option<Duration>,
     pub on_battery: bool,
+    /// The machine's temperature sensors now (empty when it has none to read).
+    pub temperatures: Vec<thermal::Reading>,
+    /// Set by the governor from the readings and its memory of them
+    /// (hysteresis): why it is too hot to give, if it is.
+    pub too_hot: Option<String>,
 }
 
 /// The governor's answer: whether to give, why, and how much.
@@ -168,7 +207,10 @@ pub struct Decision {
     pub reason: String,
     pub max_in_flight: usize,
     pub threads: i32,
-    pub gpu_layers: u32,
+    /// Where the chat model's layers go.
+    pub offload: Offload,
+    /// Idle minutes before the model is unloaded (0: never).
+    pub keep_alive_minutes: u32,
     /// Running tasks go back to the hub now (only when not giving).
     pub release_running: bool,
 }
@@ -192,6 +234,9 @@ fn withheld_because(policy: &DonationPolicy, signals: &Signals) -> Option<String
     }
     if policy.not_on_battery && signals.on_battery {
         return Some("on battery".into());
+    }
+    if let Some(hot) = &signals.too_hot {
+        return Some(hot.clone());
     }
     match &policy.when {
         When::Always => None,
@@ -224,7 +269,11 @@ fn withheld_because(policy: &DonationPolicy, signals: &Signals) -> Option<String
 /// The decision for `policy` given `signals`, on a machine with `cores` cores.
 pub fn decide(policy: &DonationPolicy, signals: &Signals, cores: i32) -> Decision {
     let withheld = withheld_because(policy, signals);
-    let gpu_layers = if policy.gpu_paused { 0 } else { policy.gpu_layers };
+    let offload = match (policy.gpu_paused, policy.gpu_layers) {
+        (true, _) => Offload::CPU,
+        (false, Some(layers)) => Offload::Layers { layers },
+        (false, None) => Offload::Fit { cap_mib: (policy.gpu_memory_cap_mib > 0).then_some(policy.gpu_memory_cap_mib) },
+    };
     let threads = match policy.cpu_threads {
         0 => cores.max(1),
         n => (n as i32).min(cores.max(1)),
@@ -238,7 +287,7 @@ pub fn decide(policy: &DonationPolicy, signals: &Signals, cores: i32) -> Decisio
                 When::Idle { minutes } => format!("you have been away for {minutes}+ minutes"),
                 When::Windows { .. } => format!("inside the donation hours (now {})", hhmm(signals.minute_of_day)),
             };
-            if policy.gpu_paused && policy.gpu_layers > 0 {
+            if policy.gpu_paused && policy.gpu_layers != Some(0) {
                 format!("{why}; GPU paused, tasks run on the CPU")
             } else {
                 why
@@ -250,7 +299,8 @@ pub fn decide(policy: &DonationPolicy, signals: &Signals, cores: i32) -> Decisio
         reason,
         max_in_flight: policy.max_concurrent.clamp(1, MAX_CONCURRENT) as usize,
         threads,
-        gpu_layers,
+        offload,
+        keep_alive_minutes: policy.keep_alive_minutes,
         release_running: !give && policy.on_pause == OnPause::Release,
     }
 }
@@ -267,11 +317,16 @@ pub struct SystemSignals {
     /// Kept open: an X server with no client left resets itself, and with it
     /// the idle counter (seen with a bare Xvfb), and one connection is cheaper.
     x11: Mutex<Option<(x11rb::rust_connection::RustConnection, u32)>>,
+    sensors: thermal::Sensors,
 }
 
 impl Default for SystemSignals {
     fn default() -> Self {
-        SystemSignals { power_supply: PathBuf::from("/sys/class/power_supply"), x11: Mutex::new(None) }
+        SystemSignals {
+            power_supply: PathBuf::from("/sys/class/power_supply"),
+            x11: Mutex::new(None),
+            sensors: thermal::Sensors::system(),
+        }
     }
 }
 
@@ -283,6 +338,8 @@ impl SignalSource for SystemSignals {
             minute_of_day: (now.hour() * 60 + now.minute()) as u16,
             idle: self.x11_idle(),
             on_battery: on_battery(&self.power_supply),
+            temperatures: self.sensors.read(),
+            too_hot: None,
         }
     }
 }
@@ -325,14 +382,21 @@ pub struct Governor {
     policy: Mutex<DonationPolicy>,
     source: Box<dyn SignalSource>,
     cores: i32,
+    /// Which limits were passed, remembered so that giving resumes only
+    /// some degrees below them.
+    heat: Mutex<thermal::Heat>,
     decisions: watch::Sender<Decision>,
 }
 
 impl Governor {
     pub fn new(policy: DonationPolicy, source: impl SignalSource, cores: i32) -> Arc<Self> {
-        let first = decide(&policy, &source.sample(), cores);
-        let (decisions, _) = watch::channel(first);
-        Arc::new(Governor { policy: Mutex::new(policy), source: Box::new(source), cores, decisions })
+        let mut heat = thermal::Heat::default();
+        let mut signals = source.sample();
+        signals.too_hot = heat.update(&signals.temperatures, &thermal::Limits::of(&policy));
+        let (decisions, _) = watch::channel(decide(&policy, &signals, cores));
+        let governor =
+            Governor { policy: Mutex::new(policy), source: Box::new(source), cores, heat: Mutex::new(heat), decisions };
+        Arc::new(governor)
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Decision> {
@@ -356,7 +420,14 @@ impl Governor {
 
     /// Decide from fresh signals; subscribers hear only of changes.
     pub fn refresh(&self) -> Decision {
-        let decision = decide(&self.policy(), &self.source.sample(), self.cores);
+        let policy = self.policy();
+        let mut signals = self.source.sample();
+        signals.too_hot = self
+            .heat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .update(&signals.temperatures, &thermal::Limits::of(&policy));
+        let decision = decide(&policy, &signals, self.cores);
         self.decisions.send_if_modified(|current| {
             let changed = *current != decision;
             *current = decision.clone();

@@ -3,7 +3,13 @@ use super::*;
 const NOON: u16 = 12 * 60;
 
 fn signals(minute_of_day: u16, idle_secs: Option<u64>, on_battery: bool) -> Signals {
-    Signals { minute_of_day, idle: idle_secs.map(Duration::from_secs), on_battery }
+    Signals {
+        minute_of_day,
+        idle: idle_secs.map(Duration::from_secs),
+        on_battery,
+        temperatures: Vec::new(),
+        too_hot: None,
+    }
 }
 
 fn windows(list: &[(&str, &str)]) -> When {
@@ -15,7 +21,9 @@ fn always_gives_when_nothing_stands_in_the_way() {
     let decision = decide(&DonationPolicy::default(), &signals(NOON, Some(0), false), 8);
     assert!(decision.give, "{decision:?}");
     assert_eq!(decision.reason, "always on");
-    assert_eq!((decision.max_in_flight, decision.threads, decision.gpu_layers), (1, 8, 0));
+    assert_eq!((decision.max_in_flight, decision.threads), (1, 8));
+    assert_eq!(decision.offload, Offload::Fit { cap_mib: None }, "as many layers as fit, by default");
+    assert_eq!(decision.keep_alive_minutes, 5);
     assert!(!decision.release_running);
 }
 
@@ -63,13 +71,81 @@ fn pause_wins_over_everything_and_says_what_happens_to_running_work() {
 
 #[test]
 fn gpu_pause_keeps_cpu_work_going_without_gpu_layers() {
-    let policy = DonationPolicy { gpu_layers: 33, gpu_paused: true, ..Default::default() };
+    let policy = DonationPolicy { gpu_layers: Some(33), gpu_paused: true, ..Default::default() };
     let decision = decide(&policy, &signals(NOON, Some(0), false), 2);
     assert!(decision.give);
-    assert_eq!(decision.gpu_layers, 0);
+    assert_eq!(decision.offload, Offload::CPU);
     assert!(decision.reason.contains("GPU paused"), "{}", decision.reason);
     let resumed = DonationPolicy { gpu_paused: false, ..policy };
-    assert_eq!(decide(&resumed, &signals(NOON, Some(0), false), 2).gpu_layers, 33);
+    assert_eq!(decide(&resumed, &signals(NOON, Some(0), false), 2).offload, Offload::Layers { layers: 33 });
+    let capped = DonationPolicy { gpu_layers: None, gpu_memory_cap_mib: 2048, ..resumed };
+    assert_eq!(decide(&capped, &signals(NOON, Some(0), false), 2).offload, Offload::Fit { cap_mib: Some(2048) });
+}
+
+fn reading(sensor: &str, kind: thermal::SensorKind, celsius: f32) -> thermal::Reading {
+    thermal::Reading { sensor: sensor.into(), kind, celsius }
+}
+
+#[test]
+fn heat_stops_giving_above_the_limit_and_resumes_only_well_below_it() {
+    use thermal::{Heat, Limits, SensorKind::*};
+    let limits = Limits { gpu: Some(80.0), cpu: Some(90.0) };
+    let mut heat = Heat::default();
+    let at = |heat: &mut Heat, gpu: f32, cpu: f32| {
+        heat.update(&[reading("amdgpu (hwmon2)", Gpu, gpu), reading("k10temp (hwmon1)", Cpu, cpu)], &limits)
+    };
+    assert_eq!(at(&mut heat, 80.0, 60.0), None, "at the limit is not past it");
+    let hot = at(&mut heat, 81.0, 60.0).expect("past the GPU limit");
+    assert!(hot.contains("amdgpu (hwmon2) at 81 °C") && hot.contains("below 75 °C"), "{hot}");
+    assert!(at(&mut heat, 78.0, 60.0).is_some(), "still within the hysteresis: stays paused");
+    assert_eq!(at(&mut heat, 74.9, 60.0), None, "cooled below limit - 5: gives again");
+    assert!(at(&mut heat, 78.0, 60.0).is_none(), "and 78 °C no longer stops it");
+    assert!(at(&mut heat, 60.0, 95.0).expect("the CPU too").contains("k10temp"));
+    assert_eq!(heat.update(&[], &limits), None, "a sensor that is gone does not hold giving off");
+    let no_limits = Limits::default();
+    assert_eq!(Heat::default().update(&[reading("amdgpu", Gpu, 120.0)], &no_limits), None);
+}
+
+#[test]
+fn the_governor_withholds_while_hot_and_says_why() {
+    let now = Arc::new(Mutex::new(signals(NOON, Some(0), false)));
+    let policy = DonationPolicy { max_gpu_celsius: 80, ..Default::default() };
+    let governor = Governor::new(policy, FakeSignals(now.clone()), 4);
+    assert!(governor.decision().give);
+    now.lock().unwrap().temperatures = vec![reading("nouveau (hwmon4)", thermal::SensorKind::Gpu, 86.0)];
+    let hot = governor.refresh();
+    assert!(!hot.give && hot.reason.starts_with("too hot: nouveau (hwmon4) at 86 °C"), "{hot:?}");
+    now.lock().unwrap().temperatures[0].celsius = 77.0;
+    assert!(!governor.refresh().give, "77 °C is within 5 °C of the limit");
+    now.lock().unwrap().temperatures[0].celsius = 74.0;
+    assert!(governor.refresh().give);
+}
+
+#[test]
+fn hwmon_readings_take_each_cpu_and_gpu_devices_hottest_sensor() {
+    let root = tempfile::tempdir().unwrap();
+    let device = |dir: &str, name: &str, temps: &[(&str, &str)]| {
+        let path = root.path().join(dir);
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("name"), format!("{name}\n")).unwrap();
+        for (file, value) in temps {
+            std::fs::write(path.join(file), format!("{value}\n")).unwrap();
+        }
+    };
+    device("hwmon0", "acpitz", &[("temp1_input", "99000")]);
+    device("hwmon1", "k10temp", &[("temp1_input", "61250"), ("temp3_input", "70500"), ("temp1_label", "Tctl")]);
+    device("hwmon2", "amdgpu", &[("temp1_input", "55000"), ("temp2_input", "garbage")]);
+    device("hwmon3", "nvme", &[("temp1_input", "40000")]);
+    let readings = thermal::hwmon_readings(root.path());
+    assert_eq!(
+        readings,
+        vec![
+            reading("amdgpu (hwmon2)", thermal::SensorKind::Gpu, 55.0),
+            reading("k10temp (hwmon1)", thermal::SensorKind::Cpu, 70.5),
+        ],
+        "the board (acpitz) and disks are not ours; unreadable values are skipped"
+    );
+    assert!(thermal::hwmon_readings(&root.path().join("absent")).is_empty());
 }
 
 #[test]
@@ -109,8 +185,9 @@ fn policies_round_trip_through_the_settings_file_format() {
     assert!(json.contains(r#""mode":"windows""#), "{json}");
     assert_eq!(serde_json::from_str::<DonationPolicy>(&json).unwrap(), policy);
     // A settings file from an older version, missing fields, still loads.
-    let old: DonationPolicy = serde_json::from_str(r#"{"paused":true}"#).unwrap();
+    let old: DonationPolicy = serde_json::from_str(r#"{"paused":true,"gpu_layers":12}"#).unwrap();
     assert!(old.paused && old.when == When::Always);
+    assert_eq!(old.gpu_layers, Some(12), "an older file's layer count is kept as a forced count");
 }
 
 /// Signals the test moves by hand: a fake clock and idle source.

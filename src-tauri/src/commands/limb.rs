@@ -2,6 +2,8 @@
 
 use crate::error::CommandResult;
 use crate::state::{AppState, Limb};
+use heiwa_inference::gpu::Device;
+use heiwa_inference::OffloadChoice;
 use limb_core::governor::{Decision, DonationPolicy};
 use limb_core::mesh::LimbStatus;
 use limb_core::LimbInfo;
@@ -26,8 +28,10 @@ pub fn limb_info() -> LimbInfo {
 #[derive(Serialize, TS)]
 pub struct ModelState {
     pub path: String,
-    /// In memory now (it is loaded for the first task and kept).
+    /// In memory now (loaded for a task, kept for its keep-alive).
     pub loaded: bool,
+    /// Where its last load put the layers, and why.
+    pub offload: Option<OffloadChoice>,
 }
 
 #[derive(Serialize, TS)]
@@ -40,8 +44,10 @@ pub struct LimbView {
     pub tool_problem: Option<String>,
     /// Percent of the whole machine this app used since the last look.
     pub cpu_percent: Option<f64>,
-    /// Whether this build's llama.cpp can offload to a GPU.
-    pub gpu_offload: bool,
+    /// The GPUs llama.cpp can offload to.
+    pub gpus: Vec<Device>,
+    /// Why models run on the CPU only, when they do.
+    pub cpu_only: Option<String>,
     pub ingesting: Option<String>,
 }
 
@@ -50,10 +56,11 @@ pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> 
     let (limb, model, tool_problem) = match &*state.limb.lock().await {
         Limb::Ready(running) => (
             Some(running.mesh.limb()),
-            running
-                .agent
-                .local_model()
-                .map(|m| ModelState { path: m.model_path().display().to_string(), loaded: m.is_loaded() }),
+            running.agent.local_model().map(|m| ModelState {
+                path: m.model_path().display().to_string(),
+                loaded: m.is_loaded(),
+                offload: m.offload(),
+            }),
             running.agent.tool_problem().map(String::from),
         ),
         _ => (None, None, None),
@@ -65,7 +72,8 @@ pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> 
         model,
         tool_problem,
         cpu_percent: state.cpu.lock().unwrap_or_else(|p| p.into_inner()).sample(),
-        gpu_offload: heiwa_inference::backend().is_ok_and(|b| b.supports_gpu_offload()),
+        gpus: heiwa_inference::gpu::gpus().unwrap_or_default(),
+        cpu_only: heiwa_inference::gpu::cpu_only_reason().unwrap_or_else(|e| Some(e.to_string())),
         ingesting: state.ingesting.lock().unwrap_or_else(|p| p.into_inner()).clone(),
     })
 }

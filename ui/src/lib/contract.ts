@@ -54,15 +54,23 @@ tool_problem: string | null,
  */
 cpu_percent: number | null, 
 /**
- * Whether this build's llama.cpp can offload to a GPU.
+ * The GPUs llama.cpp can offload to.
  */
-gpu_offload: boolean, ingesting: string | null, };
+gpus: Array<Device>, 
+/**
+ * Why models run on the CPU only, when they do.
+ */
+cpu_only: string | null, ingesting: string | null, };
 
 export type ModelState = { path: string, 
 /**
- * In memory now (it is loaded for the first task and kept).
+ * In memory now (loaded for a task, kept for its keep-alive).
  */
-loaded: boolean, };
+loaded: boolean, 
+/**
+ * Where its last load put the layers, and why.
+ */
+offload: OffloadChoice | null, };
 
 export type LimbInfo = { version: string, data_dir: string, 
 /**
@@ -108,9 +116,28 @@ export type DonationPolicy = { when: When, not_on_battery: boolean,
  */
 cpu_threads: number, 
 /**
- * Model layers offloaded to the GPU (0 keeps the model on the CPU).
+ * Model layers offloaded to the GPU: `None` as many as fit (under
+ * `gpu_memory_cap_mib`), a number exactly that many (0: CPU only).
  */
-gpu_layers: number, max_concurrent: number, 
+gpu_layers: number | null, 
+/**
+ * The most GPU memory the model may take, MiB; 0 means no cap but the
+ * memory that is free.
+ */
+gpu_memory_cap_mib: number, 
+/**
+ * Minutes a loaded model may sit idle before its memory (GPU memory
+ * included) is given back; it loads again for the next task. 0: never.
+ */
+keep_alive_minutes: number, 
+/**
+ * Stop giving while a GPU is hotter than this (°C; 0: no limit).
+ */
+max_gpu_celsius: number, 
+/**
+ * Stop giving while the CPU is hotter than this (°C; 0: no limit).
+ */
+max_cpu_celsius: number, max_concurrent: number, 
 /**
  * Paused by the owner (the tray's pause): nothing is given.
  */
@@ -130,11 +157,35 @@ export type Decision = { give: boolean,
 /**
  * One sentence for the owner: why the machine is (not) giving now.
  */
-reason: string, max_in_flight: number, threads: number, gpu_layers: number, 
+reason: string, max_in_flight: number, threads: number, 
+/**
+ * Where the chat model's layers go.
+ */
+offload: Offload, 
+/**
+ * Idle minutes before the model is unloaded (0: never).
+ */
+keep_alive_minutes: number, 
 /**
  * Running tasks go back to the hub now (only when not giving).
  */
 release_running: boolean, };
+
+export type Offload = { "mode": "fit", cap_mib: number | null, } | { "mode": "layers", layers: number, };
+
+export type OffloadChoice = { 
+/**
+ * Layers on the GPU, the output layer counted as one (llama.cpp's `n_gpu_layers`).
+ */
+layers: number, 
+/**
+ * The model's repeating layers plus its output layer.
+ */
+model_layers: number, why: string, };
+
+export type Device = { name: string, description: string, backend: string, kind: DeviceKind, total_mib: number, free_mib: number, };
+
+export type DeviceKind = "cpu" | "gpu" | "integrated_gpu" | "accelerator" | "unknown";
 
 export type IngestEvent = { "event": "file" } & Progress | { "event": "finished", folder: string, added: number, unchanged: number, failed: number, removed: number, } | { "event": "stopped", folder: string, error: string, };
 

@@ -328,6 +328,7 @@ fn seeded_sampling_is_reproducible_and_stop_sequences_end_the_text() {
         max_tokens: 16,
         stop: vec![],
         sampling: Sampling::Random { temperature: 0.9, top_p: 0.95, top_k: 40, seed },
+        ..GenerateOptions::greedy(16)
     };
     let a = chat.generate(&prompt, &sampled(7), &mut |_| true).unwrap();
     let b = chat.generate(&prompt, &sampled(7), &mut |_| true).unwrap();
@@ -336,7 +337,7 @@ fn seeded_sampling_is_reproducible_and_stop_sequences_end_the_text() {
     let mut streamed = String::new();
     let whole = chat.complete(&prompt, 24).unwrap();
     let stop_at = whole.text.split_whitespace().nth(3).expect("a few words").to_string();
-    let options = GenerateOptions { max_tokens: 24, stop: vec![stop_at.clone()], sampling: Sampling::Greedy };
+    let options = GenerateOptions { stop: vec![stop_at.clone()], ..GenerateOptions::greedy(24) };
     let stopped = chat
         .generate(&prompt, &options, &mut |piece| {
             streamed.push_str(piece);

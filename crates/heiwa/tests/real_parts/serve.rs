@@ -77,6 +77,30 @@ fn the_openai_python_client_lists_chats_streams_and_embeds_and_gets_openai_error
     );
 }
 
+#[test]
+fn response_format_with_a_json_schema_gets_json_the_schema_validates_and_a_bad_schema_gets_a_400() {
+    let served = serve(8);
+    let python = std::env::var("HEIWA_TEST_PYTHON")
+        .expect("HEIWA_TEST_PYTHON names the venv with the openai client (scripts/setup makes it)");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/structured_client.py");
+    let out = Command::new(python).args([script, &served.base_url, &served.key]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let answers = seen["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 20);
+    let invalid: Vec<_> = answers.iter().filter(|a| a["valid"] != true).collect();
+    assert!(invalid.is_empty(), "every greedy answer is JSON the schema validates: {invalid:?}");
+    assert_eq!(seen["json_object"], "dict", "json_object gets a JSON object: {seen}");
+    for bad in ["bad_schema", "no_schema"] {
+        let error = &seen[bad];
+        assert_eq!(
+            (error["status"].as_u64(), error["type"].as_str(), error["param"].as_str()),
+            (Some(400), Some("BadRequestError"), Some("response_format")),
+            "{bad}: {error}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_openai_errors_and_eight_at_once_complete_or_get_a_clean_busy() {
     let served = serve(3);

@@ -1,0 +1,272 @@
+//! The machine's compute devices as llama.cpp sees them, and how many of a
+//! model's layers go to them. The fit is llama.cpp's own (`common_fit_params`,
+//! what `llama-server --fit` runs): it measures a no-alloc load of the model
+//! and its context per device rather than trusting an estimate of ours.
+
+use crate::engine::{backend, context_params, InferenceError, ModelOptions};
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::{list_llama_ggml_backend_devices, LlamaBackendDeviceType};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+const MIB: u64 = 1024 * 1024;
+
+/// What kind of device llama.cpp found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    Cpu,
+    Gpu,
+    IntegratedGpu,
+    Accelerator,
+    Unknown,
+}
+
+/// One device: "Vulkan0", "NVIDIA GeForce RTX 3060", "Vulkan", 12,288 MiB, ….
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct Device {
+    pub name: String,
+    pub description: String,
+    pub backend: String,
+    pub kind: DeviceKind,
+    #[ts(type = "number")]
+    pub total_mib: u64,
+    #[ts(type = "number")]
+    pub free_mib: u64,
+}
+
+impl Device {
+    pub fn is_gpu(&self) -> bool {
+        matches!(self.kind, DeviceKind::Gpu | DeviceKind::IntegratedGpu)
+    }
+}
+
+/// The GPU backends compiled into this build.
+pub fn gpu_backends_built() -> Vec<&'static str> {
+    let mut built = Vec::new();
+    if cfg!(feature = "vulkan") {
+        built.push("Vulkan");
+    }
+    if cfg!(feature = "cuda") {
+        built.push("CUDA");
+    }
+    built
+}
+
+/// Every device llama.cpp can use here, the CPU included.
+pub fn devices() -> Result<Vec<Device>, InferenceError> {
+    backend()?;
+    Ok(list_llama_ggml_backend_devices()
+        .into_iter()
+        .map(|d| Device {
+            name: d.name,
+            description: d.description,
+            backend: d.backend,
+            kind: match d.device_type {
+                LlamaBackendDeviceType::Cpu => DeviceKind::Cpu,
+                LlamaBackendDeviceType::Gpu => DeviceKind::Gpu,
+                LlamaBackendDeviceType::IntegratedGpu => DeviceKind::IntegratedGpu,
+                LlamaBackendDeviceType::Accelerator => DeviceKind::Accelerator,
+                LlamaBackendDeviceType::Unknown => DeviceKind::Unknown,
+            },
+            total_mib: d.memory_total as u64 / MIB,
+            free_mib: d.memory_free as u64 / MIB,
+        })
+        .collect())
+}
+
+/// The GPUs a model can be offloaded to (in llama.cpp's device order).
+pub fn gpus() -> Result<Vec<Device>, InferenceError> {
+    Ok(devices()?.into_iter().filter(Device::is_gpu).collect())
+}
+
+/// Why everything runs on the CPU, or `None` when a GPU is there.
+pub fn cpu_only_reason() -> Result<Option<String>, InferenceError> {
+    if gpu_backends_built().is_empty() {
+        return Ok(Some("this build of llama.cpp has no GPU backend (build with the vulkan or cuda feature)".into()));
+    }
+    if !gpus()?.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "no GPU found by {} (software renderers such as llvmpipe are not used): install your GPU's Vulkan driver",
+        gpu_backends_built().join(" or ")
+    )))
+}
+
+/// Where a model's layers go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Offload {
+    /// As many layers as fit the GPUs' free memory, and at most `cap_mib` of it
+    /// on each when given.
+    Fit { cap_mib: Option<u32> },
+    /// Exactly this many layers (0: everything on the CPU).
+    Layers { layers: u32 },
+}
+
+impl Offload {
+    pub const CPU: Offload = Offload::Layers { layers: 0 };
+}
+
+/// What was chosen for one load, and why, in a sentence for the owner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct OffloadChoice {
+    /// Layers on the GPU, the output layer counted as one (llama.cpp's `n_gpu_layers`).
+    pub layers: u32,
+    /// The model's repeating layers plus its output layer.
+    pub model_layers: u32,
+    pub why: String,
+}
+
+/// Memory llama.cpp's fit leaves free on every device unless told otherwise
+/// (its `--fit-target` default): room for the desktop and other programs.
+pub const DEFAULT_MARGIN_MIB: u64 = 1024;
+
+/// Bytes to leave free on a device with `free_mib` free so that the model
+/// takes at most `cap_mib`, and never less than the default margin.
+pub fn margin_bytes(free_mib: u64, cap_mib: Option<u32>) -> u64 {
+    let for_cap = cap_mib.map_or(0, |cap| free_mib.saturating_sub(u64::from(cap)));
+    for_cap.max(DEFAULT_MARGIN_MIB) * MIB
+}
+
+/// The sentence shown for a fitted choice.
+pub fn describe_fit(layers: u32, model_layers: u32, gpus: &[Device], cap_mib: Option<u32>) -> String {
+    let names: Vec<String> = gpus.iter().map(|g| format!("{} ({})", g.name, g.description)).collect();
+    let free: u64 = gpus.iter().map(|g| g.free_mib).sum();
+    let cap = cap_mib.map_or(String::new(), |cap| format!(", your cap {cap} MiB"));
+    let room = format!("{free} MiB free{cap}, {DEFAULT_MARGIN_MIB} MiB kept free");
+    match layers {
+        0 => format!("CPU only: not one layer fits on {} ({room})", names.join(", ")),
+        n if n >= model_layers => format!("all {model_layers} layers on {} ({room})", names.join(", ")),
+        n => format!("{n} of {model_layers} layers on {}, as many as fit ({room})", names.join(", ")),
+    }
+}
+
+/// The model's repeating layers plus its output layer, from its GGUF header.
+pub fn model_layers(path: &Path) -> Result<u32, InferenceError> {
+    use llama_cpp_2::gguf::GgufContext;
+    let bad = |reason: &str| InferenceError::Load { path: path.into(), reason: reason.into() };
+    let gguf = GgufContext::from_file(path).ok_or_else(|| bad("not a readable GGUF file"))?;
+    let arch = match gguf.find_key("general.architecture") {
+        -1 => return Err(bad("no general.architecture in its header")),
+        at => gguf.val_str(at).ok_or_else(|| bad("general.architecture is not text"))?.to_string(),
+    };
+    match gguf.find_key(&format!("{arch}.block_count")) {
+        -1 => Err(bad("no block_count in its header")),
+        at if gguf.kv_type(at) == llama_cpp_sys_2::GGUF_TYPE_UINT32 => Ok(gguf.val_u32(at) + 1),
+        _ => Err(bad("block_count is not a u32")),
+    }
+}
+
+/// llama.cpp's fit changes the global logger: one at a time.
+static FITTING: Mutex<()> = Mutex::new(());
+
+/// The model parameters for loading `path` with `options`, and what they offload.
+pub(crate) fn model_params(
+    path: &Path,
+    options: &ModelOptions,
+) -> Result<(Pin<Box<LlamaModelParams>>, OffloadChoice), InferenceError> {
+    let model_layers = model_layers(path)?;
+    let cpu_only = |why: String| -> Result<_, InferenceError> {
+        // No devices at all: a GPU in the machine gets neither weights, nor
+        // KV cache, nor the large-batch matmuls llama.cpp would otherwise offload.
+        let params = LlamaModelParams::default()
+            .with_n_gpu_layers(0)
+            .with_devices(&[])
+            .map_err(|e| InferenceError::Backend(e.to_string()))?;
+        Ok((Box::pin(params), OffloadChoice { layers: 0, model_layers, why }))
+    };
+    let gpus = gpus()?;
+    if gpus.is_empty() {
+        return cpu_only(cpu_only_reason()?.unwrap_or_default());
+    }
+    match options.offload {
+        Offload::Layers { layers: 0 } => cpu_only("CPU only, as set".into()),
+        Offload::Layers { layers } => {
+            let layers = layers.min(model_layers);
+            let params = LlamaModelParams::default().with_n_gpu_layers(layers);
+            let why = format!("{layers} of {model_layers} layers on the GPU, as set");
+            Ok((Box::pin(params), OffloadChoice { layers, model_layers, why }))
+        }
+        Offload::Fit { cap_mib } => {
+            let mut params = Box::pin(LlamaModelParams::default());
+            let mut cparams = context_params(options);
+            let mut margins = vec![DEFAULT_MARGIN_MIB as usize * MIB as usize; llama_cpp_2::max_devices().max(1)];
+            for (margin, gpu) in margins.iter_mut().zip(&gpus) {
+                *margin = margin_bytes(gpu.free_mib, cap_mib) as usize;
+            }
+            let path_c = std::ffi::CString::new(path.to_string_lossy().as_bytes())
+                .map_err(|_| InferenceError::Load { path: path.into(), reason: "a NUL in its path".into() })?;
+            let fitted = {
+                let _one = FITTING.lock().unwrap_or_else(|p| p.into_inner());
+                params.as_mut().fit_params(
+                    &path_c,
+                    &mut cparams,
+                    &mut margins,
+                    options.context_len,
+                    llama_cpp_sys_2::GGML_LOG_LEVEL_ERROR,
+                )
+            };
+            match fitted {
+                Ok(_) => {
+                    // -1 (llama.cpp's default, left alone when everything fits) is every layer.
+                    let layers = u32::try_from(params.n_gpu_layers()).unwrap_or(model_layers).min(model_layers);
+                    let why = describe_fit(layers, model_layers, &gpus, cap_mib);
+                    Ok((params, OffloadChoice { layers, model_layers, why }))
+                }
+                Err(llama_cpp_2::model::params::FitError::Failure) => {
+                    cpu_only(describe_fit(0, model_layers, &gpus, cap_mib))
+                }
+                Err(e) => {
+                    Err(InferenceError::Load { path: path.into(), reason: format!("fitting it to the GPU: {e}") })
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_margin_keeps_the_model_under_the_cap_and_never_below_the_default() {
+        assert_eq!(margin_bytes(8192, None), DEFAULT_MARGIN_MIB * MIB);
+        assert_eq!(margin_bytes(8192, Some(2048)), 6144 * MIB, "8 GiB free, 2 GiB cap: leave 6 GiB");
+        assert_eq!(
+            margin_bytes(1500, Some(2048)),
+            DEFAULT_MARGIN_MIB * MIB,
+            "a cap above the free memory changes nothing"
+        );
+    }
+
+    fn gpu(free_mib: u64) -> Device {
+        Device {
+            name: "Vulkan0".into(),
+            description: "Radeon".into(),
+            backend: "Vulkan".into(),
+            kind: DeviceKind::Gpu,
+            total_mib: 8192,
+            free_mib,
+        }
+    }
+
+    #[test]
+    fn the_choice_says_how_many_layers_where_and_why() {
+        let why = describe_fit(12, 25, &[gpu(4096)], Some(3000));
+        assert_eq!(why, "12 of 25 layers on Vulkan0 (Radeon), as many as fit (4096 MiB free, your cap 3000 MiB, 1024 MiB kept free)");
+        assert!(describe_fit(25, 25, &[gpu(4096)], None).starts_with("all 25 layers on Vulkan0"));
+        assert!(describe_fit(0, 25, &[gpu(100)], None).starts_with("CPU only: not one layer fits"));
+    }
+
+    #[test]
+    fn offload_settings_read_as_written() {
+        let fit: Offload = serde_json::from_str(r#"{"mode":"fit","cap_mib":2048}"#).unwrap();
+        assert_eq!(fit, Offload::Fit { cap_mib: Some(2048) });
+        let layers: Offload = serde_json::from_str(r#"{"mode":"layers","layers":0}"#).unwrap();
+        assert_eq!(layers, Offload::CPU);
+    }
+}
