@@ -11,6 +11,7 @@ mod settings;
 mod state;
 mod tray;
 mod usage;
+mod window;
 
 use limb_core::governor::{DonationPolicy, Governor, SystemSignals};
 use settings::Settings;
@@ -42,13 +43,7 @@ pub fn run() {
 
     tauri::Builder::default()
         // First: a second launch only brings the running window forward.
-        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
-            if let Some(window) = app.get_webview_window("main") {
-                let _ = window.show();
-                let _ = window.unminimize();
-                let _ = window.set_focus();
-            }
-        }))
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| window::open(app)))
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_updater::Builder::new().build())
         .plugin(tauri_plugin_autostart::init(tauri_plugin_autostart::MacosLauncher::LaunchAgent, None))
@@ -61,6 +56,7 @@ pub fn run() {
             ingesting: std::sync::Mutex::new(None),
             cpu: std::sync::Mutex::new(usage::CpuUsage::default()),
             staged: Mutex::new(None),
+            window_opened: std::sync::Mutex::new(None),
         })
         .setup(move |app| {
             if let Err(error) = tray::create(app.handle()) {
@@ -86,10 +82,20 @@ pub fn run() {
         .invoke_handler(include!(concat!(env!("OUT_DIR"), "/invoke_handler.rs")))
         .build(tauri::generate_context!())
         .expect("the Heiwa window could not start")
-        .run(|app, event| {
-            if let RunEvent::Exit = event {
-                // Stop the hub server, the limb and PostgreSQL with the app.
-                stop_limb(app);
+        .run(|app, event| match event {
+            // The window was closed (not Quit, which exits with a code): with
+            // a tray to come back from, the limb keeps running there.
+            RunEvent::ExitRequested { code: None, api, .. } if tray::exists(app) => {
+                api.prevent_exit();
+                window::release_memory();
+                // WebKit lets go of the rest a moment later.
+                std::thread::spawn(|| {
+                    std::thread::sleep(Duration::from_secs(3));
+                    window::release_memory();
+                });
             }
+            // Stop the hub server, the limb and PostgreSQL with the app.
+            RunEvent::Exit => stop_limb(app),
+            _ => {}
         });
 }

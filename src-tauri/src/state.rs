@@ -29,6 +29,8 @@ pub(crate) enum Limb {
 
 pub(crate) struct AppState {
     pub(crate) started: std::time::Instant,
+    /// When the window was last reopened (after a close to the tray).
+    pub(crate) window_opened: std::sync::Mutex<Option<std::time::Instant>>,
     pub(crate) data_dir: PathBuf,
     pub(crate) settings: std::sync::Mutex<Settings>,
     pub(crate) governor: Arc<Governor>,

@@ -26,10 +26,7 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
             "pause" => apply_policy(app, |policy| policy.paused = !policy.paused).map(drop),
             "gpu" => apply_policy(app, |policy| policy.gpu_paused = !policy.gpu_paused).map(drop),
             "show" => {
-                if let Some(window) = app.get_webview_window("main") {
-                    let _ = window.show();
-                    let _ = window.set_focus();
-                }
+                crate::window::open(app);
                 Ok(())
             }
             "quit" => {
@@ -48,6 +45,11 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
     tray.build(app)?;
     app.manage(TrayItems { status, pause, gpu });
     Ok(())
+}
+
+/// Whether the tray is there to reopen the window from.
+pub fn exists(app: &AppHandle) -> bool {
+    app.try_state::<TrayItems>().is_some()
 }
 
 /// The tray's words for the current policy and decision.

@@ -148,6 +148,7 @@ pub fn describe_fit(layers: u32, model_layers: u32, gpus: &[Device], cap_mib: Op
 /// The model's repeating layers plus its output layer, from its GGUF header.
 pub fn model_layers(path: &Path) -> Result<u32, InferenceError> {
     use llama_cpp_2::gguf::GgufContext;
+    backend()?; // its logs (a bad header's, say) go where llama.cpp's others go
     let bad = |reason: &str| InferenceError::Load { path: path.into(), reason: reason.into() };
     let gguf = GgufContext::from_file(path).ok_or_else(|| bad("not a readable GGUF file"))?;
     let arch = match gguf.find_key("general.architecture") {

@@ -12,11 +12,15 @@ use tauri::State;
 use ts_rs::TS;
 
 /// The window has painted its first frame: logged once with the time since
-/// start, for startup diagnostics and `scripts/bench-desktop`.
+/// start, and after each reopening with the time since it, for startup
+/// diagnostics and `scripts/bench-desktop`.
 #[tauri::command]
 pub fn first_paint(state: State<'_, AppState>) {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| eprintln!("heiwa: first paint {} ms after start", state.started.elapsed().as_millis()));
+    if let Some(opened) = state.window_opened.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        eprintln!("heiwa: window painted {} ms after it was reopened", opened.elapsed().as_millis());
+    }
 }
 
 /// The limb's version, data directory and parts, for the status view.
