@@ -17,7 +17,11 @@ wm_delete = screen.intern_atom("WM_DELETE_WINDOW")
 def windows(window, depth=0):
     yield window
     if depth < 3:
-        for child in window.query_tree().children:
+        try:
+            children = window.query_tree().children
+        except Exception:  # it went away meanwhile (a menu, a tooltip)
+            return
+        for child in children:
             yield from windows(child, depth + 1)
 
 
