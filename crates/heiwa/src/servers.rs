@@ -63,6 +63,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let threads = args.threads.unwrap_or_else(all_cores);
     let options = ModelOptions { threads, offload: args.gpu.offload(), context_len: args.context };
     let chat = ChatModel::load(&parts.chat_model, options)?;
+    // One line: whoever reads the banner may stop reading after it.
     let offload = chat.offload().why.clone();
     let models = Models {
         chat: match args.chat_template {
@@ -76,13 +77,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     // The key itself is never printed: it lives in a 0600 file.
     eprintln!(
-        "OpenAI-compatible API on http://{}/v1 (models: {}, {}); bearer key in {}; Ctrl-C stops it",
+        "OpenAI-compatible API on http://{}/v1 (models: {}, {}; {offload}); bearer key in {}; Ctrl-C stops it",
         listener.local_addr()?,
         models.chat_id,
         models.embed_id,
         key_file.display()
     );
-    eprintln!("chat model: {offload}");
     serve(listener, ServeState::new(models, key, args.max_waiting), crate::shutdown_signal()).await?;
     Ok(())
 }
