@@ -136,8 +136,13 @@ pub fn margin_bytes(free_mib: u64, cap_mib: Option<u32>) -> u64 {
 pub fn describe_fit(layers: u32, model_layers: u32, gpus: &[Device], cap_mib: Option<u32>) -> String {
     let names: Vec<String> = gpus.iter().map(|g| format!("{} ({})", g.name, g.description)).collect();
     let free: u64 = gpus.iter().map(|g| g.free_mib).sum();
-    let cap = cap_mib.map_or(String::new(), |cap| format!(", your cap {cap} MiB"));
-    let room = format!("{free} MiB free{cap}, {DEFAULT_MARGIN_MIB} MiB kept free");
+    // The fit leaves max(free - cap, default margin) free: say whichever binds.
+    let room = match cap_mib {
+        Some(cap) if free.saturating_sub(u64::from(cap)) > DEFAULT_MARGIN_MIB => {
+            format!("{free} MiB free, your cap {cap} MiB")
+        }
+        _ => format!("{free} MiB free, {DEFAULT_MARGIN_MIB} MiB kept free"),
+    };
     match layers {
         0 => format!("CPU only: not one layer fits on {} ({room})", names.join(", ")),
         n if n >= model_layers => format!("all {model_layers} layers on {} ({room})", names.join(", ")),
@@ -257,8 +262,10 @@ mod tests {
 
     #[test]
     fn the_choice_says_how_many_layers_where_and_why() {
-        let why = describe_fit(12, 25, &[gpu(4096)], Some(3000));
-        assert_eq!(why, "12 of 25 layers on Vulkan0 (Radeon), as many as fit (4096 MiB free, your cap 3000 MiB, 1024 MiB kept free)");
+        let why = describe_fit(12, 25, &[gpu(4096)], Some(3500));
+        assert_eq!(why, "12 of 25 layers on Vulkan0 (Radeon), as many as fit (4096 MiB free, 1024 MiB kept free)");
+        let capped = describe_fit(6, 25, &[gpu(4096)], Some(2000));
+        assert_eq!(capped, "6 of 25 layers on Vulkan0 (Radeon), as many as fit (4096 MiB free, your cap 2000 MiB)");
         assert!(describe_fit(25, 25, &[gpu(4096)], None).starts_with("all 25 layers on Vulkan0"));
         assert!(describe_fit(0, 25, &[gpu(100)], None).starts_with("CPU only: not one layer fits"));
     }

@@ -74,7 +74,7 @@ fn the_fit_takes_every_layer_when_they_fit_and_fewer_under_a_cap() {
     assert_eq!(free.offload().layers, all, "{}", free.offload().why);
     assert!(free.offload().why.starts_with(&format!("all {all} layers on Vulkan0")), "{}", free.offload().why);
     drop(free);
-    // A cap of 1/4 of the 2 GiB leaves the default 1 GiB margin and more: about half the layers fit.
+    // A 200 MiB cap: the weights alone are ~380 MiB, so only some layers fit (17 of 25 when measured).
     let capped = ChatModel::load(&path, options(Offload::Fit { cap_mib: Some(200) })).unwrap();
     let layers = capped.offload().layers;
     assert!(layers > 0 && layers < all, "a 200 MiB cap: some layers, not all ({})", capped.offload().why);

@@ -171,6 +171,10 @@ fn validation_names_what_is_wrong() {
     let zero = DonationPolicy { max_concurrent: 0, ..Default::default() };
     assert!(matches!(zero.validate(), Err(PolicyError::MaxConcurrent(_))));
     assert_eq!(DonationPolicy::default().validate(), Ok(()));
+    let too_cold = DonationPolicy { max_gpu_celsius: 20, ..Default::default() };
+    assert_eq!(too_cold.validate(), Err(PolicyError::Celsius), "a limit below 40 °C would never give");
+    let forever = DonationPolicy { keep_alive_minutes: 100_000, ..Default::default() };
+    assert!(matches!(forever.validate(), Err(PolicyError::KeepAlive(_))));
 }
 
 #[test]
