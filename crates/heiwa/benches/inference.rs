@@ -5,6 +5,9 @@
 //! interleaved; medians.
 //!
 //! `cargo bench --profile dev --workspace --bench inference` (after `source scripts/lib/env.sh`).
+//! `HEIWA_BENCH_GPU_LAYERS=N` offloads N layers in every contender (engine,
+//! serve and the raw loop alike); on this project's machines the only Vulkan
+//! device is lavapipe, which also needs `GGML_VK_VISIBLE_DEVICES=0`.
 //! The last line is machine-readable: `RESULT inference …`.
 
 mod common;
@@ -56,6 +59,17 @@ fn raw(backend: &LlamaBackend, model: &LlamaModel, prompt: &str, threads: i32) -
     (pp, (GENERATE - 1) as f64 / first.elapsed().as_secs_f64())
 }
 
+/// The raw loop's model parameters: the same placement as the engine's
+/// (no device at all for the CPU, as `Offload::CPU` does).
+fn raw_params(gpu_layers: u32) -> LlamaModelParams {
+    let params = LlamaModelParams::default().with_n_gpu_layers(gpu_layers);
+    if gpu_layers == 0 {
+        params.with_devices(&[]).unwrap()
+    } else {
+        params
+    }
+}
+
 /// (pp, tg) through the engine: time to the first piece, then the rest.
 fn engine(chat: &ChatModel, prompt: &str) -> (f64, f64) {
     let started = Instant::now();
@@ -95,7 +109,9 @@ async fn http(client: &RemoteClient, question: &str) -> f64 {
 async fn main() {
     let parts = heiwa_config::Parts::from_env().unwrap_or_else(|missing| panic!("{missing}"));
     let threads = heiwa_inference::all_cores();
-    let options = ModelOptions { threads, offload: heiwa_inference::Offload::CPU, context_len: CONTEXT };
+    let gpu_layers: u32 = std::env::var("HEIWA_BENCH_GPU_LAYERS").map_or(0, |n| n.parse().expect("a layer count"));
+    let offload = heiwa_inference::Offload::Layers { layers: gpu_layers };
+    let options = ModelOptions { threads, offload, context_len: CONTEXT };
     // A few hundred prompt tokens, as a task with retrieved passages has.
     let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/docs");
     let passages: String = ["volunteer-computing.md", "vector-search.md", "rust-ownership.md"]
@@ -108,15 +124,17 @@ async fn main() {
     let chat = ChatModel::load(&parts.chat_model, options).unwrap();
     let prompt = chat.format_chat(&[("user", question)]).unwrap();
     let backend = heiwa_inference::backend().unwrap();
-    let raw_model =
-        LlamaModel::load_from_file(backend, &parts.chat_model, &LlamaModelParams::default().with_n_gpu_layers(0))
-            .unwrap();
+    let raw_model = LlamaModel::load_from_file(backend, &parts.chat_model, &raw_params(gpu_layers)).unwrap();
 
     // heiwa serve, in process, on loopback.
     let models = Models {
         chat: ChatModel::load(&parts.chat_model, options).unwrap(),
         chat_id: model_id(&parts.chat_model),
-        embedder: Embedder::load(&parts.embed_model, options).unwrap(),
+        embedder: Embedder::load(
+            &parts.embed_model,
+            ModelOptions { offload: heiwa_inference::Offload::CPU, ..options },
+        )
+        .unwrap(),
         embed_id: model_id(&parts.embed_model),
     };
     let chat_id = models.chat_id.clone();
@@ -145,15 +163,16 @@ async fn main() {
     let (raw_pp, raw_tg, eng_pp, eng_tg, http_tg) =
         (m(&mut raw_pp), m(&mut raw_tg), m(&mut eng_pp), m(&mut eng_tg), m(&mut http_tg));
     println!(
-        "model {}, {threads} threads, CPU, {} prompt tokens, {GENERATE} generated",
+        "model {}, {threads} threads, {}, {} prompt tokens, {GENERATE} generated",
         chat_id,
+        chat.offload().why,
         chat.count_tokens(&prompt)
     );
     println!("raw llama-cpp-2 loop: pp {raw_pp:.1} tok/s, tg {raw_tg:.1} tok/s");
     println!("limb engine:          pp {eng_pp:.1} tok/s, tg {eng_tg:.1} tok/s");
     println!("heiwa serve (SSE):                      tg {http_tg:.1} tok/s");
     println!(
-        "RESULT inference tg_ratio={:.2} pp_ratio={:.2} http_tg_ratio={:.2} raw_tg={raw_tg:.1} raw_pp={raw_pp:.1}",
+        "RESULT inference tg_ratio={:.2} pp_ratio={:.2} http_tg_ratio={:.2} raw_tg={raw_tg:.1} raw_pp={raw_pp:.1} gpu_layers={gpu_layers}",
         eng_tg / raw_tg,
         eng_pp / raw_pp,
         http_tg / raw_tg
