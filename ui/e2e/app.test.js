@@ -279,6 +279,21 @@ test('settings: a bad donation policy is refused with the reason; start at login
   const saved = JSON.parse(readFileSync(join(dataDir, 'settings.json'), 'utf8'));
   assert.equal(saved.donation.max_concurrent, 2, 'saved to the settings file');
 
+  // The GPU: as many layers as fit under a cap, a temperature limit; a limit no machine runs under is refused.
+  await clear('#gpu-cap');
+  await type('#gpu-cap', '1500');
+  await clear('#max-gpu-celsius');
+  await type('#max-gpu-celsius', '20');
+  await click('#save-donation');
+  assert.match(await waitFor('the refusal', () => textOrEmpty('#donation-error')), /temperature limit is between 40 and 110/);
+  await clear('#max-gpu-celsius');
+  await type('#max-gpu-celsius', '80');
+  await click('#save-donation');
+  await waitFor('the saved note', () => textOrEmpty('#donation-note'));
+  const gpu = JSON.parse(readFileSync(join(dataDir, 'settings.json'), 'utf8')).donation;
+  assert.deepEqual([gpu.gpu_layers, gpu.gpu_memory_cap_mib, gpu.max_gpu_celsius], [null, 1500, 80]);
+  await screenshot('settings-gpu', '#gpu-mode');
+
   // A hub address that would send the limb's token in clear text is refused before any connection.
   await type('#hub-url', 'ws://hub.example.org:3000');
   await click('#save-hub');
