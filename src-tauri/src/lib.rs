@@ -64,6 +64,21 @@ pub fn run() {
                 eprintln!("no tray icon: {error}");
             }
             tray::show(app.handle(), &governor.policy(), &governor.decision());
+            // SIGTERM (a logout, `systemctl stop`, `kill`) and SIGINT quit as
+            // the tray's Quit does: the hub server and PostgreSQL stop with the app.
+            let quitting = app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+                else {
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                quitting.exit(0);
+            });
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
                 // Idle time and the clock move on their own: sample them.

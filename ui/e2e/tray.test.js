@@ -78,14 +78,21 @@ const webProcesses = (pid) => descendants(pid).filter((p) => p.comm.startsWith('
 let app;
 let log = '';
 after(async () => {
-  if (app && app.exitCode === null) {
-    app.kill('SIGTERM');
-    await until('the app to stop', () => app.exitCode !== null || app.signalCode !== null, 30).catch(() => app.kill('SIGKILL'));
+  // Whatever a failed test left: nothing of this run outlives it.
+  if (app && app.exitCode === null) app.kill('SIGKILL');
+  for (const [pid, info] of processes()) {
+    if (info.cmdline.some((arg) => arg.includes(scratch))) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
   }
   rmSync(scratch, { recursive: true, force: true });
 });
 
-test('closing the window ends the WebView, the limb answers from the tray, a second launch reopens it', async () => {
+test('closing the window ends the WebView, the limb answers from the tray, a second launch reopens it, SIGTERM stops it all', async () => {
   app = spawn(application, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   app.stdout.on('data', (d) => (log += d));
   app.stderr.on('data', (d) => (log += d));
@@ -128,4 +135,13 @@ test('closing the window ends the WebView, the limb answers from the tray, a sec
   assert.equal(second.status, 0, `the second launch hands over and leaves: ${second.stderr}`);
   await until('the reopened window to paint', () => log.includes('window painted'), 30);
   assert.ok(webProcesses(app.pid).length > 0, 'a new WebView runs');
+
+  // SIGTERM (a logout) quits like the tray's Quit: the hub server and PostgreSQL stop with the app.
+  // (PostgreSQL detaches from the app, as pg_ctl starts it: found by its data directory.)
+  const started = () => [...processes().values()].filter((p) => p.cmdline.some((arg) => arg.includes(dataDir)));
+  const names = started().map((p) => p.comm);
+  assert.ok(names.some((n) => n.startsWith('spacetimedb')) && names.includes('postgres'), `the app runs its hub server and PostgreSQL: ${names}`);
+  app.kill('SIGTERM');
+  await until('the app to exit', () => app.exitCode !== null, 60);
+  await until('everything it started to stop', () => started().length === 0, 30);
 });
