@@ -106,7 +106,7 @@ APPRUN
 
 # Both Linux bundles, built from the debug tree (seconds when warm), checked
 # for what a user needs: the app, its desktop entry and its icon; the .deb
-# depends on WebKitGTK; the AppImage is a type-2 AppImage that starts the app
+# depends on WebKitGTK and the Vulkan loader; the AppImage is a type-2 AppImage that starts the app
 # (extract-and-run: no FUSE in containers) up to its first paint under Xvfb.
 check_bundles() {
   local deb listing appimage scratch
@@ -116,6 +116,8 @@ check_bundles() {
     grep -q " \./$file\$\| $file\$" <<<"$listing" || die "$deb lacks $file"
   done
   dpkg-deb -f "$deb" Depends | grep -q libwebkit2gtk-4.1 || die "$deb does not depend on WebKitGTK"
+  # llama.cpp's Vulkan backend loads the system's Vulkan loader.
+  dpkg-deb -f "$deb" Depends | grep -q libvulkan1 || die "$deb does not depend on the Vulkan loader"
   log "bundle: $(basename "$deb") ($(du -h "$deb" | cut -f1), debug build) holds the app, its desktop entry and icon"
 
   appimage=$(build_appimage "$deb")

@@ -16,15 +16,24 @@ use limb_core::governor::{decide, DonationPolicy, Signals};
 use std::sync::{Mutex, MutexGuard, Once};
 use std::time::Duration;
 
+/// Debian's mesa-vulkan-drivers puts lavapipe's driver manifest here.
+const LAVAPIPE_ICD: &str = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json";
+
 /// One test at a time: they compare the process's memory, and lavapipe's
 /// threads and the CPU's would only slow each other down.
 fn lavapipe() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     static VISIBLE: Once = Once::new();
     let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    // The loader sees lavapipe's driver only (so on a machine with a real GPU
+    // device 0 is still lavapipe), and llama.cpp is told to use device 0.
     // SAFETY: set under the lock, before the first llama.cpp call of this
     // process; nothing reads the environment concurrently then.
-    VISIBLE.call_once(|| unsafe { std::env::set_var("GGML_VK_VISIBLE_DEVICES", "0") });
+    VISIBLE.call_once(|| unsafe {
+        std::env::set_var("VK_DRIVER_FILES", LAVAPIPE_ICD);
+        std::env::set_var("VK_ICD_FILENAMES", LAVAPIPE_ICD); // the older loaders' name for it
+        std::env::set_var("GGML_VK_VISIBLE_DEVICES", "0");
+    });
     let gpus = gpus().expect("llama.cpp starts");
     assert!(
         gpus.iter().any(|g| g.backend == "Vulkan" && g.description.contains("llvmpipe")),
