@@ -118,7 +118,12 @@ impl LocalChat {
                 *loaded = None; // free the old weights before loading new ones
                 self.is_loaded.store(false, Ordering::Relaxed);
                 let model = ChatModel::load(&path, options)?;
-                tracing::info!(offload = %model.offload().why, "chat model loaded");
+                if model.offload().layers == 0 && options.offload != Offload::CPU {
+                    // A GPU was wanted and none took the model: say why where the owner looks.
+                    tracing::warn!(why = %model.offload().why, "chat model loaded on the CPU");
+                } else {
+                    tracing::info!(offload = %model.offload().why, "chat model loaded");
+                }
                 *lock(&self.offload) = Some(model.offload().clone());
                 *loaded = Some((path.clone(), model));
                 self.is_loaded.store(true, Ordering::Relaxed);
