@@ -172,7 +172,16 @@ impl Sandbox {
                 pids_limit: Some(l.pids),
                 cap_drop: Some(vec!["ALL".into()]),
                 security_opt: Some(vec!["no-new-privileges".into()]),
-                ulimits: Some(vec![ulimit("nofile", 256), ulimit("nproc", l.pids), ulimit("fsize", l.tmpfs_bytes)]),
+                // RLIMIT_NPROC counts the sandbox uid's processes in every
+                // container at once (one uid for all), so at `pids` a warm
+                // container elsewhere made a fork bomb fail early (seen: 14 of
+                // 16) and one sandbox could starve another: it is a backstop
+                // above the per-container pids cgroup, which is the limit.
+                ulimits: Some(vec![
+                    ulimit("nofile", 256),
+                    ulimit("nproc", l.pids * NPROC_BACKSTOP),
+                    ulimit("fsize", l.tmpfs_bytes),
+                ]),
                 ..Default::default()
             }),
             ..Default::default()
@@ -400,6 +409,9 @@ impl WarmPool {
         removals.join_all().await;
     }
 }
+
+/// The per-uid process backstop, in multiples of a sandbox's pids limit.
+const NPROC_BACKSTOP: i64 = 4;
 
 impl Sandbox {
     /// Why a run was still going at its deadline: a fork bomb sits at its
