@@ -115,7 +115,7 @@ async fn check_memory(parts: &Parts, dir: &Path) -> Result<String, CheckError> {
 /// CPU), but the reason is said.
 fn check_gpu() -> Result<String, CheckError> {
     let gpus = heiwa_inference::gpu::gpus()?;
-    if let Some(why) = heiwa_inference::gpu::cpu_only_reason()? {
+    if let Some(why) = heiwa_inference::gpu::cpu_only_reason(&gpus) {
         return Ok(format!("none used: {why}"));
     }
     let listed: Vec<String> = gpus

@@ -10,12 +10,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { required } from './env.js';
 
-const required = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run this through scripts/test`);
-  return value;
-};
 const application = required('HEIWA_DESKTOP_BIN');
 const tauriDriver = required('TAURI_DRIVER');
 const artifacts = process.env.HEIWA_ARTIFACTS ?? join(tmpdir(), 'heiwa-e2e');

@@ -10,12 +10,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { required } from './env.js';
 
-const required = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run this through scripts/test`);
-  return value;
-};
 const application = required('HEIWA_DESKTOP_BIN');
 const python = required('HEIWA_TEST_PYTHON');
 const heiwa = join(dirname(application), 'heiwa');

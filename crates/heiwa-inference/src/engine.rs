@@ -142,8 +142,7 @@ impl GenerateOptions {
 /// A GBNF grammar (root rule `root`) for the JSON values `schema` (a JSON
 /// Schema) accepts, by llama.cpp's own converter. An unusable schema is an error.
 pub fn json_schema_grammar(schema: &serde_json::Value) -> Result<String, InferenceError> {
-    // The converter aborts the process on some malformed input instead of
-    // returning an error, so the shape it needs is checked here first.
+    // A schema is an object (or true/false): say so, rather than the converter's bare error code.
     if !schema.is_object() && !schema.is_boolean() {
         return Err(InferenceError::Constraint("a JSON schema is an object".into()));
     }

@@ -82,18 +82,18 @@ pub fn gpus() -> Result<Vec<Device>, InferenceError> {
     Ok(devices()?.into_iter().filter(Device::is_gpu).collect())
 }
 
-/// Why everything runs on the CPU, or `None` when a GPU is there.
-pub fn cpu_only_reason() -> Result<Option<String>, InferenceError> {
+/// Why everything runs on the CPU with these `gpus` (from [`gpus`]), or
+/// `None` when there is one to use.
+pub fn cpu_only_reason(gpus: &[Device]) -> Option<String> {
     if gpu_backends_built().is_empty() {
-        return Ok(Some("this build of llama.cpp has no GPU backend (build with the vulkan or cuda feature)".into()));
+        return Some("this build of llama.cpp has no GPU backend (build with the vulkan or cuda feature)".into());
     }
-    if !gpus()?.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(format!(
-        "no GPU found by {} (software renderers such as llvmpipe are not used): install your GPU's Vulkan driver",
-        gpu_backends_built().join(" or ")
-    )))
+    gpus.is_empty().then(|| {
+        format!(
+            "no GPU found by {} (software renderers such as llvmpipe are not used): install your GPU's Vulkan driver",
+            gpu_backends_built().join(" or ")
+        )
+    })
 }
 
 /// Where a model's layers go.
@@ -187,7 +187,7 @@ pub(crate) fn model_params(
     };
     let gpus = gpus()?;
     if gpus.is_empty() {
-        return cpu_only(cpu_only_reason()?.unwrap_or_default());
+        return cpu_only(cpu_only_reason(&gpus).unwrap_or_default());
     }
     match options.offload {
         Offload::Layers { layers: 0 } => cpu_only("CPU only, as set".into()),
@@ -268,6 +268,13 @@ mod tests {
         assert_eq!(capped, "6 of 25 layers on Vulkan0 (Radeon), as many as fit (4096 MiB free, your cap 2000 MiB)");
         assert!(describe_fit(25, 25, &[gpu(4096)], None).starts_with("all 25 layers on Vulkan0"));
         assert!(describe_fit(0, 25, &[gpu(100)], None).starts_with("CPU only: not one layer fits"));
+    }
+
+    #[test]
+    fn the_cpu_is_explained_only_when_no_gpu_is_there() {
+        assert_eq!(cpu_only_reason(&[gpu(4096)]), None);
+        let why = cpu_only_reason(&[]).expect("a reason");
+        assert!(why.starts_with("no GPU found by Vulkan"), "{why}");
     }
 
     #[test]

@@ -52,7 +52,8 @@ pub fn gpu(command: GpuCommand) -> anyhow::Result<()> {
             );
         }
     }
-    if let (false, Some(why)) = (json, cpu_only_reason()?) {
+    let gpus: Vec<_> = devices.iter().filter(|d| d.is_gpu()).cloned().collect();
+    if let (false, Some(why)) = (json, cpu_only_reason(&gpus)) {
         println!("models run on the CPU: {why}");
     }
     Ok(())

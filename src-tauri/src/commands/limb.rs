@@ -69,6 +69,13 @@ pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> 
         ),
         _ => (None, None, None),
     };
+    let (gpus, cpu_only) = match heiwa_inference::gpu::gpus() {
+        Ok(gpus) => {
+            let why = heiwa_inference::gpu::cpu_only_reason(&gpus);
+            (gpus, why)
+        }
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
     Ok(LimbView {
         limb,
         policy: state.governor.policy(),
@@ -76,8 +83,8 @@ pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> 
         model,
         tool_problem,
         cpu_percent: state.cpu.lock().unwrap_or_else(|p| p.into_inner()).sample(),
-        gpus: heiwa_inference::gpu::gpus().unwrap_or_default(),
-        cpu_only: heiwa_inference::gpu::cpu_only_reason().unwrap_or_else(|e| Some(e.to_string())),
+        cpu_only,
+        gpus,
         ingesting: state.ingesting.lock().unwrap_or_else(|p| p.into_inner()).clone(),
     })
 }

@@ -44,15 +44,20 @@ pub(super) fn serve(max_waiting: usize) -> Served {
     Served { child, base_url, key, _dir: dir }
 }
 
-#[test]
-fn the_openai_python_client_lists_chats_streams_and_embeds_and_gets_openai_errors() {
-    let served = serve(8);
+/// Run `tests/clients/SCRIPT` (the official clients' venv) against `served`;
+/// what it saw, as the one JSON object it prints.
+fn client_against(served: &Served, script: &str) -> serde_json::Value {
     let python = std::env::var("HEIWA_TEST_PYTHON")
         .expect("HEIWA_TEST_PYTHON names the venv with the openai client (scripts/setup makes it)");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/openai_client.py");
-    let out = Command::new(python).args([script, &served.base_url, &served.key]).output().unwrap();
+    let script = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(python).args([&script, &served.base_url, &served.key]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_openai_python_client_lists_chats_streams_and_embeds_and_gets_openai_errors() {
+    let seen = client_against(&serve(8), "openai_client.py");
 
     assert_eq!(seen["models"].as_array().unwrap().len(), 2, "{seen}");
     let whole = seen["whole"]["text"].as_str().unwrap();
@@ -79,13 +84,7 @@ fn the_openai_python_client_lists_chats_streams_and_embeds_and_gets_openai_error
 
 #[test]
 fn response_format_with_a_json_schema_gets_json_the_schema_validates_and_a_bad_schema_gets_a_400() {
-    let served = serve(8);
-    let python = std::env::var("HEIWA_TEST_PYTHON")
-        .expect("HEIWA_TEST_PYTHON names the venv with the openai client (scripts/setup makes it)");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/structured_client.py");
-    let out = Command::new(python).args([script, &served.base_url, &served.key]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = client_against(&serve(8), "structured_client.py");
     let answers = seen["answers"].as_array().unwrap();
     assert_eq!(answers.len(), 20);
     let invalid: Vec<_> = answers.iter().filter(|a| a["valid"] != true).collect();
