@@ -1,9 +1,20 @@
 import adapter from '@sveltejs/adapter-static';
 import { vitePreprocess } from '@sveltejs/vite-plugin-svelte';
 
+// One package, two fronts sharing src/lib: the desktop window (the default:
+// prerendered into ui/build, embedded by Tauri) and, with HEIWA_FRONT=face,
+// the web dashboard (a single-page app in ui/build-face, served by
+// `heiwa dashboard` or any static host).
+const face = process.env.HEIWA_FRONT === 'face';
+
 /** @type {import('@sveltejs/kit').Config} */
 export default {
   preprocess: vitePreprocess(),
-  // A desktop app has no server: prerender everything into ui/build.
-  kit: { adapter: adapter() }
+  kit: face
+    ? {
+        adapter: adapter({ pages: 'build-face', assets: 'build-face' }),
+        outDir: '.svelte-kit-face',
+        files: { routes: 'src/face/routes', appTemplate: 'src/face/app.html' }
+      }
+    : { adapter: adapter() }
 };

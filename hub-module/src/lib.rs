@@ -95,6 +95,60 @@ pub struct Invite {
     pub expires_at: Timestamp,
 }
 
+/// A one-use code that signs one browser (the web dashboard) into the tenant;
+/// visible only to the owner who made it.
+#[table(name = browser_invite, public)]
+pub struct BrowserInvite {
+    #[primary_key]
+    pub code: String,
+    pub tenant_id: u64,
+    #[index(btree)]
+    pub created_by: Identity,
+    /// The browser may submit tasks (and cancel its own); otherwise it only reads.
+    pub submits: bool,
+    pub label: String,
+    pub expires_at: Timestamp,
+}
+
+/// A browser signed into the tenant's dashboard with its own identity. It is
+/// a `Submitter` member and a reader; `submits` false makes it read-only
+/// (a role of its own would change `member.role`'s type, which SpacetimeDB 1.2
+/// does not migrate in place).
+#[table(name = browser, public)]
+pub struct Browser {
+    #[primary_key]
+    pub identity: Identity,
+    #[index(btree)]
+    pub tenant_id: u64,
+    pub label: String,
+    pub submits: bool,
+    pub joined_at: Timestamp,
+    pub last_connected: Timestamp,
+}
+
+/// Identities whose access the owner took back: refused at every connect.
+#[table(name = revoked)]
+pub struct Revoked {
+    #[primary_key]
+    pub identity: Identity,
+    pub at: Timestamp,
+}
+
+/// Per limb, what a person watching it wants that the `limb` row does not
+/// say: since when it is online (or offline), and how many tasks it finished.
+/// It changes only on those events, so heartbeats still change nothing that
+/// anybody subscribes to.
+#[table(name = limb_stats, public)]
+pub struct LimbStats {
+    #[primary_key]
+    pub limb_id: u64,
+    #[index(btree)]
+    pub tenant_id: u64,
+    pub online: bool,
+    pub since: Timestamp,
+    pub tasks_done: u64,
+}
+
 #[table(name = limb, public)]
 pub struct Limb {
     #[primary_key]
@@ -270,6 +324,16 @@ const LIMB_TENANT_VISIBILITY: Filter = Filter::Sql(
     "SELECT limb.* FROM reader JOIN limb ON reader.tenant_id = limb.tenant_id WHERE reader.identity = :sender",
 );
 #[client_visibility_filter]
+const LIMB_STATS_VISIBILITY: Filter = Filter::Sql(
+    "SELECT limb_stats.* FROM reader JOIN limb_stats ON reader.tenant_id = limb_stats.tenant_id WHERE reader.identity = :sender",
+);
+#[client_visibility_filter]
+const BROWSER_INVITE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM browser_invite WHERE created_by = :sender");
+#[client_visibility_filter]
+const BROWSER_VISIBILITY: Filter = Filter::Sql(
+    "SELECT browser.* FROM reader JOIN browser ON reader.tenant_id = browser.tenant_id WHERE reader.identity = :sender",
+);
+#[client_visibility_filter]
 const ASSIGNEE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM assignee WHERE identity = :sender");
 #[client_visibility_filter]
 const TASK_ASSIGNED_VISIBILITY: Filter = Filter::Sql("SELECT * FROM task WHERE assignee = :sender");
@@ -361,6 +425,27 @@ fn held_task(ctx: &ReducerContext, task_id: u64, limb_id: u64) -> Result<(Limb, 
 
 fn held_count(ctx: &ReducerContext, limb_id: u64) -> u32 {
     ctx.db.lease().limb_id().filter(limb_id).count() as u32
+}
+
+/// Write `limb` with `online` set, noting in `limb_stats` when that changed.
+fn set_online(ctx: &ReducerContext, limb: Limb, online: bool) -> Limb {
+    let stats = ctx.db.limb_stats().limb_id().find(limb.id);
+    match stats {
+        Some(stats) if stats.online == online => {}
+        Some(stats) => {
+            ctx.db.limb_stats().limb_id().update(LimbStats { online, since: ctx.timestamp, ..stats });
+        }
+        None => {
+            ctx.db.limb_stats().insert(LimbStats {
+                limb_id: limb.id,
+                tenant_id: limb.tenant_id,
+                online,
+                since: ctx.timestamp,
+                tasks_done: 0,
+            });
+        }
+    }
+    ctx.db.limb().id().update(Limb { online, ..limb })
 }
 
 /// Keep `ready` true to the limb: online with a free slot, or absent.
@@ -499,9 +584,10 @@ pub fn create_invite(ctx: &ReducerContext, uses: u32, ttl_secs: u32, role: Role)
     if role == Role::Owner {
         return Err("a tenant has one owner; invite limbs or submitters".into());
     }
-    if uses == 0 || uses > 10_000 || ttl_secs == 0 || ttl_secs > 30 * 86_400 {
-        return Err("an invite needs 1 to 10000 uses and a lifetime of 1 s to 30 days".into());
+    if uses == 0 || uses > 10_000 {
+        return Err("an invite needs 1 to 10000 uses".into());
     }
+    rules::check_invite_ttl(ttl_secs)?;
     let code = format!("{:016x}{:016x}", ctx.random::<u64>(), ctx.random::<u64>());
     ctx.db.invite().insert(Invite {
         code,
@@ -562,6 +648,87 @@ pub fn grant_limb(ctx: &ReducerContext, limb_id: u64, reads_tenant: bool, submit
     Ok(())
 }
 
+/// A one-use code for one browser to sign into the dashboard, read-only or
+/// able to submit (`submits`), valid for `ttl_secs`; `label` names it in the
+/// owner's list of browsers.
+#[reducer]
+pub fn create_browser_invite(ctx: &ReducerContext, submits: bool, label: String, ttl_secs: u32) -> Result<(), String> {
+    let member = owner(ctx)?;
+    rules::check_name("browser", &label)?;
+    rules::check_invite_ttl(ttl_secs)?;
+    let code = format!("{:016x}{:016x}", ctx.random::<u64>(), ctx.random::<u64>());
+    ctx.db.browser_invite().insert(BrowserInvite {
+        code,
+        tenant_id: member.tenant_id,
+        created_by: ctx.sender,
+        submits,
+        label,
+        expires_at: after(ctx, ttl_secs),
+    });
+    Ok(())
+}
+
+/// A browser signs in with a dashboard code: it becomes a reader of the
+/// tenant (and a submitter, if the code says so). The code is used up.
+#[reducer]
+pub fn join_dashboard(ctx: &ReducerContext, code: String) -> Result<(), String> {
+    if ctx.db.member().identity().find(ctx.sender).is_some() {
+        return Err("this browser is already signed into a tenant".into());
+    }
+    let invite = ctx.db.browser_invite().code().find(&code).ok_or("unknown or already used dashboard code")?;
+    if micros(invite.expires_at) < micros(ctx.timestamp) {
+        return Err("this dashboard code has expired; ask the owner for a new one".into());
+    }
+    ctx.db.browser_invite().code().delete(&code);
+    ctx.db.member().insert(Member {
+        identity: ctx.sender,
+        tenant_id: invite.tenant_id,
+        role: Role::Submitter,
+        submits: invite.submits,
+    });
+    ctx.db.reader().insert(Reader { identity: ctx.sender, tenant_id: invite.tenant_id });
+    ctx.db.browser().insert(Browser {
+        identity: ctx.sender,
+        tenant_id: invite.tenant_id,
+        label: invite.label,
+        submits: invite.submits,
+        joined_at: ctx.timestamp,
+        last_connected: ctx.timestamp,
+    });
+    Ok(())
+}
+
+/// The owner takes a browser's access back: it reads nothing from now on and
+/// is refused at its next connect.
+#[reducer]
+pub fn revoke_browser(ctx: &ReducerContext, browser: Identity) -> Result<(), String> {
+    let member = owner(ctx)?;
+    ctx.db
+        .browser()
+        .identity()
+        .find(browser)
+        .filter(|row| row.tenant_id == member.tenant_id)
+        .ok_or("no such browser in your tenant")?;
+    ctx.db.browser().identity().delete(browser);
+    ctx.db.reader().identity().delete(browser);
+    ctx.db.member().identity().delete(browser);
+    ctx.db.revoked().insert(Revoked { identity: browser, at: ctx.timestamp });
+    Ok(())
+}
+
+/// Every connection: a revoked identity is refused (the server closes it);
+/// a browser's last sign of life is noted.
+#[reducer(client_connected)]
+pub fn client_connected(ctx: &ReducerContext) -> Result<(), String> {
+    if ctx.db.revoked().identity().find(ctx.sender).is_some() {
+        return Err("this browser's access to the tenant was revoked by its owner".into());
+    }
+    if let Some(browser) = ctx.db.browser().identity().find(ctx.sender) {
+        ctx.db.browser().identity().update(Browser { last_connected: ctx.timestamp, ..browser });
+    }
+    Ok(())
+}
+
 /// Register the caller as a limb, or rename it and change its lease if it is
 /// one. It takes no work until it offers slots ([`offer`]).
 #[reducer]
@@ -591,6 +758,13 @@ pub fn register_limb(ctx: &ReducerContext, name: String, lease_secs: u32) -> Res
             });
             ctx.db.presence().insert(Presence { limb_id: limb.id, last_seen: ctx.timestamp, connection: None });
             ctx.db.assignee().insert(Assignee { identity: ctx.sender, limb_id: limb.id });
+            ctx.db.limb_stats().insert(LimbStats {
+                limb_id: limb.id,
+                tenant_id: limb.tenant_id,
+                online: false,
+                since: ctx.timestamp,
+                tasks_done: 0,
+            });
         }
     }
     Ok(())
@@ -609,7 +783,7 @@ pub fn offer(
 ) -> Result<(), String> {
     rules::check_offer(capacity, &models)?;
     let limb = own_limb(ctx, limb_id)?;
-    let limb = ctx.db.limb().id().update(Limb { capacity, models, tool, gpu, online: true, ..limb });
+    let limb = set_online(ctx, Limb { capacity, models, tool, gpu, ..limb }, true);
     ctx.db.presence().limb_id().update(Presence { limb_id, last_seen: ctx.timestamp, connection: ctx.connection_id });
     fill(ctx, &limb);
     Ok(())
@@ -626,7 +800,7 @@ pub fn heartbeat(ctx: &ReducerContext, limb_id: u64) -> Result<(), String> {
     ctx.db.presence().limb_id().update(Presence { limb_id, last_seen: ctx.timestamp, connection: ctx.connection_id });
     if !limb.online {
         // The sweep had given up on it (a long pause); it is back.
-        let limb = ctx.db.limb().id().update(Limb { online: true, ..limb });
+        let limb = set_online(ctx, limb, true);
         fill(ctx, &limb);
     }
     Ok(())
@@ -640,7 +814,7 @@ pub fn client_disconnected(ctx: &ReducerContext) {
     let Some(limb) = ctx.db.limb().identity().find(ctx.sender) else { return };
     let offered_here = ctx.db.presence().limb_id().find(limb.id).is_some_and(|p| p.connection == ctx.connection_id);
     if offered_here {
-        let limb = ctx.db.limb().id().update(Limb { online: false, ..limb });
+        let limb = set_online(ctx, limb, false);
         refresh_ready(ctx, &limb);
     }
 }
@@ -728,6 +902,9 @@ pub fn complete_task(ctx: &ReducerContext, task_id: u64, limb_id: u64, summary: 
         summary,
         finished_at: ctx.timestamp,
     });
+    if let Some(stats) = ctx.db.limb_stats().limb_id().find(limb_id) {
+        ctx.db.limb_stats().limb_id().update(LimbStats { tasks_done: stats.tasks_done + 1, ..stats });
+    }
     finish(ctx, task, TaskState::Done, String::new());
     Ok(())
 }
@@ -816,7 +993,7 @@ pub fn expire_leases(ctx: &ReducerContext, _sweep: LeaseSweep) -> Result<(), Str
         };
         let silent_micros = now - micros(presence.last_seen);
         if limb.online && silent_micros > i64::from(limb.lease_secs) * 1_000_000 {
-            let limb = ctx.db.limb().id().update(Limb { online: false, ..limb });
+            let limb = set_online(ctx, limb, false);
             refresh_ready(ctx, &limb);
         }
     }

@@ -200,6 +200,44 @@ impl HubHttp {
             })
     }
 
+    /// A one-use code for one browser to sign into the web dashboard
+    /// (read-only unless `submits`), found like [`HubHttp::create_invite`]'s.
+    pub async fn create_browser_invite(
+        &self,
+        name: &str,
+        submits: bool,
+        label: &str,
+        ttl_secs: u32,
+        token: &str,
+    ) -> Result<InviteCode, HubError> {
+        #[derive(serde::Deserialize)]
+        struct Invite {
+            code: InviteCode,
+        }
+        let query = "SELECT * FROM browser_invite";
+        let before = self.rows_as::<Invite>(name, query, token).await?;
+        self.call(name, "create_browser_invite", json!([submits, label, ttl_secs]), token).await?;
+        self.rows_as::<Invite>(name, query, token)
+            .await?
+            .into_iter()
+            .map(|invite| invite.code)
+            .find(|code| before.iter().all(|old| &old.code != code))
+            .ok_or_else(|| HubError::Malformed {
+                what: "create_browser_invite".into(),
+                reason: "the new code is not visible".into(),
+            })
+    }
+
+    /// The browsers signed into the caller's tenant.
+    pub async fn browsers(&self, name: &str, token: &str) -> Result<Vec<BrowserRow>, HubError> {
+        self.rows_as::<BrowserRow>(name, "SELECT * FROM browser", token).await
+    }
+
+    /// Take a browser's access back (the owner only); `identity` is its hex identity.
+    pub async fn revoke_browser(&self, name: &str, identity: &str, token: &str) -> Result<(), HubError> {
+        self.call(name, "revoke_browser", json!([{ "__identity__": format!("0x{identity}") }]), token).await
+    }
+
     /// Submit a task; `model` pins it to limbs that offer that model (by id or sha256).
     pub async fn submit_task(
         &self,
@@ -254,6 +292,30 @@ impl HubHttp {
     pub async fn cancel_task(&self, name: &str, task_id: u64, token: &str) -> Result<(), HubError> {
         self.call(name, "cancel_task", json!([task_id]), token).await
     }
+}
+
+/// A browser signed into the tenant's dashboard, as the owner lists it.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+pub struct BrowserRow {
+    #[serde(deserialize_with = "identity_hex")]
+    pub identity: String,
+    pub label: String,
+    pub submits: bool,
+    pub joined_at: Value,
+    pub last_connected: Value,
+}
+
+/// An identity as the SQL API writes it (`["0x…"]` or `{"__identity__": "0x…"}`), as bare hex.
+fn identity_hex<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let value = <Value as serde::Deserialize>::deserialize(deserializer)?;
+    let hex = match &value {
+        Value::String(hex) => Some(hex.as_str()),
+        Value::Array(items) => items.first().and_then(Value::as_str),
+        Value::Object(fields) => fields.get("__identity__").and_then(Value::as_str),
+        _ => None,
+    };
+    hex.map(|hex| hex.trim_start_matches("0x").to_string())
+        .ok_or_else(|| serde::de::Error::custom(format!("not an identity: {value}")))
 }
 
 /// A reply's rows as objects named by its schema (see [`Row`]).

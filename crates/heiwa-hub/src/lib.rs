@@ -12,7 +12,7 @@ mod summary;
 
 pub use address::{http_url, ws_url};
 pub use client::{connect, limb_tables, tenant_tables, Connected};
-pub use http::{HubHttp, HubLimits, InviteCode, InviteRole, NewIdentity, Row};
+pub use http::{BrowserRow, HubHttp, HubLimits, InviteCode, InviteRole, NewIdentity, Row};
 pub use server::{HubServer, HubServerConfig};
 pub use summary::{Summary, SummaryCitation};
 

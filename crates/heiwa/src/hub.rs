@@ -96,6 +96,38 @@ pub enum TenantCommand {
         #[command(flatten)]
         hub: HubArgs,
     },
+    /// A one-use sign-in for one browser on the web dashboard: prints the code
+    /// and a link that carries it (read-only unless --submit).
+    DashboardInvite {
+        /// The browser may submit tasks (and cancel its own).
+        #[arg(long)]
+        submit: bool,
+        /// How the browser is named in `heiwa tenant browsers`.
+        #[arg(long, default_value = "browser")]
+        label: String,
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u32,
+        /// Where the dashboard is served (`heiwa dashboard`, or any static host).
+        #[arg(long, default_value = "http://127.0.0.1:8788")]
+        dashboard: String,
+        /// Print one JSON object (code, link) instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+    /// The browsers signed into your tenant's dashboard.
+    Browsers {
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+    /// Take a browser's access back: it is refused at its next connect.
+    RevokeBrowser {
+        /// Its identity as `heiwa tenant browsers` shows it (a unique prefix is enough).
+        identity: String,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
     /// Let a limb read the whole tenant and/or submit tasks (no flags: take both back).
     Grant {
         limb_id: u64,
@@ -198,6 +230,40 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
             };
             println!("{}", http.create_invite(&hub.database, uses, ttl_secs, role, &token).await?);
         }
+        TenantCommand::DashboardInvite { submit, label, ttl_secs, dashboard, json, hub } => {
+            let (http, token) = hub.client().await?;
+            let code = http.create_browser_invite(&hub.database, submit, &label, ttl_secs, &token).await?;
+            let link = dashboard_link(&dashboard, &hub.ws_uri()?, &hub.database, &code.0);
+            if json {
+                println!("{}", json!({ "code": code.0, "link": link, "submits": submit }));
+            } else {
+                let role = if submit { "read and submit" } else { "read only" };
+                println!("dashboard code {code} ({role}, one use, {ttl_secs} s)\n{link}");
+            }
+        }
+        TenantCommand::Browsers { hub } => {
+            let (http, token) = hub.client().await?;
+            println!("{:<64}  {:<13}  label", "identity", "may");
+            for browser in http.browsers(&hub.database, &token).await? {
+                let may = if browser.submits { "read, submit" } else { "read" };
+                println!("{:<64}  {may:<13}  {}", browser.identity, browser.label);
+            }
+        }
+        TenantCommand::RevokeBrowser { identity, hub } => {
+            let (http, token) = hub.client().await?;
+            let wanted = identity.trim_start_matches("0x").to_lowercase();
+            let matching: Vec<_> = http
+                .browsers(&hub.database, &token)
+                .await?
+                .into_iter()
+                .filter(|browser| !wanted.is_empty() && browser.identity.starts_with(&wanted))
+                .collect();
+            let [browser] = matching.as_slice() else {
+                bail!("{} browsers match {identity:?}; `heiwa tenant browsers` lists them", matching.len())
+            };
+            http.revoke_browser(&hub.database, &browser.identity, &token).await?;
+            println!("revoked {} ({})", browser.identity, browser.label);
+        }
         TenantCommand::Grant { limb_id, read, submit, hub } => {
             let (http, token) = hub.client().await?;
             http.grant_limb(&hub.database, limb_id, read, submit, &token).await?;
@@ -205,6 +271,20 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A sign-in link for the dashboard at `dashboard`: everything after `#`,
+/// which a browser never sends to the server that serves the page.
+fn dashboard_link(dashboard: &str, hub_ws: &str, database: &str, code: &str) -> String {
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    format!("{}/#hub={}&db={}&code={code}", dashboard.trim_end_matches('/'), encode(hub_ws), encode(database))
 }
 
 /// A task as `heiwa task list` shows it.

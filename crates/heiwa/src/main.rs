@@ -59,6 +59,9 @@ enum Command {
     Models(models::ModelsCommand),
     /// Search local memory; every hit cites its file, chunk and byte span.
     Search(memory::SearchArgs),
+    /// Serve the web dashboard (the Face) on loopback; browsers sign in with
+    /// `heiwa tenant dashboard-invite` and talk to the hub directly.
+    Dashboard(servers::DashboardArgs),
     /// This machine's GPUs as llama.cpp sees them.
     #[command(subcommand)]
     Gpu(gpu::GpuCommand),
@@ -94,5 +97,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Models(command) => models::models(command),
         Command::Search(args) => memory::search(args).await,
         Command::Gpu(command) => gpu::gpu(command),
+        Command::Dashboard(args) => servers::dashboard(args).await,
     }
 }

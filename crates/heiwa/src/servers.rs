@@ -1,5 +1,6 @@
-//! `heiwa serve` (the OpenAI-compatible API) and `heiwa mcp` (run_python over
-//! MCP): the two servers a limb offers, on loopback only.
+//! `heiwa serve` (the OpenAI-compatible API), `heiwa mcp` (run_python over
+//! MCP) and `heiwa dashboard` (the web Face's static files): the servers a limb
+//! offers, on loopback only.
 
 use anyhow::Context;
 use clap::Args;
@@ -31,6 +32,42 @@ pub struct ServeArgs {
     /// Chat template to use instead of the model's own: a llama.cpp name (chatml, llama3, gemma, …).
     #[arg(long)]
     chat_template: Option<String>,
+}
+
+#[derive(Args)]
+pub struct DashboardArgs {
+    #[arg(long, default_value = "127.0.0.1:8788")]
+    listen: std::net::SocketAddr,
+    /// The built dashboard (`npm run build:face` in ui/ writes ui/build-face).
+    #[arg(long, env = "HEIWA_FACE_DIR")]
+    dir: std::path::PathBuf,
+    /// The hub the page connects to (its HTTP address; the browser uses its WebSocket).
+    #[arg(long, env = "HEIWA_HUB", default_value = "http://127.0.0.1:3000")]
+    hub: String,
+    #[arg(long, env = "HEIWA_DATABASE", default_value = "heiwa")]
+    database: String,
+}
+
+/// Serve the dashboard's files and `/hub.json` (which hub the page talks to;
+/// a sign-in link can name another). The page then talks to the hub itself:
+/// this server sees no token, no row and no reducer call.
+pub async fn dashboard(args: DashboardArgs) -> anyhow::Result<()> {
+    use tower_http::services::{ServeDir, ServeFile};
+    let index = args.dir.join("index.html");
+    anyhow::ensure!(
+        index.is_file(),
+        "no dashboard at {}: build it with `npm run build:face` in ui/ (scripts/setup does)",
+        args.dir.display()
+    );
+    let hub = serde_json::json!({ "hub": heiwa_hub::ws_url(&args.hub)?, "database": args.database });
+    let files = ServeDir::new(&args.dir).fallback(ServeFile::new(index));
+    let app = axum::Router::new()
+        .route("/hub.json", axum::routing::get(move || async move { axum::Json(hub) }))
+        .fallback_service(files);
+    let listener = bind_loopback(args.listen).await?;
+    println!("dashboard on http://{}/ (hub {}); Ctrl-C stops it", listener.local_addr()?, args.hub);
+    axum::serve(listener, app).with_graceful_shutdown(crate::shutdown_signal()).await?;
+    Ok(())
 }
 
 pub async fn mcp(McpArgs { http }: McpArgs) -> anyhow::Result<()> {

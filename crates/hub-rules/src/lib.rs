@@ -125,6 +125,16 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The longest an invite (of a limb, a submitter or a browser) stays valid.
+pub const MAX_INVITE_TTL_SECS: u32 = 30 * 86_400;
+
+pub fn check_invite_ttl(ttl_secs: u32) -> Result<(), String> {
+    if ttl_secs == 0 || ttl_secs > MAX_INVITE_TTL_SECS {
+        return Err("an invite's lifetime must be 1 s to 30 days".into());
+    }
+    Ok(())
+}
+
 pub fn check_lease_secs(secs: u32) -> Result<(), String> {
     if !(MIN_LEASE_SECS..=MAX_LEASE_SECS).contains(&secs) {
         return Err(format!("lease must be {MIN_LEASE_SECS} to {MAX_LEASE_SECS} seconds, not {secs}"));
@@ -261,6 +271,14 @@ pub fn is_prunable(state: TaskState, updated_at: i64, now: i64, retain_secs: u64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invite_lifetimes() {
+        assert!(check_invite_ttl(1).is_ok());
+        assert!(check_invite_ttl(MAX_INVITE_TTL_SECS).is_ok());
+        assert!(check_invite_ttl(0).is_err());
+        assert!(check_invite_ttl(MAX_INVITE_TTL_SECS + 1).is_err());
+    }
 
     #[test]
     fn payload_limits() {

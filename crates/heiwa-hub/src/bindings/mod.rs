@@ -8,10 +8,16 @@ use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 
 pub mod assignee_table;
 pub mod assignee_type;
+pub mod browser_invite_table;
+pub mod browser_invite_type;
+pub mod browser_table;
+pub mod browser_type;
 pub mod cancel_task_reducer;
+pub mod client_connected_reducer;
 pub mod client_disconnected_reducer;
 pub mod complete_task_reducer;
 pub mod configure_hub_reducer;
+pub mod create_browser_invite_reducer;
 pub mod create_invite_reducer;
 pub mod create_tenant_reducer;
 pub mod expire_leases_reducer;
@@ -22,11 +28,14 @@ pub mod hub_config_table;
 pub mod hub_config_type;
 pub mod invite_table;
 pub mod invite_type;
+pub mod join_dashboard_reducer;
 pub mod join_tenant_reducer;
 pub mod lease_sweep_table;
 pub mod lease_sweep_type;
 pub mod lease_table;
 pub mod lease_type;
+pub mod limb_stats_table;
+pub mod limb_stats_type;
 pub mod limb_table;
 pub mod limb_type;
 pub mod member_table;
@@ -46,6 +55,9 @@ pub mod ready_table;
 pub mod ready_type;
 pub mod register_limb_reducer;
 pub mod release_task_reducer;
+pub mod revoke_browser_reducer;
+pub mod revoked_table;
+pub mod revoked_type;
 pub mod role_type;
 pub mod submit_key_table;
 pub mod submit_key_type;
@@ -63,12 +75,20 @@ pub mod tenant_usage_type;
 
 pub use assignee_table::*;
 pub use assignee_type::Assignee;
+pub use browser_invite_table::*;
+pub use browser_invite_type::BrowserInvite;
+pub use browser_table::*;
+pub use browser_type::Browser;
 pub use cancel_task_reducer::{cancel_task, set_flags_for_cancel_task, CancelTaskCallbackId};
+pub use client_connected_reducer::{client_connected, set_flags_for_client_connected, ClientConnectedCallbackId};
 pub use client_disconnected_reducer::{
     client_disconnected, set_flags_for_client_disconnected, ClientDisconnectedCallbackId,
 };
 pub use complete_task_reducer::{complete_task, set_flags_for_complete_task, CompleteTaskCallbackId};
 pub use configure_hub_reducer::{configure_hub, set_flags_for_configure_hub, ConfigureHubCallbackId};
+pub use create_browser_invite_reducer::{
+    create_browser_invite, set_flags_for_create_browser_invite, CreateBrowserInviteCallbackId,
+};
 pub use create_invite_reducer::{create_invite, set_flags_for_create_invite, CreateInviteCallbackId};
 pub use create_tenant_reducer::{create_tenant, set_flags_for_create_tenant, CreateTenantCallbackId};
 pub use expire_leases_reducer::{expire_leases, set_flags_for_expire_leases, ExpireLeasesCallbackId};
@@ -79,11 +99,14 @@ pub use hub_config_table::*;
 pub use hub_config_type::HubConfig;
 pub use invite_table::*;
 pub use invite_type::Invite;
+pub use join_dashboard_reducer::{join_dashboard, set_flags_for_join_dashboard, JoinDashboardCallbackId};
 pub use join_tenant_reducer::{join_tenant, set_flags_for_join_tenant, JoinTenantCallbackId};
 pub use lease_sweep_table::*;
 pub use lease_sweep_type::LeaseSweep;
 pub use lease_table::*;
 pub use lease_type::Lease;
+pub use limb_stats_table::*;
+pub use limb_stats_type::LimbStats;
 pub use limb_table::*;
 pub use limb_type::Limb;
 pub use member_table::*;
@@ -103,6 +126,9 @@ pub use ready_table::*;
 pub use ready_type::Ready;
 pub use register_limb_reducer::{register_limb, set_flags_for_register_limb, RegisterLimbCallbackId};
 pub use release_task_reducer::{release_task, set_flags_for_release_task, ReleaseTaskCallbackId};
+pub use revoke_browser_reducer::{revoke_browser, set_flags_for_revoke_browser, RevokeBrowserCallbackId};
+pub use revoked_table::*;
+pub use revoked_type::Revoked;
 pub use role_type::Role;
 pub use submit_key_table::*;
 pub use submit_key_type::SubmitKey;
@@ -129,6 +155,7 @@ pub enum Reducer {
     CancelTask {
         task_id: u64,
     },
+    ClientConnected,
     ClientDisconnected,
     CompleteTask {
         task_id: u64,
@@ -141,6 +168,11 @@ pub enum Reducer {
         submit_burst: u32,
         retain_secs: u64,
         prune_every_secs: u64,
+    },
+    CreateBrowserInvite {
+        submits: bool,
+        label: String,
+        ttl_secs: u32,
     },
     CreateInvite {
         uses: u32,
@@ -166,6 +198,9 @@ pub enum Reducer {
     Heartbeat {
         limb_id: u64,
     },
+    JoinDashboard {
+        code: String,
+    },
     JoinTenant {
         code: String,
     },
@@ -187,6 +222,9 @@ pub enum Reducer {
         task_id: u64,
         limb_id: u64,
     },
+    RevokeBrowser {
+        browser: __sdk::Identity,
+    },
     SubmitTask {
         payload: String,
         model: String,
@@ -206,20 +244,24 @@ impl __sdk::Reducer for Reducer {
     fn reducer_name(&self) -> &'static str {
         match self {
             Reducer::CancelTask { .. } => "cancel_task",
+            Reducer::ClientConnected => "client_connected",
             Reducer::ClientDisconnected => "client_disconnected",
             Reducer::CompleteTask { .. } => "complete_task",
             Reducer::ConfigureHub { .. } => "configure_hub",
+            Reducer::CreateBrowserInvite { .. } => "create_browser_invite",
             Reducer::CreateInvite { .. } => "create_invite",
             Reducer::CreateTenant { .. } => "create_tenant",
             Reducer::ExpireLeases { .. } => "expire_leases",
             Reducer::FailTask { .. } => "fail_task",
             Reducer::GrantLimb { .. } => "grant_limb",
             Reducer::Heartbeat { .. } => "heartbeat",
+            Reducer::JoinDashboard { .. } => "join_dashboard",
             Reducer::JoinTenant { .. } => "join_tenant",
             Reducer::Offer { .. } => "offer",
             Reducer::PruneFinished { .. } => "prune_finished",
             Reducer::RegisterLimb { .. } => "register_limb",
             Reducer::ReleaseTask { .. } => "release_task",
+            Reducer::RevokeBrowser { .. } => "revoke_browser",
             Reducer::SubmitTask { .. } => "submit_task",
             Reducer::SubmitTaskOnce { .. } => "submit_task_once",
         }
@@ -232,6 +274,11 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
             "cancel_task" => {
                 Ok(__sdk::parse_reducer_args::<cancel_task_reducer::CancelTaskArgs>("cancel_task", &value.args)?.into())
             }
+            "client_connected" => Ok(__sdk::parse_reducer_args::<client_connected_reducer::ClientConnectedArgs>(
+                "client_connected",
+                &value.args,
+            )?
+            .into()),
             "client_disconnected" => Ok(__sdk::parse_reducer_args::<
                 client_disconnected_reducer::ClientDisconnectedArgs,
             >("client_disconnected", &value.args)?
@@ -244,6 +291,10 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
                 Ok(__sdk::parse_reducer_args::<configure_hub_reducer::ConfigureHubArgs>("configure_hub", &value.args)?
                     .into())
             }
+            "create_browser_invite" => Ok(__sdk::parse_reducer_args::<
+                create_browser_invite_reducer::CreateBrowserInviteArgs,
+            >("create_browser_invite", &value.args)?
+            .into()),
             "create_invite" => {
                 Ok(__sdk::parse_reducer_args::<create_invite_reducer::CreateInviteArgs>("create_invite", &value.args)?
                     .into())
@@ -265,6 +316,11 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
             "heartbeat" => {
                 Ok(__sdk::parse_reducer_args::<heartbeat_reducer::HeartbeatArgs>("heartbeat", &value.args)?.into())
             }
+            "join_dashboard" => Ok(__sdk::parse_reducer_args::<join_dashboard_reducer::JoinDashboardArgs>(
+                "join_dashboard",
+                &value.args,
+            )?
+            .into()),
             "join_tenant" => {
                 Ok(__sdk::parse_reducer_args::<join_tenant_reducer::JoinTenantArgs>("join_tenant", &value.args)?.into())
             }
@@ -282,6 +338,11 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
                 Ok(__sdk::parse_reducer_args::<release_task_reducer::ReleaseTaskArgs>("release_task", &value.args)?
                     .into())
             }
+            "revoke_browser" => Ok(__sdk::parse_reducer_args::<revoke_browser_reducer::RevokeBrowserArgs>(
+                "revoke_browser",
+                &value.args,
+            )?
+            .into()),
             "submit_task" => {
                 Ok(__sdk::parse_reducer_args::<submit_task_reducer::SubmitTaskArgs>("submit_task", &value.args)?.into())
             }
@@ -300,17 +361,21 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
 #[doc(hidden)]
 pub struct DbUpdate {
     assignee: __sdk::TableUpdate<Assignee>,
+    browser: __sdk::TableUpdate<Browser>,
+    browser_invite: __sdk::TableUpdate<BrowserInvite>,
     hub_config: __sdk::TableUpdate<HubConfig>,
     invite: __sdk::TableUpdate<Invite>,
     lease: __sdk::TableUpdate<Lease>,
     lease_sweep: __sdk::TableUpdate<LeaseSweep>,
     limb: __sdk::TableUpdate<Limb>,
+    limb_stats: __sdk::TableUpdate<LimbStats>,
     member: __sdk::TableUpdate<Member>,
     pending: __sdk::TableUpdate<Pending>,
     presence: __sdk::TableUpdate<Presence>,
     prune_sweep: __sdk::TableUpdate<PruneSweep>,
     reader: __sdk::TableUpdate<Reader>,
     ready: __sdk::TableUpdate<Ready>,
+    revoked: __sdk::TableUpdate<Revoked>,
     submit_key: __sdk::TableUpdate<SubmitKey>,
     task: __sdk::TableUpdate<Task>,
     task_result: __sdk::TableUpdate<TaskResult>,
@@ -325,17 +390,23 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
         for table_update in raw.tables {
             match &table_update.table_name[..] {
                 "assignee" => db_update.assignee.append(assignee_table::parse_table_update(table_update)?),
+                "browser" => db_update.browser.append(browser_table::parse_table_update(table_update)?),
+                "browser_invite" => {
+                    db_update.browser_invite.append(browser_invite_table::parse_table_update(table_update)?)
+                }
                 "hub_config" => db_update.hub_config.append(hub_config_table::parse_table_update(table_update)?),
                 "invite" => db_update.invite.append(invite_table::parse_table_update(table_update)?),
                 "lease" => db_update.lease.append(lease_table::parse_table_update(table_update)?),
                 "lease_sweep" => db_update.lease_sweep.append(lease_sweep_table::parse_table_update(table_update)?),
                 "limb" => db_update.limb.append(limb_table::parse_table_update(table_update)?),
+                "limb_stats" => db_update.limb_stats.append(limb_stats_table::parse_table_update(table_update)?),
                 "member" => db_update.member.append(member_table::parse_table_update(table_update)?),
                 "pending" => db_update.pending.append(pending_table::parse_table_update(table_update)?),
                 "presence" => db_update.presence.append(presence_table::parse_table_update(table_update)?),
                 "prune_sweep" => db_update.prune_sweep.append(prune_sweep_table::parse_table_update(table_update)?),
                 "reader" => db_update.reader.append(reader_table::parse_table_update(table_update)?),
                 "ready" => db_update.ready.append(ready_table::parse_table_update(table_update)?),
+                "revoked" => db_update.revoked.append(revoked_table::parse_table_update(table_update)?),
                 "submit_key" => db_update.submit_key.append(submit_key_table::parse_table_update(table_update)?),
                 "task" => db_update.task.append(task_table::parse_table_update(table_update)?),
                 "task_result" => db_update.task_result.append(task_result_table::parse_table_update(table_update)?),
@@ -361,6 +432,11 @@ impl __sdk::DbUpdate for DbUpdate {
 
         diff.assignee =
             cache.apply_diff_to_table::<Assignee>("assignee", &self.assignee).with_updates_by_pk(|row| &row.identity);
+        diff.browser =
+            cache.apply_diff_to_table::<Browser>("browser", &self.browser).with_updates_by_pk(|row| &row.identity);
+        diff.browser_invite = cache
+            .apply_diff_to_table::<BrowserInvite>("browser_invite", &self.browser_invite)
+            .with_updates_by_pk(|row| &row.code);
         diff.hub_config =
             cache.apply_diff_to_table::<HubConfig>("hub_config", &self.hub_config).with_updates_by_pk(|row| &row.id);
         diff.invite = cache.apply_diff_to_table::<Invite>("invite", &self.invite).with_updates_by_pk(|row| &row.code);
@@ -369,6 +445,9 @@ impl __sdk::DbUpdate for DbUpdate {
             .apply_diff_to_table::<LeaseSweep>("lease_sweep", &self.lease_sweep)
             .with_updates_by_pk(|row| &row.scheduled_id);
         diff.limb = cache.apply_diff_to_table::<Limb>("limb", &self.limb).with_updates_by_pk(|row| &row.id);
+        diff.limb_stats = cache
+            .apply_diff_to_table::<LimbStats>("limb_stats", &self.limb_stats)
+            .with_updates_by_pk(|row| &row.limb_id);
         diff.member =
             cache.apply_diff_to_table::<Member>("member", &self.member).with_updates_by_pk(|row| &row.identity);
         diff.pending =
@@ -381,6 +460,8 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.reader =
             cache.apply_diff_to_table::<Reader>("reader", &self.reader).with_updates_by_pk(|row| &row.identity);
         diff.ready = cache.apply_diff_to_table::<Ready>("ready", &self.ready).with_updates_by_pk(|row| &row.limb_id);
+        diff.revoked =
+            cache.apply_diff_to_table::<Revoked>("revoked", &self.revoked).with_updates_by_pk(|row| &row.identity);
         diff.submit_key =
             cache.apply_diff_to_table::<SubmitKey>("submit_key", &self.submit_key).with_updates_by_pk(|row| &row.key);
         diff.task = cache.apply_diff_to_table::<Task>("task", &self.task).with_updates_by_pk(|row| &row.id);
@@ -401,17 +482,21 @@ impl __sdk::DbUpdate for DbUpdate {
 #[doc(hidden)]
 pub struct AppliedDiff<'r> {
     assignee: __sdk::TableAppliedDiff<'r, Assignee>,
+    browser: __sdk::TableAppliedDiff<'r, Browser>,
+    browser_invite: __sdk::TableAppliedDiff<'r, BrowserInvite>,
     hub_config: __sdk::TableAppliedDiff<'r, HubConfig>,
     invite: __sdk::TableAppliedDiff<'r, Invite>,
     lease: __sdk::TableAppliedDiff<'r, Lease>,
     lease_sweep: __sdk::TableAppliedDiff<'r, LeaseSweep>,
     limb: __sdk::TableAppliedDiff<'r, Limb>,
+    limb_stats: __sdk::TableAppliedDiff<'r, LimbStats>,
     member: __sdk::TableAppliedDiff<'r, Member>,
     pending: __sdk::TableAppliedDiff<'r, Pending>,
     presence: __sdk::TableAppliedDiff<'r, Presence>,
     prune_sweep: __sdk::TableAppliedDiff<'r, PruneSweep>,
     reader: __sdk::TableAppliedDiff<'r, Reader>,
     ready: __sdk::TableAppliedDiff<'r, Ready>,
+    revoked: __sdk::TableAppliedDiff<'r, Revoked>,
     submit_key: __sdk::TableAppliedDiff<'r, SubmitKey>,
     task: __sdk::TableAppliedDiff<'r, Task>,
     task_result: __sdk::TableAppliedDiff<'r, TaskResult>,
@@ -426,17 +511,21 @@ impl __sdk::InModule for AppliedDiff<'_> {
 impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
     fn invoke_row_callbacks(&self, event: &EventContext, callbacks: &mut __sdk::DbCallbacks<RemoteModule>) {
         callbacks.invoke_table_row_callbacks::<Assignee>("assignee", &self.assignee, event);
+        callbacks.invoke_table_row_callbacks::<Browser>("browser", &self.browser, event);
+        callbacks.invoke_table_row_callbacks::<BrowserInvite>("browser_invite", &self.browser_invite, event);
         callbacks.invoke_table_row_callbacks::<HubConfig>("hub_config", &self.hub_config, event);
         callbacks.invoke_table_row_callbacks::<Invite>("invite", &self.invite, event);
         callbacks.invoke_table_row_callbacks::<Lease>("lease", &self.lease, event);
         callbacks.invoke_table_row_callbacks::<LeaseSweep>("lease_sweep", &self.lease_sweep, event);
         callbacks.invoke_table_row_callbacks::<Limb>("limb", &self.limb, event);
+        callbacks.invoke_table_row_callbacks::<LimbStats>("limb_stats", &self.limb_stats, event);
         callbacks.invoke_table_row_callbacks::<Member>("member", &self.member, event);
         callbacks.invoke_table_row_callbacks::<Pending>("pending", &self.pending, event);
         callbacks.invoke_table_row_callbacks::<Presence>("presence", &self.presence, event);
         callbacks.invoke_table_row_callbacks::<PruneSweep>("prune_sweep", &self.prune_sweep, event);
         callbacks.invoke_table_row_callbacks::<Reader>("reader", &self.reader, event);
         callbacks.invoke_table_row_callbacks::<Ready>("ready", &self.ready, event);
+        callbacks.invoke_table_row_callbacks::<Revoked>("revoked", &self.revoked, event);
         callbacks.invoke_table_row_callbacks::<SubmitKey>("submit_key", &self.submit_key, event);
         callbacks.invoke_table_row_callbacks::<Task>("task", &self.task, event);
         callbacks.invoke_table_row_callbacks::<TaskResult>("task_result", &self.task_result, event);
@@ -1018,17 +1107,21 @@ impl __sdk::SpacetimeModule for RemoteModule {
 
     fn register_tables(client_cache: &mut __sdk::ClientCache<Self>) {
         assignee_table::register_table(client_cache);
+        browser_table::register_table(client_cache);
+        browser_invite_table::register_table(client_cache);
         hub_config_table::register_table(client_cache);
         invite_table::register_table(client_cache);
         lease_table::register_table(client_cache);
         lease_sweep_table::register_table(client_cache);
         limb_table::register_table(client_cache);
+        limb_stats_table::register_table(client_cache);
         member_table::register_table(client_cache);
         pending_table::register_table(client_cache);
         presence_table::register_table(client_cache);
         prune_sweep_table::register_table(client_cache);
         reader_table::register_table(client_cache);
         ready_table::register_table(client_cache);
+        revoked_table::register_table(client_cache);
         submit_key_table::register_table(client_cache);
         task_table::register_table(client_cache);
         task_result_table::register_table(client_cache);

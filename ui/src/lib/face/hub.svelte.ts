@@ -1,0 +1,374 @@
+// The web dashboard's live view of one tenant, straight from the hub: one
+// WebSocket (the SpacetimeDB TypeScript SDK and the generated bindings), one
+// subscription, and the rows kept current by the SDK's row callbacks. Nothing
+// polls. Row-level security on the hub decides what this browser sees; every
+// reducer call is checked there again. The browser's identity token stays in
+// this browser's storage.
+import { Identity } from '@clockworklabs/spacetimedb-sdk';
+import {
+  DbConnection,
+  type Browser,
+  type ErrorContext,
+  type Limb,
+  type LimbStats,
+  type Member,
+  type ReducerEventContext,
+  type Task,
+  type TaskResult,
+  type Tenant
+} from '../hub-bindings';
+import { parseSummary } from '../shared/summary';
+import type { Summary } from '../contract';
+
+/** Which hub (its WebSocket address) and database the page talks to. */
+export type Where = { hub: string; database: string };
+
+export type Status =
+  | 'starting' // reading where the hub is
+  | 'signed-out' // no identity in this tenant yet: a code is needed
+  | 'connecting'
+  | 'live' // subscribed: what is shown is the hub's state
+  | 'lost' // the connection ended: what is shown is kept, and the page reconnects
+  | 'refused'; // the hub refuses this browser (revoked): a new code is needed
+
+export type TaskState = 'pending' | 'claimed' | 'done' | 'failed' | 'cancelled';
+
+/** A task as the page shows it, with its result when it has one. */
+export type TaskRow = {
+  id: bigint;
+  state: TaskState;
+  payload: string;
+  limb: bigint;
+  attempts: number;
+  createdMs: number;
+  updatedMs: number;
+  reason: string;
+  mine: boolean;
+  result: { raw: string; summary: Summary | null; limb: bigint; finishedMs: number } | null;
+};
+
+const TABLES = ['tenant', 'member', 'limb', 'limb_stats', 'task', 'task_result', 'browser'];
+const RETRY_MS = [500, 1000, 2000, 4000, 5000];
+const stateOf = (task: Task) => task.state.tag.toLowerCase() as TaskState;
+const ms = (t: { toDate(): Date }) => t.toDate().getTime();
+
+function tokenKey(where: Where) {
+  return `heiwa.face.token:${where.hub}/${where.database}`;
+}
+
+/** `hub`, `db` and `code` from a sign-in link's fragment (`#hub=…&db=…&code=…`). */
+export function fromLink(fragment: string): Partial<Where> & { code?: string } {
+  const params = new URLSearchParams(fragment.replace(/^#/, ''));
+  const found: Partial<Where> & { code?: string } = {};
+  if (params.get('hub')) found.hub = params.get('hub')!;
+  if (params.get('db')) found.database = params.get('db')!;
+  if (params.get('code')) found.code = params.get('code')!.trim();
+  return found;
+}
+
+/** A pasted code or a whole sign-in link: the code in it. */
+export function codeOf(input: string): string {
+  const text = input.trim();
+  const hash = text.indexOf('#');
+  return hash >= 0 ? (fromLink(text.slice(hash)).code ?? '') : text;
+}
+
+class Face {
+  status = $state<Status>('starting');
+  /** What went wrong last, in words for the person looking at the page. */
+  problem = $state('');
+  where = $state<Where | null>(null);
+  /** Bumped whenever a row changes: views derive from it instead of from the maps. */
+  version = $state(0);
+  /** When the first subscription applied, ms after the page started loading. */
+  firstRowsMs = $state<number | null>(null);
+
+  identity: Identity | null = null;
+  tenant: Tenant | null = null;
+  member: Member | null = null;
+  tasks = new Map<bigint, Task>();
+  results = new Map<bigint, TaskResult>();
+  limbs = new Map<bigint, Limb>();
+  stats = new Map<bigint, LimbStats>();
+  browsers = new Map<string, Browser>();
+
+  #conn: DbConnection | null = null;
+  #retry = 0;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #bumpQueued = false;
+  /** Messages for reducer calls this page made, answered in order. */
+  #waiting: Array<{ resolve: (error: string | null) => void }> = [];
+  /** Milliseconds from a result's commit on the hub to its row changing here (the benchmark reads them). */
+  updateLatencies: number[] = [];
+
+  get canSubmit() {
+    return this.status === 'live' && (this.member?.submits ?? false);
+  }
+
+  #bump() {
+    if (this.#bumpQueued) return;
+    this.#bumpQueued = true;
+    queueMicrotask(() => {
+      this.#bumpQueued = false;
+      this.version++;
+    });
+  }
+
+  /** Start from the page's address: a link's fragment, or the hub the serving `heiwa dashboard` names. */
+  async start(fragment: string) {
+    const link = fromLink(fragment);
+    let where: Where | null = link.hub ? { hub: link.hub, database: link.database ?? 'heiwa' } : null;
+    if (!where) where = JSON.parse(localStorage.getItem('heiwa.face.where') ?? 'null');
+    if (!where) {
+      try {
+        const served = await fetch('hub.json');
+        if (served.ok) where = await served.json();
+      } catch {
+        // A static host without hub.json: the sign-in link has to say where the hub is.
+      }
+    }
+    if (!where) {
+      this.status = 'signed-out';
+      this.problem = 'This page does not know which hub to use: open the sign-in link the owner gave you.';
+      return;
+    }
+    this.where = where;
+    localStorage.setItem('heiwa.face.where', JSON.stringify(where));
+    if (link.code) return this.signIn(link.code);
+    if (localStorage.getItem(tokenKey(where))) return this.#connect(null);
+    this.status = 'signed-out';
+  }
+
+  /** Sign this browser in with a one-use dashboard code: a new identity of its own joins the tenant. */
+  signIn(input: string) {
+    const code = codeOf(input);
+    if (!this.where) return;
+    if (!/^[0-9a-f]{32}$/.test(code)) {
+      this.problem = 'That is not a dashboard code: it is 32 letters and digits, from `heiwa tenant dashboard-invite`.';
+      this.status = 'signed-out';
+      return;
+    }
+    localStorage.removeItem(tokenKey(this.where));
+    this.#connect(code);
+  }
+
+  signOut() {
+    if (this.where) localStorage.removeItem(tokenKey(this.where));
+    this.#close();
+    this.#clear();
+    this.status = 'signed-out';
+  }
+
+  #close() {
+    clearTimeout(this.#retryTimer);
+    const conn = this.#conn;
+    this.#conn = null;
+    conn?.disconnect();
+  }
+
+  #clear() {
+    for (const map of [this.tasks, this.results, this.limbs, this.stats, this.browsers]) map.clear();
+    this.tenant = null;
+    this.member = null;
+    this.#bump();
+  }
+
+  #connect(code: string | null) {
+    const where = this.where!;
+    this.#close();
+    if (this.status !== 'lost') this.status = 'connecting';
+    const conn = DbConnection.builder()
+      .withUri(where.hub)
+      .withModuleName(where.database)
+      .withToken(localStorage.getItem(tokenKey(where)) ?? undefined)
+      .onConnect((connected, identity, token) => {
+        if (this.#conn !== connected) return;
+        this.identity = identity;
+        localStorage.setItem(tokenKey(where), token);
+        this.#retry = 0;
+        if (code) this.#join(connected, code);
+        else this.#subscribe(connected);
+      })
+      .onConnectError((_ctx: ErrorContext, error: Error) => {
+        if (this.#conn === conn) this.#lost(error);
+      })
+      .onDisconnect((_ctx: ErrorContext, error?: Error) => {
+        if (this.#conn === conn) this.#lost(error);
+      })
+      .build();
+    this.#conn = conn;
+    this.#watch(conn);
+  }
+
+  #join(conn: DbConnection, code: string) {
+    conn.reducers.onJoinDashboard((ctx: ReducerEventContext) => {
+      if (!this.#mine(ctx)) return;
+      const status = ctx.event.status;
+      if (status.tag === 'Committed') {
+        history.replaceState(null, '', location.pathname + location.search);
+        this.problem = '';
+        this.#subscribe(conn);
+      } else {
+        this.problem = status.tag === 'Failed' ? status.value : 'the hub refused the code';
+        this.status = 'signed-out';
+      }
+    });
+    conn.reducers.joinDashboard(code);
+  }
+
+  #subscribe(conn: DbConnection) {
+    conn
+      .subscriptionBuilder()
+      .onApplied(() => {
+        if (this.#conn !== conn) return;
+        // A fresh cache replaces what was shown, all at once (after a reconnect too).
+        this.#clear();
+        for (const row of conn.db.tenant.iter()) this.tenant = row;
+        for (const row of conn.db.member.iter()) if (this.#isMe(row.identity)) this.member = row;
+        for (const row of conn.db.task.iter()) this.tasks.set(row.id, row);
+        for (const row of conn.db.taskResult.iter()) this.results.set(row.taskId, row);
+        for (const row of conn.db.limb.iter()) this.limbs.set(row.id, row);
+        for (const row of conn.db.limbStats.iter()) this.stats.set(row.limbId, row);
+        for (const row of conn.db.browser.iter()) this.browsers.set(row.identity.toHexString(), row);
+        if (!this.member) {
+          this.status = 'signed-out';
+          this.problem = 'This browser is not signed into a tenant on this hub: ask the owner for a dashboard code.';
+          return;
+        }
+        this.status = 'live';
+        this.problem = '';
+        this.firstRowsMs ??= performance.now();
+      })
+      .onError(() => {
+        if (this.#conn === conn) this.problem = 'the hub refused this page’s subscription';
+      })
+      .subscribe(TABLES.map((table) => `SELECT * FROM ${table}`));
+  }
+
+  /** Row callbacks, registered once per connection. */
+  #watch(conn: DbConnection) {
+    const live = () => this.#conn === conn && this.status === 'live';
+    conn.db.task.onInsert((_ctx, row) => live() && (this.tasks.set(row.id, row), this.#bump()));
+    conn.db.task.onUpdate((_ctx, _old, row) => live() && (this.tasks.set(row.id, row), this.#bump()));
+    conn.db.task.onDelete((_ctx, row) => live() && (this.tasks.delete(row.id), this.#bump()));
+    conn.db.taskResult.onInsert((_ctx, row) => {
+      if (!live()) return;
+      this.results.set(row.taskId, row);
+      this.updateLatencies.push(Date.now() - ms(row.finishedAt));
+      this.#bump();
+    });
+    conn.db.taskResult.onDelete((_ctx, row) => live() && (this.results.delete(row.taskId), this.#bump()));
+    conn.db.limb.onInsert((_ctx, row) => live() && (this.limbs.set(row.id, row), this.#bump()));
+    conn.db.limb.onUpdate((_ctx, _old, row) => live() && (this.limbs.set(row.id, row), this.#bump()));
+    conn.db.limb.onDelete((_ctx, row) => live() && (this.limbs.delete(row.id), this.#bump()));
+    conn.db.limbStats.onInsert((_ctx, row) => live() && (this.stats.set(row.limbId, row), this.#bump()));
+    conn.db.limbStats.onUpdate((_ctx, _old, row) => live() && (this.stats.set(row.limbId, row), this.#bump()));
+    conn.db.browser.onInsert((_ctx, row) => live() && (this.browsers.set(row.identity.toHexString(), row), this.#bump()));
+    conn.db.browser.onUpdate((_ctx, _o, row) => live() && (this.browsers.set(row.identity.toHexString(), row), this.#bump()));
+    conn.db.browser.onDelete((_ctx, row) => live() && (this.browsers.delete(row.identity.toHexString()), this.#bump()));
+    conn.db.member.onDelete((_ctx, row) => {
+      // The owner revoked this browser: the hub stops showing it anything at once.
+      if (!live() || !this.#isMe(row.identity)) return;
+      this.#close();
+      this.#clear();
+      this.status = 'refused';
+      this.problem = 'The owner revoked this browser’s access. Ask for a new dashboard code to sign in again.';
+    });
+    conn.reducers.onSubmitTask((ctx) => this.#answered(ctx));
+    conn.reducers.onCancelTask((ctx) => this.#answered(ctx));
+  }
+
+  #isMe(identity: Identity) {
+    return this.identity !== null && identity.isEqual(this.identity);
+  }
+
+  #mine(ctx: ReducerEventContext) {
+    return this.#isMe(ctx.event.callerIdentity);
+  }
+
+  #answered(ctx: ReducerEventContext) {
+    if (!this.#mine(ctx)) return;
+    const status = ctx.event.status;
+    this.#waiting.shift()?.resolve(status.tag === 'Committed' ? null : status.tag === 'Failed' ? status.value : 'out of energy');
+  }
+
+  /** A reducer call's outcome: null, or the hub's reason for refusing it. */
+  #call(send: (conn: DbConnection) => void): Promise<string | null> {
+    const conn = this.#conn;
+    if (!conn || this.status !== 'live') return Promise.resolve('not connected to the hub; the page is reconnecting');
+    return new Promise((resolve) => {
+      this.#waiting.push({ resolve });
+      send(conn);
+    });
+  }
+
+  submit(payload: string) {
+    return this.#call((conn) => conn.reducers.submitTask(payload, ''));
+  }
+
+  cancel(taskId: bigint) {
+    return this.#call((conn) => conn.reducers.cancelTask(taskId));
+  }
+
+  /** The connection ended: keep what is shown, say so, and try again (unless the hub refuses this browser). */
+  async #lost(error?: Error) {
+    this.#conn = null;
+    for (const waiting of this.#waiting.splice(0)) waiting.resolve('the connection to the hub ended before it answered');
+    if (this.status === 'refused' || this.status === 'signed-out') return;
+    const refusal = await this.#refusal();
+    if (refusal) {
+      this.#clear();
+      this.status = 'refused';
+      this.problem = refusal;
+      return;
+    }
+    this.status = 'lost';
+    this.problem = `Lost the connection to the hub${error?.message ? ` (${error.message})` : ''}; reconnecting…`;
+    const wait = RETRY_MS[Math.min(this.#retry++, RETRY_MS.length - 1)];
+    this.#retryTimer = setTimeout(() => this.#connect(null), wait);
+  }
+
+  /** Why the hub refuses this browser's token, if it does: the WebSocket does not say, its HTTP API does. */
+  async #refusal(): Promise<string | null> {
+    const where = this.where!;
+    const token = localStorage.getItem(tokenKey(where));
+    if (!token) return null;
+    const http = where.hub.replace(/^ws/, 'http').replace(/\/$/, '');
+    try {
+      const reply = await fetch(`${http}/v1/database/${encodeURIComponent(where.database)}/sql`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        body: 'SELECT * FROM member'
+      });
+      const text = reply.ok ? '' : await reply.text();
+      return /revoked/.test(text) ? 'The owner revoked this browser’s access. Ask for a new dashboard code to sign in again.' : null;
+    } catch {
+      return null; // the hub is unreachable: a lost connection, not a refusal
+    }
+  }
+
+  /** Every task, newest first, with its result. */
+  taskRows(): TaskRow[] {
+    const rows: TaskRow[] = [];
+    for (const task of this.tasks.values()) {
+      const result = this.results.get(task.id);
+      rows.push({
+        id: task.id,
+        state: stateOf(task),
+        payload: task.payload,
+        limb: task.assignedTo || result?.limbId || 0n,
+        attempts: task.attempts,
+        createdMs: ms(task.createdAt),
+        updatedMs: ms(task.updatedAt),
+        reason: task.reason,
+        mine: this.#isMe(task.submittedBy),
+        result: result
+          ? { raw: result.summary, summary: parseSummary(result.summary), limb: result.limbId, finishedMs: ms(result.finishedAt) }
+          : null
+      });
+    }
+    return rows.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  }
+}
+
+export const face = new Face();

@@ -1,0 +1,21 @@
+// Durations and moments as the dashboard writes them.
+
+/** "12 s", "4 min", "3 h", "2 d". */
+export function age(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86_400) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86_400)} d`;
+}
+
+/** Tasks finished in each of the last `minutes` minutes, oldest first. */
+export function perMinute(finishedMs: Iterable<number>, now: number, minutes: number): number[] {
+  const counts = new Array<number>(minutes).fill(0);
+  const start = Math.floor(now / 60_000) - minutes + 1;
+  for (const at of finishedMs) {
+    const bucket = Math.floor(at / 60_000) - start;
+    if (bucket >= 0 && bucket < minutes) counts[bucket]++;
+  }
+  return counts;
+}
