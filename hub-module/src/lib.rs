@@ -222,6 +222,36 @@ pub struct TaskResult {
     pub finished_at: Timestamp,
 }
 
+/// The tenant's tasks with their results, as its readers (the owner, a
+/// dashboard, a bot) watch them: a copy of `task` and `task_result` written
+/// with every change. A table of its own because SpacetimeDB 1.2 prunes a
+/// subscription's updates by the search arguments of *every* row-level rule
+/// of its table: on `task`, the limbs' rule (`assignee = :sender`) made a
+/// reader's subscription hear only of tasks assigned to the reader itself,
+/// that is of none (the initial rows were right; no insert or update came).
+/// Here the readers' join is the only rule, so each change reaches exactly
+/// the readers of its tenant.
+#[table(name = tenant_task, public)]
+pub struct TenantTask {
+    #[primary_key]
+    pub id: u64,
+    #[index(btree)]
+    pub tenant_id: u64,
+    pub submitted_by: Identity,
+    pub payload: String,
+    pub model: String,
+    pub state: TaskState,
+    /// The limb holding it, or the one that answered it; 0: none.
+    pub limb_id: u64,
+    pub attempts: u32,
+    pub reason: String,
+    /// The result's summary; empty until it is done.
+    pub summary: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+}
+
 /// Tasks waiting for a limb, oldest first per tenant (task ids only grow).
 #[table(name = pending, index(name = by_tenant_age, btree(columns = [tenant_id, task_id])))]
 pub struct Pending {
@@ -332,6 +362,10 @@ const BROWSER_INVITE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM browser_inv
 #[client_visibility_filter]
 const BROWSER_VISIBILITY: Filter = Filter::Sql(
     "SELECT browser.* FROM reader JOIN browser ON reader.tenant_id = browser.tenant_id WHERE reader.identity = :sender",
+);
+#[client_visibility_filter]
+const TENANT_TASK_VISIBILITY: Filter = Filter::Sql(
+    "SELECT tenant_task.* FROM reader JOIN tenant_task ON reader.tenant_id = tenant_task.tenant_id WHERE reader.identity = :sender",
 );
 #[client_visibility_filter]
 const ASSIGNEE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM assignee WHERE identity = :sender");
@@ -448,6 +482,31 @@ fn set_online(ctx: &ReducerContext, limb: Limb, online: bool) -> Limb {
     ctx.db.limb().id().update(Limb { online, ..limb })
 }
 
+/// Copy `task` (with its result, once there is one) to the readers' `tenant_task`.
+fn mirror(ctx: &ReducerContext, task: &Task) {
+    let result = ctx.db.task_result().task_id().find(task.id);
+    let row = TenantTask {
+        id: task.id,
+        tenant_id: task.tenant_id,
+        submitted_by: task.submitted_by,
+        payload: task.payload.clone(),
+        model: task.model.clone(),
+        state: task.state,
+        limb_id: result.as_ref().map_or(task.assigned_to, |result| result.limb_id),
+        attempts: task.attempts,
+        reason: task.reason.clone(),
+        finished_at: result.as_ref().map(|result| result.finished_at),
+        summary: result.map(|result| result.summary).unwrap_or_default(),
+        created_at: task.created_at,
+        updated_at: task.updated_at,
+    };
+    if ctx.db.tenant_task().id().find(task.id).is_some() {
+        ctx.db.tenant_task().id().update(row);
+    } else {
+        ctx.db.tenant_task().insert(row);
+    }
+}
+
 /// Keep `ready` true to the limb: online with a free slot, or absent.
 fn refresh_ready(ctx: &ReducerContext, limb: &Limb) {
     let free = rules::free_slots(limb.capacity, held_count(ctx, limb.id));
@@ -467,7 +526,7 @@ fn refresh_ready(ctx: &ReducerContext, limb: &Limb) {
 fn assign(ctx: &ReducerContext, task: Task, limb: &Limb) {
     ctx.db.pending().task_id().delete(task.id);
     ctx.db.lease().insert(Lease { task_id: task.id, limb_id: limb.id, until: after(ctx, limb.lease_secs) });
-    ctx.db.task().id().update(Task {
+    let task = ctx.db.task().id().update(Task {
         state: TaskState::Claimed,
         assigned_to: limb.id,
         assignee: limb.identity,
@@ -475,6 +534,7 @@ fn assign(ctx: &ReducerContext, task: Task, limb: &Limb) {
         updated_at: ctx.timestamp,
         ..task
     });
+    mirror(ctx, &task);
 }
 
 /// A pending task goes to the first ready limb of its tenant that offers its
@@ -549,6 +609,7 @@ fn finish(ctx: &ReducerContext, task: Task, state: TaskState, reason: String) {
         updated_at: ctx.timestamp,
         ..task
     });
+    mirror(ctx, &task);
     if was_open && rules::is_finished(state) {
         if let Some(usage) = ctx.db.tenant_usage().tenant_id().find(task.tenant_id) {
             ctx.db
@@ -886,6 +947,7 @@ fn accept_task(ctx: &ReducerContext, member: &Member, payload: String, model: St
         created_at: ctx.timestamp,
         updated_at: ctx.timestamp,
     });
+    mirror(ctx, &task);
     place(ctx, task);
     Ok(())
 }
@@ -1030,6 +1092,7 @@ pub fn prune_finished(ctx: &ReducerContext, _sweep: PruneSweep) -> Result<(), St
     for task_id in old {
         ctx.db.task_result().task_id().delete(task_id);
         ctx.db.task().id().delete(task_id);
+        ctx.db.tenant_task().id().delete(task_id);
     }
     let old_keys: Vec<String> = ctx
         .db

@@ -6,11 +6,10 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { required } from './env.js';
+import { freePort, required, waitFor } from './env.js';
 
 const application = required('HEIWA_DESKTOP_BIN');
 const tauriDriver = required('TAURI_DRIVER');
@@ -31,16 +30,6 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 // The app's home: its start-at-login entry lands in ~/.config/autostart, kept out of the real home.
 const home = scratchDir('home');
 
-const freePort = () =>
-  new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-
 let driver;
 let base;
 let session;
@@ -54,21 +43,6 @@ async function webdriver(method, path, body) {
   const json = await response.json();
   if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json.value)}`);
   return json.value;
-}
-
-async function waitFor(what, probe, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs;
-  let lastError;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}: ${lastError ?? 'no value'}`);
 }
 
 const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';

@@ -69,6 +69,8 @@ pub mod task_state_type;
 pub mod task_table;
 pub mod task_type;
 pub mod tenant_table;
+pub mod tenant_task_table;
+pub mod tenant_task_type;
 pub mod tenant_type;
 pub mod tenant_usage_table;
 pub mod tenant_usage_type;
@@ -140,6 +142,8 @@ pub use task_state_type::TaskState;
 pub use task_table::*;
 pub use task_type::Task;
 pub use tenant_table::*;
+pub use tenant_task_table::*;
+pub use tenant_task_type::TenantTask;
 pub use tenant_type::Tenant;
 pub use tenant_usage_table::*;
 pub use tenant_usage_type::TenantUsage;
@@ -380,6 +384,7 @@ pub struct DbUpdate {
     task: __sdk::TableUpdate<Task>,
     task_result: __sdk::TableUpdate<TaskResult>,
     tenant: __sdk::TableUpdate<Tenant>,
+    tenant_task: __sdk::TableUpdate<TenantTask>,
     tenant_usage: __sdk::TableUpdate<TenantUsage>,
 }
 
@@ -411,6 +416,7 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 "task" => db_update.task.append(task_table::parse_table_update(table_update)?),
                 "task_result" => db_update.task_result.append(task_result_table::parse_table_update(table_update)?),
                 "tenant" => db_update.tenant.append(tenant_table::parse_table_update(table_update)?),
+                "tenant_task" => db_update.tenant_task.append(tenant_task_table::parse_table_update(table_update)?),
                 "tenant_usage" => db_update.tenant_usage.append(tenant_usage_table::parse_table_update(table_update)?),
 
                 unknown => {
@@ -469,6 +475,8 @@ impl __sdk::DbUpdate for DbUpdate {
             .apply_diff_to_table::<TaskResult>("task_result", &self.task_result)
             .with_updates_by_pk(|row| &row.task_id);
         diff.tenant = cache.apply_diff_to_table::<Tenant>("tenant", &self.tenant).with_updates_by_pk(|row| &row.id);
+        diff.tenant_task =
+            cache.apply_diff_to_table::<TenantTask>("tenant_task", &self.tenant_task).with_updates_by_pk(|row| &row.id);
         diff.tenant_usage = cache
             .apply_diff_to_table::<TenantUsage>("tenant_usage", &self.tenant_usage)
             .with_updates_by_pk(|row| &row.tenant_id);
@@ -501,6 +509,7 @@ pub struct AppliedDiff<'r> {
     task: __sdk::TableAppliedDiff<'r, Task>,
     task_result: __sdk::TableAppliedDiff<'r, TaskResult>,
     tenant: __sdk::TableAppliedDiff<'r, Tenant>,
+    tenant_task: __sdk::TableAppliedDiff<'r, TenantTask>,
     tenant_usage: __sdk::TableAppliedDiff<'r, TenantUsage>,
 }
 
@@ -530,6 +539,7 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<Task>("task", &self.task, event);
         callbacks.invoke_table_row_callbacks::<TaskResult>("task_result", &self.task_result, event);
         callbacks.invoke_table_row_callbacks::<Tenant>("tenant", &self.tenant, event);
+        callbacks.invoke_table_row_callbacks::<TenantTask>("tenant_task", &self.tenant_task, event);
         callbacks.invoke_table_row_callbacks::<TenantUsage>("tenant_usage", &self.tenant_usage, event);
     }
 }
@@ -1126,6 +1136,7 @@ impl __sdk::SpacetimeModule for RemoteModule {
         task_table::register_table(client_cache);
         task_result_table::register_table(client_cache);
         tenant_table::register_table(client_cache);
+        tenant_task_table::register_table(client_cache);
         tenant_usage_table::register_table(client_cache);
     }
 }

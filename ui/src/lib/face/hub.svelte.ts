@@ -13,8 +13,7 @@ import {
   type LimbStats,
   type Member,
   type ReducerEventContext,
-  type Task,
-  type TaskResult,
+  type TenantTask,
   type Tenant
 } from '../hub-bindings';
 import { parseSummary } from '../shared/summary';
@@ -44,12 +43,13 @@ export type TaskRow = {
   updatedMs: number;
   reason: string;
   mine: boolean;
-  result: { raw: string; summary: Summary | null; limb: bigint; finishedMs: number } | null;
+  result: { raw: string; summary: Summary | null; finishedMs: number } | null;
 };
 
-const TABLES = ['tenant', 'member', 'limb', 'limb_stats', 'task', 'task_result', 'browser'];
+// `tenant_task`, not `task` and `task_result`: see that table in hub-module for why.
+const TABLES = ['tenant', 'member', 'limb', 'limb_stats', 'tenant_task', 'browser'];
 const RETRY_MS = [500, 1000, 2000, 4000, 5000];
-const stateOf = (task: Task) => task.state.tag.toLowerCase() as TaskState;
+const stateOf = (task: TenantTask) => task.state.tag.toLowerCase() as TaskState;
 const ms = (t: { toDate(): Date }) => t.toDate().getTime();
 
 function tokenKey(where: Where) {
@@ -86,8 +86,7 @@ class Face {
   identity: Identity | null = null;
   tenant: Tenant | null = null;
   member: Member | null = null;
-  tasks = new Map<bigint, Task>();
-  results = new Map<bigint, TaskResult>();
+  tasks = new Map<bigint, TenantTask>();
   limbs = new Map<bigint, Limb>();
   stats = new Map<bigint, LimbStats>();
   browsers = new Map<string, Browser>();
@@ -167,7 +166,7 @@ class Face {
   }
 
   #clear() {
-    for (const map of [this.tasks, this.results, this.limbs, this.stats, this.browsers]) map.clear();
+    for (const map of [this.tasks, this.limbs, this.stats, this.browsers]) map.clear();
     this.tenant = null;
     this.member = null;
     this.#bump();
@@ -225,8 +224,7 @@ class Face {
         this.#clear();
         for (const row of conn.db.tenant.iter()) this.tenant = row;
         for (const row of conn.db.member.iter()) if (this.#isMe(row.identity)) this.member = row;
-        for (const row of conn.db.task.iter()) this.tasks.set(row.id, row);
-        for (const row of conn.db.taskResult.iter()) this.results.set(row.taskId, row);
+        for (const row of conn.db.tenantTask.iter()) this.tasks.set(row.id, row);
         for (const row of conn.db.limb.iter()) this.limbs.set(row.id, row);
         for (const row of conn.db.limbStats.iter()) this.stats.set(row.limbId, row);
         for (const row of conn.db.browser.iter()) this.browsers.set(row.identity.toHexString(), row);
@@ -248,16 +246,14 @@ class Face {
   /** Row callbacks, registered once per connection. */
   #watch(conn: DbConnection) {
     const live = () => this.#conn === conn && this.status === 'live';
-    conn.db.task.onInsert((_ctx, row) => live() && (this.tasks.set(row.id, row), this.#bump()));
-    conn.db.task.onUpdate((_ctx, _old, row) => live() && (this.tasks.set(row.id, row), this.#bump()));
-    conn.db.task.onDelete((_ctx, row) => live() && (this.tasks.delete(row.id), this.#bump()));
-    conn.db.taskResult.onInsert((_ctx, row) => {
+    conn.db.tenantTask.onInsert((_ctx, row) => live() && (this.tasks.set(row.id, row), this.#bump()));
+    conn.db.tenantTask.onUpdate((_ctx, old, row) => {
       if (!live()) return;
-      this.results.set(row.taskId, row);
-      this.updateLatencies.push(Date.now() - ms(row.finishedAt));
+      this.tasks.set(row.id, row);
+      if (row.finishedAt && !old.finishedAt) this.updateLatencies.push(Date.now() - ms(row.finishedAt));
       this.#bump();
     });
-    conn.db.taskResult.onDelete((_ctx, row) => live() && (this.results.delete(row.taskId), this.#bump()));
+    conn.db.tenantTask.onDelete((_ctx, row) => live() && (this.tasks.delete(row.id), this.#bump()));
     conn.db.limb.onInsert((_ctx, row) => live() && (this.limbs.set(row.id, row), this.#bump()));
     conn.db.limb.onUpdate((_ctx, _old, row) => live() && (this.limbs.set(row.id, row), this.#bump()));
     conn.db.limb.onDelete((_ctx, row) => live() && (this.limbs.delete(row.id), this.#bump()));
@@ -328,20 +324,25 @@ class Face {
     this.#retryTimer = setTimeout(() => this.#connect(null), wait);
   }
 
-  /** Why the hub refuses this browser's token, if it does: the WebSocket does not say, its HTTP API does. */
+  /**
+   * Why the hub refuses this browser's token, if it does. The WebSocket only
+   * closes; an HTTP reducer call runs the same connect check and answers 403
+   * with its reason. The call is `join_dashboard` with no code, which changes
+   * nothing whatever happens.
+   */
   async #refusal(): Promise<string | null> {
     const where = this.where!;
     const token = localStorage.getItem(tokenKey(where));
     if (!token) return null;
     const http = where.hub.replace(/^ws/, 'http').replace(/\/$/, '');
     try {
-      const reply = await fetch(`${http}/v1/database/${encodeURIComponent(where.database)}/sql`, {
+      const reply = await fetch(`${http}/v1/database/${encodeURIComponent(where.database)}/call/join_dashboard`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${token}` },
-        body: 'SELECT * FROM member'
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: '[""]'
       });
-      const text = reply.ok ? '' : await reply.text();
-      return /revoked/.test(text) ? 'The owner revoked this browser’s access. Ask for a new dashboard code to sign in again.' : null;
+      if (reply.status !== 403) return null;
+      return `The hub refuses this browser: ${await reply.text()}. Ask the owner for a new dashboard code.`;
     } catch {
       return null; // the hub is unreachable: a lost connection, not a refusal
     }
@@ -351,19 +352,18 @@ class Face {
   taskRows(): TaskRow[] {
     const rows: TaskRow[] = [];
     for (const task of this.tasks.values()) {
-      const result = this.results.get(task.id);
       rows.push({
         id: task.id,
         state: stateOf(task),
         payload: task.payload,
-        limb: task.assignedTo || result?.limbId || 0n,
+        limb: task.limbId,
         attempts: task.attempts,
         createdMs: ms(task.createdAt),
         updatedMs: ms(task.updatedAt),
         reason: task.reason,
         mine: this.#isMe(task.submittedBy),
-        result: result
-          ? { raw: result.summary, summary: parseSummary(result.summary), limb: result.limbId, finishedMs: ms(result.finishedAt) }
+        result: task.finishedAt
+          ? { raw: task.summary, summary: parseSummary(task.summary), finishedMs: ms(task.finishedAt) }
           : null
       });
     }

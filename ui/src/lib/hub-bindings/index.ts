@@ -118,6 +118,8 @@ import { TaskResultTableHandle } from "./task_result_table.ts";
 export { TaskResultTableHandle };
 import { TenantTableHandle } from "./tenant_table.ts";
 export { TenantTableHandle };
+import { TenantTaskTableHandle } from "./tenant_task_table.ts";
+export { TenantTaskTableHandle };
 import { TenantUsageTableHandle } from "./tenant_usage_table.ts";
 export { TenantUsageTableHandle };
 
@@ -168,6 +170,8 @@ import { TaskState } from "./task_state_type.ts";
 export { TaskState };
 import { Tenant } from "./tenant_type.ts";
 export { Tenant };
+import { TenantTask } from "./tenant_task_type.ts";
+export { TenantTask };
 import { TenantUsage } from "./tenant_usage_type.ts";
 export { TenantUsage };
 
@@ -351,6 +355,15 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "id",
         colType: Tenant.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    tenant_task: {
+      tableName: "tenant_task",
+      rowType: TenantTask.getTypeScriptAlgebraicType(),
+      primaryKey: "id",
+      primaryKeyInfo: {
+        colName: "id",
+        colType: TenantTask.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     tenant_usage: {
@@ -1005,6 +1018,10 @@ export class RemoteTables {
 
   get tenant(): TenantTableHandle {
     return new TenantTableHandle(this.connection.clientCache.getOrCreateTable<Tenant>(REMOTE_MODULE.tables.tenant));
+  }
+
+  get tenantTask(): TenantTaskTableHandle {
+    return new TenantTaskTableHandle(this.connection.clientCache.getOrCreateTable<TenantTask>(REMOTE_MODULE.tables.tenant_task));
   }
 
   get tenantUsage(): TenantUsageTableHandle {
