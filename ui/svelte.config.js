@@ -13,7 +13,6 @@ export default {
   kit: face
     ? {
         adapter: adapter({ pages: 'build-face', assets: 'build-face' }),
-        outDir: '.svelte-kit-face',
         files: { routes: 'src/face/routes', appTemplate: 'src/face/app.html' }
       }
     : { adapter: adapter() }

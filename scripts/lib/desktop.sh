@@ -23,8 +23,9 @@ install_ui_modules() {
   (cd "$ui" && npm install --no-save --no-audit --no-fund --loglevel=error)
 }
 
+# Both fronts from ui/: the desktop window (ui/build) and the web dashboard (ui/build-face).
 build_ui() {
-  (cd "$HEIWA_ROOT/ui" && npm run --silent build >/dev/null)
+  (cd "$HEIWA_ROOT/ui" && npm run --silent build >/dev/null && npm run --silent build:face >/dev/null)
 }
 
 # stop_processes_under DIR: stop every process whose command line names DIR (a
