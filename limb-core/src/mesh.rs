@@ -204,6 +204,18 @@ fn retire_local_hub(data_dir: &Path) -> Result<std::path::PathBuf, HubError> {
     Ok(kept)
 }
 
+/// A dashboard sign-in as the owner hands it on: the code, and the hub and
+/// database the browser connects to (the link carries all three).
+#[derive(Clone, Debug, serde::Serialize, ts_rs::TS)]
+pub struct DashboardInvite {
+    pub code: String,
+    pub hub: String,
+    pub database: String,
+    /// For the dashboard served by `heiwa dashboard` on this machine.
+    pub link: String,
+    pub valid_secs: u32,
+}
+
 impl Mesh {
     /// Start (or resume, from `data_dir`) the local mesh, its limb answering
     /// with `executor` as far as `governor` allows. `on_change` runs whenever
@@ -338,6 +350,26 @@ impl Mesh {
 
     pub fn limb(&self) -> LimbStatus {
         self.limb.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A one-use code for one browser to sign into the web dashboard (read-only
+    /// unless `submits`), with the link that carries it; only a tenant's owner may.
+    pub async fn dashboard_invite(&self, submits: bool, label: &str) -> Result<DashboardInvite, HubError> {
+        const VALID_SECS: u32 = 3600;
+        let code = self.http.create_browser_invite(&self.database, submits, label, VALID_SECS, &self.token).await?.0;
+        let hub = heiwa_hub::ws_url(self.http.base_url())?;
+        let link = heiwa_hub::dashboard_link(heiwa_hub::DEFAULT_DASHBOARD, &hub, &self.database, &code);
+        Ok(DashboardInvite { code, hub, database: self.database.clone(), link, valid_secs: VALID_SECS })
+    }
+
+    /// The browsers signed into the tenant's dashboard.
+    pub async fn browsers(&self) -> Result<Vec<heiwa_hub::BrowserRow>, HubError> {
+        self.http.browsers(&self.database, &self.token).await
+    }
+
+    /// Take a browser's access back (`identity` in hex, as [`Mesh::browsers`] lists it).
+    pub async fn revoke_browser(&self, identity: &str) -> Result<(), HubError> {
+        self.http.revoke_browser(&self.database, identity, &self.token).await
     }
 
     /// Give a task up: a pending one never runs, a claimed one is dropped by its limb.

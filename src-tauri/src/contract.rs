@@ -25,6 +25,8 @@ fn declarations() -> Vec<String> {
         limb_core::PartState,
         limb_core::mesh::LimbStatus,
         limb_core::mesh::RemoteHub,
+        limb_core::mesh::DashboardInvite,
+        crate::commands::dashboard::BrowserView,
         limb_core::governor::DonationPolicy,
         limb_core::governor::When,
         limb_core::governor::Window,

@@ -278,6 +278,35 @@ test('settings: a bad donation policy is refused with the reason; start at login
   await waitFor('the entry to go', () => !existsSync(entry));
 });
 
+test('settings: a dashboard code signs a browser into the tenant at the app’s hub; revoking it refuses it', async () => {
+  await click('#tab-settings');
+  await waitFor('the dashboard form', () => find('#dashboard-invite'));
+  await type('#dashboard-label', 'kitchen tablet');
+  await click('#dashboard-invite');
+  const code = await waitFor('the code', () => textOrEmpty('#dashboard-code-value'));
+  assert.match(code, /^[0-9a-f]{32}$/);
+  const hub = (await text('#dashboard-hub')).replace(/^ws/, 'http');
+  assert.match(await text('#dashboard-link'), new RegExp(`#hub=.*&db=heiwa&code=${code}$`));
+  // A browser, as the hub sees one: an identity of its own joins with the code.
+  const identity = await (await fetch(`${hub}/v1/identity`, { method: 'POST' })).json();
+  const join = (token) =>
+    fetch(`${hub}/v1/database/heiwa/call/join_dashboard`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify([code])
+    });
+  assert.equal((await join(identity.token)).status, 200, 'the code signs the browser in');
+  await click('#dashboard-refresh');
+  await waitFor('the browser listed', async () => (await textOrEmpty('#dashboard-browsers')).includes('kitchen tablet'));
+  assert.match(await text('#dashboard-browsers'), /read only/);
+  await screenshot('settings-dashboard', '#dashboard-browsers');
+  await click('#dashboard-browsers .revoke');
+  await waitFor('the browser gone', async () => !(await textOrEmpty('#dashboard-browsers')).includes('kitchen tablet'));
+  const refused = await join(identity.token);
+  assert.equal(refused.status, 403);
+  assert.match(await refused.text(), /revoked/);
+});
+
 test('updates: a signed update is verified; tampered, unsigned, foreign-key and replayed ones are rejected', async () => {
   await click('#tab-settings');
   /** Check `scenario` and return [result, error] as the window shows them. */

@@ -63,3 +63,30 @@ mod tests {
         assert!(ws_url("wss://hub.example.org").unwrap_err().to_string().contains("not an HTTP URL"));
     }
 }
+
+/// Where `heiwa dashboard` serves the web dashboard unless told otherwise.
+pub const DEFAULT_DASHBOARD: &str = "http://127.0.0.1:8788";
+
+/// A sign-in link for the web dashboard at `dashboard`: the hub, the database
+/// and the one-use code go after `#`, which a browser never sends to the
+/// server that serves the page.
+pub fn dashboard_link(dashboard: &str, hub_ws: &str, database: &str, code: &str) -> String {
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    format!("{}/#hub={}&db={}&code={}", dashboard.trim_end_matches('/'), encode(hub_ws), encode(database), encode(code))
+}
+
+#[cfg(test)]
+mod dashboard_tests {
+    #[test]
+    fn a_dashboard_link_carries_the_hub_and_code_after_the_hash() {
+        let link = super::dashboard_link("http://127.0.0.1:8788/", "ws://127.0.0.1:3000", "my db", "00ff");
+        assert_eq!(link, "http://127.0.0.1:8788/#hub=ws%3A%2F%2F127.0.0.1%3A3000&db=my%20db&code=00ff");
+    }
+}

@@ -10,7 +10,7 @@ mod http;
 mod server;
 mod summary;
 
-pub use address::{http_url, ws_url};
+pub use address::{dashboard_link, http_url, ws_url, DEFAULT_DASHBOARD};
 pub use client::{connect, limb_tables, tenant_tables, Connected};
 pub use http::{BrowserRow, HubHttp, HubLimits, InviteCode, InviteRole, NewIdentity, Row};
 pub use server::{HubServer, HubServerConfig};

@@ -108,7 +108,7 @@ pub enum TenantCommand {
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u32,
         /// Where the dashboard is served (`heiwa dashboard`, or any static host).
-        #[arg(long, default_value = "http://127.0.0.1:8788")]
+        #[arg(long, default_value = heiwa_hub::DEFAULT_DASHBOARD)]
         dashboard: String,
         /// Print one JSON object (code, link) instead of text.
         #[arg(long)]
@@ -233,7 +233,7 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::DashboardInvite { submit, label, ttl_secs, dashboard, json, hub } => {
             let (http, token) = hub.client().await?;
             let code = http.create_browser_invite(&hub.database, submit, &label, ttl_secs, &token).await?;
-            let link = dashboard_link(&dashboard, &hub.ws_uri()?, &hub.database, &code.0);
+            let link = heiwa_hub::dashboard_link(&dashboard, &hub.ws_uri()?, &hub.database, &code.0);
             if json {
                 println!("{}", json!({ "code": code.0, "link": link, "submits": submit }));
             } else {
@@ -271,20 +271,6 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A sign-in link for the dashboard at `dashboard`: everything after `#`,
-/// which a browser never sends to the server that serves the page.
-fn dashboard_link(dashboard: &str, hub_ws: &str, database: &str, code: &str) -> String {
-    let encode = |text: &str| -> String {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    };
-    format!("{}/#hub={}&db={}&code={code}", dashboard.trim_end_matches('/'), encode(hub_ws), encode(database))
 }
 
 /// A task as `heiwa task list` shows it.

@@ -3,6 +3,7 @@
 //! which Tauri's permissions, the invoke handler and the window's capability
 //! file (`capabilities/default.json`) are made.
 
+pub mod dashboard;
 pub mod donation;
 pub mod limb;
 pub mod memory;

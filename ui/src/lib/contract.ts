@@ -110,6 +110,14 @@ url: string, database: string,
  */
 invite: string | null, };
 
+export type DashboardInvite = { code: string, hub: string, database: string, 
+/**
+ * For the dashboard served by `heiwa dashboard` on this machine.
+ */
+link: string, valid_secs: number, };
+
+export type BrowserView = { identity: string, label: string, submits: boolean, };
+
 export type DonationPolicy = { when: When, not_on_battery: boolean, 
 /**
  * CPU threads for inference; 0 means every core.
