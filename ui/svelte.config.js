@@ -13,7 +13,22 @@ export default {
   kit: face
     ? {
         adapter: adapter({ pages: 'build-face', assets: 'build-face' }),
-        files: { routes: 'src/face/routes', appTemplate: 'src/face/app.html' }
+        files: { routes: 'src/face/routes', appTemplate: 'src/face/app.html' },
+        // The page holds its hub token: only its own scripts run (hashed by
+        // SvelteKit), and it connects to nothing but this origin and a hub.
+        csp: {
+          mode: 'hash',
+          directives: {
+            'default-src': ['self'],
+            'script-src': ['self'],
+            'style-src': ['self', 'unsafe-inline'],
+            'connect-src': ['self', 'ws:', 'wss:', 'http:', 'https:'],
+            'img-src': ['self', 'data:'],
+            'object-src': ['none'],
+            'base-uri': ['none'],
+            'frame-ancestors': ['none']
+          }
+        }
       }
     : { adapter: adapter() }
 };

@@ -124,6 +124,10 @@ after(async () => {
 test('a wrong, malformed or used code is a clear message in the page', async () => {
   const p = await page(`${dashboardUrl}/`);
   await p.locator('#sign-in').waitFor();
+  // The page holds a hub token: it runs only its own scripts.
+  const csp = await p.locator('meta[http-equiv="content-security-policy"]').getAttribute('content');
+  assert.match(csp, /script-src 'self' 'sha256-/);
+  assert.equal(await p.evaluate(() => { try { return eval('1'); } catch { return 'refused'; } }), 'refused');
   await p.fill('#code', 'not a code');
   await p.click('#sign-in button');
   assert.match(await p.locator('#face-problem').textContent(), /not a dashboard code/);

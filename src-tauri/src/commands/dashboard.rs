@@ -18,7 +18,11 @@ pub struct BrowserView {
 }
 
 #[tauri::command]
-pub async fn dashboard_invite(state: State<'_, AppState>, submits: bool, label: String) -> CommandResult<DashboardInvite> {
+pub async fn dashboard_invite(
+    state: State<'_, AppState>,
+    submits: bool,
+    label: String,
+) -> CommandResult<DashboardInvite> {
     let label = Some(label.trim().to_string()).filter(|l| !l.is_empty()).unwrap_or_else(|| "browser".into());
     with_limb(&state, async |running| Ok(running.mesh.dashboard_invite(submits, &label).await?)).await
 }
