@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub(super) struct LimbProcess {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Reads its stdout until the pipe closes: joined before its lines are final.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl LimbProcess {
@@ -77,12 +79,12 @@ impl LimbProcess {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
         let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 sink.lock().unwrap().push(line);
             }
         });
-        LimbProcess { child, lines }
+        LimbProcess { child, lines, reader: Some(reader) }
     }
 
     pub(super) fn lines(&self) -> Vec<String> {
@@ -108,10 +110,18 @@ impl LimbProcess {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
     }
 
-    pub(super) fn stop(mut self) -> Vec<String> {
-        self.signal(nix::sys::signal::Signal::SIGTERM);
+    pub(super) fn stop(self) -> Vec<String> {
+        self.end(nix::sys::signal::Signal::SIGTERM)
+    }
+
+    /// Signal it, wait for it to end and for everything it printed: a line
+    /// still in the pipe when it died (`executed 7`, just before a SIGKILL) counts.
+    pub(super) fn end(mut self, signal: nix::sys::signal::Signal) -> Vec<String> {
+        self.signal(signal);
         let _ = self.child.wait();
-        std::thread::sleep(Duration::from_millis(100));
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
         self.lines()
     }
 }
@@ -291,8 +301,7 @@ async fn ten_thousand_tasks_survive_killed_limbs_and_hub_restarts_done_exactly_o
         tokio::time::sleep(Duration::from_millis(fastrand::u64(500..3000))).await;
         if fault == "kill" {
             let victim = limbs[victims.pop().unwrap()].take().unwrap();
-            victim.signal(nix::sys::signal::Signal::SIGKILL);
-            outputs.push(victim.lines());
+            outputs.push(victim.end(nix::sys::signal::Signal::SIGKILL));
         } else {
             server.stop();
             server = HubServer::start(&config).expect("the hub restarts on its data");
