@@ -370,7 +370,11 @@ impl Net {
 
     fn teardown_namespaces(&self) {
         let names = run("ip", &["netns", "list"]);
-        for name in names.lines().filter_map(|l| l.split_whitespace().next()).filter(|n| n.starts_with(&format!("{}-", self.tag))) {
+        for name in names
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| n.starts_with(&format!("{}-", self.tag)))
+        {
             // Whatever still runs in a test host goes with it.
             if let Ok(pids) = Command::new("ip").args(["netns", "pids", name]).output() {
                 for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
