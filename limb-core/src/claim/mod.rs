@@ -19,8 +19,9 @@ use heiwa_hub::{
 use plan::{Assignment, InFlight, Outcome, Snapshot};
 use spacetimedb_sdk::{DbContext, Identity, Status, Table, TableWithPrimaryKey};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 /// Why an executor could not answer a task; its message is the reason the hub keeps.
@@ -96,6 +97,11 @@ pub enum LimbEvent {
     Governed(Decision),
 }
 
+/// How long one connection attempt may take before the next is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest wait between reconnection attempts (before jitter of ±50 %).
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(3);
+
 enum Msg {
     /// A task row arrived in our view as assigned to `holder` (us, by our subscription).
     Assigned {
@@ -112,6 +118,8 @@ enum Msg {
         task_id: u64,
         ok: bool,
     },
+    /// The hub answered one of our heartbeats: the link is alive.
+    Heard,
     /// Connection number `generation` ended. Dropping a replaced connection
     /// reports too, so only the current generation's report counts.
     Disconnected {
@@ -135,13 +143,32 @@ async fn connect_wired(
     let token = load_token(&options.token_file);
     let (uri, database) = (options.uri.clone(), options.database.clone());
     let on_gone = tx.clone();
-    let connected = tokio::task::spawn_blocking(move || {
+    // An attempt given up on (below) may still connect later: that connection
+    // is closed at once, and its end is nobody's disconnect.
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let gone = abandoned.clone();
+    let mut attempt = tokio::task::spawn_blocking(move || {
         connect(&uri, &database, token, limb_tables(), move |reason| {
-            let _ = on_gone.send(Msg::Disconnected { generation, reason });
+            if !gone.load(Ordering::SeqCst) {
+                let _ = on_gone.send(Msg::Disconnected { generation, reason });
+            }
         })
-    })
-    .await
-    .map_err(|e| HubError::Connect(e.to_string()))??;
+    });
+    // Across a partition the TCP handshake's packets vanish and the SDK waits
+    // for the kernel's own timeout (minutes): bound it, so the next try can
+    // find the link back within seconds.
+    let connected = match tokio::time::timeout(CONNECT_TIMEOUT, &mut attempt).await {
+        Ok(joined) => joined.map_err(|e| HubError::Connect(e.to_string()))??,
+        Err(_) => {
+            abandoned.store(true, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(Ok(late)) = attempt.await {
+                    guarded(|| late.conn.disconnect());
+                }
+            });
+            return Err(HubError::Timeout { what: "connecting to the hub".into(), secs: CONNECT_TIMEOUT.as_secs() });
+        }
+    };
     heiwa_config::write_secret(&options.token_file, &connected.token)?;
 
     let me = connected.identity;
@@ -175,8 +202,15 @@ async fn connect_wired(
             }
         }
     });
-    // Nobody reads a heartbeat's success: the hub need not say it.
-    conn.set_reducer_flags().heartbeat(heiwa_hub::CallReducerFlags::NoSuccessNotify);
+    // A heartbeat's answer is how the limb knows the link is alive: a
+    // WebSocket whose packets are dropped (a partition, a dead router) reports
+    // nothing for minutes, and the SDK has no ping of its own.
+    let alive = tx.clone();
+    conn.reducers.on_heartbeat(move |ctx, _| {
+        if ctx.event.caller_identity == me {
+            let _ = alive.send(Msg::Heard);
+        }
+    });
     let acks = tx.clone();
     conn.reducers.on_complete_task(move |ctx, task_id, _, _| {
         if ctx.event.caller_identity == me {
@@ -315,6 +349,8 @@ pub async fn run_limb(
         let _ = tx.send(Msg::Disconnected { generation, reason: Some("offer not sent".into()) });
     }
     let mut heartbeat = tokio::time::interval(Duration::from_millis(u64::from(options.lease_secs) * 1000 / 3));
+    let silence_limit = Duration::from_secs(u64::from(options.lease_secs));
+    let mut heard = Instant::now();
 
     loop {
         tokio::select! {
@@ -336,12 +372,16 @@ pub async fn run_limb(
                 decision = Some(changed);
             }
             _ = heartbeat.tick() => {
-                if !guarded(|| connected.conn.reducers.heartbeat(limb_id)) {
+                if heard.elapsed() > silence_limit {
+                    let reason = format!("no answer from the hub for {} s (the link may be down)", silence_limit.as_secs());
+                    let _ = tx.send(Msg::Disconnected { generation, reason: Some(reason) });
+                } else if !guarded(|| connected.conn.reducers.heartbeat(limb_id)) {
                     let _ = tx.send(Msg::Disconnected { generation, reason: Some("heartbeat not sent".into()) });
                 }
             }
             Some(msg) = rx.recv() => match msg {
                 Msg::Rows => publish(&connected.conn),
+                Msg::Heard => heard = Instant::now(),
                 Msg::Assigned { task_id, holder } if holder == limb_id => {
                     match plan::on_assigned(&work, task_id, decision.as_ref()) {
                         Assignment::Known => {}
@@ -377,11 +417,15 @@ pub async fn run_limb(
                 Msg::Disconnected { generation: ended, reason } if ended == generation => {
                     let _ = events.send(LimbEvent::Disconnected(reason.unwrap_or_else(|| "closed".into())));
                     generation += 1;
+                    // A connection we gave up on (silent) may still be open: close it, so the hub
+                    // never holds two of ours.
+                    guarded(|| connected.conn.disconnect());
                     // Shut down while away: nothing is held on a connection that is gone.
                     let Some(again) = reconnect(&options, generation, &tx, &mut shutdown).await else {
                         return Ok(());
                     };
                     connected = again;
+                    heard = Instant::now();
                     if connected.identity != me {
                         return Err(HubError::IdentityChanged);
                     }
@@ -425,7 +469,8 @@ async fn reconnect(
             Ok(connected) => return Some(connected),
             Err(error) => tracing::info!(%error, "hub unreachable; retrying"),
         }
-        delay = (delay * 2).min(Duration::from_secs(10));
+        // At most a few seconds apart: a healed link is found again within about 5 s.
+        delay = (delay * 2).min(MAX_RECONNECT_DELAY);
     }
 }
 
