@@ -113,7 +113,7 @@ fn main() {
     println!("{expected} tasks: {done_once} done with one result, {lost} lost, {doubles} extra; {executed} executions");
     println!(
         "RESULT network p50_ms={p50:.1} p99_ms={p99:.1} clean_p50_ms={clean_p50:.1} clean_p99_ms={clean_p99:.1} \
-         loss_ratio={:.2} heal_ms={heal_ms:.0} lost={lost} doubles={doubles} outbox=none",
+         loss_ratio={:.2} heal_ms={heal_ms:.0} lost={lost} doubles={doubles}",
         p50 / clean_p50
     );
     let _ = watcher.conn.disconnect();

@@ -70,7 +70,13 @@ pub enum ExecutorKind {
 #[derive(Subcommand)]
 pub enum LimbCommand {
     /// Claim and answer this tenant's tasks until Ctrl-C (releases what it holds on exit).
-    Run(LimbRunArgs),
+    Run(Box<LimbRunArgs>),
+    /// What this limb has finished that the hub has not acknowledged yet (its
+    /// outbox): delivered at its next connection.
+    Status {
+        #[command(flatten)]
+        hub: HubArgs,
+    },
 }
 
 #[derive(Args)]
@@ -107,6 +113,19 @@ pub struct LimbRunArgs {
     gpu: GpuArgs,
     #[command(flatten)]
     hub: HubArgs,
+}
+
+fn limb_status(hub: &HubArgs) -> anyhow::Result<()> {
+    let token_file = hub.token_file("limb.token");
+    let mut waiting: Vec<u64> = limb_core::claim::Outbox::beside(&token_file)?.waiting()?.into_keys().collect();
+    waiting.sort_unstable();
+    let ids = waiting.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    match waiting.len() {
+        0 => println!("no result waiting to be delivered"),
+        1 => println!("1 result waiting to be delivered (task {ids})"),
+        n => println!("{n} results waiting to be delivered (tasks {ids})"),
+    }
+    Ok(())
 }
 
 /// `ID` or `ID@SHA256`, as `--offer-model` takes it.
@@ -181,7 +200,10 @@ fn print_event(event: LimbEvent) {
 }
 
 pub async fn limb(command: LimbCommand) -> anyhow::Result<()> {
-    let LimbCommand::Run(args) = command;
+    let args = match command {
+        LimbCommand::Run(args) => *args,
+        LimbCommand::Status { hub } => return limb_status(&hub),
+    };
     let governor = args.donation.as_ref().map(governor_from).transpose()?;
     let mut options = LimbOptions {
         uri: args.hub.ws_uri()?,

@@ -23,9 +23,9 @@ fn limbs_on_other_hosts_answer_through_tls_verify_it_and_listen_on_nothing() {
     let invite = tenant(&net, 6);
 
     // A wrong CA, a name the certificate does not carry, plain ws: each a clear refusal, never a plain fallback.
-    let mut wrong_ca = net.limb_with(1, &format!("https://{HUB_NAME}"), "other-ca.pem", &invite);
-    let mut wrong_name = net.limb_with(2, "https://10.231.2.1", "ca.pem", &invite);
-    let mut plain = net.limb_with(3, &format!("http://{HUB_NAME}"), "ca.pem", &invite);
+    let mut wrong_ca = net.limb_with(1, &format!("https://{HUB_NAME}"), "other-ca.pem", &invite, &[]);
+    let mut wrong_name = net.limb_with(2, "https://10.231.2.1", "ca.pem", &invite, &[]);
+    let mut plain = net.limb_with(3, &format!("http://{HUB_NAME}"), "ca.pem", &invite, &[]);
     for (what, limb, words) in [
         ("a CA it does not trust", &mut wrong_ca, "certificate"),
         ("an address the certificate does not name", &mut wrong_name, "certificate"),
@@ -73,21 +73,14 @@ fn lost_packets_a_partition_a_killed_hub_and_a_restarted_proxy_lose_nothing_and_
     submit(&net, 0, 40);
     net.expect_all_done(40, Duration::from_secs(120));
 
-    // Limb 1 cut off for longer than its lease: its work goes elsewhere; healed, it claims again.
+    // Limb 1 cut off for longer than its lease: its work goes to the others.
     net.drop_packets(1, None);
     std::thread::sleep(Duration::from_secs(u64::from(LEASE_SECS) * 2 + 2));
     submit(&net, 40, 20);
     net.expect_all_done(60, Duration::from_secs(120));
-    let before = limbs[0].count("claimed");
     net.heal(1);
     net.drop_packets(1, Some(0.05));
-    let healed = Instant::now();
     submit(&net, 60, 30);
-    while limbs[0].count("claimed") == before {
-        assert!(healed.elapsed() < Duration::from_secs(30), "limb 1 never came back: {:?}", limbs[0].lines());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!("limb 1 claimed again {} ms after its link came back", healed.elapsed().as_millis());
     net.expect_all_done(90, Duration::from_secs(120));
 
     // The hub's server SIGKILLed and restarted; the proxy restarted.
@@ -108,11 +101,45 @@ fn lost_packets_a_partition_a_killed_hub_and_a_restarted_proxy_lose_nothing_and_
         assert!(!limb.exited(), "a limb ended: {:?}", limb.lines());
     }
     let sdk_panics: usize = limbs.iter().map(|l| l.count("thread '<unnamed>'")).sum();
-    let executed: usize = limbs.iter().map(|l| l.count("executed")).sum();
     let reconnects: usize = limbs.iter().map(|l| l.count("reconnected")).sum();
     eprintln!(
-        "network faults: 110 tasks, 110 done with one result each, 0 lost; {executed} executions \
-         ({} again after a fault, at-least-once), {reconnects} reconnects, {sdk_panics} SDK thread panics survived",
-        executed - 110
+        "network faults: 110 tasks, 110 done with one result each, 0 lost; {reconnects} reconnects, \
+         {sdk_panics} SDK thread panics survived"
     );
+}
+
+#[test]
+fn a_result_the_hub_never_heard_is_delivered_from_the_outbox_once_after_a_crash() {
+    let mut net = Net::new(1);
+    net.start_hub();
+    net.start_proxy();
+    let invite = tenant(&net, 1);
+    // A long lease: the task is still this limb's when it comes back.
+    let slow = ["--lease-secs", "60", "--work-ms", "3000"];
+    let mut first = net.start_limb_with(1, &invite, &slow);
+    submit(&net, 0, 1);
+    first.wait_for("claimed", Duration::from_secs(30));
+    // The link goes while it works: its result cannot reach the hub. Then it dies.
+    net.drop_packets(1, None);
+    first.wait_for("executed", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+    first.kill(nix::sys::signal::Signal::SIGKILL);
+    // nginx closes the dead limb's upstream after 5 s of silence; the new process connects after that.
+    std::thread::sleep(Duration::from_secs(6));
+    let outbox = net.path("limb1").join("limb.outbox");
+    let waiting = std::fs::read_dir(&outbox).unwrap().count();
+    assert_eq!(waiting, 1, "the finished result is on disk, waiting");
+    let status = net.exec_ok(
+        "l1",
+        &[net::HEIWA, "limb", "status", "--token-file", &net.path("limb1").join("limb.token").display().to_string()],
+    );
+    assert!(status.contains("1 result waiting"), "{status}");
+    assert_eq!(net.tasks().values().next().map(|t| t.0.clone()), Some("claimed".into()), "the hub never heard it");
+
+    net.heal(1);
+    let second = net.start_limb_with(1, &invite, &slow);
+    net.expect_all_done(1, Duration::from_secs(30));
+    second.wait_for("completed", Duration::from_secs(10));
+    assert_eq!(first.count("executed") + second.count("executed"), 1, "delivered from the outbox, not run again");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 0, "acknowledged: the outbox is empty");
 }

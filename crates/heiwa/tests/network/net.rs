@@ -223,6 +223,10 @@ impl Net {
     }
 
     /// nginx on the hub host: TLS on 443 for every link, WebSocket upgrades passed to the hub's loopback port.
+    /// An upstream quiet for 5 s is closed (a live limb heartbeats every lease/3): a limb cut off is then
+    /// gone from the hub too before it comes back. With SpacetimeDB 1.2, a limb's new connection that
+    /// overlaps its old, silently dead one got no subscription updates (seen here: it reconnected and
+    /// never heard of the tasks the hub gave it); a front must not keep dead WebSockets open.
     pub fn start_proxy(&mut self) {
         let conf = self.path("nginx.conf");
         let d = self.dir.path().display();
@@ -237,7 +241,7 @@ impl Net {
                  ssl_certificate_key {d}/hub.key;\n location / {{\n  proxy_pass http://127.0.0.1:{port};\n\
                  proxy_http_version 1.1;\n  proxy_set_header Upgrade $http_upgrade;\n\
                  proxy_set_header Connection $connection_upgrade;\n  proxy_set_header Host $host;\n\
-                 proxy_read_timeout 1h;\n }}\n }}\n}}\n",
+                 proxy_read_timeout 5s;\n }}\n }}\n}}\n",
                 port = self.hub_port
             ),
         )
@@ -267,35 +271,30 @@ impl Net {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    /// `heiwa limb run` on limb host `n`, reaching the hub at `hub` and trusting `ca`.
-    pub fn limb_with(&self, n: usize, hub: &str, ca: &str, invite: &str) -> Proc {
-        let lease = LEASE_SECS.to_string();
-        let mut command = self.exec(
-            &format!("l{n}"),
-            &[
-                HEIWA,
-                "limb",
-                "run",
-                "--invite",
-                invite,
-                "--name",
-                &format!("limb{n}"),
-                "--executor",
-                "echo",
-                "--lease-secs",
-                &lease,
-            ],
-        );
+    /// `heiwa limb run` on limb host `n`, reaching the hub at `hub` and trusting `ca`;
+    /// `extra` arguments after the defaults (an echo executor, a 4 s lease unless given).
+    pub fn limb_with(&self, n: usize, hub: &str, ca: &str, invite: &str, extra: &[&str]) -> Proc {
+        let (lease, name) = (LEASE_SECS.to_string(), format!("limb{n}"));
+        let mut args = vec![HEIWA, "limb", "run", "--invite", invite, "--name", &name, "--executor", "echo"];
+        if !extra.contains(&"--lease-secs") {
+            args.extend(["--lease-secs", &lease]);
+        }
+        args.extend(extra);
+        let mut command = self.exec(&format!("l{n}"), &args);
         command
             .env("HEIWA_HUB", hub)
-            .env("HEIWA_DATA_DIR", self.path(&format!("limb{n}")))
+            .env("HEIWA_DATA_DIR", self.path(&name))
             .env("SSL_CERT_FILE", self.path(ca))
             .env_remove("SSL_CERT_DIR");
         Proc::spawn(command)
     }
 
     pub fn start_limb(&self, n: usize, invite: &str) -> Proc {
-        let limb = self.limb_with(n, &format!("https://{HUB_NAME}"), "ca.pem", invite);
+        self.start_limb_with(n, invite, &[])
+    }
+
+    pub fn start_limb_with(&self, n: usize, invite: &str, extra: &[&str]) -> Proc {
+        let limb = self.limb_with(n, &format!("https://{HUB_NAME}"), "ca.pem", invite, extra);
         limb.wait_for("ready", Duration::from_secs(60));
         limb
     }
