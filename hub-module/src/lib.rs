@@ -252,6 +252,22 @@ pub struct TenantTask {
     pub finished_at: Option<Timestamp>,
 }
 
+/// A result a limb sent after the hub had given its task to another limb (its
+/// lease ran out while it was away): kept for the owner to see, never a second
+/// result (`task_result` keeps the first).
+#[table(name = late_result, public)]
+pub struct LateResult {
+    #[primary_key]
+    #[auto_inc]
+    pub id: u64,
+    #[index(btree)]
+    pub tenant_id: u64,
+    pub task_id: u64,
+    pub limb_id: u64,
+    pub summary: String,
+    pub at: Timestamp,
+}
+
 /// Tasks waiting for a limb, oldest first per tenant (task ids only grow).
 #[table(name = pending, index(name = by_tenant_age, btree(columns = [tenant_id, task_id])))]
 pub struct Pending {
@@ -366,6 +382,10 @@ const BROWSER_VISIBILITY: Filter = Filter::Sql(
 #[client_visibility_filter]
 const TENANT_TASK_VISIBILITY: Filter = Filter::Sql(
     "SELECT tenant_task.* FROM reader JOIN tenant_task ON reader.tenant_id = tenant_task.tenant_id WHERE reader.identity = :sender",
+);
+#[client_visibility_filter]
+const LATE_RESULT_VISIBILITY: Filter = Filter::Sql(
+    "SELECT late_result.* FROM reader JOIN late_result ON reader.tenant_id = late_result.tenant_id WHERE reader.identity = :sender",
 );
 #[client_visibility_filter]
 const ASSIGNEE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM assignee WHERE identity = :sender");
@@ -968,6 +988,28 @@ pub fn complete_task(ctx: &ReducerContext, task_id: u64, limb_id: u64, summary: 
         ctx.db.limb_stats().limb_id().update(LimbStats { tasks_done: stats.tasks_done + 1, ..stats });
     }
     finish(ctx, task, TaskState::Done, String::new());
+    Ok(())
+}
+
+/// A limb delivers a result for a task that is no longer its own (it was
+/// away past its lease and the task went on without it): recorded as a late
+/// attempt, so it is not lost silently; the task keeps its first result.
+#[reducer]
+pub fn report_late_result(ctx: &ReducerContext, task_id: u64, limb_id: u64, summary: String) -> Result<(), String> {
+    rules::check_summary(&summary)?;
+    let limb = own_limb(ctx, limb_id)?;
+    let task = tenant_task(ctx, limb.tenant_id, task_id)?;
+    if task.state == TaskState::Claimed && task.assigned_to == limb_id {
+        return Err(format!("task {task_id} is still yours: complete it"));
+    }
+    ctx.db.late_result().insert(LateResult {
+        id: 0,
+        tenant_id: limb.tenant_id,
+        task_id,
+        limb_id,
+        summary,
+        at: ctx.timestamp,
+    });
     Ok(())
 }
 

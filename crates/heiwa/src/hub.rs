@@ -366,7 +366,11 @@ pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
                     result["summary"] = serde_json::to_value(summary)?;
                 }
             }
-            println!("{}", serde_json::to_string_pretty(&json!({ "task": task, "result": result.first() }))?);
+            // Results limbs sent after the task had gone on without them (kept, never the result).
+            let late =
+                http.rows(&hub.database, &format!("SELECT * FROM late_result WHERE task_id = {id}"), &token).await?;
+            let shown = json!({ "task": task, "result": result.first(), "late_results": late });
+            println!("{}", serde_json::to_string_pretty(&shown)?);
         }
         TaskCommand::Cancel { id, hub } => {
             let (http, token) = hub.client().await?;

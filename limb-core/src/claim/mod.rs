@@ -510,8 +510,14 @@ fn reconcile(
     }) else {
         return false;
     };
+    let outcomes = work.unacked.clone();
     let plan = plan::reconcile(work, &snapshot);
     for task_id in plan.lost {
+        // A result the hub no longer wants from us (the task went on without
+        // us): the hub records it as a late attempt, so it is not lost silently.
+        if let Some(Ok(summary)) = outcomes.get(&task_id) {
+            guarded(|| conn.reducers.report_late_result(task_id, limb_id, summary.clone()));
+        }
         let _ = events.send(LimbEvent::Lost(task_id));
     }
     for task_id in plan.acked {

@@ -30,6 +30,8 @@ pub mod invite_table;
 pub mod invite_type;
 pub mod join_dashboard_reducer;
 pub mod join_tenant_reducer;
+pub mod late_result_table;
+pub mod late_result_type;
 pub mod lease_sweep_table;
 pub mod lease_sweep_type;
 pub mod lease_table;
@@ -55,6 +57,7 @@ pub mod ready_table;
 pub mod ready_type;
 pub mod register_limb_reducer;
 pub mod release_task_reducer;
+pub mod report_late_result_reducer;
 pub mod revoke_browser_reducer;
 pub mod revoked_table;
 pub mod revoked_type;
@@ -103,6 +106,8 @@ pub use invite_table::*;
 pub use invite_type::Invite;
 pub use join_dashboard_reducer::{join_dashboard, set_flags_for_join_dashboard, JoinDashboardCallbackId};
 pub use join_tenant_reducer::{join_tenant, set_flags_for_join_tenant, JoinTenantCallbackId};
+pub use late_result_table::*;
+pub use late_result_type::LateResult;
 pub use lease_sweep_table::*;
 pub use lease_sweep_type::LeaseSweep;
 pub use lease_table::*;
@@ -128,6 +133,9 @@ pub use ready_table::*;
 pub use ready_type::Ready;
 pub use register_limb_reducer::{register_limb, set_flags_for_register_limb, RegisterLimbCallbackId};
 pub use release_task_reducer::{release_task, set_flags_for_release_task, ReleaseTaskCallbackId};
+pub use report_late_result_reducer::{
+    report_late_result, set_flags_for_report_late_result, ReportLateResultCallbackId,
+};
 pub use revoke_browser_reducer::{revoke_browser, set_flags_for_revoke_browser, RevokeBrowserCallbackId};
 pub use revoked_table::*;
 pub use revoked_type::Revoked;
@@ -226,6 +234,11 @@ pub enum Reducer {
         task_id: u64,
         limb_id: u64,
     },
+    ReportLateResult {
+        task_id: u64,
+        limb_id: u64,
+        summary: String,
+    },
     RevokeBrowser {
         browser: __sdk::Identity,
     },
@@ -265,6 +278,7 @@ impl __sdk::Reducer for Reducer {
             Reducer::PruneFinished { .. } => "prune_finished",
             Reducer::RegisterLimb { .. } => "register_limb",
             Reducer::ReleaseTask { .. } => "release_task",
+            Reducer::ReportLateResult { .. } => "report_late_result",
             Reducer::RevokeBrowser { .. } => "revoke_browser",
             Reducer::SubmitTask { .. } => "submit_task",
             Reducer::SubmitTaskOnce { .. } => "submit_task_once",
@@ -342,6 +356,11 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
                 Ok(__sdk::parse_reducer_args::<release_task_reducer::ReleaseTaskArgs>("release_task", &value.args)?
                     .into())
             }
+            "report_late_result" => Ok(__sdk::parse_reducer_args::<report_late_result_reducer::ReportLateResultArgs>(
+                "report_late_result",
+                &value.args,
+            )?
+            .into()),
             "revoke_browser" => Ok(__sdk::parse_reducer_args::<revoke_browser_reducer::RevokeBrowserArgs>(
                 "revoke_browser",
                 &value.args,
@@ -369,6 +388,7 @@ pub struct DbUpdate {
     browser_invite: __sdk::TableUpdate<BrowserInvite>,
     hub_config: __sdk::TableUpdate<HubConfig>,
     invite: __sdk::TableUpdate<Invite>,
+    late_result: __sdk::TableUpdate<LateResult>,
     lease: __sdk::TableUpdate<Lease>,
     lease_sweep: __sdk::TableUpdate<LeaseSweep>,
     limb: __sdk::TableUpdate<Limb>,
@@ -401,6 +421,7 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 }
                 "hub_config" => db_update.hub_config.append(hub_config_table::parse_table_update(table_update)?),
                 "invite" => db_update.invite.append(invite_table::parse_table_update(table_update)?),
+                "late_result" => db_update.late_result.append(late_result_table::parse_table_update(table_update)?),
                 "lease" => db_update.lease.append(lease_table::parse_table_update(table_update)?),
                 "lease_sweep" => db_update.lease_sweep.append(lease_sweep_table::parse_table_update(table_update)?),
                 "limb" => db_update.limb.append(limb_table::parse_table_update(table_update)?),
@@ -446,6 +467,8 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.hub_config =
             cache.apply_diff_to_table::<HubConfig>("hub_config", &self.hub_config).with_updates_by_pk(|row| &row.id);
         diff.invite = cache.apply_diff_to_table::<Invite>("invite", &self.invite).with_updates_by_pk(|row| &row.code);
+        diff.late_result =
+            cache.apply_diff_to_table::<LateResult>("late_result", &self.late_result).with_updates_by_pk(|row| &row.id);
         diff.lease = cache.apply_diff_to_table::<Lease>("lease", &self.lease).with_updates_by_pk(|row| &row.task_id);
         diff.lease_sweep = cache
             .apply_diff_to_table::<LeaseSweep>("lease_sweep", &self.lease_sweep)
@@ -494,6 +517,7 @@ pub struct AppliedDiff<'r> {
     browser_invite: __sdk::TableAppliedDiff<'r, BrowserInvite>,
     hub_config: __sdk::TableAppliedDiff<'r, HubConfig>,
     invite: __sdk::TableAppliedDiff<'r, Invite>,
+    late_result: __sdk::TableAppliedDiff<'r, LateResult>,
     lease: __sdk::TableAppliedDiff<'r, Lease>,
     lease_sweep: __sdk::TableAppliedDiff<'r, LeaseSweep>,
     limb: __sdk::TableAppliedDiff<'r, Limb>,
@@ -524,6 +548,7 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<BrowserInvite>("browser_invite", &self.browser_invite, event);
         callbacks.invoke_table_row_callbacks::<HubConfig>("hub_config", &self.hub_config, event);
         callbacks.invoke_table_row_callbacks::<Invite>("invite", &self.invite, event);
+        callbacks.invoke_table_row_callbacks::<LateResult>("late_result", &self.late_result, event);
         callbacks.invoke_table_row_callbacks::<Lease>("lease", &self.lease, event);
         callbacks.invoke_table_row_callbacks::<LeaseSweep>("lease_sweep", &self.lease_sweep, event);
         callbacks.invoke_table_row_callbacks::<Limb>("limb", &self.limb, event);
@@ -1121,6 +1146,7 @@ impl __sdk::SpacetimeModule for RemoteModule {
         browser_invite_table::register_table(client_cache);
         hub_config_table::register_table(client_cache);
         invite_table::register_table(client_cache);
+        late_result_table::register_table(client_cache);
         lease_table::register_table(client_cache);
         lease_sweep_table::register_table(client_cache);
         limb_table::register_table(client_cache);

@@ -143,3 +143,37 @@ fn a_result_the_hub_never_heard_is_delivered_from_the_outbox_once_after_a_crash(
     assert_eq!(first.count("executed") + second.count("executed"), 1, "delivered from the outbox, not run again");
     assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 0, "acknowledged: the outbox is empty");
 }
+
+#[test]
+fn a_result_too_late_is_recorded_as_a_late_attempt_never_a_second_result() {
+    let mut net = Net::new(2);
+    net.start_hub();
+    net.start_proxy();
+    let invite = tenant(&net, 2);
+    let slow = ["--work-ms", "2000"];
+    let mut away = net.start_limb_with(1, &invite, &slow);
+    submit(&net, 0, 1);
+    away.wait_for("claimed", Duration::from_secs(30));
+    // Limb 1 finishes while cut off, dies, and stays away past its 4 s lease: the task goes to limb 2.
+    net.drop_packets(1, None);
+    away.wait_for("executed", Duration::from_secs(30));
+    away.kill(nix::sys::signal::Signal::SIGKILL);
+    let other = net.start_limb(2, &invite);
+    net.expect_all_done(1, Duration::from_secs(60));
+    other.wait_for("completed", Duration::from_secs(10));
+
+    // Back, limb 1 has its result in the outbox; the hub records it as late, and keeps limb 2's.
+    net.heal(1);
+    std::thread::sleep(Duration::from_secs(6)); // nginx lets go of the dead connection first
+    let back = net.start_limb_with(1, &invite, &slow);
+    back.wait_for("lost", Duration::from_secs(30));
+    let shown: serde_json::Value = serde_json::from_str(&net.owner(&["task", "show", "1"])).unwrap();
+    let winner = shown["result"]["limb_id"].as_u64();
+    let late = shown["late_results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(late.len(), 1, "one late attempt: {shown:#}");
+    assert_ne!(late[0]["limb_id"].as_u64(), winner, "the late one is limb 1's, the result limb 2's: {shown:#}");
+    assert!(late[0]["summary"].as_str().is_some_and(|s| s.starts_with("task 1:")), "{shown:#}");
+    assert_eq!(net.tasks().len(), 1, "still one task, one result");
+    let outbox = net.path("limb1").join("limb.outbox");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 0, "given to the hub as late, it leaves the outbox");
+}

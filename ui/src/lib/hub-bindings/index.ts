@@ -70,6 +70,8 @@ import { RegisterLimb } from "./register_limb_reducer.ts";
 export { RegisterLimb };
 import { ReleaseTask } from "./release_task_reducer.ts";
 export { ReleaseTask };
+import { ReportLateResult } from "./report_late_result_reducer.ts";
+export { ReportLateResult };
 import { RevokeBrowser } from "./revoke_browser_reducer.ts";
 export { RevokeBrowser };
 import { SubmitTask } from "./submit_task_reducer.ts";
@@ -88,6 +90,8 @@ import { HubConfigTableHandle } from "./hub_config_table.ts";
 export { HubConfigTableHandle };
 import { InviteTableHandle } from "./invite_table.ts";
 export { InviteTableHandle };
+import { LateResultTableHandle } from "./late_result_table.ts";
+export { LateResultTableHandle };
 import { LeaseTableHandle } from "./lease_table.ts";
 export { LeaseTableHandle };
 import { LeaseSweepTableHandle } from "./lease_sweep_table.ts";
@@ -134,6 +138,8 @@ import { HubConfig } from "./hub_config_type.ts";
 export { HubConfig };
 import { Invite } from "./invite_type.ts";
 export { Invite };
+import { LateResult } from "./late_result_type.ts";
+export { LateResult };
 import { Lease } from "./lease_type.ts";
 export { Lease };
 import { LeaseSweep } from "./lease_sweep_type.ts";
@@ -220,6 +226,15 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "code",
         colType: Invite.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    late_result: {
+      tableName: "late_result",
+      rowType: LateResult.getTypeScriptAlgebraicType(),
+      primaryKey: "id",
+      primaryKeyInfo: {
+        colName: "id",
+        colType: LateResult.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     lease: {
@@ -449,6 +464,10 @@ const REMOTE_MODULE = {
       reducerName: "release_task",
       argsType: ReleaseTask.getTypeScriptAlgebraicType(),
     },
+    report_late_result: {
+      reducerName: "report_late_result",
+      argsType: ReportLateResult.getTypeScriptAlgebraicType(),
+    },
     revoke_browser: {
       reducerName: "revoke_browser",
       argsType: RevokeBrowser.getTypeScriptAlgebraicType(),
@@ -509,6 +528,7 @@ export type Reducer = never
 | { name: "PruneFinished", args: PruneFinished }
 | { name: "RegisterLimb", args: RegisterLimb }
 | { name: "ReleaseTask", args: ReleaseTask }
+| { name: "ReportLateResult", args: ReportLateResult }
 | { name: "RevokeBrowser", args: RevokeBrowser }
 | { name: "SubmitTask", args: SubmitTask }
 | { name: "SubmitTaskOnce", args: SubmitTaskOnce }
@@ -789,6 +809,22 @@ export class RemoteReducers {
     this.connection.offReducer("release_task", callback);
   }
 
+  reportLateResult(taskId: bigint, limbId: bigint, summary: string) {
+    const __args = { taskId, limbId, summary };
+    let __writer = new BinaryWriter(1024);
+    ReportLateResult.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("report_late_result", __argsBuffer, this.setCallReducerFlags.reportLateResultFlags);
+  }
+
+  onReportLateResult(callback: (ctx: ReducerEventContext, taskId: bigint, limbId: bigint, summary: string) => void) {
+    this.connection.onReducer("report_late_result", callback);
+  }
+
+  removeOnReportLateResult(callback: (ctx: ReducerEventContext, taskId: bigint, limbId: bigint, summary: string) => void) {
+    this.connection.offReducer("report_late_result", callback);
+  }
+
   revokeBrowser(browser: Identity) {
     const __args = { browser };
     let __writer = new BinaryWriter(1024);
@@ -920,6 +956,11 @@ export class SetReducerFlags {
     this.releaseTaskFlags = flags;
   }
 
+  reportLateResultFlags: CallReducerFlags = 'FullUpdate';
+  reportLateResult(flags: CallReducerFlags) {
+    this.reportLateResultFlags = flags;
+  }
+
   revokeBrowserFlags: CallReducerFlags = 'FullUpdate';
   revokeBrowser(flags: CallReducerFlags) {
     this.revokeBrowserFlags = flags;
@@ -958,6 +999,10 @@ export class RemoteTables {
 
   get invite(): InviteTableHandle {
     return new InviteTableHandle(this.connection.clientCache.getOrCreateTable<Invite>(REMOTE_MODULE.tables.invite));
+  }
+
+  get lateResult(): LateResultTableHandle {
+    return new LateResultTableHandle(this.connection.clientCache.getOrCreateTable<LateResult>(REMOTE_MODULE.tables.late_result));
   }
 
   get lease(): LeaseTableHandle {
