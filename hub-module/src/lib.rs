@@ -403,6 +403,9 @@ const RESULT_TENANT_VISIBILITY: Filter = Filter::Sql(
 );
 
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
+/// What a limb's superseded connection is told (the limb stops on it).
+pub const SUPERSEDED: &str =
+    "this limb's identity is connected from elsewhere (a copied token?): that connection took over";
 /// Finished tasks one prune pass deletes at most, so a pass stays short.
 const PRUNE_BATCH: usize = 5_000;
 
@@ -870,10 +873,19 @@ pub fn offer(
     Ok(())
 }
 
-/// The limb is alive: renew the lease of every task it holds.
+/// The limb is alive: renew the lease of every task it holds. Only from the
+/// connection it last offered on: a second connection with the same identity
+/// (a copied token on another host) that offered later has taken over, and
+/// this one is refused, so one limb never runs twice. The newest offer wins
+/// because a limb that reconnects must not be locked out by its own dead
+/// connection, which the hub may not have seen close.
 #[reducer]
 pub fn heartbeat(ctx: &ReducerContext, limb_id: u64) -> Result<(), String> {
     let limb = own_limb(ctx, limb_id)?;
+    let current = ctx.db.presence().limb_id().find(limb_id).and_then(|presence| presence.connection);
+    if current.is_some() && current != ctx.connection_id {
+        return Err(SUPERSEDED.into());
+    }
     let until = after(ctx, limb.lease_secs);
     for lease in ctx.db.lease().limb_id().filter(limb_id).collect::<Vec<_>>() {
         ctx.db.lease().task_id().update(Lease { until, ..lease });

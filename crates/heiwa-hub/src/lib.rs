@@ -73,6 +73,9 @@ pub enum HubError {
     NotJoined,
     #[error("the hub gave this limb a different identity than its token's")]
     IdentityChanged,
+    /// Another connection with this limb's identity took over (a copied token).
+    #[error("stopped: {0}")]
+    Superseded(String),
     #[error("{path}: {source}")]
     File {
         path: PathBuf,

@@ -115,6 +115,8 @@ enum Msg {
         task_id: u64,
         ok: bool,
     },
+    /// The hub refused a heartbeat: another connection with this identity took over.
+    Superseded(String),
     /// Connection number `generation` ended. Dropping a replaced connection
     /// reports too, so only the current generation's report counts.
     Disconnected {
@@ -178,12 +180,21 @@ async fn connect_wired(
             }
         }
     });
-    // Nobody reads a heartbeat's success: the hub need not say it. (A limb
-    // that reconnected on its own when heartbeats went unanswered, while the
-    // hub still held its old connection, got no subscription updates on the
-    // new one with SpacetimeDB 1.2: see tests/network. A silent link is left
-    // to TCP and the hub's lease sweep.)
-    conn.set_reducer_flags().heartbeat(heiwa_hub::CallReducerFlags::NoSuccessNotify);
+    // A refused heartbeat means another connection with this identity took
+    // over (a copied token): the limb stops. Heartbeats go with full
+    // notification: with `NoSuccessNotify` the 1.2 SDK reported no failure
+    // either (seen in tests/network). A silent link, though, is left to TCP and
+    // the hub's lease sweep: a limb that reconnected on its own when heartbeats
+    // went unanswered, while the hub still held its old connection, got no
+    // subscription updates on the new one (SpacetimeDB 1.2, tests/network).
+    let refused = tx.clone();
+    conn.reducers.on_heartbeat(move |ctx, _| {
+        if let Status::Failed(message) = &ctx.event.status {
+            if ctx.event.caller_identity == me && message.contains("connected from elsewhere") {
+                let _ = refused.send(Msg::Superseded(message.to_string()));
+            }
+        }
+    });
     let acks = tx.clone();
     conn.reducers.on_complete_task(move |ctx, task_id, _, _| {
         if ctx.event.caller_identity == me {
@@ -369,6 +380,12 @@ pub async fn run_limb(
             }
             Some(msg) = rx.recv() => match msg {
                 Msg::Rows => publish(&connected.conn),
+                // Stop at once, handing nothing back and offering nothing: the
+                // limb (its tasks, its slots) is the other connection's now.
+                Msg::Superseded(message) => {
+                    guarded(|| connected.conn.disconnect());
+                    return Err(HubError::Superseded(message));
+                }
                 Msg::Assigned { task_id, holder } if holder == limb_id => {
                     match plan::on_assigned(&work, task_id, decision.as_ref()) {
                         Assignment::Known => {}

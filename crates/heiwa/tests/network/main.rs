@@ -177,3 +177,26 @@ fn a_result_too_late_is_recorded_as_a_late_attempt_never_a_second_result() {
     let outbox = net.path("limb1").join("limb.outbox");
     assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 0, "given to the hub as late, it leaves the outbox");
 }
+
+#[test]
+fn a_copied_token_on_another_host_takes_over_and_the_first_limb_stops() {
+    let mut net = Net::new(2);
+    net.start_hub();
+    net.start_proxy();
+    let invite = tenant(&net, 1);
+    let mut first = net.start_limb(1, &invite);
+    // The same identity on host 2: limb 1's token copied there.
+    std::fs::create_dir_all(net.path("limb2")).unwrap();
+    std::fs::copy(net.path("limb1").join("limb.token"), net.path("limb2").join("limb.token")).unwrap();
+    let copy = net.start_limb(2, &invite);
+    // The newest connection counts; the first is refused at its next heartbeat and stops, saying why.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !first.exited() {
+        assert!(Instant::now() < deadline, "the first limb kept running beside its copy: {:?}", first.lines());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(first.lines().iter().any(|l| l.contains("connected from elsewhere")), "{:?}", first.lines());
+    submit(&net, 0, 5);
+    net.expect_all_done(5, Duration::from_secs(60));
+    assert_eq!(copy.count("executed"), 5, "the copy runs the limb's tasks, once each");
+}
