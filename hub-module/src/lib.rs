@@ -144,7 +144,7 @@ pub struct LimbStats {
     pub limb_id: u64,
     #[index(btree)]
     pub tenant_id: u64,
-    pub online: bool,
+    /// When `limb.online` last changed.
     pub since: Timestamp,
     pub tasks_done: u64,
 }
@@ -486,17 +486,15 @@ fn held_count(ctx: &ReducerContext, limb_id: u64) -> u32 {
 
 /// Write `limb` with `online` set, noting in `limb_stats` when that changed.
 fn set_online(ctx: &ReducerContext, limb: Limb, online: bool) -> Limb {
-    let stats = ctx.db.limb_stats().limb_id().find(limb.id);
-    match stats {
-        Some(stats) if stats.online == online => {}
+    match ctx.db.limb_stats().limb_id().find(limb.id) {
+        Some(_) if limb.online == online => {}
         Some(stats) => {
-            ctx.db.limb_stats().limb_id().update(LimbStats { online, since: ctx.timestamp, ..stats });
+            ctx.db.limb_stats().limb_id().update(LimbStats { since: ctx.timestamp, ..stats });
         }
         None => {
             ctx.db.limb_stats().insert(LimbStats {
                 limb_id: limb.id,
                 tenant_id: limb.tenant_id,
-                online,
                 since: ctx.timestamp,
                 tasks_done: 0,
             });
@@ -505,7 +503,8 @@ fn set_online(ctx: &ReducerContext, limb: Limb, online: bool) -> Limb {
     ctx.db.limb().id().update(Limb { online, ..limb })
 }
 
-/// Copy `task` (with its result, once there is one) to the readers' `tenant_task`.
+/// Copy `task` (with its result, once there is one) to the readers' `tenant_task`:
+/// once per change, by whoever writes its new state (`assign`, `place`, `finish`).
 fn mirror(ctx: &ReducerContext, task: &Task) {
     let result = ctx.db.task_result().task_id().find(task.id);
     let row = TenantTask {
@@ -577,6 +576,7 @@ fn place(ctx: &ReducerContext, task: Task) {
         }
         // Its callers (a new task, `finish`) leave no queue row behind.
         None => {
+            mirror(ctx, &task);
             ctx.db.pending().insert(Pending { task_id: task.id, tenant_id: task.tenant_id, model: task.model });
         }
     }
@@ -632,7 +632,10 @@ fn finish(ctx: &ReducerContext, task: Task, state: TaskState, reason: String) {
         updated_at: ctx.timestamp,
         ..task
     });
-    mirror(ctx, &task);
+    // A task back to `Pending` is copied once, where `place` puts it.
+    if state != TaskState::Pending {
+        mirror(ctx, &task);
+    }
     if was_open && rules::is_finished(state) {
         if let Some(usage) = ctx.db.tenant_usage().tenant_id().find(task.tenant_id) {
             ctx.db
@@ -845,7 +848,6 @@ pub fn register_limb(ctx: &ReducerContext, name: String, lease_secs: u32) -> Res
             ctx.db.limb_stats().insert(LimbStats {
                 limb_id: limb.id,
                 tenant_id: limb.tenant_id,
-                online: false,
                 since: ctx.timestamp,
                 tasks_done: 0,
             });
@@ -979,7 +981,6 @@ fn accept_task(ctx: &ReducerContext, member: &Member, payload: String, model: St
         created_at: ctx.timestamp,
         updated_at: ctx.timestamp,
     });
-    mirror(ctx, &task);
     place(ctx, task);
     Ok(())
 }

@@ -11,7 +11,6 @@ use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 pub struct LimbStats {
     pub limb_id: u64,
     pub tenant_id: u64,
-    pub online: bool,
     pub since: __sdk::Timestamp,
     pub tasks_done: u64,
 }

@@ -98,7 +98,7 @@ class Face {
   #bumpQueued = false;
   /** Messages for reducer calls this page made, answered in order. */
   #waiting: Array<{ resolve: (error: string | null) => void }> = [];
-  /** Milliseconds from a result's commit on the hub to the frame that shows it (the benchmark reads them). */
+  /** Milliseconds from a result's commit on the hub to the frame that shows it (the benchmark reads them); the latest 1,000. */
   updateLatencies: number[] = [];
 
   get canSubmit() {
@@ -257,7 +257,10 @@ class Face {
       // Measured at the next frame: the row has been rendered by then.
       if (row.finishedAt && !old.finishedAt) {
         const finished = ms(row.finishedAt);
-        requestAnimationFrame(() => this.updateLatencies.push(Date.now() - finished));
+        requestAnimationFrame(() => {
+          // Bounded: a page open for days must not grow with every task.
+          if (this.updateLatencies.push(Date.now() - finished) > 1000) this.updateLatencies.shift();
+        });
       }
       this.#bump();
     });

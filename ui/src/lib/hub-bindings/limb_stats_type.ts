@@ -35,7 +35,6 @@ import {
 export type LimbStats = {
   limbId: bigint,
   tenantId: bigint,
-  online: boolean,
   since: Timestamp,
   tasksDone: bigint,
 };
@@ -52,7 +51,6 @@ export namespace LimbStats {
     return AlgebraicType.createProductType([
       new ProductTypeElement("limbId", AlgebraicType.createU64Type()),
       new ProductTypeElement("tenantId", AlgebraicType.createU64Type()),
-      new ProductTypeElement("online", AlgebraicType.createBoolType()),
       new ProductTypeElement("since", AlgebraicType.createTimestampType()),
       new ProductTypeElement("tasksDone", AlgebraicType.createU64Type()),
     ]);
