@@ -403,9 +403,6 @@ const RESULT_TENANT_VISIBILITY: Filter = Filter::Sql(
 );
 
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
-/// What a limb's superseded connection is told (the limb stops on it).
-pub const SUPERSEDED: &str =
-    "this limb's identity is connected from elsewhere (a copied token?): that connection took over";
 /// Finished tasks one prune pass deletes at most, so a pass stays short.
 const PRUNE_BATCH: usize = 5_000;
 
@@ -886,7 +883,7 @@ pub fn heartbeat(ctx: &ReducerContext, limb_id: u64) -> Result<(), String> {
     let limb = own_limb(ctx, limb_id)?;
     let current = ctx.db.presence().limb_id().find(limb_id).and_then(|presence| presence.connection);
     if current.is_some() && current != ctx.connection_id {
-        return Err(SUPERSEDED.into());
+        return Err(rules::SUPERSEDED.into());
     }
     let until = after(ctx, limb.lease_secs);
     for lease in ctx.db.lease().limb_id().filter(limb_id).collect::<Vec<_>>() {

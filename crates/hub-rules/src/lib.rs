@@ -125,6 +125,11 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What the hub tells a limb's connection that another connection with the
+/// same identity (a copied token) has taken over from; the limb stops on it.
+pub const SUPERSEDED: &str =
+    "this limb's identity is connected from elsewhere (a copied token?): that connection took over";
+
 /// The longest an invite (of a limb, a submitter or a browser) stays valid.
 pub const MAX_INVITE_TTL_SECS: u32 = 30 * 86_400;
 

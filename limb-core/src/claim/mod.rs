@@ -190,7 +190,7 @@ async fn connect_wired(
     let refused = tx.clone();
     conn.reducers.on_heartbeat(move |ctx, _| {
         if let Status::Failed(message) = &ctx.event.status {
-            if ctx.event.caller_identity == me && message.contains("connected from elsewhere") {
+            if ctx.event.caller_identity == me && message.contains(heiwa_hub::SUPERSEDED) {
                 let _ = refused.send(Msg::Superseded(message.to_string()));
             }
         }
