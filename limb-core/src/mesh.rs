@@ -38,6 +38,10 @@ pub struct LimbStatus {
     pub failed: u64,
     #[ts(type = "number")]
     pub released: u64,
+    /// Results finished here that the hub has not acknowledged yet: kept on
+    /// disk and delivered when the link is back.
+    #[ts(type = "number[]")]
+    pub waiting: Vec<u64>,
     /// The limb ended with this error (it does not come back by itself).
     pub stopped: Option<String>,
 }
@@ -66,6 +70,7 @@ impl LimbStatus {
                 self.connected = true;
                 self.problem = None;
             }
+            LimbEvent::Waiting(ids) => self.waiting = ids,
             // The app reads decisions from its governor.
             LimbEvent::Governed(_) => {}
         }

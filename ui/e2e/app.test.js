@@ -213,6 +213,11 @@ test('a task submitted in the window is answered by the agent of the limb and th
   assert.match(row, /\b42\b/, 'the answer, from the summary the limb sent back');
   assert.ok(!row.includes('{'), `the summary is shown as text, not JSON: ${row}`);
   await screenshot('task-answered');
+  // The Limb view counts it, and the hub acknowledged it: nothing waits in the outbox.
+  await click('#tab-limb');
+  await waitFor('the limb to count the task', async () => (await text('#limb-done')).startsWith('1 done'), 30000);
+  assert.equal(await text('#limb-waiting'), 'none: the hub has every result');
+  await click('#tab-tasks');
 });
 
 test('pausing stops new claims; resuming lets the limb answer (the governor in the real app)', async () => {

@@ -4,7 +4,9 @@
 //! links (the baseline, same run) and with 5 % of packets dropped at random on
 //! every limb link (`iptables -m statistic`); then every limb cut off for
 //! twice its lease with a task waiting, and the time from the links coming
-//! back to that task being done. This process measures from the hub host: it
+//! back to that task being done; last, one limb cut off for 60 s with results
+//! finished during the outage, and the time from the link coming back to the
+//! hub having them all (from its outbox, run once). This process measures from the hub host: it
 //! enters the hub's namespace and talks to the hub on that host's loopback as
 //! the tenant's owner, watching `tenant_task` over one WebSocket.
 //! The last line is machine-readable: `RESULT network …`.
@@ -24,6 +26,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const TASKS: usize = 100;
+/// Results a limb finishes while cut off, and how long the outage lasts.
+const OUTBOX_TASKS: usize = 5;
+const OUTAGE: Duration = Duration::from_secs(60);
 
 /// Submit → done, one task at a time, in ms.
 fn latencies(
@@ -93,11 +98,42 @@ fn main() {
     done.recv_timeout(Duration::from_secs(60)).expect("the waiting task is done after healing");
     let heal_ms = healed.elapsed().as_secs_f64() * 1000.0;
 
+    // One limb left, with a lease longer than the outage (its tasks stay its
+    // own); it finishes its tasks while cut off, and the link is back 60 s later.
+    let mut limbs = limbs;
+    let executed_before: usize = limbs.iter().map(|l| l.count("executed")).sum();
+    limbs.clear();
+    let away = net.start_limb_with(3, &invite, &["--lease-secs", "120", "--work-ms", "1500", "--max-in-flight", "5"]);
+    for i in 0..OUTBOX_TASKS {
+        rt.block_on(http.submit_task_once("heiwa", &format!("o{i}"), &format!("outbox {i}"), None, &token)).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while away.count("claimed") < OUTBOX_TASKS {
+        assert!(Instant::now() < deadline, "the limb took {} of {OUTBOX_TASKS}", away.count("claimed"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    net.drop_packets(3, None);
+    std::thread::sleep(OUTAGE);
+    let outbox = net.path("limb3").join("limb.outbox");
+    let kept = std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0);
+    let back = Instant::now();
+    net.heal(3);
+    for _ in 0..OUTBOX_TASKS {
+        done.recv_timeout(Duration::from_secs(120)).expect("a result from the outbox reaches the hub");
+    }
+    let outbox_ms = back.elapsed().as_secs_f64() * 1000.0;
+    // The hub's acknowledgement reaches the limb a moment after the owner sees the task done.
+    let emptied = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0) == 0
+    });
+    let outbox_ok = kept == OUTBOX_TASKS && away.count("executed") == OUTBOX_TASKS && emptied;
+
     let tasks: HashMap<u64, (String, bool)> = net.tasks();
-    let expected = 2 * TASKS + 1;
+    let expected = 2 * TASKS + 1 + OUTBOX_TASKS;
     let done_once = tasks.values().filter(|(state, result)| state == "done" && *result).count();
     let lost = expected - done_once;
-    let executed: usize = limbs.iter().map(|l| l.count("executed")).sum();
+    let executed = executed_before + away.count("executed");
     let doubles = tasks.len().saturating_sub(expected);
     let (clean_p50, clean_p99) = (percentile(&mut clean, 0.5), percentile(&mut clean, 0.99));
     let (p50, p99) = (percentile(&mut lossy, 0.5), percentile(&mut lossy, 0.99));
@@ -110,10 +146,17 @@ fn main() {
         "every limb cut off for {} s with a task waiting: done {heal_ms:.0} ms after the links came back",
         net::LEASE_SECS * 2 + 2
     );
+    println!(
+        "one limb cut off for {} s with {OUTBOX_TASKS} results finished: {kept} kept in its outbox, all at the hub \
+         {outbox_ms:.0} ms after the link came back, the outbox then {}",
+        OUTAGE.as_secs(),
+        if emptied { "empty" } else { "NOT empty" }
+    );
     println!("{expected} tasks: {done_once} done with one result, {lost} lost, {doubles} extra; {executed} executions");
     println!(
         "RESULT network p50_ms={p50:.1} p99_ms={p99:.1} clean_p50_ms={clean_p50:.1} clean_p99_ms={clean_p99:.1} \
-         loss_ratio={:.2} heal_ms={heal_ms:.0} lost={lost} doubles={doubles}",
+         loss_ratio={:.2} heal_ms={heal_ms:.0} outbox_ok={outbox_ok} outbox_ms={outbox_ms:.0} lost={lost} \
+         doubles={doubles}",
         p50 / clean_p50
     );
     let _ = watcher.conn.disconnect();

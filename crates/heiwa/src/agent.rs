@@ -193,6 +193,8 @@ fn print_event(event: LimbEvent) {
         LimbEvent::Released(id) => println!("released {id}"),
         LimbEvent::Disconnected(reason) => println!("disconnected: {reason}"),
         LimbEvent::Reconnected => println!("reconnected"),
+        // One line per change would double the log; `heiwa limb status` lists what waits.
+        LimbEvent::Waiting(_) => {}
         LimbEvent::Governed(decision) => {
             println!("{} ({})", if decision.give { "giving" } else { "not giving" }, decision.reason)
         }

@@ -95,6 +95,9 @@ pub enum LimbEvent {
     Disconnected(String),
     Reconnected,
     Released(u64),
+    /// Results finished here that the hub has not acknowledged yet (they wait
+    /// in the outbox); sent whenever that set changes.
+    Waiting(Vec<u64>),
     /// The governor's decision changed (giving or not, and why).
     Governed(Decision),
 }
@@ -295,6 +298,9 @@ fn cached<T>(read: impl FnOnce() -> T) -> Option<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).ok()
 }
 
+/// How often a limb with results waiting heartbeats (see the main loop).
+const WAITING_PROBE: Duration = Duration::from_secs(2);
+
 const CACHE_FAILED: &str = "the hub connection's row cache failed";
 
 fn execute(payload: String, task_id: u64, executor: Arc<dyn Executor>, done: mpsc::UnboundedSender<Msg>) {
@@ -348,11 +354,18 @@ pub async fn run_limb(
         }
         forget_delivered(&outbox, &work);
     }
+    report_waiting(&work, &events);
     let mut offered = plan::capacity(decision.as_ref(), options.max_in_flight);
     if !send_offer(&connected.conn, limb_id, offered, &options.offer) {
         let _ = tx.send(Msg::Disconnected { generation, reason: Some("offer not sent".into()) });
     }
     let mut heartbeat = tokio::time::interval(Duration::from_millis(u64::from(options.lease_secs) * 1000 / 3));
+    // While results wait for the hub's acknowledgement, heartbeats go more
+    // often: after an outage, it is the limb's next write that meets the
+    // front's closed connection and makes it reconnect and deliver
+    // (benches/network: 20 s after a 60 s outage with a 120 s lease, one
+    // heartbeat interval; see docs/benchmarks.md).
+    let mut waiting_probe = tokio::time::interval(WAITING_PROBE);
 
     loop {
         tokio::select! {
@@ -373,11 +386,8 @@ pub async fn run_limb(
                 let _ = events.send(LimbEvent::Governed(changed.clone()));
                 decision = Some(changed);
             }
-            _ = heartbeat.tick() => {
-                if !guarded(|| connected.conn.reducers.heartbeat(limb_id)) {
-                    let _ = tx.send(Msg::Disconnected { generation, reason: Some("heartbeat not sent".into()) });
-                }
-            }
+            _ = waiting_probe.tick(), if !work.unacked.is_empty() => send_heartbeat(&connected.conn, limb_id, generation, &tx),
+            _ = heartbeat.tick() => send_heartbeat(&connected.conn, limb_id, generation, &tx),
             Some(msg) = rx.recv() => match msg {
                 Msg::Rows => publish(&connected.conn),
                 // Stop at once, handing nothing back and offering nothing: the
@@ -418,6 +428,7 @@ pub async fn run_limb(
                             let _ = tx.send(Msg::Disconnected { generation, reason: Some("result not sent".into()) });
                         }
                         work.unacked.insert(task_id, outcome);
+                        report_waiting(&work, &events);
                     }
                 }
                 Msg::Acked { task_id, ok } => {
@@ -431,6 +442,7 @@ pub async fn run_limb(
                             (true, Err(reason)) => LimbEvent::Failed(task_id, reason),
                             (false, _) => LimbEvent::Lost(task_id),
                         });
+                        report_waiting(&work, &events);
                     }
                 }
                 Msg::Disconnected { generation: ended, reason } if ended == generation => {
@@ -448,6 +460,7 @@ pub async fn run_limb(
                         let _ = tx.send(Msg::Disconnected { generation, reason: Some(CACHE_FAILED.into()) });
                     }
                     forget_delivered(&outbox, &work);
+                    report_waiting(&work, &events);
                     if !send_offer(&connected.conn, limb_id, offered, &options.offer) {
                         let _ = tx.send(Msg::Disconnected { generation, reason: Some("offer not sent".into()) });
                     }
@@ -480,6 +493,18 @@ fn forget_delivered(outbox: &Outbox, work: &InFlight) {
         }
         Err(error) => tracing::warn!(%error, "the outbox cannot be read"),
     }
+}
+
+fn send_heartbeat(conn: &DbConnection, limb_id: u64, generation: u64, tx: &mpsc::UnboundedSender<Msg>) {
+    if !guarded(|| conn.reducers.heartbeat(limb_id)) {
+        let _ = tx.send(Msg::Disconnected { generation, reason: Some("heartbeat not sent".into()) });
+    }
+}
+
+fn report_waiting(work: &InFlight, events: &mpsc::UnboundedSender<LimbEvent>) {
+    let mut waiting: Vec<u64> = work.unacked.keys().copied().collect();
+    waiting.sort_unstable();
+    let _ = events.send(LimbEvent::Waiting(waiting));
 }
 
 /// Reconnect with exponential backoff and jitter, until connected (`Some`) or shut down (`None`).

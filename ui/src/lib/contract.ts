@@ -96,6 +96,11 @@ identity: string | null, connected: boolean,
  */
 problem: string | null, running: number[], completed: number, failed: number, released: number, 
 /**
+ * Results finished here that the hub has not acknowledged yet: kept on
+ * disk and delivered when the link is back.
+ */
+waiting: number[], 
+/**
  * The limb ended with this error (it does not come back by itself).
  */
 stopped: string | null, };
