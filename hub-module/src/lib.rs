@@ -268,6 +268,32 @@ pub struct LateResult {
     pub at: Timestamp,
 }
 
+/// Each limb's public signing key (Ed25519), registered by the limb itself
+/// once: the results it signs are checked against it (`heiwa task verify`).
+#[table(name = limb_key, public)]
+pub struct LimbKey {
+    #[primary_key]
+    pub limb_id: u64,
+    #[index(btree)]
+    pub tenant_id: u64,
+    pub public_key: Vec<u8>,
+    pub registered_at: Timestamp,
+}
+
+/// What the answering limb signed about a result (heiwa-provenance's
+/// statement, JSON, and the signature over exactly those bytes). Stored as
+/// sent: the hub is not who must be trusted to check it.
+#[table(name = result_proof, public)]
+pub struct ResultProof {
+    #[primary_key]
+    pub task_id: u64,
+    #[index(btree)]
+    pub tenant_id: u64,
+    pub limb_id: u64,
+    pub statement: String,
+    pub signature: Vec<u8>,
+}
+
 /// Tasks waiting for a limb, oldest first per tenant (task ids only grow).
 #[table(name = pending, index(name = by_tenant_age, btree(columns = [tenant_id, task_id])))]
 pub struct Pending {
@@ -386,6 +412,14 @@ const TENANT_TASK_VISIBILITY: Filter = Filter::Sql(
 #[client_visibility_filter]
 const LATE_RESULT_VISIBILITY: Filter = Filter::Sql(
     "SELECT late_result.* FROM reader JOIN late_result ON reader.tenant_id = late_result.tenant_id WHERE reader.identity = :sender",
+);
+#[client_visibility_filter]
+const LIMB_KEY_VISIBILITY: Filter = Filter::Sql(
+    "SELECT limb_key.* FROM reader JOIN limb_key ON reader.tenant_id = limb_key.tenant_id WHERE reader.identity = :sender",
+);
+#[client_visibility_filter]
+const RESULT_PROOF_VISIBILITY: Filter = Filter::Sql(
+    "SELECT result_proof.* FROM reader JOIN result_proof ON reader.tenant_id = result_proof.tenant_id WHERE reader.identity = :sender",
 );
 #[client_visibility_filter]
 const ASSIGNEE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM assignee WHERE identity = :sender");
@@ -853,6 +887,30 @@ pub fn register_limb(ctx: &ReducerContext, name: String, lease_secs: u32) -> Res
     Ok(())
 }
 
+/// The limb's public signing key. A limb has one: the same key again is
+/// accepted, another refused (a copied token must not replace the key its
+/// results were signed with).
+#[reducer]
+pub fn register_limb_key(ctx: &ReducerContext, limb_id: u64, public_key: Vec<u8>) -> Result<(), String> {
+    rules::check_public_key(&public_key)?;
+    let limb = own_limb(ctx, limb_id)?;
+    match ctx.db.limb_key().limb_id().find(limb_id) {
+        Some(known) if known.public_key == public_key => Ok(()),
+        Some(_) => Err(format!(
+            "limb {limb_id} registered another signing key; a limb keeps its first key (restore its key file, or join as a new limb)"
+        )),
+        None => {
+            ctx.db.limb_key().insert(LimbKey {
+                limb_id,
+                tenant_id: limb.tenant_id,
+                public_key,
+                registered_at: ctx.timestamp,
+            });
+            Ok(())
+        }
+    }
+}
+
 /// What the limb can take now: `capacity` tasks at once (0 to stop taking
 /// work), the models it has, the tool, a GPU. Its free slots fill at once.
 #[reducer]
@@ -984,6 +1042,28 @@ fn accept_task(ctx: &ReducerContext, member: &Member, payload: String, model: St
 
 #[reducer]
 pub fn complete_task(ctx: &ReducerContext, task_id: u64, limb_id: u64, summary: String) -> Result<(), String> {
+    complete(ctx, task_id, limb_id, summary).map(|_| ())
+}
+
+/// A result with the statement its limb signed about it (heiwa-provenance),
+/// kept beside it for anyone to check.
+#[reducer]
+pub fn complete_task_signed(
+    ctx: &ReducerContext,
+    task_id: u64,
+    limb_id: u64,
+    summary: String,
+    statement: String,
+    signature: Vec<u8>,
+) -> Result<(), String> {
+    rules::check_proof(&statement, &signature)?;
+    let tenant_id = complete(ctx, task_id, limb_id, summary)?;
+    ctx.db.result_proof().insert(ResultProof { task_id, tenant_id, limb_id, statement, signature });
+    Ok(())
+}
+
+/// Record `summary` as the result of a task `limb_id` holds; the tenant's id.
+fn complete(ctx: &ReducerContext, task_id: u64, limb_id: u64, summary: String) -> Result<u64, String> {
     rules::check_summary(&summary)?;
     let (limb, task) = held_task(ctx, task_id, limb_id)?;
     ctx.db.task_result().insert(TaskResult {
@@ -998,7 +1078,7 @@ pub fn complete_task(ctx: &ReducerContext, task_id: u64, limb_id: u64, summary: 
         ctx.db.limb_stats().limb_id().update(LimbStats { tasks_done: stats.tasks_done + 1, ..stats });
     }
     finish(ctx, task, TaskState::Done, String::new());
-    Ok(())
+    Ok(limb.tenant_id)
 }
 
 /// A limb delivers a result for a task that is no longer its own (it was
@@ -1143,6 +1223,7 @@ pub fn prune_finished(ctx: &ReducerContext, _sweep: PruneSweep) -> Result<(), St
         .collect();
     for task_id in old {
         ctx.db.task_result().task_id().delete(task_id);
+        ctx.db.result_proof().task_id().delete(task_id);
         ctx.db.task().id().delete(task_id);
         ctx.db.tenant_task().id().delete(task_id);
     }

@@ -10,6 +10,9 @@ pub mod mesh;
 use heiwa_config::{MissingPart, Parts};
 use std::path::Path;
 
+/// This limb's version, as it reports itself and signs its results.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// The parts from the environment, with the chat model the owner chose in
 /// `data_dir`'s model store (`heiwa models default`, the app's Settings).
 pub fn chosen_parts(data_dir: &Path) -> Result<Parts, MissingPart> {
@@ -62,7 +65,7 @@ impl LimbInfo {
         };
         let parts = Parts::from_env().ok();
         LimbInfo {
-            version: env!("CARGO_PKG_VERSION"),
+            version: VERSION,
             data_dir: heiwa_config::data_dir().display().to_string(),
             parts: vec![
                 file("hub server", parts.as_ref().map(|p| p.spacetimedb_bin.clone())),

@@ -70,6 +70,8 @@ pub enum HubError {
     /// The connection closed while a reducer call was being sent.
     #[error("the hub connection closed while sending {0}")]
     Closed(&'static str),
+    #[error("this limb's signing key cannot be used: {0}")]
+    Key(String),
     #[error("this limb has not joined a tenant yet: pass the invite code its owner created")]
     NotJoined,
     #[error("the hub gave this limb a different identity than its token's")]

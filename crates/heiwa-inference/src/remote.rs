@@ -42,6 +42,11 @@ fn error_message(body: &str) -> String {
 }
 
 impl RemoteClient {
+    /// The model this client asks the server for.
+    pub fn model(&self) -> &str {
+        &self.options.model
+    }
+
     pub fn new(options: RemoteOptions) -> Self {
         let http = reqwest::Client::builder().timeout(options.timeout).build().expect("a TLS backend is available");
         RemoteClient { options, http }

@@ -13,7 +13,7 @@
 use heiwa_config::{free_loopback_port, Parts};
 use heiwa_hub::{HubHttp, HubLimits, HubServer, HubServerConfig, InviteRole};
 use heiwa_memory::{PgServer, PgServerConfig};
-use limb_core::claim::{run_limb, Executor, LimbEvent, LimbOptions, TaskFailure};
+use limb_core::claim::{run_limb, Evidence, Executor, LimbEvent, LimbOptions, Output, TaskFailure};
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -62,9 +62,9 @@ struct Stopwatch {
 }
 
 impl Executor for Stopwatch {
-    fn execute(&self, task_id: u64, payload: &str) -> Result<String, TaskFailure> {
+    fn execute(&self, task_id: u64, payload: &str) -> Result<Output, TaskFailure> {
         self.started.lock().unwrap().insert(payload.to_string(), Instant::now());
-        Ok(format!("task {task_id} done"))
+        Ok(Output { summary: format!("task {task_id} done"), evidence: Evidence::default() })
     }
 }
 

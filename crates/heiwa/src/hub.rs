@@ -177,6 +177,17 @@ pub enum TaskCommand {
         #[command(flatten)]
         hub: HubArgs,
     },
+    /// Check what the answering limb signed about a task's result (its key
+    /// as registered on the hub), and say what that proves and what not.
+    /// Exits non-zero when it does not hold.
+    Verify {
+        id: u64,
+        /// Check offline, from a file `heiwa task export` wrote, instead of the hub.
+        #[arg(long)]
+        rows: Option<PathBuf>,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
 }
 
 pub async fn hub(command: HubCommand) -> anyhow::Result<()> {
@@ -298,11 +309,68 @@ async fn export(http: &HubHttp, database: &str, token: &str, out: &mut dyn std::
         .into_iter()
         .filter_map(|row| Some((row.get("task_id")?.as_u64()?, row)))
         .collect();
+    let mut proofs = by_u64(http.rows(database, "SELECT * FROM result_proof", token).await?, "task_id");
+    let keys = by_u64(http.rows(database, "SELECT * FROM limb_key", token).await?, "limb_id");
     for task in &tasks {
-        let result = task.get("id").and_then(serde_json::Value::as_u64).and_then(|id| results.remove(&id));
-        writeln!(out, "{}", json!({ "task": task, "result": result }))?;
+        let id = task.get("id").and_then(serde_json::Value::as_u64);
+        let result = id.and_then(|id| results.remove(&id));
+        let limb_id = result.as_ref().and_then(|r| r.get("limb_id")).and_then(serde_json::Value::as_u64);
+        let key = limb_id.and_then(|limb_id| keys.get(&limb_id));
+        let proof = id.and_then(|id| proofs.remove(&id));
+        writeln!(out, "{}", json!({ "task": task, "result": result, "proof": proof, "limb_key": key }))?;
     }
     Ok(tasks.len())
+}
+
+fn by_u64(rows: Vec<heiwa_hub::Row>, column: &str) -> std::collections::HashMap<u64, heiwa_hub::Row> {
+    rows.into_iter().filter_map(|row| Some((row.get(column)?.as_u64()?, row))).collect()
+}
+
+/// One task as the hub keeps it, with what checking its result needs: the
+/// rows of an export line (`task`, `result`, `proof`, `limb_key`).
+fn verify_rows(id: u64, line: &serde_json::Value) -> anyhow::Result<heiwa_provenance::Verified> {
+    use heiwa_provenance::{verify, Claimed, Proof};
+    let result = &line["result"];
+    if result.is_null() {
+        bail!("task {id} has no result to verify (state {})", line["task"]["state"]);
+    }
+    let text = |value: &serde_json::Value, what: &str| {
+        value.as_str().map(String::from).with_context(|| format!("the {what} is missing from the rows"))
+    };
+    let payload = text(&line["task"]["payload"], "task's payload")?;
+    let summary = text(&result["summary"], "result's summary")?;
+    let limb_id = result["limb_id"].as_u64().context("the result names no limb")?;
+    let proof = match &line["proof"] {
+        serde_json::Value::Null => None,
+        proof => Some(Proof {
+            statement: text(&proof["statement"], "signed statement")?,
+            signature: bytes(&proof["signature"])?,
+        }),
+    };
+    let key = match &line["limb_key"] {
+        serde_json::Value::Null => None,
+        key => Some(bytes(&key["public_key"])?),
+    };
+    let claimed = Claimed { task_id: id, payload: &payload, limb_id, summary: &summary };
+    verify(&claimed, proof.as_ref(), key.as_deref()).with_context(|| format!("task {id}: NOT VERIFIED"))
+}
+
+/// A byte column as the hub's SQL answer gives it: hex (SpacetimeDB's JSON for
+/// `Vec<u8>`), or an array of numbers.
+fn bytes(value: &serde_json::Value) -> anyhow::Result<Vec<u8>> {
+    if let Some(hex) = value.as_str() {
+        let hex = hex.trim_start_matches("0x");
+        return (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("x"), 16).context("not hex"))
+            .collect();
+    }
+    value
+        .as_array()
+        .context("a byte column is neither hex nor an array")?
+        .iter()
+        .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()).context("not a byte"))
+        .collect()
 }
 
 pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
@@ -371,6 +439,43 @@ pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
                 http.rows(&hub.database, &format!("SELECT * FROM late_result WHERE task_id = {id}"), &token).await?;
             let shown = json!({ "task": task, "result": result.first(), "late_results": late });
             println!("{}", serde_json::to_string_pretty(&shown)?);
+        }
+        TaskCommand::Verify { id, rows, hub } => {
+            let line = match rows {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                    text.lines()
+                        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                        .find(|l| l["task"]["id"].as_u64() == Some(id))
+                        .with_context(|| format!("no task {id} in {}", path.display()))?
+                }
+                None => {
+                    let (http, token) = hub.client().await?;
+                    let (http, token, database) = (&http, &token, &hub.database);
+                    let one = |sql: String| async move {
+                        Ok::<_, anyhow::Error>(http.rows(database, &sql, token).await?.into_iter().next())
+                    };
+                    let task = one(format!("SELECT * FROM task WHERE id = {id}")).await?;
+                    let Some(task) = task else { bail!("no task {id} in your tenant") };
+                    let result = one(format!("SELECT * FROM task_result WHERE task_id = {id}")).await?;
+                    let proof = one(format!("SELECT * FROM result_proof WHERE task_id = {id}")).await?;
+                    let limb_id = result.as_ref().and_then(|r| r.get("limb_id")).and_then(serde_json::Value::as_u64);
+                    let key = match limb_id {
+                        Some(limb_id) => one(format!("SELECT * FROM limb_key WHERE limb_id = {limb_id}")).await?,
+                        None => None,
+                    };
+                    json!({ "task": task, "result": result, "proof": proof, "limb_key": key })
+                }
+            };
+            let verified = verify_rows(id, &line)?;
+            println!("task {id}: VERIFIED\nit proves:");
+            for line in verified.proves() {
+                println!("  - {line}");
+            }
+            println!("it does not prove:");
+            for line in verified.does_not_prove() {
+                println!("  - {line}");
+            }
         }
         TaskCommand::Cancel { id, hub } => {
             let (http, token) = hub.client().await?;

@@ -13,6 +13,11 @@ pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 pub const MAX_SUMMARY_BYTES: usize = 8 * 1024;
 /// Longest failure reason kept on a task.
 pub const MAX_REASON_BYTES: usize = 1024;
+/// A signed statement about a result (heiwa-provenance): hashes and names, a few KiB at most.
+pub const MAX_STATEMENT_BYTES: usize = 8 * 1024;
+/// Ed25519: a 32-byte public key, a 64-byte signature.
+pub const PUBLIC_KEY_BYTES: usize = 32;
+pub const SIGNATURE_BYTES: usize = 64;
 /// Longest limb or tenant name.
 pub const MAX_NAME_CHARS: usize = 64;
 /// A limb's lease: how long a claim lives without a heartbeat.
@@ -108,6 +113,25 @@ pub fn check_payload(payload: &str) -> Result<(), String> {
 
 pub fn check_summary(summary: &str) -> Result<(), String> {
     check_size("result summary", summary, MAX_SUMMARY_BYTES)
+}
+
+/// A limb's public signing key: an Ed25519 key is 32 bytes.
+pub fn check_public_key(key: &[u8]) -> Result<(), String> {
+    if key.len() != PUBLIC_KEY_BYTES {
+        return Err(format!("a signing key is {PUBLIC_KEY_BYTES} bytes (Ed25519), not {}", key.len()));
+    }
+    Ok(())
+}
+
+/// The signed statement that comes with a result: its size and the
+/// signature's; the signature itself is checked by whoever verifies it
+/// (`heiwa task verify`), who need not trust the hub.
+pub fn check_proof(statement: &str, signature: &[u8]) -> Result<(), String> {
+    check_size("signed statement", statement, MAX_STATEMENT_BYTES)?;
+    if signature.len() != SIGNATURE_BYTES {
+        return Err(format!("a signature is {SIGNATURE_BYTES} bytes (Ed25519), not {}", signature.len()));
+    }
+    Ok(())
 }
 
 pub fn check_reason(reason: &str) -> Result<(), String> {
@@ -291,6 +315,15 @@ mod tests {
         assert_eq!(check_payload("  ").unwrap_err(), "task payload is empty");
         let big = "x".repeat(MAX_PAYLOAD_BYTES + 1);
         assert!(check_payload(&big).unwrap_err().contains("the limit is 16384"));
+    }
+
+    #[test]
+    fn keys_and_proofs_have_their_sizes() {
+        assert!(check_public_key(&[0; 32]).is_ok());
+        assert!(check_public_key(&[0; 31]).is_err());
+        assert!(check_proof("{}", &[0; 64]).is_ok());
+        assert!(check_proof("{}", &[0; 63]).is_err());
+        assert!(check_proof(&"s".repeat(MAX_STATEMENT_BYTES + 1), &[0; 64]).is_err());
     }
 
     #[test]

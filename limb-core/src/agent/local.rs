@@ -2,7 +2,7 @@
 //! memory for retrieval, the container sandbox for `run_python`.
 
 use super::{parse, summary_payload, Agent, Budget, Message, Model, Retriever, Tools};
-use crate::claim::{Executor, TaskFailure};
+use crate::claim::{Evidence, Executor, Output, TaskFailure};
 use heiwa_config::Parts;
 use heiwa_hub::MAX_SUMMARY_BYTES;
 use heiwa_inference::remote::{RemoteClient, RemoteError, RemoteOptions};
@@ -197,6 +197,49 @@ impl Model for ChatBackend {
             ChatBackend::Remote(remote) => remote.chat(messages, max_tokens).await?,
         })
     }
+
+    fn made_by(&self) -> Evidence {
+        match self {
+            ChatBackend::Local(local) => {
+                let path = local.model_path();
+                let backend = match local.offload() {
+                    Some(choice) if choice.layers > 0 => {
+                        let devices = heiwa_inference::gpu::gpus().unwrap_or_default();
+                        let names: Vec<&str> = devices.iter().map(|d| d.backend.as_str()).collect();
+                        format!("{} ({} of {} layers)", names.join("+"), choice.layers, choice.model_layers)
+                    }
+                    _ => "cpu".into(),
+                };
+                Evidence {
+                    engine: "llama.cpp".into(),
+                    backend,
+                    model: heiwa_inference::models::model_id(&path),
+                    model_sha256: file_sha256(&path).unwrap_or_default(),
+                    ..Evidence::default()
+                }
+            }
+            // The server names its model; its weights and hardware are not this limb's to vouch for.
+            ChatBackend::Remote(remote) => {
+                Evidence { engine: "openai-compatible".into(), model: remote.model().into(), ..Evidence::default() }
+            }
+        }
+    }
+}
+
+/// The sha256 of a model file, hashed once per file version (a model is
+/// gigabytes: seconds the first time, nothing after).
+fn file_sha256(path: &std::path::Path) -> Option<String> {
+    type Seen = Mutex<std::collections::HashMap<(PathBuf, u64, std::time::SystemTime), String>>;
+    static HASHED: std::sync::OnceLock<Seen> = std::sync::OnceLock::new();
+    let meta = std::fs::metadata(path).ok()?;
+    let key = (path.to_path_buf(), meta.len(), meta.modified().ok()?);
+    let hashed = HASHED.get_or_init(Default::default);
+    if let Some(known) = lock(hashed).get(&key) {
+        return Some(known.clone());
+    }
+    let hex = heiwa_provenance::sha256_of(std::fs::File::open(path).ok()?).ok()?;
+    lock(hashed).insert(key, hex.clone());
+    Some(hex)
 }
 
 /// Passages less similar than this to the task are left out of the prompt:
@@ -396,11 +439,17 @@ pub struct AgentExecutor<M, R, T> {
 }
 
 impl<M: Model + 'static, R: Retriever + 'static, T: Tools + 'static> Executor for AgentExecutor<M, R, T> {
-    fn execute(&self, task_id: u64, payload: &str) -> Result<String, TaskFailure> {
+    fn execute(&self, task_id: u64, payload: &str) -> Result<Output, TaskFailure> {
         // The claim loop calls this on a blocking thread, where block_on is allowed.
         let answer = self.runtime.block_on(self.agent.answer(payload))?;
         tracing::info!(task_id, steps = answer.steps, tool_calls = answer.tool_uses.len(), "answered");
-        Ok(summary_payload(&answer, MAX_SUMMARY_BYTES))
+        let hash = |text: &str| heiwa_provenance::sha256_hex(text.as_bytes());
+        let evidence = Evidence {
+            chunks: answer.citations.iter().map(|c| hash(&c.content)).collect(),
+            tool_code: answer.tool_uses.iter().map(|t| hash(&t.code)).collect(),
+            ..self.agent.model.made_by()
+        };
+        Ok(Output { summary: summary_payload(&answer, MAX_SUMMARY_BYTES), evidence })
     }
 }
 

@@ -42,6 +42,12 @@ pub trait Model: Send + Sync {
     type Error: std::error::Error + Send + Sync + 'static;
     fn chat(&self, messages: &[Message], max_tokens: usize)
         -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// What the limb can say about this model when it signs a result (the
+    /// engine, backend, model id and file hash); nothing, unless it knows.
+    fn made_by(&self) -> crate::claim::Evidence {
+        crate::claim::Evidence::default()
+    }
 }
 
 /// Finds passages for a question.

@@ -19,7 +19,9 @@ use heiwa_hub::bindings::*;
 use heiwa_hub::{
     connect, limb_tables, task_views, truncate_to, Connected, HubError, ModelOffer, TaskView, MAX_REASON_BYTES,
 };
-use plan::{Assignment, InFlight, Outcome, Snapshot};
+pub use heiwa_provenance::Evidence;
+use heiwa_provenance::{LimbKey, Statement};
+use plan::{Answered, Assignment, InFlight, Outcome, Snapshot};
 use spacetimedb_sdk::{DbContext, Identity, Status, Table, TableWithPrimaryKey};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,7 +33,15 @@ pub type TaskFailure = Box<dyn std::error::Error + Send + Sync>;
 
 /// Turns a task's payload into a summary, or a failure.
 pub trait Executor: Send + Sync + 'static {
-    fn execute(&self, task_id: u64, payload: &str) -> Result<String, TaskFailure>;
+    fn execute(&self, task_id: u64, payload: &str) -> Result<Output, TaskFailure>;
+}
+
+/// What an executor hands back: the summary for the hub, and what it knows
+/// about how the answer was made (signed with the result).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Output {
+    pub summary: String,
+    pub evidence: Evidence,
 }
 
 /// The executor used until the agent exists: answers with a short summary
@@ -41,9 +51,12 @@ pub struct EchoExecutor {
 }
 
 impl Executor for EchoExecutor {
-    fn execute(&self, task_id: u64, payload: &str) -> Result<String, TaskFailure> {
+    fn execute(&self, task_id: u64, payload: &str) -> Result<Output, TaskFailure> {
         std::thread::sleep(self.work);
-        Ok(format!("task {task_id}: received {} bytes", payload.len()))
+        Ok(Output {
+            summary: format!("task {task_id}: received {} bytes", payload.len()),
+            evidence: Evidence { engine: "echo".into(), ..Evidence::default() },
+        })
     }
 }
 
@@ -199,7 +212,7 @@ async fn connect_wired(
         }
     });
     let acks = tx.clone();
-    conn.reducers.on_complete_task(move |ctx, task_id, _, _| {
+    conn.reducers.on_complete_task_signed(move |ctx, task_id, _, _, _, _| {
         if ctx.event.caller_identity == me {
             let _ = acks.send(Msg::Acked { task_id: *task_id, ok: matches!(ctx.event.status, Status::Committed) });
         }
@@ -227,7 +240,7 @@ async fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> Result
 }
 
 /// Join the tenant if needed, register, and return this limb's id.
-async fn enrol(options: &LimbOptions, connected: &Connected) -> Result<u64, HubError> {
+async fn enrol(options: &LimbOptions, connected: &Connected, signer: &LimbKey) -> Result<u64, HubError> {
     let conn = &connected.conn;
     let me = connected.identity;
     if conn.db.member().identity().find(&me).is_none() {
@@ -235,27 +248,49 @@ async fn enrol(options: &LimbOptions, connected: &Connected) -> Result<u64, HubE
         let (tx, mut rx) = mpsc::unbounded_channel();
         conn.reducers.on_join_tenant(move |ctx, _| {
             if ctx.event.caller_identity == me {
-                let _ = tx.send(match &ctx.event.status {
-                    Status::Committed => Ok(()),
-                    Status::Failed(message) => Err(message.to_string()),
-                    Status::OutOfEnergy => Err("out of energy".into()),
-                });
+                let _ = tx.send(status_result(&ctx.event.status));
             }
         });
         if !guarded(|| conn.reducers.join_tenant(code)) {
             return Err(HubError::Closed("join_tenant"));
         }
-        let joined = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.ok().flatten();
-        match joined {
-            Some(Ok(())) => {}
-            Some(Err(message)) => return Err(HubError::Reducer { reducer: "join_tenant".into(), message }),
-            None => return Err(HubError::Timeout { what: "join_tenant".into(), secs: 10 }),
-        }
+        outcome_of("join_tenant", &mut rx).await?;
     }
     if !guarded(|| conn.reducers.register_limb(options.name.clone(), options.lease_secs)) {
         return Err(HubError::Closed("register_limb"));
     }
-    wait_for("this limb's registration", || conn.db.assignee().identity().find(&me).map(|seat| seat.limb_id)).await
+    let limb_id =
+        wait_for("this limb's registration", || conn.db.assignee().identity().find(&me).map(|seat| seat.limb_id))
+            .await?;
+    // Its signing key, once per limb: a refusal (another key registered) stops the limb.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    conn.reducers.on_register_limb_key(move |ctx, _, _| {
+        if ctx.event.caller_identity == me {
+            let _ = tx.send(status_result(&ctx.event.status));
+        }
+    });
+    if !guarded(|| conn.reducers.register_limb_key(limb_id, signer.public())) {
+        return Err(HubError::Closed("register_limb_key"));
+    }
+    outcome_of("register_limb_key", &mut rx).await?;
+    Ok(limb_id)
+}
+
+fn status_result(status: &Status) -> Result<(), String> {
+    match status {
+        Status::Committed => Ok(()),
+        Status::Failed(message) => Err(message.to_string()),
+        Status::OutOfEnergy => Err("out of energy".into()),
+    }
+}
+
+/// The outcome of a reducer call this limb made, as its callback sent it.
+async fn outcome_of(reducer: &str, outcome: &mut mpsc::UnboundedReceiver<Result<(), String>>) -> Result<(), HubError> {
+    match tokio::time::timeout(Duration::from_secs(10), outcome.recv()).await.ok().flatten() {
+        Some(Ok(())) => Ok(()),
+        Some(Err(message)) => Err(HubError::Reducer { reducer: reducer.into(), message }),
+        None => Err(HubError::Timeout { what: reducer.into(), secs: 10 }),
+    }
 }
 
 /// Tell the hub how many tasks we take now and what we bring; `false` when
@@ -274,7 +309,13 @@ fn guarded(call: impl FnOnce() -> spacetimedb_sdk::Result<()>) -> bool {
 
 fn send_outcome(conn: &DbConnection, limb_id: u64, task_id: u64, outcome: &Outcome) -> bool {
     guarded(|| match outcome {
-        Ok(summary) => conn.reducers.complete_task(task_id, limb_id, summary.clone()),
+        Ok(Answered { summary, proof }) => conn.reducers.complete_task_signed(
+            task_id,
+            limb_id,
+            summary.clone(),
+            proof.statement.clone(),
+            proof.signature.clone(),
+        ),
         Err(reason) => conn.reducers.fail_task(task_id, limb_id, truncate_to(reason, MAX_REASON_BYTES).to_string()),
     })
 }
@@ -303,10 +344,24 @@ const WAITING_PROBE: Duration = Duration::from_secs(2);
 
 const CACHE_FAILED: &str = "the hub connection's row cache failed";
 
-fn execute(payload: String, task_id: u64, executor: Arc<dyn Executor>, done: mpsc::UnboundedSender<Msg>) {
+/// Run a task on a blocking thread; its outcome, signed, comes back as a message.
+fn execute(
+    payload: String,
+    task_id: u64,
+    limb_id: u64,
+    executor: Arc<dyn Executor>,
+    signer: Arc<LimbKey>,
+    done: mpsc::UnboundedSender<Msg>,
+) {
     tokio::task::spawn_blocking(move || {
-        // The hub keeps a failure as its reason, a sentence.
-        let outcome = executor.execute(task_id, &payload).map_err(|e| e.to_string());
+        let outcome = match executor.execute(task_id, &payload) {
+            Ok(Output { summary, evidence }) => {
+                let statement = Statement::new(task_id, limb_id, &payload, &summary, evidence, crate::VERSION);
+                Ok(Answered { proof: signer.sign(&statement), summary })
+            }
+            // The hub keeps a failure as its reason, a sentence.
+            Err(failure) => Err(failure.to_string()),
+        };
         let _ = done.send(Msg::Executed { task_id, outcome });
     });
 }
@@ -326,8 +381,10 @@ pub async fn run_limb(
 ) -> Result<(), HubError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut generation = 0;
+    // The key beside the token signs every result (made on the first start).
+    let signer = Arc::new(LimbKey::beside(&options.token_file).map_err(|e| HubError::Key(e.to_string()))?);
     let mut connected = connect_wired(&options, generation, tx.clone()).await?;
-    let limb_id = enrol(&options, &connected).await?;
+    let limb_id = enrol(&options, &connected, &signer).await?;
     let me: Identity = connected.identity;
     let _ = events.send(LimbEvent::Ready { limb_id, identity: me.to_hex().to_string() });
     let publish = |conn: &DbConnection| {
@@ -406,7 +463,14 @@ pub async fn run_limb(
                                 Some(payload) => {
                                     work.running.insert(task_id);
                                     let _ = events.send(LimbEvent::Claimed(task_id));
-                                    execute(payload.unwrap_or_default(), task_id, executor.clone(), tx.clone());
+                                    execute(
+                                        payload.unwrap_or_default(),
+                                        task_id,
+                                        limb_id,
+                                        executor.clone(),
+                                        signer.clone(),
+                                        tx.clone(),
+                                    );
                                 }
                                 // Not taken: after the reconnect it is an orphan of ours and runs then.
                                 None => {
@@ -557,7 +621,7 @@ fn reconcile(
     for task_id in plan.lost {
         // A result the hub no longer wants from us (the task went on without
         // us): the hub records it as a late attempt, so it is not lost silently.
-        if let Some(Ok(summary)) = outcomes.get(&task_id) {
+        if let Some(Ok(Answered { summary, .. })) = outcomes.get(&task_id) {
             guarded(|| conn.reducers.report_late_result(task_id, limb_id, summary.clone()));
         }
         let _ = events.send(LimbEvent::Lost(task_id));

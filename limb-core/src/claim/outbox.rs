@@ -82,7 +82,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let token = dir.path().join("limb.token");
         let outbox = Outbox::beside(&token).unwrap();
-        outbox.put(7, &Ok("forty-two".into())).unwrap();
+        let proof = heiwa_provenance::Proof { statement: "{}".into(), signature: vec![7; 64] };
+        outbox.put(7, &Ok(super::super::plan::Answered { summary: "forty-two".into(), proof })).unwrap();
         outbox.put(8, &Err("no model".into())).unwrap();
         outbox.remove(7).unwrap();
         outbox.remove(99).unwrap();

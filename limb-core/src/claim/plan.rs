@@ -7,8 +7,15 @@
 use crate::governor::Decision;
 use std::collections::{HashMap, HashSet};
 
-/// A task's outcome as the hub receives it: a summary, or a failure reason.
-pub type Outcome = Result<String, String>;
+/// A task's outcome as the hub receives it: a signed summary, or a failure reason.
+pub type Outcome = Result<Answered, String>;
+
+/// A summary and what the limb signed about it (kept so in the outbox).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Answered {
+    pub summary: String,
+    pub proof: heiwa_provenance::Proof,
+}
 
 /// Work in progress, by task id.
 #[derive(Debug, Default)]
@@ -148,10 +155,16 @@ mod tests {
         assert_eq!(capacity(None, 1000), heiwa_hub::MAX_CAPACITY, "never more than the hub accepts");
     }
 
+    fn answered(summary: &str) -> Outcome {
+        Ok(Answered {
+            summary: summary.into(),
+            proof: heiwa_provenance::Proof { statement: "{}".into(), signature: vec![0; 64] },
+        })
+    }
+
     #[test]
     fn an_assignment_runs_once_unless_the_owner_asked_for_work_back() {
-        let work =
-            InFlight { running: set(&[1]), unacked: HashMap::from([(2, Ok("a".into()))]), ..InFlight::default() };
+        let work = InFlight { running: set(&[1]), unacked: HashMap::from([(2, answered("a"))]), ..InFlight::default() };
         assert_eq!(on_assigned(&work, 3, None), Assignment::Run);
         assert_eq!(on_assigned(&work, 1, None), Assignment::Known, "already running");
         assert_eq!(on_assigned(&work, 2, None), Assignment::Known, "answered, awaiting the hub");
@@ -172,7 +185,7 @@ mod tests {
     fn after_a_reconnect_the_hubs_rows_decide() {
         let mut work = InFlight {
             running: set(&[1, 2]),
-            unacked: HashMap::from([(3, Ok("a".into())), (4, Err("b".into())), (5, Ok("c".into()))]),
+            unacked: HashMap::from([(3, answered("a")), (4, Err("b".into())), (5, answered("c"))]),
             resent: set(&[5]),
         };
         // 1 is still ours; 2 was lost; 3's result arrived; 4 is ours, unacknowledged;

@@ -16,6 +16,7 @@ pub mod cancel_task_reducer;
 pub mod client_connected_reducer;
 pub mod client_disconnected_reducer;
 pub mod complete_task_reducer;
+pub mod complete_task_signed_reducer;
 pub mod configure_hub_reducer;
 pub mod create_browser_invite_reducer;
 pub mod create_invite_reducer;
@@ -36,6 +37,8 @@ pub mod lease_sweep_table;
 pub mod lease_sweep_type;
 pub mod lease_table;
 pub mod lease_type;
+pub mod limb_key_table;
+pub mod limb_key_type;
 pub mod limb_stats_table;
 pub mod limb_stats_type;
 pub mod limb_table;
@@ -55,9 +58,12 @@ pub mod reader_table;
 pub mod reader_type;
 pub mod ready_table;
 pub mod ready_type;
+pub mod register_limb_key_reducer;
 pub mod register_limb_reducer;
 pub mod release_task_reducer;
 pub mod report_late_result_reducer;
+pub mod result_proof_table;
+pub mod result_proof_type;
 pub mod revoke_browser_reducer;
 pub mod revoked_table;
 pub mod revoked_type;
@@ -90,6 +96,9 @@ pub use client_disconnected_reducer::{
     client_disconnected, set_flags_for_client_disconnected, ClientDisconnectedCallbackId,
 };
 pub use complete_task_reducer::{complete_task, set_flags_for_complete_task, CompleteTaskCallbackId};
+pub use complete_task_signed_reducer::{
+    complete_task_signed, set_flags_for_complete_task_signed, CompleteTaskSignedCallbackId,
+};
 pub use configure_hub_reducer::{configure_hub, set_flags_for_configure_hub, ConfigureHubCallbackId};
 pub use create_browser_invite_reducer::{
     create_browser_invite, set_flags_for_create_browser_invite, CreateBrowserInviteCallbackId,
@@ -112,6 +121,8 @@ pub use lease_sweep_table::*;
 pub use lease_sweep_type::LeaseSweep;
 pub use lease_table::*;
 pub use lease_type::Lease;
+pub use limb_key_table::*;
+pub use limb_key_type::LimbKey;
 pub use limb_stats_table::*;
 pub use limb_stats_type::LimbStats;
 pub use limb_table::*;
@@ -131,11 +142,14 @@ pub use reader_table::*;
 pub use reader_type::Reader;
 pub use ready_table::*;
 pub use ready_type::Ready;
+pub use register_limb_key_reducer::{register_limb_key, set_flags_for_register_limb_key, RegisterLimbKeyCallbackId};
 pub use register_limb_reducer::{register_limb, set_flags_for_register_limb, RegisterLimbCallbackId};
 pub use release_task_reducer::{release_task, set_flags_for_release_task, ReleaseTaskCallbackId};
 pub use report_late_result_reducer::{
     report_late_result, set_flags_for_report_late_result, ReportLateResultCallbackId,
 };
+pub use result_proof_table::*;
+pub use result_proof_type::ResultProof;
 pub use revoke_browser_reducer::{revoke_browser, set_flags_for_revoke_browser, RevokeBrowserCallbackId};
 pub use revoked_table::*;
 pub use revoked_type::Revoked;
@@ -173,6 +187,13 @@ pub enum Reducer {
         task_id: u64,
         limb_id: u64,
         summary: String,
+    },
+    CompleteTaskSigned {
+        task_id: u64,
+        limb_id: u64,
+        summary: String,
+        statement: String,
+        signature: Vec<u8>,
     },
     ConfigureHub {
         max_open_tasks: u32,
@@ -230,6 +251,10 @@ pub enum Reducer {
         name: String,
         lease_secs: u32,
     },
+    RegisterLimbKey {
+        limb_id: u64,
+        public_key: Vec<u8>,
+    },
     ReleaseTask {
         task_id: u64,
         limb_id: u64,
@@ -264,6 +289,7 @@ impl __sdk::Reducer for Reducer {
             Reducer::ClientConnected => "client_connected",
             Reducer::ClientDisconnected => "client_disconnected",
             Reducer::CompleteTask { .. } => "complete_task",
+            Reducer::CompleteTaskSigned { .. } => "complete_task_signed",
             Reducer::ConfigureHub { .. } => "configure_hub",
             Reducer::CreateBrowserInvite { .. } => "create_browser_invite",
             Reducer::CreateInvite { .. } => "create_invite",
@@ -277,6 +303,7 @@ impl __sdk::Reducer for Reducer {
             Reducer::Offer { .. } => "offer",
             Reducer::PruneFinished { .. } => "prune_finished",
             Reducer::RegisterLimb { .. } => "register_limb",
+            Reducer::RegisterLimbKey { .. } => "register_limb_key",
             Reducer::ReleaseTask { .. } => "release_task",
             Reducer::ReportLateResult { .. } => "report_late_result",
             Reducer::RevokeBrowser { .. } => "revoke_browser",
@@ -305,6 +332,10 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
                 Ok(__sdk::parse_reducer_args::<complete_task_reducer::CompleteTaskArgs>("complete_task", &value.args)?
                     .into())
             }
+            "complete_task_signed" => Ok(__sdk::parse_reducer_args::<
+                complete_task_signed_reducer::CompleteTaskSignedArgs,
+            >("complete_task_signed", &value.args)?
+            .into()),
             "configure_hub" => {
                 Ok(__sdk::parse_reducer_args::<configure_hub_reducer::ConfigureHubArgs>("configure_hub", &value.args)?
                     .into())
@@ -352,6 +383,11 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
                 Ok(__sdk::parse_reducer_args::<register_limb_reducer::RegisterLimbArgs>("register_limb", &value.args)?
                     .into())
             }
+            "register_limb_key" => Ok(__sdk::parse_reducer_args::<register_limb_key_reducer::RegisterLimbKeyArgs>(
+                "register_limb_key",
+                &value.args,
+            )?
+            .into()),
             "release_task" => {
                 Ok(__sdk::parse_reducer_args::<release_task_reducer::ReleaseTaskArgs>("release_task", &value.args)?
                     .into())
@@ -392,6 +428,7 @@ pub struct DbUpdate {
     lease: __sdk::TableUpdate<Lease>,
     lease_sweep: __sdk::TableUpdate<LeaseSweep>,
     limb: __sdk::TableUpdate<Limb>,
+    limb_key: __sdk::TableUpdate<LimbKey>,
     limb_stats: __sdk::TableUpdate<LimbStats>,
     member: __sdk::TableUpdate<Member>,
     pending: __sdk::TableUpdate<Pending>,
@@ -399,6 +436,7 @@ pub struct DbUpdate {
     prune_sweep: __sdk::TableUpdate<PruneSweep>,
     reader: __sdk::TableUpdate<Reader>,
     ready: __sdk::TableUpdate<Ready>,
+    result_proof: __sdk::TableUpdate<ResultProof>,
     revoked: __sdk::TableUpdate<Revoked>,
     submit_key: __sdk::TableUpdate<SubmitKey>,
     task: __sdk::TableUpdate<Task>,
@@ -425,6 +463,7 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 "lease" => db_update.lease.append(lease_table::parse_table_update(table_update)?),
                 "lease_sweep" => db_update.lease_sweep.append(lease_sweep_table::parse_table_update(table_update)?),
                 "limb" => db_update.limb.append(limb_table::parse_table_update(table_update)?),
+                "limb_key" => db_update.limb_key.append(limb_key_table::parse_table_update(table_update)?),
                 "limb_stats" => db_update.limb_stats.append(limb_stats_table::parse_table_update(table_update)?),
                 "member" => db_update.member.append(member_table::parse_table_update(table_update)?),
                 "pending" => db_update.pending.append(pending_table::parse_table_update(table_update)?),
@@ -432,6 +471,7 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 "prune_sweep" => db_update.prune_sweep.append(prune_sweep_table::parse_table_update(table_update)?),
                 "reader" => db_update.reader.append(reader_table::parse_table_update(table_update)?),
                 "ready" => db_update.ready.append(ready_table::parse_table_update(table_update)?),
+                "result_proof" => db_update.result_proof.append(result_proof_table::parse_table_update(table_update)?),
                 "revoked" => db_update.revoked.append(revoked_table::parse_table_update(table_update)?),
                 "submit_key" => db_update.submit_key.append(submit_key_table::parse_table_update(table_update)?),
                 "task" => db_update.task.append(task_table::parse_table_update(table_update)?),
@@ -474,6 +514,8 @@ impl __sdk::DbUpdate for DbUpdate {
             .apply_diff_to_table::<LeaseSweep>("lease_sweep", &self.lease_sweep)
             .with_updates_by_pk(|row| &row.scheduled_id);
         diff.limb = cache.apply_diff_to_table::<Limb>("limb", &self.limb).with_updates_by_pk(|row| &row.id);
+        diff.limb_key =
+            cache.apply_diff_to_table::<LimbKey>("limb_key", &self.limb_key).with_updates_by_pk(|row| &row.limb_id);
         diff.limb_stats = cache
             .apply_diff_to_table::<LimbStats>("limb_stats", &self.limb_stats)
             .with_updates_by_pk(|row| &row.limb_id);
@@ -489,6 +531,9 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.reader =
             cache.apply_diff_to_table::<Reader>("reader", &self.reader).with_updates_by_pk(|row| &row.identity);
         diff.ready = cache.apply_diff_to_table::<Ready>("ready", &self.ready).with_updates_by_pk(|row| &row.limb_id);
+        diff.result_proof = cache
+            .apply_diff_to_table::<ResultProof>("result_proof", &self.result_proof)
+            .with_updates_by_pk(|row| &row.task_id);
         diff.revoked =
             cache.apply_diff_to_table::<Revoked>("revoked", &self.revoked).with_updates_by_pk(|row| &row.identity);
         diff.submit_key =
@@ -521,6 +566,7 @@ pub struct AppliedDiff<'r> {
     lease: __sdk::TableAppliedDiff<'r, Lease>,
     lease_sweep: __sdk::TableAppliedDiff<'r, LeaseSweep>,
     limb: __sdk::TableAppliedDiff<'r, Limb>,
+    limb_key: __sdk::TableAppliedDiff<'r, LimbKey>,
     limb_stats: __sdk::TableAppliedDiff<'r, LimbStats>,
     member: __sdk::TableAppliedDiff<'r, Member>,
     pending: __sdk::TableAppliedDiff<'r, Pending>,
@@ -528,6 +574,7 @@ pub struct AppliedDiff<'r> {
     prune_sweep: __sdk::TableAppliedDiff<'r, PruneSweep>,
     reader: __sdk::TableAppliedDiff<'r, Reader>,
     ready: __sdk::TableAppliedDiff<'r, Ready>,
+    result_proof: __sdk::TableAppliedDiff<'r, ResultProof>,
     revoked: __sdk::TableAppliedDiff<'r, Revoked>,
     submit_key: __sdk::TableAppliedDiff<'r, SubmitKey>,
     task: __sdk::TableAppliedDiff<'r, Task>,
@@ -552,6 +599,7 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<Lease>("lease", &self.lease, event);
         callbacks.invoke_table_row_callbacks::<LeaseSweep>("lease_sweep", &self.lease_sweep, event);
         callbacks.invoke_table_row_callbacks::<Limb>("limb", &self.limb, event);
+        callbacks.invoke_table_row_callbacks::<LimbKey>("limb_key", &self.limb_key, event);
         callbacks.invoke_table_row_callbacks::<LimbStats>("limb_stats", &self.limb_stats, event);
         callbacks.invoke_table_row_callbacks::<Member>("member", &self.member, event);
         callbacks.invoke_table_row_callbacks::<Pending>("pending", &self.pending, event);
@@ -559,6 +607,7 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<PruneSweep>("prune_sweep", &self.prune_sweep, event);
         callbacks.invoke_table_row_callbacks::<Reader>("reader", &self.reader, event);
         callbacks.invoke_table_row_callbacks::<Ready>("ready", &self.ready, event);
+        callbacks.invoke_table_row_callbacks::<ResultProof>("result_proof", &self.result_proof, event);
         callbacks.invoke_table_row_callbacks::<Revoked>("revoked", &self.revoked, event);
         callbacks.invoke_table_row_callbacks::<SubmitKey>("submit_key", &self.submit_key, event);
         callbacks.invoke_table_row_callbacks::<Task>("task", &self.task, event);
@@ -1150,6 +1199,7 @@ impl __sdk::SpacetimeModule for RemoteModule {
         lease_table::register_table(client_cache);
         lease_sweep_table::register_table(client_cache);
         limb_table::register_table(client_cache);
+        limb_key_table::register_table(client_cache);
         limb_stats_table::register_table(client_cache);
         member_table::register_table(client_cache);
         pending_table::register_table(client_cache);
@@ -1157,6 +1207,7 @@ impl __sdk::SpacetimeModule for RemoteModule {
         prune_sweep_table::register_table(client_cache);
         reader_table::register_table(client_cache);
         ready_table::register_table(client_cache);
+        result_proof_table::register_table(client_cache);
         revoked_table::register_table(client_cache);
         submit_key_table::register_table(client_cache);
         task_table::register_table(client_cache);

@@ -179,15 +179,26 @@ fn a_result_too_late_is_recorded_as_a_late_attempt_never_a_second_result() {
 }
 
 #[test]
-fn a_copied_token_on_another_host_takes_over_and_the_first_limb_stops() {
+fn a_copied_token_without_its_key_is_refused_and_a_whole_copy_takes_over_and_the_first_limb_stops() {
     let mut net = Net::new(2);
     net.start_hub();
     net.start_proxy();
     let invite = tenant(&net, 1);
     let mut first = net.start_limb(1, &invite);
-    // The same identity on host 2: limb 1's token copied there.
+    // Limb 1's token alone copied to host 2: without the limb's signing key the copy is refused.
     std::fs::create_dir_all(net.path("limb2")).unwrap();
     std::fs::copy(net.path("limb1").join("limb.token"), net.path("limb2").join("limb.token")).unwrap();
+    let mut tokenless = net.limb_with(2, &format!("https://{HUB_NAME}"), "ca.pem", &invite, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !tokenless.exited() {
+        assert!(Instant::now() < deadline, "a copy without the key kept running: {:?}", tokenless.lines());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(tokenless.lines().iter().any(|l| l.contains("another signing key")), "{:?}", tokenless.lines());
+    assert!(!first.exited(), "the limb itself goes on: {:?}", first.lines());
+    // The token and the key copied (the whole identity, as a stolen disk would give it).
+    std::fs::remove_file(net.path("limb2").join("limb.key")).unwrap();
+    std::fs::copy(net.path("limb1").join("limb.key"), net.path("limb2").join("limb.key")).unwrap();
     let copy = net.start_limb(2, &invite);
     // The newest connection counts; the first is refused at its next heartbeat and stops, saying why.
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -76,6 +76,57 @@ async fn a_limb_answers_a_hub_task_with_retrieved_passages_and_cites_them() {
     assert!(!summary.to_string().contains(dir.path().to_str().unwrap()), "no local path reaches the hub: {summary}");
     let lines = limb.stop();
     assert!(lines.iter().any(|l| l == &format!("claimed {task_id}")), "{lines:?}");
+
+    // The result is signed: `heiwa task verify` checks it against the limb's registered key.
+    let owner_token = dir.path().join("owner.token");
+    std::fs::write(&owner_token, &owner).unwrap();
+    let heiwa = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_heiwa"))
+            .args(args)
+            .env("HEIWA_HUB", http.base_url())
+            .env("HEIWA_TOKEN_FILE", &owner_token)
+            .output()
+            .unwrap()
+    };
+    let id = task_id.to_string();
+    let verified = heiwa(&["task", "verify", &id]);
+    let said = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "{said}{}", String::from_utf8_lossy(&verified.stderr));
+    let model_sha256 = heiwa_provenance::sha256_of(std::fs::File::open(&parts.chat_model).unwrap()).unwrap();
+    assert!(said.contains(&format!("task {task_id}: VERIFIED")), "{said}");
+    assert!(said.contains(&model_sha256), "the model file's sha256 is signed: {said}");
+    assert!(said.contains("llama.cpp") && said.contains("passage(s)"), "{said}");
+    assert!(said.contains("it does not prove"), "{said}");
+
+    // Offline, from an export: a tampered summary, another key, a proof moved to another task each fail.
+    let export = dir.path().join("export.jsonl");
+    let exported = heiwa(&["task", "export", "--out", export.to_str().unwrap()]);
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    let line: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&export).unwrap().trim()).unwrap();
+    let offline = |name: &str, line: &serde_json::Value, id: u64| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, line.to_string()).unwrap();
+        let out = heiwa(&["task", "verify", &id.to_string(), "--rows", file.to_str().unwrap()]);
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (ok, said) = offline("as-exported.jsonl", &line, task_id);
+    assert!(ok, "the export verifies offline: {said}");
+    let mut tampered = line.clone();
+    tampered["result"]["summary"] = serde_json::Value::String(summary.to_string().replace('"', "'"));
+    let (ok, said) = offline("tampered.jsonl", &tampered, task_id);
+    assert!(!ok && said.contains("altered"), "{said}");
+    let mut other_key = line.clone();
+    let stranger = heiwa_provenance::LimbKey::beside(&dir.path().join("stranger.token")).unwrap();
+    other_key["limb_key"]["public_key"] = serde_json::json!(stranger.public());
+    let (ok, said) = offline("other-key.jsonl", &other_key, task_id);
+    assert!(!ok && said.contains("another key"), "{said}");
+    let mut moved = line.clone();
+    moved["task"]["id"] = serde_json::json!(task_id + 1);
+    let (ok, said) = offline("moved.jsonl", &moved, task_id + 1);
+    assert!(!ok && said.contains(&format!("about task {task_id}, not task {}", task_id + 1)), "{said}");
     server.stop();
 }
 

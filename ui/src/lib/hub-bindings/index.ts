@@ -42,6 +42,8 @@ import { ClientDisconnected } from "./client_disconnected_reducer.ts";
 export { ClientDisconnected };
 import { CompleteTask } from "./complete_task_reducer.ts";
 export { CompleteTask };
+import { CompleteTaskSigned } from "./complete_task_signed_reducer.ts";
+export { CompleteTaskSigned };
 import { ConfigureHub } from "./configure_hub_reducer.ts";
 export { ConfigureHub };
 import { CreateBrowserInvite } from "./create_browser_invite_reducer.ts";
@@ -68,6 +70,8 @@ import { PruneFinished } from "./prune_finished_reducer.ts";
 export { PruneFinished };
 import { RegisterLimb } from "./register_limb_reducer.ts";
 export { RegisterLimb };
+import { RegisterLimbKey } from "./register_limb_key_reducer.ts";
+export { RegisterLimbKey };
 import { ReleaseTask } from "./release_task_reducer.ts";
 export { ReleaseTask };
 import { ReportLateResult } from "./report_late_result_reducer.ts";
@@ -98,6 +102,8 @@ import { LeaseSweepTableHandle } from "./lease_sweep_table.ts";
 export { LeaseSweepTableHandle };
 import { LimbTableHandle } from "./limb_table.ts";
 export { LimbTableHandle };
+import { LimbKeyTableHandle } from "./limb_key_table.ts";
+export { LimbKeyTableHandle };
 import { LimbStatsTableHandle } from "./limb_stats_table.ts";
 export { LimbStatsTableHandle };
 import { MemberTableHandle } from "./member_table.ts";
@@ -112,6 +118,8 @@ import { ReaderTableHandle } from "./reader_table.ts";
 export { ReaderTableHandle };
 import { ReadyTableHandle } from "./ready_table.ts";
 export { ReadyTableHandle };
+import { ResultProofTableHandle } from "./result_proof_table.ts";
+export { ResultProofTableHandle };
 import { RevokedTableHandle } from "./revoked_table.ts";
 export { RevokedTableHandle };
 import { SubmitKeyTableHandle } from "./submit_key_table.ts";
@@ -146,6 +154,8 @@ import { LeaseSweep } from "./lease_sweep_type.ts";
 export { LeaseSweep };
 import { Limb } from "./limb_type.ts";
 export { Limb };
+import { LimbKey } from "./limb_key_type.ts";
+export { LimbKey };
 import { LimbStats } from "./limb_stats_type.ts";
 export { LimbStats };
 import { Member } from "./member_type.ts";
@@ -162,6 +172,8 @@ import { Reader } from "./reader_type.ts";
 export { Reader };
 import { Ready } from "./ready_type.ts";
 export { Ready };
+import { ResultProof } from "./result_proof_type.ts";
+export { ResultProof };
 import { Revoked } from "./revoked_type.ts";
 export { Revoked };
 import { Role } from "./role_type.ts";
@@ -264,6 +276,15 @@ const REMOTE_MODULE = {
         colType: Limb.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
+    limb_key: {
+      tableName: "limb_key",
+      rowType: LimbKey.getTypeScriptAlgebraicType(),
+      primaryKey: "limbId",
+      primaryKeyInfo: {
+        colName: "limbId",
+        colType: LimbKey.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
     limb_stats: {
       tableName: "limb_stats",
       rowType: LimbStats.getTypeScriptAlgebraicType(),
@@ -325,6 +346,15 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "limbId",
         colType: Ready.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    result_proof: {
+      tableName: "result_proof",
+      rowType: ResultProof.getTypeScriptAlgebraicType(),
+      primaryKey: "taskId",
+      primaryKeyInfo: {
+        colName: "taskId",
+        colType: ResultProof.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     revoked: {
@@ -408,6 +438,10 @@ const REMOTE_MODULE = {
       reducerName: "complete_task",
       argsType: CompleteTask.getTypeScriptAlgebraicType(),
     },
+    complete_task_signed: {
+      reducerName: "complete_task_signed",
+      argsType: CompleteTaskSigned.getTypeScriptAlgebraicType(),
+    },
     configure_hub: {
       reducerName: "configure_hub",
       argsType: ConfigureHub.getTypeScriptAlgebraicType(),
@@ -459,6 +493,10 @@ const REMOTE_MODULE = {
     register_limb: {
       reducerName: "register_limb",
       argsType: RegisterLimb.getTypeScriptAlgebraicType(),
+    },
+    register_limb_key: {
+      reducerName: "register_limb_key",
+      argsType: RegisterLimbKey.getTypeScriptAlgebraicType(),
     },
     release_task: {
       reducerName: "release_task",
@@ -514,6 +552,7 @@ export type Reducer = never
 | { name: "ClientConnected", args: ClientConnected }
 | { name: "ClientDisconnected", args: ClientDisconnected }
 | { name: "CompleteTask", args: CompleteTask }
+| { name: "CompleteTaskSigned", args: CompleteTaskSigned }
 | { name: "ConfigureHub", args: ConfigureHub }
 | { name: "CreateBrowserInvite", args: CreateBrowserInvite }
 | { name: "CreateInvite", args: CreateInvite }
@@ -527,6 +566,7 @@ export type Reducer = never
 | { name: "Offer", args: Offer }
 | { name: "PruneFinished", args: PruneFinished }
 | { name: "RegisterLimb", args: RegisterLimb }
+| { name: "RegisterLimbKey", args: RegisterLimbKey }
 | { name: "ReleaseTask", args: ReleaseTask }
 | { name: "ReportLateResult", args: ReportLateResult }
 | { name: "RevokeBrowser", args: RevokeBrowser }
@@ -583,6 +623,22 @@ export class RemoteReducers {
 
   removeOnCompleteTask(callback: (ctx: ReducerEventContext, taskId: bigint, limbId: bigint, summary: string) => void) {
     this.connection.offReducer("complete_task", callback);
+  }
+
+  completeTaskSigned(taskId: bigint, limbId: bigint, summary: string, statement: string, signature: Uint8Array) {
+    const __args = { taskId, limbId, summary, statement, signature };
+    let __writer = new BinaryWriter(1024);
+    CompleteTaskSigned.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("complete_task_signed", __argsBuffer, this.setCallReducerFlags.completeTaskSignedFlags);
+  }
+
+  onCompleteTaskSigned(callback: (ctx: ReducerEventContext, taskId: bigint, limbId: bigint, summary: string, statement: string, signature: Uint8Array) => void) {
+    this.connection.onReducer("complete_task_signed", callback);
+  }
+
+  removeOnCompleteTaskSigned(callback: (ctx: ReducerEventContext, taskId: bigint, limbId: bigint, summary: string, statement: string, signature: Uint8Array) => void) {
+    this.connection.offReducer("complete_task_signed", callback);
   }
 
   configureHub(maxOpenTasks: number, submitsPerSec: number, submitBurst: number, retainSecs: bigint, pruneEverySecs: bigint) {
@@ -793,6 +849,22 @@ export class RemoteReducers {
     this.connection.offReducer("register_limb", callback);
   }
 
+  registerLimbKey(limbId: bigint, publicKey: Uint8Array) {
+    const __args = { limbId, publicKey };
+    let __writer = new BinaryWriter(1024);
+    RegisterLimbKey.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("register_limb_key", __argsBuffer, this.setCallReducerFlags.registerLimbKeyFlags);
+  }
+
+  onRegisterLimbKey(callback: (ctx: ReducerEventContext, limbId: bigint, publicKey: Uint8Array) => void) {
+    this.connection.onReducer("register_limb_key", callback);
+  }
+
+  removeOnRegisterLimbKey(callback: (ctx: ReducerEventContext, limbId: bigint, publicKey: Uint8Array) => void) {
+    this.connection.offReducer("register_limb_key", callback);
+  }
+
   releaseTask(taskId: bigint, limbId: bigint) {
     const __args = { taskId, limbId };
     let __writer = new BinaryWriter(1024);
@@ -886,6 +958,11 @@ export class SetReducerFlags {
     this.completeTaskFlags = flags;
   }
 
+  completeTaskSignedFlags: CallReducerFlags = 'FullUpdate';
+  completeTaskSigned(flags: CallReducerFlags) {
+    this.completeTaskSignedFlags = flags;
+  }
+
   configureHubFlags: CallReducerFlags = 'FullUpdate';
   configureHub(flags: CallReducerFlags) {
     this.configureHubFlags = flags;
@@ -949,6 +1026,11 @@ export class SetReducerFlags {
   registerLimbFlags: CallReducerFlags = 'FullUpdate';
   registerLimb(flags: CallReducerFlags) {
     this.registerLimbFlags = flags;
+  }
+
+  registerLimbKeyFlags: CallReducerFlags = 'FullUpdate';
+  registerLimbKey(flags: CallReducerFlags) {
+    this.registerLimbKeyFlags = flags;
   }
 
   releaseTaskFlags: CallReducerFlags = 'FullUpdate';
@@ -1017,6 +1099,10 @@ export class RemoteTables {
     return new LimbTableHandle(this.connection.clientCache.getOrCreateTable<Limb>(REMOTE_MODULE.tables.limb));
   }
 
+  get limbKey(): LimbKeyTableHandle {
+    return new LimbKeyTableHandle(this.connection.clientCache.getOrCreateTable<LimbKey>(REMOTE_MODULE.tables.limb_key));
+  }
+
   get limbStats(): LimbStatsTableHandle {
     return new LimbStatsTableHandle(this.connection.clientCache.getOrCreateTable<LimbStats>(REMOTE_MODULE.tables.limb_stats));
   }
@@ -1043,6 +1129,10 @@ export class RemoteTables {
 
   get ready(): ReadyTableHandle {
     return new ReadyTableHandle(this.connection.clientCache.getOrCreateTable<Ready>(REMOTE_MODULE.tables.ready));
+  }
+
+  get resultProof(): ResultProofTableHandle {
+    return new ResultProofTableHandle(this.connection.clientCache.getOrCreateTable<ResultProof>(REMOTE_MODULE.tables.result_proof));
   }
 
   get revoked(): RevokedTableHandle {
