@@ -16,7 +16,7 @@
 
 pub use hub_rules as rules;
 
-pub use rules::{ModelOffer, TaskState};
+pub use rules::{ModelOffer, QuorumState, TaskState};
 use spacetimedb::{
     client_visibility_filter, reducer, table, ConnectionId, Filter, Identity, ReducerContext, ScheduleAt,
     SpacetimeType, Table, TimeDuration, Timestamp,
@@ -294,6 +294,64 @@ pub struct ResultProof {
     pub signature: Vec<u8>,
 }
 
+/// A task submitted with `replicas` > 1 (BOINC's replication with a quorum):
+/// its copies go to limbs of different donors, every result is kept, and the
+/// hub decides (`rules::quorum`). Readers see it; `task_id` is the task as submitted.
+#[table(name = replica_set, public)]
+pub struct ReplicaSet {
+    #[primary_key]
+    pub task_id: u64,
+    #[index(btree)]
+    pub tenant_id: u64,
+    pub replicas: u32,
+    /// Every copy's task id: the submitted task first, a tie-breaker last.
+    pub copies: Vec<u64>,
+    pub verdict: QuorumState,
+    /// The agreed summary.
+    pub answer: String,
+    /// The limbs whose copies agreed.
+    pub agreeing: Vec<u64>,
+    /// What happened, in words.
+    pub note: String,
+    pub updated_at: Timestamp,
+}
+
+/// Which replica set each copy belongs to (the submitted task too).
+#[table(name = task_copy)]
+pub struct TaskCopy {
+    #[primary_key]
+    pub task_id: u64,
+    pub set_id: u64,
+}
+
+/// The invite that admitted a limb. Limbs admitted by one invite are one
+/// donor's: copies of a task never go to two of them. (A limb that joined
+/// without one, or before this table, is a donor of its own.)
+#[table(name = limb_origin)]
+pub struct LimbOrigin {
+    #[primary_key]
+    pub identity: Identity,
+    pub invite: String,
+}
+
+/// Each limb's record in replicated work, for the owner to see and for the
+/// hub to decide how much to check it (adaptive replication).
+#[table(name = limb_trust, public)]
+pub struct LimbTrust {
+    #[primary_key]
+    pub limb_id: u64,
+    #[index(btree)]
+    pub tenant_id: u64,
+    /// Its copies that agreed with the quorum, and those that did not.
+    pub agreed: u64,
+    pub disputed: u64,
+    /// Agreed results since its last dispute: trusted from `rules::TRUSTED_STREAK` on.
+    pub streak: u32,
+    /// Replicated tasks of its that were not copied (trusted), and those spot-checked.
+    pub trusted_skips: u64,
+    pub spot_checks: u64,
+}
+
 /// Tasks waiting for a limb, oldest first per tenant (task ids only grow).
 #[table(name = pending, index(name = by_tenant_age, btree(columns = [tenant_id, task_id])))]
 pub struct Pending {
@@ -420,6 +478,14 @@ const LIMB_KEY_VISIBILITY: Filter = Filter::Sql(
 #[client_visibility_filter]
 const RESULT_PROOF_VISIBILITY: Filter = Filter::Sql(
     "SELECT result_proof.* FROM reader JOIN result_proof ON reader.tenant_id = result_proof.tenant_id WHERE reader.identity = :sender",
+);
+#[client_visibility_filter]
+const REPLICA_SET_VISIBILITY: Filter = Filter::Sql(
+    "SELECT replica_set.* FROM reader JOIN replica_set ON reader.tenant_id = replica_set.tenant_id WHERE reader.identity = :sender",
+);
+#[client_visibility_filter]
+const LIMB_TRUST_VISIBILITY: Filter = Filter::Sql(
+    "SELECT limb_trust.* FROM reader JOIN limb_trust ON reader.tenant_id = limb_trust.tenant_id WHERE reader.identity = :sender",
 );
 #[client_visibility_filter]
 const ASSIGNEE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM assignee WHERE identity = :sender");
@@ -588,6 +654,184 @@ fn assign(ctx: &ReducerContext, task: Task, limb: &Limb) {
         ..task
     });
     mirror(ctx, &task);
+    if let Some(set) = ctx.db.replica_set().task_id().find(task.id) {
+        if set.verdict == QuorumState::Open && set.copies.len() == 1 {
+            replicate(ctx, set, &task, limb);
+        }
+    }
+}
+
+/// The submitted copy of a replicated task went to `limb`: make the other
+/// copies, unless `limb` is trusted and the spot check passes it by.
+fn replicate(ctx: &ReducerContext, set: ReplicaSet, task: &Task, limb: &Limb) {
+    let trust = trust_of(ctx, limb);
+    let streak = trust.streak;
+    if !rules::needs_copies(streak, ctx.random::<u32>() % 100) {
+        ctx.db.limb_trust().limb_id().update(LimbTrust { trusted_skips: trust.trusted_skips + 1, ..trust });
+        ctx.db.replica_set().task_id().update(ReplicaSet {
+            verdict: QuorumState::Trusted,
+            note: format!("limb {} is trusted ({streak} agreed in a row): not copied", limb.id),
+            updated_at: ctx.timestamp,
+            ..set
+        });
+        return;
+    }
+    let note = if streak >= rules::TRUSTED_STREAK {
+        ctx.db.limb_trust().limb_id().update(LimbTrust { spot_checks: trust.spot_checks + 1, ..trust });
+        format!("spot check of trusted limb {}", limb.id)
+    } else {
+        String::new()
+    };
+    let copies: Vec<Task> = (1..set.replicas).map(|_| new_copy(ctx, task, set.task_id)).collect();
+    let mut ids = set.copies.clone();
+    ids.extend(copies.iter().map(|copy| copy.id));
+    ctx.db.replica_set().task_id().update(ReplicaSet { copies: ids, note, updated_at: ctx.timestamp, ..set });
+    for copy in copies {
+        place(ctx, copy);
+    }
+}
+
+/// One more copy of `task` in replica set `set_id`, pending (the caller places it).
+fn new_copy(ctx: &ReducerContext, task: &Task, set_id: u64) -> Task {
+    let copy = ctx.db.task().insert(Task {
+        id: 0,
+        state: TaskState::Pending,
+        assigned_to: 0,
+        assignee: Identity::ZERO,
+        attempts: 0,
+        reason: String::new(),
+        created_at: ctx.timestamp,
+        updated_at: ctx.timestamp,
+        tenant_id: task.tenant_id,
+        submitted_by: task.submitted_by,
+        payload: task.payload.clone(),
+        model: task.model.clone(),
+    });
+    ctx.db.task_copy().insert(TaskCopy { task_id: copy.id, set_id });
+    if let Some(usage) = ctx.db.tenant_usage().tenant_id().find(task.tenant_id) {
+        ctx.db.tenant_usage().tenant_id().update(TenantUsage { open_tasks: usage.open_tasks + 1, ..usage });
+    }
+    copy
+}
+
+fn trust_of(ctx: &ReducerContext, limb: &Limb) -> LimbTrust {
+    ctx.db.limb_trust().limb_id().find(limb.id).unwrap_or_else(|| {
+        ctx.db.limb_trust().insert(LimbTrust {
+            limb_id: limb.id,
+            tenant_id: limb.tenant_id,
+            agreed: 0,
+            disputed: 0,
+            streak: 0,
+            trusted_skips: 0,
+            spot_checks: 0,
+        })
+    })
+}
+
+/// The donor a limb belongs to: the invite that admitted it, or itself.
+fn donor_of(ctx: &ReducerContext, limb: &Limb) -> String {
+    ctx.db.limb_origin().identity().find(limb.identity).map_or_else(|| limb.identity.to_hex().to_string(), |o| o.invite)
+}
+
+/// May `limb` take task `task_id`? Always, unless the task is a copy and a
+/// limb of the same donor holds or answered another copy of it.
+fn may_take(ctx: &ReducerContext, task_id: u64, limb: &Limb) -> bool {
+    let Some(set) =
+        ctx.db.task_copy().task_id().find(task_id).and_then(|c| ctx.db.replica_set().task_id().find(c.set_id))
+    else {
+        return true;
+    };
+    let donor = donor_of(ctx, limb);
+    set.copies.iter().filter(|id| **id != task_id).all(|sibling| {
+        let answered = ctx.db.task_result().task_id().find(*sibling).map(|r| r.limb_id);
+        let held = ctx.db.task().id().find(*sibling).map(|t| t.assigned_to).filter(|id| *id != 0);
+        answered.or(held).and_then(|id| ctx.db.limb().id().find(id)).is_none_or(|other| donor_of(ctx, &other) != donor)
+    })
+}
+
+/// A copy of a replicated task finished: decide the set if every copy has
+/// (`rules::quorum`), send a tie-breaker if they disagree, keep the records.
+fn judge(ctx: &ReducerContext, task_id: u64) {
+    let Some(set) =
+        ctx.db.task_copy().task_id().find(task_id).and_then(|c| ctx.db.replica_set().task_id().find(c.set_id))
+    else {
+        return;
+    };
+    if set.verdict != QuorumState::Open {
+        return;
+    }
+    let results: Vec<Option<TaskResult>> =
+        set.copies.iter().map(|id| ctx.db.task_result().task_id().find(*id)).collect();
+    let answers: Vec<Option<Option<String>>> = set
+        .copies
+        .iter()
+        .zip(&results)
+        .map(|(id, result)| match ctx.db.task().id().find(*id).map(|t| t.state) {
+            Some(state) if rules::is_finished(state) => {
+                Some(result.as_ref().map(|r| rules::normalise_answer(&r.summary)))
+            }
+            Some(_) => None,
+            None => Some(None),
+        })
+        .collect();
+    let answered: Vec<u64> = results.iter().flatten().map(|r| r.limb_id).collect();
+    match rules::quorum(set.replicas, &answers) {
+        rules::Verdict::Waiting => {}
+        rules::Verdict::TieBreak => {
+            let Some(first) = ctx.db.task().id().find(set.task_id) else { return };
+            let copy = new_copy(ctx, &first, set.task_id);
+            let mut copies = set.copies.clone();
+            copies.push(copy.id);
+            let note = "the copies disagreed: one more copy breaks the tie".to_string();
+            ctx.db.replica_set().task_id().update(ReplicaSet { copies, note, updated_at: ctx.timestamp, ..set });
+            place(ctx, copy);
+        }
+        rules::Verdict::Agreed(agreeing) => {
+            let agreeing: Vec<u64> = agreeing.iter().filter_map(|i| results[*i].as_ref().map(|r| r.limb_id)).collect();
+            let answer =
+                results[agreeing_index(&results, &agreeing)].as_ref().map(|r| r.summary.clone()).unwrap_or_default();
+            for limb_id in &answered {
+                record(ctx, *limb_id, agreeing.contains(limb_id));
+            }
+            let note = format!("{} of {} copies agreed", agreeing.len(), set.copies.len());
+            ctx.db.replica_set().task_id().update(ReplicaSet {
+                verdict: QuorumState::Agreed,
+                answer,
+                agreeing,
+                note,
+                updated_at: ctx.timestamp,
+                ..set
+            });
+        }
+        rules::Verdict::Disputed => {
+            for limb_id in &answered {
+                record(ctx, *limb_id, false);
+            }
+            let note = format!("no majority among {} copies: failed as disputed", set.copies.len());
+            ctx.db.replica_set().task_id().update(ReplicaSet {
+                verdict: QuorumState::Disputed,
+                note,
+                updated_at: ctx.timestamp,
+                ..set
+            });
+        }
+    }
+}
+
+/// The index of the first result from an agreeing limb.
+fn agreeing_index(results: &[Option<TaskResult>], agreeing: &[u64]) -> usize {
+    results.iter().position(|r| r.as_ref().is_some_and(|r| agreeing.contains(&r.limb_id))).unwrap_or(0)
+}
+
+/// One more agreed (or disputed) result on a limb's record.
+fn record(ctx: &ReducerContext, limb_id: u64, agreed: bool) {
+    let Some(limb) = ctx.db.limb().id().find(limb_id) else { return };
+    let trust = trust_of(ctx, &limb);
+    ctx.db.limb_trust().limb_id().update(if agreed {
+        LimbTrust { agreed: trust.agreed + 1, streak: trust.streak + 1, ..trust }
+    } else {
+        LimbTrust { disputed: trust.disputed + 1, streak: 0, ..trust }
+    });
 }
 
 /// A pending task goes to the first ready limb of its tenant that offers its
@@ -599,7 +843,7 @@ fn place(ctx: &ReducerContext, task: Task) {
         .tenant_id()
         .filter(task.tenant_id)
         .filter_map(|ready| ctx.db.limb().id().find(ready.limb_id))
-        .find(|limb| rules::offers(&limb.models, &task.model));
+        .find(|limb| rules::offers(&limb.models, &task.model) && may_take(ctx, task.id, limb));
     match taker {
         Some(limb) => {
             assign(ctx, task, &limb);
@@ -623,7 +867,7 @@ fn fill(ctx: &ReducerContext, limb: &Limb) {
             .pending()
             .by_tenant_age()
             .filter(limb.tenant_id)
-            .filter(|pending| rules::offers(&limb.models, &pending.model))
+            .filter(|pending| rules::offers(&limb.models, &pending.model) && may_take(ctx, pending.task_id, limb))
             .take(free as usize)
             .map(|pending| pending.task_id)
             .collect();
@@ -674,6 +918,9 @@ fn finish(ctx: &ReducerContext, task: Task, state: TaskState, reason: String) {
                 .tenant_id()
                 .update(TenantUsage { open_tasks: usage.open_tasks.saturating_sub(1), ..usage });
         }
+    }
+    if rules::is_finished(state) {
+        judge(ctx, task.id);
     }
     if let Some(limb) = ctx.db.limb().id().find(holder) {
         fill(ctx, &limb);
@@ -729,6 +976,9 @@ pub fn join_tenant(ctx: &ReducerContext, code: String) -> Result<(), String> {
         return Err("this invite has expired".into());
     }
     let submitter = invite.role == Role::Submitter;
+    if invite.role == Role::Limb {
+        ctx.db.limb_origin().insert(LimbOrigin { identity: ctx.sender, invite: code.clone() });
+    }
     ctx.db.member().insert(Member {
         identity: ctx.sender,
         tenant_id: invite.tenant_id,
@@ -975,7 +1225,7 @@ pub fn submit_task(ctx: &ReducerContext, payload: String, model: String) -> Resu
     rules::check_payload(&payload)?;
     rules::check_model(&model)?;
     let member = submitter(ctx)?;
-    accept_task(ctx, &member, payload, model)
+    accept_task(ctx, &member, payload, model, 1)
 }
 
 /// Submit a task at most once per `key` in the tenant: the same key again is
@@ -984,14 +1234,33 @@ pub fn submit_task(ctx: &ReducerContext, payload: String, model: String) -> Resu
 #[reducer]
 pub fn submit_task_once(ctx: &ReducerContext, key: String, payload: String, model: String) -> Result<(), String> {
     rules::check_submit_key(&key)?;
+    submit_task_replicated(ctx, key, payload, model, 1)
+}
+
+/// Submit a task to be answered by `replicas` limbs of different donors and
+/// decided by their agreement (1: one limb, as `submit_task`). `key`, when not
+/// empty, makes it idempotent as in `submit_task_once`.
+#[reducer]
+pub fn submit_task_replicated(
+    ctx: &ReducerContext,
+    key: String,
+    payload: String,
+    model: String,
+    replicas: u32,
+) -> Result<(), String> {
+    rules::check_replicas(replicas)?;
     rules::check_payload(&payload)?;
     rules::check_model(&model)?;
     let member = submitter(ctx)?;
+    if key.is_empty() {
+        return accept_task(ctx, &member, payload, model, replicas);
+    }
+    rules::check_submit_key(&key)?;
     let tenant_key = format!("{}:{key}", member.tenant_id);
     if ctx.db.submit_key().key().find(&tenant_key).is_some() {
         return Ok(());
     }
-    accept_task(ctx, &member, payload, model)?;
+    accept_task(ctx, &member, payload, model, replicas)?;
     ctx.db.submit_key().insert(SubmitKey { key: tenant_key, at: ctx.timestamp });
     Ok(())
 }
@@ -1006,7 +1275,13 @@ fn submitter(ctx: &ReducerContext) -> Result<Member, String> {
 }
 
 /// The quotas, then a new task, placed at once.
-fn accept_task(ctx: &ReducerContext, member: &Member, payload: String, model: String) -> Result<(), String> {
+fn accept_task(
+    ctx: &ReducerContext,
+    member: &Member,
+    payload: String,
+    model: String,
+    replicas: u32,
+) -> Result<(), String> {
     let config = config(ctx)?;
     let usage = usage(ctx, member.tenant_id, &config);
     rules::check_open_tasks(usage.open_tasks, config.max_open_tasks)?;
@@ -1036,6 +1311,20 @@ fn accept_task(ctx: &ReducerContext, member: &Member, payload: String, model: St
         created_at: ctx.timestamp,
         updated_at: ctx.timestamp,
     });
+    if replicas > 1 {
+        ctx.db.replica_set().insert(ReplicaSet {
+            task_id: task.id,
+            tenant_id: task.tenant_id,
+            replicas,
+            copies: vec![task.id],
+            verdict: QuorumState::Open,
+            answer: String::new(),
+            agreeing: Vec::new(),
+            note: String::new(),
+            updated_at: ctx.timestamp,
+        });
+        ctx.db.task_copy().insert(TaskCopy { task_id: task.id, set_id: task.id });
+    }
     place(ctx, task);
     Ok(())
 }
@@ -1224,6 +1513,8 @@ pub fn prune_finished(ctx: &ReducerContext, _sweep: PruneSweep) -> Result<(), St
     for task_id in old {
         ctx.db.task_result().task_id().delete(task_id);
         ctx.db.result_proof().task_id().delete(task_id);
+        ctx.db.task_copy().task_id().delete(task_id);
+        ctx.db.replica_set().task_id().delete(task_id);
         ctx.db.task().id().delete(task_id);
         ctx.db.tenant_task().id().delete(task_id);
     }

@@ -1,4 +1,4 @@
-use crate::{HubError, TaskState};
+use crate::{HubError, QuorumState, TaskState};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
@@ -262,6 +262,21 @@ impl HubHttp {
         self.call(name, "submit_task_once", json!([key, payload, model.unwrap_or_default()]), token).await
     }
 
+    /// Submit a task to be answered by `replicas` limbs of different donors
+    /// and decided by their agreement; with `key`, at most once per key.
+    pub async fn submit_task_replicated(
+        &self,
+        name: &str,
+        key: Option<&str>,
+        payload: &str,
+        model: Option<&str>,
+        replicas: u32,
+        token: &str,
+    ) -> Result<(), HubError> {
+        let args = json!([key.unwrap_or_default(), payload, model.unwrap_or_default(), replicas]);
+        self.call(name, "submit_task_replicated", args, token).await
+    }
+
     /// The owner lets a limb read the whole tenant and/or submit (or takes it back).
     pub async fn grant_limb(
         &self,
@@ -320,16 +335,28 @@ fn identity_hex<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Str
 
 /// A reply's rows as objects named by its schema (see [`Row`]).
 fn named_rows(reply: &Value) -> Vec<Row> {
-    let names: Vec<String> = reply[0]["schema"]["elements"]
+    let columns: Vec<(String, bool)> = reply[0]["schema"]["elements"]
         .as_array()
-        .map(|e| e.iter().map(|el| el["name"]["some"].as_str().unwrap_or("?").to_string()).collect())
+        .map(|e| {
+            e.iter()
+                .map(|el| {
+                    // An array column (`Vec<u64>`) is a plain JSON array, never a sum to unwrap.
+                    let is_array = el["algebraic_type"].get("Array").is_some();
+                    (el["name"]["some"].as_str().unwrap_or("?").to_string(), is_array)
+                })
+                .collect()
+        })
         .unwrap_or_default();
     reply[0]["rows"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|row| {
-            names.iter().zip(row.as_array().into_iter().flatten()).map(|(n, v)| (n.clone(), readable(n, v))).collect()
+            columns
+                .iter()
+                .zip(row.as_array().into_iter().flatten())
+                .map(|((n, is_array), v)| (n.clone(), if *is_array { v.clone() } else { readable(n, v) }))
+                .collect()
         })
         .collect()
 }
@@ -341,6 +368,10 @@ fn readable(name: &str, value: &Value) -> Value {
         _ if name == "state" => {
             let index = value[0].as_u64().unwrap_or(u64::MAX);
             TaskState::ALL.get(index as usize).map_or(Value::Null, |state| json!(state.name()))
+        }
+        _ if name == "verdict" => {
+            let index = value[0].as_u64().unwrap_or(u64::MAX);
+            QuorumState::ALL.get(index as usize).map_or(Value::Null, |verdict| json!(verdict.name()))
         }
         Value::Array(items) if items.len() == 1 => items[0].clone(),
         Value::Array(items) if items.len() == 2 && (items[0] == 0 || items[0] == 1) => {
@@ -362,9 +393,10 @@ mod tests {
         let reply = json!([{
             "schema": {"elements": [
                 {"name": {"some": "id"}}, {"name": {"some": "state"}}, {"name": {"some": "assigned_to"}},
-                {"name": {"some": "created_at"}}, {"name": {"some": "retried_at"}}
+                {"name": {"some": "created_at"}}, {"name": {"some": "retried_at"}},
+                {"name": {"some": "copies"}, "algebraic_type": {"Array": {"U64": []}}}
             ]},
-            "rows": [[7, [2, []], [0, 3], [1700000000], [1, []]]]
+            "rows": [[7, [2, []], [0, 3], [1700000000], [1, []], [1, 2]]]
         }]);
         let rows = named_rows(&reply);
         assert_eq!(rows.len(), 1);
@@ -373,6 +405,7 @@ mod tests {
         assert_eq!(rows[0]["assigned_to"], 3);
         assert_eq!(rows[0]["created_at"], 1700000000);
         assert_eq!(rows[0]["retried_at"], Value::Null);
+        assert_eq!(rows[0]["copies"], json!([1, 2]), "an array is not a sum");
     }
 
     #[test]

@@ -20,8 +20,8 @@ use std::path::PathBuf;
 
 /// The hub's limits and task states: one copy, shared with `hub-module`.
 pub use hub_rules::{
-    truncate_to, ModelOffer, TaskState, MAX_CAPACITY, MAX_PAYLOAD_BYTES, MAX_REASON_BYTES, MAX_SUMMARY_BYTES,
-    SUPERSEDED,
+    truncate_to, ModelOffer, QuorumState, TaskState, MAX_CAPACITY, MAX_PAYLOAD_BYTES, MAX_REASON_BYTES,
+    MAX_SUMMARY_BYTES, SUPERSEDED, TRUSTED_STREAK,
 };
 /// How a reducer call asks the hub to answer (a heartbeat needs no success notice).
 pub use spacetimedb_client_api_messages::websocket::CallReducerFlags;

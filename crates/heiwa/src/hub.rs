@@ -128,6 +128,12 @@ pub enum TenantCommand {
         #[command(flatten)]
         hub: HubArgs,
     },
+    /// Every limb with its record in replicated work (agreed, disputed, and
+    /// whether it has earned spot checks instead of copies).
+    Limbs {
+        #[command(flatten)]
+        hub: HubArgs,
+    },
     /// Let a limb read the whole tenant and/or submit tasks (no flags: take both back).
     Grant {
         limb_id: u64,
@@ -151,6 +157,10 @@ pub enum TaskCommand {
         /// no answer) changes nothing.
         #[arg(long)]
         key: Option<String>,
+        /// Have 2 or 3 limbs of different donors answer it; the hub keeps the
+        /// answer they agree on (`heiwa task show` says how they voted).
+        #[arg(long, default_value_t = 1)]
+        replicas: u32,
         #[command(flatten)]
         hub: HubArgs,
     },
@@ -275,6 +285,32 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
             http.revoke_browser(&hub.database, &browser.identity, &token).await?;
             println!("revoked {} ({})", browser.identity, browser.label);
         }
+        TenantCommand::Limbs { hub } => {
+            let (http, token) = hub.client().await?;
+            let trust = by_u64(http.rows(&hub.database, "SELECT * FROM limb_trust", &token).await?, "limb_id");
+            println!(
+                "{:>5}  {:<20}  {:<7}  {:>6}  {:>8}  {:>6}  checked",
+                "limb", "name", "online", "agreed", "disputed", "streak"
+            );
+            for limb in http.rows(&hub.database, "SELECT * FROM limb", &token).await? {
+                let id = limb["id"].as_u64().unwrap_or_default();
+                let record = trust.get(&id);
+                let count = |field: &str| record.and_then(|r| r[field].as_u64()).unwrap_or(0);
+                let checked = if count("streak") >= u64::from(heiwa_hub::TRUSTED_STREAK) {
+                    "spot-checked (trusted)"
+                } else {
+                    "every replicated task"
+                };
+                println!(
+                    "{id:>5}  {:<20}  {:<7}  {:>6}  {:>8}  {:>6}  {checked}",
+                    limb["name"].as_str().unwrap_or_default(),
+                    limb["online"].as_bool().unwrap_or_default(),
+                    count("agreed"),
+                    count("disputed"),
+                    count("streak"),
+                );
+            }
+        }
         TenantCommand::Grant { limb_id, read, submit, hub } => {
             let (http, token) = hub.client().await?;
             http.grant_limb(&hub.database, limb_id, read, submit, &token).await?;
@@ -375,11 +411,16 @@ fn bytes(value: &serde_json::Value) -> anyhow::Result<Vec<u8>> {
 
 pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
     match command {
-        TaskCommand::Submit { payload, model, key, hub } => {
+        TaskCommand::Submit { payload, model, key, replicas, hub } => {
             let (http, token) = hub.client().await?;
-            match key {
-                Some(key) => http.submit_task_once(&hub.database, &key, &payload, model.as_deref(), &token).await?,
-                None => http.submit_task(&hub.database, &payload, model.as_deref(), &token).await?,
+            let model = model.as_deref();
+            match (key, replicas) {
+                (Some(key), 1) => http.submit_task_once(&hub.database, &key, &payload, model, &token).await?,
+                (None, 1) => http.submit_task(&hub.database, &payload, model, &token).await?,
+                (key, replicas) => {
+                    let key = key.as_deref();
+                    http.submit_task_replicated(&hub.database, key, &payload, model, replicas, &token).await?
+                }
             }
             println!("submitted");
         }
@@ -437,7 +478,12 @@ pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
             // Results limbs sent after the task had gone on without them (kept, never the result).
             let late =
                 http.rows(&hub.database, &format!("SELECT * FROM late_result WHERE task_id = {id}"), &token).await?;
-            let shown = json!({ "task": task, "result": result.first(), "late_results": late });
+            // A replicated task (or a copy of one): how its copies voted.
+            let replicas =
+                http.rows(&hub.database, "SELECT * FROM replica_set", &token).await?.into_iter().find(|set| {
+                    set["copies"].as_array().is_some_and(|copies| copies.iter().any(|c| c.as_u64() == Some(id)))
+                });
+            let shown = json!({ "task": task, "result": result.first(), "late_results": late, "replicas": replicas });
             println!("{}", serde_json::to_string_pretty(&shown)?);
         }
         TaskCommand::Verify { id, rows, hub } => {

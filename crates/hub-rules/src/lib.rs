@@ -71,6 +71,35 @@ impl TaskState {
     }
 }
 
+/// How a task submitted with replicas stands (the hub's `replica_set.verdict`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "spacetimedb", derive(spacetimedb::SpacetimeType))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
+pub enum QuorumState {
+    /// Copies are running (or waiting for limbs of other donors).
+    Open,
+    /// Its first copy went to a trusted limb and the spot check passed it by: not copied.
+    Trusted,
+    /// Enough copies agreed: the set's answer is the task's.
+    Agreed,
+    /// No majority even with a tie-breaker: disputed.
+    Disputed,
+}
+
+impl QuorumState {
+    pub const ALL: [QuorumState; 4] =
+        [QuorumState::Open, QuorumState::Trusted, QuorumState::Agreed, QuorumState::Disputed];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            QuorumState::Open => "open",
+            QuorumState::Trusted => "trusted",
+            QuorumState::Agreed => "agreed",
+            QuorumState::Disputed => "disputed",
+        }
+    }
+}
+
 /// A model a limb offers: by the name it is known by (`model_id`) and by its
 /// file's sha256. A task that names a model, by either, goes only to limbs
 /// that offer it.
@@ -201,6 +230,84 @@ pub fn check_offer(capacity: u32, models: &[ModelOffer]) -> Result<(), String> {
 /// Tasks a limb can still be given: what it offered, less what it holds.
 pub fn free_slots(capacity: u32, held: u32) -> u32 {
     capacity.saturating_sub(held)
+}
+
+/// Copies of one task a submitter may ask for (1: no replication).
+pub const MAX_REPLICAS: u32 = 3;
+/// Consecutive agreed results after which a limb is trusted: its replicated
+/// tasks are spot-checked instead of copied.
+pub const TRUSTED_STREAK: u32 = 10;
+/// How often a trusted limb's replicated task is copied all the same.
+pub const SPOT_CHECK_PERCENT: u32 = 10;
+
+pub fn check_replicas(replicas: u32) -> Result<(), String> {
+    if !(1..=MAX_REPLICAS).contains(&replicas) {
+        return Err(format!("replicas is 1 to {MAX_REPLICAS} (1: no copies), not {replicas}"));
+    }
+    Ok(())
+}
+
+/// A copy's answer as copies are compared: its summary with every run of
+/// whitespace made one space and the ends trimmed. Nothing more: for
+/// deterministic work (a computation; greedy generation with the same model
+/// file and backend) honest limbs send the same summary, so anything looser
+/// would let a liar's near miss agree.
+pub fn normalise_answer(summary: &str) -> String {
+    summary.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What the finished copies of a replicated task decide.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Copies still running.
+    Waiting,
+    /// These copies (indexes into the answers) agree: their answer is the task's.
+    Agreed(Vec<usize>),
+    /// The first `replicas` copies did not all agree: one more copy breaks the tie.
+    TieBreak,
+    /// Even with the tie-breaker no strict majority agrees.
+    Disputed,
+}
+
+/// Decide a replicated task. `answers` has one entry per copy made so far, in
+/// order: `None` while it runs, `Some(None)` for a copy that failed (it agrees
+/// with nothing), `Some(Some(normalised answer))` for a result.
+pub fn quorum(replicas: u32, answers: &[Option<Option<String>>]) -> Verdict {
+    if answers.iter().any(Option::is_none) {
+        return Verdict::Waiting;
+    }
+    let made = answers.len();
+    let best = answers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, answer)| Some((i, answer.as_ref()?.as_ref()?)))
+        .map(|(_, answer)| {
+            answers
+                .iter()
+                .enumerate()
+                .filter(|(_, other)| matches!(other, Some(Some(other)) if other == answer))
+                .map(|(j, _)| j)
+                .collect::<Vec<_>>()
+        })
+        .max_by_key(Vec::len)
+        .unwrap_or_default();
+    if made <= replicas as usize {
+        if best.len() == made {
+            Verdict::Agreed(best)
+        } else {
+            Verdict::TieBreak
+        }
+    } else if best.len() * 2 > made {
+        Verdict::Agreed(best)
+    } else {
+        Verdict::Disputed
+    }
+}
+
+/// Does a replicated task whose first copy went to a limb with `streak`
+/// consecutive agreed results get its other copies? `roll` is uniform in 0..100.
+pub fn needs_copies(streak: u32, roll: u32) -> bool {
+    streak < TRUSTED_STREAK || roll < SPOT_CHECK_PERCENT
 }
 
 /// Is `limb` the current, unexpired holder of a task? Completing, failing and
@@ -459,5 +566,33 @@ mod tests {
         assert!(check_cancel(1, TaskState::Pending).is_ok());
         assert!(check_cancel(1, TaskState::Claimed).is_ok());
         assert!(check_cancel(1, TaskState::Done).unwrap_err().contains("already Done"));
+    }
+
+    #[test]
+    fn copies_agree_exactly_after_whitespace_or_go_to_a_tie_breaker() {
+        let done = |a: &str| Some(Some(normalise_answer(a)));
+        assert_eq!(quorum(2, &[done("42"), None]), Verdict::Waiting);
+        assert_eq!(quorum(2, &[done("42"), done(" 42\n")]), Verdict::Agreed(vec![0, 1]));
+        assert_eq!(quorum(2, &[done("42"), done("43")]), Verdict::TieBreak);
+        assert_eq!(quorum(2, &[done("42"), Some(None)]), Verdict::TieBreak, "a failed copy agrees with nothing");
+        assert_eq!(quorum(2, &[Some(None), Some(None)]), Verdict::TieBreak, "not even with another failure");
+        assert_eq!(quorum(2, &[done("42"), done("43"), done("42")]), Verdict::Agreed(vec![0, 2]));
+        assert_eq!(quorum(2, &[done("42"), done("43"), done("44")]), Verdict::Disputed);
+        assert_eq!(quorum(3, &[done("a"), done("a"), done("b")]), Verdict::TieBreak, "k copies must all agree");
+        assert_eq!(quorum(3, &[done("a"), done("a"), done("b"), done("a")]), Verdict::Agreed(vec![0, 1, 3]));
+        assert_eq!(
+            quorum(3, &[done("a"), done("a"), done("b"), done("b")]),
+            Verdict::Disputed,
+            "2 of 4 is no majority"
+        );
+        assert_ne!(normalise_answer("42."), normalise_answer("42"), "only whitespace is forgiven");
+    }
+
+    #[test]
+    fn a_limb_earns_spot_checks_by_its_streak() {
+        assert!(needs_copies(TRUSTED_STREAK - 1, 99));
+        assert!(!needs_copies(TRUSTED_STREAK, SPOT_CHECK_PERCENT));
+        assert!(needs_copies(TRUSTED_STREAK, SPOT_CHECK_PERCENT - 1), "the spot check");
+        assert!(check_replicas(0).is_err() && check_replicas(MAX_REPLICAS + 1).is_err() && check_replicas(2).is_ok());
     }
 }

@@ -39,9 +39,13 @@ pub mod lease_table;
 pub mod lease_type;
 pub mod limb_key_table;
 pub mod limb_key_type;
+pub mod limb_origin_table;
+pub mod limb_origin_type;
 pub mod limb_stats_table;
 pub mod limb_stats_type;
 pub mod limb_table;
+pub mod limb_trust_table;
+pub mod limb_trust_type;
 pub mod limb_type;
 pub mod member_table;
 pub mod member_type;
@@ -54,6 +58,7 @@ pub mod presence_type;
 pub mod prune_finished_reducer;
 pub mod prune_sweep_table;
 pub mod prune_sweep_type;
+pub mod quorum_state_type;
 pub mod reader_table;
 pub mod reader_type;
 pub mod ready_table;
@@ -61,6 +66,8 @@ pub mod ready_type;
 pub mod register_limb_key_reducer;
 pub mod register_limb_reducer;
 pub mod release_task_reducer;
+pub mod replica_set_table;
+pub mod replica_set_type;
 pub mod report_late_result_reducer;
 pub mod result_proof_table;
 pub mod result_proof_type;
@@ -72,6 +79,9 @@ pub mod submit_key_table;
 pub mod submit_key_type;
 pub mod submit_task_once_reducer;
 pub mod submit_task_reducer;
+pub mod submit_task_replicated_reducer;
+pub mod task_copy_table;
+pub mod task_copy_type;
 pub mod task_result_table;
 pub mod task_result_type;
 pub mod task_state_type;
@@ -123,9 +133,13 @@ pub use lease_table::*;
 pub use lease_type::Lease;
 pub use limb_key_table::*;
 pub use limb_key_type::LimbKey;
+pub use limb_origin_table::*;
+pub use limb_origin_type::LimbOrigin;
 pub use limb_stats_table::*;
 pub use limb_stats_type::LimbStats;
 pub use limb_table::*;
+pub use limb_trust_table::*;
+pub use limb_trust_type::LimbTrust;
 pub use limb_type::Limb;
 pub use member_table::*;
 pub use member_type::Member;
@@ -138,6 +152,7 @@ pub use presence_type::Presence;
 pub use prune_finished_reducer::{prune_finished, set_flags_for_prune_finished, PruneFinishedCallbackId};
 pub use prune_sweep_table::*;
 pub use prune_sweep_type::PruneSweep;
+pub use quorum_state_type::QuorumState;
 pub use reader_table::*;
 pub use reader_type::Reader;
 pub use ready_table::*;
@@ -145,6 +160,8 @@ pub use ready_type::Ready;
 pub use register_limb_key_reducer::{register_limb_key, set_flags_for_register_limb_key, RegisterLimbKeyCallbackId};
 pub use register_limb_reducer::{register_limb, set_flags_for_register_limb, RegisterLimbCallbackId};
 pub use release_task_reducer::{release_task, set_flags_for_release_task, ReleaseTaskCallbackId};
+pub use replica_set_table::*;
+pub use replica_set_type::ReplicaSet;
 pub use report_late_result_reducer::{
     report_late_result, set_flags_for_report_late_result, ReportLateResultCallbackId,
 };
@@ -158,6 +175,11 @@ pub use submit_key_table::*;
 pub use submit_key_type::SubmitKey;
 pub use submit_task_once_reducer::{set_flags_for_submit_task_once, submit_task_once, SubmitTaskOnceCallbackId};
 pub use submit_task_reducer::{set_flags_for_submit_task, submit_task, SubmitTaskCallbackId};
+pub use submit_task_replicated_reducer::{
+    set_flags_for_submit_task_replicated, submit_task_replicated, SubmitTaskReplicatedCallbackId,
+};
+pub use task_copy_table::*;
+pub use task_copy_type::TaskCopy;
 pub use task_result_table::*;
 pub use task_result_type::TaskResult;
 pub use task_state_type::TaskState;
@@ -276,6 +298,12 @@ pub enum Reducer {
         payload: String,
         model: String,
     },
+    SubmitTaskReplicated {
+        key: String,
+        payload: String,
+        model: String,
+        replicas: u32,
+    },
 }
 
 impl __sdk::InModule for Reducer {
@@ -309,6 +337,7 @@ impl __sdk::Reducer for Reducer {
             Reducer::RevokeBrowser { .. } => "revoke_browser",
             Reducer::SubmitTask { .. } => "submit_task",
             Reducer::SubmitTaskOnce { .. } => "submit_task_once",
+            Reducer::SubmitTaskReplicated { .. } => "submit_task_replicated",
         }
     }
 }
@@ -410,6 +439,10 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
                 &value.args,
             )?
             .into()),
+            "submit_task_replicated" => Ok(__sdk::parse_reducer_args::<
+                submit_task_replicated_reducer::SubmitTaskReplicatedArgs,
+            >("submit_task_replicated", &value.args)?
+            .into()),
             unknown => Err(__sdk::InternalError::unknown_name("reducer", unknown, "ReducerCallInfo").into()),
         }
     }
@@ -429,17 +462,21 @@ pub struct DbUpdate {
     lease_sweep: __sdk::TableUpdate<LeaseSweep>,
     limb: __sdk::TableUpdate<Limb>,
     limb_key: __sdk::TableUpdate<LimbKey>,
+    limb_origin: __sdk::TableUpdate<LimbOrigin>,
     limb_stats: __sdk::TableUpdate<LimbStats>,
+    limb_trust: __sdk::TableUpdate<LimbTrust>,
     member: __sdk::TableUpdate<Member>,
     pending: __sdk::TableUpdate<Pending>,
     presence: __sdk::TableUpdate<Presence>,
     prune_sweep: __sdk::TableUpdate<PruneSweep>,
     reader: __sdk::TableUpdate<Reader>,
     ready: __sdk::TableUpdate<Ready>,
+    replica_set: __sdk::TableUpdate<ReplicaSet>,
     result_proof: __sdk::TableUpdate<ResultProof>,
     revoked: __sdk::TableUpdate<Revoked>,
     submit_key: __sdk::TableUpdate<SubmitKey>,
     task: __sdk::TableUpdate<Task>,
+    task_copy: __sdk::TableUpdate<TaskCopy>,
     task_result: __sdk::TableUpdate<TaskResult>,
     tenant: __sdk::TableUpdate<Tenant>,
     tenant_task: __sdk::TableUpdate<TenantTask>,
@@ -464,17 +501,21 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 "lease_sweep" => db_update.lease_sweep.append(lease_sweep_table::parse_table_update(table_update)?),
                 "limb" => db_update.limb.append(limb_table::parse_table_update(table_update)?),
                 "limb_key" => db_update.limb_key.append(limb_key_table::parse_table_update(table_update)?),
+                "limb_origin" => db_update.limb_origin.append(limb_origin_table::parse_table_update(table_update)?),
                 "limb_stats" => db_update.limb_stats.append(limb_stats_table::parse_table_update(table_update)?),
+                "limb_trust" => db_update.limb_trust.append(limb_trust_table::parse_table_update(table_update)?),
                 "member" => db_update.member.append(member_table::parse_table_update(table_update)?),
                 "pending" => db_update.pending.append(pending_table::parse_table_update(table_update)?),
                 "presence" => db_update.presence.append(presence_table::parse_table_update(table_update)?),
                 "prune_sweep" => db_update.prune_sweep.append(prune_sweep_table::parse_table_update(table_update)?),
                 "reader" => db_update.reader.append(reader_table::parse_table_update(table_update)?),
                 "ready" => db_update.ready.append(ready_table::parse_table_update(table_update)?),
+                "replica_set" => db_update.replica_set.append(replica_set_table::parse_table_update(table_update)?),
                 "result_proof" => db_update.result_proof.append(result_proof_table::parse_table_update(table_update)?),
                 "revoked" => db_update.revoked.append(revoked_table::parse_table_update(table_update)?),
                 "submit_key" => db_update.submit_key.append(submit_key_table::parse_table_update(table_update)?),
                 "task" => db_update.task.append(task_table::parse_table_update(table_update)?),
+                "task_copy" => db_update.task_copy.append(task_copy_table::parse_table_update(table_update)?),
                 "task_result" => db_update.task_result.append(task_result_table::parse_table_update(table_update)?),
                 "tenant" => db_update.tenant.append(tenant_table::parse_table_update(table_update)?),
                 "tenant_task" => db_update.tenant_task.append(tenant_task_table::parse_table_update(table_update)?),
@@ -516,8 +557,14 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.limb = cache.apply_diff_to_table::<Limb>("limb", &self.limb).with_updates_by_pk(|row| &row.id);
         diff.limb_key =
             cache.apply_diff_to_table::<LimbKey>("limb_key", &self.limb_key).with_updates_by_pk(|row| &row.limb_id);
+        diff.limb_origin = cache
+            .apply_diff_to_table::<LimbOrigin>("limb_origin", &self.limb_origin)
+            .with_updates_by_pk(|row| &row.identity);
         diff.limb_stats = cache
             .apply_diff_to_table::<LimbStats>("limb_stats", &self.limb_stats)
+            .with_updates_by_pk(|row| &row.limb_id);
+        diff.limb_trust = cache
+            .apply_diff_to_table::<LimbTrust>("limb_trust", &self.limb_trust)
             .with_updates_by_pk(|row| &row.limb_id);
         diff.member =
             cache.apply_diff_to_table::<Member>("member", &self.member).with_updates_by_pk(|row| &row.identity);
@@ -531,6 +578,9 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.reader =
             cache.apply_diff_to_table::<Reader>("reader", &self.reader).with_updates_by_pk(|row| &row.identity);
         diff.ready = cache.apply_diff_to_table::<Ready>("ready", &self.ready).with_updates_by_pk(|row| &row.limb_id);
+        diff.replica_set = cache
+            .apply_diff_to_table::<ReplicaSet>("replica_set", &self.replica_set)
+            .with_updates_by_pk(|row| &row.task_id);
         diff.result_proof = cache
             .apply_diff_to_table::<ResultProof>("result_proof", &self.result_proof)
             .with_updates_by_pk(|row| &row.task_id);
@@ -539,6 +589,8 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.submit_key =
             cache.apply_diff_to_table::<SubmitKey>("submit_key", &self.submit_key).with_updates_by_pk(|row| &row.key);
         diff.task = cache.apply_diff_to_table::<Task>("task", &self.task).with_updates_by_pk(|row| &row.id);
+        diff.task_copy =
+            cache.apply_diff_to_table::<TaskCopy>("task_copy", &self.task_copy).with_updates_by_pk(|row| &row.task_id);
         diff.task_result = cache
             .apply_diff_to_table::<TaskResult>("task_result", &self.task_result)
             .with_updates_by_pk(|row| &row.task_id);
@@ -567,17 +619,21 @@ pub struct AppliedDiff<'r> {
     lease_sweep: __sdk::TableAppliedDiff<'r, LeaseSweep>,
     limb: __sdk::TableAppliedDiff<'r, Limb>,
     limb_key: __sdk::TableAppliedDiff<'r, LimbKey>,
+    limb_origin: __sdk::TableAppliedDiff<'r, LimbOrigin>,
     limb_stats: __sdk::TableAppliedDiff<'r, LimbStats>,
+    limb_trust: __sdk::TableAppliedDiff<'r, LimbTrust>,
     member: __sdk::TableAppliedDiff<'r, Member>,
     pending: __sdk::TableAppliedDiff<'r, Pending>,
     presence: __sdk::TableAppliedDiff<'r, Presence>,
     prune_sweep: __sdk::TableAppliedDiff<'r, PruneSweep>,
     reader: __sdk::TableAppliedDiff<'r, Reader>,
     ready: __sdk::TableAppliedDiff<'r, Ready>,
+    replica_set: __sdk::TableAppliedDiff<'r, ReplicaSet>,
     result_proof: __sdk::TableAppliedDiff<'r, ResultProof>,
     revoked: __sdk::TableAppliedDiff<'r, Revoked>,
     submit_key: __sdk::TableAppliedDiff<'r, SubmitKey>,
     task: __sdk::TableAppliedDiff<'r, Task>,
+    task_copy: __sdk::TableAppliedDiff<'r, TaskCopy>,
     task_result: __sdk::TableAppliedDiff<'r, TaskResult>,
     tenant: __sdk::TableAppliedDiff<'r, Tenant>,
     tenant_task: __sdk::TableAppliedDiff<'r, TenantTask>,
@@ -600,17 +656,21 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<LeaseSweep>("lease_sweep", &self.lease_sweep, event);
         callbacks.invoke_table_row_callbacks::<Limb>("limb", &self.limb, event);
         callbacks.invoke_table_row_callbacks::<LimbKey>("limb_key", &self.limb_key, event);
+        callbacks.invoke_table_row_callbacks::<LimbOrigin>("limb_origin", &self.limb_origin, event);
         callbacks.invoke_table_row_callbacks::<LimbStats>("limb_stats", &self.limb_stats, event);
+        callbacks.invoke_table_row_callbacks::<LimbTrust>("limb_trust", &self.limb_trust, event);
         callbacks.invoke_table_row_callbacks::<Member>("member", &self.member, event);
         callbacks.invoke_table_row_callbacks::<Pending>("pending", &self.pending, event);
         callbacks.invoke_table_row_callbacks::<Presence>("presence", &self.presence, event);
         callbacks.invoke_table_row_callbacks::<PruneSweep>("prune_sweep", &self.prune_sweep, event);
         callbacks.invoke_table_row_callbacks::<Reader>("reader", &self.reader, event);
         callbacks.invoke_table_row_callbacks::<Ready>("ready", &self.ready, event);
+        callbacks.invoke_table_row_callbacks::<ReplicaSet>("replica_set", &self.replica_set, event);
         callbacks.invoke_table_row_callbacks::<ResultProof>("result_proof", &self.result_proof, event);
         callbacks.invoke_table_row_callbacks::<Revoked>("revoked", &self.revoked, event);
         callbacks.invoke_table_row_callbacks::<SubmitKey>("submit_key", &self.submit_key, event);
         callbacks.invoke_table_row_callbacks::<Task>("task", &self.task, event);
+        callbacks.invoke_table_row_callbacks::<TaskCopy>("task_copy", &self.task_copy, event);
         callbacks.invoke_table_row_callbacks::<TaskResult>("task_result", &self.task_result, event);
         callbacks.invoke_table_row_callbacks::<Tenant>("tenant", &self.tenant, event);
         callbacks.invoke_table_row_callbacks::<TenantTask>("tenant_task", &self.tenant_task, event);
@@ -1200,17 +1260,21 @@ impl __sdk::SpacetimeModule for RemoteModule {
         lease_sweep_table::register_table(client_cache);
         limb_table::register_table(client_cache);
         limb_key_table::register_table(client_cache);
+        limb_origin_table::register_table(client_cache);
         limb_stats_table::register_table(client_cache);
+        limb_trust_table::register_table(client_cache);
         member_table::register_table(client_cache);
         pending_table::register_table(client_cache);
         presence_table::register_table(client_cache);
         prune_sweep_table::register_table(client_cache);
         reader_table::register_table(client_cache);
         ready_table::register_table(client_cache);
+        replica_set_table::register_table(client_cache);
         result_proof_table::register_table(client_cache);
         revoked_table::register_table(client_cache);
         submit_key_table::register_table(client_cache);
         task_table::register_table(client_cache);
+        task_copy_table::register_table(client_cache);
         task_result_table::register_table(client_cache);
         tenant_table::register_table(client_cache);
         tenant_task_table::register_table(client_cache);

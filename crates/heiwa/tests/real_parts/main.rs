@@ -32,6 +32,7 @@ mod models;
 mod remote;
 mod sandbox;
 mod serve;
+mod trust;
 
 /// A local hub with hub-module published; returns the server and its HTTP API.
 async fn local_hub(parts: &Parts, dir: &std::path::Path) -> (HubServer, HubHttp) {

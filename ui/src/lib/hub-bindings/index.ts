@@ -82,6 +82,8 @@ import { SubmitTask } from "./submit_task_reducer.ts";
 export { SubmitTask };
 import { SubmitTaskOnce } from "./submit_task_once_reducer.ts";
 export { SubmitTaskOnce };
+import { SubmitTaskReplicated } from "./submit_task_replicated_reducer.ts";
+export { SubmitTaskReplicated };
 
 // Import and reexport all table handle types
 import { AssigneeTableHandle } from "./assignee_table.ts";
@@ -104,8 +106,12 @@ import { LimbTableHandle } from "./limb_table.ts";
 export { LimbTableHandle };
 import { LimbKeyTableHandle } from "./limb_key_table.ts";
 export { LimbKeyTableHandle };
+import { LimbOriginTableHandle } from "./limb_origin_table.ts";
+export { LimbOriginTableHandle };
 import { LimbStatsTableHandle } from "./limb_stats_table.ts";
 export { LimbStatsTableHandle };
+import { LimbTrustTableHandle } from "./limb_trust_table.ts";
+export { LimbTrustTableHandle };
 import { MemberTableHandle } from "./member_table.ts";
 export { MemberTableHandle };
 import { PendingTableHandle } from "./pending_table.ts";
@@ -118,6 +124,8 @@ import { ReaderTableHandle } from "./reader_table.ts";
 export { ReaderTableHandle };
 import { ReadyTableHandle } from "./ready_table.ts";
 export { ReadyTableHandle };
+import { ReplicaSetTableHandle } from "./replica_set_table.ts";
+export { ReplicaSetTableHandle };
 import { ResultProofTableHandle } from "./result_proof_table.ts";
 export { ResultProofTableHandle };
 import { RevokedTableHandle } from "./revoked_table.ts";
@@ -126,6 +134,8 @@ import { SubmitKeyTableHandle } from "./submit_key_table.ts";
 export { SubmitKeyTableHandle };
 import { TaskTableHandle } from "./task_table.ts";
 export { TaskTableHandle };
+import { TaskCopyTableHandle } from "./task_copy_table.ts";
+export { TaskCopyTableHandle };
 import { TaskResultTableHandle } from "./task_result_table.ts";
 export { TaskResultTableHandle };
 import { TenantTableHandle } from "./tenant_table.ts";
@@ -156,8 +166,12 @@ import { Limb } from "./limb_type.ts";
 export { Limb };
 import { LimbKey } from "./limb_key_type.ts";
 export { LimbKey };
+import { LimbOrigin } from "./limb_origin_type.ts";
+export { LimbOrigin };
 import { LimbStats } from "./limb_stats_type.ts";
 export { LimbStats };
+import { LimbTrust } from "./limb_trust_type.ts";
+export { LimbTrust };
 import { Member } from "./member_type.ts";
 export { Member };
 import { ModelOffer } from "./model_offer_type.ts";
@@ -168,10 +182,14 @@ import { Presence } from "./presence_type.ts";
 export { Presence };
 import { PruneSweep } from "./prune_sweep_type.ts";
 export { PruneSweep };
+import { QuorumState } from "./quorum_state_type.ts";
+export { QuorumState };
 import { Reader } from "./reader_type.ts";
 export { Reader };
 import { Ready } from "./ready_type.ts";
 export { Ready };
+import { ReplicaSet } from "./replica_set_type.ts";
+export { ReplicaSet };
 import { ResultProof } from "./result_proof_type.ts";
 export { ResultProof };
 import { Revoked } from "./revoked_type.ts";
@@ -182,6 +200,8 @@ import { SubmitKey } from "./submit_key_type.ts";
 export { SubmitKey };
 import { Task } from "./task_type.ts";
 export { Task };
+import { TaskCopy } from "./task_copy_type.ts";
+export { TaskCopy };
 import { TaskResult } from "./task_result_type.ts";
 export { TaskResult };
 import { TaskState } from "./task_state_type.ts";
@@ -285,6 +305,15 @@ const REMOTE_MODULE = {
         colType: LimbKey.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
+    limb_origin: {
+      tableName: "limb_origin",
+      rowType: LimbOrigin.getTypeScriptAlgebraicType(),
+      primaryKey: "identity",
+      primaryKeyInfo: {
+        colName: "identity",
+        colType: LimbOrigin.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
     limb_stats: {
       tableName: "limb_stats",
       rowType: LimbStats.getTypeScriptAlgebraicType(),
@@ -292,6 +321,15 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "limbId",
         colType: LimbStats.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    limb_trust: {
+      tableName: "limb_trust",
+      rowType: LimbTrust.getTypeScriptAlgebraicType(),
+      primaryKey: "limbId",
+      primaryKeyInfo: {
+        colName: "limbId",
+        colType: LimbTrust.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     member: {
@@ -348,6 +386,15 @@ const REMOTE_MODULE = {
         colType: Ready.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
+    replica_set: {
+      tableName: "replica_set",
+      rowType: ReplicaSet.getTypeScriptAlgebraicType(),
+      primaryKey: "taskId",
+      primaryKeyInfo: {
+        colName: "taskId",
+        colType: ReplicaSet.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
     result_proof: {
       tableName: "result_proof",
       rowType: ResultProof.getTypeScriptAlgebraicType(),
@@ -382,6 +429,15 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "id",
         colType: Task.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    task_copy: {
+      tableName: "task_copy",
+      rowType: TaskCopy.getTypeScriptAlgebraicType(),
+      primaryKey: "taskId",
+      primaryKeyInfo: {
+        colName: "taskId",
+        colType: TaskCopy.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     task_result: {
@@ -518,6 +574,10 @@ const REMOTE_MODULE = {
       reducerName: "submit_task_once",
       argsType: SubmitTaskOnce.getTypeScriptAlgebraicType(),
     },
+    submit_task_replicated: {
+      reducerName: "submit_task_replicated",
+      argsType: SubmitTaskReplicated.getTypeScriptAlgebraicType(),
+    },
   },
   versionInfo: {
     cliVersion: "1.2.0",
@@ -572,6 +632,7 @@ export type Reducer = never
 | { name: "RevokeBrowser", args: RevokeBrowser }
 | { name: "SubmitTask", args: SubmitTask }
 | { name: "SubmitTaskOnce", args: SubmitTaskOnce }
+| { name: "SubmitTaskReplicated", args: SubmitTaskReplicated }
 ;
 
 export class RemoteReducers {
@@ -945,6 +1006,22 @@ export class RemoteReducers {
     this.connection.offReducer("submit_task_once", callback);
   }
 
+  submitTaskReplicated(key: string, payload: string, model: string, replicas: number) {
+    const __args = { key, payload, model, replicas };
+    let __writer = new BinaryWriter(1024);
+    SubmitTaskReplicated.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("submit_task_replicated", __argsBuffer, this.setCallReducerFlags.submitTaskReplicatedFlags);
+  }
+
+  onSubmitTaskReplicated(callback: (ctx: ReducerEventContext, key: string, payload: string, model: string, replicas: number) => void) {
+    this.connection.onReducer("submit_task_replicated", callback);
+  }
+
+  removeOnSubmitTaskReplicated(callback: (ctx: ReducerEventContext, key: string, payload: string, model: string, replicas: number) => void) {
+    this.connection.offReducer("submit_task_replicated", callback);
+  }
+
 }
 
 export class SetReducerFlags {
@@ -1058,6 +1135,11 @@ export class SetReducerFlags {
     this.submitTaskOnceFlags = flags;
   }
 
+  submitTaskReplicatedFlags: CallReducerFlags = 'FullUpdate';
+  submitTaskReplicated(flags: CallReducerFlags) {
+    this.submitTaskReplicatedFlags = flags;
+  }
+
 }
 
 export class RemoteTables {
@@ -1103,8 +1185,16 @@ export class RemoteTables {
     return new LimbKeyTableHandle(this.connection.clientCache.getOrCreateTable<LimbKey>(REMOTE_MODULE.tables.limb_key));
   }
 
+  get limbOrigin(): LimbOriginTableHandle {
+    return new LimbOriginTableHandle(this.connection.clientCache.getOrCreateTable<LimbOrigin>(REMOTE_MODULE.tables.limb_origin));
+  }
+
   get limbStats(): LimbStatsTableHandle {
     return new LimbStatsTableHandle(this.connection.clientCache.getOrCreateTable<LimbStats>(REMOTE_MODULE.tables.limb_stats));
+  }
+
+  get limbTrust(): LimbTrustTableHandle {
+    return new LimbTrustTableHandle(this.connection.clientCache.getOrCreateTable<LimbTrust>(REMOTE_MODULE.tables.limb_trust));
   }
 
   get member(): MemberTableHandle {
@@ -1131,6 +1221,10 @@ export class RemoteTables {
     return new ReadyTableHandle(this.connection.clientCache.getOrCreateTable<Ready>(REMOTE_MODULE.tables.ready));
   }
 
+  get replicaSet(): ReplicaSetTableHandle {
+    return new ReplicaSetTableHandle(this.connection.clientCache.getOrCreateTable<ReplicaSet>(REMOTE_MODULE.tables.replica_set));
+  }
+
   get resultProof(): ResultProofTableHandle {
     return new ResultProofTableHandle(this.connection.clientCache.getOrCreateTable<ResultProof>(REMOTE_MODULE.tables.result_proof));
   }
@@ -1145,6 +1239,10 @@ export class RemoteTables {
 
   get task(): TaskTableHandle {
     return new TaskTableHandle(this.connection.clientCache.getOrCreateTable<Task>(REMOTE_MODULE.tables.task));
+  }
+
+  get taskCopy(): TaskCopyTableHandle {
+    return new TaskCopyTableHandle(this.connection.clientCache.getOrCreateTable<TaskCopy>(REMOTE_MODULE.tables.task_copy));
   }
 
   get taskResult(): TaskResultTableHandle {
