@@ -376,6 +376,74 @@ impl ChatModel {
     }
 }
 
+/// How far below the top logit an answer token may be and still count as the
+/// model's choice when scoring (see [`Scored`]). Not 0: a prefill of many
+/// tokens runs other kernels than one-token decoding, so the same model's
+/// own greedy token can come out a hair below a near-tie (up to 0.17 logits on
+/// CPU in `benches/trust.rs`), while a word that is not the model's was 16 or
+/// more below. 1.0 passes the first and catches the second.
+pub const SCORE_TOLERANCE: f32 = 1.0;
+
+/// How a model rates an answer it is shown after a prompt, teacher-forced:
+/// for each answer token, how far its logit is below the best one there (0:
+/// it is the model's top choice).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scored {
+    pub gaps: Vec<f32>,
+}
+
+impl Scored {
+    pub fn tokens(&self) -> usize {
+        self.gaps.len()
+    }
+
+    /// The first answer token more than `tolerance` below the model's top
+    /// choice (0-based), if any. Tolerance 0: every token must be the top one.
+    pub fn first_miss(&self, tolerance: f32) -> Option<usize> {
+        self.gaps.iter().position(|gap| *gap > tolerance)
+    }
+}
+
+impl ChatModel {
+    /// Score `answer` after `prompt` the way a second limb checks a first
+    /// one's greedy answer: one decode of prompt and answer together (a
+    /// prefill, no generation), and at every answer token whether it is the
+    /// token this model ranks first there. A greedy answer of the same model
+    /// file on the same backend is on top everywhere; what costs a generation
+    /// token by token costs one batch here.
+    pub fn score(&self, prompt: &str, answer: &str) -> Result<Scored, InferenceError> {
+        let vocab = self.model.vocab();
+        let prompt_tokens = vocab.tokenize(prompt.as_bytes(), true, true);
+        let answer_tokens = vocab.tokenize(answer.as_bytes(), false, true);
+        let total = prompt_tokens.len() + answer_tokens.len();
+        if prompt_tokens.is_empty() || total > self.options.context_len as usize {
+            return Err(InferenceError::ContextOverflow { tokens: total, context: self.options.context_len });
+        }
+        let mut ctx = self
+            .model
+            .new_context(backend()?, context_params(&self.options))
+            .map_err(|e| InferenceError::Context(e.to_string()))?;
+        let mut batch = LlamaBatch::new(total, 1);
+        // Logits where each answer token is predicted: the last prompt token and every answer token but the last.
+        let first_prediction = prompt_tokens.len() - 1;
+        for (i, token) in prompt_tokens.iter().chain(&answer_tokens).enumerate() {
+            let wanted = i >= first_prediction && i < total - 1;
+            batch.add(*token, i as i32, &[0], wanted).map_err(|e| InferenceError::Decode(e.to_string()))?;
+        }
+        decode(&mut ctx, &mut batch)?;
+        let gaps = answer_tokens
+            .iter()
+            .enumerate()
+            .map(|(i, token)| {
+                let logits = ctx.get_logits_ith((first_prediction + i) as i32);
+                let best = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                best - logits.get(token.0 as usize).copied().unwrap_or(f32::NEG_INFINITY)
+            })
+            .collect();
+        Ok(Scored { gaps })
+    }
+}
+
 fn decode(ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch) -> Result<(), InferenceError> {
     ctx.decode(batch).map_err(|e| InferenceError::Decode(e.to_string()))
 }

@@ -8,7 +8,7 @@ use heiwa_hub::bindings::{
     complete_task, offer, register_limb, AssigneeTableAccess, LimbTableAccess, TaskState, TaskTableAccess,
 };
 use heiwa_hub::{connect, tenant_tables, HubHttp, HubLimits, HubServer, HubServerConfig, InviteRole};
-use heiwa_inference::{cosine, ChatModel, Embedder, ModelOptions};
+use heiwa_inference::{cosine, ChatModel, Embedder, ModelOptions, SCORE_TOLERANCE};
 use heiwa_memory::{explain_nearest_on, nearest_on, Memory, PgServer, PgServerConfig};
 use heiwa_sandbox::{LimitHit, Limits, Sandbox};
 use spacetimedb_sdk::{DbContext, Table, TableWithPrimaryKey};
@@ -33,6 +33,7 @@ mod remote;
 mod sandbox;
 mod serve;
 mod trust;
+mod trust_limbs;
 
 /// A local hub with hub-module published; returns the server and its HTTP API.
 async fn local_hub(parts: &Parts, dir: &std::path::Path) -> (HubServer, HubHttp) {
@@ -305,6 +306,37 @@ fn chat_model_generates_the_same_tokens_twice_with_greedy_sampling() {
 
     let overflow = chat.complete(&"word ".repeat(3000), 8).unwrap_err();
     assert!(overflow.to_string().contains("context holds 2048"), "{overflow}");
+}
+
+/// Two limbs with the same model file (two loads, CPU) answer a greedy task
+/// alike, and a third scores that answer teacher-forced in one prefill: every
+/// token is its top choice; a changed answer is caught at the changed token.
+#[test]
+fn greedy_answers_agree_across_loads_and_scoring_passes_them_and_catches_a_change() {
+    let path = parts().chat_model;
+    let load = || ChatModel::load(&path, ModelOptions::default()).expect("chat model loads");
+    let (first, second, scorer) = (load(), load(), load());
+    let prompt =
+        first.format_chat(&[("user", "Explain in two sentences what a volunteer computing project is.")]).unwrap();
+    let answer = first.complete(&prompt, 48).unwrap().text;
+    assert_eq!(answer, second.complete(&prompt, 48).unwrap().text, "the same model answers a greedy task alike");
+
+    let scored = scorer.score(&prompt, &answer).unwrap();
+    assert!(scored.tokens() > 10, "{scored:?}");
+    assert_eq!(
+        scored.first_miss(SCORE_TOLERANCE),
+        None,
+        "its own greedy answer is the top choice everywhere (within the tolerance): {scored:?}"
+    );
+
+    // A liar's answer: the same start, then a word of its own.
+    let words: Vec<&str> = answer.split(' ').collect();
+    let cut = words.len() / 2;
+    let changed = format!("{} banana {}", words[..cut].join(" "), words[cut..].join(" "));
+    let caught = scorer.score(&prompt, &changed).unwrap();
+    let miss = caught.first_miss(SCORE_TOLERANCE).expect("a changed answer is not the model's");
+    let before = scorer.score(&prompt, &words[..cut].join(" ")).unwrap().tokens();
+    assert!(miss >= before.saturating_sub(1) && miss <= before + 1, "caught where it changed: {caught:?}, {before}");
 }
 
 #[test]

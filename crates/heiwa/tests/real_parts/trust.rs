@@ -1,82 +1,10 @@
-//! Replication with a quorum on a real hub, with real limbs (the claim loop
-//! over WebSockets, signing every result) whose executors are the test's
-//! own: one that computes its answer from the payload (deterministic work, as
-//! a `run_python` computation is), and one that lies.
+//! Replication with a quorum on a real hub, with real limbs (`trust_limbs`):
+//! honest ones and one that lies.
 
+use super::trust_limbs::{computed, decided, limb, rows};
 use super::{local_hub, parts};
-use heiwa_hub::{HubHttp, InviteRole};
-use limb_core::claim::{run_limb, Evidence, Executor, LimbEvent, LimbOptions, Output, TaskFailure};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
-
-/// The answer honest limbs compute: a checksum of the payload.
-fn computed(payload: &str) -> String {
-    let sum: u64 = payload.bytes().map(u64::from).sum();
-    format!("{} bytes, checksum {sum}", payload.len())
-}
-
-struct Computes {
-    /// Answers one more than the truth: the liar.
-    lies: bool,
-}
-
-impl Executor for Computes {
-    fn execute(&self, _task_id: u64, payload: &str) -> Result<Output, TaskFailure> {
-        let summary = if self.lies { format!("{} bytes, checksum 1", payload.len()) } else { computed(payload) };
-        Ok(Output { summary, evidence: Evidence { engine: "test".into(), ..Evidence::default() } })
-    }
-}
-
-/// A limb running in this process until the returned sender says stop.
-async fn limb(http: &HubHttp, dir: &std::path::Path, invite: &str, name: &str, lies: bool) -> watch::Sender<bool> {
-    let (stop, stop_rx) = watch::channel(false);
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let options = LimbOptions {
-        uri: http.base_url().replacen("http://", "ws://", 1),
-        database: "heiwa".into(),
-        token_file: dir.join(format!("{name}.token")),
-        invite: Some(invite.into()),
-        name: name.into(),
-        lease_secs: 30,
-        max_in_flight: 2,
-        offer: Default::default(),
-        governor: None,
-        tasks: None,
-    };
-    let (failed_tx, mut failed) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        if let Err(error) = run_limb(options, Arc::new(Computes { lies }), stop_rx, events_tx).await {
-            let _ = failed_tx.send(error.to_string());
-        }
-    });
-    // Its first event is Ready (a limb without a governor reports nothing before).
-    tokio::select! {
-        Some(event) = events.recv() => assert!(matches!(event, LimbEvent::Ready { .. }), "limb {name}: {event:?}"),
-        Some(error) = failed.recv() => panic!("limb {name} failed: {error}"),
-    }
-    // Drain its events so the channel never fills.
-    tokio::spawn(async move { while events.recv().await.is_some() {} });
-    stop
-}
-
-async fn rows(http: &HubHttp, owner: &str, sql: &str) -> Vec<heiwa_hub::Row> {
-    http.rows("heiwa", sql, owner).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-/// Wait until every replica set is decided (not "Open"); returns them.
-async fn decided(http: &HubHttp, owner: &str, sets: usize) -> Vec<heiwa_hub::Row> {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let all = rows(http, owner, "SELECT * FROM replica_set").await;
-        let open = all.iter().filter(|s| s["verdict"] == "open").count();
-        if all.len() == sets && open == 0 {
-            return all;
-        }
-        assert!(Instant::now() < deadline, "{open} of {} sets still open: {all:#?}", all.len());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use heiwa_hub::InviteRole;
+use std::time::Duration;
 
 /// Limb id → donor (the invite it joined with), as the test made them.
 fn donor(names: &[(u64, &str)], limb_id: u64) -> String {
