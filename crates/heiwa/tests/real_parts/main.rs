@@ -312,7 +312,7 @@ fn chat_model_generates_the_same_tokens_twice_with_greedy_sampling() {
 /// alike, and a third scores that answer teacher-forced in one prefill: every
 /// token is its top choice; a changed answer is caught at the changed token.
 #[test]
-fn greedy_answers_agree_across_loads_and_scoring_passes_them_and_catches_a_change() {
+fn greedy_answers_agree_across_loads_and_scoring_passes_them_and_catches_a_change_or_another_model() {
     let path = parts().chat_model;
     let load = || ChatModel::load(&path, ModelOptions::default()).expect("chat model loads");
     let (first, second, scorer) = (load(), load(), load());
@@ -337,6 +337,13 @@ fn greedy_answers_agree_across_loads_and_scoring_passes_them_and_catches_a_chang
     let miss = caught.first_miss(SCORE_TOLERANCE).expect("a changed answer is not the model's");
     let before = scorer.score(&prompt, &words[..cut].join(" ")).unwrap().tokens();
     assert!(miss >= before.saturating_sub(1) && miss <= before + 1, "caught where it changed: {caught:?}, {before}");
+
+    // A limb that claims this model but runs another (the base model, same family) is caught too.
+    let other = ChatModel::load(&parts().base_model, ModelOptions::default()).expect("base model loads");
+    let impostor = other.complete(&prompt, 48).unwrap().text;
+    assert_ne!(impostor, answer);
+    let scored = scorer.score(&prompt, &impostor).unwrap();
+    assert!(scored.first_miss(SCORE_TOLERANCE).is_some(), "another model's answer is caught: {scored:?}");
 }
 
 #[test]
