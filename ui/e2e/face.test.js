@@ -250,6 +250,40 @@ test('read-only, another tenant, revoked: each is refused by the hub', async () 
   await Promise.all([readOnly, other].map((x) => x.context().close()));
 });
 
+test('a task two donors must agree on: copies go to limbs of two invites, the page shows the verdict and records', async () => {
+  owner('gamma', 'tenant', 'create', 'gamma');
+  // Two donors (one invite each), echo limbs: the same payload, the same answer.
+  const donors = [];
+  for (const name of ['donor-one', 'donor-two']) {
+    const code = owner('gamma', 'tenant', 'invite');
+    const env = { HEIWA_DATA_DIR: dir(`gamma-${name}`), HEIWA_HUB: hubUrl };
+    donors.push(await start(['limb', 'run', '--invite', code, '--name', name, '--executor', 'echo'], env, /^ready/m));
+  }
+  const p = await page(invite('gamma', '--submit', '--label', 'gamma laptop').link);
+  await live(p);
+  await p.fill('#task-payload', 'checked by two donors');
+  await p.selectOption('#task-replicas', '2');
+  await p.click('#submit-task');
+  await p.waitForFunction(
+    () => [...globalThis.heiwaFace.replicaSets.values()].some((set) => set.verdict.tag === 'Agreed'),
+    null,
+    { timeout: 30000 }
+  );
+  const ids = await p.locator('[data-task]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task')));
+  assert.equal(ids.length, 2, `the task and its copy: ${ids}`);
+  await row(p, ids[ids.length - 1]).click();
+  const verdict = await p.locator('#task-replicas-verdict').textContent();
+  assert.match(verdict, /Agreed by limbs (\d+), (?!\1)(\d+) \(2 of 2 copies\)/, verdict);
+  await shot(p, 'replicas-agreed');
+  await p.click('#tab-limbs');
+  for (const name of ['donor-one', 'donor-two']) {
+    const record = p.locator('li.limb', { hasText: name }).locator('.record');
+    assert.match(await record.textContent(), /1 agreed, 0 disputed/);
+  }
+  await p.context().close();
+  for (const donor of donors) await stop(donor);
+});
+
 test('the hub restarts while the page is open: the page says so and recovers what it showed', async () => {
   const p = await page(invite('alpha', '--submit', '--label', 'restart watcher').link);
   await live(p);

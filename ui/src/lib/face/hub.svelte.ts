@@ -9,10 +9,13 @@ import {
   DbConnection,
   type Browser,
   type ErrorContext,
+  type LateResult,
   type Limb,
   type LimbStats,
+  type LimbTrust,
   type Member,
   type ReducerEventContext,
+  type ReplicaSet,
   type TenantTask,
   type Tenant
 } from '../hub-bindings';
@@ -44,10 +47,14 @@ export type TaskRow = {
   reason: string;
   mine: boolean;
   result: { raw: string; summary: Summary | null; finishedMs: number } | null;
+  /** When it is (a copy of) a task submitted with replicas: how the copies voted. */
+  replicas: { verdict: string; copies: bigint[]; agreeing: bigint[]; replicas: number; note: string } | null;
+  /** Results limbs sent after the task had gone on without them (kept, never the result). */
+  late: Array<{ limb: bigint; summary: string }>;
 };
 
 // `tenant_task`, not `task` and `task_result`: see that table in hub-module for why.
-const TABLES = ['tenant', 'member', 'limb', 'limb_stats', 'tenant_task', 'browser'];
+const TABLES = ['tenant', 'member', 'limb', 'limb_stats', 'limb_trust', 'tenant_task', 'replica_set', 'late_result', 'browser'];
 const RETRY_MS = [500, 1000, 2000, 4000, 5000];
 const stateOf = (task: TenantTask) => task.state.tag.toLowerCase() as TaskState;
 const ms = (t: { toDate(): Date }) => t.toDate().getTime();
@@ -90,6 +97,10 @@ class Face {
   tasks = new Map<bigint, TenantTask>();
   limbs = new Map<bigint, Limb>();
   stats = new Map<bigint, LimbStats>();
+  trust = new Map<bigint, LimbTrust>();
+  /** Replica sets by the submitted task's id. */
+  replicaSets = new Map<bigint, ReplicaSet>();
+  late = new Map<bigint, LateResult>();
   browsers = new Map<string, Browser>();
 
   #conn: DbConnection | null = null;
@@ -167,7 +178,8 @@ class Face {
   }
 
   #clear() {
-    for (const map of [this.tasks, this.limbs, this.stats, this.browsers]) map.clear();
+    for (const map of [this.tasks, this.limbs, this.stats, this.trust, this.replicaSets, this.late, this.browsers])
+      map.clear();
     this.tenant = null;
     this.member = null;
     this.#bump();
@@ -228,6 +240,9 @@ class Face {
         for (const row of conn.db.tenantTask.iter()) this.tasks.set(row.id, row);
         for (const row of conn.db.limb.iter()) this.limbs.set(row.id, row);
         for (const row of conn.db.limbStats.iter()) this.stats.set(row.limbId, row);
+        for (const row of conn.db.limbTrust.iter()) this.trust.set(row.limbId, row);
+        for (const row of conn.db.replicaSet.iter()) this.replicaSets.set(row.taskId, row);
+        for (const row of conn.db.lateResult.iter()) this.late.set(row.id, row);
         for (const row of conn.db.browser.iter()) this.browsers.set(row.identity.toHexString(), row);
         if (!this.member) {
           this.status = 'signed-out';
@@ -270,6 +285,13 @@ class Face {
     conn.db.limb.onDelete((_ctx, row) => live() && (this.limbs.delete(row.id), this.#bump()));
     conn.db.limbStats.onInsert((_ctx, row) => live() && (this.stats.set(row.limbId, row), this.#bump()));
     conn.db.limbStats.onUpdate((_ctx, _old, row) => live() && (this.stats.set(row.limbId, row), this.#bump()));
+    conn.db.limbTrust.onInsert((_ctx, row) => live() && (this.trust.set(row.limbId, row), this.#bump()));
+    conn.db.limbTrust.onUpdate((_ctx, _old, row) => live() && (this.trust.set(row.limbId, row), this.#bump()));
+    conn.db.replicaSet.onInsert((_ctx, row) => live() && (this.replicaSets.set(row.taskId, row), this.#bump()));
+    conn.db.replicaSet.onUpdate((_ctx, _old, row) => live() && (this.replicaSets.set(row.taskId, row), this.#bump()));
+    conn.db.replicaSet.onDelete((_ctx, row) => live() && (this.replicaSets.delete(row.taskId), this.#bump()));
+    conn.db.lateResult.onInsert((_ctx, row) => live() && (this.late.set(row.id, row), this.#bump()));
+    conn.db.lateResult.onDelete((_ctx, row) => live() && (this.late.delete(row.id), this.#bump()));
     conn.db.browser.onInsert((_ctx, row) => live() && (this.browsers.set(row.identity.toHexString(), row), this.#bump()));
     conn.db.browser.onUpdate((_ctx, _o, row) => live() && (this.browsers.set(row.identity.toHexString(), row), this.#bump()));
     conn.db.browser.onDelete((_ctx, row) => live() && (this.browsers.delete(row.identity.toHexString()), this.#bump()));
@@ -282,6 +304,7 @@ class Face {
       this.problem = 'The owner revoked this browser’s access. Ask for a new dashboard code to sign in again.';
     });
     conn.reducers.onSubmitTask((ctx) => this.#answered(ctx));
+    conn.reducers.onSubmitTaskReplicated((ctx) => this.#answered(ctx));
     conn.reducers.onCancelTask((ctx) => this.#answered(ctx));
   }
 
@@ -309,8 +332,11 @@ class Face {
     });
   }
 
-  submit(payload: string) {
-    return this.#call((conn) => conn.reducers.submitTask(payload, ''));
+  /** Submit a task; with `replicas` 2 or 3, limbs of that many donors answer it and the hub keeps what they agree on. */
+  submit(payload: string, replicas = 1) {
+    return this.#call((conn) =>
+      replicas > 1 ? conn.reducers.submitTaskReplicated('', payload, '', replicas) : conn.reducers.submitTask(payload, '')
+    );
   }
 
   cancel(taskId: bigint) {
@@ -362,7 +388,13 @@ class Face {
   /** Every task, newest first, with its result. */
   taskRows(): TaskRow[] {
     const rows: TaskRow[] = [];
+    const setOf = new Map<bigint, ReplicaSet>();
+    for (const set of this.replicaSets.values()) for (const copy of set.copies) setOf.set(copy, set);
+    const lateOf = new Map<bigint, TaskRow['late']>();
+    for (const late of this.late.values())
+      lateOf.set(late.taskId, [...(lateOf.get(late.taskId) ?? []), { limb: late.limbId, summary: late.summary }]);
     for (const task of this.tasks.values()) {
+      const set = setOf.get(task.id);
       rows.push({
         id: task.id,
         state: stateOf(task),
@@ -375,7 +407,17 @@ class Face {
         mine: this.#isMe(task.submittedBy),
         result: task.finishedAt
           ? { raw: task.summary, summary: parseSummary(task.summary), finishedMs: ms(task.finishedAt) }
-          : null
+          : null,
+        replicas: set
+          ? {
+              verdict: set.verdict.tag.toLowerCase(),
+              copies: set.copies,
+              agreeing: set.agreeing,
+              replicas: set.replicas,
+              note: set.note
+            }
+          : null,
+        late: lateOf.get(task.id) ?? []
       });
     }
     return rows.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
