@@ -333,7 +333,12 @@ impl Mesh {
         })
     }
 
-    pub async fn submit(&self, payload: &str) -> Result<(), HubError> {
+    /// Submit a task; with `replicas` 2 or 3, limbs of that many donors answer
+    /// it and the hub keeps what they agree on.
+    pub async fn submit(&self, payload: &str, replicas: u32) -> Result<(), HubError> {
+        if replicas > 1 {
+            return self.http.submit_task_replicated(&self.database, None, payload, None, replicas, &self.token).await;
+        }
         self.http.submit_task(&self.database, payload, None, &self.token).await
     }
 

@@ -39,11 +39,12 @@ pub async fn tasks(state: State<'_, AppState>) -> CommandResult<TasksView> {
 }
 
 #[tauri::command]
-pub async fn submit_task(state: State<'_, AppState>, payload: String) -> CommandResult<()> {
+pub async fn submit_task(state: State<'_, AppState>, payload: String, replicas: Option<u32>) -> CommandResult<()> {
     if payload.trim().is_empty() {
         return Err("write a task first".into());
     }
-    with_limb(&state, async |running| Ok(running.mesh.submit(&payload).await?)).await
+    let replicas = replicas.unwrap_or(1);
+    with_limb(&state, async |running| Ok(running.mesh.submit(&payload, replicas).await?)).await
 }
 
 #[tauri::command]

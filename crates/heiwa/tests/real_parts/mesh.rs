@@ -557,11 +557,11 @@ async fn the_app_mesh_joins_a_remote_hub_by_invite_and_answers_its_tenant() {
         (Some(true), Some(1), Some(true)),
         "the owner sees what the app's limb offers: {seen_by_owner:?}"
     );
-    let refused = mesh.submit("hello from the app").await.expect_err("a volunteer's limb may not submit");
+    let refused = mesh.submit("hello from the app", 1).await.expect_err("a volunteer's limb may not submit");
     assert!(refused.to_string().contains("may not submit"), "{refused}");
     let limb_id = mesh.limb().limb_id.expect("registered");
     http.grant_limb("heiwa", limb_id, false, true, &owner).await.expect("the owner grants it");
-    mesh.submit("hello from the app").await.expect("granted, the app submits");
+    mesh.submit("hello from the app", 1).await.expect("granted, the app submits");
     let deadline = Instant::now() + Duration::from_secs(30);
     let task = loop {
         if let Some(task) = mesh.tasks().into_iter().find(|t| t.state == heiwa_hub::TaskState::Done) {
