@@ -347,13 +347,15 @@ const WAITING_PROBE: Duration = Duration::from_secs(2);
 
 const CACHE_FAILED: &str = "the hub connection's row cache failed";
 
-/// Run a task on a blocking thread; its outcome, signed, comes back as a message.
+/// Run a task on a blocking thread; its outcome, signed and on disk in the
+/// outbox (the fsyncs on this thread, not the loop's), comes back as a message.
 fn execute(
     payload: String,
     task_id: u64,
     limb_id: u64,
     executor: Arc<dyn Executor>,
     signer: Arc<LimbKey>,
+    outbox: Outbox,
     done: mpsc::UnboundedSender<Msg>,
 ) {
     tokio::task::spawn_blocking(move || {
@@ -365,6 +367,9 @@ fn execute(
             // The hub keeps a failure as its reason, a sentence.
             Err(failure) => Err(failure.to_string()),
         };
+        if let Err(error) = outbox.put(task_id, &outcome) {
+            tracing::warn!(%error, task_id, "the result could not be kept on disk; sending it anyway");
+        }
         let _ = done.send(Msg::Executed { task_id, outcome });
     });
 }
@@ -472,6 +477,7 @@ pub async fn run_limb(
                                         limb_id,
                                         executor.clone(),
                                         signer.clone(),
+                                        outbox.clone(),
                                         tx.clone(),
                                     );
                                 }
@@ -487,15 +493,15 @@ pub async fn run_limb(
                 Msg::Executed { task_id, outcome } => {
                     if work.running.remove(&task_id) {
                         let _ = events.send(LimbEvent::Executed(task_id));
-                        if let Err(error) = outbox.put(task_id, &outcome) {
-                            tracing::warn!(%error, task_id, "the result could not be kept on disk; sending it anyway");
-                        }
                         if !send_outcome(&connected.conn, limb_id, task_id, &outcome) {
                             // Kept in `unacked`: reconciliation re-sends it once reconnected.
                             let _ = tx.send(Msg::Disconnected { generation, reason: Some("result not sent".into()) });
                         }
                         work.unacked.insert(task_id, outcome);
                         report_waiting(&work, &events);
+                    } else if let Err(error) = outbox.remove(task_id) {
+                        // Handed back while it ran: another limb answers it.
+                        tracing::warn!(%error, task_id, "a dropped result stays in the outbox");
                     }
                 }
                 Msg::Acked { task_id, ok } => {
