@@ -27,6 +27,8 @@ pub struct PgServer {
     config: PgServerConfig,
     run_as: Option<(Uid, Gid)>,
     running: bool,
+    /// Stops the server if this process ends without doing so ([`PgServer::start`]).
+    watchdog: Option<std::process::Child>,
 }
 
 impl PgServer {
@@ -45,7 +47,7 @@ impl PgServer {
         } else {
             None
         };
-        Ok(PgServer { config, run_as, running: false })
+        Ok(PgServer { config, run_as, running: false, watchdog: None })
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -161,11 +163,43 @@ impl PgServer {
             }
         }
         self.running = true;
+        self.watchdog = Some(self.spawn_watchdog()?);
         Ok(())
+    }
+
+    /// The server never outlives this process, however it ends (SIGKILL
+    /// included): pg_ctl daemonises PostgreSQL, so nothing else would stop it.
+    /// A small `sh` waits on a pipe whose only writer is this process; when
+    /// this process ends, the kernel closes the pipe, the read returns, and
+    /// the watchdog runs a fast shutdown (open transactions rolled back,
+    /// committed data kept). In a process group of its own, so a Ctrl-C at a
+    /// terminal, which signals the whole foreground group, does not end the
+    /// watchdog before it has done its work.
+    fn spawn_watchdog(&self) -> Result<std::process::Child, MemoryError> {
+        use std::os::unix::process::CommandExt;
+        let mut watchdog = Command::new("sh");
+        watchdog
+            .arg("-c")
+            .arg(r#"read -r _; exec "$0" -D "$1" -m fast -w stop"#)
+            .arg(self.config.install_dir.join("bin").join("pg_ctl"))
+            .arg(self.data_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        if let Some((uid, gid)) = self.run_as {
+            watchdog.uid(uid.as_raw()).gid(gid.as_raw());
+        }
+        watchdog.spawn().map_err(|source| MemoryError::Io { path: "sh (PostgreSQL's watchdog)".into(), source })
     }
 
     /// Fast shutdown: open transactions are rolled back, committed data is kept.
     pub fn stop(&mut self) -> Result<(), MemoryError> {
+        if let Some(mut watchdog) = self.watchdog.take() {
+            // Stopping here: the watchdog's own stop is not needed.
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
         if !self.running {
             return Ok(());
         }
