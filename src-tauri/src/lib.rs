@@ -22,6 +22,15 @@ use tokio::sync::Mutex;
 
 pub fn run() {
     let started = std::time::Instant::now();
+    // Documents are extracted in worker processes of this binary, each under a budget (main calls serve_if_worker).
+    match (std::env::current_exe(), heiwa_memory::Budget::from_env()) {
+        (Ok(program), Ok(budget)) => heiwa_memory::isolate_with(program, budget),
+        (Ok(program), Err(error)) => {
+            eprintln!("{error}; extracting with the default budget");
+            heiwa_memory::isolate_with(program, heiwa_memory::Budget::DEFAULT);
+        }
+        (Err(error), _) => eprintln!("{error}: documents are extracted in this process, without a budget"),
+    }
     let data_dir = heiwa_config::data_dir();
     let settings = match Settings::load(&data_dir.join("settings.json")) {
         Ok(settings) => settings,

@@ -58,6 +58,13 @@ pub enum ExtractError {
     /// The format's own reader refused it; the sentence names the format.
     #[error("{0}")]
     Malformed(String),
+    #[error("extracting its text took longer than its budget of {secs} s (HEIWA_EXTRACT_TIMEOUT_SECS); stopped")]
+    OverTime { secs: u64 },
+    #[error(
+        "extracting its text needed more than its memory budget of {mib} MiB (HEIWA_EXTRACT_MEMORY_MIB); stopped{}",
+        status.as_ref().map(|s| format!(" ({s})")).unwrap_or_default()
+    )]
+    OverMemory { mib: u64, status: Option<String> },
 }
 
 fn malformed(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ExtractError {

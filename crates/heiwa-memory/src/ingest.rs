@@ -2,7 +2,7 @@
 //! transaction per document, so a document is fully searchable or not at all.
 //! Unchanged files (same content hash) are skipped; changed ones replaced.
 
-use crate::extract::{extract, Extracted};
+use crate::extract::Extracted;
 use crate::{Memory, MemoryError};
 use heiwa_inference::Embedder;
 use pgvector::Vector;
@@ -65,8 +65,9 @@ pub async fn ingest_path(
         steps.record(path, Outcome::Failed(reason));
     }
     let mut waiting = Vec::new();
+    let mut extractor = crate::isolate::Extractor::default();
     for path in files {
-        let extracted = match extract(&path) {
+        let extracted = match extractor.extract(&path).await {
             Ok(extracted) => extracted,
             Err(reason) => {
                 // The report is for people: the error's sentence.

@@ -76,8 +76,16 @@ pub async fn shutdown_signal() {
     }
 }
 
+fn main() -> anyhow::Result<()> {
+    // Started as a document extractor for an ingest (see heiwa_memory::isolate): serve, and never run the CLI.
+    heiwa_memory::serve_if_worker();
+    let budget = heiwa_memory::Budget::from_env().map_err(anyhow::Error::msg)?;
+    heiwa_memory::isolate_with(std::env::current_exe()?, budget);
+    run()
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("HEIWA_LOG"))
         .with_writer(std::io::stderr)

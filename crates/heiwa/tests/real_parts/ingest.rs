@@ -433,3 +433,51 @@ fn the_apps_postgres_stops_when_heiwa_ends_any_way_and_the_next_run_finishes() {
     assert!(counts.len() == 4 && counts[0] + counts[1] == 120 && counts[1] >= 3 && counts[3] == 0, "{summary}");
     assert!(!postmaster.exists(), "a clean exit stops PostgreSQL too");
 }
+
+/// Documents that stall a parser (html2text spent minutes on each of these)
+/// are stopped from outside by their budget — time or memory — and are their
+/// own error; the rest of the folder is ingested, in bounded time.
+#[test]
+fn a_document_over_its_time_or_memory_budget_is_its_own_error_and_the_folder_goes_on() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |folder: &Path, budget: [(&str, &str); 2]| {
+        let started = Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_heiwa"))
+            .arg("ingest")
+            .arg(folder)
+            .env("HEIWA_DATA_DIR", dir.path().join("data"))
+            .envs(budget)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8_lossy(&out.stdout).into_owned(), started.elapsed())
+    };
+    // Deeply nested: slow to lay out. A million tiny elements: large to hold.
+    let deep = dir.path().join("deep");
+    std::fs::create_dir_all(&deep).unwrap();
+    for sample in std::fs::read_dir(samples()).unwrap() {
+        let sample = sample.unwrap().path();
+        std::fs::copy(&sample, deep.join(sample.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        deep.join("nested.html"),
+        format!("<html><body>{}x{}</body></html>", "<div>".repeat(400_000), "</div>".repeat(400_000)),
+    )
+    .unwrap();
+    let (said, took) = run(&deep, [("HEIWA_EXTRACT_TIMEOUT_SECS", "2"), ("HEIWA_EXTRACT_MEMORY_MIB", "2048")]);
+    assert!(said.contains("nested.html: extracting its text took longer than its budget of 2 s"), "{said}");
+    assert!(said.lines().last().unwrap().starts_with("4 added"), "the rest of the folder went on: {said}");
+    assert!(took < Duration::from_secs(60), "bounded: {took:?}");
+
+    let wide = dir.path().join("wide");
+    std::fs::create_dir_all(&wide).unwrap();
+    std::fs::write(wide.join("tiny.html"), format!("<html><body>{}</body></html>", "<b>x</b>".repeat(900_000)))
+        .unwrap();
+    std::fs::write(wide.join("note.txt"), "A short note that fits any budget.").unwrap();
+    let (said, _) = run(&wide, [("HEIWA_EXTRACT_TIMEOUT_SECS", "120"), ("HEIWA_EXTRACT_MEMORY_MIB", "64")]);
+    assert!(said.contains("tiny.html: extracting its text needed more than its memory budget of 64 MiB"), "{said}");
+    assert!(said.contains("added      ") && said.contains("note.txt"), "{said}");
+}
