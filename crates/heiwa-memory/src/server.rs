@@ -125,6 +125,8 @@ impl PgServer {
     /// backends hold the shared memory until they notice. Until then it refuses
     /// to start, so those two refusals are retried for up to 20 s.
     pub fn start(&mut self) -> Result<(), MemoryError> {
+        // Started again (after its server died): the old watchdog must not stop the new server.
+        self.end_watchdog();
         self.prepare_dirs()?;
         if !self.data_dir().join("PG_VERSION").exists() {
             let mut initdb = self.command("initdb");
@@ -175,6 +177,15 @@ impl PgServer {
     /// committed data kept). In a process group of its own, so a Ctrl-C at a
     /// terminal, which signals the whole foreground group, does not end the
     /// watchdog before it has done its work.
+    /// End the watchdog without its stop: killed, not left to read the
+    /// closing pipe (which would stop a server started again after it).
+    fn end_watchdog(&mut self) {
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+    }
+
     fn spawn_watchdog(&self) -> Result<std::process::Child, MemoryError> {
         use std::os::unix::process::CommandExt;
         let mut watchdog = Command::new("sh");
@@ -195,11 +206,7 @@ impl PgServer {
 
     /// Fast shutdown: open transactions are rolled back, committed data is kept.
     pub fn stop(&mut self) -> Result<(), MemoryError> {
-        if let Some(mut watchdog) = self.watchdog.take() {
-            // Stopping here: the watchdog's own stop is not needed.
-            let _ = watchdog.kill();
-            let _ = watchdog.wait();
-        }
+        self.end_watchdog();
         if !self.running {
             return Ok(());
         }
