@@ -75,6 +75,11 @@ fn extension(path: &Path) -> String {
     path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default()
 }
 
+/// Whether memory takes files of `path`'s type at all (by extension).
+pub fn supported(path: &Path) -> bool {
+    SUPPORTED.contains(&extension(path).as_str())
+}
+
 /// The text of the file at `path`, or why it has none we can use.
 pub fn extract(path: &Path) -> Result<Extracted, ExtractError> {
     let extension = extension(path);

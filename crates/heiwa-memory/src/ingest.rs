@@ -21,6 +21,9 @@ pub struct IngestReport {
     pub removed: Vec<String>,
     /// Files that could not be ingested, each with a reason a person understands.
     pub failed: Vec<(PathBuf, String)>,
+    /// Files of types memory does not take (stylesheets, images, …): counted,
+    /// not failures, so that a real failure is not buried among them.
+    pub skipped: Vec<PathBuf>,
 }
 
 /// What happened to one file, as soon as it is known (for progress bars and the UI).
@@ -39,6 +42,8 @@ pub enum Outcome {
     Added,
     Unchanged,
     Failed(String),
+    /// A type memory does not take.
+    Skipped,
 }
 
 /// Ingest a file or a folder (recursively; hidden entries skipped, symbolic
@@ -67,6 +72,10 @@ pub async fn ingest_path(
     let mut waiting = Vec::new();
     let mut extractor = crate::isolate::Extractor::default();
     for path in files {
+        if !crate::extract::supported(&path) {
+            steps.record(path, Outcome::Skipped);
+            continue;
+        }
         let extracted = match extractor.extract(&path).await {
             Ok(extracted) => extracted,
             Err(reason) => {
@@ -215,6 +224,7 @@ impl Steps<'_> {
             Outcome::Added => self.report.added.push(path.clone()),
             Outcome::Unchanged => self.report.unchanged.push(path.clone()),
             Outcome::Failed(reason) => self.report.failed.push((path.clone(), reason.clone())),
+            Outcome::Skipped => self.report.skipped.push(path.clone()),
         }
         (self.progress)(Progress { done: self.done, total: self.total, path, outcome });
     }

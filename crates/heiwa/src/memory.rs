@@ -14,6 +14,9 @@ pub struct IngestArgs {
     /// Keep watching: new, changed and deleted files are picked up until Ctrl-C.
     #[arg(long)]
     watch: bool,
+    /// Name each file of a type memory does not take (otherwise they are counted in one line).
+    #[arg(long)]
+    list_skipped: bool,
 }
 
 #[derive(Subcommand)]
@@ -45,7 +48,7 @@ async fn open_memory() -> anyhow::Result<LocalMemory> {
     Ok(LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir().join("memory")).await?)
 }
 
-pub async fn ingest(IngestArgs { path, tenant, watch }: IngestArgs) -> anyhow::Result<()> {
+pub async fn ingest(IngestArgs { path, tenant, watch, list_skipped }: IngestArgs) -> anyhow::Result<()> {
     let path = std::fs::canonicalize(&path).with_context(|| format!("{}", path.display()))?;
     let local = open_memory().await?;
     let bar = indicatif::ProgressBar::new(0).with_style(
@@ -60,12 +63,19 @@ pub async fn ingest(IngestArgs { path, tenant, watch }: IngestArgs) -> anyhow::R
             Outcome::Added => println!("added      {}", step.path.display()),
             Outcome::Unchanged => println!("unchanged  {}", step.path.display()),
             Outcome::Failed(reason) => println!("not added  {}: {reason}", step.path.display()),
+            Outcome::Skipped if list_skipped => {
+                println!("skipped    {} (a type memory does not take)", step.path.display())
+            }
+            Outcome::Skipped => {}
         });
     };
     let mut summary = |report: IngestReport| {
         bar.suspend(|| {
             for file in &report.removed {
                 println!("removed    {file} (no longer on disk)");
+            }
+            if !report.skipped.is_empty() {
+                println!("{}", skipped_line(&report.skipped, list_skipped));
             }
             println!(
                 "{} added, {} unchanged, {} removed, {} not added",
@@ -154,4 +164,20 @@ pub async fn search(SearchArgs { query, k, tenant }: SearchArgs) -> anyhow::Resu
     }
     local.close().await?;
     Ok(())
+}
+
+/// "185 files skipped, of types memory does not take: .css 60, .js 40, …",
+/// the most common first.
+fn skipped_line(skipped: &[std::path::PathBuf], listed: bool) -> String {
+    let mut by_type: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for path in skipped {
+        let extension = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or("no extension".into());
+        *by_type.entry(extension).or_default() += 1;
+    }
+    let mut types: Vec<(String, usize)> = by_type.into_iter().collect();
+    types.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let shown: Vec<String> = types.iter().take(8).map(|(t, n)| format!("{t} {n}")).collect();
+    let more = if types.len() > 8 { ", …" } else { "" };
+    let hint = if listed { "" } else { " (--list-skipped names them)" };
+    format!("{} files skipped, of types memory does not take: {}{more}{hint}", skipped.len(), shown.join(", "))
 }

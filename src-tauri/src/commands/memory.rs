@@ -29,7 +29,7 @@ pub async fn pick_folder(app: AppHandle) -> CommandResult<Option<String>> {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum IngestEvent {
     File(Progress),
-    Finished { folder: String, added: usize, unchanged: usize, failed: usize, removed: usize },
+    Finished { folder: String, added: usize, unchanged: usize, failed: usize, skipped: usize, removed: usize },
     Stopped { folder: String, error: String },
 }
 
@@ -71,6 +71,7 @@ pub async fn ingest_folder(app: AppHandle, state: State<'_, AppState>, path: Str
                 added: report.added.len(),
                 unchanged: report.unchanged.len(),
                 failed: report.failed.len(),
+                skipped: report.skipped.len(),
                 removed: report.removed.len(),
             },
             Err(error) => IngestEvent::Stopped { folder: folder.clone(), error: error.to_string() },

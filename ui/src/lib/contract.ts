@@ -200,7 +200,7 @@ export type Device = { name: string, description: string, backend: string, kind:
 
 export type DeviceKind = "cpu" | "gpu" | "integrated_gpu" | "accelerator" | "unknown";
 
-export type IngestEvent = { "event": "file" } & Progress | { "event": "finished", folder: string, added: number, unchanged: number, failed: number, removed: number, } | { "event": "stopped", folder: string, error: string, };
+export type IngestEvent = { "event": "file" } & Progress | { "event": "finished", folder: string, added: number, unchanged: number, failed: number, skipped: number, removed: number, } | { "event": "stopped", folder: string, error: string, };
 
 export type Progress = { 
 /**
@@ -208,7 +208,7 @@ export type Progress = {
  */
 done: number, total: number, path: string, outcome: Outcome, };
 
-export type Outcome = { "kind": "added" } | { "kind": "unchanged" } | { "kind": "failed", "reason": string };
+export type Outcome = { "kind": "added" } | { "kind": "unchanged" } | { "kind": "failed", "reason": string } | { "kind": "skipped" };
 
 export type DocumentInfo = { path: string, chunks: number, 
 /**

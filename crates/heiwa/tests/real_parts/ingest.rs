@@ -58,10 +58,15 @@ async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations()
     assert!(reasons["junk.txt"].contains("binary"), "{reasons:?}");
     assert!(reasons["latin1.txt"].contains("not valid UTF-8"), "{reasons:?}");
     assert!(reasons["empty.md"].contains("empty"), "{reasons:?}");
-    assert!(reasons["photo.png"].contains("unsupported"), "{reasons:?}");
     assert!(reasons["huge.txt"].contains("the limit is"), "{reasons:?}");
     assert!(reasons["loop"].contains("symbolic link"), "{reasons:?}");
-    assert_eq!(reasons.len(), 6, "the hidden folder is skipped silently: {reasons:?}");
+    assert_eq!(reasons.len(), 5, "the hidden folder is skipped silently: {reasons:?}");
+    // A type memory does not take is counted, not a failure that would bury the real ones.
+    assert_eq!(
+        report.skipped.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect::<Vec<_>>(),
+        ["photo.png"]
+    );
+    assert!(steps.iter().any(|s| s.outcome == heiwa_memory::Outcome::Skipped && s.path.ends_with("photo.png")));
 
     for (question, expected) in [
         ("How does HNSW trade recall for speed at query time?", "vector-search.md"),
@@ -477,7 +482,17 @@ fn a_document_over_its_time_or_memory_budget_is_its_own_error_and_the_folder_goe
     std::fs::write(wide.join("tiny.html"), format!("<html><body>{}</body></html>", "<b>x</b>".repeat(900_000)))
         .unwrap();
     std::fs::write(wide.join("note.txt"), "A short note that fits any budget.").unwrap();
+    for name in ["site.css", "app.css", "logo.png"] {
+        std::fs::write(wide.join(name), "not for memory").unwrap();
+    }
     let (said, _) = run(&wide, [("HEIWA_EXTRACT_TIMEOUT_SECS", "120"), ("HEIWA_EXTRACT_MEMORY_MIB", "64")]);
     assert!(said.contains("tiny.html: extracting its text needed more than its memory budget of 64 MiB"), "{said}");
     assert!(said.contains("added      ") && said.contains("note.txt"), "{said}");
+    // Types memory does not take: one line, not three failures burying the real one.
+    assert!(!said.contains("site.css") && !said.contains("logo.png"), "{said}");
+    assert!(
+        said.contains("3 files skipped, of types memory does not take: .css 2, .png 1 (--list-skipped names them)"),
+        "{said}"
+    );
+    assert!(said.lines().last().unwrap().ends_with("1 not added"), "{said}");
 }
