@@ -71,9 +71,26 @@ pub async fn ingest_path(
     }
     let mut waiting = Vec::new();
     let mut extractor = crate::isolate::Extractor::default();
+    // What each stored file looked like: an unchanged size and mtime skips reading it
+    // (rsync's quick check; a change that keeps both is missed, as there).
+    let stored_stamps: std::collections::HashMap<String, Stamp> = sqlx::query_as::<_, (String, i64, i64)>(
+        "SELECT path, file_size, file_mtime_ns FROM document \
+         WHERE tenant_identity = $1 AND file_size IS NOT NULL AND file_mtime_ns IS NOT NULL",
+    )
+    .bind(tenant)
+    .fetch_all(memory.pool())
+    .await?
+    .into_iter()
+    .map(|(path, size, mtime)| (path, (size, mtime)))
+    .collect();
     for path in files {
         if !crate::extract::supported(&path) {
             steps.record(path, Outcome::Skipped);
+            continue;
+        }
+        let stamp = stamp_of(&path);
+        if stamp.is_some() && stored_stamps.get(path.to_string_lossy().as_ref()) == stamp.as_ref() {
+            steps.record(path, Outcome::Unchanged);
             continue;
         }
         let extracted = match extractor.extract(&path).await {
@@ -92,10 +109,22 @@ pub async fn ingest_path(
                 .fetch_optional(memory.pool())
                 .await?;
         if stored.as_deref() == Some(hash.as_str()) {
+            // Touched, not changed: keep the new stamp so that the next rescan does not read it.
+            if let Some((size, mtime)) = stamp {
+                sqlx::query(
+                    "UPDATE document SET file_size = $3, file_mtime_ns = $4 WHERE tenant_identity = $1 AND path = $2",
+                )
+                .bind(tenant)
+                .bind(path.to_string_lossy().as_ref())
+                .bind(size)
+                .bind(mtime)
+                .execute(memory.pool())
+                .await?;
+            }
             steps.record(path, Outcome::Unchanged);
             continue;
         }
-        waiting.push(Waiting { path, extracted, hash });
+        waiting.push(Waiting { path, extracted, hash, stamp });
         if waiting.iter().map(|w| w.extracted.text.len()).sum::<usize>() >= EMBED_GROUP_BYTES {
             store_group(memory, embedder, tenant, std::mem::take(&mut waiting), &mut steps).await?;
         }
@@ -235,6 +264,16 @@ struct Waiting {
     path: PathBuf,
     extracted: Extracted,
     hash: String,
+    stamp: Option<Stamp>,
+}
+
+/// A file's size and modification time (ns since the epoch), as `document` keeps them.
+type Stamp = (i64, i64);
+
+fn stamp_of(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some((i64::try_from(meta.len()).ok()?, i64::try_from(mtime.as_nanos()).ok()?))
 }
 
 /// Documents are embedded in groups of about this much text (~40 chunks, a
@@ -291,11 +330,14 @@ async fn store_document(
         .execute(&mut *tx)
         .await?;
     let document_id: i64 = sqlx::query_scalar(
-        "INSERT INTO document (tenant_identity, path, content_hash) VALUES ($1, $2, $3) RETURNING id",
+        "INSERT INTO document (tenant_identity, path, content_hash, file_size, file_mtime_ns) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(tenant)
     .bind(path_text.as_ref())
     .bind(hash)
+    .bind(doc.stamp.map(|(size, _)| size))
+    .bind(doc.stamp.map(|(_, mtime)| mtime))
     .fetch_one(&mut *tx)
     .await?;
     for (position, ((start, chunk), embedding)) in pieces.iter().zip(embeddings).enumerate() {

@@ -496,3 +496,37 @@ fn a_document_over_its_time_or_memory_budget_is_its_own_error_and_the_folder_goe
     );
     assert!(said.lines().last().unwrap().ends_with("1 not added"), "{said}");
 }
+
+/// A rescan decides by each file's size and modification time before reading
+/// it: a file whose stamp is unchanged is not read again (here its bytes were
+/// swapped behind the stamp's back and the rescan still calls it unchanged);
+/// a moved mtime makes it read, hashed and, changed, stored again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rescan_skips_files_whose_size_and_mtime_are_unchanged_without_reading_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, memory, embedder) = memory_in(dir.path()).await;
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    for sample in std::fs::read_dir(samples()).unwrap() {
+        let sample = sample.unwrap().path();
+        std::fs::copy(&sample, corpus.join(sample.file_name().unwrap())).unwrap();
+    }
+    let first = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    assert_eq!(first.added.len(), 4);
+
+    let file = corpus.join("sourdough.txt");
+    let (size, mtime) = {
+        let meta = std::fs::metadata(&file).unwrap();
+        (meta.len() as usize, meta.modified().unwrap())
+    };
+    std::fs::write(&file, "z".repeat(size)).unwrap();
+    std::fs::File::options().write(true).open(&file).unwrap().set_modified(mtime).unwrap();
+    let second = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    assert_eq!((second.added.len(), second.unchanged.len()), (0, 4), "nothing read again: {second:?}");
+
+    std::fs::File::options().write(true).open(&file).unwrap().set_modified(std::time::SystemTime::now()).unwrap();
+    let third = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    assert_eq!(third.added, vec![file], "its stamp moved: read, and its new text stored: {third:?}");
+    memory.close().await;
+    server.stop().unwrap();
+}
