@@ -52,7 +52,8 @@ pub async fn ingest(IngestArgs { path, tenant, watch, list_skipped }: IngestArgs
     let path = std::fs::canonicalize(&path).with_context(|| format!("{}", path.display()))?;
     let local = open_memory().await?;
     let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} files, {eta} left {wide_msg}").expect("a valid template"),
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} files, {eta} left {wide_msg}")
+            .expect("a valid template"),
     );
     // Lines go through `suspend` so they print whether or not the bar is drawn (not on a terminal).
     let mut progress = |step: Progress| {
