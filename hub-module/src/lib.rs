@@ -324,6 +324,17 @@ pub struct TaskCopy {
     pub set_id: u64,
 }
 
+/// A replica set checked by scoring instead of by copies (issue 17's cheap
+/// verification): its first copy is a greedy generation; when it is done,
+/// each further copy asks a limb of another donor with the same model to score
+/// that answer teacher-forced (`rules::Work::Score`), and `rules::score_quorum`
+/// decides from their votes.
+#[table(name = score_check)]
+pub struct ScoreCheck {
+    #[primary_key]
+    pub set_id: u64,
+}
+
 /// The invite that admitted a limb. Limbs admitted by one invite are one
 /// donor's: copies of a task never go to two of them. (A limb that joined
 /// without one, or before this table, is a donor of its own.)
@@ -682,7 +693,12 @@ fn replicate(ctx: &ReducerContext, set: ReplicaSet, task: &Task, limb: &Limb) {
     } else {
         String::new()
     };
-    let copies: Vec<Task> = (1..set.replicas).map(|_| new_copy(ctx, task, set.task_id)).collect();
+    if is_scored(ctx, set.task_id) {
+        // Its scoring copy needs the answer: `judge_scored` makes it.
+        ctx.db.replica_set().task_id().update(ReplicaSet { note, updated_at: ctx.timestamp, ..set });
+        return;
+    }
+    let copies: Vec<Task> = (1..set.replicas).map(|_| new_copy(ctx, task, task.payload.clone(), set.task_id)).collect();
     let mut ids = set.copies.clone();
     ids.extend(copies.iter().map(|copy| copy.id));
     ctx.db.replica_set().task_id().update(ReplicaSet { copies: ids, note, updated_at: ctx.timestamp, ..set });
@@ -691,8 +707,9 @@ fn replicate(ctx: &ReducerContext, set: ReplicaSet, task: &Task, limb: &Limb) {
     }
 }
 
-/// One more copy of `task` in replica set `set_id`, pending (the caller places it).
-fn new_copy(ctx: &ReducerContext, task: &Task, set_id: u64) -> Task {
+/// One more copy of `task` in replica set `set_id`, asking `payload` (the
+/// task's own, or a scoring of its answer), pending (the caller places it).
+fn new_copy(ctx: &ReducerContext, task: &Task, payload: String, set_id: u64) -> Task {
     let copy = ctx.db.task().insert(Task {
         id: 0,
         state: TaskState::Pending,
@@ -704,7 +721,7 @@ fn new_copy(ctx: &ReducerContext, task: &Task, set_id: u64) -> Task {
         updated_at: ctx.timestamp,
         tenant_id: task.tenant_id,
         submitted_by: task.submitted_by,
-        payload: task.payload.clone(),
+        payload,
         model: task.model.clone(),
     });
     ctx.db.task_copy().insert(TaskCopy { task_id: copy.id, set_id });
@@ -760,6 +777,9 @@ fn judge(ctx: &ReducerContext, task_id: u64) {
     if set.verdict != QuorumState::Open {
         return;
     }
+    if is_scored(ctx, set.task_id) {
+        return judge_scored(ctx, set);
+    }
     let results: Vec<Option<TaskResult>> =
         set.copies.iter().map(|id| ctx.db.task_result().task_id().find(*id)).collect();
     let answers: Vec<Option<Option<String>>> = set
@@ -779,7 +799,7 @@ fn judge(ctx: &ReducerContext, task_id: u64) {
         rules::Verdict::Waiting => {}
         rules::Verdict::TieBreak => {
             let Some(first) = ctx.db.task().id().find(set.task_id) else { return };
-            let copy = new_copy(ctx, &first, set.task_id);
+            let copy = new_copy(ctx, &first, first.payload.clone(), set.task_id);
             let mut copies = set.copies.clone();
             copies.push(copy.id);
             let note = "the copies disagreed: one more copy breaks the tie".to_string();
@@ -810,6 +830,97 @@ fn judge(ctx: &ReducerContext, task_id: u64) {
             let note = format!("no majority among {} copies: failed as disputed", set.copies.len());
             ctx.db.replica_set().task_id().update(ReplicaSet {
                 verdict: QuorumState::Disputed,
+                note,
+                updated_at: ctx.timestamp,
+                ..set
+            });
+        }
+    }
+}
+
+fn is_scored(ctx: &ReducerContext, set_id: u64) -> bool {
+    ctx.db.score_check().set_id().find(set_id).is_some()
+}
+
+/// A copy of a generation checked by scoring finished. The generation done:
+/// its first scoring copy goes out; failed: nothing to check. Scorers
+/// finished: `rules::score_quorum` decides, and may ask for one more.
+fn judge_scored(ctx: &ReducerContext, set: ReplicaSet) {
+    let Some(first) = ctx.db.task().id().find(set.task_id) else { return };
+    if !rules::is_finished(first.state) {
+        return;
+    }
+    let Some(generated) = ctx.db.task_result().task_id().find(first.id) else {
+        let note = "the generation failed: there is no answer to check".to_string();
+        ctx.db.replica_set().task_id().update(ReplicaSet {
+            verdict: QuorumState::Disputed,
+            note,
+            updated_at: ctx.timestamp,
+            ..set
+        });
+        return;
+    };
+    let scorers: Vec<u64> = set.copies[1..].to_vec();
+    let votes: Vec<Option<Option<bool>>> = scorers
+        .iter()
+        .map(|id| match ctx.db.task().id().find(*id).map(|t| t.state) {
+            Some(state) if rules::is_finished(state) => {
+                Some(ctx.db.task_result().task_id().find(*id).and_then(|r| rules::score_vote(&r.summary)))
+            }
+            Some(_) => None,
+            None => Some(None),
+        })
+        .collect();
+    let scorer_limb = |i: usize| ctx.db.task_result().task_id().find(scorers[i]).map(|r| r.limb_id);
+    let verdict = if scorers.is_empty() { rules::Verdict::TieBreak } else { rules::score_quorum(&votes) };
+    match verdict {
+        rules::Verdict::Waiting => {}
+        rules::Verdict::TieBreak => {
+            let Ok(rules::Work::Generate { prompt }) = rules::Work::parse(&first.payload) else { return };
+            let copy = new_copy(ctx, &first, rules::score_payload(prompt, &generated.summary), set.task_id);
+            let mut copies = set.copies.clone();
+            copies.push(copy.id);
+            let note = if scorers.is_empty() {
+                "answered: a limb of another donor with the same model scores it".to_string()
+            } else {
+                "the scorer did not agree: a second scorer breaks the tie".to_string()
+            };
+            ctx.db.replica_set().task_id().update(ReplicaSet { copies, note, updated_at: ctx.timestamp, ..set });
+            place(ctx, copy);
+        }
+        rules::Verdict::Agreed(agreeing) => {
+            record(ctx, generated.limb_id, true);
+            let mut agreed = vec![generated.limb_id];
+            for (i, vote) in votes.iter().enumerate() {
+                if let (Some(Some(agrees)), Some(limb_id)) = (vote, scorer_limb(i)) {
+                    record(ctx, limb_id, *agrees);
+                }
+            }
+            agreed.extend(agreeing.iter().filter_map(|i| scorer_limb(*i)));
+            let note = format!("{} of {} scorers agree it is the model's greedy answer", agreeing.len(), scorers.len());
+            ctx.db.replica_set().task_id().update(ReplicaSet {
+                verdict: QuorumState::Agreed,
+                answer: generated.summary,
+                agreeing: agreed,
+                note,
+                updated_at: ctx.timestamp,
+                ..set
+            });
+        }
+        rules::Verdict::Disputed => {
+            record(ctx, generated.limb_id, false);
+            let mut differing = Vec::new();
+            for (i, vote) in votes.iter().enumerate() {
+                if let (Some(Some(false)), Some(limb_id)) = (vote, scorer_limb(i)) {
+                    record(ctx, limb_id, true);
+                    differing.push(limb_id);
+                }
+            }
+            let note =
+                format!("{} scorers found it is not the model's greedy answer: failed as disputed", differing.len());
+            ctx.db.replica_set().task_id().update(ReplicaSet {
+                verdict: QuorumState::Disputed,
+                agreeing: differing,
                 note,
                 updated_at: ctx.timestamp,
                 ..set
@@ -1225,7 +1336,7 @@ pub fn submit_task(ctx: &ReducerContext, payload: String, model: String) -> Resu
     rules::check_payload(&payload)?;
     rules::check_model(&model)?;
     let member = submitter(ctx)?;
-    accept_task(ctx, &member, payload, model, 1)
+    accept_task(ctx, &member, payload, model, Check::Copies(1))
 }
 
 /// Submit a task at most once per `key` in the tenant: the same key again is
@@ -1251,16 +1362,42 @@ pub fn submit_task_replicated(
     rules::check_replicas(replicas)?;
     rules::check_payload(&payload)?;
     rules::check_model(&model)?;
+    submit_keyed(ctx, key, payload, model, Check::Copies(replicas))
+}
+
+/// Submit a greedy generation (`rules::generate_payload`) pinned to `model`,
+/// checked by scoring: a limb of another donor with the same model scores the
+/// answer teacher-forced, a fraction of generating it again. `key` as in
+/// `submit_task_replicated`.
+#[reducer]
+pub fn submit_task_scored(ctx: &ReducerContext, key: String, payload: String, model: String) -> Result<(), String> {
+    rules::check_payload(&payload)?;
+    rules::check_model(&model)?;
+    rules::check_scored(&payload, &model)?;
+    submit_keyed(ctx, key, payload, model, Check::Score)
+}
+
+/// How a task's answer is checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// By this many copies on different donors' limbs (1: not checked).
+    Copies(u32),
+    /// By scoring on another donor's limb.
+    Score,
+}
+
+/// Accept a task once per non-empty `key` in the tenant.
+fn submit_keyed(ctx: &ReducerContext, key: String, payload: String, model: String, check: Check) -> Result<(), String> {
     let member = submitter(ctx)?;
     if key.is_empty() {
-        return accept_task(ctx, &member, payload, model, replicas);
+        return accept_task(ctx, &member, payload, model, check);
     }
     rules::check_submit_key(&key)?;
     let tenant_key = format!("{}:{key}", member.tenant_id);
     if ctx.db.submit_key().key().find(&tenant_key).is_some() {
         return Ok(());
     }
-    accept_task(ctx, &member, payload, model, replicas)?;
+    accept_task(ctx, &member, payload, model, check)?;
     ctx.db.submit_key().insert(SubmitKey { key: tenant_key, at: ctx.timestamp });
     Ok(())
 }
@@ -1280,7 +1417,7 @@ fn accept_task(
     member: &Member,
     payload: String,
     model: String,
-    replicas: u32,
+    check: Check,
 ) -> Result<(), String> {
     let config = config(ctx)?;
     let usage = usage(ctx, member.tenant_id, &config);
@@ -1311,6 +1448,14 @@ fn accept_task(
         created_at: ctx.timestamp,
         updated_at: ctx.timestamp,
     });
+    let replicas = match check {
+        Check::Copies(replicas) => replicas,
+        // The generation and its first scorer.
+        Check::Score => 2,
+    };
+    if check == Check::Score {
+        ctx.db.score_check().insert(ScoreCheck { set_id: task.id });
+    }
     if replicas > 1 {
         ctx.db.replica_set().insert(ReplicaSet {
             task_id: task.id,
@@ -1515,6 +1660,7 @@ pub fn prune_finished(ctx: &ReducerContext, _sweep: PruneSweep) -> Result<(), St
         ctx.db.result_proof().task_id().delete(task_id);
         ctx.db.task_copy().task_id().delete(task_id);
         ctx.db.replica_set().task_id().delete(task_id);
+        ctx.db.score_check().set_id().delete(task_id);
         ctx.db.task().id().delete(task_id);
         ctx.db.tenant_task().id().delete(task_id);
     }

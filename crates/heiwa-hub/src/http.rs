@@ -1,4 +1,4 @@
-use crate::{HubError, QuorumState, TaskState};
+use crate::{generate_payload, HubError, QuorumState, TaskState};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
@@ -275,6 +275,20 @@ impl HubHttp {
     ) -> Result<(), HubError> {
         let args = json!([key.unwrap_or_default(), payload, model.unwrap_or_default(), replicas]);
         self.call(name, "submit_task_replicated", args, token).await
+    }
+
+    /// Submit a greedy generation of `prompt` on `model`, checked by scoring
+    /// on a limb of another donor; with `key`, at most once per key.
+    pub async fn submit_task_scored(
+        &self,
+        name: &str,
+        key: Option<&str>,
+        prompt: &str,
+        model: &str,
+        token: &str,
+    ) -> Result<(), HubError> {
+        let args = json!([key.unwrap_or_default(), generate_payload(prompt), model]);
+        self.call(name, "submit_task_scored", args, token).await
     }
 
     /// The owner lets a limb read the whole tenant and/or submit (or takes it back).

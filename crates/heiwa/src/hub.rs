@@ -161,6 +161,16 @@ pub enum TaskCommand {
         /// answer they agree on (`heiwa task show` says how they voted).
         #[arg(long, default_value_t = 1)]
         replicas: u32,
+        /// Not a question for the agent: the model's greedy answer to the
+        /// payload as a prompt (deterministic for one model file and backend,
+        /// so copies agree exactly and another limb can score it).
+        #[arg(long)]
+        generate: bool,
+        /// Check the greedy answer by scoring instead of copies: a limb of
+        /// another donor with the same model rates it teacher-forced, at a
+        /// fraction of generating it again. Needs --model; implies --generate.
+        #[arg(long, conflicts_with = "replicas")]
+        scored: bool,
         #[command(flatten)]
         hub: HubArgs,
     },
@@ -411,8 +421,15 @@ fn bytes(value: &serde_json::Value) -> anyhow::Result<Vec<u8>> {
 
 pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
     match command {
-        TaskCommand::Submit { payload, model, key, replicas, hub } => {
+        TaskCommand::Submit { payload, model, key, replicas, generate, scored, hub } => {
             let (http, token) = hub.client().await?;
+            if scored {
+                let model = model.context("--scored needs --model: the scorer must run the same model")?;
+                http.submit_task_scored(&hub.database, key.as_deref(), &payload, &model, &token).await?;
+                println!("submitted");
+                return Ok(());
+            }
+            let payload = if generate { heiwa_hub::generate_payload(&payload) } else { payload };
             let model = model.as_deref();
             match (key, replicas) {
                 (Some(key), 1) => http.submit_task_once(&hub.database, &key, &payload, model, &token).await?,

@@ -7,6 +7,9 @@
 //! turns it on) [`TaskState`] is also the hub's column type; with `serde` and
 //! `ts` the limb sends it to the window by the same names as [`TaskState::name`].
 
+mod work;
+pub use work::{check_scored, generate_payload, score_payload, score_quorum, score_summary, score_vote, Work};
+
 /// Largest task payload a tenant may submit.
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 /// Largest summary a limb may send back: the hub stores summaries, not documents.

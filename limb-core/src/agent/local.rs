@@ -4,10 +4,11 @@
 use super::{parse, summary_payload, Agent, Budget, Message, Model, Retriever, Tools};
 use crate::claim::{Evidence, Executor, Output, TaskFailure};
 use heiwa_config::Parts;
-use heiwa_hub::MAX_SUMMARY_BYTES;
+use heiwa_hub::{score_summary, truncate_to, Work, MAX_SUMMARY_BYTES};
 use heiwa_inference::remote::{RemoteClient, RemoteError, RemoteOptions};
 use heiwa_inference::{
     ChatModel, Constraint, Embedder, GenerateOptions, InferenceError, ModelOptions, Offload, OffloadChoice,
+    SCORE_TOLERANCE,
 };
 use heiwa_memory::{Citation, LocalMemory, LocalMemoryError, Memory, MemoryError};
 use heiwa_sandbox::{Limits, RunOutput, Sandbox, SandboxError, WarmPool};
@@ -109,11 +110,13 @@ impl LocalChat {
         true
     }
 
-    fn generate(&self, messages: &[Message], max_tokens: usize) -> Result<String, InferenceError> {
+    /// Run `work` on the loaded model (loading it, or reloading it with new
+    /// options, first); the keep-alive counts from when it returns.
+    fn with_model<T>(&self, work: impl FnOnce(&ChatModel) -> Result<T, InferenceError>) -> Result<T, InferenceError> {
         let (path, options) = lock(&self.wanted).clone();
         let mut loaded = lock(&self.loaded);
         *lock(&self.idle_since) = None;
-        let answered = (|| {
+        let done = (|| {
             if loaded.as_ref().is_none_or(|(loaded_path, model)| *loaded_path != path || model.options() != options) {
                 *loaded = None; // free the old weights before loading new ones
                 self.is_loaded.store(false, Ordering::Relaxed);
@@ -129,15 +132,47 @@ impl LocalChat {
                 self.is_loaded.store(true, Ordering::Relaxed);
             }
             let (_, model) = loaded.as_ref().expect("loaded just above");
+            work(model)
+        })();
+        *lock(&self.idle_since) = Some(Instant::now());
+        done
+    }
+
+    fn generate(&self, messages: &[Message], max_tokens: usize) -> Result<String, InferenceError> {
+        self.with_model(|model| {
             let pairs: Vec<(&str, &str)> = messages.iter().map(|m| (m.role, m.content.as_str())).collect();
             let prompt = model.format_chat(&pairs)?;
             let options = GenerateOptions { constraint: self.tool_call.clone(), ..GenerateOptions::greedy(max_tokens) };
             Ok(model.generate(&prompt, &options, &mut |_| true)?.text)
-        })();
-        *lock(&self.idle_since) = Some(Instant::now());
-        answered
+        })
+    }
+
+    /// A greedy generation task: the model's own answer to `prompt` (the
+    /// user's turn in its chat template), unconstrained, at most
+    /// [`GENERATE_MAX_TOKENS`], cut to what the hub keeps. Deterministic for
+    /// one model file and backend: another limb can score it.
+    pub fn generate_greedy(&self, prompt: &str) -> Result<String, InferenceError> {
+        self.with_model(|model| {
+            let prompt = model.format_chat(&[("user", prompt)])?;
+            let text = model.complete(&prompt, GENERATE_MAX_TOKENS)?.text;
+            Ok(truncate_to(&text, MAX_SUMMARY_BYTES).to_string())
+        })
+    }
+
+    /// A scoring task: is `answer` this model's greedy answer to `prompt`?
+    /// One prefill of both (`ChatModel::score`); the summary carries the vote
+    /// the hub reads (`hub_rules::score_summary`).
+    pub fn score_answer(&self, prompt: &str, answer: &str) -> Result<String, InferenceError> {
+        self.with_model(|model| {
+            let scored = model.score(&model.format_chat(&[("user", prompt)])?, answer)?;
+            let miss = scored.first_miss(SCORE_TOLERANCE).map(|at| (at, scored.gaps[at]));
+            Ok(score_summary(scored.tokens(), miss, SCORE_TOLERANCE))
+        })
     }
 }
+
+/// The most tokens a greedy generation task produces.
+pub const GENERATE_MAX_TOKENS: usize = 256;
 
 /// A `run_python` call as the agent reads it, as a JSON Schema: the grammar
 /// the local model's calls must follow once it opens one.
@@ -195,6 +230,20 @@ impl Model for ChatBackend {
         Ok(match self {
             ChatBackend::Local(local) => local.chat(messages, max_tokens).await?,
             ChatBackend::Remote(remote) => remote.chat(messages, max_tokens).await?,
+        })
+    }
+
+    fn plain_work(&self, work: &Work<'_>) -> Result<String, TaskFailure> {
+        let ChatBackend::Local(local) = self else {
+            return Err(
+                "this limb's model is a remote server: it cannot run greedy generation or scoring it can vouch for"
+                    .into(),
+            );
+        };
+        Ok(match work {
+            Work::Generate { prompt } => local.generate_greedy(prompt)?,
+            Work::Score { prompt, answer } => local.score_answer(prompt, answer)?,
+            Work::Ask(_) => return Err("a question is the agent's work, not plain model work".into()),
         })
     }
 
@@ -440,8 +489,16 @@ pub struct AgentExecutor<M, R, T> {
 
 impl<M: Model + 'static, R: Retriever + 'static, T: Tools + 'static> Executor for AgentExecutor<M, R, T> {
     fn execute(&self, task_id: u64, payload: &str) -> Result<Output, TaskFailure> {
+        let question = match Work::parse(payload)? {
+            Work::Ask(question) => question,
+            plain => {
+                let summary = self.agent.model.plain_work(&plain)?;
+                tracing::info!(task_id, "answered plain model work");
+                return Ok(Output { summary, evidence: self.agent.model.made_by() });
+            }
+        };
         // The claim loop calls this on a blocking thread, where block_on is allowed.
-        let answer = self.runtime.block_on(self.agent.answer(payload))?;
+        let answer = self.runtime.block_on(self.agent.answer(question))?;
         tracing::info!(task_id, steps = answer.steps, tool_calls = answer.tool_uses.len(), "answered");
         let hash = |text: &str| heiwa_provenance::sha256_hex(text.as_bytes());
         let evidence = Evidence {

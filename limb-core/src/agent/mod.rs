@@ -48,6 +48,14 @@ pub trait Model: Send + Sync {
     fn made_by(&self) -> crate::claim::Evidence {
         crate::claim::Evidence::default()
     }
+
+    /// Plain model work (a greedy generation, or scoring another limb's
+    /// answer), on the calling thread: only a model whose logits this limb
+    /// holds can do it, so by default it is refused.
+    fn plain_work(&self, work: &heiwa_hub::Work<'_>) -> Result<String, crate::claim::TaskFailure> {
+        let _ = work;
+        Err("this limb's model cannot run greedy generation or scoring: only a local llama.cpp model can".into())
+    }
 }
 
 /// Finds passages for a question.

@@ -154,3 +154,185 @@ async fn a_limb_with_a_long_clean_record_is_spot_checked_instead_of_copied() {
     assert_eq!((skips as usize, spot as usize), (trusted, checked), "{trust:#?}");
     server.stop();
 }
+
+/// The one replica set, once `ready` holds for it.
+async fn set_when(
+    http: &heiwa_hub::HubHttp,
+    owner: &str,
+    what: &str,
+    ready: impl Fn(&heiwa_hub::Row) -> bool,
+) -> heiwa_hub::Row {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let sets = rows(http, owner, "SELECT * FROM replica_set").await;
+        let newest = sets.iter().max_by_key(|set| set["task_id"].as_u64());
+        if let Some(set) = newest.filter(|set| ready(set)) {
+            return set.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "waiting for {what}: {sets:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn copies_of(set: &heiwa_hub::Row) -> Vec<u64> {
+    set["copies"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect()
+}
+
+/// Scoring instead of copies, the hub's side (limbs whose "model" is a
+/// checksum; the real model's scoring is `scoring_checks_real_greedy_answers`):
+/// the answer goes to a limb of another donor to score; a liar's answer is
+/// caught by two scorers; a liar's vote against an honest answer is outvoted by
+/// a second scorer; the records follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scoring_catches_a_lying_generator_and_outvotes_a_lying_scorer() {
+    use super::trust_limbs::TEST_MODEL;
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
+    let owner = http.new_identity().await.unwrap().token;
+    super::call(&http, &owner, "create_tenant", serde_json::json!(["trust"])).await;
+    let invite = || {
+        let (http, owner) = (&http, &owner);
+        async move { http.create_invite("heiwa", 2, 600, InviteRole::Limb, owner).await.unwrap().0 }
+    };
+    let (a, b, liar) = (invite().await, invite().await, invite().await);
+
+    // Only scored greedy generations pinned to a model.
+    let refused = http.submit_task_scored("heiwa", None, "hello", "", &owner).await.unwrap_err();
+    assert!(refused.to_string().contains("must name its model"), "{refused}");
+    let refused = http.call("heiwa", "submit_task_scored", serde_json::json!(["", "hello", TEST_MODEL]), &owner).await;
+    assert!(refused.unwrap_err().to_string().contains("only a greedy generation"));
+
+    // The liar alone answers; its answer waits for a scorer of another donor.
+    let liar1 = limb(&http, dir.path(), &liar, "liar1", true).await;
+    http.submit_task_scored("heiwa", None, "the first prompt", TEST_MODEL, &owner).await.unwrap();
+    let set = set_when(&http, &owner, "a scoring copy", |s| copies_of(s).len() == 2).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let tasks = rows(&http, &owner, "SELECT * FROM task").await;
+    let scorer = tasks.iter().find(|t| t["id"].as_u64() == Some(copies_of(&set)[1])).unwrap();
+    assert_eq!(scorer["state"], "pending", "the liar does not score its own answer: {scorer:#?}");
+    let payload = scorer["payload"].as_str().unwrap();
+    assert!(payload.starts_with("heiwa/score ") && payload.ends_with("checksum 1"), "{payload}");
+
+    // Two honest scorers in turn: both find it is not the answer; disputed.
+    let a1 = limb(&http, dir.path(), &a, "a1", false).await;
+    set_when(&http, &owner, "a tie-breaker", |s| copies_of(s).len() == 3).await;
+    let b1 = limb(&http, dir.path(), &b, "b1", false).await;
+    let set = set_when(&http, &owner, "a verdict", |s| s["verdict"] != "open").await;
+    assert_eq!(set["verdict"], "disputed", "{set:#?}");
+    assert!(set["note"].as_str().unwrap().contains("2 scorers found it is not"), "{set:#?}");
+
+    // An honest answer, and the liar (again online, as another limb of its donor) scores it first.
+    liar1.send(true).unwrap();
+    b1.send(true).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // From the command line this time.
+    let token_file = dir.path().join("owner.token");
+    std::fs::write(&token_file, &owner).unwrap();
+    let submitted = std::process::Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .args(["task", "submit", "the second prompt", "--scored", "--model", TEST_MODEL, "--hub", http.base_url()])
+        .env("HEIWA_TOKEN_FILE", &token_file)
+        .output()
+        .unwrap();
+    assert!(submitted.status.success(), "{}", String::from_utf8_lossy(&submitted.stderr));
+    set_when(&http, &owner, "the second answer", |s| copies_of(s).len() == 2).await;
+    let _liar2 = limb(&http, dir.path(), &liar, "liar2", true).await;
+    set_when(&http, &owner, "a tie-breaker", |s| copies_of(s).len() == 3).await;
+    let _b2 = limb(&http, dir.path(), &b, "b2", false).await;
+    let set = set_when(&http, &owner, "a verdict", |s| s["verdict"] != "open").await;
+    assert_eq!(set["verdict"], "agreed", "{set:#?}");
+    assert_eq!(set["answer"], computed("the second prompt").as_str());
+    assert!(set["note"].as_str().unwrap().contains("1 of 2 scorers agree"), "{set:#?}");
+
+    // The records: each liar limb disputed once, every honest limb agreed.
+    let limbs = rows(&http, &owner, "SELECT * FROM limb").await;
+    let name_of = |id: u64| limbs.iter().find(|l| l["id"].as_u64() == Some(id)).unwrap()["name"].as_str().unwrap();
+    let trust = rows(&http, &owner, "SELECT * FROM limb_trust").await;
+    let mut records: Vec<(&str, u64, u64)> = trust
+        .iter()
+        .map(|r| {
+            (name_of(r["limb_id"].as_u64().unwrap()), r["agreed"].as_u64().unwrap(), r["disputed"].as_u64().unwrap())
+        })
+        .collect();
+    records.sort();
+    assert_eq!(records, [("a1", 2, 0), ("b1", 1, 0), ("b2", 1, 0), ("liar1", 0, 1), ("liar2", 0, 1)], "{trust:#?}");
+    drop(a1);
+    server.stop();
+}
+
+/// A limb answering plain model work with the real model (`ChatBackend::plain_work`,
+/// what the agent executor runs for it); the liar changes one word of its answers.
+struct ModelLimb {
+    model: limb_core::agent::local::ChatBackend,
+    lies: bool,
+}
+
+impl limb_core::claim::Executor for ModelLimb {
+    fn execute(&self, _task_id: u64, payload: &str) -> Result<limb_core::claim::Output, limb_core::claim::TaskFailure> {
+        use limb_core::agent::Model;
+        let work = heiwa_hub::Work::parse(payload)?;
+        let mut summary = self.model.plain_work(&work)?;
+        if self.lies && matches!(work, heiwa_hub::Work::Generate { .. }) {
+            let words: Vec<&str> = summary.split(' ').collect();
+            let cut = words.len() / 2;
+            summary = format!("{} banana {}", words[..cut].join(" "), words[cut..].join(" "));
+        }
+        Ok(limb_core::claim::Output { summary, evidence: self.model.made_by() })
+    }
+}
+
+/// Scoring with the real model (CPU): a liar's greedy answer is caught by two
+/// scorers with the same model; an honest one passes its scorer; two honest
+/// limbs generate the same answer exactly (copies, exact agreement).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scoring_checks_real_greedy_answers() {
+    use limb_core::agent::local::{ChatBackend, LocalChat};
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
+    let owner = http.new_identity().await.unwrap().token;
+    super::call(&http, &owner, "create_tenant", serde_json::json!(["trust"])).await;
+    let model = heiwa_inference::models::model_id(&parts.chat_model);
+    let offer = limb_core::claim::Offer {
+        models: vec![heiwa_hub::ModelOffer { id: model.clone(), sha256: String::new() }],
+        ..Default::default()
+    };
+    let start = |name: &'static str, lies: bool| {
+        let (http, owner, dir, parts, offer) = (&http, &owner, dir.path(), &parts, offer.clone());
+        async move {
+            let code = http.create_invite("heiwa", 1, 600, InviteRole::Limb, owner).await.unwrap().0;
+            let options = heiwa_inference::ModelOptions::default();
+            let model = ChatBackend::Local(LocalChat::new(parts.chat_model.clone(), options).unwrap());
+            let executor = std::sync::Arc::new(ModelLimb { model, lies });
+            super::trust_limbs::limb_running(http, dir, &code, name, executor, offer).await
+        }
+    };
+    let liar = start("liar", true).await;
+    http.submit_task_scored("heiwa", None, "In one sentence: what is a volunteer computing project?", &model, &owner)
+        .await
+        .unwrap();
+    set_when(&http, &owner, "the liar's answer", |s| copies_of(s).len() == 2).await;
+    let _a = start("a", false).await;
+    set_when(&http, &owner, "a tie-breaker", |s| copies_of(s).len() == 3).await;
+    let _b = start("b", false).await;
+    let set = set_when(&http, &owner, "a verdict", |s| s["verdict"] != "open").await;
+    assert_eq!(set["verdict"], "disputed", "{set:#?}");
+    let results = rows(&http, &owner, "SELECT * FROM task_result").await;
+    let votes: Vec<&str> =
+        results.iter().filter_map(|r| r["summary"].as_str()).filter(|s| s.starts_with("score:")).collect();
+    assert_eq!(votes.len(), 2, "{results:#?}");
+    assert!(votes.iter().all(|v| v.starts_with("score: differs")), "both scorers caught it: {votes:?}");
+
+    liar.send(true).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    http.submit_task_scored("heiwa", None, "In one sentence: why hash a file?", &model, &owner).await.unwrap();
+    let set = set_when(&http, &owner, "the honest verdict", |s| s["verdict"] != "open").await;
+    assert_eq!(set["verdict"], "agreed", "the honest answer passes its scorer: {set:#?}");
+    assert!(set["answer"].as_str().unwrap().len() > 10, "{set:#?}");
+
+    let prompt = heiwa_hub::generate_payload("In one sentence: what is a lease?");
+    http.submit_task_replicated("heiwa", None, &prompt, Some(&model), 2, &owner).await.unwrap();
+    let set = set_when(&http, &owner, "the copies' verdict", |s| s["verdict"] != "open").await;
+    assert_eq!(set["verdict"], "agreed", "two limbs' greedy answers are equal: {set:#?}");
+    server.stop();
+}

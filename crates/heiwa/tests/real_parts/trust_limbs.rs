@@ -3,8 +3,8 @@
 //! test's own: one that computes its answer from the payload (deterministic
 //! work, as a `run_python` computation is), or one that lies.
 
-use heiwa_hub::HubHttp;
-use limb_core::claim::{run_limb, Evidence, Executor, LimbEvent, LimbOptions, Output, TaskFailure};
+use heiwa_hub::{score_summary, HubHttp, ModelOffer, Work};
+use limb_core::claim::{run_limb, Evidence, Executor, LimbEvent, LimbOptions, Offer, Output, TaskFailure};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -15,20 +15,46 @@ pub fn computed(payload: &str) -> String {
     format!("{} bytes, checksum {sum}", payload.len())
 }
 
+/// The model these limbs offer, so that tasks checked by scoring (pinned to a model) reach them.
+pub const TEST_MODEL: &str = "checksum-model";
+
 pub struct Computes {
-    /// Answers one more than the truth: the liar.
+    /// Answers a wrong checksum, and as a scorer votes against the truth: the liar.
     pub lies: bool,
 }
 
 impl Executor for Computes {
     fn execute(&self, _task_id: u64, payload: &str) -> Result<Output, TaskFailure> {
-        let summary = if self.lies { format!("{} bytes, checksum 1", payload.len()) } else { computed(payload) };
+        let summary = match Work::parse(payload)? {
+            // Scoring here is checking the checksum: the hub's side of it is what is tested.
+            Work::Score { prompt, answer } => {
+                let right = answer == computed(prompt);
+                score_summary(1, (right == self.lies).then_some((0, 99.0)), 1.0)
+            }
+            Work::Generate { prompt: text } | Work::Ask(text) if self.lies => {
+                format!("{} bytes, checksum 1", text.len())
+            }
+            Work::Generate { prompt: text } | Work::Ask(text) => computed(text),
+        };
         Ok(Output { summary, evidence: Evidence { engine: "test".into(), ..Evidence::default() } })
     }
 }
 
-/// A limb running in this process until the returned sender says stop.
+/// A limb running [`Computes`] in this process until the returned sender says stop.
 pub async fn limb(http: &HubHttp, dir: &std::path::Path, invite: &str, name: &str, lies: bool) -> watch::Sender<bool> {
+    let offer = Offer { models: vec![ModelOffer { id: TEST_MODEL.into(), sha256: String::new() }], ..Offer::default() };
+    limb_running(http, dir, invite, name, Arc::new(Computes { lies }), offer).await
+}
+
+/// A limb running `executor` in this process until the returned sender says stop.
+pub async fn limb_running(
+    http: &HubHttp,
+    dir: &std::path::Path,
+    invite: &str,
+    name: &str,
+    executor: Arc<dyn Executor>,
+    offer: Offer,
+) -> watch::Sender<bool> {
     let (stop, stop_rx) = watch::channel(false);
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let options = LimbOptions {
@@ -39,13 +65,13 @@ pub async fn limb(http: &HubHttp, dir: &std::path::Path, invite: &str, name: &st
         name: name.into(),
         lease_secs: 30,
         max_in_flight: 2,
-        offer: Default::default(),
+        offer,
         governor: None,
         tasks: None,
     };
     let (failed_tx, mut failed) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        if let Err(error) = run_limb(options, Arc::new(Computes { lies }), stop_rx, events_tx).await {
+        if let Err(error) = run_limb(options, executor, stop_rx, events_tx).await {
             let _ = failed_tx.send(error.to_string());
         }
     });
