@@ -14,14 +14,14 @@ pub use address::{dashboard_link, http_url, ws_url, DEFAULT_DASHBOARD};
 pub use client::{connect, limb_tables, tenant_tables, Connected};
 pub use http::{BrowserRow, HubHttp, HubLimits, InviteCode, InviteRole, NewIdentity, Row};
 pub use server::{HubServer, HubServerConfig};
-pub use summary::{Summary, SummaryCitation};
+pub use summary::{Summary, SummaryCitation, SummaryPlace};
 
 use std::path::PathBuf;
 
 /// The hub's limits and task states: one copy, shared with `hub-module`.
 pub use hub_rules::{
-    truncate_to, ModelOffer, QuorumState, TaskState, MAX_CAPACITY, MAX_PAYLOAD_BYTES, MAX_REASON_BYTES,
-    MAX_SUMMARY_BYTES, SUPERSEDED, TRUSTED_STREAK,
+    generate_payload, score_summary, score_vote, truncate_to, ModelOffer, QuorumState, TaskState, Work, MAX_CAPACITY,
+    MAX_PAYLOAD_BYTES, MAX_REASON_BYTES, MAX_SUMMARY_BYTES, SUPERSEDED, TRUSTED_STREAK,
 };
 /// How a reducer call asks the hub to answer (a heartbeat needs no success notice).
 pub use spacetimedb_client_api_messages::websocket::CallReducerFlags;

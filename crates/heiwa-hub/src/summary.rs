@@ -14,6 +14,20 @@ pub struct SummaryCitation {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     #[ts(optional)]
     pub page: Option<i32>,
+    /// Other places the same passage appears (copies collapsed into this one).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    #[ts(optional, as = "Option<Vec<SummaryPlace>>")]
+    pub also: Vec<SummaryPlace>,
+}
+
+/// Another place a cited passage appears: its file, chunk and page.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+pub struct SummaryPlace {
+    pub file: String,
+    pub chunk: i32,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[ts(optional)]
+    pub page: Option<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]

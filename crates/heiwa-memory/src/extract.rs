@@ -1,5 +1,8 @@
 //! Text out of a person's files: plain text and Markdown as they are; HTML,
-//! CSV, DOCX and PDF through well-kept crates. Every failure is a sentence
+//! CSV and PDF through well-kept crates; the zip packages (DOCX, PPTX, ODT,
+//! EPUB) with zip + quick-xml, so what they expand to is bounded; mail (EML,
+//! MBOX) with mail-parser. Paged formats keep their pages for citations: a
+//! PDF's pages, a presentation's slides, a book's chapters, a mailbox's messages. Every failure is a sentence
 //! for the ingest report, never a panic or a half-read document.
 //!
 //! Spans of chunks point into the text returned here: for txt/md these are the
@@ -10,12 +13,16 @@ use std::path::Path;
 
 /// Plain-text files larger than this are refused.
 pub const MAX_TEXT_BYTES: u64 = 8 << 20;
-/// Container formats (PDF, DOCX) larger than this are refused.
+/// Container formats (PDF and the zip packages) larger than this are refused.
 const MAX_CONTAINER_BYTES: u64 = 32 << 20;
-/// A DOCX's main XML part may expand to at most this much: a zip bomb stops here.
+/// The parts a zip package (DOCX, PPTX, ODT, EPUB) is read from may expand
+/// to at most this much in all: a zip bomb stops here.
 pub const MAX_DOCX_XML_BYTES: u64 = 32 << 20;
 
-const SUPPORTED: [&str; 8] = ["txt", "md", "markdown", "html", "htm", "csv", "docx", "pdf"];
+const SUPPORTED: [&str; 13] =
+    ["txt", "md", "markdown", "html", "htm", "csv", "docx", "pdf", "pptx", "odt", "epub", "eml", "mbox"];
+/// Formats read from a zip package or a PDF: their files may be larger.
+const CONTAINERS: [&str; 5] = ["pdf", "docx", "pptx", "odt", "epub"];
 
 /// A document's text, and where its pages start (PDF only).
 #[derive(Debug, Default, PartialEq)]
@@ -28,6 +35,13 @@ pub struct Extracted {
 impl Extracted {
     fn plain(text: String) -> Self {
         Extracted { text, page_starts: Vec::new() }
+    }
+
+    /// Append the next page (a PDF page, a slide, a chapter).
+    fn push_page(&mut self, text: &str) {
+        self.page_starts.push(self.text.len());
+        self.text.push_str(text);
+        self.text.push_str("\n\n");
     }
 
     /// The 1-based page that byte `offset` falls on, for paged documents.
@@ -53,7 +67,7 @@ pub enum ExtractError {
     Binary,
     #[error("not valid UTF-8 text (at byte {0})")]
     NotUtf8(usize),
-    #[error("DOCX text part expands to {0} bytes (limit {MAX_DOCX_XML_BYTES}): refused as a possible zip bomb")]
+    #[error("its text parts expand to {0} bytes (limit {MAX_DOCX_XML_BYTES}): refused as a possible zip bomb")]
     ZipBomb(u64),
     /// The format's own reader refused it; the sentence names the format.
     #[error("{0}")]
@@ -86,7 +100,7 @@ pub fn extract(path: &Path) -> Result<Extracted, ExtractError> {
     if !SUPPORTED.contains(&extension.as_str()) {
         return Err(ExtractError::Unsupported(extension));
     }
-    let limit = if matches!(extension.as_str(), "pdf" | "docx") { MAX_CONTAINER_BYTES } else { MAX_TEXT_BYTES };
+    let limit = if CONTAINERS.contains(&extension.as_str()) { MAX_CONTAINER_BYTES } else { MAX_TEXT_BYTES };
     let size = std::fs::metadata(path)?.len();
     if size > limit {
         return Err(ExtractError::TooLarge { size, limit, extension });
@@ -96,6 +110,11 @@ pub fn extract(path: &Path) -> Result<Extracted, ExtractError> {
         "html" | "htm" => Extracted::plain(html(&text(bytes)?)?),
         "csv" => Extracted::plain(csv(&text(bytes)?)?),
         "docx" => Extracted::plain(docx(&bytes)?),
+        "odt" => Extracted::plain(odt(&bytes)?),
+        "pptx" => pptx(&bytes)?,
+        "epub" => epub(&bytes)?,
+        "eml" => Extracted::plain(mail_message(&bytes)?),
+        "mbox" => mailbox(&bytes),
         "pdf" => pdf(&bytes)?,
         _ => Extracted::plain(text(bytes)?),
     };
@@ -143,44 +162,119 @@ fn csv(source: &str) -> Result<String, ExtractError> {
     Ok(out)
 }
 
-/// The paragraphs of `word/document.xml`, reading at most
-/// [`MAX_DOCX_XML_BYTES`] of it whatever the archive claims.
-fn docx(bytes: &[u8]) -> Result<String, ExtractError> {
+/// A zip package (DOCX, PPTX, ODT, EPUB), whose parts are read within one
+/// budget of [`MAX_DOCX_XML_BYTES`] in all, whatever the archive claims.
+struct Package<'a> {
+    archive: zip::ZipArchive<std::io::Cursor<&'a [u8]>>,
+    format: &'static str,
+    left: u64,
+}
+
+impl<'a> Package<'a> {
+    fn open(bytes: &'a [u8], format: &'static str) -> Result<Self, ExtractError> {
+        let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+            .map_err(|e| ExtractError::Malformed(format!("not a {format} (zip): {e}")))?;
+        Ok(Package { archive, format, left: MAX_DOCX_XML_BYTES })
+    }
+
+    fn names(&self) -> Vec<String> {
+        (0..self.archive.len()).filter_map(|i| Some(self.archive.name_for_index(i)?.ok()?.into_owned())).collect()
+    }
+
+    /// Part `name`'s bytes; a part past what is left of the budget is a zip bomb.
+    fn read(&mut self, name: &str) -> Result<Vec<u8>, ExtractError> {
+        let format = self.format;
+        let part = self
+            .archive
+            .by_name(name)
+            .map_err(|_| ExtractError::Malformed(format!("not a {format}: no {name} inside")))?;
+        let spent = MAX_DOCX_XML_BYTES - self.left;
+        if part.size() > self.left {
+            return Err(ExtractError::ZipBomb(spent + part.size()));
+        }
+        let mut bytes = Vec::new();
+        part.take(self.left + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| ExtractError::Malformed(format!("corrupt {format}: {e}")))?;
+        if bytes.len() as u64 > self.left {
+            // The archive understated the size: what was read is the measure.
+            return Err(ExtractError::ZipBomb(spent + bytes.len() as u64));
+        }
+        self.left -= bytes.len() as u64;
+        Ok(bytes)
+    }
+
+    /// Parts named `prefix<N>.xml`, in the order of N (slides, by number).
+    fn numbered(&self, prefix: &str) -> Vec<String> {
+        let mut parts: Vec<(u64, String)> = self
+            .names()
+            .into_iter()
+            .filter_map(|name| Some((name.strip_prefix(prefix)?.strip_suffix(".xml")?.parse().ok()?, name.clone())))
+            .collect();
+        parts.sort();
+        parts.into_iter().map(|(_, name)| name).collect()
+    }
+}
+
+/// How an XML vocabulary marks its text: characters count inside `text`
+/// elements; `paragraph` elements end with a blank line; `tab` and `line`
+/// are empty elements for a tab and a line break.
+struct Vocabulary {
+    text: &'static [&'static str],
+    paragraph: &'static [&'static str],
+    tab: &'static str,
+    line: &'static str,
+}
+
+const WORD: Vocabulary = Vocabulary { text: &["w:t"], paragraph: &["w:p"], tab: "w:tab", line: "w:br" };
+const SLIDE: Vocabulary = Vocabulary { text: &["a:t"], paragraph: &["a:p"], tab: "a:tab", line: "a:br" };
+/// ODF text: everything inside a paragraph or heading (spans and links included).
+const ODF: Vocabulary = Vocabulary {
+    text: &["text:p", "text:h"],
+    paragraph: &["text:p", "text:h"],
+    tab: "text:tab",
+    line: "text:line-break",
+};
+
+/// The text of one XML part in `vocabulary`.
+fn xml_text(xml: &[u8], vocabulary: &Vocabulary, format: &'static str) -> Result<String, ExtractError> {
     use quick_xml::events::Event;
-    let mut archive =
-        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| malformed("not a DOCX (zip)")(&e))?;
-    let part = archive
-        .by_name("word/document.xml")
-        .map_err(|_| ExtractError::Malformed("not a DOCX: no word/document.xml inside".into()))?;
-    if part.size() > MAX_DOCX_XML_BYTES {
-        return Err(ExtractError::ZipBomb(part.size()));
-    }
-    let mut xml = Vec::new();
-    part.take(MAX_DOCX_XML_BYTES + 1).read_to_end(&mut xml).map_err(|e| malformed("corrupt DOCX")(&e))?;
-    if xml.len() as u64 > MAX_DOCX_XML_BYTES {
-        // The archive understated the size: what was read is the measure.
-        return Err(ExtractError::ZipBomb(xml.len() as u64));
-    }
-    let mut reader = quick_xml::Reader::from_reader(xml.as_slice());
-    let (mut out, mut in_text, mut buf) = (String::new(), false, Vec::new());
+    let is = |names: &[&str], name: &str| names.contains(&name);
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let (mut out, mut depth, mut buf) = (String::new(), 0usize, Vec::new());
     loop {
-        match reader.read_event_into(&mut buf).map_err(|e| malformed("corrupt DOCX XML")(&e))? {
-            Event::Start(e) if e.name().0 == "w:t" => in_text = true,
-            Event::End(e) if e.name().0 == "w:t" => in_text = false,
-            Event::End(e) if e.name().0 == "w:p" => out.push_str("\n\n"),
-            Event::Empty(e) if e.name().0 == "w:tab" => out.push('\t'),
-            Event::Empty(e) if e.name().0 == "w:br" => out.push('\n'),
-            Event::Text(t) if in_text => out.push_str(&t.xml10_content()),
-            Event::GeneralRef(r) if in_text => {
-                let name: &str = r.as_ref();
-                out.push_str(match name {
-                    "amp" => "&",
-                    "lt" => "<",
-                    "gt" => ">",
-                    "quot" => "\"",
-                    "apos" => "'",
-                    _ => "",
-                });
+        match reader
+            .read_event_into(&mut buf)
+            .map_err(|e| ExtractError::Malformed(format!("corrupt {format} XML: {e}")))?
+        {
+            Event::Start(e) if is(vocabulary.text, e.name().0) => depth += 1,
+            Event::End(e) => {
+                if is(vocabulary.text, e.name().0) {
+                    depth = depth.saturating_sub(1);
+                }
+                if is(vocabulary.paragraph, e.name().0) {
+                    out.push_str("\n\n");
+                }
+            }
+            Event::Empty(e) if e.name().0 == vocabulary.tab => out.push('\t'),
+            Event::Empty(e) if e.name().0 == vocabulary.line => out.push('\n'),
+            // ODF writes runs of spaces as <text:s text:c="N"/>.
+            Event::Empty(e) if depth > 0 && e.name().0 == "text:s" => out.push(' '),
+            Event::Text(t) if depth > 0 => out.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) if depth > 0 => {
+                if let Ok(Some(c)) = r.resolve_char_ref() {
+                    out.push(c);
+                } else {
+                    let name: &str = r.as_ref();
+                    out.push_str(match name {
+                        "amp" => "&",
+                        "lt" => "<",
+                        "gt" => ">",
+                        "quot" => "\"",
+                        "apos" => "'",
+                        _ => "",
+                    });
+                }
             }
             Event::Eof => break,
             _ => {}
@@ -188,6 +282,162 @@ fn docx(bytes: &[u8]) -> Result<String, ExtractError> {
         buf.clear();
     }
     Ok(out)
+}
+
+/// The paragraphs of `word/document.xml`.
+fn docx(bytes: &[u8]) -> Result<String, ExtractError> {
+    let mut package = Package::open(bytes, "DOCX")?;
+    xml_text(&package.read("word/document.xml")?, &WORD, "DOCX")
+}
+
+/// An OpenDocument text's `content.xml`.
+fn odt(bytes: &[u8]) -> Result<String, ExtractError> {
+    let mut package = Package::open(bytes, "ODT")?;
+    xml_text(&package.read("content.xml")?, &ODF, "ODT")
+}
+
+/// Slide by slide (`ppt/slides/slideN.xml` in the order of N); a slide is a
+/// page, so citations name the slide.
+fn pptx(bytes: &[u8]) -> Result<Extracted, ExtractError> {
+    let mut package = Package::open(bytes, "PPTX")?;
+    let slides = package.numbered("ppt/slides/slide");
+    if slides.is_empty() {
+        return Err(ExtractError::Malformed("not a PPTX: no slides inside".into()));
+    }
+    let mut extracted = Extracted::default();
+    for slide in slides {
+        let text = xml_text(&package.read(&slide)?, &SLIDE, "PPTX")?;
+        extracted.push_page(&text);
+    }
+    Ok(extracted)
+}
+
+/// Chapter by chapter in the book's reading order (the spine of the package
+/// document named by `META-INF/container.xml`); a chapter is a page.
+fn epub(bytes: &[u8]) -> Result<Extracted, ExtractError> {
+    let mut package = Package::open(bytes, "EPUB")?;
+    let container = package.read("META-INF/container.xml")?;
+    let opf_path = first_attribute(&container, "rootfile", "full-path", "EPUB")?
+        .ok_or_else(|| ExtractError::Malformed("not an EPUB: its container names no package document".into()))?;
+    let opf = package.read(&opf_path)?;
+    let base = opf_path.rsplit_once('/').map(|(dir, _)| format!("{dir}/")).unwrap_or_default();
+    let mut extracted = Extracted::default();
+    for href in spine(&opf)? {
+        let chapter = package.read(&format!("{base}{href}"))?;
+        extracted.push_page(&html(&String::from_utf8_lossy(&chapter))?);
+    }
+    Ok(extracted)
+}
+
+/// The value of `attribute` on the first `element` of an XML part.
+fn first_attribute(
+    xml: &[u8],
+    element: &str,
+    attribute: &str,
+    format: &'static str,
+) -> Result<Option<String>, ExtractError> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut buf = Vec::new();
+    loop {
+        match reader
+            .read_event_into(&mut buf)
+            .map_err(|e| ExtractError::Malformed(format!("corrupt {format} XML: {e}")))?
+        {
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == element => {
+                return Ok(e
+                    .attributes()
+                    .flatten()
+                    .find(|a| a.key.local_name().as_ref() == attribute)
+                    .map(|a| a.value.to_string()));
+            }
+            Event::Eof => return Ok(None),
+            _ => {}
+        }
+        buf.clear();
+    }
+}
+
+/// The hrefs of an EPUB package document's spine, in reading order.
+fn spine(opf: &[u8]) -> Result<Vec<String>, ExtractError> {
+    use quick_xml::events::Event;
+    let bad = |e: &dyn std::fmt::Display| ExtractError::Malformed(format!("corrupt EPUB package document: {e}"));
+    let mut reader = quick_xml::Reader::from_reader(opf);
+    let (mut manifest, mut order, mut buf) = (std::collections::HashMap::new(), Vec::new(), Vec::new());
+    loop {
+        match reader.read_event_into(&mut buf).map_err(|e| bad(&e))? {
+            Event::Start(e) | Event::Empty(e) => {
+                let attribute = |key: &str| {
+                    e.attributes().flatten().find(|a| a.key.local_name().as_ref() == key).map(|a| a.value.to_string())
+                };
+                match e.local_name().as_ref() {
+                    "item" => {
+                        if let (Some(id), Some(href)) = (attribute("id"), attribute("href")) {
+                            manifest.insert(id, href);
+                        }
+                    }
+                    "itemref" => order.extend(attribute("idref")),
+                    _ => {}
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    let hrefs: Vec<String> = order.iter().filter_map(|id| manifest.get(id).cloned()).collect();
+    if hrefs.is_empty() {
+        return Err(ExtractError::Malformed("not an EPUB: its spine lists no chapters".into()));
+    }
+    Ok(hrefs)
+}
+
+/// One e-mail as a person searches it: who, when, the subject, then each
+/// text part of the body (an HTML-only body as text). Charsets and MIME
+/// encodings are mail-parser's.
+fn mail_message(raw: &[u8]) -> Result<String, ExtractError> {
+    let message = mail_parser::MessageParser::default()
+        .parse(raw)
+        .ok_or_else(|| ExtractError::Malformed("not an e-mail message (no headers)".into()))?;
+    let people = |address: Option<&mail_parser::Address<'_>>| {
+        address.map(|address| {
+            let each = address.iter().map(|a| match (a.name(), a.address()) {
+                (Some(name), Some(email)) => format!("{name} <{email}>"),
+                (name, email) => name.or(email).unwrap_or_default().to_string(),
+            });
+            each.collect::<Vec<_>>().join(", ")
+        })
+    };
+    let mut out = String::new();
+    let headers = [
+        ("From", people(message.from())),
+        ("To", people(message.to())),
+        ("Date", message.date().map(|d| d.to_rfc3339())),
+        ("Subject", message.subject().map(str::to_string)),
+    ];
+    for (label, value) in headers {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            out.push_str(&format!("{label}: {value}\n"));
+        }
+    }
+    out.push('\n');
+    for part in (0..).map_while(|i| message.body_text(i)) {
+        out.push_str(&part);
+        out.push_str("\n\n");
+    }
+    Ok(out)
+}
+
+/// A mailbox message by message; a message is a page, so citations name it.
+/// A message without readable headers keeps its raw text (nothing is dropped).
+fn mailbox(bytes: &[u8]) -> Extracted {
+    let mut extracted = Extracted::default();
+    for message in mail_parser::mailbox::mbox::MessageIterator::new(std::io::Cursor::new(bytes)).flatten() {
+        let raw = message.contents();
+        let text = mail_message(raw).unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned());
+        extracted.push_page(&text);
+    }
+    extracted
 }
 
 /// Text page by page. pdf-extract panics on some malformed files; a panic
@@ -198,9 +448,7 @@ fn pdf(bytes: &[u8]) -> Result<Extracted, ExtractError> {
         .map_err(|e| malformed("unreadable PDF")(&e))?;
     let mut extracted = Extracted::default();
     for page in pages {
-        extracted.page_starts.push(extracted.text.len());
-        extracted.text.push_str(&page);
-        extracted.text.push_str("\n\n");
+        extracted.push_page(&page);
     }
     Ok(extracted)
 }
@@ -220,6 +468,103 @@ mod tests {
     fn csv_records_become_named_lines_and_ragged_rows_are_errors() {
         assert_eq!(csv("city,rain\nOslo,high\nLima,low\n").unwrap(), "city: Oslo; rain: high\ncity: Lima; rain: low\n");
         assert!(csv("a,b\n1,2,3\n").unwrap_err().to_string().starts_with("malformed CSV"));
+    }
+
+    /// A zip of `parts` (name, content), deflated.
+    fn package(parts: &[(&str, &str)]) -> Vec<u8> {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, content) in parts {
+            zip.start_file(*name, options).unwrap();
+            zip.write_all(content.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    fn slide(texts: &[&str]) -> String {
+        let shapes: String = texts
+            .iter()
+            .map(|t| format!("<p:sp><p:txBody><a:p><a:r><a:t>{t}</a:t></a:r></a:p></p:txBody></p:sp>"))
+            .collect();
+        format!(
+            r#"<?xml version="1.0"?><p:sld xmlns:p="p" xmlns:a="a"><p:cSld><p:spTree>{shapes}</p:spTree></p:cSld></p:sld>"#
+        )
+    }
+
+    #[test]
+    fn slides_are_pages_in_their_numbered_order() {
+        let deck = package(&[
+            ("ppt/slides/slide10.xml", &slide(&["Ten: the budget"])),
+            ("ppt/slides/slide2.xml", &slide(&["Two: the plan &amp; the team", "caf&#233;"])),
+            ("ppt/slides/_rels/slide2.xml.rels", "<Relationships/>"),
+            ("ppt/presentation.xml", "<p:presentation/>"),
+        ]);
+        let extracted = pptx(&deck).unwrap();
+        assert_eq!(extracted.text, "Two: the plan & the team\n\ncafé\n\n\n\nTen: the budget\n\n\n\n");
+        let budget = extracted.text.find("budget").unwrap();
+        assert_eq!((extracted.page_of(0), extracted.page_of(budget)), (Some(1), Some(2)));
+        assert!(pptx(&package(&[("ppt/presentation.xml", "")])).unwrap_err().to_string().contains("no slides"));
+    }
+
+    #[test]
+    fn odt_paragraphs_keep_their_spans_and_spaces() {
+        let content = r#"<office:document-content xmlns:office="o" xmlns:text="t"><office:body><office:text>
+            <text:h>Minutes</text:h><text:p>The board <text:span>approved</text:span><text:s text:c="2"/>the budget.</text:p>
+            <office:annotation-end/></office:text></office:body></office:document-content>"#;
+        let text = odt(&package(&[("content.xml", content), ("styles.xml", "<x>not text</x>")])).unwrap();
+        assert_eq!(text, "Minutes\n\nThe board approved the budget.\n\n");
+        assert!(odt(b"plain bytes").unwrap_err().to_string().starts_with("not a ODT (zip)"));
+    }
+
+    #[test]
+    fn epub_chapters_follow_the_spine() {
+        let book = package(&[
+            ("mimetype", "application/epub+zip"),
+            (
+                "META-INF/container.xml",
+                r#"<container><rootfiles><rootfile full-path="OEBPS/book.opf"/></rootfiles></container>"#,
+            ),
+            (
+                "OEBPS/book.opf",
+                r#"<package><manifest><item id="c2" href="two.xhtml"/><item id="c1" href="text/one.xhtml"/></manifest>
+                <spine><itemref idref="c1"/><itemref idref="c2"/></spine></package>"#,
+            ),
+            ("OEBPS/text/one.xhtml", "<html><body><h1>One</h1><p>The starter is fed.</p></body></html>"),
+            ("OEBPS/two.xhtml", "<html><body><p>The dough proofs overnight.</p></body></html>"),
+        ]);
+        let extracted = epub(&book).unwrap();
+        let (fed, proofs) = (extracted.text.find("fed").unwrap(), extracted.text.find("proofs").unwrap());
+        assert!(fed < proofs, "{:?}", extracted.text);
+        assert_eq!((extracted.page_of(fed), extracted.page_of(proofs)), (Some(1), Some(2)));
+        let broken = package(&[("META-INF/container.xml", r#"<rootfile full-path="missing.opf"/>"#)]);
+        assert!(epub(&broken).unwrap_err().to_string().contains("no missing.opf"));
+    }
+
+    #[test]
+    fn a_package_is_read_within_one_budget_for_all_its_parts() {
+        let big = " ".repeat((MAX_DOCX_XML_BYTES / 2 + 1) as usize);
+        let deck = package(&[("ppt/slides/slide1.xml", &big), ("ppt/slides/slide2.xml", &big)]);
+        assert!(matches!(pptx(&deck), Err(ExtractError::ZipBomb(_))));
+    }
+
+    #[test]
+    fn mail_is_read_with_its_headers_and_a_mailbox_message_by_message() {
+        let message =
+            "From: Ana Ruiz <ana@example.org>\r\nTo: board@example.org\r\nSubject: =?UTF-8?Q?Caf=C3=A9_budget?=\r\n\
+            Date: Tue, 1 Dec 2026 09:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\
+            Content-Transfer-Encoding: quoted-printable\r\n\r\nThe board approved the caf=C3=A9 budget.\r\n";
+        let text = mail_message(message.as_bytes()).unwrap();
+        assert!(text.starts_with("From: Ana Ruiz <ana@example.org>\nTo: board@example.org\nDate: 2026-12-01T09:00:00Z\nSubject: Café budget\n"), "{text}");
+        assert!(text.contains("The board approved the café budget."), "{text}");
+        assert!(mail_message(b"").is_err());
+
+        let html =
+            "From: bot@example.org\nSubject: Report\nContent-Type: text/html\n\n<p>Rain <b>fell</b> all week.</p>\n";
+        let mbox = format!("From ana@example.org Tue Dec  1 09:00:00 2026\n{message}\nFrom bot@example.org Tue Dec  1 10:00:00 2026\n{html}");
+        let extracted = mailbox(mbox.as_bytes());
+        let (cafe, rain) = (extracted.text.find("café budget.").unwrap(), extracted.text.find("Rain fell").unwrap());
+        assert_eq!((extracted.page_of(cafe), extracted.page_of(rain)), (Some(1), Some(2)), "{:?}", extracted.text);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Local memory: an app-managed PostgreSQL with pgvector, and the queries over it.
 
+mod dedup;
 mod extract;
 mod ingest;
 mod isolate;
@@ -7,12 +8,13 @@ mod local;
 mod server;
 mod store;
 
+pub use dedup::NEAR_DUPLICATE;
 pub use extract::{extract, ExtractError, Extracted, MAX_DOCX_XML_BYTES, MAX_TEXT_BYTES};
 pub use ingest::{chunks, ingest_path, watch_path, IngestReport, Outcome, Progress};
 pub use isolate::{isolate_with, serve_if_worker, Budget, WORKER_ENV};
 pub use local::{LocalMemory, LocalMemoryError};
 pub use server::{PgServer, PgServerConfig};
-pub use store::{explain_nearest_on, nearest_on, Citation, DocumentInfo, Hit, Memory};
+pub use store::{explain_nearest_on, nearest_on, Citation, DocumentInfo, Hit, Memory, Place};
 
 use std::path::PathBuf;
 

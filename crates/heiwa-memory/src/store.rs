@@ -37,6 +37,17 @@ pub struct Citation {
     pub similarity: f64,
     /// The page the chunk starts on, for paged documents (PDF).
     pub page: Option<i32>,
+    /// Other places the same passage (or a near copy) appears, best first:
+    /// one hit stands for them all (`dedup::collapse`).
+    pub also: Vec<Place>,
+}
+
+/// Where a passage also appears: its document, the chunk's position, its page.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, ts_rs::TS)]
+pub struct Place {
+    pub path: String,
+    pub position: i32,
+    pub page: Option<i32>,
 }
 
 /// A stored document, as `heiwa docs list` shows it.
@@ -131,15 +142,17 @@ impl Memory {
         k: i64,
     ) -> Result<Vec<Citation>, MemoryError> {
         check_dims(embedding)?;
+        // Three candidates per hit wanted: copies of one passage collapse into one hit.
+        let candidates = k.saturating_mul(3);
         let rows = sqlx::query(HYBRID_SQL)
             .bind(Vector::from(embedding.to_vec()))
             .bind(tenant)
-            .bind(k * 4)
+            .bind(candidates.saturating_mul(4))
             .bind(query)
-            .bind(k)
+            .bind(candidates)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
+        let hits = rows
             .into_iter()
             .map(|row| Citation {
                 path: row.get("path"),
@@ -149,8 +162,10 @@ impl Memory {
                 score: row.get("score"),
                 similarity: row.get("similarity"),
                 page: row.get("page"),
+                also: Vec::new(),
             })
-            .collect())
+            .collect();
+        Ok(crate::dedup::collapse(hits, usize::try_from(k).unwrap_or(0)))
     }
 
     /// `tenant`'s documents, by path.

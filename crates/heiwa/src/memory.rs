@@ -162,6 +162,21 @@ pub async fn search(SearchArgs { query, k, tenant }: SearchArgs) -> anyhow::Resu
             hit.score,
             hit.similarity
         );
+        if !hit.also.is_empty() {
+            let places: Vec<String> = hit
+                .also
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}{} (chunk {})",
+                        p.path,
+                        p.page.map(|p| format!(", page {p}")).unwrap_or_default(),
+                        p.position
+                    )
+                })
+                .collect();
+            println!("   the same passage is also in: {}", places.join("; "));
+        }
     }
     local.close().await?;
     Ok(())

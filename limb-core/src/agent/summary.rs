@@ -4,7 +4,7 @@
 //! about the person than the answer needs), the chunk and the byte span.
 
 use super::Answer;
-pub use heiwa_hub::{Summary, SummaryCitation};
+pub use heiwa_hub::{Summary, SummaryCitation, SummaryPlace};
 
 pub(crate) fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
@@ -22,6 +22,11 @@ pub fn summary_payload(answer: &Answer, max_bytes: usize) -> String {
             chunk: c.position,
             span: c.span,
             page: c.page,
+            also: c
+                .also
+                .iter()
+                .map(|p| SummaryPlace { file: file_name(&p.path).to_string(), chunk: p.position, page: p.page })
+                .collect(),
         })
         .collect();
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);

@@ -42,7 +42,13 @@ export type SummaryCitation = {
 /**
  * The number the answer cites it by: `[n]`.
  */
-n: number, file: string, chunk: number, span: [number, number], page?: number, };
+n: number, file: string, chunk: number, span: [number, number], page?: number, 
+/**
+ * Other places the same passage appears (copies collapsed into this one).
+ */
+also?: Array<SummaryPlace>, };
+
+export type SummaryPlace = { file: string, chunk: number, page?: number, };
 
 export type LimbView = { limb: LimbStatus | null, policy: DonationPolicy, decision: Decision, model: ModelState | null, 
 /**
@@ -232,7 +238,14 @@ similarity: number,
 /**
  * The page the chunk starts on, for paged documents (PDF).
  */
-page: number | null, };
+page: number | null, 
+/**
+ * Other places the same passage (or a near copy) appears, best first:
+ * one hit stands for them all (`dedup::collapse`).
+ */
+also: Array<Place>, };
+
+export type Place = { path: string, position: number, page: number | null, };
 
 export type ModelsView = { imported: Array<ModelInfo>, 
 /**

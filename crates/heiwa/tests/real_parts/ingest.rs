@@ -530,3 +530,44 @@ async fn a_rescan_skips_files_whose_size_and_mtime_are_unchanged_without_reading
     memory.close().await;
     server.stop().unwrap();
 }
+
+/// The same passage in several files (a copy, an edition that repeats it
+/// with its line breaks changed) is one hit citing every place; the other
+/// hits are other passages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_of_a_passage_are_one_hit_that_cites_every_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, memory, embedder) = memory_in(dir.path()).await;
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir_all(corpus.join("copies")).unwrap();
+    for sample in std::fs::read_dir(samples()).unwrap() {
+        let sample = sample.unwrap().path();
+        std::fs::copy(&sample, corpus.join(sample.file_name().unwrap())).unwrap();
+    }
+    let sourdough = std::fs::read_to_string(samples().join("sourdough.txt")).unwrap();
+    std::fs::write(corpus.join("copies/sourdough.txt"), &sourdough).unwrap();
+    std::fs::write(corpus.join("single-page.txt"), sourdough.replace('\n', " \n\n")).unwrap();
+    let report = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    assert_eq!(report.added.len(), 6, "{report:?}");
+
+    let question = "How long does sourdough ferment?";
+    let embedding = embedder.embed(&[question]).unwrap().remove(0);
+    let hits = memory.search("tenant-a", question, &embedding, 3).await.unwrap();
+    assert_eq!(hits.len(), 3, "three distinct passages: {hits:#?}");
+    assert_eq!(file_name(&hits[0].path), "sourdough.txt", "{hits:#?}");
+    let mut places: Vec<String> = hits[0].also.iter().map(|p| p.path.clone()).collect();
+    places.push(hits[0].path.clone());
+    places.sort();
+    let places: Vec<&str> = places.iter().map(|p| p.rsplit("corpus/").next().unwrap()).collect();
+    assert_eq!(places, ["copies/sourdough.txt", "single-page.txt", "sourdough.txt"], "{hits:#?}");
+    for (i, a) in hits.iter().enumerate() {
+        for b in &hits[i + 1..] {
+            assert_ne!(
+                a.content.split_whitespace().collect::<Vec<_>>(),
+                b.content.split_whitespace().collect::<Vec<_>>()
+            );
+        }
+    }
+    memory.close().await;
+    server.stop().unwrap();
+}

@@ -17,7 +17,10 @@ export type Readable = { answer: string; sources: string; tools: string; truncat
 /** A result as a person reads it: the agent's answer, its sources, its tool calls; or the text as it came. */
 export function readable(summary: Summary | null, raw: string): Readable {
   if (!summary) return { answer: raw, sources: '', tools: '', truncated: false };
-  const sources = summary.citations.map((c) => `[${c.n}] ${c.file}${c.page ? ` p.${c.page}` : ''} §${c.chunk}`).join(', ');
+  const place = (p: { file: string; chunk: number; page?: number }) => `${p.file}${p.page ? ` p.${p.page}` : ''} §${p.chunk}`;
+  const sources = summary.citations
+    .map((c) => `[${c.n}] ${place(c)}${c.also?.length ? ` (also ${c.also.map(place).join(', ')})` : ''}`)
+    .join(', ');
   const calls = summary.tool_calls;
   const tools = calls ? `${calls} run_python call${calls > 1 ? 's' : ''}` : '';
   return { answer: summary.answer, sources, tools, truncated: summary.truncated ?? false };
