@@ -75,11 +75,14 @@ pub mod revoke_browser_reducer;
 pub mod revoked_table;
 pub mod revoked_type;
 pub mod role_type;
+pub mod score_check_table;
+pub mod score_check_type;
 pub mod submit_key_table;
 pub mod submit_key_type;
 pub mod submit_task_once_reducer;
 pub mod submit_task_reducer;
 pub mod submit_task_replicated_reducer;
+pub mod submit_task_scored_reducer;
 pub mod task_copy_table;
 pub mod task_copy_type;
 pub mod task_result_table;
@@ -171,12 +174,17 @@ pub use revoke_browser_reducer::{revoke_browser, set_flags_for_revoke_browser, R
 pub use revoked_table::*;
 pub use revoked_type::Revoked;
 pub use role_type::Role;
+pub use score_check_table::*;
+pub use score_check_type::ScoreCheck;
 pub use submit_key_table::*;
 pub use submit_key_type::SubmitKey;
 pub use submit_task_once_reducer::{set_flags_for_submit_task_once, submit_task_once, SubmitTaskOnceCallbackId};
 pub use submit_task_reducer::{set_flags_for_submit_task, submit_task, SubmitTaskCallbackId};
 pub use submit_task_replicated_reducer::{
     set_flags_for_submit_task_replicated, submit_task_replicated, SubmitTaskReplicatedCallbackId,
+};
+pub use submit_task_scored_reducer::{
+    set_flags_for_submit_task_scored, submit_task_scored, SubmitTaskScoredCallbackId,
 };
 pub use task_copy_table::*;
 pub use task_copy_type::TaskCopy;
@@ -304,6 +312,11 @@ pub enum Reducer {
         model: String,
         replicas: u32,
     },
+    SubmitTaskScored {
+        key: String,
+        payload: String,
+        model: String,
+    },
 }
 
 impl __sdk::InModule for Reducer {
@@ -338,6 +351,7 @@ impl __sdk::Reducer for Reducer {
             Reducer::SubmitTask { .. } => "submit_task",
             Reducer::SubmitTaskOnce { .. } => "submit_task_once",
             Reducer::SubmitTaskReplicated { .. } => "submit_task_replicated",
+            Reducer::SubmitTaskScored { .. } => "submit_task_scored",
         }
     }
 }
@@ -443,6 +457,11 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
                 submit_task_replicated_reducer::SubmitTaskReplicatedArgs,
             >("submit_task_replicated", &value.args)?
             .into()),
+            "submit_task_scored" => Ok(__sdk::parse_reducer_args::<submit_task_scored_reducer::SubmitTaskScoredArgs>(
+                "submit_task_scored",
+                &value.args,
+            )?
+            .into()),
             unknown => Err(__sdk::InternalError::unknown_name("reducer", unknown, "ReducerCallInfo").into()),
         }
     }
@@ -474,6 +493,7 @@ pub struct DbUpdate {
     replica_set: __sdk::TableUpdate<ReplicaSet>,
     result_proof: __sdk::TableUpdate<ResultProof>,
     revoked: __sdk::TableUpdate<Revoked>,
+    score_check: __sdk::TableUpdate<ScoreCheck>,
     submit_key: __sdk::TableUpdate<SubmitKey>,
     task: __sdk::TableUpdate<Task>,
     task_copy: __sdk::TableUpdate<TaskCopy>,
@@ -513,6 +533,7 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 "replica_set" => db_update.replica_set.append(replica_set_table::parse_table_update(table_update)?),
                 "result_proof" => db_update.result_proof.append(result_proof_table::parse_table_update(table_update)?),
                 "revoked" => db_update.revoked.append(revoked_table::parse_table_update(table_update)?),
+                "score_check" => db_update.score_check.append(score_check_table::parse_table_update(table_update)?),
                 "submit_key" => db_update.submit_key.append(submit_key_table::parse_table_update(table_update)?),
                 "task" => db_update.task.append(task_table::parse_table_update(table_update)?),
                 "task_copy" => db_update.task_copy.append(task_copy_table::parse_table_update(table_update)?),
@@ -586,6 +607,9 @@ impl __sdk::DbUpdate for DbUpdate {
             .with_updates_by_pk(|row| &row.task_id);
         diff.revoked =
             cache.apply_diff_to_table::<Revoked>("revoked", &self.revoked).with_updates_by_pk(|row| &row.identity);
+        diff.score_check = cache
+            .apply_diff_to_table::<ScoreCheck>("score_check", &self.score_check)
+            .with_updates_by_pk(|row| &row.set_id);
         diff.submit_key =
             cache.apply_diff_to_table::<SubmitKey>("submit_key", &self.submit_key).with_updates_by_pk(|row| &row.key);
         diff.task = cache.apply_diff_to_table::<Task>("task", &self.task).with_updates_by_pk(|row| &row.id);
@@ -631,6 +655,7 @@ pub struct AppliedDiff<'r> {
     replica_set: __sdk::TableAppliedDiff<'r, ReplicaSet>,
     result_proof: __sdk::TableAppliedDiff<'r, ResultProof>,
     revoked: __sdk::TableAppliedDiff<'r, Revoked>,
+    score_check: __sdk::TableAppliedDiff<'r, ScoreCheck>,
     submit_key: __sdk::TableAppliedDiff<'r, SubmitKey>,
     task: __sdk::TableAppliedDiff<'r, Task>,
     task_copy: __sdk::TableAppliedDiff<'r, TaskCopy>,
@@ -668,6 +693,7 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<ReplicaSet>("replica_set", &self.replica_set, event);
         callbacks.invoke_table_row_callbacks::<ResultProof>("result_proof", &self.result_proof, event);
         callbacks.invoke_table_row_callbacks::<Revoked>("revoked", &self.revoked, event);
+        callbacks.invoke_table_row_callbacks::<ScoreCheck>("score_check", &self.score_check, event);
         callbacks.invoke_table_row_callbacks::<SubmitKey>("submit_key", &self.submit_key, event);
         callbacks.invoke_table_row_callbacks::<Task>("task", &self.task, event);
         callbacks.invoke_table_row_callbacks::<TaskCopy>("task_copy", &self.task_copy, event);
@@ -1272,6 +1298,7 @@ impl __sdk::SpacetimeModule for RemoteModule {
         replica_set_table::register_table(client_cache);
         result_proof_table::register_table(client_cache);
         revoked_table::register_table(client_cache);
+        score_check_table::register_table(client_cache);
         submit_key_table::register_table(client_cache);
         task_table::register_table(client_cache);
         task_copy_table::register_table(client_cache);

@@ -84,6 +84,8 @@ import { SubmitTaskOnce } from "./submit_task_once_reducer.ts";
 export { SubmitTaskOnce };
 import { SubmitTaskReplicated } from "./submit_task_replicated_reducer.ts";
 export { SubmitTaskReplicated };
+import { SubmitTaskScored } from "./submit_task_scored_reducer.ts";
+export { SubmitTaskScored };
 
 // Import and reexport all table handle types
 import { AssigneeTableHandle } from "./assignee_table.ts";
@@ -130,6 +132,8 @@ import { ResultProofTableHandle } from "./result_proof_table.ts";
 export { ResultProofTableHandle };
 import { RevokedTableHandle } from "./revoked_table.ts";
 export { RevokedTableHandle };
+import { ScoreCheckTableHandle } from "./score_check_table.ts";
+export { ScoreCheckTableHandle };
 import { SubmitKeyTableHandle } from "./submit_key_table.ts";
 export { SubmitKeyTableHandle };
 import { TaskTableHandle } from "./task_table.ts";
@@ -196,6 +200,8 @@ import { Revoked } from "./revoked_type.ts";
 export { Revoked };
 import { Role } from "./role_type.ts";
 export { Role };
+import { ScoreCheck } from "./score_check_type.ts";
+export { ScoreCheck };
 import { SubmitKey } from "./submit_key_type.ts";
 export { SubmitKey };
 import { Task } from "./task_type.ts";
@@ -413,6 +419,15 @@ const REMOTE_MODULE = {
         colType: Revoked.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
+    score_check: {
+      tableName: "score_check",
+      rowType: ScoreCheck.getTypeScriptAlgebraicType(),
+      primaryKey: "setId",
+      primaryKeyInfo: {
+        colName: "setId",
+        colType: ScoreCheck.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
     submit_key: {
       tableName: "submit_key",
       rowType: SubmitKey.getTypeScriptAlgebraicType(),
@@ -578,6 +593,10 @@ const REMOTE_MODULE = {
       reducerName: "submit_task_replicated",
       argsType: SubmitTaskReplicated.getTypeScriptAlgebraicType(),
     },
+    submit_task_scored: {
+      reducerName: "submit_task_scored",
+      argsType: SubmitTaskScored.getTypeScriptAlgebraicType(),
+    },
   },
   versionInfo: {
     cliVersion: "1.2.0",
@@ -633,6 +652,7 @@ export type Reducer = never
 | { name: "SubmitTask", args: SubmitTask }
 | { name: "SubmitTaskOnce", args: SubmitTaskOnce }
 | { name: "SubmitTaskReplicated", args: SubmitTaskReplicated }
+| { name: "SubmitTaskScored", args: SubmitTaskScored }
 ;
 
 export class RemoteReducers {
@@ -1022,6 +1042,22 @@ export class RemoteReducers {
     this.connection.offReducer("submit_task_replicated", callback);
   }
 
+  submitTaskScored(key: string, payload: string, model: string) {
+    const __args = { key, payload, model };
+    let __writer = new BinaryWriter(1024);
+    SubmitTaskScored.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("submit_task_scored", __argsBuffer, this.setCallReducerFlags.submitTaskScoredFlags);
+  }
+
+  onSubmitTaskScored(callback: (ctx: ReducerEventContext, key: string, payload: string, model: string) => void) {
+    this.connection.onReducer("submit_task_scored", callback);
+  }
+
+  removeOnSubmitTaskScored(callback: (ctx: ReducerEventContext, key: string, payload: string, model: string) => void) {
+    this.connection.offReducer("submit_task_scored", callback);
+  }
+
 }
 
 export class SetReducerFlags {
@@ -1140,6 +1176,11 @@ export class SetReducerFlags {
     this.submitTaskReplicatedFlags = flags;
   }
 
+  submitTaskScoredFlags: CallReducerFlags = 'FullUpdate';
+  submitTaskScored(flags: CallReducerFlags) {
+    this.submitTaskScoredFlags = flags;
+  }
+
 }
 
 export class RemoteTables {
@@ -1231,6 +1272,10 @@ export class RemoteTables {
 
   get revoked(): RevokedTableHandle {
     return new RevokedTableHandle(this.connection.clientCache.getOrCreateTable<Revoked>(REMOTE_MODULE.tables.revoked));
+  }
+
+  get scoreCheck(): ScoreCheckTableHandle {
+    return new ScoreCheckTableHandle(this.connection.clientCache.getOrCreateTable<ScoreCheck>(REMOTE_MODULE.tables.score_check));
   }
 
   get submitKey(): SubmitKeyTableHandle {
