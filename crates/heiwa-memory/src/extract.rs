@@ -1,8 +1,9 @@
 //! Text out of a person's files: plain text and Markdown as they are; HTML,
 //! CSV and PDF through well-kept crates; the zip packages (DOCX, PPTX, ODT,
 //! EPUB) with zip + quick-xml, so what they expand to is bounded; mail (EML,
-//! MBOX) with mail-parser. Paged formats keep their pages for citations: a
-//! PDF's pages, a presentation's slides, a book's chapters, a mailbox's messages. Every failure is a sentence
+//! MBOX) with mail-parser; spreadsheets (XLSX, XLS, ODS) with calamine. Paged
+//! formats keep their pages for citations: a PDF's pages, a presentation's
+//! slides, a book's chapters, a mailbox's messages, a workbook's sheets. Every failure is a sentence
 //! for the ingest report, never a panic or a half-read document.
 //!
 //! Spans of chunks point into the text returned here: for txt/md these are the
@@ -19,10 +20,12 @@ const MAX_CONTAINER_BYTES: u64 = 32 << 20;
 /// to at most this much in all: a zip bomb stops here.
 pub const MAX_DOCX_XML_BYTES: u64 = 32 << 20;
 
-const SUPPORTED: [&str; 13] =
-    ["txt", "md", "markdown", "html", "htm", "csv", "docx", "pdf", "pptx", "odt", "epub", "eml", "mbox"];
-/// Formats read from a zip package or a PDF: their files may be larger.
-const CONTAINERS: [&str; 5] = ["pdf", "docx", "pptx", "odt", "epub"];
+const SUPPORTED: [&str; 16] = [
+    "txt", "md", "markdown", "html", "htm", "csv", "docx", "pdf", "pptx", "odt", "epub", "eml", "mbox", "xlsx", "xls",
+    "ods",
+];
+/// Formats read from a zip package, a PDF or a workbook: their files may be larger.
+const CONTAINERS: [&str; 8] = ["pdf", "docx", "pptx", "odt", "epub", "xlsx", "xls", "ods"];
 
 /// A document's text, and where its pages start (PDF only).
 #[derive(Debug, Default, PartialEq)]
@@ -114,6 +117,7 @@ pub fn extract(path: &Path) -> Result<Extracted, ExtractError> {
         "pptx" => pptx(&bytes)?,
         "epub" => epub(&bytes)?,
         "eml" => Extracted::plain(mail_message(&bytes)?),
+        "xlsx" | "xls" | "ods" => spreadsheet(&bytes)?,
         "mbox" => mailbox(&bytes),
         "pdf" => pdf(&bytes)?,
         _ => Extracted::plain(text(bytes)?),
@@ -440,6 +444,42 @@ fn mailbox(bytes: &[u8]) -> Extracted {
     extracted
 }
 
+/// A workbook sheet by sheet (a sheet is a page): its name, then each row
+/// below the first as one line naming its row number and each value by its
+/// column's header, as CSV rows are (`row 7: city: Oslo; rain: high`), so a
+/// citation leads to the sheet and the row. Empty cells are left out.
+fn spreadsheet(bytes: &[u8]) -> Result<Extracted, ExtractError> {
+    use calamine::Reader;
+    let unreadable = malformed("unreadable spreadsheet");
+    let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
+    let mut extracted = Extracted::default();
+    for name in book.sheet_names() {
+        let range = book.worksheet_range(&name).map_err(|e| unreadable(&e))?;
+        let first_row = range.start().map_or(0, |(row, _)| row as usize);
+        let mut rows = range.rows();
+        let headers: Vec<String> =
+            rows.next().map(|row| row.iter().map(|cell| cell.to_string()).collect()).unwrap_or_default();
+        let mut text = format!("Sheet {name}\n");
+        for (i, row) in rows.enumerate() {
+            let fields: Vec<String> = row
+                .iter()
+                .enumerate()
+                .filter(|(_, cell)| !matches!(cell, calamine::Data::Empty))
+                .map(|(column, cell)| match headers.get(column).filter(|h| !h.is_empty()) {
+                    Some(header) => format!("{header}: {cell}"),
+                    None => format!("column {}: {cell}", column + 1),
+                })
+                .collect();
+            if !fields.is_empty() {
+                // 1-based, as the spreadsheet shows it: the header row is first_row + 1.
+                text.push_str(&format!("row {}: {}\n", first_row + i + 2, fields.join("; ")));
+            }
+        }
+        extracted.push_page(&text);
+    }
+    Ok(extracted)
+}
+
 /// Text page by page. pdf-extract panics on some malformed files; a panic
 /// here is that file's error, not the ingest's end.
 fn pdf(bytes: &[u8]) -> Result<Extracted, ExtractError> {
@@ -565,6 +605,62 @@ mod tests {
         let extracted = mailbox(mbox.as_bytes());
         let (cafe, rain) = (extracted.text.find("café budget.").unwrap(), extracted.text.find("Rain fell").unwrap());
         assert_eq!((extracted.page_of(cafe), extracted.page_of(rain)), (Some(1), Some(2)), "{:?}", extracted.text);
+    }
+
+    /// The smallest XLSX calamine reads: a workbook of `sheets` (name, rows of
+    /// inline strings), as a spreadsheet program writes it.
+    fn xlsx(sheets: &[(&str, &[&[&str]])]) -> Vec<u8> {
+        let mut parts = vec![
+            ("[Content_Types].xml".to_string(), r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/></Types>"#.to_string()),
+            ("_rels/.rels".to_string(), r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#.to_string()),
+        ];
+        let (mut listed, mut rels) = (String::new(), String::new());
+        for (i, (name, rows)) in sheets.iter().enumerate() {
+            let n = i + 1;
+            listed.push_str(&format!(r#"<sheet name="{name}" sheetId="{n}" r:id="rId{n}"/>"#));
+            rels.push_str(&format!(r#"<Relationship Id="rId{n}" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet{n}.xml"/>"#));
+            let body: String = rows
+                .iter()
+                .enumerate()
+                .map(|(r, cells)| {
+                    let cells: String = cells
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, v)| !v.is_empty())
+                        .map(|(c, v)| {
+                            format!(
+                                r#"<c r="{}{}" t="inlineStr"><is><t>{v}</t></is></c>"#,
+                                (b'A' + c as u8) as char,
+                                r + 1
+                            )
+                        })
+                        .collect();
+                    format!(r#"<row r="{}">{cells}</row>"#, r + 1)
+                })
+                .collect();
+            parts.push((format!("xl/worksheets/sheet{n}.xml"), format!(r#"<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{body}</sheetData></worksheet>"#)));
+        }
+        parts.push(("xl/workbook.xml".into(), format!(r#"<?xml version="1.0"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets>{listed}</sheets></workbook>"#)));
+        parts.push(("xl/_rels/workbook.xml.rels".into(), format!(r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">{rels}</Relationships>"#)));
+        let parts: Vec<(&str, &str)> = parts.iter().map(|(n, c)| (n.as_str(), c.as_str())).collect();
+        package(&parts)
+    }
+
+    #[test]
+    fn spreadsheet_rows_name_their_sheet_row_and_columns() {
+        let book = xlsx(&[
+            ("Rain", &[&["city", "mm"], &["Bergen", "2250"], &["", ""], &["Lima", ""]]),
+            ("Notes", &[&["note"], &["Wettest: Bergen", "extra"]]),
+        ]);
+        let extracted = spreadsheet(&book).unwrap();
+        assert!(
+            extracted.text.contains("Sheet Rain\nrow 2: city: Bergen; mm: 2250\nrow 4: city: Lima\n"),
+            "{:?}",
+            extracted.text
+        );
+        let note = extracted.text.find("row 2: note: Wettest: Bergen; column 2: extra").unwrap();
+        assert_eq!(extracted.page_of(note), Some(2), "{:?}", extracted.text);
+        assert!(spreadsheet(b"not a workbook").unwrap_err().to_string().starts_with("unreadable spreadsheet"));
     }
 
     #[test]

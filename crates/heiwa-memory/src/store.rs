@@ -71,10 +71,21 @@ pub struct Hit {
     pub distance: f64,
 }
 
+/// Pools to the app's own PostgreSQL keep their connections: no idle
+/// timeout and no maximum lifetime (sqlx's defaults, 10 and 30 minutes, are
+/// for servers behind proxies). With neither, sqlx 0.9.0 starts no
+/// maintenance task, and that task can spin forever: `close` sets the idle
+/// count to 0 while a concurrent acquire decrements it, so it wraps, and the
+/// task's loop over that count never awaits. `heiwa ingest` was seen stuck at
+/// exit on one core that way, its runtime waiting for the task.
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new().idle_timeout(None).max_lifetime(None)
+}
+
 impl Memory {
     /// Create the database on first use, then run pending migrations.
     pub async fn open(server: &PgServer) -> Result<Self, MemoryError> {
-        let admin = PgPoolOptions::new().max_connections(1).connect_with(server.connect_options("postgres")).await?;
+        let admin = pool_options().max_connections(1).connect_with(server.connect_options("postgres")).await?;
         let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
             .bind(DATABASE)
             .fetch_one(&admin)
@@ -83,7 +94,7 @@ impl Memory {
             sqlx::query("CREATE DATABASE heiwa").execute(&admin).await?;
         }
         admin.close().await;
-        let pool = PgPoolOptions::new()
+        let pool = pool_options()
             .max_connections(4)
             .after_connect(|conn, _| {
                 Box::pin(async move {
