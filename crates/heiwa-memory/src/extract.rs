@@ -18,7 +18,7 @@ pub const MAX_TEXT_BYTES: u64 = 8 << 20;
 const MAX_CONTAINER_BYTES: u64 = 32 << 20;
 /// The parts a zip package (DOCX, PPTX, ODT, EPUB) is read from may expand
 /// to at most this much in all: a zip bomb stops here.
-pub const MAX_DOCX_XML_BYTES: u64 = 32 << 20;
+pub const MAX_PACKAGE_XML_BYTES: u64 = 32 << 20;
 
 const SUPPORTED: [&str; 16] = [
     "txt", "md", "markdown", "html", "htm", "csv", "docx", "pdf", "pptx", "odt", "epub", "eml", "mbox", "xlsx", "xls",
@@ -70,7 +70,7 @@ pub enum ExtractError {
     Binary,
     #[error("not valid UTF-8 text (at byte {0})")]
     NotUtf8(usize),
-    #[error("its text parts expand to {0} bytes (limit {MAX_DOCX_XML_BYTES}): refused as a possible zip bomb")]
+    #[error("its text parts expand to {0} bytes (limit {MAX_PACKAGE_XML_BYTES}): refused as a possible zip bomb")]
     ZipBomb(u64),
     /// The format's own reader refused it; the sentence names the format.
     #[error("{0}")]
@@ -167,7 +167,7 @@ fn csv(source: &str) -> Result<String, ExtractError> {
 }
 
 /// A zip package (DOCX, PPTX, ODT, EPUB), whose parts are read within one
-/// budget of [`MAX_DOCX_XML_BYTES`] in all, whatever the archive claims.
+/// budget of [`MAX_PACKAGE_XML_BYTES`] in all, whatever the archive claims.
 struct Package<'a> {
     archive: zip::ZipArchive<std::io::Cursor<&'a [u8]>>,
     format: &'static str,
@@ -178,7 +178,7 @@ impl<'a> Package<'a> {
     fn open(bytes: &'a [u8], format: &'static str) -> Result<Self, ExtractError> {
         let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
             .map_err(|e| ExtractError::Malformed(format!("not a {format} (zip): {e}")))?;
-        Ok(Package { archive, format, left: MAX_DOCX_XML_BYTES })
+        Ok(Package { archive, format, left: MAX_PACKAGE_XML_BYTES })
     }
 
     fn names(&self) -> Vec<String> {
@@ -192,7 +192,7 @@ impl<'a> Package<'a> {
             .archive
             .by_name(name)
             .map_err(|_| ExtractError::Malformed(format!("not a {format}: no {name} inside")))?;
-        let spent = MAX_DOCX_XML_BYTES - self.left;
+        let spent = MAX_PACKAGE_XML_BYTES - self.left;
         if part.size() > self.left {
             return Err(ExtractError::ZipBomb(spent + part.size()));
         }
@@ -349,17 +349,18 @@ fn first_attribute(
             .map_err(|e| ExtractError::Malformed(format!("corrupt {format} XML: {e}")))?
         {
             Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == element => {
-                return Ok(e
-                    .attributes()
-                    .flatten()
-                    .find(|a| a.key.local_name().as_ref() == attribute)
-                    .map(|a| a.value.to_string()));
+                return Ok(attribute_of(&e, attribute));
             }
             Event::Eof => return Ok(None),
             _ => {}
         }
         buf.clear();
     }
+}
+
+/// The value of an element's attribute `key` (by local name), if it has one.
+fn attribute_of(element: &quick_xml::events::BytesStart<'_>, key: &str) -> Option<String> {
+    element.attributes().flatten().find(|a| a.key.local_name().as_ref() == key).map(|a| a.value.to_string())
 }
 
 /// The hrefs of an EPUB package document's spine, in reading order.
@@ -371,9 +372,7 @@ fn spine(opf: &[u8]) -> Result<Vec<String>, ExtractError> {
     loop {
         match reader.read_event_into(&mut buf).map_err(|e| bad(&e))? {
             Event::Start(e) | Event::Empty(e) => {
-                let attribute = |key: &str| {
-                    e.attributes().flatten().find(|a| a.key.local_name().as_ref() == key).map(|a| a.value.to_string())
-                };
+                let attribute = |key: &str| attribute_of(&e, key);
                 match e.local_name().as_ref() {
                     "item" => {
                         if let (Some(id), Some(href)) = (attribute("id"), attribute("href")) {
@@ -583,7 +582,7 @@ mod tests {
 
     #[test]
     fn a_package_is_read_within_one_budget_for_all_its_parts() {
-        let big = " ".repeat((MAX_DOCX_XML_BYTES / 2 + 1) as usize);
+        let big = " ".repeat((MAX_PACKAGE_XML_BYTES / 2 + 1) as usize);
         let deck = package(&[("ppt/slides/slide1.xml", &big), ("ppt/slides/slide2.xml", &big)]);
         assert!(matches!(pptx(&deck), Err(ExtractError::ZipBomb(_))));
     }

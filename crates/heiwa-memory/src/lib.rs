@@ -9,7 +9,7 @@ mod server;
 mod store;
 
 pub use dedup::NEAR_DUPLICATE;
-pub use extract::{extract, ExtractError, Extracted, MAX_DOCX_XML_BYTES, MAX_TEXT_BYTES};
+pub use extract::{extract, ExtractError, Extracted, MAX_PACKAGE_XML_BYTES, MAX_TEXT_BYTES};
 pub use ingest::{chunks, ingest_path, watch_path, IngestReport, Outcome, Progress};
 pub use isolate::{isolate_with, serve_if_worker, Budget, WORKER_ENV};
 pub use local::{LocalMemory, LocalMemoryError};

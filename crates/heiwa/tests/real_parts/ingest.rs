@@ -207,7 +207,7 @@ async fn html_csv_docx_and_pdf_are_ingested_and_broken_ones_are_per_file_errors(
     std::fs::write(corpus.join("truncated.pdf"), &manual[..manual.len() / 2]).unwrap();
     std::fs::write(
         corpus.join("bomb.docx"),
-        docx(&vec![b' '; (heiwa_memory::MAX_DOCX_XML_BYTES + (1 << 20)) as usize]),
+        docx(&vec![b' '; (heiwa_memory::MAX_PACKAGE_XML_BYTES + (1 << 20)) as usize]),
     )
     .unwrap();
     std::fs::write(corpus.join("letter.docx"), b"just text, not a zip").unwrap();
