@@ -14,6 +14,10 @@ pub struct SummaryCitation {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     #[ts(optional)]
     pub page: Option<i32>,
+    /// The lines cited (first, last), for source code.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[ts(optional)]
+    pub lines: Option<(i32, i32)>,
     /// Other places the same passage appears (copies collapsed into this one).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     #[ts(optional, as = "Option<Vec<SummaryPlace>>")]

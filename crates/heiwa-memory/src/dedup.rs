@@ -67,6 +67,7 @@ mod tests {
             score: 0.0,
             similarity: 0.0,
             page: None,
+            lines: None,
             also: Vec::new(),
         }
     }

@@ -56,7 +56,7 @@ impl Extracted {
 /// Why a file has no text we can use: one sentence for the ingest report.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
-    #[error("unsupported file type .{0} (supported: {list})", list = SUPPORTED.join(", "))]
+    #[error("unsupported file type .{0} (supported: {list}, and source code: {code})", list = SUPPORTED.join(", "), code = crate::code::SOURCE.join(", "))]
     Unsupported(String),
     #[error("file is {size} bytes; the limit is {limit} for .{extension}")]
     TooLarge { size: u64, limit: u64, extension: String },
@@ -94,13 +94,19 @@ fn extension(path: &Path) -> String {
 
 /// Whether memory takes files of `path`'s type at all (by extension).
 pub fn supported(path: &Path) -> bool {
-    SUPPORTED.contains(&extension(path).as_str())
+    let extension = extension(path);
+    SUPPORTED.contains(&extension.as_str()) || crate::code::is_source(&extension)
+}
+
+/// Whether `path` is source code: chunked along its structure, cited by lines.
+pub fn is_source(path: &Path) -> bool {
+    crate::code::is_source(&extension(path))
 }
 
 /// The text of the file at `path`, or why it has none we can use.
 pub fn extract(path: &Path) -> Result<Extracted, ExtractError> {
     let extension = extension(path);
-    if !SUPPORTED.contains(&extension.as_str()) {
+    if !supported(path) {
         return Err(ExtractError::Unsupported(extension));
     }
     let limit = if CONTAINERS.contains(&extension.as_str()) { MAX_CONTAINER_BYTES } else { MAX_TEXT_BYTES };
@@ -133,7 +139,7 @@ pub fn extract(path: &Path) -> Result<Extracted, ExtractError> {
 }
 
 fn extension_is_text(extension: &str) -> bool {
-    matches!(extension, "txt" | "md" | "markdown")
+    matches!(extension, "txt" | "md" | "markdown") || crate::code::is_source(extension)
 }
 
 /// UTF-8 text, refusing binary content.

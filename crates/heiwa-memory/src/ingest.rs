@@ -222,8 +222,11 @@ pub fn chunks(text: &str) -> Vec<(usize, &str)> {
 }
 
 /// Chunks of a document; a paged one is chunked page by page, so that every
-/// chunk (and its citation) lies on one page.
-fn document_chunks(extracted: &Extracted) -> Vec<(usize, &str)> {
+/// chunk (and its citation) lies on one page; source code along its structure.
+fn document_chunks(extracted: &Extracted, source: bool) -> Vec<(usize, &str)> {
+    if source {
+        return crate::code::code_chunks(&extracted.text, crate::code::CODE_CHUNK_BYTES);
+    }
     if extracted.page_starts.is_empty() {
         return chunks(&extracted.text);
     }
@@ -295,7 +298,8 @@ async fn store_group(
     if group.is_empty() {
         return Ok(());
     }
-    let pieces: Vec<Vec<(usize, &str)>> = group.iter().map(|doc| document_chunks(&doc.extracted)).collect();
+    let pieces: Vec<Vec<(usize, &str)>> =
+        group.iter().map(|doc| document_chunks(&doc.extracted, crate::extract::is_source(&doc.path))).collect();
     let texts: Vec<&str> = pieces.iter().flatten().map(|(_, chunk)| *chunk).collect();
     let mut together = embedder.embed(&texts).ok().map(Vec::into_iter);
     for (doc, pieces) in group.iter().zip(&pieces) {
@@ -340,10 +344,14 @@ async fn store_document(
     .bind(doc.stamp.map(|(_, mtime)| mtime))
     .fetch_one(&mut *tx)
     .await?;
+    // Source code is cited by lines: count them as the chunks go by (they are in order).
+    let mut lines = crate::extract::is_source(&doc.path).then(|| LineCounter::new(&extracted.text));
     for (position, ((start, chunk), embedding)) in pieces.iter().zip(embeddings).enumerate() {
+        let line_span =
+            lines.as_mut().map(|lines| (lines.line_of(*start), lines.line_of((start + chunk.len()).saturating_sub(1))));
         sqlx::query(
-            "INSERT INTO chunk (document_id, tenant_identity, position, content, embedding, span_start, span_end, page) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO chunk (document_id, tenant_identity, position, content, embedding, span_start, span_end, page, \
+             line_start, line_end) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(document_id)
         .bind(tenant)
@@ -353,6 +361,8 @@ async fn store_document(
         .bind(*start as i32)
         .bind((start + chunk.len()) as i32)
         .bind(extracted.page_of(*start))
+        .bind(line_span.map(|(first, _)| first))
+        .bind(line_span.map(|(_, last)| last))
         .execute(&mut *tx)
         .await?;
     }
@@ -360,9 +370,42 @@ async fn store_document(
     Ok(())
 }
 
+/// 1-based line numbers of byte offsets into one text, asked in increasing order.
+struct LineCounter<'a> {
+    text: &'a str,
+    at: usize,
+    line: i32,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        LineCounter { text, at: 0, line: 1 }
+    }
+
+    /// The line the byte at `offset` is on.
+    fn line_of(&mut self, offset: usize) -> i32 {
+        let offset = offset.min(self.text.len());
+        if offset < self.at {
+            self.at = 0;
+            self.line = 1;
+        }
+        self.line += self.text.as_bytes()[self.at..offset].iter().filter(|b| **b == b'\n').count() as i32;
+        self.at = offset;
+        self.line
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_counted_from_one_as_offsets_advance() {
+        let text = "a\nbb\n\nccc\n";
+        let mut lines = LineCounter::new(text);
+        assert_eq!([0, 1, 2, 5, 7, 9].map(|at| lines.line_of(at)), [1, 1, 2, 3, 4, 4]);
+        assert_eq!(lines.line_of(2), 2, "asking again from before starts over");
+    }
 
     #[test]
     fn chunks_overlap_and_cover_the_text() {

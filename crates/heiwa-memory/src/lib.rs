@@ -1,5 +1,6 @@
 //! Local memory: an app-managed PostgreSQL with pgvector, and the queries over it.
 
+mod code;
 mod dedup;
 mod extract;
 mod ingest;

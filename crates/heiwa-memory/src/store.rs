@@ -37,6 +37,8 @@ pub struct Citation {
     pub similarity: f64,
     /// The page the chunk starts on, for paged documents (PDF).
     pub page: Option<i32>,
+    /// The lines the chunk covers (first, last; from 1), for source code.
+    pub lines: Option<(i32, i32)>,
     /// Other places the same passage (or a near copy) appears, best first:
     /// one hit stands for them all (`dedup::collapse`).
     pub also: Vec<Place>,
@@ -173,6 +175,7 @@ impl Memory {
                 score: row.get("score"),
                 similarity: row.get("similarity"),
                 page: row.get("page"),
+                lines: row.get::<Option<i32>, _>("line_start").zip(row.get::<Option<i32>, _>("line_end")),
                 also: Vec::new(),
             })
             .collect();
@@ -266,7 +269,7 @@ by_text AS (
 fused AS (
     SELECT id, sum(1.0 / (60 + rank))::float8 AS score
     FROM (SELECT * FROM by_vector UNION ALL SELECT * FROM by_text) ranked GROUP BY id)
-SELECT d.path, c.position, c.span_start, c.span_end, c.page, c.content, f.score,
+SELECT d.path, c.position, c.span_start, c.span_end, c.page, c.line_start, c.line_end, c.content, f.score,
        (1 - (c.embedding <=> $1))::float8 AS similarity
 FROM fused f JOIN chunk c ON c.id = f.id JOIN document d ON d.id = c.document_id
 ORDER BY f.score DESC LIMIT $5";

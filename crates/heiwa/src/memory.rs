@@ -152,10 +152,11 @@ pub async fn search(SearchArgs { query, k, tenant }: SearchArgs) -> anyhow::Resu
     for (rank, hit) in hits.iter().enumerate() {
         let excerpt: String = hit.content.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(160).collect();
         println!(
-            "{}. {}{} (chunk {}, bytes {}..{}, score {:.4}, similarity {:.2})\n   {excerpt}",
+            "{}. {}{}{} (chunk {}, bytes {}..{}, score {:.4}, similarity {:.2})\n   {excerpt}",
             rank + 1,
             hit.path,
             hit.page.map(|p| format!(", page {p}")).unwrap_or_default(),
+            hit.lines.map(|(first, last)| format!(", lines {first}-{last}")).unwrap_or_default(),
             hit.position,
             hit.span.0,
             hit.span.1,

@@ -22,6 +22,7 @@ pub fn summary_payload(answer: &Answer, max_bytes: usize) -> String {
             chunk: c.position,
             span: c.span,
             page: c.page,
+            lines: c.lines,
             also: c
                 .also
                 .iter()

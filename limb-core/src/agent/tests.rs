@@ -85,6 +85,7 @@ fn passage(path: &str, content: &str) -> Citation {
         score: 0.03,
         similarity: 0.5,
         page: None,
+        lines: None,
         also: Vec::new(),
     }
 }

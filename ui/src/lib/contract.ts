@@ -44,6 +44,10 @@ export type SummaryCitation = {
  */
 n: number, file: string, chunk: number, span: [number, number], page?: number, 
 /**
+ * The lines cited (first, last), for source code.
+ */
+lines?: [number, number], 
+/**
  * Other places the same passage appears (copies collapsed into this one).
  */
 also?: Array<SummaryPlace>, };
@@ -239,6 +243,10 @@ similarity: number,
  * The page the chunk starts on, for paged documents (PDF).
  */
 page: number | null, 
+/**
+ * The lines the chunk covers (first, last; from 1), for source code.
+ */
+lines: [number, number] | null, 
 /**
  * Other places the same passage (or a near copy) appears, best first:
  * one hit stands for them all (`dedup::collapse`).

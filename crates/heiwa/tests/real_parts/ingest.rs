@@ -571,3 +571,46 @@ async fn copies_of_a_passage_are_one_hit_that_cites_every_place() {
     memory.close().await;
     server.stop().unwrap();
 }
+
+/// Source code is chunked along its structure and cited by lines: a search
+/// for what a function does finds that whole function, and the lines named
+/// are the function's own in the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_code_is_found_by_whole_definitions_cited_by_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, memory, embedder) = memory_in(dir.path()).await;
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    // Filler functions so that the file is many chunks, the one sought in the middle.
+    let filler = |name: &str| {
+        format!("/// Returns the {name} of the values.\nfn {name}(values: &[f64]) -> f64 {{\n    let total: f64 = values.iter().sum();\n    total / values.len() as f64 + 0.0 * {}.0\n}}\n\n", name.len())
+    };
+    let sought = "/// Converts a temperature in degrees Celsius to degrees Fahrenheit.\n#[must_use]\nfn celsius_to_fahrenheit(celsius: f64) -> f64 {\n    // Water boils at 100 C, which is 212 F.\n    celsius * 9.0 / 5.0 + 32.0\n}\n\n";
+    let before: String = ["mean", "average", "centre", "middle", "typical", "expected"].map(filler).concat();
+    let after: String = ["median", "mode", "spread", "range", "variance", "deviation"].map(filler).concat();
+    let source = format!("use std::fmt;\n\n{before}{sought}{after}");
+    std::fs::write(code.join("stats.rs"), &source).unwrap();
+    std::fs::write(
+        code.join("convert.py"),
+        "import math\n\n\nclass Units:\n    \"\"\"Unit conversions.\"\"\"\n\n    def miles_to_kilometres(self, miles):\n        return miles * 1.609344\n",
+    )
+    .unwrap();
+    let report = ingest_path(&memory, &embedder, "tenant-a", &code, &mut |_| {}).await.unwrap();
+    assert_eq!(report.added.len(), 2, "{report:?}");
+
+    let question = "convert Celsius temperature to Fahrenheit";
+    let embedding = embedder.embed(&[question]).unwrap().remove(0);
+    let hits = memory.search("tenant-a", question, &embedding, 3).await.unwrap();
+    let hit = &hits[0];
+    assert_eq!(file_name(&hit.path), "stats.rs", "{hits:#?}");
+    assert!(hit.content.contains(sought.trim()), "the whole function, its comment and attribute: {:?}", hit.content);
+    assert!(!hit.content.contains("fn mean"), "not the file's head: {:?}", hit.content);
+    let first = source.lines().position(|line| line.starts_with("/// Converts")).unwrap() as i32 + 1;
+    let last = source.lines().position(|line| line.starts_with("    celsius * 9.0")).unwrap() as i32 + 2;
+    let (from, to) = hit.lines.expect("code is cited by lines");
+    assert!(from <= first && to >= last, "lines {from}-{to} hold the function at {first}-{last}");
+    let cited: Vec<&str> = source.lines().skip(from as usize - 1).take((to - from + 1) as usize).collect();
+    assert_eq!(cited.join("\n"), hit.content, "the lines named are the chunk's own");
+    memory.close().await;
+    server.stop().unwrap();
+}

@@ -18,8 +18,9 @@ export type Readable = { answer: string; sources: string; tools: string; truncat
 export function readable(summary: Summary | null, raw: string): Readable {
   if (!summary) return { answer: raw, sources: '', tools: '', truncated: false };
   const place = (p: { file: string; chunk: number; page?: number }) => `${p.file}${p.page ? ` p.${p.page}` : ''} §${p.chunk}`;
+  const lines = (c: { lines?: [number, number] }) => (c.lines ? ` lines ${c.lines[0]}–${c.lines[1]}` : '');
   const sources = summary.citations
-    .map((c) => `[${c.n}] ${place(c)}${c.also?.length ? ` (also ${c.also.map(place).join(', ')})` : ''}`)
+    .map((c) => `[${c.n}] ${place(c)}${lines(c)}${c.also?.length ? ` (also ${c.also.map(place).join(', ')})` : ''}`)
     .join(', ');
   const calls = summary.tool_calls;
   const tools = calls ? `${calls} run_python call${calls > 1 ? 's' : ''}` : '';
