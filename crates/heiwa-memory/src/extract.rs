@@ -9,10 +9,12 @@
 //! Spans of chunks point into the text returned here: for txt/md these are the
 //! file's own bytes; for the other formats, the extracted text's.
 
+use crate::stream::{concatenate, CsvSections, MailboxSections};
 use std::io::Read;
 use std::path::Path;
 
-/// Plain-text files larger than this are refused.
+/// Text files up to this size are read whole; larger plain text, Markdown,
+/// source code, CSV and mailboxes are streamed (`stream.rs`), larger HTML refused.
 pub const MAX_TEXT_BYTES: u64 = 8 << 20;
 /// Container formats (PDF and the zip packages) larger than this are refused.
 const MAX_CONTAINER_BYTES: u64 = 32 << 20;
@@ -36,12 +38,12 @@ pub struct Extracted {
 }
 
 impl Extracted {
-    fn plain(text: String) -> Self {
+    pub(crate) fn plain(text: String) -> Self {
         Extracted { text, page_starts: Vec::new() }
     }
 
     /// Append the next page (a PDF page, a slide, a chapter).
-    fn push_page(&mut self, text: &str) {
+    pub(crate) fn push_page(&mut self, text: &str) {
         self.page_starts.push(self.text.len());
         self.text.push_str(text);
         self.text.push_str("\n\n");
@@ -88,7 +90,7 @@ fn malformed(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ExtractEr
     move |e| ExtractError::Malformed(format!("{what}: {e}"))
 }
 
-fn extension(path: &Path) -> String {
+pub(crate) fn extension(path: &Path) -> String {
     path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default()
 }
 
@@ -124,7 +126,7 @@ pub fn extract(path: &Path) -> Result<Extracted, ExtractError> {
         "epub" => epub(&bytes)?,
         "eml" => Extracted::plain(mail_message(&bytes)?),
         "xlsx" | "xls" | "ods" => spreadsheet(&bytes)?,
-        "mbox" => mailbox(&bytes),
+        "mbox" => mailbox(&bytes)?,
         "pdf" => pdf(&bytes)?,
         _ => Extracted::plain(text(bytes)?),
     };
@@ -157,19 +159,14 @@ fn html(source: &str) -> Result<String, ExtractError> {
         .map_err(|e| malformed("unreadable HTML")(&e))
 }
 
-/// One line per record, each value named by its column: `name: value; …`.
+/// One line per record, each value named by its column (the streamed reader, whole).
 fn csv(source: &str) -> Result<String, ExtractError> {
-    let bad = malformed("malformed CSV");
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(source.as_bytes());
-    let headers = reader.headers().map_err(|e| bad(&e))?.clone();
-    let mut out = String::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| bad(&e))?;
-        let fields: Vec<String> = headers.iter().zip(record.iter()).map(|(h, v)| format!("{h}: {v}")).collect();
-        out.push_str(&fields.join("; "));
-        out.push('\n');
-    }
-    Ok(out)
+    Ok(concatenate(CsvSections::new(source.as_bytes())?)?.text)
+}
+
+/// A mailbox message by message, a message a page (the streamed reader, whole).
+fn mailbox(bytes: &[u8]) -> Result<Extracted, ExtractError> {
+    concatenate(MailboxSections::new(std::io::Cursor::new(bytes)))
 }
 
 /// A zip package (DOCX, PPTX, ODT, EPUB), whose parts are read within one
@@ -404,7 +401,7 @@ fn spine(opf: &[u8]) -> Result<Vec<String>, ExtractError> {
 /// One e-mail as a person searches it: who, when, the subject, then each
 /// text part of the body (an HTML-only body as text). Charsets and MIME
 /// encodings are mail-parser's.
-fn mail_message(raw: &[u8]) -> Result<String, ExtractError> {
+pub(crate) fn mail_message(raw: &[u8]) -> Result<String, ExtractError> {
     let message = mail_parser::MessageParser::default()
         .parse(raw)
         .ok_or_else(|| ExtractError::Malformed("not an e-mail message (no headers)".into()))?;
@@ -435,18 +432,6 @@ fn mail_message(raw: &[u8]) -> Result<String, ExtractError> {
         out.push_str("\n\n");
     }
     Ok(out)
-}
-
-/// A mailbox message by message; a message is a page, so citations name it.
-/// A message without readable headers keeps its raw text (nothing is dropped).
-fn mailbox(bytes: &[u8]) -> Extracted {
-    let mut extracted = Extracted::default();
-    for message in mail_parser::mailbox::mbox::MessageIterator::new(std::io::Cursor::new(bytes)).flatten() {
-        let raw = message.contents();
-        let text = mail_message(raw).unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned());
-        extracted.push_page(&text);
-    }
-    extracted
 }
 
 /// A workbook sheet by sheet (a sheet is a page): its name, then each row
@@ -607,7 +592,7 @@ mod tests {
         let html =
             "From: bot@example.org\nSubject: Report\nContent-Type: text/html\n\n<p>Rain <b>fell</b> all week.</p>\n";
         let mbox = format!("From ana@example.org Tue Dec  1 09:00:00 2026\n{message}\nFrom bot@example.org Tue Dec  1 10:00:00 2026\n{html}");
-        let extracted = mailbox(mbox.as_bytes());
+        let extracted = mailbox(mbox.as_bytes()).unwrap();
         let (cafe, rain) = (extracted.text.find("café budget.").unwrap(), extracted.text.find("Rain fell").unwrap());
         assert_eq!((extracted.page_of(cafe), extracted.page_of(rain)), (Some(1), Some(2)), "{:?}", extracted.text);
     }

@@ -2,7 +2,7 @@
 //! transaction per document, so a document is fully searchable or not at all.
 //! Unchanged files (same content hash) are skipped; changed ones replaced.
 
-use crate::extract::Extracted;
+use crate::extract::{ExtractError, Extracted};
 use crate::{Memory, MemoryError};
 use heiwa_inference::Embedder;
 use pgvector::Vector;
@@ -93,6 +93,11 @@ pub async fn ingest_path(
             steps.record(path, Outcome::Unchanged);
             continue;
         }
+        if crate::stream::is_streamed(&path) {
+            let outcome = ingest_streamed(memory, embedder, tenant, &path, stamp, &mut extractor).await?;
+            steps.record(path, outcome);
+            continue;
+        }
         let extracted = match extractor.extract(&path).await {
             Ok(extracted) => extracted,
             Err(reason) => {
@@ -102,25 +107,7 @@ pub async fn ingest_path(
             }
         };
         let hash: String = Sha256::digest(extracted.text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT content_hash FROM document WHERE tenant_identity = $1 AND path = $2")
-                .bind(tenant)
-                .bind(path.to_string_lossy().as_ref())
-                .fetch_optional(memory.pool())
-                .await?;
-        if stored.as_deref() == Some(hash.as_str()) {
-            // Touched, not changed: keep the new stamp so that the next rescan does not read it.
-            if let Some((size, mtime)) = stamp {
-                sqlx::query(
-                    "UPDATE document SET file_size = $3, file_mtime_ns = $4 WHERE tenant_identity = $1 AND path = $2",
-                )
-                .bind(tenant)
-                .bind(path.to_string_lossy().as_ref())
-                .bind(size)
-                .bind(mtime)
-                .execute(memory.pool())
-                .await?;
-            }
+        if unchanged(memory, tenant, &path, &hash, stamp).await? {
             steps.record(path, Outcome::Unchanged);
             continue;
         }
@@ -132,6 +119,133 @@ pub async fn ingest_path(
     store_group(memory, embedder, tenant, waiting, &mut steps).await?;
     let report = steps.report;
     Ok(report)
+}
+
+/// Whether the stored document at `path` has content hash `hash`; if so, it
+/// keeps the file's new stamp (touched, not changed), so that the next rescan does not read it.
+async fn unchanged(
+    memory: &Memory,
+    tenant: &str,
+    path: &Path,
+    hash: &str,
+    stamp: Option<Stamp>,
+) -> Result<bool, MemoryError> {
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT content_hash FROM document WHERE tenant_identity = $1 AND path = $2")
+            .bind(tenant)
+            .bind(path.to_string_lossy().as_ref())
+            .fetch_optional(memory.pool())
+            .await?;
+    if stored.as_deref() != Some(hash) {
+        return Ok(false);
+    }
+    if let Some((size, mtime)) = stamp {
+        sqlx::query("UPDATE document SET file_size = $3, file_mtime_ns = $4 WHERE tenant_identity = $1 AND path = $2")
+            .bind(tenant)
+            .bind(path.to_string_lossy().as_ref())
+            .bind(size)
+            .bind(mtime)
+            .execute(memory.pool())
+            .await?;
+    }
+    Ok(true)
+}
+
+/// A large file, section by section (`stream.rs`): each section is chunked,
+/// embedded and stored before the next is read, all in one transaction, so
+/// memory holds one section at a time and the document is searchable whole
+/// or not at all. Its content hash is the file's (hashing it is a streaming
+/// read too), so an unchanged file is not extracted again.
+async fn ingest_streamed(
+    memory: &Memory,
+    embedder: &Embedder,
+    tenant: &str,
+    path: &Path,
+    stamp: Option<Stamp>,
+    extractor: &mut crate::isolate::Extractor,
+) -> Result<Outcome, MemoryError> {
+    let hashed = {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || file_hash(&path)).await.expect("hashing does not panic")
+    };
+    let hash = match hashed {
+        Ok(hash) => hash,
+        Err(e) => return Ok(Outcome::Failed(format!("cannot read: {e}"))),
+    };
+    if unchanged(memory, tenant, path, &hash, stamp).await? {
+        return Ok(Outcome::Unchanged);
+    }
+    let mut sections = match extractor.sections(path).await {
+        Ok(sections) => sections,
+        Err(reason) => return Ok(Outcome::Failed(reason.to_string())),
+    };
+    let source = crate::extract::is_source(path);
+    let mut tx = memory.pool().begin().await?;
+    let document_id = insert_document(&mut tx, tenant, path, &hash, stamp).await?;
+    // Where this section starts in the whole document: bytes, pages and lines before it.
+    let (mut base, mut pages_before, mut lines_before, mut position) = (0usize, 0i32, 0i32, 0i32);
+    loop {
+        let section = match sections.next().await {
+            Ok(Some(section)) => section,
+            Ok(None) => break,
+            // The transaction is dropped unfinished: nothing of the document is stored.
+            Err(reason) => return Ok(Outcome::Failed(reason.to_string())),
+        };
+        let pieces = document_chunks(&section, source);
+        let mut lines = source.then(|| LineCounter::new(&section.text));
+        let mut group_start = 0;
+        while group_start < pieces.len() {
+            let mut group_end = group_start;
+            let mut bytes = 0;
+            while group_end < pieces.len() && (group_end == group_start || bytes < EMBED_GROUP_BYTES) {
+                bytes += pieces[group_end].1.len();
+                group_end += 1;
+            }
+            let group = &pieces[group_start..group_end];
+            let embeddings = match embedder.embed(&group.iter().map(|(_, chunk)| *chunk).collect::<Vec<_>>()) {
+                Ok(embeddings) => embeddings,
+                Err(reason) => return Ok(Outcome::Failed(format!("embedding failed: {reason}"))),
+            };
+            for ((start, chunk), embedding) in group.iter().zip(embeddings) {
+                let line_span = lines.as_mut().map(|lines| {
+                    let last = (start + chunk.len()).saturating_sub(1);
+                    (lines_before + lines.line_of(*start), lines_before + lines.line_of(last))
+                });
+                let row = ChunkRow {
+                    position,
+                    start: base + start,
+                    chunk,
+                    embedding,
+                    page: section.page_of(*start).map(|page| pages_before + page),
+                    lines: line_span,
+                };
+                insert_chunk(&mut tx, document_id, tenant, row).await?;
+                position += 1;
+            }
+            group_start = group_end;
+        }
+        base += section.text.len();
+        pages_before += section.page_starts.len() as i32;
+        lines_before += section.text.bytes().filter(|b| *b == b'\n').count() as i32;
+    }
+    if position == 0 {
+        return Ok(Outcome::Failed(ExtractError::NoText.to_string()));
+    }
+    tx.commit().await?;
+    Ok(Outcome::Added)
+}
+
+/// The sha256 of a file's bytes, read in pieces.
+fn file_hash(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let (mut hasher, mut file, mut buffer) = (Sha256::new(), std::fs::File::open(path)?, vec![0; 1 << 16]);
+    loop {
+        match file.read(&mut buffer)? {
+            0 => break,
+            n => hasher.update(&buffer[..n]),
+        }
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Keep `root` ingested: a pass now, then another whenever something under it
@@ -326,47 +440,89 @@ async fn store_document(
     pieces: &[(usize, &str)],
     embeddings: Vec<Vec<f32>>,
 ) -> Result<(), MemoryError> {
-    let (path_text, hash, extracted) = (doc.path.to_string_lossy(), &doc.hash, &doc.extracted);
+    let extracted = &doc.extracted;
     let mut tx = memory.pool().begin().await?;
+    let document_id = insert_document(&mut tx, tenant, &doc.path, &doc.hash, doc.stamp).await?;
+    // Source code is cited by lines: count them as the chunks go by (they are in order).
+    let mut lines = crate::extract::is_source(&doc.path).then(|| LineCounter::new(&extracted.text));
+    for (position, ((start, chunk), embedding)) in pieces.iter().zip(embeddings).enumerate() {
+        let line_span =
+            lines.as_mut().map(|lines| (lines.line_of(*start), lines.line_of((start + chunk.len()).saturating_sub(1))));
+        let row = ChunkRow {
+            position: position as i32,
+            start: *start,
+            chunk,
+            embedding,
+            page: extracted.page_of(*start),
+            lines: line_span,
+        };
+        insert_chunk(&mut tx, document_id, tenant, row).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The document row for `path`, replacing any stored before; its id.
+async fn insert_document(
+    tx: &mut sqlx::PgConnection,
+    tenant: &str,
+    path: &Path,
+    hash: &str,
+    stamp: Option<Stamp>,
+) -> Result<i64, MemoryError> {
+    let path_text = path.to_string_lossy();
     sqlx::query("DELETE FROM document WHERE tenant_identity = $1 AND path = $2")
         .bind(tenant)
         .bind(path_text.as_ref())
         .execute(&mut *tx)
         .await?;
-    let document_id: i64 = sqlx::query_scalar(
+    let document_id = sqlx::query_scalar(
         "INSERT INTO document (tenant_identity, path, content_hash, file_size, file_mtime_ns) \
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(tenant)
     .bind(path_text.as_ref())
     .bind(hash)
-    .bind(doc.stamp.map(|(size, _)| size))
-    .bind(doc.stamp.map(|(_, mtime)| mtime))
+    .bind(stamp.map(|(size, _)| size))
+    .bind(stamp.map(|(_, mtime)| mtime))
     .fetch_one(&mut *tx)
     .await?;
-    // Source code is cited by lines: count them as the chunks go by (they are in order).
-    let mut lines = crate::extract::is_source(&doc.path).then(|| LineCounter::new(&extracted.text));
-    for (position, ((start, chunk), embedding)) in pieces.iter().zip(embeddings).enumerate() {
-        let line_span =
-            lines.as_mut().map(|lines| (lines.line_of(*start), lines.line_of((start + chunk.len()).saturating_sub(1))));
-        sqlx::query(
-            "INSERT INTO chunk (document_id, tenant_identity, position, content, embedding, span_start, span_end, page, \
-             line_start, line_end) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(document_id)
-        .bind(tenant)
-        .bind(position as i32)
-        .bind(*chunk)
-        .bind(Vector::from(embedding))
-        .bind(*start as i32)
-        .bind((start + chunk.len()) as i32)
-        .bind(extracted.page_of(*start))
-        .bind(line_span.map(|(first, _)| first))
-        .bind(line_span.map(|(_, last)| last))
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
+    Ok(document_id)
+}
+
+/// One chunk as stored: where it is in its document, and its embedding.
+struct ChunkRow<'a> {
+    position: i32,
+    /// Byte offset in the document's text.
+    start: usize,
+    chunk: &'a str,
+    embedding: Vec<f32>,
+    page: Option<i32>,
+    lines: Option<(i32, i32)>,
+}
+
+async fn insert_chunk(
+    tx: &mut sqlx::PgConnection,
+    document_id: i64,
+    tenant: &str,
+    row: ChunkRow<'_>,
+) -> Result<(), MemoryError> {
+    sqlx::query(
+        "INSERT INTO chunk (document_id, tenant_identity, position, content, embedding, span_start, span_end, page, \
+         line_start, line_end) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(document_id)
+    .bind(tenant)
+    .bind(row.position)
+    .bind(row.chunk)
+    .bind(Vector::from(row.embedding))
+    .bind(row.start as i32)
+    .bind((row.start + row.chunk.len()) as i32)
+    .bind(row.page)
+    .bind(row.lines.map(|(first, _)| first))
+    .bind(row.lines.map(|(_, last)| last))
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

@@ -57,13 +57,26 @@ pub fn isolate_with(program: PathBuf, budget: Budget) {
 
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Reply {
-    Text { text: String, page_starts: Vec<usize> },
+    /// The document's text, or the next section of a streamed one.
+    Text {
+        text: String,
+        page_starts: Vec<usize>,
+    },
+    /// A streamed document has no more sections.
+    End,
     Refused(String),
 }
 
+/// A request: `w` (read whole) or `s` (stream sections), then the path.
+const WHOLE: char = 'w';
+const STREAM: char = 's';
+
 /// If this process was started as an extraction worker, serve and exit: one
-/// path a line on stdin (hex of its bytes, so any file name fits), one JSON
-/// reply a line on stdout. Ends when stdin closes (its ingest is gone).
+/// request a line on stdin (the mode, then the hex of the path's bytes, so
+/// any file name fits), JSON replies a line each on stdout: one for a whole
+/// document, one per section and an `End` for a streamed one. The time
+/// budget counts from one reply to the next, so a streamed document gets it
+/// per section. Ends when stdin closes (its ingest is gone).
 pub fn serve_if_worker() {
     if std::env::var_os(WORKER_ENV).is_none() {
         return;
@@ -71,15 +84,38 @@ pub fn serve_if_worker() {
     use std::io::{BufRead, Write};
     use std::os::unix::ffi::OsStrExt;
     let mut out = std::io::stdout().lock();
-    for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-        let Some(bytes) = from_hex(line.trim()) else { break };
-        let path = Path::new(std::ffi::OsStr::from_bytes(&bytes));
-        let reply = match extract(path) {
-            Ok(Extracted { text, page_starts }) => Reply::Text { text, page_starts },
-            Err(error) => Reply::Refused(error.to_string()),
-        };
+    let mut send = |reply: Reply| {
         let written = serde_json::to_writer(&mut out, &reply).map_err(std::io::Error::other);
-        if written.and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush()).is_err() {
+        written.and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush()).is_ok()
+    };
+    let reply = |extracted: Result<Extracted, ExtractError>| match extracted {
+        Ok(Extracted { text, page_starts }) => Reply::Text { text, page_starts },
+        Err(error) => Reply::Refused(error.to_string()),
+    };
+    for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+        let line = line.trim();
+        let mode = line.chars().next();
+        let Some(bytes) = line.get(1..).and_then(from_hex) else { break };
+        let path = Path::new(std::ffi::OsStr::from_bytes(&bytes));
+        let sent = match mode {
+            Some(STREAM) => match crate::stream::sections(path) {
+                Ok(sections) => {
+                    let mut sent = true;
+                    let mut refused = false;
+                    for section in sections {
+                        refused = section.is_err();
+                        sent = send(reply(section));
+                        if refused || !sent {
+                            break;
+                        }
+                    }
+                    sent && (refused || send(Reply::End))
+                }
+                Err(error) => send(reply(Err(error))),
+            },
+            _ => send(reply(extract(path))),
+        };
+        if !sent {
             break;
         }
     }
@@ -107,25 +143,56 @@ pub(crate) struct Extractor {
 }
 
 impl Extractor {
+    /// The whole text of the document at `path`.
     pub async fn extract(&mut self, path: &Path) -> Result<Extracted, ExtractError> {
-        let Some((program, budget)) = WORKER.get() else {
+        if WORKER.get().is_none() {
             return extract(path);
-        };
+        }
+        self.send(WHOLE, path).await?;
+        match self.receive().await? {
+            Some(extracted) => Ok(extracted),
+            None => Err(ExtractError::Malformed("the extractor answered out of turn".into())),
+        }
+    }
+
+    /// The sections of the large document at `path` (see `stream.rs`), as they are read.
+    pub async fn sections(&mut self, path: &Path) -> Result<Sections<'_>, ExtractError> {
+        if WORKER.get().is_none() {
+            return Ok(Sections::InProcess(crate::stream::sections(path)?));
+        }
+        self.send(STREAM, path).await?;
+        Ok(Sections::Worker { extractor: self, ended: false })
+    }
+
+    async fn send(&mut self, mode: char, path: &Path) -> Result<(), ExtractError> {
+        let (program, budget) = WORKER.get().expect("only sent to a worker");
         let worker = match &mut self.worker {
             Some(worker) => worker,
             None => self.worker.insert(spawn(program, budget)?),
         };
         use std::os::unix::ffi::OsStrExt;
-        let request = format!("{}\n", to_hex(path.as_os_str().as_bytes()));
-        let mut line = String::new();
-        let answered = async {
+        let request = format!("{mode}{}\n", to_hex(path.as_os_str().as_bytes()));
+        let sent = async {
             worker.stdin.write_all(request.as_bytes()).await?;
-            worker.stdin.flush().await?;
-            worker.stdout.read_line(&mut line).await
+            worker.stdin.flush().await
         };
-        match tokio::time::timeout(budget.time, answered).await {
+        match tokio::time::timeout(budget.time, sent).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(self.lost(budget).await),
+        }
+    }
+
+    /// The worker's next reply, within the time budget: a text, or `None` at a stream's end.
+    async fn receive(&mut self) -> Result<Option<Extracted>, ExtractError> {
+        let (_, budget) = WORKER.get().expect("only asked of a worker");
+        let Some(worker) = self.worker.as_mut() else {
+            return Err(ExtractError::Malformed("the extractor is gone".into()));
+        };
+        let mut line = String::new();
+        match tokio::time::timeout(budget.time, worker.stdout.read_line(&mut line)).await {
             Ok(Ok(n)) if n > 0 => match serde_json::from_str(&line) {
-                Ok(Reply::Text { text, page_starts }) => Ok(Extracted { text, page_starts }),
+                Ok(Reply::Text { text, page_starts }) => Ok(Some(Extracted { text, page_starts })),
+                Ok(Reply::End) => Ok(None),
                 Ok(Reply::Refused(sentence)) => Err(ExtractError::Malformed(sentence)),
                 Err(e) => Err(ExtractError::Malformed(format!("the extractor's answer was not understood: {e}"))),
             },
@@ -135,12 +202,45 @@ impl Extractor {
                 let status = gone.child.wait().await.ok();
                 Err(ExtractError::OverMemory { mib: budget.memory_mib, status: status.map(|s| s.to_string()) })
             }
-            Err(_) => {
-                if let Some(mut late) = self.worker.take() {
-                    let _ = late.child.kill().await;
-                }
-                Err(ExtractError::OverTime { secs: budget.time.as_secs() })
+            Err(_) => Err(self.lost(budget).await),
+        }
+    }
+
+    /// The worker ran out of time: it is killed, and the next file gets a new one.
+    async fn lost(&mut self, budget: &Budget) -> ExtractError {
+        if let Some(mut late) = self.worker.take() {
+            let _ = late.child.kill().await;
+        }
+        ExtractError::OverTime { secs: budget.time.as_secs() }
+    }
+}
+
+/// A large document's sections, read in this process or from the worker.
+pub(crate) enum Sections<'a> {
+    InProcess(crate::stream::Sections),
+    Worker { extractor: &'a mut Extractor, ended: bool },
+}
+
+impl Sections<'_> {
+    /// The next section; `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Extracted>, ExtractError> {
+        match self {
+            Sections::InProcess(sections) => sections.next().transpose(),
+            Sections::Worker { extractor, ended } => {
+                let next = extractor.receive().await;
+                *ended = !matches!(next, Ok(Some(_)));
+                next
             }
+        }
+    }
+}
+
+impl Drop for Sections<'_> {
+    fn drop(&mut self) {
+        // Left before its end (the document failed on our side): the worker is
+        // still sending its sections, so it cannot serve the next file.
+        if let Sections::Worker { extractor, ended: false } = self {
+            extractor.worker = None;
         }
     }
 }

@@ -8,6 +8,7 @@ mod isolate;
 mod local;
 mod server;
 mod store;
+mod stream;
 
 pub use dedup::NEAR_DUPLICATE;
 pub use extract::{extract, ExtractError, Extracted, MAX_PACKAGE_XML_BYTES, MAX_TEXT_BYTES};
@@ -16,6 +17,7 @@ pub use isolate::{isolate_with, serve_if_worker, Budget, WORKER_ENV};
 pub use local::{LocalMemory, LocalMemoryError};
 pub use server::{PgServer, PgServerConfig};
 pub use store::{explain_nearest_on, nearest_on, Citation, DocumentInfo, Hit, Memory, Place};
+pub use stream::{MAX_STREAMED_BYTES, SECTION_BYTES};
 
 use std::path::PathBuf;
 

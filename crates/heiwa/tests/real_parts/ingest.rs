@@ -40,7 +40,7 @@ async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations()
     std::fs::write(corpus.join("latin1.txt"), b"caf\xe9 au lait").unwrap();
     std::fs::write(corpus.join("empty.md"), b"  \n").unwrap();
     std::fs::write(corpus.join("photo.png"), b"\x89PNG\r\n").unwrap();
-    std::fs::File::create(corpus.join("huge.txt")).unwrap().set_len(MAX_TEXT_BYTES + 1).unwrap();
+    std::fs::File::create(corpus.join("huge.html")).unwrap().set_len(MAX_TEXT_BYTES + 1).unwrap();
     std::os::unix::fs::symlink(&corpus, corpus.join("loop")).unwrap();
 
     let mut steps = Vec::new();
@@ -58,7 +58,7 @@ async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations()
     assert!(reasons["junk.txt"].contains("binary"), "{reasons:?}");
     assert!(reasons["latin1.txt"].contains("not valid UTF-8"), "{reasons:?}");
     assert!(reasons["empty.md"].contains("empty"), "{reasons:?}");
-    assert!(reasons["huge.txt"].contains("the limit is"), "{reasons:?}");
+    assert!(reasons["huge.html"].contains("the limit is"), "{reasons:?}");
     assert!(reasons["loop"].contains("symbolic link"), "{reasons:?}");
     assert_eq!(reasons.len(), 5, "the hidden folder is skipped silently: {reasons:?}");
     // A type memory does not take is counted, not a failure that would bury the real ones.
@@ -613,4 +613,99 @@ async fn source_code_is_found_by_whole_definitions_cited_by_lines() {
     assert_eq!(cited.join("\n"), hit.content, "the lines named are the chunk's own");
     memory.close().await;
     server.stop().unwrap();
+}
+
+/// The high-water mark of resident memory of `pid` and of its children, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let hwm = |pid: &str| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+    };
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    std::iter::once(pid.to_string())
+        .chain(children.split_whitespace().map(str::to_string))
+        .filter_map(|p| hwm(&p))
+        .sum()
+}
+
+/// A file far over the whole-file limit is streamed, not refused: `heiwa
+/// ingest` holds one section at a time (its memory and its worker's stay far
+/// below the file's size), every passage is found at its own byte offset in
+/// the file, and a later version that turns out bad part-way is refused as a
+/// whole, the last good version staying searchable.
+#[test]
+fn a_large_file_is_streamed_in_bounded_memory_and_stored_whole_or_not_at_all() {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    let passages = [
+        "The lighthouse keeper writes the height of the tide in the log at dawn and at dusk.",
+        "Beekeepers move their hives to the heather moors in August for the late honey flow.",
+        "A cooper bends oak staves over a small fire before the hoops are driven home.",
+        "The glassblower gathers molten glass on the pipe and turns it to keep it centred.",
+    ];
+    // 64 MiB: the passages at the start, a third, two thirds and the end; blank lines between.
+    let size: usize = 64 << 20;
+    let mut offsets = Vec::new();
+    let file = corpus.join("archive.txt");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    let mut written = 0;
+    for (i, passage) in passages.iter().enumerate() {
+        let target = if i == passages.len() - 1 { size - 200 } else { size * i / 3 };
+        let gap = "\n".repeat(target.saturating_sub(written));
+        out.write_all(gap.as_bytes()).unwrap();
+        written += gap.len();
+        offsets.push(written);
+        out.write_all(format!("{passage}\n\n").as_bytes()).unwrap();
+        written += passage.len() + 2;
+    }
+    out.flush().unwrap();
+    drop(out);
+    let heiwa = |args: &[&str]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_heiwa"))
+            .args(args)
+            .env("HEIWA_DATA_DIR", dir.path().join("data"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mut peak = 0;
+        while child.try_wait().unwrap().is_none() {
+            peak = peak.max(peak_rss_kib(pid));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8_lossy(&out.stdout).into_owned(), peak)
+    };
+    // The baseline: the same command on a small file (the embedding model is most of it).
+    let small = dir.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    std::fs::write(small.join("note.txt"), "A short note, nothing like the archive.").unwrap();
+    let (_, baseline_kib) = heiwa(&["ingest", small.to_str().unwrap()]);
+    let (said, peak_kib) = heiwa(&["ingest", corpus.to_str().unwrap()]);
+    assert!(said.contains("added") && said.contains("archive.txt"), "{said}");
+    let grown = peak_kib.saturating_sub(baseline_kib) >> 10;
+    eprintln!(
+        "a {} MiB file ingested with {grown} MiB more resident than a small one (heiwa and its worker)",
+        size >> 20
+    );
+    assert!(grown < 40, "{grown} MiB more resident for a {} MiB file: not streamed", size >> 20);
+    for (passage, offset) in passages.iter().zip(&offsets) {
+        let (found, _) = heiwa(&["search", passage]);
+        let first = found.lines().next().unwrap_or_default();
+        let span = format!("bytes {}..{}", offset, offset + passage.len());
+        assert!(first.contains("archive.txt") && first.contains(&span), "{passage:?} at {span}: {found}");
+    }
+    // A new version, bad at its very end: refused whole, the last good one kept.
+    std::fs::OpenOptions::new().append(true).open(&file).unwrap().write_all(b"Le caf\xe9.\n").unwrap();
+    let (said, _) = heiwa(&["ingest", corpus.to_str().unwrap()]);
+    let at = written + "Le caf".len();
+    assert!(said.contains(&format!("archive.txt: not valid UTF-8 text (at byte {at})")), "{said}");
+    let (found, _) = heiwa(&["search", passages[2]]);
+    assert!(found.lines().next().unwrap_or_default().contains("archive.txt"), "the last good version: {found}");
 }
