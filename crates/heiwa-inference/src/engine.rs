@@ -494,15 +494,36 @@ impl Embedder {
     }
 
     /// One L2-normalised vector per text, so that a dot product is a cosine.
+    /// A text longer than the context is embedded by its beginning, as
+    /// sentence-transformers does: a passage dense with tokens (a wide CSV
+    /// row, a line of numbers) is still stored and found, by full-text search
+    /// for the rest of it.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, InferenceError> {
+        self.embed_with(texts, true)
+    }
+
+    /// As [`Embedder::embed`], but a text longer than the context is an
+    /// error (an API whose callers must learn that their input was cut).
+    pub fn embed_whole(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, InferenceError> {
+        self.embed_with(texts, false)
+    }
+
+    fn embed_with(&self, texts: &[&str], truncate: bool) -> Result<Vec<Vec<f32>>, InferenceError> {
         let model = self.model()?;
         let params = context_params(&self.options).with_embeddings(true);
         let mut ctx = model.new_context(backend()?, params).map_err(|e| InferenceError::Context(e.to_string()))?;
         let vocab = model.vocab();
         let mut vectors = Vec::with_capacity(texts.len());
         for text in texts {
-            let tokens = vocab.tokenize(text.as_bytes(), true, false);
-            if tokens.len() > self.options.context_len as usize {
+            let mut tokens = vocab.tokenize(text.as_bytes(), true, false);
+            let context = self.options.context_len as usize;
+            if tokens.len() > context && truncate {
+                // Keep the end-of-sequence token the model pools at.
+                let last = tokens[tokens.len() - 1];
+                tokens.truncate(context - 1);
+                tokens.push(last);
+            }
+            if tokens.len() > context {
                 return Err(InferenceError::ContextOverflow {
                     tokens: tokens.len(),
                     context: self.options.context_len,

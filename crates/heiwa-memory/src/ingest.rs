@@ -2,8 +2,8 @@
 //! transaction per document, so a document is fully searchable or not at all.
 //! Unchanged files (same content hash) are skipped; changed ones replaced.
 
-use crate::extract::{ExtractError, Extracted};
 use crate::{Memory, MemoryError};
+use heiwa_extract::{ExtractError, Extracted};
 use heiwa_inference::Embedder;
 use pgvector::Vector;
 use sha2::{Digest, Sha256};
@@ -70,7 +70,7 @@ pub async fn ingest_path(
         steps.record(path, Outcome::Failed(reason));
     }
     let mut waiting = Vec::new();
-    let mut extractor = crate::isolate::Extractor::default();
+    let mut extractor = heiwa_extract::Extractor::default();
     // What each stored file looked like: an unchanged size and mtime skips reading it
     // (rsync's quick check; a change that keeps both is missed, as there).
     let stored_stamps: std::collections::HashMap<String, Stamp> = sqlx::query_as::<_, (String, i64, i64)>(
@@ -84,7 +84,7 @@ pub async fn ingest_path(
     .map(|(path, size, mtime)| (path, (size, mtime)))
     .collect();
     for path in files {
-        if !crate::extract::supported(&path) {
+        if !heiwa_extract::supported(&path) {
             steps.record(path, Outcome::Skipped);
             continue;
         }
@@ -93,7 +93,7 @@ pub async fn ingest_path(
             steps.record(path, Outcome::Unchanged);
             continue;
         }
-        if crate::stream::is_streamed(&path) {
+        if heiwa_extract::is_streamed(&path) {
             let outcome = ingest_streamed(memory, embedder, tenant, &path, stamp, &mut extractor).await?;
             steps.record(path, outcome);
             continue;
@@ -162,7 +162,7 @@ async fn ingest_streamed(
     tenant: &str,
     path: &Path,
     stamp: Option<Stamp>,
-    extractor: &mut crate::isolate::Extractor,
+    extractor: &mut heiwa_extract::Extractor,
 ) -> Result<Outcome, MemoryError> {
     let hashed = {
         let path = path.to_path_buf();
@@ -179,7 +179,7 @@ async fn ingest_streamed(
         Ok(sections) => sections,
         Err(reason) => return Ok(Outcome::Failed(reason.to_string())),
     };
-    let source = crate::extract::is_source(path);
+    let source = heiwa_extract::is_source(path);
     let mut tx = memory.pool().begin().await?;
     let document_id = insert_document(&mut tx, tenant, path, &hash, stamp).await?;
     // Where this section starts in the whole document: bytes, pages and lines before it.
@@ -318,6 +318,19 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>, failed: &mut Vec<(PathBuf, Str
     if meta.is_file() {
         return files.push(path.to_path_buf());
     }
+    if !meta.is_dir() {
+        // A named pipe would block a reader for ever; a device may never end.
+        use std::os::unix::fs::FileTypeExt;
+        let kind = meta.file_type();
+        let what = if kind.is_fifo() {
+            "a named pipe"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        };
+        return failed.push((path.to_path_buf(), format!("not a regular file ({what}); not read")));
+    }
     let entries = match std::fs::read_dir(path) {
         Ok(entries) => entries,
         Err(e) => return failed.push((path.to_path_buf(), format!("cannot list folder: {e}"))),
@@ -339,7 +352,7 @@ pub fn chunks(text: &str) -> Vec<(usize, &str)> {
 /// chunk (and its citation) lies on one page; source code along its structure.
 fn document_chunks(extracted: &Extracted, source: bool) -> Vec<(usize, &str)> {
     if source {
-        return crate::code::code_chunks(&extracted.text, crate::code::CODE_CHUNK_BYTES);
+        return heiwa_extract::code_chunks(&extracted.text, heiwa_extract::CODE_CHUNK_BYTES);
     }
     if extracted.page_starts.is_empty() {
         return chunks(&extracted.text);
@@ -413,7 +426,7 @@ async fn store_group(
         return Ok(());
     }
     let pieces: Vec<Vec<(usize, &str)>> =
-        group.iter().map(|doc| document_chunks(&doc.extracted, crate::extract::is_source(&doc.path))).collect();
+        group.iter().map(|doc| document_chunks(&doc.extracted, heiwa_extract::is_source(&doc.path))).collect();
     let texts: Vec<&str> = pieces.iter().flatten().map(|(_, chunk)| *chunk).collect();
     let mut together = embedder.embed(&texts).ok().map(Vec::into_iter);
     for (doc, pieces) in group.iter().zip(&pieces) {
@@ -444,7 +457,7 @@ async fn store_document(
     let mut tx = memory.pool().begin().await?;
     let document_id = insert_document(&mut tx, tenant, &doc.path, &doc.hash, doc.stamp).await?;
     // Source code is cited by lines: count them as the chunks go by (they are in order).
-    let mut lines = crate::extract::is_source(&doc.path).then(|| LineCounter::new(&extracted.text));
+    let mut lines = heiwa_extract::is_source(&doc.path).then(|| LineCounter::new(&extracted.text));
     for (position, ((start, chunk), embedding)) in pieces.iter().zip(embeddings).enumerate() {
         let line_span =
             lines.as_mut().map(|lines| (lines.line_of(*start), lines.line_of((start + chunk.len()).saturating_sub(1))));

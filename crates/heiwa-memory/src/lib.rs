@@ -1,23 +1,20 @@
 //! Local memory: an app-managed PostgreSQL with pgvector, and the queries over it.
 
-mod code;
 mod dedup;
-mod extract;
 mod ingest;
-mod isolate;
 mod local;
 mod server;
 mod store;
-mod stream;
 
 pub use dedup::NEAR_DUPLICATE;
-pub use extract::{extract, ExtractError, Extracted, MAX_PACKAGE_XML_BYTES, MAX_TEXT_BYTES};
+pub use heiwa_extract::{
+    extract, isolate_with, serve_if_worker, Budget, ExtractError, Extracted, MAX_PACKAGE_XML_BYTES, MAX_STREAMED_BYTES,
+    MAX_TEXT_BYTES, SECTION_BYTES, WORKER_ENV,
+};
 pub use ingest::{chunks, ingest_path, watch_path, IngestReport, Outcome, Progress};
-pub use isolate::{isolate_with, serve_if_worker, Budget, WORKER_ENV};
 pub use local::{LocalMemory, LocalMemoryError};
 pub use server::{PgServer, PgServerConfig};
 pub use store::{explain_nearest_on, nearest_on, Citation, DocumentInfo, Hit, Memory, Place};
-pub use stream::{MAX_STREAMED_BYTES, SECTION_BYTES};
 
 use std::path::PathBuf;
 

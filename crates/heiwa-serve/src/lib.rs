@@ -399,7 +399,7 @@ async fn embeddings(
         running
             .models
             .embedder
-            .embed(&texts)
+            .embed_whole(&texts)
             .map(|v| (v, inputs.iter().map(|t| t.split_whitespace().count()).sum::<usize>()))
     })
     .await

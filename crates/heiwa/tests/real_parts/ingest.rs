@@ -220,7 +220,7 @@ async fn html_csv_docx_and_pdf_are_ingested_and_broken_ones_are_per_file_errors(
         report.failed.iter().map(|(p, r)| (p.file_name().unwrap().to_string_lossy().into_owned(), r.clone())).collect();
     assert!(reasons["truncated.pdf"].contains("unreadable PDF"), "{reasons:?}");
     assert!(reasons["bomb.docx"].contains("zip bomb"), "{reasons:?}");
-    assert!(reasons["letter.docx"].contains("not a DOCX"), "{reasons:?}");
+    assert!(reasons["letter.docx"].contains("not readable as DOCX"), "{reasons:?}");
     assert!(reasons["ragged.csv"].contains("malformed CSV"), "{reasons:?}");
     assert_eq!(reasons.len(), 4);
 
@@ -708,4 +708,63 @@ fn a_large_file_is_streamed_in_bounded_memory_and_stored_whole_or_not_at_all() {
     assert!(said.contains(&format!("archive.txt: not valid UTF-8 text (at byte {at})")), "{said}");
     let (found, _) = heiwa(&["search", passages[2]]);
     assert!(found.lines().next().unwrap_or_default().contains("archive.txt"), "the last good version: {found}");
+}
+
+/// The adversarial corpus (`heiwa_extract::adversarial`: deep nesting,
+/// giant lines, millions of tiny elements, compression bombs, broken
+/// encodings, lying file types, empty files) plus special files: `heiwa
+/// ingest` ends in bounded time, and every case is reported once, as text or
+/// as its own error, as the case expects; the good file beside them is added.
+#[test]
+fn every_adversarial_case_ends_in_bounded_time_as_text_or_its_own_error() {
+    use heiwa_extract::adversarial::{write_corpus, Expect};
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let corpus = dir.path().join("corpus");
+    let cases = write_corpus(&corpus).unwrap();
+    std::fs::write(corpus.join("good.txt"), "A good note among the hostile ones.").unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(corpus.join("pipe.txt")).status().unwrap().success());
+    let _socket = std::os::unix::net::UnixListener::bind(corpus.join("socket.md")).unwrap();
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .arg("ingest")
+        .arg(&corpus)
+        .env("HEIWA_DATA_DIR", dir.path().join("data"))
+        .env("HEIWA_EXTRACT_TIMEOUT_SECS", "5")
+        .env("HEIWA_EXTRACT_MEMORY_MIB", "512")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}\n{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("{} adversarial cases in {took:?}", cases.len());
+    assert!(took < Duration::from_secs(240), "bounded: {took:?}\n{said}");
+    let line_of = |path: &Path| {
+        let shown = path.display().to_string();
+        let lines: Vec<&str> = said
+            .lines()
+            .filter(|line| {
+                line.strip_prefix("added      ").or(line.strip_prefix("not added  ")).is_some_and(|rest| {
+                    rest == shown || rest.strip_prefix(&shown).is_some_and(|reason| reason.starts_with(": "))
+                })
+            })
+            .collect();
+        assert_eq!(lines.len(), 1, "{shown} is reported once: {said}");
+        lines[0].to_string()
+    };
+    for case in &cases {
+        let line = line_of(&case.path);
+        let added = line.starts_with("added");
+        match case.expect {
+            Expect::Text => assert!(added, "{line}"),
+            Expect::Error => assert!(!added, "{line}"),
+            Expect::Either => {}
+        }
+        eprintln!("{line}");
+    }
+    assert!(line_of(&corpus.join("good.txt")).starts_with("added"));
+    assert!(line_of(&corpus.join("pipe.txt")).ends_with("not a regular file (a named pipe); not read"));
+    assert!(line_of(&corpus.join("socket.md")).ends_with("not a regular file (a socket); not read"));
 }

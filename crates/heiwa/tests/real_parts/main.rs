@@ -406,6 +406,13 @@ fn embeddings_are_384_dimensional_and_paraphrases_are_closest() {
     let paraphrase = cosine(&v[0], &v[1]);
     let unrelated = cosine(&v[0], &v[2]);
     assert!(paraphrase > unrelated + 0.2, "paraphrase {paraphrase} vs unrelated {unrelated}");
+    // A passage longer than the context (a wide CSV row) is embedded by its
+    // beginning; asked whole, it is an error that names the limit.
+    let long = format!("Cats sit on mats. {}", "c7: 1; ".repeat(400));
+    let cut = embedder.embed(&[&long]).unwrap().remove(0);
+    assert!(cosine(&cut, &v[0]) > cosine(&cut, &v[2]), "the kept beginning still speaks of cats");
+    let whole = embedder.embed_whole(&[&long]).unwrap_err().to_string();
+    assert!(whole.contains("context holds 512"), "{whole}");
 }
 
 #[test]

@@ -16,7 +16,7 @@ use crate::extract::{extract, ExtractError, Extracted};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 /// Set in a worker's environment: the process serves extraction and exits.
 pub const WORKER_ENV: &str = "HEIWA_EXTRACT_WORKER";
@@ -83,6 +83,8 @@ pub fn serve_if_worker() {
     }
     use std::io::{BufRead, Write};
     use std::os::unix::ffi::OsStrExt;
+    // A panic is caught and answered (`unwinding`); its message goes in the answer, not to stderr.
+    std::panic::set_hook(Box::new(|_| {}));
     let mut out = std::io::stdout().lock();
     let mut send = |reply: Reply| {
         let written = serde_json::to_writer(&mut out, &reply).map_err(std::io::Error::other);
@@ -98,28 +100,40 @@ pub fn serve_if_worker() {
         let Some(bytes) = line.get(1..).and_then(from_hex) else { break };
         let path = Path::new(std::ffi::OsStr::from_bytes(&bytes));
         let sent = match mode {
-            Some(STREAM) => match crate::stream::sections(path) {
-                Ok(sections) => {
-                    let mut sent = true;
-                    let mut refused = false;
-                    for section in sections {
-                        refused = section.is_err();
-                        sent = send(reply(section));
-                        if refused || !sent {
-                            break;
+            Some(STREAM) => match unwinding(path, || crate::stream::sections(path)) {
+                Ok(mut sections) => loop {
+                    match unwinding(path, || sections.next().transpose()) {
+                        Ok(Some(section)) => {
+                            if !send(reply(Ok(section))) {
+                                break false;
+                            }
                         }
+                        Ok(None) => break send(Reply::End),
+                        Err(error) => break send(reply(Err(error))),
                     }
-                    sent && (refused || send(Reply::End))
-                }
+                },
                 Err(error) => send(reply(Err(error))),
             },
-            _ => send(reply(extract(path))),
+            _ => send(reply(unwinding(path, || extract(path)))),
         };
         if !sent {
             break;
         }
     }
     std::process::exit(0);
+}
+
+/// A reader that panics on a document fails that document, not the worker.
+fn unwinding<T>(path: &Path, read: impl FnOnce() -> Result<T, ExtractError>) -> Result<T, ExtractError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        let format = path.extension().map(|e| e.to_string_lossy().to_uppercase()).unwrap_or_else(|| "text".into());
+        Err(ExtractError::Crashed { format, detail: format!("it panicked: {why}") })
+    })
 }
 
 fn to_hex(bytes: &[u8]) -> String {
@@ -134,12 +148,16 @@ struct Worker {
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
     stdout: BufReader<tokio::process::ChildStdout>,
+    /// What it says when it dies (a failed allocation, a stack overflow).
+    stderr: tokio::process::ChildStderr,
 }
 
 /// Extraction for one ingest run: a worker kept across files, replaced after one is killed.
 #[derive(Default)]
-pub(crate) struct Extractor {
+pub struct Extractor {
     worker: Option<Worker>,
+    /// The type of the document in hand (for a crash's sentence).
+    format: String,
 }
 
 impl Extractor {
@@ -156,12 +174,12 @@ impl Extractor {
     }
 
     /// The sections of the large document at `path` (see `stream.rs`), as they are read.
-    pub async fn sections(&mut self, path: &Path) -> Result<Sections<'_>, ExtractError> {
+    pub async fn sections(&mut self, path: &Path) -> Result<SectionReader<'_>, ExtractError> {
         if WORKER.get().is_none() {
-            return Ok(Sections::InProcess(crate::stream::sections(path)?));
+            return Ok(SectionReader::InProcess(crate::stream::sections(path)?));
         }
         self.send(STREAM, path).await?;
-        Ok(Sections::Worker { extractor: self, ended: false })
+        Ok(SectionReader::Worker { extractor: self, ended: false })
     }
 
     async fn send(&mut self, mode: char, path: &Path) -> Result<(), ExtractError> {
@@ -172,6 +190,7 @@ impl Extractor {
         };
         use std::os::unix::ffi::OsStrExt;
         let request = format!("{mode}{}\n", to_hex(path.as_os_str().as_bytes()));
+        self.format = path.extension().map(|e| e.to_string_lossy().to_uppercase()).unwrap_or_else(|| "text".into());
         let sent = async {
             worker.stdin.write_all(request.as_bytes()).await?;
             worker.stdin.flush().await
@@ -197,10 +216,19 @@ impl Extractor {
                 Err(e) => Err(ExtractError::Malformed(format!("the extractor's answer was not understood: {e}"))),
             },
             Ok(_) => {
-                // It died on this file: a failed allocation (its memory budget) aborts it.
+                // It died on this file: a failed allocation (its memory budget) aborts it; so does a stack overflow.
                 let mut gone = self.worker.take().expect("the worker that just answered");
-                let status = gone.child.wait().await.ok();
-                Err(ExtractError::OverMemory { mib: budget.memory_mib, status: status.map(|s| s.to_string()) })
+                let status = gone.child.wait().await.ok().map(|s| s.to_string());
+                let mut said = Vec::new();
+                let _ = tokio::time::timeout(Duration::from_secs(1), gone.stderr.read_to_end(&mut said)).await;
+                let said = String::from_utf8_lossy(&said);
+                let last_words = said.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or_default().trim();
+                if last_words.is_empty() || last_words.contains("memory allocation") {
+                    Err(ExtractError::OverMemory { mib: budget.memory_mib, status })
+                } else {
+                    let detail = format!("{last_words}; {}", status.unwrap_or_default());
+                    Err(ExtractError::Crashed { format: self.format.clone(), detail })
+                }
             }
             Err(_) => Err(self.lost(budget).await),
         }
@@ -216,17 +244,17 @@ impl Extractor {
 }
 
 /// A large document's sections, read in this process or from the worker.
-pub(crate) enum Sections<'a> {
+pub enum SectionReader<'a> {
     InProcess(crate::stream::Sections),
     Worker { extractor: &'a mut Extractor, ended: bool },
 }
 
-impl Sections<'_> {
+impl SectionReader<'_> {
     /// The next section; `None` after the last.
     pub async fn next(&mut self) -> Result<Option<Extracted>, ExtractError> {
         match self {
-            Sections::InProcess(sections) => sections.next().transpose(),
-            Sections::Worker { extractor, ended } => {
+            SectionReader::InProcess(sections) => sections.next().transpose(),
+            SectionReader::Worker { extractor, ended } => {
                 let next = extractor.receive().await;
                 *ended = !matches!(next, Ok(Some(_)));
                 next
@@ -235,11 +263,11 @@ impl Sections<'_> {
     }
 }
 
-impl Drop for Sections<'_> {
+impl Drop for SectionReader<'_> {
     fn drop(&mut self) {
         // Left before its end (the document failed on our side): the worker is
         // still sending its sections, so it cannot serve the next file.
-        if let Sections::Worker { extractor, ended: false } = self {
+        if let SectionReader::Worker { extractor, ended: false } = self {
             extractor.worker = None;
         }
     }
@@ -252,7 +280,7 @@ fn spawn(program: &Path, budget: &Budget) -> Result<Worker, ExtractError> {
         .env(WORKER_ENV, "1")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
     // SAFETY: between fork and exec only setrlimit runs, which is async-signal-safe.
     unsafe {
@@ -263,10 +291,11 @@ fn spawn(program: &Path, budget: &Budget) -> Result<Worker, ExtractError> {
     }
     let mut child =
         command.spawn().map_err(|e| ExtractError::Malformed(format!("the extractor did not start: {e}")))?;
-    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+    let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
         return Err(ExtractError::Malformed("the extractor has no pipes".into()));
     };
-    Ok(Worker { child, stdin, stdout: BufReader::new(stdout) })
+    Ok(Worker { child, stdin, stdout: BufReader::new(stdout), stderr })
 }
 
 #[cfg(test)]
