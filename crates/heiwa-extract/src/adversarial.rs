@@ -128,3 +128,166 @@ fn zip(parts: &[(&str, &[u8])]) -> Vec<u8> {
 fn utf16(text: &str) -> Vec<u8> {
     [0xff, 0xfe].into_iter().chain(text.encode_utf16().flat_map(u16::to_le_bytes)).collect()
 }
+
+/// Seeds for the fuzz targets, one folder per format (`dir/<extension>/`):
+/// a small valid document of each format, so that mutations reach past the
+/// container into the parts, and the corpus's cases of that format that are
+/// small enough for a fuzzer's inputs.
+pub fn write_fuzz_seeds(dir: &Path) -> std::io::Result<()> {
+    let mut seeds: Vec<(String, Vec<u8>)> = valid_documents();
+    let corpus = dir.join(".corpus");
+    for case in write_corpus(&corpus)? {
+        let bytes = std::fs::read(&case.path)?;
+        let extension = case.path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+        if bytes.len() <= 64 << 10 {
+            seeds.push((extension, bytes));
+        }
+    }
+    std::fs::remove_dir_all(&corpus)?;
+    for (n, (extension, bytes)) in seeds.into_iter().enumerate() {
+        let folder = dir.join(&extension);
+        std::fs::create_dir_all(&folder)?;
+        std::fs::write(folder.join(format!("seed-{n}")), bytes)?;
+    }
+    Ok(())
+}
+
+/// One small valid document of each format memory takes.
+fn valid_documents() -> Vec<(String, Vec<u8>)> {
+    let paragraph = |text: &str| format!("<w:p><w:r><w:t>{text}</w:t></w:r></w:p>");
+    let docx =
+        format!("<w:document><w:body>{}{}</w:body></w:document>", paragraph("Rain fell."), paragraph("It stopped."));
+    let slide = |text: &str| {
+        format!("<p:sld><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:r><a:t>{text}</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>")
+    };
+    let odf = r#"<office:document-content><office:body><office:text><text:h>Title</text:h><text:p>A <text:span>span</text:span><text:tab/>tab</text:p></office:text></office:body></office:document-content>"#;
+    let opf = r#"<package><manifest><item id="c1" href="one.xhtml"/><item id="c2" href="two.xhtml"/></manifest><spine><itemref idref="c2"/><itemref idref="c1"/></spine></package>"#;
+    let sheet = r#"<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>city</t></is></c><c r="B1" t="inlineStr"><is><t>mm</t></is></c></row><row r="2"><c r="A2" t="inlineStr"><is><t>Oslo</t></is></c><c r="B2"><v>2250</v></c></row></sheetData></worksheet>"#;
+    let workbook = zip(&[
+        ("[Content_Types].xml", br#"<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#),
+        ("_rels/.rels", br#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="r1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#),
+        ("xl/workbook.xml", br#"<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Rain" sheetId="1" r:id="rId1"/></sheets></workbook>"#),
+        ("xl/_rels/workbook.xml.rels", br#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#),
+        ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
+    ]);
+    let ods = zip(&[
+        ("mimetype", b"application/vnd.oasis.opendocument.spreadsheet"),
+        ("META-INF/manifest.xml", br#"<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/></manifest:manifest>"#),
+        ("content.xml", br#"<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:spreadsheet><table:table table:name="Rain"><table:table-row><table:table-cell><text:p>city</text:p></table:table-cell></table:table-row><table:table-row><table:table-cell><text:p>Oslo</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"#),
+    ]);
+    vec![
+        ("html".into(), b"<html><head><title>t</title></head><body><h1>Rain</h1><p>It <b>fell</b> &amp; stopped.</p><table><tr><td>1</td></tr></table></body></html>".to_vec()),
+        ("csv".into(), b"city,mm\nOslo,2250\n\"Lima, Peru\",\"6\"\"\"\n".to_vec()),
+        ("txt".into(), "Plain words, and some more: caf\u{e9}.\n\nA second paragraph.\n".as_bytes().to_vec()),
+        ("eml".into(), b"From: A <a@b.c>\r\nTo: d@e.f\r\nSubject: =?UTF-8?Q?caf=C3=A9?=\r\nContent-Type: multipart/alternative; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nHello =E2=9C=93\r\n--x\r\nContent-Type: text/html\r\n\r\n<p>Hello</p>\r\n--x--\r\n".to_vec()),
+        ("mbox".into(), b"From a@b Mon Jan  1 00:00:00 2024\nSubject: one\n\nfirst\n>From here\n\nFrom c@d Tue Jan  2 00:00:00 2024\nSubject: two\n\nsecond\n".to_vec()),
+        ("docx".into(), zip(&[("word/document.xml", docx.as_bytes())])),
+        ("pptx".into(), zip(&[("ppt/slides/slide2.xml", slide("second").as_bytes()), ("ppt/slides/slide1.xml", slide("first").as_bytes())])),
+        ("odt".into(), zip(&[("content.xml", odf.as_bytes())])),
+        ("epub".into(), zip(&[
+            ("META-INF/container.xml", br#"<container><rootfiles><rootfile full-path="OEBPS/book.opf"/></rootfiles></container>"#),
+            ("OEBPS/book.opf", opf.as_bytes()),
+            ("OEBPS/one.xhtml", b"<html><body><p>Chapter one.</p></body></html>"),
+            ("OEBPS/two.xhtml", b"<html><body><p>Chapter two.</p></body></html>"),
+        ])),
+        ("xlsx".into(), workbook),
+        ("ods".into(), ods),
+        ("pdf".into(), minimal_pdf("Rain fell on the hills.")),
+    ]
+}
+
+/// A valid document of type `extension` holding `text` (paragraphs split at
+/// blank lines), for benchmarks that need realistic folders: txt, md, html,
+/// csv, eml, docx, pdf, rs, py. `None` for other types.
+pub fn sample_document(extension: &str, text: &str) -> Option<Vec<u8>> {
+    let paragraphs: Vec<&str> = text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).collect();
+    let escape = |p: &str| p.replace('&', "&amp;").replace('<', "&lt;");
+    Some(match extension {
+        "txt" | "md" => text.as_bytes().to_vec(),
+        "html" => format!(
+            "<html><body>{}</body></html>",
+            paragraphs.iter().map(|p| format!("<p>{}</p>", escape(p))).collect::<String>()
+        )
+        .into_bytes(),
+        "csv" => {
+            let rows: String =
+                paragraphs.iter().enumerate().map(|(i, p)| format!("{i},\"{}\"\n", p.replace('"', "\"\""))).collect();
+            format!("n,note\n{rows}").into_bytes()
+        }
+        "eml" => format!(
+            "From: Archive <archive@example.org>\r\nSubject: {}\r\n\r\n{text}",
+            paragraphs.first()?.chars().take(60).collect::<String>()
+        )
+        .into_bytes(),
+        "docx" => {
+            let body: String =
+                paragraphs.iter().map(|p| format!("<w:p><w:r><w:t>{}</w:t></w:r></w:p>", escape(p))).collect();
+            zip(&[("word/document.xml", format!("<w:document><w:body>{body}</w:body></w:document>").as_bytes())])
+        }
+        "pdf" => minimal_pdf(&text.replace(['\\', '(', ')', '\n'], " ")),
+        "rs" => paragraphs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("/// {p}\nfn step_{i}(input: u32) -> u32 {{\n    input + {i}\n}}\n\n"))
+            .collect::<String>()
+            .into_bytes(),
+        "py" => paragraphs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("def step_{i}(value):\n    \"\"\"{p}\"\"\"\n    return value + {i}\n\n\n"))
+            .collect::<String>()
+            .into_bytes(),
+        _ => return None,
+    })
+}
+
+/// A one-page PDF showing `text`, its cross-reference table computed.
+pub(crate) fn minimal_pdf(text: &str) -> Vec<u8> {
+    let stream = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_string(),
+        format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Courier >>".to_string(),
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes(),
+    );
+    pdf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sample_document_reads_back_its_text() {
+        let text = "Rain fell on the hills (twice) & the rivers rose.\n\nThe ferry waited.";
+        for extension in ["txt", "md", "html", "csv", "eml", "docx", "pdf", "rs", "py"] {
+            let bytes = sample_document(extension, text).unwrap();
+            let extracted = crate::extract_bytes(extension, bytes).unwrap();
+            assert!(extracted.text.contains("ferry waited"), "{extension}: {:?}", extracted.text);
+        }
+        assert!(sample_document("png", text).is_none());
+    }
+
+    #[test]
+    fn every_valid_seed_reads_as_text() {
+        for (extension, bytes) in valid_documents() {
+            let extracted = crate::extract_bytes(&extension, bytes);
+            assert!(extracted.as_ref().is_ok_and(|e| !e.text.trim().is_empty()), "{extension}: {extracted:?}");
+        }
+    }
+}

@@ -81,19 +81,32 @@ fn split(text: &str, lines: &[Range<usize>], range: Range<usize>, max: usize, ou
     } else if let Some(header) = range.clone().find(|&i| opens(&text[lines[i].clone()])).filter(|&h| h + 1 < range.end)
     {
         // One unit: its header (`impl X {`, with its comments), then what it holds.
-        out.push(lines[range.start].start..lines[header].end);
+        let head = lines[range.start].start..lines[header].end;
+        if head.len() <= max {
+            out.push(head);
+        } else {
+            (range.start..=header).for_each(|i| cut_line(text, lines[i].clone(), max, out));
+        }
         split(text, lines, header + 1..range.end, max, out);
     } else {
-        // One line longer than a chunk: cut it at character boundaries.
-        let mut at = bytes.start;
-        while at < bytes.end {
-            let mut end = (at + max).min(bytes.end);
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            out.push(at..end);
-            at = end;
+        (range.start..range.end).for_each(|i| cut_line(text, lines[i].clone(), max, out));
+    }
+}
+
+/// A line as pieces of at most `max` bytes, cut at character boundaries.
+fn cut_line(text: &str, line: Range<usize>, max: usize, out: &mut Vec<Range<usize>>) {
+    let mut at = line.start;
+    while at < line.end {
+        let mut end = (at + max).min(line.end);
+        while !text.is_char_boundary(end) {
+            end -= 1;
         }
+        if end == at {
+            // `max` is smaller than this character: take the character whole.
+            end = (at + 1..=line.end).find(|&i| text.is_char_boundary(i)).unwrap_or(line.end);
+        }
+        out.push(at..end);
+        at = end;
     }
 }
 

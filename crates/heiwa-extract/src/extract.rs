@@ -123,8 +123,31 @@ pub fn extract(path: &Path) -> Result<Extracted, ExtractError> {
 }
 
 /// The text of a document of type `extension` (lower case, no dot) held in
-/// memory, or why it has none we can use (what the fuzz targets call).
+/// memory, or why it has none we can use (what the fuzz targets call). A
+/// reader that panics on it (pdf-extract does, on a dangling object
+/// reference, as the fuzzer found) makes that the document's error.
 pub fn extract_bytes(extension: &str, bytes: Vec<u8>) -> Result<Extracted, ExtractError> {
+    unwinding(&extension.to_uppercase(), || read_bytes(extension, bytes))
+}
+
+/// The type of the file at `path` as a sentence names it (`PDF`).
+pub(crate) fn format_of(path: &Path) -> String {
+    path.extension().map(|e| e.to_string_lossy().to_uppercase()).unwrap_or_else(|| "text".into())
+}
+
+/// `read`, with a panic inside it turned into the document's error.
+pub(crate) fn unwinding<T>(format: &str, read: impl FnOnce() -> Result<T, ExtractError>) -> Result<T, ExtractError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(ExtractError::Crashed { format: format.to_string(), detail: format!("it panicked: {why}") })
+    })
+}
+
+fn read_bytes(extension: &str, bytes: Vec<u8>) -> Result<Extracted, ExtractError> {
     let size = bytes.len();
     let extracted = match extension {
         "html" | "htm" => Extracted::plain(html(&text(bytes)?)?),
@@ -479,9 +502,8 @@ fn spreadsheet(bytes: &[u8]) -> Result<Extracted, ExtractError> {
 /// Text page by page. pdf-extract panics on some malformed files; a panic
 /// here is that file's error, not the ingest's end.
 fn pdf(bytes: &[u8]) -> Result<Extracted, ExtractError> {
-    let pages = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem_by_pages(bytes))
-        .map_err(|_| ExtractError::Malformed("unreadable PDF (truncated or malformed)".into()))?
-        .map_err(|e| malformed("unreadable PDF")(&e))?;
+    // pdf-extract panics on some malformed files: `extract_bytes` makes that this document's error.
+    let pages = pdf_extract::extract_text_from_mem_by_pages(bytes).map_err(|e| malformed("unreadable PDF")(&e))?;
     let mut extracted = Extracted::default();
     for page in pages {
         extracted.push_page(&page);
@@ -492,6 +514,19 @@ fn pdf(bytes: &[u8]) -> Result<Extracted, ExtractError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzzer: pdf-extract panics on a dangling object
+    /// reference. It is that document's error, in any process.
+    #[test]
+    fn a_reader_that_panics_is_the_documents_error() {
+        let pdf = crate::adversarial::minimal_pdf("Rain fell.");
+        let dangling = String::from_utf8_lossy(&pdf).replace("/F1 5 0 R", "/F1 9 0 R").into_bytes();
+        assert_eq!(dangling.len(), pdf.len(), "the cross-reference offsets still hold");
+        let error = extract_bytes("pdf", dangling).unwrap_err();
+        assert!(matches!(error, ExtractError::Crashed { .. }), "{error}");
+        assert!(error.to_string().starts_with("the PDF reader crashed on it (it panicked: missing object"), "{error}");
+        assert!(extract_bytes("pdf", pdf).is_ok(), "the same document, whole, reads");
+    }
 
     #[test]
     fn pages_are_found_by_offset() {

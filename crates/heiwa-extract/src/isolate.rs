@@ -12,7 +12,7 @@
 //! [`isolate_with`] once. Without that (a library user, a test calling
 //! `ingest_path` in its own process), extraction runs in-process as before.
 
-use crate::extract::{extract, ExtractError, Extracted};
+use crate::extract::{extract, format_of, unwinding, ExtractError, Extracted};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -100,9 +100,9 @@ pub fn serve_if_worker() {
         let Some(bytes) = line.get(1..).and_then(from_hex) else { break };
         let path = Path::new(std::ffi::OsStr::from_bytes(&bytes));
         let sent = match mode {
-            Some(STREAM) => match unwinding(path, || crate::stream::sections(path)) {
+            Some(STREAM) => match unwinding(&format_of(path), || crate::stream::sections(path)) {
                 Ok(mut sections) => loop {
-                    match unwinding(path, || sections.next().transpose()) {
+                    match unwinding(&format_of(path), || sections.next().transpose()) {
                         Ok(Some(section)) => {
                             if !send(reply(Ok(section))) {
                                 break false;
@@ -114,26 +114,13 @@ pub fn serve_if_worker() {
                 },
                 Err(error) => send(reply(Err(error))),
             },
-            _ => send(reply(unwinding(path, || extract(path)))),
+            _ => send(reply(extract(path))),
         };
         if !sent {
             break;
         }
     }
     std::process::exit(0);
-}
-
-/// A reader that panics on a document fails that document, not the worker.
-fn unwinding<T>(path: &Path, read: impl FnOnce() -> Result<T, ExtractError>) -> Result<T, ExtractError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
-        let why = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".into());
-        let format = path.extension().map(|e| e.to_string_lossy().to_uppercase()).unwrap_or_else(|| "text".into());
-        Err(ExtractError::Crashed { format, detail: format!("it panicked: {why}") })
-    })
 }
 
 fn to_hex(bytes: &[u8]) -> String {
@@ -190,7 +177,7 @@ impl Extractor {
         };
         use std::os::unix::ffi::OsStrExt;
         let request = format!("{mode}{}\n", to_hex(path.as_os_str().as_bytes()));
-        self.format = path.extension().map(|e| e.to_string_lossy().to_uppercase()).unwrap_or_else(|| "text".into());
+        self.format = format_of(path);
         let sent = async {
             worker.stdin.write_all(request.as_bytes()).await?;
             worker.stdin.flush().await

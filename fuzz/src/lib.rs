@@ -1,0 +1,27 @@
+//! What every fuzz target checks: extraction of any bytes ends in text or a
+//! sentence (a panic is a finding), and text it returns keeps its promises.
+
+use heiwa_extract::{extract_bytes, Extracted};
+
+/// Extract `data` as a document of type `extension` and check the result.
+/// A panic the extractor catches (a third-party reader's, made the
+/// document's error) is not a finding; one that escapes still is: the
+/// harness aborts on it. libFuzzer's panic hook aborts even on caught
+/// panics, so the hook is made silent here.
+pub fn check(extension: &str, data: &[u8]) {
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| std::panic::set_hook(Box::new(|_| {})));
+    match extract_bytes(extension, data.to_vec()) {
+        Ok(extracted) => check_text(&extracted),
+        Err(error) => assert!(!error.to_string().is_empty(), "an error says why"),
+    }
+}
+
+/// Pages start in order, inside the text, at character boundaries; the text is not blank.
+pub fn check_text(extracted: &Extracted) {
+    assert!(!extracted.text.trim().is_empty(), "text returned is never blank");
+    assert!(extracted.page_starts.windows(2).all(|w| w[0] <= w[1]), "pages in order");
+    for start in &extracted.page_starts {
+        assert!(extracted.text.is_char_boundary(*start), "a page starts at a character");
+    }
+}
