@@ -141,3 +141,30 @@ test('closing the window ends the WebView, the limb answers from the tray, a sec
   await until('the app to exit', () => app.exitCode !== null, 60);
   await until('everything it started to stop', () => started().length === 0, 30);
 });
+
+test('killed with SIGKILL, the app leaves nothing running (its hub server and PostgreSQL stop by themselves) and the next launch starts cleanly', async () => {
+  // What the app started, found by its data directory (PostgreSQL and the hub server detach from it).
+  const started = () => [...processes().values()].filter((p) => p.cmdline.some((arg) => arg.includes(dataDir)));
+  for (const round of ['killed', 'relaunched after the kill']) {
+    log = '';
+    app = spawn(application, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    app.stdout.on('data', (d) => (log += d));
+    app.stderr.on('data', (d) => (log += d));
+    await until(`${round}: its hub server and PostgreSQL`, () => {
+      const names = started().map((p) => p.comm);
+      return names.some((n) => n.startsWith('spacetimedb')) && names.includes('postgres');
+    }, 180);
+    await until(`${round}: the limb to join its hub`, () => log.includes('first paint') && existsSync(join(dataDir, 'mesh', 'limb.token')), 60);
+    if (round === 'killed') {
+      app.kill('SIGKILL');
+      await until('the app to die', () => app.exitCode !== null || app.signalCode !== null, 10);
+      const killedAt = Date.now();
+      await until('everything it started to stop by itself', () => started().length === 0, 30);
+      console.log(`SIGKILL: the hub server and PostgreSQL gone ${Date.now() - killedAt} ms after the app`);
+    } else {
+      app.kill('SIGTERM');
+      await until('the app to exit', () => app.exitCode !== null, 60);
+      await until('everything it started to stop', () => started().length === 0, 30);
+    }
+  }
+});

@@ -502,13 +502,46 @@ fn spreadsheet(bytes: &[u8]) -> Result<Extracted, ExtractError> {
 /// Text page by page. pdf-extract panics on some malformed files; a panic
 /// here is that file's error, not the ingest's end.
 fn pdf(bytes: &[u8]) -> Result<Extracted, ExtractError> {
-    // pdf-extract panics on some malformed files: `extract_bytes` makes that this document's error.
-    let pages = pdf_extract::extract_text_from_mem_by_pages(bytes).map_err(|e| malformed("unreadable PDF")(&e))?;
+    use pdf_extract::{output_doc_page, Document, PlainTextOutput};
+    let unreadable = malformed("unreadable PDF");
+    // pdf-extract's own steps (load, an empty user password), page by page,
+    // with the page tree checked first. It panics on some malformed files:
+    // `extract_bytes` makes that this document's error.
+    let mut doc = Document::load_mem(bytes).map_err(|e| unreadable(&e))?;
+    if doc.is_encrypted() {
+        doc.decrypt("").map_err(|e| unreadable(&e))?;
+    }
+    let pages = doc.get_pages();
+    for page in pages.values() {
+        check_page_parents(&doc, *page)?;
+    }
     let mut extracted = Extracted::default();
-    for page in pages {
-        extracted.push_page(&page);
+    for number in pages.keys() {
+        let mut text = String::new();
+        // A page that cannot be read is an empty page: the others keep their numbers.
+        if output_doc_page(&doc, &mut PlainTextOutput::new(&mut text), *number).is_err() {
+            text.clear();
+        }
+        extracted.push_page(&text);
     }
     Ok(extracted)
+}
+
+/// A page's chain of parents must end: a page that is its own ancestor sends
+/// pdf-extract's lookup of inherited attributes round for ever (the fuzzer
+/// found one; the process never returned).
+fn check_page_parents(doc: &pdf_extract::Document, page: pdf_extract::ObjectId) -> Result<(), ExtractError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut at = page;
+    loop {
+        if !seen.insert(at) || seen.len() > 1024 {
+            return Err(ExtractError::Malformed("unreadable PDF: its page tree loops".into()));
+        }
+        let Ok(parent) = doc.get_dictionary(at).and_then(|d| d.get(b"Parent")).and_then(|p| p.as_reference()) else {
+            return Ok(());
+        };
+        at = parent;
+    }
 }
 
 #[cfg(test)]
@@ -526,6 +559,17 @@ mod tests {
         assert!(matches!(error, ExtractError::Crashed { .. }), "{error}");
         assert!(error.to_string().starts_with("the PDF reader crashed on it (it panicked: missing object"), "{error}");
         assert!(extract_bytes("pdf", pdf).is_ok(), "the same document, whole, reads");
+    }
+
+    /// Found by the fuzzer: a page that is its own parent kept pdf-extract
+    /// busy for ever. It is refused before reading.
+    #[test]
+    fn a_pdf_whose_page_tree_loops_is_refused_at_once() {
+        let pdf = crate::adversarial::minimal_pdf("Rain fell.");
+        let looped = String::from_utf8_lossy(&pdf).replace("/Parent 2 0 R", "/Parent 3 0 R").into_bytes();
+        assert_eq!(looped.len(), pdf.len());
+        let error = extract_bytes("pdf", looped).unwrap_err().to_string();
+        assert_eq!(error, "unreadable PDF: its page tree loops");
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct HubServerConfig {
 /// A SpacetimeDB server process owned by this limb; stopped on drop.
 pub struct HubServer {
     child: Child,
+    /// Stops the server if this process dies without stopping it (SIGKILL included).
+    watchdog: Option<Child>,
     listen: SocketAddr,
 }
 
@@ -42,7 +44,8 @@ impl HubServer {
             .stderr(log)
             .spawn()
             .map_err(HubError::Spawn)?;
-        let mut server = HubServer { child, listen: config.listen };
+        let watchdog = watchdog(child.id()).map_err(HubError::Spawn)?;
+        let mut server = HubServer { child, watchdog: Some(watchdog), listen: config.listen };
         server.wait_ready(Duration::from_secs(30), &log_path)?;
         Ok(server)
     }
@@ -87,6 +90,11 @@ impl HubServer {
     fn terminate(&mut self) {
         use nix::sys::signal::{kill, Signal};
         use nix::unistd::Pid;
+        if let Some(mut watchdog) = self.watchdog.take() {
+            // Ended without its stop: this stop is the orderly one.
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
         if self.child.try_wait().ok().flatten().is_some() {
             return;
         }
@@ -101,6 +109,28 @@ impl HubServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The server never outlives its owner, however the owner ends (a desktop
+/// app killed with SIGKILL runs no `Drop`): a small `sh` waits on a pipe
+/// whose only writer is this process; when this process ends, the kernel
+/// closes the pipe, the read returns, and the watchdog sends the server
+/// SIGTERM. The app's PostgreSQL has the same watchdog (heiwa-memory's
+/// `PgServer`). In a process group of its own, so a Ctrl-C at a terminal does
+/// not end it before it has done its work. (PR_SET_PDEATHSIG would follow the
+/// thread that spawned the server, not the process: a runtime's blocking
+/// thread that retires would take the server with it.)
+fn watchdog(server: u32) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    Command::new("sh")
+        .arg("-c")
+        .arg(r#"read -r _; kill -TERM "$0""#)
+        .arg(server.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
 }
 
 impl Drop for HubServer {

@@ -169,14 +169,6 @@ impl PgServer {
         Ok(())
     }
 
-    /// The server never outlives this process, however it ends (SIGKILL
-    /// included): pg_ctl daemonises PostgreSQL, so nothing else would stop it.
-    /// A small `sh` waits on a pipe whose only writer is this process; when
-    /// this process ends, the kernel closes the pipe, the read returns, and
-    /// the watchdog runs a fast shutdown (open transactions rolled back,
-    /// committed data kept). In a process group of its own, so a Ctrl-C at a
-    /// terminal, which signals the whole foreground group, does not end the
-    /// watchdog before it has done its work.
     /// End the watchdog without its stop: killed, not left to read the
     /// closing pipe (which would stop a server started again after it).
     fn end_watchdog(&mut self) {
@@ -186,6 +178,14 @@ impl PgServer {
         }
     }
 
+    /// The server never outlives this process, however it ends (SIGKILL
+    /// included): pg_ctl daemonises PostgreSQL, so nothing else would stop it.
+    /// A small `sh` waits on a pipe whose only writer is this process; when
+    /// this process ends, the kernel closes the pipe, the read returns, and
+    /// the watchdog runs a fast shutdown (open transactions rolled back,
+    /// committed data kept). In a process group of its own, so a Ctrl-C at a
+    /// terminal, which signals the whole foreground group, does not end the
+    /// watchdog before it has done its work.
     fn spawn_watchdog(&self) -> Result<std::process::Child, MemoryError> {
         use std::os::unix::process::CommandExt;
         let mut watchdog = Command::new("sh");
