@@ -13,11 +13,13 @@ use crate::stream::{concatenate, CsvSections, MailboxSections};
 use std::io::Read;
 use std::path::Path;
 
-/// Text files up to this size are read whole; larger plain text, Markdown,
-/// source code, CSV and mailboxes are streamed (`stream.rs`), larger HTML refused.
+/// Plain text, Markdown, source code, CSV and mailboxes up to this size are
+/// read whole; larger ones are streamed (`stream.rs`).
 pub const MAX_TEXT_BYTES: u64 = 8 << 20;
-/// Container formats (PDF and the zip packages) larger than this are refused.
-const MAX_CONTAINER_BYTES: u64 = 32 << 20;
+/// The other formats (PDF, the zip packages, workbooks, HTML, e-mail) are read
+/// whole — their structure needs the whole file — up to this size, within the
+/// worker's budget of time and memory; larger ones are refused.
+pub const MAX_WHOLE_BYTES: u64 = 256 << 20;
 /// The parts a zip package (DOCX, PPTX, ODT, EPUB) is read from may expand
 /// to at most this much in all: a zip bomb stops here.
 pub const MAX_PACKAGE_XML_BYTES: u64 = 32 << 20;
@@ -26,8 +28,6 @@ const SUPPORTED: [&str; 16] = [
     "txt", "md", "markdown", "html", "htm", "csv", "docx", "pdf", "pptx", "odt", "epub", "eml", "mbox", "xlsx", "xls",
     "ods",
 ];
-/// Formats read from a zip package, a PDF or a workbook: their files may be larger.
-const CONTAINERS: [&str; 8] = ["pdf", "docx", "pptx", "odt", "epub", "xlsx", "xls", "ods"];
 
 /// A document's text, and where its pages start (PDF only).
 #[derive(Debug, Default, PartialEq)]
@@ -114,7 +114,7 @@ pub fn extract(path: &Path) -> Result<Extracted, ExtractError> {
     if !supported(path) {
         return Err(ExtractError::Unsupported(extension));
     }
-    let limit = if CONTAINERS.contains(&extension.as_str()) { MAX_CONTAINER_BYTES } else { MAX_TEXT_BYTES };
+    let limit = if crate::stream::streamable(&extension) { MAX_TEXT_BYTES } else { MAX_WHOLE_BYTES };
     let size = std::fs::metadata(path)?.len();
     if size > limit {
         return Err(ExtractError::TooLarge { size, limit, extension });

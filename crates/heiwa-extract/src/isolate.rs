@@ -210,7 +210,8 @@ impl Extractor {
                 let _ = tokio::time::timeout(Duration::from_secs(1), gone.stderr.read_to_end(&mut said)).await;
                 let said = String::from_utf8_lossy(&said);
                 let last_words = said.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or_default().trim();
-                if last_words.is_empty() || last_words.contains("memory allocation") {
+                // A failed allocation says so first; a backtrace note may follow it.
+                if last_words.is_empty() || said.contains("memory allocation") {
                     Err(ExtractError::OverMemory { mib: budget.memory_mib, status })
                 } else {
                     let detail = format!("{last_words}; {}", status.unwrap_or_default());

@@ -23,11 +23,14 @@ const STREAMABLE: [&str; 5] = ["txt", "md", "markdown", "csv", "mbox"];
 /// are numbered from each section's start.
 pub type Sections = Box<dyn Iterator<Item = Result<Extracted, ExtractError>> + Send>;
 
+/// Whether files of type `extension` can be read as a stream.
+pub(crate) fn streamable(extension: &str) -> bool {
+    STREAMABLE.contains(&extension) || crate::code::is_source(extension)
+}
+
 /// Whether the file at `path` is read as a stream: a streamable format, larger than [`MAX_TEXT_BYTES`].
 pub fn is_streamed(path: &Path) -> bool {
-    let extension = extension(path);
-    (STREAMABLE.contains(&extension.as_str()) || crate::code::is_source(&extension))
-        && std::fs::metadata(path).is_ok_and(|meta| meta.len() > MAX_TEXT_BYTES)
+    streamable(&extension(path)) && std::fs::metadata(path).is_ok_and(|meta| meta.len() > MAX_TEXT_BYTES)
 }
 
 /// The sections of the streamable file at `path`.

@@ -9,7 +9,7 @@ mod store;
 pub use dedup::NEAR_DUPLICATE;
 pub use heiwa_extract::{
     extract, isolate_with, serve_if_worker, Budget, ExtractError, Extracted, MAX_PACKAGE_XML_BYTES, MAX_STREAMED_BYTES,
-    MAX_TEXT_BYTES, SECTION_BYTES, WORKER_ENV,
+    MAX_TEXT_BYTES, MAX_WHOLE_BYTES, SECTION_BYTES, WORKER_ENV,
 };
 pub use ingest::{chunks, ingest_path, watch_path, IngestReport, Outcome, Progress};
 pub use local::{LocalMemory, LocalMemoryError};

@@ -179,12 +179,18 @@ fn main() {
         generated.elapsed().as_secs_f64()
     );
 
-    // Baseline: the same model embedding the archive's own chunks, as ingest groups them.
+    // Baseline: the same model embedding the archive's own chunks (every 20th
+    // file it takes, extracted and chunked as ingest does), in groups as ingest embeds them.
     let embedder = heiwa_inference::Embedder::load(&parts.embed_model, Default::default()).unwrap();
     let mut sample = Vec::new();
-    for entry in walk(&archive).into_iter().filter(|p| p.extension().is_some_and(|e| e == "md")).take(120) {
-        let text = std::fs::read_to_string(entry).unwrap();
-        sample.extend(heiwa_memory::chunks(&text).into_iter().map(|(_, c)| c.to_string()));
+    for file in walk(&archive).into_iter().filter(|p| heiwa_extract::supported(p)).step_by(20) {
+        let text = heiwa_extract::extract(&file).unwrap().text;
+        let pieces = if heiwa_extract::is_source(&file) {
+            heiwa_extract::code_chunks(&text, heiwa_extract::CODE_CHUNK_BYTES)
+        } else {
+            heiwa_memory::chunks(&text)
+        };
+        sample.extend(pieces.into_iter().map(|(_, c)| c.to_string()));
     }
     let refs: Vec<&str> = sample.iter().map(String::as_str).collect();
     embedder.embed(&refs[..8]).unwrap(); // load and warm up
