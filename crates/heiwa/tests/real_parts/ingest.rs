@@ -3,7 +3,7 @@
 
 use super::parts;
 use heiwa_inference::{Embedder, ModelOptions};
-use heiwa_memory::{ingest_path, watch_path, Memory, PgServer, PgServerConfig, MAX_TEXT_BYTES};
+use heiwa_memory::{ingest_path, watch_path, Memory, PgServer, PgServerConfig, MAX_WHOLE_BYTES};
 use std::path::{Path, PathBuf};
 
 fn samples() -> PathBuf {
@@ -40,7 +40,7 @@ async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations()
     std::fs::write(corpus.join("latin1.txt"), b"caf\xe9 au lait").unwrap();
     std::fs::write(corpus.join("empty.md"), b"  \n").unwrap();
     std::fs::write(corpus.join("photo.png"), b"\x89PNG\r\n").unwrap();
-    std::fs::File::create(corpus.join("huge.html")).unwrap().set_len(heiwa_memory::MAX_WHOLE_BYTES + 1).unwrap();
+    std::fs::File::create(corpus.join("huge.html")).unwrap().set_len(MAX_WHOLE_BYTES + 1).unwrap();
     std::os::unix::fs::symlink(&corpus, corpus.join("loop")).unwrap();
 
     let mut steps = Vec::new();
