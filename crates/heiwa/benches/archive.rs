@@ -11,6 +11,9 @@
 //! `HEIWA_ARCHIVE_FILES` (default 10000) and `HEIWA_ARCHIVE_MIB` (default 1024) size it.
 //! The last line is machine-readable: `RESULT archive …`.
 
+#[path = "../tests/real_parts/resident.rs"]
+mod resident;
+
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -93,19 +96,6 @@ fn generate(root: &Path, files: usize, bytes: u64) -> (usize, usize, u64) {
     (files, files - bulky.len(), written)
 }
 
-/// Resident high-water mark of `pid` and its children (the extraction worker), in KiB.
-fn peak_kib(pid: u32) -> u64 {
-    let hwm = |pid: &str| {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
-    };
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    std::iter::once(pid.to_string())
-        .chain(children.split_whitespace().map(str::to_string))
-        .filter_map(|p| hwm(&p))
-        .sum()
-}
-
 struct Run {
     lines: Vec<String>,
     took: Duration,
@@ -134,7 +124,7 @@ fn heiwa(data: &Path, args: &[&str], interrupt_after: Option<usize>) -> Run {
     });
     let (mut lines, mut peak, mut signalled) = (Vec::new(), 0, None);
     loop {
-        peak = peak.max(peak_kib(pid));
+        peak = peak.max(resident::peak_rss_kib(pid));
         lines.extend(rx.try_iter());
         if let (Some(after), None) = (interrupt_after, signalled) {
             if lines.iter().filter(|l| reported(l)).count() >= after {

@@ -615,19 +615,6 @@ async fn source_code_is_found_by_whole_definitions_cited_by_lines() {
     server.stop().unwrap();
 }
 
-/// The high-water mark of resident memory of `pid` and of its children, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let hwm = |pid: &str| {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
-    };
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    std::iter::once(pid.to_string())
-        .chain(children.split_whitespace().map(str::to_string))
-        .filter_map(|p| hwm(&p))
-        .sum()
-}
-
 /// A file far over the whole-file limit is streamed, not refused: `heiwa
 /// ingest` holds one section at a time (its memory and its worker's stay far
 /// below the file's size), every passage is found at its own byte offset in
@@ -675,7 +662,7 @@ fn a_large_file_is_streamed_in_bounded_memory_and_stored_whole_or_not_at_all() {
         let pid = child.id();
         let mut peak = 0;
         while child.try_wait().unwrap().is_none() {
-            peak = peak.max(peak_rss_kib(pid));
+            peak = peak.max(crate::resident::peak_rss_kib(pid));
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         let out = child.wait_with_output().unwrap();

@@ -30,6 +30,7 @@ mod mcp;
 mod mesh;
 mod models;
 mod remote;
+mod resident;
 mod sandbox;
 mod serve;
 mod trust;
