@@ -153,7 +153,7 @@ pub fn write_fuzz_seeds(dir: &Path) -> std::io::Result<()> {
 }
 
 /// One small valid document of each format memory takes.
-fn valid_documents() -> Vec<(String, Vec<u8>)> {
+pub(crate) fn valid_documents() -> Vec<(String, Vec<u8>)> {
     let paragraph = |text: &str| format!("<w:p><w:r><w:t>{text}</w:t></w:r></w:p>");
     let docx =
         format!("<w:document><w:body>{}{}</w:body></w:document>", paragraph("Rain fell."), paragraph("It stopped."));
@@ -173,7 +173,7 @@ fn valid_documents() -> Vec<(String, Vec<u8>)> {
     let ods = zip(&[
         ("mimetype", b"application/vnd.oasis.opendocument.spreadsheet"),
         ("META-INF/manifest.xml", br#"<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/></manifest:manifest>"#),
-        ("content.xml", br#"<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:spreadsheet><table:table table:name="Rain"><table:table-row><table:table-cell><text:p>city</text:p></table:table-cell></table:table-row><table:table-row><table:table-cell><text:p>Oslo</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"#),
+        ("content.xml", br#"<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:spreadsheet><table:table table:name="Rain"><table:table-row><table:table-cell office:value-type="string"><text:p>city</text:p></table:table-cell></table:table-row><table:table-row><table:table-cell office:value-type="string"><text:p>Oslo</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"#),
     ]);
     vec![
         ("html".into(), b"<html><head><title>t</title></head><body><h1>Rain</h1><p>It <b>fell</b> &amp; stopped.</p><table><tr><td>1</td></tr></table></body></html>".to_vec()),

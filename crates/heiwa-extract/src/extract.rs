@@ -157,7 +157,7 @@ fn read_bytes(extension: &str, bytes: Vec<u8>) -> Result<Extracted, ExtractError
         "pptx" => pptx(&bytes)?,
         "epub" => epub(&bytes)?,
         "eml" => Extracted::plain(mail_message(&bytes)?),
-        "xlsx" | "xls" | "ods" => spreadsheet(&bytes)?,
+        "xlsx" | "xls" | "ods" => spreadsheet(&bytes, extension)?,
         "mbox" => mailbox(&bytes)?,
         "pdf" => pdf(&bytes)?,
         other if extension_is_text(other) => Extracted::plain(text(bytes)?),
@@ -467,10 +467,18 @@ pub(crate) fn mail_message(raw: &[u8]) -> Result<String, ExtractError> {
 /// below the first as one line naming its row number and each value by its
 /// column's header, as CSV rows are (`row 7: city: Oslo; rain: high`), so a
 /// citation leads to the sheet and the row. Empty cells are left out.
-fn spreadsheet(bytes: &[u8]) -> Result<Extracted, ExtractError> {
-    use calamine::Reader;
+fn spreadsheet(bytes: &[u8], extension: &str) -> Result<Extracted, ExtractError> {
+    use calamine::{open_workbook_from_rs, Reader, Sheets};
     let unreadable = malformed("unreadable spreadsheet");
-    let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
+    // The reader of the format the file says it is: its error says what is wrong
+    // (a missing part, a bad record), where guessing among all says only that none fit.
+    let cursor = std::io::Cursor::new(bytes);
+    let opened = match extension {
+        "xls" => open_workbook_from_rs(cursor).map(Sheets::Xls).map_err(|e| unreadable(&e)),
+        "ods" => open_workbook_from_rs(cursor).map(Sheets::Ods).map_err(|e| unreadable(&e)),
+        _ => open_workbook_from_rs(cursor).map(Sheets::Xlsx).map_err(|e| unreadable(&e)),
+    };
+    let mut book = opened?;
     let mut extracted = Extracted::default();
     for name in book.sheet_names() {
         let range = book.worksheet_range(&name).map_err(|e| unreadable(&e))?;
@@ -727,7 +735,7 @@ mod tests {
             ("Rain", &[&["city", "mm"], &["Bergen", "2250"], &["", ""], &["Lima", ""]]),
             ("Notes", &[&["note"], &["Wettest: Bergen", "extra"]]),
         ]);
-        let extracted = spreadsheet(&book).unwrap();
+        let extracted = spreadsheet(&book, "xlsx").unwrap();
         assert!(
             extracted.text.contains("Sheet Rain\nrow 2: city: Bergen; mm: 2250\nrow 4: city: Lima\n"),
             "{:?}",
@@ -735,7 +743,13 @@ mod tests {
         );
         let note = extracted.text.find("row 2: note: Wettest: Bergen; column 2: extra").unwrap();
         assert_eq!(extracted.page_of(note), Some(2), "{:?}", extracted.text);
-        assert!(spreadsheet(b"not a workbook").unwrap_err().to_string().starts_with("unreadable spreadsheet"));
+        let refused = spreadsheet(b"not a workbook", "xlsx").unwrap_err().to_string();
+        assert!(refused.starts_with("unreadable spreadsheet: ") && !refused.contains("Cannot detect"), "{refused}");
+        let (_, ods) = crate::adversarial::valid_documents().into_iter().find(|(e, _)| e == "ods").unwrap();
+        let read = spreadsheet(&ods, "ods");
+        assert!(read.as_ref().is_ok_and(|e| e.text.contains("Oslo")), "{read:?}");
+        let named_wrong = spreadsheet(&ods, "xlsx").unwrap_err().to_string();
+        assert!(named_wrong.starts_with("unreadable spreadsheet: "), "{named_wrong}");
     }
 
     #[test]
