@@ -126,6 +126,52 @@ pub struct Browser {
     pub last_connected: Timestamp,
 }
 
+/// A code the owner hands to an operator (the admin bot); visible only to the owner who made it.
+#[table(name = operator_invite, public)]
+pub struct OperatorInvite {
+    #[primary_key]
+    pub code: String,
+    pub tenant_id: u64,
+    #[index(btree)]
+    pub created_by: Identity,
+    pub label: String,
+    pub expires_at: Timestamp,
+}
+
+/// A client that steers the tenant for its owner (the Discord admin bot): a
+/// `Submitter` member and a reader that may also cancel any task of the
+/// tenant, invite limbs and submitters, and pause or resume limbs. A table
+/// of its own rather than a new `Role`, for the reason `Browser` gives.
+#[table(name = operator, public)]
+pub struct Operator {
+    #[primary_key]
+    pub identity: Identity,
+    #[index(btree)]
+    pub tenant_id: u64,
+    pub label: String,
+    pub joined_at: Timestamp,
+}
+
+/// The tenant's word to one limb: while `paused`, the hub assigns it nothing
+/// (whatever it offers) and the limb, which sees its own row, offers no
+/// slots and says why, as under its own tray pause. Written by the owner or
+/// an operator (`pause_limb`); a running task finishes.
+#[table(name = limb_control, public)]
+pub struct LimbControl {
+    #[primary_key]
+    pub limb_id: u64,
+    #[index(btree)]
+    pub tenant_id: u64,
+    /// The limb's identity: its view of its own row is this one column.
+    #[index(btree)]
+    pub limb_identity: Identity,
+    pub paused: bool,
+    /// Who paused or resumed it, and why (shown to the limb's owner).
+    pub by: Identity,
+    pub reason: String,
+    pub at: Timestamp,
+}
+
 /// Identities whose access the owner took back: refused at every connect.
 #[table(name = revoked)]
 pub struct Revoked {
@@ -499,6 +545,21 @@ const LIMB_TRUST_VISIBILITY: Filter = Filter::Sql(
     "SELECT limb_trust.* FROM reader JOIN limb_trust ON reader.tenant_id = limb_trust.tenant_id WHERE reader.identity = :sender",
 );
 #[client_visibility_filter]
+const OPERATOR_INVITE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM operator_invite WHERE created_by = :sender");
+#[client_visibility_filter]
+const OPERATOR_VISIBILITY: Filter = Filter::Sql(
+    "SELECT operator.* FROM reader JOIN operator ON reader.tenant_id = operator.tenant_id WHERE reader.identity = :sender",
+);
+// `limb_control` has two rules, so (as on `task`) a reader's *subscription*
+// would hear of no change to it: readers read it by query (`/limbs`), and
+// only the limb subscribes to it, by its own rule.
+#[client_visibility_filter]
+const LIMB_CONTROL_OWN_VISIBILITY: Filter = Filter::Sql("SELECT * FROM limb_control WHERE limb_identity = :sender");
+#[client_visibility_filter]
+const LIMB_CONTROL_TENANT_VISIBILITY: Filter = Filter::Sql(
+    "SELECT limb_control.* FROM reader JOIN limb_control ON reader.tenant_id = limb_control.tenant_id WHERE reader.identity = :sender",
+);
+#[client_visibility_filter]
 const ASSIGNEE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM assignee WHERE identity = :sender");
 #[client_visibility_filter]
 const TASK_ASSIGNED_VISIBILITY: Filter = Filter::Sql("SELECT * FROM task WHERE assignee = :sender");
@@ -557,6 +618,24 @@ fn owner(ctx: &ReducerContext) -> Result<Member, String> {
         return Err("only the tenant's owner can do that".into());
     }
     Ok(member)
+}
+
+/// The caller, when it is the tenant's owner or one of its operators (the admin bot).
+fn steward(ctx: &ReducerContext) -> Result<Member, String> {
+    let member = membership(ctx)?;
+    if member.role != Role::Owner && !is_operator(ctx, &member) {
+        return Err("only the tenant's owner or an operator can do that".into());
+    }
+    Ok(member)
+}
+
+fn is_operator(ctx: &ReducerContext, member: &Member) -> bool {
+    ctx.db.operator().identity().find(member.identity).is_some_and(|op| op.tenant_id == member.tenant_id)
+}
+
+/// The tenant (owner or an operator) paused this limb.
+fn paused(ctx: &ReducerContext, limb_id: u64) -> bool {
+    ctx.db.limb_control().limb_id().find(limb_id).is_some_and(|control| control.paused)
 }
 
 /// The caller's own limb. Errors never reveal whether another tenant's row exists.
@@ -641,7 +720,7 @@ fn mirror(ctx: &ReducerContext, task: &Task) {
 fn refresh_ready(ctx: &ReducerContext, limb: &Limb) {
     let free = rules::free_slots(limb.capacity, held_count(ctx, limb.id));
     let listed = ctx.db.ready().limb_id().find(limb.id).is_some();
-    match (limb.online && free > 0, listed) {
+    match (limb.online && free > 0 && !paused(ctx, limb.id), listed) {
         (true, false) => {
             ctx.db.ready().insert(Ready { limb_id: limb.id, tenant_id: limb.tenant_id });
         }
@@ -971,7 +1050,8 @@ fn place(ctx: &ReducerContext, task: Task) {
 /// Fill `limb`'s free slots from its tenant's queue, oldest task first,
 /// skipping tasks pinned to a model it does not offer.
 fn fill(ctx: &ReducerContext, limb: &Limb) {
-    let free = if limb.online { rules::free_slots(limb.capacity, held_count(ctx, limb.id)) } else { 0 };
+    let takes_work = limb.online && !paused(ctx, limb.id);
+    let free = if takes_work { rules::free_slots(limb.capacity, held_count(ctx, limb.id)) } else { 0 };
     if free > 0 {
         let queued: Vec<u64> = ctx
             .db
@@ -1053,10 +1133,11 @@ pub fn create_tenant(ctx: &ReducerContext, name: String) -> Result<(), String> {
     Ok(())
 }
 
-/// An invite for `uses` limbs or submitters (`role`), valid for `ttl_secs`.
+/// An invite for `uses` limbs or submitters (`role`), valid for `ttl_secs`;
+/// the owner's or an operator's.
 #[reducer]
 pub fn create_invite(ctx: &ReducerContext, uses: u32, ttl_secs: u32, role: Role) -> Result<(), String> {
-    let member = owner(ctx)?;
+    let member = steward(ctx)?;
     if role == Role::Owner {
         return Err("a tenant has one owner; invite limbs or submitters".into());
     }
@@ -1192,6 +1273,84 @@ pub fn revoke_browser(ctx: &ReducerContext, browser: Identity) -> Result<(), Str
     ctx.db.reader().identity().delete(browser);
     ctx.db.member().identity().delete(browser);
     ctx.db.revoked().insert(Revoked { identity: browser, at: ctx.timestamp });
+    Ok(())
+}
+
+/// A one-use code for an operator (the admin bot) to join the tenant, valid
+/// for `ttl_secs`; `label` names it in the tenant's list of operators.
+#[reducer]
+pub fn create_operator_invite(ctx: &ReducerContext, label: String, ttl_secs: u32) -> Result<(), String> {
+    let member = owner(ctx)?;
+    rules::check_name("operator", &label)?;
+    rules::check_invite_ttl(ttl_secs)?;
+    let code = format!("{:016x}{:016x}", ctx.random::<u64>(), ctx.random::<u64>());
+    ctx.db.operator_invite().insert(OperatorInvite {
+        code,
+        tenant_id: member.tenant_id,
+        created_by: ctx.sender,
+        label,
+        expires_at: after(ctx, ttl_secs),
+    });
+    Ok(())
+}
+
+/// An operator joins with its code: a submitting member and a reader of the
+/// tenant, with an `operator` row. The code is used up.
+#[reducer]
+pub fn join_operator(ctx: &ReducerContext, code: String) -> Result<(), String> {
+    if ctx.db.member().identity().find(ctx.sender).is_some() {
+        return Err("this identity already belongs to a tenant".into());
+    }
+    let invite = ctx.db.operator_invite().code().find(&code).ok_or("unknown or already used operator code")?;
+    if micros(invite.expires_at) < micros(ctx.timestamp) {
+        return Err("this operator code has expired; ask the owner for a new one".into());
+    }
+    ctx.db.operator_invite().code().delete(&code);
+    ctx.db.member().insert(Member {
+        identity: ctx.sender,
+        tenant_id: invite.tenant_id,
+        role: Role::Submitter,
+        submits: true,
+    });
+    ctx.db.reader().insert(Reader { identity: ctx.sender, tenant_id: invite.tenant_id });
+    ctx.db.operator().insert(Operator {
+        identity: ctx.sender,
+        tenant_id: invite.tenant_id,
+        label: invite.label,
+        joined_at: ctx.timestamp,
+    });
+    Ok(())
+}
+
+/// The owner or an operator pauses (or resumes) one of the tenant's limbs:
+/// paused, it is assigned nothing and offers nothing; what it runs finishes.
+/// Resumed, its free slots fill at once.
+#[reducer]
+pub fn pause_limb(ctx: &ReducerContext, limb_id: u64, paused: bool, reason: String) -> Result<(), String> {
+    let member = steward(ctx)?;
+    rules::check_reason(&reason)?;
+    let limb = ctx
+        .db
+        .limb()
+        .id()
+        .find(limb_id)
+        .filter(|limb| limb.tenant_id == member.tenant_id)
+        .ok_or_else(|| format!("no limb {limb_id} in your tenant"))?;
+    let control = LimbControl {
+        limb_id,
+        tenant_id: limb.tenant_id,
+        limb_identity: limb.identity,
+        paused,
+        by: ctx.sender,
+        reason,
+        at: ctx.timestamp,
+    };
+    if ctx.db.limb_control().limb_id().find(limb_id).is_some() {
+        ctx.db.limb_control().limb_id().update(control);
+    } else {
+        ctx.db.limb_control().insert(control);
+    }
+    fill(ctx, &limb);
     Ok(())
 }
 
@@ -1554,13 +1713,13 @@ pub fn release_task(ctx: &ReducerContext, task_id: u64, limb_id: u64) -> Result<
     Ok(())
 }
 
-/// The submitter or the tenant's owner may cancel a pending or claimed task.
+/// The submitter, the tenant's owner or an operator may cancel a pending or claimed task.
 #[reducer]
 pub fn cancel_task(ctx: &ReducerContext, task_id: u64) -> Result<(), String> {
     let member = membership(ctx)?;
     let task = tenant_task(ctx, member.tenant_id, task_id)?;
-    if task.submitted_by != ctx.sender && member.role != Role::Owner {
-        return Err(format!("only the submitter or the tenant's owner can cancel task {task_id}"));
+    if task.submitted_by != ctx.sender && member.role != Role::Owner && !is_operator(ctx, &member) {
+        return Err(format!("only the submitter, the tenant's owner or an operator can cancel task {task_id}"));
     }
     rules::check_cancel(task_id, task.state)?;
     finish(ctx, task, TaskState::Cancelled, "cancelled".into());

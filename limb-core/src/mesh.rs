@@ -44,6 +44,9 @@ pub struct LimbStatus {
     pub waiting: Vec<u64>,
     /// The limb ended with this error (it does not come back by itself).
     pub stopped: Option<String>,
+    /// The tenant's owner (or its admin bot) paused this limb, and why: it
+    /// takes no new work until resumed from there.
+    pub paused_by_tenant: Option<String>,
 }
 
 impl LimbStatus {
@@ -73,6 +76,7 @@ impl LimbStatus {
             LimbEvent::Waiting(ids) => self.waiting = ids,
             // The app reads decisions from its governor.
             LimbEvent::Governed(_) => {}
+            LimbEvent::PausedByTenant(reason) => self.paused_by_tenant = reason,
         }
     }
 }

@@ -171,9 +171,8 @@ impl HubHttp {
         self.call(name, "create_tenant", json!([tenant]), token).await
     }
 
-    /// A new invite for `uses` limbs or submitters, valid for `ttl_secs`. The
-    /// reducer returns nothing, so the new code is the one that was not there
-    /// before the call.
+    /// A new invite for `uses` limbs or submitters, valid for `ttl_secs`
+    /// (the owner's or an operator's).
     pub async fn create_invite(
         &self,
         name: &str,
@@ -182,26 +181,11 @@ impl HubHttp {
         role: InviteRole,
         token: &str,
     ) -> Result<InviteCode, HubError> {
-        #[derive(serde::Deserialize)]
-        struct Invite {
-            code: InviteCode,
-        }
-        let query = "SELECT code FROM invite";
-        let before = self.rows_as::<Invite>(name, query, token).await?;
-        self.call(name, "create_invite", json!([uses, ttl_secs, role.json()]), token).await?;
-        self.rows_as::<Invite>(name, query, token)
-            .await?
-            .into_iter()
-            .map(|invite| invite.code)
-            .find(|code| before.iter().all(|old| &old.code != code))
-            .ok_or_else(|| HubError::Malformed {
-                what: "create_invite".into(),
-                reason: "the new invite is not visible".into(),
-            })
+        self.new_code(name, "invite", "create_invite", json!([uses, ttl_secs, role.json()]), token).await
     }
 
     /// A one-use code for one browser to sign into the web dashboard
-    /// (read-only unless `submits`), found like [`HubHttp::create_invite`]'s.
+    /// (read-only unless `submits`).
     pub async fn create_browser_invite(
         &self,
         name: &str,
@@ -210,22 +194,82 @@ impl HubHttp {
         ttl_secs: u32,
         token: &str,
     ) -> Result<InviteCode, HubError> {
+        self.new_code(name, "browser_invite", "create_browser_invite", json!([submits, label, ttl_secs]), token).await
+    }
+
+    /// A one-use code for an operator (the admin bot) to join the tenant with.
+    pub async fn create_operator_invite(
+        &self,
+        name: &str,
+        label: &str,
+        ttl_secs: u32,
+        token: &str,
+    ) -> Result<InviteCode, HubError> {
+        self.new_code(name, "operator_invite", "create_operator_invite", json!([label, ttl_secs]), token).await
+    }
+
+    /// Call `reducer`, which makes a code in `table`. The reducers return
+    /// nothing, so the new code is the one that was not there before the call.
+    async fn new_code(
+        &self,
+        name: &str,
+        table: &str,
+        reducer: &str,
+        args: Value,
+        token: &str,
+    ) -> Result<InviteCode, HubError> {
         #[derive(serde::Deserialize)]
-        struct Invite {
+        struct Code {
             code: InviteCode,
         }
-        let query = "SELECT * FROM browser_invite";
-        let before = self.rows_as::<Invite>(name, query, token).await?;
-        self.call(name, "create_browser_invite", json!([submits, label, ttl_secs]), token).await?;
-        self.rows_as::<Invite>(name, query, token)
+        let query = format!("SELECT * FROM {table}");
+        let before = self.rows_as::<Code>(name, &query, token).await?;
+        self.call(name, reducer, args, token).await?;
+        self.rows_as::<Code>(name, &query, token)
             .await?
             .into_iter()
             .map(|invite| invite.code)
             .find(|code| before.iter().all(|old| &old.code != code))
-            .ok_or_else(|| HubError::Malformed {
-                what: "create_browser_invite".into(),
-                reason: "the new code is not visible".into(),
-            })
+            .ok_or_else(|| HubError::Malformed { what: reducer.into(), reason: "the new code is not visible".into() })
+    }
+
+    /// The identity `token` stands for (hex), if it is a member of a tenant:
+    /// row-level security shows a caller its own `member` row only.
+    pub async fn own_identity(&self, name: &str, token: &str) -> Result<Option<String>, HubError> {
+        #[derive(serde::Deserialize)]
+        struct Me {
+            #[serde(deserialize_with = "identity_hex")]
+            identity: String,
+        }
+        Ok(self.rows_as::<Me>(name, "SELECT * FROM member", token).await?.into_iter().next().map(|me| me.identity))
+    }
+
+    /// Whether `identity` (hex) is an operator of the caller's tenant.
+    pub async fn is_operator(&self, name: &str, identity: &str, token: &str) -> Result<bool, HubError> {
+        #[derive(serde::Deserialize)]
+        struct Operator {
+            #[serde(deserialize_with = "identity_hex")]
+            identity: String,
+        }
+        let operators = self.rows_as::<Operator>(name, "SELECT * FROM operator", token).await?;
+        Ok(operators.iter().any(|op| op.identity == identity))
+    }
+
+    /// Join the tenant as its operator with a code from [`HubHttp::create_operator_invite`].
+    pub async fn join_operator(&self, name: &str, code: &str, token: &str) -> Result<(), HubError> {
+        self.call(name, "join_operator", json!([code]), token).await
+    }
+
+    /// Pause (or resume) one of the tenant's limbs: the owner or an operator.
+    pub async fn pause_limb(
+        &self,
+        name: &str,
+        limb_id: u64,
+        paused: bool,
+        reason: &str,
+        token: &str,
+    ) -> Result<(), HubError> {
+        self.call(name, "pause_limb", json!([limb_id, paused, reason]), token).await
     }
 
     /// The browsers signed into the caller's tenant.

@@ -198,6 +198,8 @@ fn print_event(event: LimbEvent) {
         LimbEvent::Governed(decision) => {
             println!("{} ({})", if decision.give { "giving" } else { "not giving" }, decision.reason)
         }
+        LimbEvent::PausedByTenant(Some(reason)) => println!("paused by the tenant: {reason}"),
+        LimbEvent::PausedByTenant(None) => println!("resumed by the tenant"),
     }
 }
 

@@ -116,6 +116,9 @@ pub enum LimbEvent {
     Waiting(Vec<u64>),
     /// The governor's decision changed (giving or not, and why).
     Governed(Decision),
+    /// The tenant (its owner, or the admin bot for it) paused this limb
+    /// (`Some`: why) or resumed it (`None`).
+    PausedByTenant(Option<String>),
 }
 
 enum Msg {
@@ -134,6 +137,8 @@ enum Msg {
         task_id: u64,
         ok: bool,
     },
+    /// Our `limb_control` row arrived or changed: paused (why) or not.
+    Control(Option<String>),
     /// The hub refused a heartbeat: another connection with this identity took over.
     Superseded(String),
     /// Connection number `generation` ended. Dropping a replaced connection
@@ -192,6 +197,14 @@ async fn connect_wired(
             let _ = rows.send(Msg::Rows);
         });
     }
+    let control = tx.clone();
+    conn.db.limb_control().on_insert(move |_, row| {
+        let _ = control.send(Msg::Control(tenant_pause(row)));
+    });
+    let control = tx.clone();
+    conn.db.limb_control().on_update(move |_, _, row| {
+        let _ = control.send(Msg::Control(tenant_pause(row)));
+    });
     conn.reducers.on_offer(move |ctx, _, capacity, _, _, _| {
         if ctx.event.caller_identity == me {
             if let Status::Failed(message) = &ctx.event.status {
@@ -227,6 +240,12 @@ async fn connect_wired(
         }
     });
     Ok(connected)
+}
+
+/// Why the tenant paused this limb, if its control row says it is paused.
+fn tenant_pause(row: &LimbControl) -> Option<String> {
+    let reason = if row.reason.trim().is_empty() { "no reason given" } else { row.reason.as_str() };
+    row.paused.then(|| reason.to_string())
 }
 
 /// Wait until `probe` finds something in the cache (rows arrive asynchronously).
@@ -420,7 +439,14 @@ pub async fn run_limb(
         forget_delivered(&outbox, &work);
     }
     report_waiting(&work, &events);
-    let mut offered = plan::capacity(decision.as_ref(), options.max_in_flight);
+    // The tenant's pause as the subscription's first rows say (later changes come as `Control`).
+    let mut paused_by_tenant = cached(|| connected.conn.db.limb_control().limb_id().find(&limb_id))
+        .flatten()
+        .and_then(|row| tenant_pause(&row));
+    if paused_by_tenant.is_some() {
+        let _ = events.send(LimbEvent::PausedByTenant(paused_by_tenant.clone()));
+    }
+    let mut offered = plan::capacity(decision.as_ref(), paused_by_tenant.is_some(), options.max_in_flight);
     if !send_offer(&connected.conn, limb_id, offered, &options.offer) {
         let _ = tx.send(Msg::Disconnected { generation, reason: Some("offer not sent".into()) });
     }
@@ -438,7 +464,7 @@ pub async fn run_limb(
             changed = next_decision(&mut governor) => {
                 // Offer the new number of slots first, so that what we hand
                 // back goes to another limb rather than straight back to us.
-                let slots = plan::capacity(Some(&changed), options.max_in_flight);
+                let slots = plan::capacity(Some(&changed), paused_by_tenant.is_some(), options.max_in_flight);
                 if slots != offered && send_offer(&connected.conn, limb_id, slots, &options.offer) {
                     offered = slots;
                 }
@@ -455,6 +481,16 @@ pub async fn run_limb(
             _ = heartbeat.tick() => send_heartbeat(&connected.conn, limb_id, generation, &tx),
             Some(msg) = rx.recv() => match msg {
                 Msg::Rows => publish(&connected.conn),
+                // What runs finishes, as under the owner's own pause; only the offer changes.
+                Msg::Control(pause) if pause != paused_by_tenant => {
+                    let slots = plan::capacity(decision.as_ref(), pause.is_some(), options.max_in_flight);
+                    if slots != offered && send_offer(&connected.conn, limb_id, slots, &options.offer) {
+                        offered = slots;
+                    }
+                    let _ = events.send(LimbEvent::PausedByTenant(pause.clone()));
+                    paused_by_tenant = pause;
+                }
+                Msg::Control(_) => {}
                 // Stop at once, handing nothing back and offering nothing: the
                 // limb (its tasks, its slots) is the other connection's now.
                 Msg::Superseded(message) => {

@@ -36,9 +36,12 @@ impl InFlight {
 }
 
 /// How many tasks to offer the hub at once: the governor's bound, else the
-/// limb's own, never above what the hub accepts. None while the governor withholds.
-pub fn capacity(decision: Option<&Decision>, own_max: usize) -> u32 {
+/// limb's own, never above what the hub accepts. None while the governor
+/// withholds or the tenant paused this limb (`paused_by_tenant`: a pause
+/// from the owner or the admin bot, followed like the owner's own pause).
+pub fn capacity(decision: Option<&Decision>, paused_by_tenant: bool, own_max: usize) -> u32 {
     let slots = match decision {
+        _ if paused_by_tenant => 0,
         Some(decision) if !decision.give => 0,
         Some(decision) => decision.max_in_flight.max(1),
         None => own_max.max(1),
@@ -148,11 +151,13 @@ mod tests {
 
     #[test]
     fn the_offer_follows_the_governor_and_withholding_offers_nothing() {
-        assert_eq!(capacity(None, 3), 3);
-        assert_eq!(capacity(None, 0), 1, "a limb always takes at least one");
-        assert_eq!(capacity(Some(&decision(true, 2, false)), 8), 2, "the governor's bound wins");
-        assert_eq!(capacity(Some(&decision(false, 2, false)), 8), 0);
-        assert_eq!(capacity(None, 1000), heiwa_hub::MAX_CAPACITY, "never more than the hub accepts");
+        assert_eq!(capacity(None, false, 3), 3);
+        assert_eq!(capacity(None, false, 0), 1, "a limb always takes at least one");
+        assert_eq!(capacity(Some(&decision(true, 2, false)), false, 8), 2, "the governor's bound wins");
+        assert_eq!(capacity(Some(&decision(false, 2, false)), false, 8), 0);
+        assert_eq!(capacity(None, false, 1000), heiwa_hub::MAX_CAPACITY, "never more than the hub accepts");
+        assert_eq!(capacity(None, true, 3), 0, "the tenant's pause offers nothing");
+        assert_eq!(capacity(Some(&decision(true, 2, false)), true, 8), 0, "whatever the governor allows");
     }
 
     fn answered(summary: &str) -> Outcome {

@@ -113,7 +113,12 @@ waiting: number[],
 /**
  * The limb ended with this error (it does not come back by itself).
  */
-stopped: string | null, };
+stopped: string | null, 
+/**
+ * The tenant's owner (or its admin bot) paused this limb, and why: it
+ * takes no new work until resumed from there.
+ */
+paused_by_tenant: string | null, };
 
 export type RemoteHub = { 
 /**

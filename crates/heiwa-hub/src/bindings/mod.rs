@@ -20,6 +20,7 @@ pub mod complete_task_signed_reducer;
 pub mod configure_hub_reducer;
 pub mod create_browser_invite_reducer;
 pub mod create_invite_reducer;
+pub mod create_operator_invite_reducer;
 pub mod create_tenant_reducer;
 pub mod expire_leases_reducer;
 pub mod fail_task_reducer;
@@ -30,6 +31,7 @@ pub mod hub_config_type;
 pub mod invite_table;
 pub mod invite_type;
 pub mod join_dashboard_reducer;
+pub mod join_operator_reducer;
 pub mod join_tenant_reducer;
 pub mod late_result_table;
 pub mod late_result_type;
@@ -37,6 +39,8 @@ pub mod lease_sweep_table;
 pub mod lease_sweep_type;
 pub mod lease_table;
 pub mod lease_type;
+pub mod limb_control_table;
+pub mod limb_control_type;
 pub mod limb_key_table;
 pub mod limb_key_type;
 pub mod limb_origin_table;
@@ -51,6 +55,11 @@ pub mod member_table;
 pub mod member_type;
 pub mod model_offer_type;
 pub mod offer_reducer;
+pub mod operator_invite_table;
+pub mod operator_invite_type;
+pub mod operator_table;
+pub mod operator_type;
+pub mod pause_limb_reducer;
 pub mod pending_table;
 pub mod pending_type;
 pub mod presence_table;
@@ -117,6 +126,9 @@ pub use create_browser_invite_reducer::{
     create_browser_invite, set_flags_for_create_browser_invite, CreateBrowserInviteCallbackId,
 };
 pub use create_invite_reducer::{create_invite, set_flags_for_create_invite, CreateInviteCallbackId};
+pub use create_operator_invite_reducer::{
+    create_operator_invite, set_flags_for_create_operator_invite, CreateOperatorInviteCallbackId,
+};
 pub use create_tenant_reducer::{create_tenant, set_flags_for_create_tenant, CreateTenantCallbackId};
 pub use expire_leases_reducer::{expire_leases, set_flags_for_expire_leases, ExpireLeasesCallbackId};
 pub use fail_task_reducer::{fail_task, set_flags_for_fail_task, FailTaskCallbackId};
@@ -127,6 +139,7 @@ pub use hub_config_type::HubConfig;
 pub use invite_table::*;
 pub use invite_type::Invite;
 pub use join_dashboard_reducer::{join_dashboard, set_flags_for_join_dashboard, JoinDashboardCallbackId};
+pub use join_operator_reducer::{join_operator, set_flags_for_join_operator, JoinOperatorCallbackId};
 pub use join_tenant_reducer::{join_tenant, set_flags_for_join_tenant, JoinTenantCallbackId};
 pub use late_result_table::*;
 pub use late_result_type::LateResult;
@@ -134,6 +147,8 @@ pub use lease_sweep_table::*;
 pub use lease_sweep_type::LeaseSweep;
 pub use lease_table::*;
 pub use lease_type::Lease;
+pub use limb_control_table::*;
+pub use limb_control_type::LimbControl;
 pub use limb_key_table::*;
 pub use limb_key_type::LimbKey;
 pub use limb_origin_table::*;
@@ -148,6 +163,11 @@ pub use member_table::*;
 pub use member_type::Member;
 pub use model_offer_type::ModelOffer;
 pub use offer_reducer::{offer, set_flags_for_offer, OfferCallbackId};
+pub use operator_invite_table::*;
+pub use operator_invite_type::OperatorInvite;
+pub use operator_table::*;
+pub use operator_type::Operator;
+pub use pause_limb_reducer::{pause_limb, set_flags_for_pause_limb, PauseLimbCallbackId};
 pub use pending_table::*;
 pub use pending_type::Pending;
 pub use presence_table::*;
@@ -242,6 +262,10 @@ pub enum Reducer {
         ttl_secs: u32,
         role: Role,
     },
+    CreateOperatorInvite {
+        label: String,
+        ttl_secs: u32,
+    },
     CreateTenant {
         name: String,
     },
@@ -264,6 +288,9 @@ pub enum Reducer {
     JoinDashboard {
         code: String,
     },
+    JoinOperator {
+        code: String,
+    },
     JoinTenant {
         code: String,
     },
@@ -273,6 +300,11 @@ pub enum Reducer {
         models: Vec<ModelOffer>,
         tool: bool,
         gpu: bool,
+    },
+    PauseLimb {
+        limb_id: u64,
+        paused: bool,
+        reason: String,
     },
     PruneFinished {
         sweep: PruneSweep,
@@ -334,14 +366,17 @@ impl __sdk::Reducer for Reducer {
             Reducer::ConfigureHub { .. } => "configure_hub",
             Reducer::CreateBrowserInvite { .. } => "create_browser_invite",
             Reducer::CreateInvite { .. } => "create_invite",
+            Reducer::CreateOperatorInvite { .. } => "create_operator_invite",
             Reducer::CreateTenant { .. } => "create_tenant",
             Reducer::ExpireLeases { .. } => "expire_leases",
             Reducer::FailTask { .. } => "fail_task",
             Reducer::GrantLimb { .. } => "grant_limb",
             Reducer::Heartbeat { .. } => "heartbeat",
             Reducer::JoinDashboard { .. } => "join_dashboard",
+            Reducer::JoinOperator { .. } => "join_operator",
             Reducer::JoinTenant { .. } => "join_tenant",
             Reducer::Offer { .. } => "offer",
+            Reducer::PauseLimb { .. } => "pause_limb",
             Reducer::PruneFinished { .. } => "prune_finished",
             Reducer::RegisterLimb { .. } => "register_limb",
             Reducer::RegisterLimbKey { .. } => "register_limb_key",
@@ -391,6 +426,10 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
                 Ok(__sdk::parse_reducer_args::<create_invite_reducer::CreateInviteArgs>("create_invite", &value.args)?
                     .into())
             }
+            "create_operator_invite" => Ok(__sdk::parse_reducer_args::<
+                create_operator_invite_reducer::CreateOperatorInviteArgs,
+            >("create_operator_invite", &value.args)?
+            .into()),
             "create_tenant" => {
                 Ok(__sdk::parse_reducer_args::<create_tenant_reducer::CreateTenantArgs>("create_tenant", &value.args)?
                     .into())
@@ -413,10 +452,17 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
                 &value.args,
             )?
             .into()),
+            "join_operator" => {
+                Ok(__sdk::parse_reducer_args::<join_operator_reducer::JoinOperatorArgs>("join_operator", &value.args)?
+                    .into())
+            }
             "join_tenant" => {
                 Ok(__sdk::parse_reducer_args::<join_tenant_reducer::JoinTenantArgs>("join_tenant", &value.args)?.into())
             }
             "offer" => Ok(__sdk::parse_reducer_args::<offer_reducer::OfferArgs>("offer", &value.args)?.into()),
+            "pause_limb" => {
+                Ok(__sdk::parse_reducer_args::<pause_limb_reducer::PauseLimbArgs>("pause_limb", &value.args)?.into())
+            }
             "prune_finished" => Ok(__sdk::parse_reducer_args::<prune_finished_reducer::PruneFinishedArgs>(
                 "prune_finished",
                 &value.args,
@@ -480,11 +526,14 @@ pub struct DbUpdate {
     lease: __sdk::TableUpdate<Lease>,
     lease_sweep: __sdk::TableUpdate<LeaseSweep>,
     limb: __sdk::TableUpdate<Limb>,
+    limb_control: __sdk::TableUpdate<LimbControl>,
     limb_key: __sdk::TableUpdate<LimbKey>,
     limb_origin: __sdk::TableUpdate<LimbOrigin>,
     limb_stats: __sdk::TableUpdate<LimbStats>,
     limb_trust: __sdk::TableUpdate<LimbTrust>,
     member: __sdk::TableUpdate<Member>,
+    operator: __sdk::TableUpdate<Operator>,
+    operator_invite: __sdk::TableUpdate<OperatorInvite>,
     pending: __sdk::TableUpdate<Pending>,
     presence: __sdk::TableUpdate<Presence>,
     prune_sweep: __sdk::TableUpdate<PruneSweep>,
@@ -520,11 +569,16 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 "lease" => db_update.lease.append(lease_table::parse_table_update(table_update)?),
                 "lease_sweep" => db_update.lease_sweep.append(lease_sweep_table::parse_table_update(table_update)?),
                 "limb" => db_update.limb.append(limb_table::parse_table_update(table_update)?),
+                "limb_control" => db_update.limb_control.append(limb_control_table::parse_table_update(table_update)?),
                 "limb_key" => db_update.limb_key.append(limb_key_table::parse_table_update(table_update)?),
                 "limb_origin" => db_update.limb_origin.append(limb_origin_table::parse_table_update(table_update)?),
                 "limb_stats" => db_update.limb_stats.append(limb_stats_table::parse_table_update(table_update)?),
                 "limb_trust" => db_update.limb_trust.append(limb_trust_table::parse_table_update(table_update)?),
                 "member" => db_update.member.append(member_table::parse_table_update(table_update)?),
+                "operator" => db_update.operator.append(operator_table::parse_table_update(table_update)?),
+                "operator_invite" => {
+                    db_update.operator_invite.append(operator_invite_table::parse_table_update(table_update)?)
+                }
                 "pending" => db_update.pending.append(pending_table::parse_table_update(table_update)?),
                 "presence" => db_update.presence.append(presence_table::parse_table_update(table_update)?),
                 "prune_sweep" => db_update.prune_sweep.append(prune_sweep_table::parse_table_update(table_update)?),
@@ -576,6 +630,9 @@ impl __sdk::DbUpdate for DbUpdate {
             .apply_diff_to_table::<LeaseSweep>("lease_sweep", &self.lease_sweep)
             .with_updates_by_pk(|row| &row.scheduled_id);
         diff.limb = cache.apply_diff_to_table::<Limb>("limb", &self.limb).with_updates_by_pk(|row| &row.id);
+        diff.limb_control = cache
+            .apply_diff_to_table::<LimbControl>("limb_control", &self.limb_control)
+            .with_updates_by_pk(|row| &row.limb_id);
         diff.limb_key =
             cache.apply_diff_to_table::<LimbKey>("limb_key", &self.limb_key).with_updates_by_pk(|row| &row.limb_id);
         diff.limb_origin = cache
@@ -589,6 +646,11 @@ impl __sdk::DbUpdate for DbUpdate {
             .with_updates_by_pk(|row| &row.limb_id);
         diff.member =
             cache.apply_diff_to_table::<Member>("member", &self.member).with_updates_by_pk(|row| &row.identity);
+        diff.operator =
+            cache.apply_diff_to_table::<Operator>("operator", &self.operator).with_updates_by_pk(|row| &row.identity);
+        diff.operator_invite = cache
+            .apply_diff_to_table::<OperatorInvite>("operator_invite", &self.operator_invite)
+            .with_updates_by_pk(|row| &row.code);
         diff.pending =
             cache.apply_diff_to_table::<Pending>("pending", &self.pending).with_updates_by_pk(|row| &row.task_id);
         diff.presence =
@@ -642,11 +704,14 @@ pub struct AppliedDiff<'r> {
     lease: __sdk::TableAppliedDiff<'r, Lease>,
     lease_sweep: __sdk::TableAppliedDiff<'r, LeaseSweep>,
     limb: __sdk::TableAppliedDiff<'r, Limb>,
+    limb_control: __sdk::TableAppliedDiff<'r, LimbControl>,
     limb_key: __sdk::TableAppliedDiff<'r, LimbKey>,
     limb_origin: __sdk::TableAppliedDiff<'r, LimbOrigin>,
     limb_stats: __sdk::TableAppliedDiff<'r, LimbStats>,
     limb_trust: __sdk::TableAppliedDiff<'r, LimbTrust>,
     member: __sdk::TableAppliedDiff<'r, Member>,
+    operator: __sdk::TableAppliedDiff<'r, Operator>,
+    operator_invite: __sdk::TableAppliedDiff<'r, OperatorInvite>,
     pending: __sdk::TableAppliedDiff<'r, Pending>,
     presence: __sdk::TableAppliedDiff<'r, Presence>,
     prune_sweep: __sdk::TableAppliedDiff<'r, PruneSweep>,
@@ -680,11 +745,14 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<Lease>("lease", &self.lease, event);
         callbacks.invoke_table_row_callbacks::<LeaseSweep>("lease_sweep", &self.lease_sweep, event);
         callbacks.invoke_table_row_callbacks::<Limb>("limb", &self.limb, event);
+        callbacks.invoke_table_row_callbacks::<LimbControl>("limb_control", &self.limb_control, event);
         callbacks.invoke_table_row_callbacks::<LimbKey>("limb_key", &self.limb_key, event);
         callbacks.invoke_table_row_callbacks::<LimbOrigin>("limb_origin", &self.limb_origin, event);
         callbacks.invoke_table_row_callbacks::<LimbStats>("limb_stats", &self.limb_stats, event);
         callbacks.invoke_table_row_callbacks::<LimbTrust>("limb_trust", &self.limb_trust, event);
         callbacks.invoke_table_row_callbacks::<Member>("member", &self.member, event);
+        callbacks.invoke_table_row_callbacks::<Operator>("operator", &self.operator, event);
+        callbacks.invoke_table_row_callbacks::<OperatorInvite>("operator_invite", &self.operator_invite, event);
         callbacks.invoke_table_row_callbacks::<Pending>("pending", &self.pending, event);
         callbacks.invoke_table_row_callbacks::<Presence>("presence", &self.presence, event);
         callbacks.invoke_table_row_callbacks::<PruneSweep>("prune_sweep", &self.prune_sweep, event);
@@ -1285,11 +1353,14 @@ impl __sdk::SpacetimeModule for RemoteModule {
         lease_table::register_table(client_cache);
         lease_sweep_table::register_table(client_cache);
         limb_table::register_table(client_cache);
+        limb_control_table::register_table(client_cache);
         limb_key_table::register_table(client_cache);
         limb_origin_table::register_table(client_cache);
         limb_stats_table::register_table(client_cache);
         limb_trust_table::register_table(client_cache);
         member_table::register_table(client_cache);
+        operator_table::register_table(client_cache);
+        operator_invite_table::register_table(client_cache);
         pending_table::register_table(client_cache);
         presence_table::register_table(client_cache);
         prune_sweep_table::register_table(client_cache);

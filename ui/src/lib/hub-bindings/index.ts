@@ -50,6 +50,8 @@ import { CreateBrowserInvite } from "./create_browser_invite_reducer.ts";
 export { CreateBrowserInvite };
 import { CreateInvite } from "./create_invite_reducer.ts";
 export { CreateInvite };
+import { CreateOperatorInvite } from "./create_operator_invite_reducer.ts";
+export { CreateOperatorInvite };
 import { CreateTenant } from "./create_tenant_reducer.ts";
 export { CreateTenant };
 import { ExpireLeases } from "./expire_leases_reducer.ts";
@@ -62,10 +64,14 @@ import { Heartbeat } from "./heartbeat_reducer.ts";
 export { Heartbeat };
 import { JoinDashboard } from "./join_dashboard_reducer.ts";
 export { JoinDashboard };
+import { JoinOperator } from "./join_operator_reducer.ts";
+export { JoinOperator };
 import { JoinTenant } from "./join_tenant_reducer.ts";
 export { JoinTenant };
 import { Offer } from "./offer_reducer.ts";
 export { Offer };
+import { PauseLimb } from "./pause_limb_reducer.ts";
+export { PauseLimb };
 import { PruneFinished } from "./prune_finished_reducer.ts";
 export { PruneFinished };
 import { RegisterLimb } from "./register_limb_reducer.ts";
@@ -106,6 +112,8 @@ import { LeaseSweepTableHandle } from "./lease_sweep_table.ts";
 export { LeaseSweepTableHandle };
 import { LimbTableHandle } from "./limb_table.ts";
 export { LimbTableHandle };
+import { LimbControlTableHandle } from "./limb_control_table.ts";
+export { LimbControlTableHandle };
 import { LimbKeyTableHandle } from "./limb_key_table.ts";
 export { LimbKeyTableHandle };
 import { LimbOriginTableHandle } from "./limb_origin_table.ts";
@@ -116,6 +124,10 @@ import { LimbTrustTableHandle } from "./limb_trust_table.ts";
 export { LimbTrustTableHandle };
 import { MemberTableHandle } from "./member_table.ts";
 export { MemberTableHandle };
+import { OperatorTableHandle } from "./operator_table.ts";
+export { OperatorTableHandle };
+import { OperatorInviteTableHandle } from "./operator_invite_table.ts";
+export { OperatorInviteTableHandle };
 import { PendingTableHandle } from "./pending_table.ts";
 export { PendingTableHandle };
 import { PresenceTableHandle } from "./presence_table.ts";
@@ -168,6 +180,8 @@ import { LeaseSweep } from "./lease_sweep_type.ts";
 export { LeaseSweep };
 import { Limb } from "./limb_type.ts";
 export { Limb };
+import { LimbControl } from "./limb_control_type.ts";
+export { LimbControl };
 import { LimbKey } from "./limb_key_type.ts";
 export { LimbKey };
 import { LimbOrigin } from "./limb_origin_type.ts";
@@ -180,6 +194,10 @@ import { Member } from "./member_type.ts";
 export { Member };
 import { ModelOffer } from "./model_offer_type.ts";
 export { ModelOffer };
+import { Operator } from "./operator_type.ts";
+export { Operator };
+import { OperatorInvite } from "./operator_invite_type.ts";
+export { OperatorInvite };
 import { Pending } from "./pending_type.ts";
 export { Pending };
 import { Presence } from "./presence_type.ts";
@@ -302,6 +320,15 @@ const REMOTE_MODULE = {
         colType: Limb.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
+    limb_control: {
+      tableName: "limb_control",
+      rowType: LimbControl.getTypeScriptAlgebraicType(),
+      primaryKey: "limbId",
+      primaryKeyInfo: {
+        colName: "limbId",
+        colType: LimbControl.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
     limb_key: {
       tableName: "limb_key",
       rowType: LimbKey.getTypeScriptAlgebraicType(),
@@ -345,6 +372,24 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "identity",
         colType: Member.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    operator: {
+      tableName: "operator",
+      rowType: Operator.getTypeScriptAlgebraicType(),
+      primaryKey: "identity",
+      primaryKeyInfo: {
+        colName: "identity",
+        colType: Operator.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    operator_invite: {
+      tableName: "operator_invite",
+      rowType: OperatorInvite.getTypeScriptAlgebraicType(),
+      primaryKey: "code",
+      primaryKeyInfo: {
+        colName: "code",
+        colType: OperatorInvite.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     pending: {
@@ -525,6 +570,10 @@ const REMOTE_MODULE = {
       reducerName: "create_invite",
       argsType: CreateInvite.getTypeScriptAlgebraicType(),
     },
+    create_operator_invite: {
+      reducerName: "create_operator_invite",
+      argsType: CreateOperatorInvite.getTypeScriptAlgebraicType(),
+    },
     create_tenant: {
       reducerName: "create_tenant",
       argsType: CreateTenant.getTypeScriptAlgebraicType(),
@@ -549,6 +598,10 @@ const REMOTE_MODULE = {
       reducerName: "join_dashboard",
       argsType: JoinDashboard.getTypeScriptAlgebraicType(),
     },
+    join_operator: {
+      reducerName: "join_operator",
+      argsType: JoinOperator.getTypeScriptAlgebraicType(),
+    },
     join_tenant: {
       reducerName: "join_tenant",
       argsType: JoinTenant.getTypeScriptAlgebraicType(),
@@ -556,6 +609,10 @@ const REMOTE_MODULE = {
     offer: {
       reducerName: "offer",
       argsType: Offer.getTypeScriptAlgebraicType(),
+    },
+    pause_limb: {
+      reducerName: "pause_limb",
+      argsType: PauseLimb.getTypeScriptAlgebraicType(),
     },
     prune_finished: {
       reducerName: "prune_finished",
@@ -635,14 +692,17 @@ export type Reducer = never
 | { name: "ConfigureHub", args: ConfigureHub }
 | { name: "CreateBrowserInvite", args: CreateBrowserInvite }
 | { name: "CreateInvite", args: CreateInvite }
+| { name: "CreateOperatorInvite", args: CreateOperatorInvite }
 | { name: "CreateTenant", args: CreateTenant }
 | { name: "ExpireLeases", args: ExpireLeases }
 | { name: "FailTask", args: FailTask }
 | { name: "GrantLimb", args: GrantLimb }
 | { name: "Heartbeat", args: Heartbeat }
 | { name: "JoinDashboard", args: JoinDashboard }
+| { name: "JoinOperator", args: JoinOperator }
 | { name: "JoinTenant", args: JoinTenant }
 | { name: "Offer", args: Offer }
+| { name: "PauseLimb", args: PauseLimb }
 | { name: "PruneFinished", args: PruneFinished }
 | { name: "RegisterLimb", args: RegisterLimb }
 | { name: "RegisterLimbKey", args: RegisterLimbKey }
@@ -770,6 +830,22 @@ export class RemoteReducers {
     this.connection.offReducer("create_invite", callback);
   }
 
+  createOperatorInvite(label: string, ttlSecs: number) {
+    const __args = { label, ttlSecs };
+    let __writer = new BinaryWriter(1024);
+    CreateOperatorInvite.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("create_operator_invite", __argsBuffer, this.setCallReducerFlags.createOperatorInviteFlags);
+  }
+
+  onCreateOperatorInvite(callback: (ctx: ReducerEventContext, label: string, ttlSecs: number) => void) {
+    this.connection.onReducer("create_operator_invite", callback);
+  }
+
+  removeOnCreateOperatorInvite(callback: (ctx: ReducerEventContext, label: string, ttlSecs: number) => void) {
+    this.connection.offReducer("create_operator_invite", callback);
+  }
+
   createTenant(name: string) {
     const __args = { name };
     let __writer = new BinaryWriter(1024);
@@ -866,6 +942,22 @@ export class RemoteReducers {
     this.connection.offReducer("join_dashboard", callback);
   }
 
+  joinOperator(code: string) {
+    const __args = { code };
+    let __writer = new BinaryWriter(1024);
+    JoinOperator.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("join_operator", __argsBuffer, this.setCallReducerFlags.joinOperatorFlags);
+  }
+
+  onJoinOperator(callback: (ctx: ReducerEventContext, code: string) => void) {
+    this.connection.onReducer("join_operator", callback);
+  }
+
+  removeOnJoinOperator(callback: (ctx: ReducerEventContext, code: string) => void) {
+    this.connection.offReducer("join_operator", callback);
+  }
+
   joinTenant(code: string) {
     const __args = { code };
     let __writer = new BinaryWriter(1024);
@@ -896,6 +988,22 @@ export class RemoteReducers {
 
   removeOnOffer(callback: (ctx: ReducerEventContext, limbId: bigint, capacity: number, models: ModelOffer[], tool: boolean, gpu: boolean) => void) {
     this.connection.offReducer("offer", callback);
+  }
+
+  pauseLimb(limbId: bigint, paused: boolean, reason: string) {
+    const __args = { limbId, paused, reason };
+    let __writer = new BinaryWriter(1024);
+    PauseLimb.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("pause_limb", __argsBuffer, this.setCallReducerFlags.pauseLimbFlags);
+  }
+
+  onPauseLimb(callback: (ctx: ReducerEventContext, limbId: bigint, paused: boolean, reason: string) => void) {
+    this.connection.onReducer("pause_limb", callback);
+  }
+
+  removeOnPauseLimb(callback: (ctx: ReducerEventContext, limbId: bigint, paused: boolean, reason: string) => void) {
+    this.connection.offReducer("pause_limb", callback);
   }
 
   pruneFinished(sweep: PruneSweep) {
@@ -1091,6 +1199,11 @@ export class SetReducerFlags {
     this.createInviteFlags = flags;
   }
 
+  createOperatorInviteFlags: CallReducerFlags = 'FullUpdate';
+  createOperatorInvite(flags: CallReducerFlags) {
+    this.createOperatorInviteFlags = flags;
+  }
+
   createTenantFlags: CallReducerFlags = 'FullUpdate';
   createTenant(flags: CallReducerFlags) {
     this.createTenantFlags = flags;
@@ -1121,6 +1234,11 @@ export class SetReducerFlags {
     this.joinDashboardFlags = flags;
   }
 
+  joinOperatorFlags: CallReducerFlags = 'FullUpdate';
+  joinOperator(flags: CallReducerFlags) {
+    this.joinOperatorFlags = flags;
+  }
+
   joinTenantFlags: CallReducerFlags = 'FullUpdate';
   joinTenant(flags: CallReducerFlags) {
     this.joinTenantFlags = flags;
@@ -1129,6 +1247,11 @@ export class SetReducerFlags {
   offerFlags: CallReducerFlags = 'FullUpdate';
   offer(flags: CallReducerFlags) {
     this.offerFlags = flags;
+  }
+
+  pauseLimbFlags: CallReducerFlags = 'FullUpdate';
+  pauseLimb(flags: CallReducerFlags) {
+    this.pauseLimbFlags = flags;
   }
 
   pruneFinishedFlags: CallReducerFlags = 'FullUpdate';
@@ -1222,6 +1345,10 @@ export class RemoteTables {
     return new LimbTableHandle(this.connection.clientCache.getOrCreateTable<Limb>(REMOTE_MODULE.tables.limb));
   }
 
+  get limbControl(): LimbControlTableHandle {
+    return new LimbControlTableHandle(this.connection.clientCache.getOrCreateTable<LimbControl>(REMOTE_MODULE.tables.limb_control));
+  }
+
   get limbKey(): LimbKeyTableHandle {
     return new LimbKeyTableHandle(this.connection.clientCache.getOrCreateTable<LimbKey>(REMOTE_MODULE.tables.limb_key));
   }
@@ -1240,6 +1367,14 @@ export class RemoteTables {
 
   get member(): MemberTableHandle {
     return new MemberTableHandle(this.connection.clientCache.getOrCreateTable<Member>(REMOTE_MODULE.tables.member));
+  }
+
+  get operator(): OperatorTableHandle {
+    return new OperatorTableHandle(this.connection.clientCache.getOrCreateTable<Operator>(REMOTE_MODULE.tables.operator));
+  }
+
+  get operatorInvite(): OperatorInviteTableHandle {
+    return new OperatorInviteTableHandle(this.connection.clientCache.getOrCreateTable<OperatorInvite>(REMOTE_MODULE.tables.operator_invite));
   }
 
   get pending(): PendingTableHandle {
