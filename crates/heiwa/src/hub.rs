@@ -116,6 +116,17 @@ pub enum TenantCommand {
         #[command(flatten)]
         hub: HubArgs,
     },
+    /// A one-use code for the admin bot (`heiwa bot join CODE`): it may then
+    /// read the tenant, submit and cancel tasks, invite limbs and pause them.
+    OperatorInvite {
+        /// How the operator is named in the tenant.
+        #[arg(long, default_value = "discord-bot")]
+        label: String,
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u32,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
     /// The browsers signed into your tenant's dashboard.
     Browsers {
         #[command(flatten)]
@@ -271,6 +282,11 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
                 let role = if submit { "read and submit" } else { "read only" };
                 println!("dashboard code {code} ({role}, one use, {ttl_secs} s)\n{link}");
             }
+        }
+        TenantCommand::OperatorInvite { label, ttl_secs, hub } => {
+            let (http, token) = hub.client().await?;
+            let code = http.create_operator_invite(&hub.database, &label, ttl_secs, &token).await?;
+            println!("{}", code.0);
         }
         TenantCommand::Browsers { hub } => {
             let (http, token) = hub.client().await?;

@@ -2,6 +2,7 @@
 //! one file per command group, `anyhow` only here.
 
 mod agent;
+mod bot;
 mod doctor;
 mod gpu;
 mod hub;
@@ -65,6 +66,9 @@ enum Command {
     /// This machine's GPUs as llama.cpp sees them.
     #[command(subcommand)]
     Gpu(gpu::GpuCommand),
+    /// The admin bot: steer the tenant from Discord (see the README).
+    #[command(subcommand)]
+    Bot(bot::BotCommand),
 }
 
 /// Ctrl-C or SIGTERM: how every long-running command is asked to stop.
@@ -106,5 +110,16 @@ async fn run() -> anyhow::Result<()> {
         Command::Search(args) => memory::search(args).await,
         Command::Gpu(command) => gpu::gpu(command),
         Command::Dashboard(args) => servers::dashboard(args).await,
+        Command::Bot(command) => bot::bot(command).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap checks a command's definition only when it is parsed: check every one here.
+    #[test]
+    fn every_command_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

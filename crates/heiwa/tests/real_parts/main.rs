@@ -24,6 +24,7 @@ fn recv<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
 }
 
 mod agent;
+mod bot;
 mod hub;
 mod ingest;
 mod mcp;

@@ -66,7 +66,7 @@ impl LimbProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        let child = Command::new(env!("CARGO_BIN_EXE_heiwa"))
             .args(["limb", "run", "--invite", invite, "--name", name])
             .args(args)
             .envs(env.iter().copied())
@@ -76,6 +76,11 @@ impl LimbProcess {
             .stdout(Stdio::piped())
             .spawn()
             .expect("heiwa limb run starts");
+        Self::watching(child)
+    }
+
+    /// Any `heiwa` process with its stdout piped: its lines are collected as it prints them.
+    pub(super) fn watching(mut child: Child) -> Self {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
         let stdout = child.stdout.take().unwrap();
@@ -91,7 +96,7 @@ impl LimbProcess {
         self.lines.lock().unwrap().clone()
     }
 
-    fn wait_for_line(&self, prefix: &str) -> String {
+    pub(super) fn wait_for_line(&self, prefix: &str) -> String {
         self.wait_for_line_within(prefix, Duration::from_secs(30))
     }
 
