@@ -418,3 +418,55 @@ async fn a_question_from_discord_is_answered_by_a_real_agent_limb_and_posted_wit
     bot.stop();
     limb.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_answered_while_the_bot_was_killed_is_posted_once_when_it_is_back() {
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
+    let (owner, invite) = tenant_with_invite(&http, 1).await;
+    let (api_base, recorded) = discord_recorder().await;
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let home = dir.path().join("bot");
+    let port = bot_home(&http, &owner, &home, &api_base, &key).await;
+    let bot = start_bot(&http, &home);
+    let endpoint = Endpoint {
+        url: format!("http://127.0.0.1:{port}/interactions"),
+        key,
+        client: reqwest::Client::new(),
+        next_id: 1_800_000_000_000_000_000.into(),
+    };
+    let (limb, _) = super::ws_limb(&server, &http, &invite, "workstation", 1).await;
+    let asked =
+        endpoint.command(OWNER, &[], "submit", json!([{ "name": "text", "value": "while you were away" }])).await;
+    let task = task_number(&asked);
+    assert_eq!(super::recv(&limb.tasks, "the task at the limb").id, task);
+
+    bot.end(nix::sys::signal::Signal::SIGKILL);
+    limb.conn.conn.reducers.complete_task(task, limb.id, "answered while the bot was down".into()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state_of(&http, &owner, task).await != "done" {
+        assert!(Instant::now() < deadline, "the limb's answer reached the hub");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delivered = || recorded.lock().unwrap().iter().filter(|r| r.status == 200).cloned().collect::<Vec<_>>();
+    assert!(delivered().is_empty());
+
+    // Back: who asked was kept on disk, so the answer is posted, mentioning them.
+    let bot = start_bot(&http, &home);
+    let posts =
+        until("the late notification", Duration::from_secs(20), || Some(delivered()).filter(|p| !p.is_empty())).await;
+    let text = posts[0].body["content"].as_str().unwrap();
+    assert!(text.starts_with(&format!("✅ **Task #{task}** done by limb #{}", limb.id)), "{text}");
+    assert!(
+        text.contains(&format!("asked by <@{OWNER}>")) && text.ends_with("answered while the bot was down"),
+        "{text}"
+    );
+    bot.stop();
+
+    // And once only: a second restart posts nothing more.
+    let bot = start_bot(&http, &home);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(delivered().len(), 1, "posted once");
+    bot.stop();
+}

@@ -135,7 +135,7 @@ async fn the_hub_assigns_a_task_to_one_limb_and_nobody_else_sees_it() {
     for (reducer, args, words) in [
         ("complete_task", serde_json::json!([task.id, idle.id, "stolen"]), "is not held by limb"),
         ("release_task", serde_json::json!([task.id, idle.id]), "is not held by limb"),
-        ("cancel_task", serde_json::json!([task.id]), "only the submitter or the tenant's owner"),
+        ("cancel_task", serde_json::json!([task.id]), "only the submitter, the tenant's owner or an operator"),
         ("submit_task", serde_json::json!(["let me in", ""]), "may not submit"),
         ("heartbeat", serde_json::json!([a.id]), "no limb"),
         ("grant_limb", serde_json::json!([idle.id, true, true]), "only the tenant's owner"),
