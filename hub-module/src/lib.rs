@@ -620,6 +620,18 @@ fn owner(ctx: &ReducerContext) -> Result<Member, String> {
     Ok(member)
 }
 
+/// A new invite code, of any kind: 128 random bits.
+fn fresh_code(ctx: &ReducerContext) -> String {
+    format!("{:016x}{:016x}", ctx.random::<u64>(), ctx.random::<u64>())
+}
+
+/// The caller (a browser or an operator, in no tenant yet) becomes a
+/// `Submitter` member of `tenant_id` that reads it, and submits if `submits`.
+fn admit_reader(ctx: &ReducerContext, tenant_id: u64, submits: bool) {
+    ctx.db.member().insert(Member { identity: ctx.sender, tenant_id, role: Role::Submitter, submits });
+    ctx.db.reader().insert(Reader { identity: ctx.sender, tenant_id });
+}
+
 /// The caller, when it is the tenant's owner or one of its operators (the admin bot).
 fn steward(ctx: &ReducerContext) -> Result<Member, String> {
     let member = membership(ctx)?;
@@ -1145,7 +1157,7 @@ pub fn create_invite(ctx: &ReducerContext, uses: u32, ttl_secs: u32, role: Role)
         return Err("an invite needs 1 to 10000 uses".into());
     }
     rules::check_invite_ttl(ttl_secs)?;
-    let code = format!("{:016x}{:016x}", ctx.random::<u64>(), ctx.random::<u64>());
+    let code = fresh_code(ctx);
     ctx.db.invite().insert(Invite {
         code,
         tenant_id: member.tenant_id,
@@ -1216,7 +1228,7 @@ pub fn create_browser_invite(ctx: &ReducerContext, submits: bool, label: String,
     let member = owner(ctx)?;
     rules::check_name("browser", &label)?;
     rules::check_invite_ttl(ttl_secs)?;
-    let code = format!("{:016x}{:016x}", ctx.random::<u64>(), ctx.random::<u64>());
+    let code = fresh_code(ctx);
     ctx.db.browser_invite().insert(BrowserInvite {
         code,
         tenant_id: member.tenant_id,
@@ -1240,13 +1252,7 @@ pub fn join_dashboard(ctx: &ReducerContext, code: String) -> Result<(), String> 
         return Err("this dashboard code has expired; ask the owner for a new one".into());
     }
     ctx.db.browser_invite().code().delete(&code);
-    ctx.db.member().insert(Member {
-        identity: ctx.sender,
-        tenant_id: invite.tenant_id,
-        role: Role::Submitter,
-        submits: invite.submits,
-    });
-    ctx.db.reader().insert(Reader { identity: ctx.sender, tenant_id: invite.tenant_id });
+    admit_reader(ctx, invite.tenant_id, invite.submits);
     ctx.db.browser().insert(Browser {
         identity: ctx.sender,
         tenant_id: invite.tenant_id,
@@ -1283,7 +1289,7 @@ pub fn create_operator_invite(ctx: &ReducerContext, label: String, ttl_secs: u32
     let member = owner(ctx)?;
     rules::check_name("operator", &label)?;
     rules::check_invite_ttl(ttl_secs)?;
-    let code = format!("{:016x}{:016x}", ctx.random::<u64>(), ctx.random::<u64>());
+    let code = fresh_code(ctx);
     ctx.db.operator_invite().insert(OperatorInvite {
         code,
         tenant_id: member.tenant_id,
@@ -1306,13 +1312,7 @@ pub fn join_operator(ctx: &ReducerContext, code: String) -> Result<(), String> {
         return Err("this operator code has expired; ask the owner for a new one".into());
     }
     ctx.db.operator_invite().code().delete(&code);
-    ctx.db.member().insert(Member {
-        identity: ctx.sender,
-        tenant_id: invite.tenant_id,
-        role: Role::Submitter,
-        submits: true,
-    });
-    ctx.db.reader().insert(Reader { identity: ctx.sender, tenant_id: invite.tenant_id });
+    admit_reader(ctx, invite.tenant_id, true);
     ctx.db.operator().insert(Operator {
         identity: ctx.sender,
         tenant_id: invite.tenant_id,

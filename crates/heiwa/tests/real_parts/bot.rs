@@ -212,12 +212,25 @@ fn task_number(reply: &Value) -> u64 {
     digits.parse().unwrap_or_else(|_| panic!("no task number in {text:?}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_discord_bot_answers_signed_commands_on_the_real_hub_and_refuses_everything_else() {
+/// A hub with an owner's tenant (and a limb invite for `uses` limbs), the
+/// Discord recorder, and the bot joined as the tenant's operator, running.
+struct Setup {
+    dir: tempfile::TempDir,
+    server: heiwa_hub::HubServer,
+    http: HubHttp,
+    owner: String,
+    invite: String,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+    home: std::path::PathBuf,
+    bot: LimbProcess,
+    endpoint: Endpoint,
+}
+
+async fn setup(uses: u32) -> Setup {
     let parts = parts();
     let dir = tempfile::tempdir().unwrap();
     let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
-    let (owner, invite) = tenant_with_invite(&http, 3).await;
+    let (owner, invite) = tenant_with_invite(&http, uses).await;
     let (api_base, recorded) = discord_recorder().await;
     let key = SigningKey::from_bytes(&[7; 32]);
     let home = dir.path().join("bot");
@@ -229,6 +242,12 @@ async fn the_discord_bot_answers_signed_commands_on_the_real_hub_and_refuses_eve
         client: reqwest::Client::new(),
         next_id: 1_600_000_000_000_000_000.into(),
     };
+    Setup { dir, server, http, owner, invite, recorded, home, bot, endpoint }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_discord_bot_answers_signed_commands_on_the_real_hub_and_refuses_everything_else() {
+    let Setup { dir, server, http, owner, invite, recorded, home, bot, endpoint } = setup(3).await;
 
     // Discord's endpoint check: PING → PONG, signed; anything not signed by the application's key → 401.
     assert_eq!(endpoint.send(Sign::Discord, json!({ "type": 1 })).await, (200, json!({ "type": 1 })));
@@ -376,10 +395,9 @@ async fn the_discord_bot_answers_signed_commands_on_the_real_hub_and_refuses_eve
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_question_from_discord_is_answered_by_a_real_agent_limb_and_posted_with_its_sources() {
-    let parts = parts();
-    let dir = tempfile::tempdir().unwrap();
-    let (_server, http) = local_hub(&parts, &dir.path().join("hub")).await;
-    let (owner, invite) = tenant_with_invite(&http, 1).await;
+    // Every field bound: one left to `..` would be dropped here (the hub server, the directory).
+    let Setup { dir, server: _server, http, owner: _owner, invite, recorded, home: _home, bot, endpoint } =
+        setup(1).await;
     let ingest = Command::new(env!("CARGO_BIN_EXE_heiwa"))
         .arg("ingest")
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/docs"))
@@ -389,17 +407,6 @@ async fn a_question_from_discord_is_answered_by_a_real_agent_limb_and_posted_wit
     assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
     let limb = LimbProcess::launch(&http, &dir.path().join("limbs"), &invite, "workstation", &["--executor", "agent"]);
     limb.wait_for_line_within("ready", Duration::from_secs(120));
-    let (api_base, recorded) = discord_recorder().await;
-    let key = SigningKey::from_bytes(&[7; 32]);
-    let home = dir.path().join("bot");
-    let port = bot_home(&http, &owner, &home, &api_base, &key).await;
-    let bot = start_bot(&http, &home);
-    let endpoint = Endpoint {
-        url: format!("http://127.0.0.1:{port}/interactions"),
-        key,
-        client: reqwest::Client::new(),
-        next_id: 1_700_000_000_000_000_000.into(),
-    };
     let question = "What happens to a work unit when a volunteer's computer disappears?";
     let asked = endpoint.command(OWNER, &[], "submit", json!([{ "name": "text", "value": question }])).await;
     let task = task_number(&asked);
@@ -421,21 +428,7 @@ async fn a_question_from_discord_is_answered_by_a_real_agent_limb_and_posted_wit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_answered_while_the_bot_was_killed_is_posted_once_when_it_is_back() {
-    let parts = parts();
-    let dir = tempfile::tempdir().unwrap();
-    let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
-    let (owner, invite) = tenant_with_invite(&http, 1).await;
-    let (api_base, recorded) = discord_recorder().await;
-    let key = SigningKey::from_bytes(&[7; 32]);
-    let home = dir.path().join("bot");
-    let port = bot_home(&http, &owner, &home, &api_base, &key).await;
-    let bot = start_bot(&http, &home);
-    let endpoint = Endpoint {
-        url: format!("http://127.0.0.1:{port}/interactions"),
-        key,
-        client: reqwest::Client::new(),
-        next_id: 1_800_000_000_000_000_000.into(),
-    };
+    let Setup { dir: _dir, server, http, owner, invite, recorded, home, bot, endpoint } = setup(1).await;
     let (limb, _) = super::ws_limb(&server, &http, &invite, "workstation", 1).await;
     let asked =
         endpoint.command(OWNER, &[], "submit", json!([{ "name": "text", "value": "while you were away" }])).await;
