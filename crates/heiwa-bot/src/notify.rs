@@ -125,29 +125,33 @@ fn follow(
 ) {
     let changed = {
         let (scope, unfinished, sink) = (scope.clone(), unfinished.clone(), sink.clone());
-        move |task: &TenantTask| {
-            if !scope.wants(task) {
-                return;
-            }
-            let mut set = unfinished.lock().unwrap_or_else(|p| p.into_inner());
-            if open(task) {
-                set.insert(task.id);
-            } else if set.remove(&task.id) && finished(task) {
-                let _ = sink.send(row(task));
-            }
-        }
+        move |task: &TenantTask| observe(task, &scope, &unfinished, &sink, false)
     };
     let on_insert = changed.clone();
     conn.db.tenant_task().on_insert(move |_, task| on_insert(task));
     conn.db.tenant_task().on_update(move |_, _, task| changed(task));
-    let rows: Vec<TenantTask> = conn.db.tenant_task().iter().filter(|task| scope.wants(task)).collect();
+    for task in conn.db.tenant_task().iter() {
+        observe(&task, scope, unfinished, sink, bot.asked.contains(task.id));
+    }
+}
+
+/// One row seen: remember it while unfinished; post it when it finishes
+/// after being seen unfinished (or when `asked` says Discord is waiting for it).
+fn observe(
+    task: &TenantTask,
+    scope: &Scope,
+    unfinished: &Mutex<HashSet<u64>>,
+    sink: &mpsc::UnboundedSender<TaskRow>,
+    asked: bool,
+) {
+    if !scope.wants(task) {
+        return;
+    }
     let mut set = unfinished.lock().unwrap_or_else(|p| p.into_inner());
-    for task in &rows {
-        if open(task) {
-            set.insert(task.id);
-        } else if (set.remove(&task.id) || bot.asked.contains(task.id)) && finished(task) {
-            let _ = sink.send(row(task));
-        }
+    if open(task) {
+        set.insert(task.id);
+    } else if (set.remove(&task.id) || asked) && finished(task) {
+        let _ = sink.send(row(task));
     }
 }
 
