@@ -172,6 +172,45 @@ pub struct LimbControl {
     pub at: Timestamp,
 }
 
+/// The cutover's map from a legacy record (`table:id` in the old SurrealDB
+/// deployment) to the hub row it became: what makes every `migrate_*`
+/// idempotent. Private: the hub's admin (the database's owner) reads it by
+/// SQL to resume and to verify; nobody else has a use for it.
+#[table(name = legacy_record)]
+pub struct LegacyRecord {
+    #[primary_key]
+    pub legacy_id: String,
+    /// "tenant", "member" or "task".
+    pub kind: String,
+    /// The tenant's id (a tenant, a member) or the task's.
+    pub hub_id: u64,
+    /// A task's submitter, by legacy id: whoever claims that user's code
+    /// becomes the task's submitter. Empty for other kinds.
+    #[index(btree)]
+    pub submitter: String,
+    pub migrated_at: Timestamp,
+}
+
+/// A legacy user's one-use claim code: whoever calls `claim_legacy` with it
+/// becomes that user, in its migrated tenant and role. Private: the hub's
+/// admin exports the codes (CSV) and hands each to its person.
+#[table(name = legacy_claim)]
+pub struct LegacyClaim {
+    #[primary_key]
+    pub code: String,
+    #[unique]
+    pub legacy_id: String,
+    #[index(btree)]
+    pub tenant_id: u64,
+    /// `rules::migration::MigratedRole` by name.
+    pub role: String,
+    /// Who the legacy user was (a name, an email), for the CSV.
+    pub label: String,
+    /// Who claimed it; `Identity::ZERO` while nobody has.
+    pub claimed_by: Identity,
+    pub claimed_at: Option<Timestamp>,
+}
+
 /// Identities whose access the owner took back: refused at every connect.
 #[table(name = revoked)]
 pub struct Revoked {
@@ -485,6 +524,42 @@ pub struct PruneSweep {
     pub scheduled_at: ScheduleAt,
 }
 
+/// A legacy organization, as `migrate_tenants` takes it.
+#[derive(SpacetimeType, Clone, Debug)]
+pub struct MigratedTenant {
+    pub legacy_id: String,
+    pub name: String,
+    pub created_at_micros: i64,
+}
+
+/// A legacy user, as `migrate_members` takes it: it becomes a claim code.
+#[derive(SpacetimeType, Clone, Debug)]
+pub struct MigratedMember {
+    pub legacy_id: String,
+    pub tenant_legacy_id: String,
+    /// owner, submitter or reader (`rules::migration::MigratedRole`).
+    pub role: String,
+    pub label: String,
+}
+
+/// A legacy task with its outcome, as `migrate_tasks` takes it.
+#[derive(SpacetimeType, Clone, Debug)]
+pub struct MigratedTask {
+    pub legacy_id: String,
+    pub tenant_legacy_id: String,
+    /// The legacy user who submitted it (empty: unknown).
+    pub submitter_legacy_id: String,
+    pub payload: String,
+    pub model: String,
+    /// pending, done, failed or cancelled (`rules::migration::migrated_state`).
+    pub state: String,
+    pub summary: String,
+    pub reason: String,
+    pub created_at_micros: i64,
+    /// When it finished (0: it has not).
+    pub finished_at_micros: i64,
+}
+
 // Row-level security: evaluated by the server for every subscription and query;
 // several filters on one table show the union of their rows (in SQL replies a
 // row two rules match comes twice: `HubHttp::rows` drops the copy).
@@ -606,6 +681,15 @@ fn after(ctx: &ReducerContext, secs: u32) -> Timestamp {
 
 fn config(ctx: &ReducerContext) -> Result<HubConfig, String> {
     ctx.db.hub_config().id().find(0).ok_or_else(|| "the hub has no configuration (was init run?)".to_string())
+}
+
+/// The hub's configuration, when the caller is its admin (who published it).
+fn admin(ctx: &ReducerContext, to: &str) -> Result<HubConfig, String> {
+    let config = config(ctx)?;
+    if ctx.sender != config.admin {
+        return Err(format!("only the hub's admin (who published it) can {to}"));
+    }
+    Ok(config)
 }
 
 fn membership(ctx: &ReducerContext) -> Result<Member, String> {
@@ -1736,10 +1820,7 @@ pub fn configure_hub(
     retain_secs: u64,
     prune_every_secs: u64,
 ) -> Result<(), String> {
-    let config = config(ctx)?;
-    if ctx.sender != config.admin {
-        return Err("only the hub's admin (who published it) can configure it".into());
-    }
+    let config = admin(ctx, "configure it")?;
     if max_open_tasks == 0 || submit_burst == 0 || !(1..=86_400).contains(&prune_every_secs) {
         return Err("the open-task limit and the burst must be at least 1; prune every 1 s to 1 day".into());
     }
@@ -1834,5 +1915,198 @@ pub fn prune_finished(ctx: &ReducerContext, _sweep: PruneSweep) -> Result<(), St
     for key in old_keys {
         ctx.db.submit_key().key().delete(&key);
     }
+    Ok(())
+}
+
+// The cutover from the legacy SurrealDB deployment (`heiwa migrate surrealdb`).
+// Each call is one batch and one transaction: a batch is written whole or,
+// at its first bad record (named by its legacy id), not at all. A record whose
+// legacy id is already mapped is skipped, so a rerun after a crash writes
+// only what is missing and a second full run writes nothing.
+
+fn migrated(ctx: &ReducerContext, legacy_id: &str) -> bool {
+    ctx.db.legacy_record().legacy_id().find(legacy_id.to_string()).is_some()
+}
+
+fn map_legacy(ctx: &ReducerContext, legacy_id: String, kind: &str, hub_id: u64, submitter: String) {
+    ctx.db.legacy_record().insert(LegacyRecord {
+        legacy_id,
+        kind: kind.into(),
+        hub_id,
+        submitter,
+        migrated_at: ctx.timestamp,
+    });
+}
+
+/// The hub tenant a legacy organization became.
+fn migrated_tenant(ctx: &ReducerContext, legacy_id: &str, tenant_legacy_id: &str) -> Result<u64, String> {
+    ctx.db
+        .legacy_record()
+        .legacy_id()
+        .find(tenant_legacy_id.to_string())
+        .filter(|record| record.kind == "tenant")
+        .map(|record| record.hub_id)
+        .ok_or_else(|| format!("{legacy_id}: its organization {tenant_legacy_id} was not migrated"))
+}
+
+#[reducer]
+pub fn migrate_tenants(ctx: &ReducerContext, batch: Vec<MigratedTenant>) -> Result<(), String> {
+    admin(ctx, "migrate")?;
+    rules::migration::check_batch(batch.len())?;
+    for record in batch {
+        let id = &record.legacy_id;
+        rules::migration::check_legacy_id(id)?;
+        if migrated(ctx, id) {
+            continue;
+        }
+        rules::migration::check_tenant_name(&record.name).map_err(|e| format!("{id}: {e}"))?;
+        // No identity owns it until its owner's claim code is used.
+        let tenant = ctx.db.tenant().insert(Tenant {
+            id: 0,
+            name: record.name,
+            owner: Identity::ZERO,
+            created_at: Timestamp::from_micros_since_unix_epoch(record.created_at_micros),
+        });
+        map_legacy(ctx, record.legacy_id, "tenant", tenant.id, String::new());
+    }
+    Ok(())
+}
+
+#[reducer]
+pub fn migrate_members(ctx: &ReducerContext, batch: Vec<MigratedMember>) -> Result<(), String> {
+    admin(ctx, "migrate")?;
+    rules::migration::check_batch(batch.len())?;
+    for record in batch {
+        let id = &record.legacy_id;
+        rules::migration::check_legacy_id(id)?;
+        if migrated(ctx, id) {
+            continue;
+        }
+        let role = rules::migration::MigratedRole::parse(&record.role).map_err(|e| format!("{id}: {e}"))?;
+        rules::migration::check_label(&record.label).map_err(|e| format!("{id}: {e}"))?;
+        let tenant_id = migrated_tenant(ctx, id, &record.tenant_legacy_id)?;
+        if role == rules::migration::MigratedRole::Owner {
+            let owner_name = rules::migration::MigratedRole::Owner.name();
+            if let Some(other) = ctx.db.legacy_claim().tenant_id().filter(tenant_id).find(|c| c.role == owner_name) {
+                return Err(format!("{id}: its organization already has an owner, {}", other.legacy_id));
+            }
+        }
+        ctx.db.legacy_claim().insert(LegacyClaim {
+            code: fresh_code(ctx),
+            legacy_id: record.legacy_id.clone(),
+            tenant_id,
+            role: role.name().into(),
+            label: record.label,
+            claimed_by: Identity::ZERO,
+            claimed_at: None,
+        });
+        map_legacy(ctx, record.legacy_id, "member", tenant_id, String::new());
+    }
+    Ok(())
+}
+
+#[reducer]
+pub fn migrate_tasks(ctx: &ReducerContext, batch: Vec<MigratedTask>) -> Result<(), String> {
+    admin(ctx, "migrate")?;
+    rules::migration::check_batch(batch.len())?;
+    for record in batch {
+        let id = &record.legacy_id;
+        rules::migration::check_legacy_id(id)?;
+        if migrated(ctx, id) {
+            continue;
+        }
+        let state = rules::migration::migrated_state(&record.state).map_err(|e| format!("{id}: {e}"))?;
+        rules::migration::check_migrated_task(state, &record.payload, &record.summary, &record.reason)
+            .map_err(|e| format!("{id}: {e}"))?;
+        rules::check_model(&record.model).map_err(|e| format!("{id}: {e}"))?;
+        let tenant_id = migrated_tenant(ctx, id, &record.tenant_legacy_id)?;
+        let submitter = &record.submitter_legacy_id;
+        if !submitter.is_empty()
+            && ctx.db.legacy_claim().legacy_id().find(submitter).is_none_or(|c| c.tenant_id != tenant_id)
+        {
+            return Err(format!("{id}: its submitter {submitter} is not a migrated member of its organization"));
+        }
+        // Already claimed: the task is that identity's at once.
+        let submitted_by = ctx.db.legacy_claim().legacy_id().find(submitter).map_or(Identity::ZERO, |c| c.claimed_by);
+        // `updated_at` is the cutover's time, so the retention counts from it
+        // and a finished legacy task is not pruned at the next sweep.
+        let task = ctx.db.task().insert(Task {
+            id: 0,
+            tenant_id,
+            submitted_by,
+            payload: record.payload,
+            model: record.model,
+            state,
+            assigned_to: 0,
+            assignee: Identity::ZERO,
+            attempts: 0,
+            reason: record.reason,
+            created_at: Timestamp::from_micros_since_unix_epoch(record.created_at_micros),
+            updated_at: ctx.timestamp,
+        });
+        map_legacy(ctx, record.legacy_id, "task", task.id, record.submitter_legacy_id);
+        if state == TaskState::Done {
+            ctx.db.task_result().insert(TaskResult {
+                task_id: task.id,
+                tenant_id,
+                limb_id: 0,
+                limb_identity: Identity::ZERO,
+                summary: record.summary,
+                finished_at: Timestamp::from_micros_since_unix_epoch(record.finished_at_micros),
+            });
+        }
+        if rules::is_finished(state) {
+            mirror(ctx, &task);
+        } else {
+            // Open work counts against the tenant's quota like any other (the
+            // admin's import is never refused by it), and goes to a limb.
+            let config = config(ctx)?;
+            let usage = usage(ctx, tenant_id, &config);
+            ctx.db.tenant_usage().tenant_id().update(TenantUsage { open_tasks: usage.open_tasks + 1, ..usage });
+            place(ctx, task);
+        }
+    }
+    Ok(())
+}
+
+/// A legacy user signs in: the caller's identity becomes the member the
+/// claim code was made for (once; a used code is refused), and the tasks
+/// that user submitted become the caller's.
+#[reducer]
+pub fn claim_legacy(ctx: &ReducerContext, code: String) -> Result<(), String> {
+    if ctx.db.member().identity().find(ctx.sender).is_some() {
+        return Err("you already belong to a tenant".into());
+    }
+    let claim = ctx.db.legacy_claim().code().find(&code).ok_or("unknown claim code")?;
+    if claim.claimed_by != Identity::ZERO {
+        return Err("this claim code was already used".into());
+    }
+    let role = rules::migration::MigratedRole::parse(&claim.role)?;
+    let hub_role = if role == rules::migration::MigratedRole::Owner { Role::Owner } else { Role::Submitter };
+    ctx.db.member().insert(Member {
+        identity: ctx.sender,
+        tenant_id: claim.tenant_id,
+        role: hub_role,
+        submits: role.submits(),
+    });
+    ctx.db.reader().insert(Reader { identity: ctx.sender, tenant_id: claim.tenant_id });
+    if role == rules::migration::MigratedRole::Owner {
+        if let Some(tenant) = ctx.db.tenant().id().find(claim.tenant_id) {
+            ctx.db.tenant().id().update(Tenant { owner: ctx.sender, ..tenant });
+        }
+    }
+    let submitted: Vec<u64> =
+        ctx.db.legacy_record().submitter().filter(&claim.legacy_id).map(|record| record.hub_id).collect();
+    for task_id in submitted {
+        if let Some(task) = ctx.db.task().id().find(task_id) {
+            let task = ctx.db.task().id().update(Task { submitted_by: ctx.sender, ..task });
+            mirror(ctx, &task);
+        }
+    }
+    ctx.db.legacy_claim().code().update(LegacyClaim {
+        claimed_by: ctx.sender,
+        claimed_at: Some(ctx.timestamp),
+        ..claim
+    });
     Ok(())
 }

@@ -19,4 +19,5 @@ export HEIWA_EMBED_MODEL=$EMBED_MODEL
 export HEIWA_SANDBOX_IMAGE=$SANDBOX_IMAGE
 export HEIWA_FACE_DIR=$HEIWA_ROOT/ui/build-face   # the web dashboard (`npm run build:face`), served by `heiwa dashboard`
 export HEIWA_TEST_PYTHON=$TEST_CLIENTS_VENV/bin/python
+export HEIWA_MIGRATE_PYTHON=$TEST_CLIENTS_VENV/bin/python
 export DOCKER_HOST=${DOCKER_HOST:-unix://$DOCKER_SOCK}

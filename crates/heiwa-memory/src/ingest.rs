@@ -106,7 +106,7 @@ pub async fn ingest_path(
                 continue;
             }
         };
-        let hash: String = Sha256::digest(extracted.text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let hash = content_hash(&extracted.text);
         if unchanged(memory, tenant, &path, &hash, stamp).await? {
             steps.record(path, Outcome::Unchanged);
             continue;
@@ -127,6 +127,41 @@ pub async fn ingest_path(
     store_group(memory, embedder, tenant, waiting, &mut steps).await?;
     let report = steps.report;
     Ok(report)
+}
+
+/// A document that is no file here (a record of a legacy database, cut
+/// over by `heiwa migrate`): its extracted text stored under `name`, which
+/// its citations show. The same text again changes nothing; other text
+/// replaces it, in one transaction as a file's does.
+pub async fn ingest_named(
+    memory: &Memory,
+    embedder: &Embedder,
+    tenant: &str,
+    name: &str,
+    extracted: Extracted,
+) -> Result<Outcome, MemoryError> {
+    let path = Path::new(name);
+    let hash = content_hash(&extracted.text);
+    if unchanged(memory, tenant, path, &hash, None).await? {
+        return Ok(Outcome::Unchanged);
+    }
+    store_sections(memory, embedder, tenant, path, &hash, None, Sections::Whole(Some(extracted))).await
+}
+
+/// The hash memory keeps of a document's text (to skip it when unchanged).
+pub fn content_hash(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The content hash of each of `tenant`'s documents whose name starts with `prefix`.
+pub async fn content_hashes(memory: &Memory, tenant: &str, prefix: &str) -> Result<Vec<(String, String)>, MemoryError> {
+    Ok(sqlx::query_as(
+        "SELECT path, content_hash FROM document WHERE tenant_identity = $1 AND starts_with(path, $2) ORDER BY path",
+    )
+    .bind(tenant)
+    .bind(prefix)
+    .fetch_all(memory.pool())
+    .await?)
 }
 
 /// Whether the stored document at `path` has content hash `hash`; if so, it

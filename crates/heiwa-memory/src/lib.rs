@@ -11,7 +11,9 @@ pub use heiwa_extract::{
     extract, isolate_with, serve_if_worker, Budget, ExtractError, Extracted, MAX_PACKAGE_XML_BYTES, MAX_STREAMED_BYTES,
     MAX_TEXT_BYTES, MAX_WHOLE_BYTES, SECTION_BYTES, WORKER_ENV,
 };
-pub use ingest::{chunks, ingest_path, watch_path, IngestReport, Outcome, Progress};
+pub use ingest::{
+    chunks, content_hash, content_hashes, ingest_named, ingest_path, watch_path, IngestReport, Outcome, Progress,
+};
 pub use local::{LocalMemory, LocalMemoryError};
 pub use server::{PgServer, PgServerConfig};
 pub use store::{explain_nearest_on, nearest_on, Citation, DocumentInfo, Hit, Memory, Place};

@@ -7,6 +7,7 @@ mod doctor;
 mod gpu;
 mod hub;
 mod memory;
+mod migrate;
 mod models;
 mod servers;
 
@@ -69,6 +70,9 @@ enum Command {
     /// The admin bot: steer the tenant from Discord (see the README).
     #[command(subcommand)]
     Bot(bot::BotCommand),
+    /// The cutover from a legacy deployment (see the README).
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
 }
 
 /// Ctrl-C or SIGTERM: how every long-running command is asked to stop.
@@ -111,6 +115,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Gpu(command) => gpu::gpu(command),
         Command::Dashboard(args) => servers::dashboard(args).await,
         Command::Bot(command) => bot::bot(command).await,
+        Command::Migrate(command) => migrate::migrate(command).await,
     }
 }
 

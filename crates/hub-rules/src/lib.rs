@@ -7,6 +7,7 @@
 //! turns it on) [`TaskState`] is also the hub's column type; with `serde` and
 //! `ts` the limb sends it to the window by the same names as [`TaskState::name`].
 
+pub mod migration;
 mod work;
 pub use work::{check_scored, generate_payload, score_payload, score_quorum, score_summary, score_vote, Work};
 

@@ -13,6 +13,7 @@ pub mod browser_invite_type;
 pub mod browser_table;
 pub mod browser_type;
 pub mod cancel_task_reducer;
+pub mod claim_legacy_reducer;
 pub mod client_connected_reducer;
 pub mod client_disconnected_reducer;
 pub mod complete_task_reducer;
@@ -39,6 +40,10 @@ pub mod lease_sweep_table;
 pub mod lease_sweep_type;
 pub mod lease_table;
 pub mod lease_type;
+pub mod legacy_claim_table;
+pub mod legacy_claim_type;
+pub mod legacy_record_table;
+pub mod legacy_record_type;
 pub mod limb_control_table;
 pub mod limb_control_type;
 pub mod limb_key_table;
@@ -53,6 +58,12 @@ pub mod limb_trust_type;
 pub mod limb_type;
 pub mod member_table;
 pub mod member_type;
+pub mod migrate_members_reducer;
+pub mod migrate_tasks_reducer;
+pub mod migrate_tenants_reducer;
+pub mod migrated_member_type;
+pub mod migrated_task_type;
+pub mod migrated_tenant_type;
 pub mod model_offer_type;
 pub mod offer_reducer;
 pub mod operator_invite_table;
@@ -113,6 +124,7 @@ pub use browser_invite_type::BrowserInvite;
 pub use browser_table::*;
 pub use browser_type::Browser;
 pub use cancel_task_reducer::{cancel_task, set_flags_for_cancel_task, CancelTaskCallbackId};
+pub use claim_legacy_reducer::{claim_legacy, set_flags_for_claim_legacy, ClaimLegacyCallbackId};
 pub use client_connected_reducer::{client_connected, set_flags_for_client_connected, ClientConnectedCallbackId};
 pub use client_disconnected_reducer::{
     client_disconnected, set_flags_for_client_disconnected, ClientDisconnectedCallbackId,
@@ -147,6 +159,10 @@ pub use lease_sweep_table::*;
 pub use lease_sweep_type::LeaseSweep;
 pub use lease_table::*;
 pub use lease_type::Lease;
+pub use legacy_claim_table::*;
+pub use legacy_claim_type::LegacyClaim;
+pub use legacy_record_table::*;
+pub use legacy_record_type::LegacyRecord;
 pub use limb_control_table::*;
 pub use limb_control_type::LimbControl;
 pub use limb_key_table::*;
@@ -161,6 +177,12 @@ pub use limb_trust_type::LimbTrust;
 pub use limb_type::Limb;
 pub use member_table::*;
 pub use member_type::Member;
+pub use migrate_members_reducer::{migrate_members, set_flags_for_migrate_members, MigrateMembersCallbackId};
+pub use migrate_tasks_reducer::{migrate_tasks, set_flags_for_migrate_tasks, MigrateTasksCallbackId};
+pub use migrate_tenants_reducer::{migrate_tenants, set_flags_for_migrate_tenants, MigrateTenantsCallbackId};
+pub use migrated_member_type::MigratedMember;
+pub use migrated_task_type::MigratedTask;
+pub use migrated_tenant_type::MigratedTenant;
 pub use model_offer_type::ModelOffer;
 pub use offer_reducer::{offer, set_flags_for_offer, OfferCallbackId};
 pub use operator_invite_table::*;
@@ -231,6 +253,9 @@ pub enum Reducer {
     CancelTask {
         task_id: u64,
     },
+    ClaimLegacy {
+        code: String,
+    },
     ClientConnected,
     ClientDisconnected,
     CompleteTask {
@@ -293,6 +318,15 @@ pub enum Reducer {
     },
     JoinTenant {
         code: String,
+    },
+    MigrateMembers {
+        batch: Vec<MigratedMember>,
+    },
+    MigrateTasks {
+        batch: Vec<MigratedTask>,
+    },
+    MigrateTenants {
+        batch: Vec<MigratedTenant>,
     },
     Offer {
         limb_id: u64,
@@ -359,6 +393,7 @@ impl __sdk::Reducer for Reducer {
     fn reducer_name(&self) -> &'static str {
         match self {
             Reducer::CancelTask { .. } => "cancel_task",
+            Reducer::ClaimLegacy { .. } => "claim_legacy",
             Reducer::ClientConnected => "client_connected",
             Reducer::ClientDisconnected => "client_disconnected",
             Reducer::CompleteTask { .. } => "complete_task",
@@ -375,6 +410,9 @@ impl __sdk::Reducer for Reducer {
             Reducer::JoinDashboard { .. } => "join_dashboard",
             Reducer::JoinOperator { .. } => "join_operator",
             Reducer::JoinTenant { .. } => "join_tenant",
+            Reducer::MigrateMembers { .. } => "migrate_members",
+            Reducer::MigrateTasks { .. } => "migrate_tasks",
+            Reducer::MigrateTenants { .. } => "migrate_tenants",
             Reducer::Offer { .. } => "offer",
             Reducer::PauseLimb { .. } => "pause_limb",
             Reducer::PruneFinished { .. } => "prune_finished",
@@ -396,6 +434,10 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
         match &value.reducer_name[..] {
             "cancel_task" => {
                 Ok(__sdk::parse_reducer_args::<cancel_task_reducer::CancelTaskArgs>("cancel_task", &value.args)?.into())
+            }
+            "claim_legacy" => {
+                Ok(__sdk::parse_reducer_args::<claim_legacy_reducer::ClaimLegacyArgs>("claim_legacy", &value.args)?
+                    .into())
             }
             "client_connected" => Ok(__sdk::parse_reducer_args::<client_connected_reducer::ClientConnectedArgs>(
                 "client_connected",
@@ -459,6 +501,20 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
             "join_tenant" => {
                 Ok(__sdk::parse_reducer_args::<join_tenant_reducer::JoinTenantArgs>("join_tenant", &value.args)?.into())
             }
+            "migrate_members" => Ok(__sdk::parse_reducer_args::<migrate_members_reducer::MigrateMembersArgs>(
+                "migrate_members",
+                &value.args,
+            )?
+            .into()),
+            "migrate_tasks" => {
+                Ok(__sdk::parse_reducer_args::<migrate_tasks_reducer::MigrateTasksArgs>("migrate_tasks", &value.args)?
+                    .into())
+            }
+            "migrate_tenants" => Ok(__sdk::parse_reducer_args::<migrate_tenants_reducer::MigrateTenantsArgs>(
+                "migrate_tenants",
+                &value.args,
+            )?
+            .into()),
             "offer" => Ok(__sdk::parse_reducer_args::<offer_reducer::OfferArgs>("offer", &value.args)?.into()),
             "pause_limb" => {
                 Ok(__sdk::parse_reducer_args::<pause_limb_reducer::PauseLimbArgs>("pause_limb", &value.args)?.into())
@@ -525,6 +581,8 @@ pub struct DbUpdate {
     late_result: __sdk::TableUpdate<LateResult>,
     lease: __sdk::TableUpdate<Lease>,
     lease_sweep: __sdk::TableUpdate<LeaseSweep>,
+    legacy_claim: __sdk::TableUpdate<LegacyClaim>,
+    legacy_record: __sdk::TableUpdate<LegacyRecord>,
     limb: __sdk::TableUpdate<Limb>,
     limb_control: __sdk::TableUpdate<LimbControl>,
     limb_key: __sdk::TableUpdate<LimbKey>,
@@ -568,6 +626,10 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 "late_result" => db_update.late_result.append(late_result_table::parse_table_update(table_update)?),
                 "lease" => db_update.lease.append(lease_table::parse_table_update(table_update)?),
                 "lease_sweep" => db_update.lease_sweep.append(lease_sweep_table::parse_table_update(table_update)?),
+                "legacy_claim" => db_update.legacy_claim.append(legacy_claim_table::parse_table_update(table_update)?),
+                "legacy_record" => {
+                    db_update.legacy_record.append(legacy_record_table::parse_table_update(table_update)?)
+                }
                 "limb" => db_update.limb.append(limb_table::parse_table_update(table_update)?),
                 "limb_control" => db_update.limb_control.append(limb_control_table::parse_table_update(table_update)?),
                 "limb_key" => db_update.limb_key.append(limb_key_table::parse_table_update(table_update)?),
@@ -629,6 +691,12 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.lease_sweep = cache
             .apply_diff_to_table::<LeaseSweep>("lease_sweep", &self.lease_sweep)
             .with_updates_by_pk(|row| &row.scheduled_id);
+        diff.legacy_claim = cache
+            .apply_diff_to_table::<LegacyClaim>("legacy_claim", &self.legacy_claim)
+            .with_updates_by_pk(|row| &row.code);
+        diff.legacy_record = cache
+            .apply_diff_to_table::<LegacyRecord>("legacy_record", &self.legacy_record)
+            .with_updates_by_pk(|row| &row.legacy_id);
         diff.limb = cache.apply_diff_to_table::<Limb>("limb", &self.limb).with_updates_by_pk(|row| &row.id);
         diff.limb_control = cache
             .apply_diff_to_table::<LimbControl>("limb_control", &self.limb_control)
@@ -703,6 +771,8 @@ pub struct AppliedDiff<'r> {
     late_result: __sdk::TableAppliedDiff<'r, LateResult>,
     lease: __sdk::TableAppliedDiff<'r, Lease>,
     lease_sweep: __sdk::TableAppliedDiff<'r, LeaseSweep>,
+    legacy_claim: __sdk::TableAppliedDiff<'r, LegacyClaim>,
+    legacy_record: __sdk::TableAppliedDiff<'r, LegacyRecord>,
     limb: __sdk::TableAppliedDiff<'r, Limb>,
     limb_control: __sdk::TableAppliedDiff<'r, LimbControl>,
     limb_key: __sdk::TableAppliedDiff<'r, LimbKey>,
@@ -744,6 +814,8 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<LateResult>("late_result", &self.late_result, event);
         callbacks.invoke_table_row_callbacks::<Lease>("lease", &self.lease, event);
         callbacks.invoke_table_row_callbacks::<LeaseSweep>("lease_sweep", &self.lease_sweep, event);
+        callbacks.invoke_table_row_callbacks::<LegacyClaim>("legacy_claim", &self.legacy_claim, event);
+        callbacks.invoke_table_row_callbacks::<LegacyRecord>("legacy_record", &self.legacy_record, event);
         callbacks.invoke_table_row_callbacks::<Limb>("limb", &self.limb, event);
         callbacks.invoke_table_row_callbacks::<LimbControl>("limb_control", &self.limb_control, event);
         callbacks.invoke_table_row_callbacks::<LimbKey>("limb_key", &self.limb_key, event);
@@ -1352,6 +1424,8 @@ impl __sdk::SpacetimeModule for RemoteModule {
         late_result_table::register_table(client_cache);
         lease_table::register_table(client_cache);
         lease_sweep_table::register_table(client_cache);
+        legacy_claim_table::register_table(client_cache);
+        legacy_record_table::register_table(client_cache);
         limb_table::register_table(client_cache);
         limb_control_table::register_table(client_cache);
         limb_key_table::register_table(client_cache);

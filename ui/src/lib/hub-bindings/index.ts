@@ -36,6 +36,8 @@ import {
 // Import and reexport all reducer arg types
 import { CancelTask } from "./cancel_task_reducer.ts";
 export { CancelTask };
+import { ClaimLegacy } from "./claim_legacy_reducer.ts";
+export { ClaimLegacy };
 import { ClientConnected } from "./client_connected_reducer.ts";
 export { ClientConnected };
 import { ClientDisconnected } from "./client_disconnected_reducer.ts";
@@ -68,6 +70,12 @@ import { JoinOperator } from "./join_operator_reducer.ts";
 export { JoinOperator };
 import { JoinTenant } from "./join_tenant_reducer.ts";
 export { JoinTenant };
+import { MigrateMembers } from "./migrate_members_reducer.ts";
+export { MigrateMembers };
+import { MigrateTasks } from "./migrate_tasks_reducer.ts";
+export { MigrateTasks };
+import { MigrateTenants } from "./migrate_tenants_reducer.ts";
+export { MigrateTenants };
 import { Offer } from "./offer_reducer.ts";
 export { Offer };
 import { PauseLimb } from "./pause_limb_reducer.ts";
@@ -110,6 +118,10 @@ import { LeaseTableHandle } from "./lease_table.ts";
 export { LeaseTableHandle };
 import { LeaseSweepTableHandle } from "./lease_sweep_table.ts";
 export { LeaseSweepTableHandle };
+import { LegacyClaimTableHandle } from "./legacy_claim_table.ts";
+export { LegacyClaimTableHandle };
+import { LegacyRecordTableHandle } from "./legacy_record_table.ts";
+export { LegacyRecordTableHandle };
 import { LimbTableHandle } from "./limb_table.ts";
 export { LimbTableHandle };
 import { LimbControlTableHandle } from "./limb_control_table.ts";
@@ -178,6 +190,10 @@ import { Lease } from "./lease_type.ts";
 export { Lease };
 import { LeaseSweep } from "./lease_sweep_type.ts";
 export { LeaseSweep };
+import { LegacyClaim } from "./legacy_claim_type.ts";
+export { LegacyClaim };
+import { LegacyRecord } from "./legacy_record_type.ts";
+export { LegacyRecord };
 import { Limb } from "./limb_type.ts";
 export { Limb };
 import { LimbControl } from "./limb_control_type.ts";
@@ -192,6 +208,12 @@ import { LimbTrust } from "./limb_trust_type.ts";
 export { LimbTrust };
 import { Member } from "./member_type.ts";
 export { Member };
+import { MigratedMember } from "./migrated_member_type.ts";
+export { MigratedMember };
+import { MigratedTask } from "./migrated_task_type.ts";
+export { MigratedTask };
+import { MigratedTenant } from "./migrated_tenant_type.ts";
+export { MigratedTenant };
 import { ModelOffer } from "./model_offer_type.ts";
 export { ModelOffer };
 import { Operator } from "./operator_type.ts";
@@ -309,6 +331,24 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "scheduledId",
         colType: LeaseSweep.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    legacy_claim: {
+      tableName: "legacy_claim",
+      rowType: LegacyClaim.getTypeScriptAlgebraicType(),
+      primaryKey: "code",
+      primaryKeyInfo: {
+        colName: "code",
+        colType: LegacyClaim.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    legacy_record: {
+      tableName: "legacy_record",
+      rowType: LegacyRecord.getTypeScriptAlgebraicType(),
+      primaryKey: "legacyId",
+      primaryKeyInfo: {
+        colName: "legacyId",
+        colType: LegacyRecord.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     limb: {
@@ -542,6 +582,10 @@ const REMOTE_MODULE = {
       reducerName: "cancel_task",
       argsType: CancelTask.getTypeScriptAlgebraicType(),
     },
+    claim_legacy: {
+      reducerName: "claim_legacy",
+      argsType: ClaimLegacy.getTypeScriptAlgebraicType(),
+    },
     client_connected: {
       reducerName: "client_connected",
       argsType: ClientConnected.getTypeScriptAlgebraicType(),
@@ -605,6 +649,18 @@ const REMOTE_MODULE = {
     join_tenant: {
       reducerName: "join_tenant",
       argsType: JoinTenant.getTypeScriptAlgebraicType(),
+    },
+    migrate_members: {
+      reducerName: "migrate_members",
+      argsType: MigrateMembers.getTypeScriptAlgebraicType(),
+    },
+    migrate_tasks: {
+      reducerName: "migrate_tasks",
+      argsType: MigrateTasks.getTypeScriptAlgebraicType(),
+    },
+    migrate_tenants: {
+      reducerName: "migrate_tenants",
+      argsType: MigrateTenants.getTypeScriptAlgebraicType(),
     },
     offer: {
       reducerName: "offer",
@@ -685,6 +741,7 @@ const REMOTE_MODULE = {
 // A type representing all the possible variants of a reducer.
 export type Reducer = never
 | { name: "CancelTask", args: CancelTask }
+| { name: "ClaimLegacy", args: ClaimLegacy }
 | { name: "ClientConnected", args: ClientConnected }
 | { name: "ClientDisconnected", args: ClientDisconnected }
 | { name: "CompleteTask", args: CompleteTask }
@@ -701,6 +758,9 @@ export type Reducer = never
 | { name: "JoinDashboard", args: JoinDashboard }
 | { name: "JoinOperator", args: JoinOperator }
 | { name: "JoinTenant", args: JoinTenant }
+| { name: "MigrateMembers", args: MigrateMembers }
+| { name: "MigrateTasks", args: MigrateTasks }
+| { name: "MigrateTenants", args: MigrateTenants }
 | { name: "Offer", args: Offer }
 | { name: "PauseLimb", args: PauseLimb }
 | { name: "PruneFinished", args: PruneFinished }
@@ -732,6 +792,22 @@ export class RemoteReducers {
 
   removeOnCancelTask(callback: (ctx: ReducerEventContext, taskId: bigint) => void) {
     this.connection.offReducer("cancel_task", callback);
+  }
+
+  claimLegacy(code: string) {
+    const __args = { code };
+    let __writer = new BinaryWriter(1024);
+    ClaimLegacy.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("claim_legacy", __argsBuffer, this.setCallReducerFlags.claimLegacyFlags);
+  }
+
+  onClaimLegacy(callback: (ctx: ReducerEventContext, code: string) => void) {
+    this.connection.onReducer("claim_legacy", callback);
+  }
+
+  removeOnClaimLegacy(callback: (ctx: ReducerEventContext, code: string) => void) {
+    this.connection.offReducer("claim_legacy", callback);
   }
 
   onClientConnected(callback: (ctx: ReducerEventContext) => void) {
@@ -974,6 +1050,54 @@ export class RemoteReducers {
     this.connection.offReducer("join_tenant", callback);
   }
 
+  migrateMembers(batch: MigratedMember[]) {
+    const __args = { batch };
+    let __writer = new BinaryWriter(1024);
+    MigrateMembers.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("migrate_members", __argsBuffer, this.setCallReducerFlags.migrateMembersFlags);
+  }
+
+  onMigrateMembers(callback: (ctx: ReducerEventContext, batch: MigratedMember[]) => void) {
+    this.connection.onReducer("migrate_members", callback);
+  }
+
+  removeOnMigrateMembers(callback: (ctx: ReducerEventContext, batch: MigratedMember[]) => void) {
+    this.connection.offReducer("migrate_members", callback);
+  }
+
+  migrateTasks(batch: MigratedTask[]) {
+    const __args = { batch };
+    let __writer = new BinaryWriter(1024);
+    MigrateTasks.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("migrate_tasks", __argsBuffer, this.setCallReducerFlags.migrateTasksFlags);
+  }
+
+  onMigrateTasks(callback: (ctx: ReducerEventContext, batch: MigratedTask[]) => void) {
+    this.connection.onReducer("migrate_tasks", callback);
+  }
+
+  removeOnMigrateTasks(callback: (ctx: ReducerEventContext, batch: MigratedTask[]) => void) {
+    this.connection.offReducer("migrate_tasks", callback);
+  }
+
+  migrateTenants(batch: MigratedTenant[]) {
+    const __args = { batch };
+    let __writer = new BinaryWriter(1024);
+    MigrateTenants.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("migrate_tenants", __argsBuffer, this.setCallReducerFlags.migrateTenantsFlags);
+  }
+
+  onMigrateTenants(callback: (ctx: ReducerEventContext, batch: MigratedTenant[]) => void) {
+    this.connection.onReducer("migrate_tenants", callback);
+  }
+
+  removeOnMigrateTenants(callback: (ctx: ReducerEventContext, batch: MigratedTenant[]) => void) {
+    this.connection.offReducer("migrate_tenants", callback);
+  }
+
   offer(limbId: bigint, capacity: number, models: ModelOffer[], tool: boolean, gpu: boolean) {
     const __args = { limbId, capacity, models, tool, gpu };
     let __writer = new BinaryWriter(1024);
@@ -1174,6 +1298,11 @@ export class SetReducerFlags {
     this.cancelTaskFlags = flags;
   }
 
+  claimLegacyFlags: CallReducerFlags = 'FullUpdate';
+  claimLegacy(flags: CallReducerFlags) {
+    this.claimLegacyFlags = flags;
+  }
+
   completeTaskFlags: CallReducerFlags = 'FullUpdate';
   completeTask(flags: CallReducerFlags) {
     this.completeTaskFlags = flags;
@@ -1242,6 +1371,21 @@ export class SetReducerFlags {
   joinTenantFlags: CallReducerFlags = 'FullUpdate';
   joinTenant(flags: CallReducerFlags) {
     this.joinTenantFlags = flags;
+  }
+
+  migrateMembersFlags: CallReducerFlags = 'FullUpdate';
+  migrateMembers(flags: CallReducerFlags) {
+    this.migrateMembersFlags = flags;
+  }
+
+  migrateTasksFlags: CallReducerFlags = 'FullUpdate';
+  migrateTasks(flags: CallReducerFlags) {
+    this.migrateTasksFlags = flags;
+  }
+
+  migrateTenantsFlags: CallReducerFlags = 'FullUpdate';
+  migrateTenants(flags: CallReducerFlags) {
+    this.migrateTenantsFlags = flags;
   }
 
   offerFlags: CallReducerFlags = 'FullUpdate';
@@ -1339,6 +1483,14 @@ export class RemoteTables {
 
   get leaseSweep(): LeaseSweepTableHandle {
     return new LeaseSweepTableHandle(this.connection.clientCache.getOrCreateTable<LeaseSweep>(REMOTE_MODULE.tables.lease_sweep));
+  }
+
+  get legacyClaim(): LegacyClaimTableHandle {
+    return new LegacyClaimTableHandle(this.connection.clientCache.getOrCreateTable<LegacyClaim>(REMOTE_MODULE.tables.legacy_claim));
+  }
+
+  get legacyRecord(): LegacyRecordTableHandle {
+    return new LegacyRecordTableHandle(this.connection.clientCache.getOrCreateTable<LegacyRecord>(REMOTE_MODULE.tables.legacy_record));
   }
 
   get limb(): LimbTableHandle {

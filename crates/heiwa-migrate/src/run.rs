@@ -1,0 +1,160 @@
+//! One migration run: read the legacy tables in order, plan each record,
+//! write new ones to the hub in batches (documents to memory), report.
+//! What the hub already maps is skipped, so a run killed at any point is
+//! finished by the next, and a run after a complete one writes nothing.
+
+use crate::documents::MemorySink;
+use crate::mapping::Mapping;
+use crate::plan::{Kind, Planned, Planner, Problem};
+use crate::source::{Line, Source, SourceSpec};
+use crate::target::HubTarget;
+use crate::MigrateError;
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    pub source: SourceSpec,
+    pub mapping: Mapping,
+    /// Read, plan and report; write nothing anywhere.
+    pub dry_run: bool,
+    /// The organization (legacy id) whose documents go into this machine's
+    /// memory; other organizations' documents are counted, never stored.
+    pub documents_for: Option<String>,
+}
+
+/// What happened to one kind of record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub read: u64,
+    /// Written in this run (in a dry run: would be).
+    pub added: u64,
+    /// Already on the hub (or in memory) from an earlier run.
+    pub already: u64,
+    pub problems: u64,
+    /// Documents of organizations other than `documents_for`: left alone.
+    pub elsewhere: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub counts: BTreeMap<Kind, Counts>,
+    pub problems: Vec<Problem>,
+    pub elapsed: Duration,
+}
+
+impl Report {
+    pub fn records(&self) -> u64 {
+        self.counts.values().map(|c| c.read).sum()
+    }
+
+    fn problem(&mut self, kind: Kind, problem: Problem, on_problem: &mut dyn FnMut(&Problem)) {
+        on_problem(&problem);
+        self.counts.entry(kind).or_default().problems += 1;
+        self.problems.push(problem);
+    }
+}
+
+/// Run the migration. `memory` is where documents go (needed only when
+/// `options.documents_for` is given); `on_problem` hears of each bad record as it is found.
+pub async fn migrate(
+    options: &Options,
+    hub: &HubTarget,
+    mut memory: Option<&mut MemorySink<'_>>,
+    on_problem: &mut dyn FnMut(&Problem),
+) -> Result<Report, MigrateError> {
+    let started = Instant::now();
+    let known: HashSet<String> = hub.mapped().await?.into_iter().map(|row| row.legacy_id).collect();
+    let mut planner = Planner::new(options.mapping.clone());
+    let mut source = Source::open(&options.source, &options.mapping.tables()).await?;
+    let mut report = Report::default();
+    let mut batch: Vec<Planned> = Vec::new();
+    while let Some(line) = source.next().await {
+        let raw = match line? {
+            Line::Record(raw) => raw,
+            Line::End { .. } => {
+                flush(hub, &mut batch, options.dry_run, &mut report, on_problem).await?;
+                continue;
+            }
+        };
+        let Some(kind) = planner.kind_of(&raw.table) else { continue };
+        report.counts.entry(kind).or_default().read += 1;
+        let planned = match planner.plan(&raw) {
+            Ok(planned) => planned,
+            Err(problem) => {
+                report.problem(kind, problem, on_problem);
+                continue;
+            }
+        };
+        if let Planned::Document(document) = &planned {
+            let here = options.documents_for.as_deref() == Some(document.tenant_legacy_id.as_str());
+            let Some(sink) = memory.as_deref_mut().filter(|_| here) else {
+                report.counts.entry(kind).or_default().elsewhere += 1;
+                continue;
+            };
+            let stored =
+                if options.dry_run { sink.extract(document).await.map(|_| true) } else { sink.store(document).await? };
+            match stored {
+                Ok(true) => report.counts.entry(kind).or_default().added += 1,
+                Ok(false) => report.counts.entry(kind).or_default().already += 1,
+                Err(problem) => report.problem(kind, problem, on_problem),
+            }
+            continue;
+        }
+        if known.contains(planned.legacy_id()) {
+            report.counts.entry(kind).or_default().already += 1;
+            continue;
+        }
+        batch.push(planned);
+        if batch.len() >= hub_rules::migration::MAX_MIGRATION_BATCH {
+            flush(hub, &mut batch, options.dry_run, &mut report, on_problem).await?;
+        }
+    }
+    flush(hub, &mut batch, options.dry_run, &mut report, on_problem).await?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+async fn flush(
+    hub: &HubTarget,
+    batch: &mut Vec<Planned>,
+    dry_run: bool,
+    report: &mut Report,
+    on_problem: &mut dyn FnMut(&Problem),
+) -> Result<(), MigrateError> {
+    let Some(kind) = batch.first().map(Planned::kind) else { return Ok(()) };
+    let records = std::mem::take(batch);
+    let sent = records.len() as u64;
+    let refused = if dry_run { Vec::new() } else { hub.write(kind, records).await? };
+    report.counts.entry(kind).or_default().added += sent - refused.len() as u64;
+    for problem in refused {
+        report.problem(kind, problem, on_problem);
+    }
+    Ok(())
+}
+
+/// Write the claim codes as CSV (0600: each code is a sign-in): one row per
+/// migrated user, with its organization, role and whether it is claimed.
+pub async fn export_claims(hub: &HubTarget, path: &std::path::Path) -> Result<usize, MigrateError> {
+    let tenants: BTreeMap<u64, String> = hub
+        .mapped()
+        .await?
+        .into_iter()
+        .filter(|row| row.kind == Kind::Tenant.name())
+        .map(|row| (row.hub_id, row.legacy_id))
+        .collect();
+    let mut claims = hub.claims().await?;
+    claims.sort_by(|a, b| a.legacy_id.cmp(&b.legacy_id));
+    let mut text = Vec::new();
+    {
+        let mut csv = csv::Writer::from_writer(&mut text);
+        csv.write_record(["legacy_id", "label", "organization", "role", "code", "claimed"])?;
+        for claim in &claims {
+            let organization = tenants.get(&claim.tenant_id).map_or("", String::as_str);
+            let claimed = if claim.claimed() { "yes" } else { "no" };
+            csv.write_record([&claim.legacy_id, &claim.label, organization, &claim.role, &claim.code, claimed])?;
+        }
+        csv.flush()?;
+    }
+    heiwa_config::write_secret(path, &String::from_utf8(text).expect("CSV of UTF-8 fields is UTF-8"))?;
+    Ok(claims.len())
+}

@@ -1,0 +1,226 @@
+//! `heiwa migrate`: the cutover from a legacy SurrealDB deployment (heiwa-migrate).
+
+use crate::hub::HubArgs;
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use heiwa_config::{data_dir, Parts};
+use heiwa_hub::HubHttp;
+use heiwa_memory::LocalMemory;
+use heiwa_migrate::documents::MemorySink;
+use heiwa_migrate::source::SourceSpec;
+use heiwa_migrate::target::HubTarget;
+use heiwa_migrate::{Kind, Mapping, Options, Report};
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum MigrateCommand {
+    /// Migrate a legacy SurrealDB deployment: organizations become tenants,
+    /// users claim codes, tasks tasks (with their results), documents this
+    /// limb's memory. Run as the hub's admin; safe to rerun (it goes on where
+    /// a killed run stopped, and a finished one changes nothing).
+    Surrealdb(SurrealArgs),
+    /// Sign in as a migrated user: bind this client's identity to the tenant
+    /// and role the claim code was made for (once).
+    Claim {
+        code: String,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+}
+
+#[derive(Args)]
+pub struct SurrealArgs {
+    /// The legacy database: surrealkv:///path (an embedded database file), or
+    /// a server at ws(s):// or http(s)://, signed in with SURREAL_USER and
+    /// SURREAL_PASS from the environment.
+    #[arg(long, required_unless_present = "print_mapping")]
+    source: Option<String>,
+    /// The legacy namespace and database in it.
+    #[arg(long, default_value = "legacy")]
+    source_namespace: String,
+    #[arg(long, default_value = "app")]
+    source_database: String,
+    /// Which legacy tables and fields become what (default: --print-mapping).
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// Print the default mapping, documented, and exit.
+    #[arg(long)]
+    print_mapping: bool,
+    /// Say what would happen (counts per table, problems) and change nothing.
+    #[arg(long, conflicts_with = "verify")]
+    dry_run: bool,
+    /// Compare the source with the hub (and memory): counts and a checksum per table.
+    /// Exits non-zero unless everything matches.
+    #[arg(long)]
+    verify: bool,
+    /// The organization (legacy id, e.g. organization:acme) whose documents go
+    /// into this machine's memory; without it no document is touched.
+    #[arg(long)]
+    documents_for: Option<String>,
+    /// The memory tenant documents go into (the one `heiwa limb run` answers from).
+    #[arg(long, default_value = "local")]
+    memory_tenant: String,
+    /// Where the claim codes are written (CSV, 0600).
+    #[arg(long, default_value = "claims.csv")]
+    claims: PathBuf,
+    /// A Python with SurrealDB's package: `pip install surrealdb==2.0.0` in a virtual environment.
+    #[arg(long, env = "HEIWA_MIGRATE_PYTHON", default_value = "python3")]
+    python: PathBuf,
+    /// The hub, as its admin: the identity that published it (default token: hub/owner.token).
+    #[command(flatten)]
+    hub: HubArgs,
+}
+
+pub async fn migrate(command: MigrateCommand) -> anyhow::Result<()> {
+    match command {
+        MigrateCommand::Surrealdb(args) => surrealdb(args).await,
+        MigrateCommand::Claim { code, hub } => {
+            let http = HubHttp::new(hub.hub.trim_end_matches('/'));
+            let token = http.identity_token(&hub.token_file("identity.token")).await?;
+            http.call(&hub.database, "claim_legacy", serde_json::json!([code.trim()]), &token).await?;
+            println!("claimed: this identity is now the migrated user in its tenant (see `heiwa task list`)");
+            Ok(())
+        }
+    }
+}
+
+async fn surrealdb(args: SurrealArgs) -> anyhow::Result<()> {
+    if args.print_mapping {
+        print!("{}", heiwa_migrate::mapping::DEFAULT);
+        return Ok(());
+    }
+    let mapping = match &args.mapping {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Mapping::parse(&text, &path.display().to_string())?
+        }
+        None => Mapping::default_mapping(),
+    };
+    let token_file = args.hub.token_file("hub/owner.token");
+    let token = std::fs::read_to_string(&token_file).map(|token| token.trim().to_string()).with_context(|| {
+        format!(
+            "no admin token at {}: migrating takes the hub's admin, the identity that published it \
+                 (`heiwa hub up` keeps its token there); pass --token-file",
+            token_file.display()
+        )
+    })?;
+    let hub = HubTarget::new(HubHttp::new(args.hub.hub.trim_end_matches('/')), &args.hub.database, token);
+    let options = Options {
+        source: SourceSpec {
+            url: args.source.clone().expect("clap requires --source"),
+            namespace: args.source_namespace.clone(),
+            database: args.source_database.clone(),
+            python: args.python.clone(),
+        },
+        mapping,
+        dry_run: args.dry_run,
+        documents_for: args.documents_for.clone(),
+    };
+    let local = match &args.documents_for {
+        Some(_) => {
+            let parts = Parts::from_env()?;
+            Some(LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir().join("memory")).await?)
+        }
+        None => None,
+    };
+    let mut sink = match &local {
+        Some(local) => Some(MemorySink::new(&local.memory, &local.embedder, &args.memory_tenant)?),
+        None => None,
+    };
+    let outcome = if args.verify {
+        verify(&options, &hub, sink.as_mut()).await
+    } else {
+        run(&args, &options, &hub, sink.as_mut()).await
+    };
+    drop(sink);
+    if let Some(local) = local {
+        local.close().await?;
+    }
+    outcome
+}
+
+async fn run(
+    args: &SurrealArgs,
+    options: &Options,
+    hub: &HubTarget,
+    sink: Option<&mut MemorySink<'_>>,
+) -> anyhow::Result<()> {
+    let mut on_problem = |problem: &heiwa_migrate::Problem| println!("problem  {problem} (skipped)");
+    let report = heiwa_migrate::migrate(options, hub, sink, &mut on_problem).await?;
+    print_report(&report, options);
+    if !options.dry_run {
+        let claims = heiwa_migrate::run::export_claims(hub, &args.claims).await?;
+        println!("claim codes: {claims} users, written to {} (0600): give each person theirs; `heiwa migrate claim CODE` signs in", args.claims.display());
+    }
+    Ok(())
+}
+
+fn print_report(report: &Report, options: &Options) {
+    let verb = if options.dry_run { "would add" } else { "added" };
+    for kind in Kind::ALL {
+        let Some(counts) = report.counts.get(&kind) else { continue };
+        let mut line = format!(
+            "{:<9} read {:>6}  {verb} {:>6}  already there {:>6}  problems {:>4}",
+            plural(kind),
+            counts.read,
+            counts.added,
+            counts.already,
+            counts.problems
+        );
+        if counts.elsewhere > 0 {
+            let hint =
+                if options.documents_for.is_some() { "" } else { "; pass --documents-for ORGANIZATION on its limb" };
+            line.push_str(&format!("  left for other limbs {}{hint}", counts.elsewhere));
+        }
+        println!("{line}");
+    }
+    let seconds = report.elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "{} records in {:.1} s ({:.0}/s), {} problems{}",
+        report.records(),
+        seconds,
+        report.records() as f64 / seconds,
+        report.problems.len(),
+        if options.dry_run { "; dry run: nothing was changed" } else { "" }
+    );
+}
+
+fn plural(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Tenant => "tenants",
+        Kind::Member => "members",
+        Kind::Task => "tasks",
+        Kind::Document => "documents",
+    }
+}
+
+async fn verify(options: &Options, hub: &HubTarget, sink: Option<&mut MemorySink<'_>>) -> anyhow::Result<()> {
+    let checks = heiwa_migrate::verify::verify(options, hub, sink).await?;
+    let mut all = true;
+    for check in &checks {
+        all &= check.matches();
+        let verdict = if check.matches() { "match" } else { "DIFFER" };
+        println!(
+            "{:<9} source {:>6}  migrated {:>6}  checksum {} / {}  {verdict}",
+            plural(check.kind),
+            check.source_count,
+            check.target_count,
+            &check.source_checksum[..16],
+            &check.target_checksum[..16]
+        );
+        for (what, ids) in
+            [("not migrated", &check.missing), ("not in the source", &check.extra), ("different", &check.differing)]
+        {
+            if !ids.is_empty() {
+                let shown: Vec<&str> = ids.iter().take(10).map(String::as_str).collect();
+                let more = if ids.len() > 10 { format!(" and {} more", ids.len() - 10) } else { String::new() };
+                println!("          {what}: {}{more}", shown.join(", "));
+            }
+        }
+    }
+    if !all {
+        bail!("the hub does not match the source (see above); rerun the migration, then --verify again");
+    }
+    println!("verified: every table matches");
+    Ok(())
+}
