@@ -36,6 +36,11 @@ pub enum MigrateError {
     },
     #[error("the SurrealDB reader failed: {0}")]
     Reader(String),
+    #[error(
+        "only the hub's admin (who published it) can migrate, and this identity is not it \
+         (or the hub runs a hub-module older than the cutover)"
+    )]
+    NotAdmin,
     #[error(transparent)]
     Hub(#[from] heiwa_hub::HubError),
     #[error(transparent)]

@@ -29,6 +29,7 @@ mod hub;
 mod ingest;
 mod mcp;
 mod mesh;
+mod migrate;
 mod models;
 mod remote;
 mod resident;
