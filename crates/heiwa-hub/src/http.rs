@@ -142,8 +142,18 @@ impl HubHttp {
 
     /// Call a reducer with JSON arguments; a reducer's `Err` comes back as `Refused`.
     pub async fn call(&self, name: &str, reducer: &str, args: serde_json::Value, token: &str) -> Result<(), HubError> {
-        let request =
-            self.client.post(format!("{}/v1/database/{name}/call/{reducer}", self.base)).bearer_auth(token).json(&args);
+        self.call_json(name, reducer, args.to_string(), token).await
+    }
+
+    /// [`HubHttp::call`] with the arguments already written as JSON text (a
+    /// large batch is then serialized once, by whoever measured its size).
+    pub async fn call_json(&self, name: &str, reducer: &str, args: String, token: &str) -> Result<(), HubError> {
+        let request = self
+            .client
+            .post(format!("{}/v1/database/{name}/call/{reducer}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(args);
         self.send(reducer, request).await.map(drop)
     }
 

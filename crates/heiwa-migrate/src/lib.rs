@@ -12,6 +12,7 @@
 //! a crash adds only what is missing; documents go into this machine's memory
 //! ([`documents`]), never to the hub; [`verify`] compares both sides.
 
+pub mod cbor;
 pub mod documents;
 pub mod mapping;
 pub mod plan;

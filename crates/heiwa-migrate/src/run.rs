@@ -11,6 +11,7 @@ use crate::target::HubTarget;
 use crate::MigrateError;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 pub struct Options {
     pub source: SourceSpec,
@@ -54,25 +55,66 @@ impl Report {
     }
 }
 
+/// Batches planned but not yet written: reading and planning go on while the hub writes.
+const WRITE_AHEAD: usize = 2;
+
 /// Run the migration. `memory` is where documents go (needed only when
-/// `options.documents_for` is given); `on_problem` hears of each bad record as it is found.
+/// `options.documents_for` is given); `on_problem` hears of each bad record
+/// as it is found (those the hub refuses, at the end).
 pub async fn migrate(
     options: &Options,
     hub: &HubTarget,
-    mut memory: Option<&mut MemorySink<'_>>,
+    memory: Option<&mut MemorySink<'_>>,
     on_problem: &mut dyn FnMut(&Problem),
 ) -> Result<Report, MigrateError> {
     let started = Instant::now();
     let known: HashSet<String> = hub.mapped().await?.into_iter().map(|row| row.legacy_id).collect();
+    let (batches, queue) = mpsc::channel(WRITE_AHEAD);
+    let reading = read_and_plan(options, &known, memory, batches, on_problem);
+    let writing = write_batches(hub, queue, options.dry_run);
+    let (read, written) = tokio::join!(reading, writing);
+    // The writer's error first: the reader then only saw its queue close.
+    let written = written?;
+    let mut report = read?;
+    for (kind, sent, refused) in written {
+        report.counts.entry(kind).or_default().added += sent - refused.len() as u64;
+        for problem in refused {
+            report.problem(kind, problem, on_problem);
+        }
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Read the source in order, plan each record, and queue the new ones for
+/// the hub a batch at a time (a batch never mixes tables, so a table's
+/// records are all written before the next table's).
+async fn read_and_plan(
+    options: &Options,
+    known: &HashSet<String>,
+    mut memory: Option<&mut MemorySink<'_>>,
+    batches: mpsc::Sender<Vec<Planned>>,
+    on_problem: &mut dyn FnMut(&Problem),
+) -> Result<Report, MigrateError> {
     let mut planner = Planner::new(options.mapping.clone());
     let mut source = Source::open(&options.source, &options.mapping.tables()).await?;
     let mut report = Report::default();
     let mut batch: Vec<Planned> = Vec::new();
+    let queue = |batch: Vec<Planned>| {
+        let batches = batches.clone();
+        async move {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            // Closed: the writer stopped on an error, which `migrate` reports.
+            batches.send(batch).await.map_err(|_| MigrateError::Reader("the hub writer stopped".into()))
+        }
+    };
     while let Some(line) = source.next().await {
         let raw = match line? {
             Line::Record(raw) => raw,
             Line::End { .. } => {
-                flush(hub, &mut batch, options.dry_run, &mut report, on_problem).await?;
+                queue(std::mem::take(&mut batch)).await?;
                 continue;
             }
         };
@@ -106,30 +148,28 @@ pub async fn migrate(
         }
         batch.push(planned);
         if batch.len() >= hub_rules::migration::MAX_MIGRATION_BATCH {
-            flush(hub, &mut batch, options.dry_run, &mut report, on_problem).await?;
+            queue(std::mem::take(&mut batch)).await?;
         }
     }
-    flush(hub, &mut batch, options.dry_run, &mut report, on_problem).await?;
-    report.elapsed = started.elapsed();
+    queue(batch).await?;
     Ok(report)
 }
 
-async fn flush(
+/// Write queued batches in order; per batch, its kind, how many records it
+/// had and those the hub refused. A dry run writes nothing and refuses nothing.
+async fn write_batches(
     hub: &HubTarget,
-    batch: &mut Vec<Planned>,
+    mut queue: mpsc::Receiver<Vec<Planned>>,
     dry_run: bool,
-    report: &mut Report,
-    on_problem: &mut dyn FnMut(&Problem),
-) -> Result<(), MigrateError> {
-    let Some(kind) = batch.first().map(Planned::kind) else { return Ok(()) };
-    let records = std::mem::take(batch);
-    let sent = records.len() as u64;
-    let refused = if dry_run { Vec::new() } else { hub.write(kind, records).await? };
-    report.counts.entry(kind).or_default().added += sent - refused.len() as u64;
-    for problem in refused {
-        report.problem(kind, problem, on_problem);
+) -> Result<Vec<(Kind, u64, Vec<Problem>)>, MigrateError> {
+    let mut written = Vec::new();
+    while let Some(batch) = queue.recv().await {
+        let kind = batch[0].kind();
+        let sent = batch.len() as u64;
+        let refused = if dry_run { Vec::new() } else { hub.write(kind, batch).await? };
+        written.push((kind, sent, refused));
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Write the claim codes as CSV (0600: each code is a sign-in): one row per

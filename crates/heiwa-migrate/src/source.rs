@@ -1,8 +1,9 @@
-//! The legacy side: SurrealDB read by SurrealDB's own engine, through its
-//! official Python package. `surreal_reader.py` (compiled into heiwa, run by
-//! the interpreter given) streams one JSON line per record; a task of ours
-//! reads them ahead into a channel, so the hub is written while SurrealDB is
-//! still being read.
+//! The legacy side: SurrealDB read by SurrealDB's own engine (or server),
+//! through its official Python package. `surreal_reader.py` (compiled into
+//! heiwa, run by the interpreter given) streams SurrealDB's own answers, page
+//! by page, as the CBOR its RPC protocol speaks; a task of ours decodes them
+//! ([`crate::cbor`]) and reads ahead into a channel, so the hub is written
+//! while SurrealDB is still being read.
 
 use crate::MigrateError;
 use serde_json::{Map, Value};
@@ -87,19 +88,20 @@ impl Source {
                 let _ = (&mut stderr).take(64 * 1024).read_to_string(&mut text).await;
                 text
             });
-            let mut reader = BufReader::new(stdout).lines();
+            let mut reader = BufReader::new(stdout);
             loop {
-                match reader.next_line().await {
-                    Ok(Some(text)) => {
-                        let line = parse_line(&text);
-                        let failed = line.is_err();
-                        if sender.send(line).await.is_err() || failed {
-                            return;
+                match read_frame(&mut reader).await {
+                    Ok(Some(lines)) => {
+                        for line in lines {
+                            let failed = line.is_err();
+                            if sender.send(line).await.is_err() || failed {
+                                return;
+                            }
                         }
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        let _ = sender.send(Err(MigrateError::Reader(format!("reading its output: {e}")))).await;
+                        let _ = sender.send(Err(e)).await;
                         return;
                     }
                 }
@@ -121,16 +123,31 @@ impl Source {
     }
 }
 
-fn parse_line(text: &str) -> Result<Line, MigrateError> {
-    let bad = || MigrateError::Reader(format!("a line it wrote is not understood: {}", cut(text)));
-    let mut value: Map<String, Value> = serde_json::from_str(text).map_err(|_| bad())?;
-    let table = value.get("table").and_then(Value::as_str).ok_or_else(bad)?.to_string();
-    if let Some(count) = value.get("end") {
-        return Ok(Line::End { table, count: count.as_u64().ok_or_else(bad)? });
+/// The next frame the reader wrote: a page of records, or a table's end;
+/// `None` at the end of its output.
+async fn read_frame(
+    reader: &mut (impl tokio::io::AsyncBufRead + Unpin),
+) -> Result<Option<Vec<Result<Line, MigrateError>>>, MigrateError> {
+    let mut header = String::new();
+    if reader.read_line(&mut header).await.map_err(|e| MigrateError::Reader(format!("reading its output: {e}")))? == 0 {
+        return Ok(None);
     }
-    let id = value.get("id").and_then(Value::as_str).ok_or_else(bad)?.to_string();
-    let Some(Value::Object(fields)) = value.remove("fields") else { return Err(bad()) };
-    Ok(Line::Record(RawRecord { table, id, fields }))
+    let bad = || MigrateError::Reader(format!("a line it wrote is not understood: {}", cut(header.trim_end())));
+    let frame: Map<String, Value> = serde_json::from_str(&header).map_err(|_| bad())?;
+    let table = frame.get("table").and_then(Value::as_str).ok_or_else(bad)?.to_string();
+    if let Some(count) = frame.get("end") {
+        return Ok(Some(vec![Ok(Line::End { table, count: count.as_u64().ok_or_else(bad)? })]));
+    }
+    let length = frame.get("cbor").and_then(Value::as_u64).ok_or_else(bad)?;
+    let mut answer = vec![0; usize::try_from(length).map_err(|_| bad())?];
+    reader
+        .read_exact(&mut answer)
+        .await
+        .map_err(|e| MigrateError::Reader(format!("reading a page of {table}: {e}")))?;
+    let rows = crate::cbor::page_rows(&answer).map_err(|e| MigrateError::Reader(format!("a page of {table}: {e}")))?;
+    Ok(Some(
+        rows.into_iter().map(|(id, fields)| Ok(Line::Record(RawRecord { table: table.clone(), id, fields }))).collect(),
+    ))
 }
 
 fn cut(text: &str) -> String {
@@ -141,12 +158,35 @@ fn cut(text: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn lines_are_read_or_refused() {
-        let record = parse_line(r#"{"table":"user","id":"user:ada","fields":{"email":"a@x"}}"#).unwrap();
-        assert!(matches!(record, Line::Record(RawRecord { ref id, .. }) if id == "user:ada"));
-        assert!(matches!(parse_line(r#"{"table":"user","end":3}"#).unwrap(), Line::End { count: 3, .. }));
-        assert!(parse_line("Traceback (most recent call last):").is_err());
-        assert!(parse_line(r#"{"table":"user","id":"user:ada"}"#).is_err(), "no fields");
+    async fn frames(bytes: Vec<u8>) -> Vec<Result<Line, MigrateError>> {
+        let mut reader = tokio::io::BufReader::new(&bytes[..]);
+        let mut lines = Vec::new();
+        while let Some(frame) = read_frame(&mut reader).await.transpose() {
+            match frame {
+                Ok(page) => lines.extend(page),
+                Err(e) => lines.push(Err(e)),
+            }
+            if lines.last().is_some_and(Result::is_err) {
+                break;
+            }
+        }
+        lines
+    }
+
+    #[tokio::test]
+    async fn frames_are_read_or_refused() {
+        let answer = crate::cbor::tests::answer(vec![crate::cbor::tests::row("user", "ada", "email", "a@x")]);
+        let mut bytes = format!("{{\"table\":\"user\",\"cbor\":{}}}\n", answer.len()).into_bytes();
+        bytes.extend(answer);
+        bytes.extend(b"{\"table\":\"user\",\"end\":1}\n");
+        let lines = frames(bytes).await;
+        assert!(
+            matches!(&lines[0], Ok(Line::Record(RawRecord { id, fields, .. })) if id == "user:ada" && fields["email"] == "a@x")
+        );
+        assert!(matches!(lines[1], Ok(Line::End { count: 1, .. })));
+        let broken = frames(b"Traceback (most recent call last):\n".to_vec()).await;
+        assert!(matches!(&broken[0], Err(MigrateError::Reader(why)) if why.contains("Traceback")));
+        let short = frames(b"{\"table\":\"user\",\"cbor\":99}\n\x80".to_vec()).await;
+        assert!(matches!(&short[0], Err(MigrateError::Reader(why)) if why.contains("a page of user")));
     }
 }

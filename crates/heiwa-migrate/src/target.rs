@@ -6,7 +6,7 @@
 use crate::plan::{Kind, Planned, Problem};
 use crate::MigrateError;
 use heiwa_hub::{HubError, HubHttp};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Most bytes of records in one call: well under what the hub takes in one request.
 pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
@@ -79,20 +79,16 @@ impl HubTarget {
     /// other refusal (not the admin, the hub gone) ends the run: what was
     /// written stays, and a rerun goes on from there.
     pub async fn write(&self, kind: Kind, batch: Vec<Planned>) -> Result<Vec<Problem>, MigrateError> {
-        let reducer = match kind {
-            Kind::Tenant => "migrate_tenants",
-            Kind::Member => "migrate_members",
-            Kind::Task => "migrate_tasks",
-            Kind::Document => unreachable!("documents go to memory, never to the hub"),
-        };
+        let reducer = reducer_of(kind);
         let mut problems = Vec::new();
-        let mut rest: Vec<(String, Value)> =
-            batch.iter().map(|record| (record.legacy_id().to_string(), record.hub_json())).collect();
+        let mut rest: Vec<(String, String)> =
+            batch.iter().map(|record| (record.legacy_id().to_string(), record.hub_json().to_string())).collect();
         while !rest.is_empty() {
             let take = split_at(&rest);
             let (call, after) = (rest[..take].to_vec(), rest[take..].to_vec());
-            let records: Vec<&Value> = call.iter().map(|(_, json)| json).collect();
-            match self.http.call(&self.database, reducer, json!([records]), &self.token).await {
+            let records: Vec<&str> = call.iter().map(|(_, json)| json.as_str()).collect();
+            let args = format!("[[{}]]", records.join(","));
+            match self.http.call_json(&self.database, reducer, args, &self.token).await {
                 Ok(()) => rest = after,
                 Err(HubError::Reducer { message, .. }) => {
                     let Some(bad) = call.iter().position(|(id, _)| message.starts_with(&format!("{id}: "))) else {
@@ -114,12 +110,22 @@ impl HubTarget {
     }
 }
 
-/// How many of `records` go in the next call: up to the batch limits, at least one.
-fn split_at(records: &[(String, Value)]) -> usize {
+/// The admin-only reducer that takes records of `kind`.
+pub fn reducer_of(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Tenant => "migrate_tenants",
+        Kind::Member => "migrate_members",
+        Kind::Task => "migrate_tasks",
+        Kind::Document => unreachable!("documents go to memory, never to the hub"),
+    }
+}
+
+/// How many of `records` (as JSON text) go in the next call: up to the batch limits, at least one.
+fn split_at(records: &[(String, String)]) -> usize {
     let mut bytes = 0;
     let mut take = 0;
     for (_, json) in records.iter().take(hub_rules::migration::MAX_MIGRATION_BATCH) {
-        bytes += json.to_string().len();
+        bytes += json.len() + 1;
         if take > 0 && bytes > MAX_BATCH_BYTES {
             break;
         }
@@ -131,15 +137,16 @@ fn split_at(records: &[(String, Value)]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn batches_stay_under_the_limits() {
-        let small: Vec<(String, Value)> = (0..2500).map(|i| (format!("t:{i}"), json!({"p": "x"}))).collect();
+        let small: Vec<(String, String)> =
+            (0..2500).map(|i| (format!("t:{i}"), json!({"p": "x"}).to_string())).collect();
         assert_eq!(split_at(&small), hub_rules::migration::MAX_MIGRATION_BATCH);
-        let big: Vec<(String, Value)> =
-            (0..10).map(|i| (format!("t:{i}"), json!({"p": "x".repeat(400_000)}))).collect();
+        let big: Vec<(String, String)> = (0..10).map(|i| (format!("t:{i}"), "x".repeat(400_000))).collect();
         assert_eq!(split_at(&big), 2);
-        let huge = vec![("t:0".to_string(), json!({"p": "x".repeat(2 * MAX_BATCH_BYTES)}))];
+        let huge = vec![("t:0".to_string(), "x".repeat(2 * MAX_BATCH_BYTES))];
         assert_eq!(split_at(&huge), 1, "one record always goes, and the hub judges it");
     }
 
