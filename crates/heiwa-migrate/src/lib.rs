@@ -42,6 +42,8 @@ pub enum MigrateError {
          (or the hub runs a hub-module older than the cutover)"
     )]
     NotAdmin,
+    #[error("--documents-for {0}: no such organization is migrated (see the problems above, or the ids in the claim codes' CSV)")]
+    NoSuchOrganization(String),
     #[error(transparent)]
     Hub(#[from] heiwa_hub::HubError),
     #[error(transparent)]

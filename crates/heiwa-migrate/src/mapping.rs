@@ -115,6 +115,14 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let example = include_str!("../../../docs/examples/migrate-mapping.toml");
+        let mapping = Mapping::parse(example, "docs/examples/migrate-mapping.toml").unwrap();
+        assert_eq!(mapping.tables(), ["workspace", "account", "job", "note"]);
+        assert_eq!(mapping.members.default_role.as_deref(), Some("submitter"));
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let wrong_role = DEFAULT.replace("viewer = \"reader\"", "viewer = \"limb\"");
         let error = Mapping::parse(&wrong_role, "m.toml").unwrap_err().to_string();

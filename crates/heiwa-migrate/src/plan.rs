@@ -204,6 +204,11 @@ impl Planner {
         &self.mapping
     }
 
+    /// Whether the organization `legacy_id` was planned (a tenant, not a problem).
+    pub fn has_tenant(&self, legacy_id: &str) -> bool {
+        self.tenants.contains(legacy_id)
+    }
+
     pub fn kind_of(&self, table: &str) -> Option<Kind> {
         let m = &self.mapping;
         if table == m.tenants.table {
@@ -444,11 +449,12 @@ fn optional_time(raw: &RawRecord, path: &str) -> Result<Option<i64>, String> {
         return Ok(Some(micros));
     }
     if let Some(text) = value.as_str() {
-        if let Ok(at) = text.parse::<jiff::Timestamp>() {
-            return Ok(Some(at.as_microsecond()));
-        }
+        return match text.parse::<jiff::Timestamp>() {
+            Ok(at) => Ok(Some(at.as_microsecond())),
+            Err(_) => Err(format!("field {path} is {text:?}, not a time (a datetime, or RFC 3339 text)")),
+        };
     }
-    Err(format!("field {path} is {}, not a datetime (nor RFC 3339 text)", type_name(value)))
+    Err(format!("field {path} is {}, not a datetime", type_name(value)))
 }
 
 fn time(raw: &RawRecord, path: &str) -> Result<i64, String> {
@@ -561,7 +567,8 @@ mod tests {
             (without("prompt"), "missing field prompt"),
             (with("prompt", json!(42)), "field prompt is a number, not text"),
             (with("status", json!("exploded")), "state \"exploded\" is not in the mapping"),
-            (with("created_at", json!("yesterday")), "not a datetime"),
+            (with("created_at", json!("yesterday")), "\"yesterday\", not a time"),
+            (with("created_at", json!(5)), "a number, not a datetime"),
             (with("created_by", json!("user:nobody")), "is not a migrated member"),
             (with("prompt", json!("x".repeat(hub_rules::MAX_PAYLOAD_BYTES + 1))), "the limit is"),
             (with("org", json!(7)), "not a record link"),
@@ -572,6 +579,31 @@ mod tests {
             assert!(problem.reason.contains(expected), "{} should say {expected:?}", problem.reason);
         }
         assert!(planner.plan(&task(base)).is_ok());
+    }
+
+    #[test]
+    fn the_example_mapping_reads_nested_fields() {
+        let example = include_str!("../../../docs/examples/migrate-mapping.toml");
+        let mut planner = Planner::new(Mapping::parse(example, "example").unwrap());
+        let meta = json!({"created": "2023-05-01T00:00:00Z", "founder": "account:kim"});
+        planner.plan(&raw("workspace", "workspace:w", json!({"display": {"title": "W"}, "meta": meta}))).unwrap();
+        let kim = planner.plan(&raw(
+            "account",
+            "account:kim",
+            json!({"workspace": "workspace:w", "profile": {"name": "Kim"}}),
+        ));
+        assert!(
+            matches!(kim, Ok(Planned::Member(MigratedMember { ref role, ref label, .. })) if role == "owner" && label == "Kim")
+        );
+        let job = planner.plan(&raw(
+            "job",
+            "job:1",
+            json!({"workspace": "workspace:w", "input": {"text": "hi"}, "phase": "ok", "output": {"a": 1},
+                   "meta": {"created": "2023-05-02T00:00:00Z", "author": "account:kim"}}),
+        ));
+        assert!(
+            matches!(job, Ok(Planned::Task(MigratedTask { ref summary, ref payload, .. })) if summary == r#"{"a":1}"# && payload == "hi")
+        );
     }
 
     #[test]

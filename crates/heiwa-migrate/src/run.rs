@@ -113,8 +113,13 @@ async fn read_and_plan(
     while let Some(line) = source.next().await {
         let raw = match line? {
             Line::Record(raw) => raw,
-            Line::End { .. } => {
+            Line::End { table, .. } => {
                 queue(std::mem::take(&mut batch)).await?;
+                if let Some(organization) = options.documents_for.as_deref() {
+                    if table == options.mapping.tenants.table && !planner.has_tenant(organization) {
+                        return Err(MigrateError::NoSuchOrganization(organization.into()));
+                    }
+                }
                 continue;
             }
         };

@@ -5,7 +5,7 @@
 //! matching (and catching a change), the admin alone allowed, claim codes
 //! binding people once.
 
-use super::{local_hub_as_admin, parts, refusal};
+use super::{local_hub_as_admin, parts, recv, refusal, ws_limb};
 use heiwa_hub::HubHttp;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -112,7 +112,7 @@ fn children(pid: u32) -> Vec<u32> {
 async fn a_legacy_surrealdb_is_cut_over_exactly_through_sigkill_and_verified() {
     let parts = parts();
     let dir = tempfile::tempdir().unwrap();
-    let (_server, http, _config, admin) = local_hub_as_admin(&parts, &dir.path().join("hub")).await;
+    let (server, http, _config, admin) = local_hub_as_admin(&parts, &dir.path().join("hub")).await;
     let (legacy, expected) = legacy_database(dir.path());
     let organizations = expected["organization"].as_u64().unwrap();
     let users = expected["user"].as_u64().unwrap();
@@ -262,9 +262,18 @@ async fn a_legacy_surrealdb_is_cut_over_exactly_through_sigkill_and_verified() {
     let again_text = String::from_utf8_lossy(&again.stderr);
     assert!(!again.status.success() && again_text.contains("already used"), "{again_text}");
 
+    // A queued legacy task is real work: a limb she invites is given one and sees its question.
+    let invite = http.create_invite("heiwa", 1, 600, heiwa_hub::InviteRole::Limb, &ada_token).await.unwrap();
+    let (limb, _) = ws_limb(&server, &http, &invite.0, "donor", 1).await;
+    let given = recv(&limb.tasks, "a migrated pending task");
+    assert!(given.payload.starts_with("What is ") && given.payload.ends_with(" squared?"), "{}", given.payload);
+
     // Verify catches a change: she cancels a migrated pending task of hers.
     let visible = http.rows("heiwa", "SELECT * FROM tenant_task", &ada_token).await.unwrap();
-    let open = visible.iter().find(|task| task["state"] == "pending").expect("org0 has pending tasks");
+    let open = visible
+        .iter()
+        .find(|task| task["state"] == "pending" && task["id"] != given.id)
+        .expect("org0 has pending tasks");
     let task_id = open["id"].as_u64().unwrap();
     super::call(&http, &ada_token, "cancel_task", json!([task_id])).await;
     let (ok, differs) = cutover.run(&["--verify"]);
