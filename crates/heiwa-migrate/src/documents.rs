@@ -15,10 +15,18 @@ pub fn memory_name(legacy_id: &str) -> String {
     format!("{NAME_PREFIX}{legacy_id}")
 }
 
-/// Where migrated documents go: one memory tenant of this machine.
-pub struct MemorySink<'a> {
+/// This limb's memory, opened.
+#[derive(Clone, Copy)]
+pub struct Store<'a> {
     pub memory: &'a Memory,
     pub embedder: &'a Embedder,
+}
+
+/// Where migrated documents go: one memory tenant of this machine. Without a
+/// [`Store`] (a dry run) documents are only extracted, to find the bad ones,
+/// and memory is not even started.
+pub struct MemorySink<'a> {
+    pub store: Option<Store<'a>>,
     pub tenant: String,
     extractor: heiwa_extract::Extractor,
     /// Each document is written here, by itself, for the extractor to read (0700).
@@ -26,10 +34,9 @@ pub struct MemorySink<'a> {
 }
 
 impl<'a> MemorySink<'a> {
-    pub fn new(memory: &'a Memory, embedder: &'a Embedder, tenant: impl Into<String>) -> Result<Self, MigrateError> {
+    pub fn new(store: Option<Store<'a>>, tenant: impl Into<String>) -> Result<Self, MigrateError> {
         Ok(MemorySink {
-            memory,
-            embedder,
+            store,
             tenant: tenant.into(),
             extractor: heiwa_extract::Extractor::default(),
             scratch: tempfile::Builder::new().prefix("heiwa-migrate").tempdir()?,
@@ -63,8 +70,9 @@ impl<'a> MemorySink<'a> {
             Ok(extracted) => extracted,
             Err(problem) => return Ok(Err(problem)),
         };
+        let Store { memory, embedder } = self.store.ok_or(MigrateError::NoMemory)?;
         let name = memory_name(&document.legacy_id);
-        let outcome = heiwa_memory::ingest_named(self.memory, self.embedder, &self.tenant, &name, extracted).await?;
+        let outcome = heiwa_memory::ingest_named(memory, embedder, &self.tenant, &name, extracted).await?;
         Ok(match outcome {
             Outcome::Added => Ok(true),
             Outcome::Unchanged => Ok(false),

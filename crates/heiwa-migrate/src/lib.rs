@@ -44,6 +44,8 @@ pub enum MigrateError {
     NotAdmin,
     #[error("--documents-for {0}: no such organization is migrated (see the problems above, or the ids in the claim codes' CSV)")]
     NoSuchOrganization(String),
+    #[error("documents are stored in this limb's memory, which was not opened")]
+    NoMemory,
     #[error(transparent)]
     Hub(#[from] heiwa_hub::HubError),
     #[error(transparent)]

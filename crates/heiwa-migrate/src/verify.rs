@@ -61,7 +61,7 @@ pub fn checksum(digests: &Digests) -> String {
     hash_hex(lines.as_bytes())
 }
 
-/// Compare every mapped table; documents only with `memory` (they live in it).
+/// Compare every mapped table; documents only with a `memory` that stores (they live in it).
 pub async fn verify(
     options: &Options,
     hub: &HubTarget,
@@ -86,14 +86,15 @@ pub async fn verify(
         }
     }
     let mut target = hub_digests(hub).await?;
-    if let Some(sink) = memory.as_deref() {
-        let stored = heiwa_memory::content_hashes(sink.memory, &sink.tenant, NAME_PREFIX).await?;
+    let stored_in = memory.as_deref().and_then(|sink| sink.store.map(|store| (store, sink.tenant.clone())));
+    if let Some((store, tenant)) = &stored_in {
+        let stored = heiwa_memory::content_hashes(store.memory, tenant, NAME_PREFIX).await?;
         let documents = target.entry(Kind::Document).or_default();
         for (name, hash) in stored {
             documents.insert(name[NAME_PREFIX.len()..].to_string(), hash);
         }
     }
-    let kinds: &[Kind] = if memory.is_some() { &Kind::ALL } else { &Kind::ALL[..3] };
+    let kinds: &[Kind] = if stored_in.is_some() { &Kind::ALL } else { &Kind::ALL[..3] };
     let empty = Digests::new();
     Ok(kinds
         .iter()

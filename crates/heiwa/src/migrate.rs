@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use heiwa_config::{data_dir, Parts};
 use heiwa_hub::HubHttp;
 use heiwa_memory::LocalMemory;
-use heiwa_migrate::documents::MemorySink;
+use heiwa_migrate::documents::{MemorySink, Store};
 use heiwa_migrate::source::SourceSpec;
 use heiwa_migrate::target::HubTarget;
 use heiwa_migrate::{Kind, Mapping, Options, Report};
@@ -116,15 +116,17 @@ async fn surrealdb(args: SurrealArgs) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         documents_for: args.documents_for.clone(),
     };
+    // Memory is started only to store or compare documents; a dry run only extracts them.
     let local = match &args.documents_for {
-        Some(_) => {
+        Some(_) if !args.dry_run => {
             let parts = Parts::from_env()?;
             Some(LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir().join("memory")).await?)
         }
-        None => None,
+        _ => None,
     };
-    let mut sink = match &local {
-        Some(local) => Some(MemorySink::new(&local.memory, &local.embedder, &args.memory_tenant)?),
+    let store = local.as_ref().map(|local| Store { memory: &local.memory, embedder: &local.embedder });
+    let mut sink = match &args.documents_for {
+        Some(_) => Some(MemorySink::new(store, &args.memory_tenant)?),
         None => None,
     };
     let outcome = if args.verify {

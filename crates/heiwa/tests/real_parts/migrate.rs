@@ -143,6 +143,7 @@ async fn a_legacy_surrealdb_is_cut_over_exactly_through_sigkill_and_verified() {
     assert_eq!(count(&http, &admin, "SELECT * FROM legacy_record").await, 0);
     assert_eq!(count(&http, &admin, "SELECT * FROM task").await, 0);
     assert!(!cutover.claims.exists(), "a dry run writes no claim codes");
+    assert!(!cutover.data.join("memory").exists(), "nor starts memory: documents are only extracted");
 
     // Nobody but the hub's admin migrates: the CLI with another identity, or its reducer called directly.
     let stranger = dir.path().join("stranger.token");
