@@ -26,6 +26,14 @@ use std::time::Instant;
 
 const TASKS: &str = "29500";
 
+/// CPU seconds a process has used (user + system), and its reaped children (the readers).
+fn cpu_s(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<f64> = stat.rsplit(')').next().unwrap().split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    // After the state letter: utime, stime, cutime, cstime are fields 14-17 of stat(5), in clock ticks.
+    ((fields[10] + fields[11]) / 100.0, (fields[12] + fields[13]) / 100.0)
+}
+
 #[tokio::main]
 async fn main() {
     let parts = Parts::from_env().unwrap_or_else(|missing| panic!("{missing}"));
@@ -96,17 +104,22 @@ async fn main() {
             bodies.push((heiwa_migrate::target::reducer_of(kind), json!([records]).to_string()));
         }
     }
+    let hub_before = cpu_s(server.pid()).0;
     let started = Instant::now();
     for (reducer, body) in bodies {
         http.call_json("raw", reducer, body, &admin).await.unwrap();
     }
     let raw_s = started.elapsed().as_secs_f64();
+    let raw_hub_cpu = cpu_s(server.pid()).0 - hub_before;
     let raw_per_s = records as f64 / raw_s;
 
     let target = HubTarget::new(http.clone(), "heiwa", &admin);
+    let (hub_before, (heiwa_before, readers_before)) = (cpu_s(server.pid()).0, cpu_s(std::process::id()));
     let started = Instant::now();
     let report = heiwa_migrate::migrate(&options, &target, None, &mut |_| {}).await.unwrap();
     let migrate_s = started.elapsed().as_secs_f64();
+    let (heiwa_after, readers_after) = cpu_s(std::process::id());
+    let cpu = [cpu_s(server.pid()).0 - hub_before, heiwa_after - heiwa_before, readers_after - readers_before];
     let written: u64 = report.counts.values().map(|c| c.added).sum();
     assert_eq!(written as usize, records, "the pipeline wrote what the baseline did");
     let migrate_per_s = records as f64 / migrate_s;
@@ -115,8 +128,9 @@ async fn main() {
 
     println!("| {} records ({} read, {} problems) | |", records, report.records(), report.problems.len());
     println!("|---|---|");
-    println!("| raw batched reducer calls | {raw_s:.2} s: {raw_per_s:.0} records/s |");
+    println!("| raw batched reducer calls | {raw_s:.2} s: {raw_per_s:.0} records/s (hub CPU {raw_hub_cpu:.2} s) |");
     println!("| heiwa migrate surrealdb (read, plan, write) | {migrate_s:.2} s: {migrate_per_s:.0} records/s |");
+    println!("| its CPU: hub / heiwa / SurrealDB reader | {:.2} s / {:.2} s / {:.2} s |", cpu[0], cpu[1], cpu[2]);
     println!("| SurrealDB reading every record, nothing else | {read_s:.2} s: {read_per_s:.0} records/s |");
     println!("| one record per reducer call (1,000) | {single_per_s:.0} records/s |");
     println!(
