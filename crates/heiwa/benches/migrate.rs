@@ -135,9 +135,11 @@ async fn main() {
     println!("| one record per reducer call (1,000) | {single_per_s:.0} records/s |");
     println!(
         "RESULT migrate records_per_s={migrate_per_s:.0} ratio_vs_raw={:.2} verified={verified} ratio_vs_read={:.2} \
-         raw_records_per_s={raw_per_s:.0} read_records_per_s={read_per_s:.0} single_call_records_per_s={single_per_s:.0} records={records}",
+         ratio_vs_single_calls={:.1} raw_records_per_s={raw_per_s:.0} read_records_per_s={read_per_s:.0} \
+         single_call_records_per_s={single_per_s:.0} records={records}",
         migrate_per_s / raw_per_s,
-        migrate_per_s / read_per_s
+        migrate_per_s / read_per_s,
+        migrate_per_s / single_per_s
     );
     server.stop();
 }
