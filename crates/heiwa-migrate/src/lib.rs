@@ -29,7 +29,10 @@ pub use run::{migrate, Options, Report};
 pub enum MigrateError {
     #[error("mapping {path}: {reason}")]
     Mapping { path: String, reason: String },
-    #[error("cannot start the SurrealDB reader ({python}): {source}")]
+    #[error(
+        "cannot start the SurrealDB reader with {python} ({source}): give --python (or HEIWA_MIGRATE_PYTHON) a \
+         Python with `pip install surrealdb==2.0.0` done"
+    )]
     ReaderStart {
         python: String,
         #[source]

@@ -82,9 +82,13 @@ def main():
         defined = set(db.query("INFO FOR DB")["tables"])
     except Exception as error:  # the client's own errors name the cause
         fail(f"cannot open {url}: {error}")
+    if not defined:
+        fail(f"namespace {request['namespace']!r}, database {request['database']!r} holds no tables "
+             "(see --source-namespace and --source-database)")
     missing = [table for table in request["tables"] if table not in defined]
     if missing:
-        fail(f"the legacy database has no table {', '.join(missing)} (it has: {', '.join(sorted(defined)) or 'none'})")
+        fail(f"the legacy database has no table {', '.join(missing)} (it has: {', '.join(sorted(defined))}); "
+             "name yours in the mapping")
     out = sys.stdout.buffer
     for table in request["tables"]:
         try:
