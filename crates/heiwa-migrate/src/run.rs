@@ -58,19 +58,24 @@ impl Report {
 /// Batches planned but not yet written: reading and planning go on while the hub writes.
 const WRITE_AHEAD: usize = 2;
 
-/// Run the migration. `memory` is where documents go (needed only when
-/// `options.documents_for` is given); `on_problem` hears of each bad record
-/// as it is found (those the hub refuses, at the end).
+/// Run the migration. `hub` is where tenants, members and tasks go (none:
+/// documents only, on a limb that holds no admin token); `memory` is where
+/// documents go (needed only when `options.documents_for` is given);
+/// `on_problem` hears of each bad record as it is found (those the hub
+/// refuses, at the end).
 pub async fn migrate(
     options: &Options,
-    hub: &HubTarget,
+    hub: Option<&HubTarget>,
     memory: Option<&mut MemorySink<'_>>,
     on_problem: &mut dyn FnMut(&Problem),
 ) -> Result<Report, MigrateError> {
     let started = Instant::now();
-    let known: HashSet<String> = hub.mapped().await?.into_iter().map(|row| row.legacy_id).collect();
+    let known: HashSet<String> = match hub {
+        Some(hub) => hub.mapped().await?.into_iter().map(|row| row.legacy_id).collect(),
+        None => HashSet::new(),
+    };
     let (batches, queue) = mpsc::channel(WRITE_AHEAD);
-    let reading = read_and_plan(options, &known, memory, batches, on_problem);
+    let reading = read_and_plan(options, &known, memory, hub.is_some().then_some(batches), on_problem);
     let writing = write_batches(hub, queue, options.dry_run);
     let (read, written) = tokio::join!(reading, writing);
     // The writer's error first: the reader then only saw its queue close.
@@ -93,7 +98,8 @@ async fn read_and_plan(
     options: &Options,
     known: &HashSet<String>,
     mut memory: Option<&mut MemorySink<'_>>,
-    batches: mpsc::Sender<Vec<Planned>>,
+    // None: the records are checked (documents reference organizations) but not written.
+    batches: Option<mpsc::Sender<Vec<Planned>>>,
     on_problem: &mut dyn FnMut(&Problem),
 ) -> Result<Report, MigrateError> {
     let mut planner = Planner::new(options.mapping.clone());
@@ -103,9 +109,7 @@ async fn read_and_plan(
     let queue = |batch: Vec<Planned>| {
         let batches = batches.clone();
         async move {
-            if batch.is_empty() {
-                return Ok(());
-            }
+            let Some(batches) = batches.filter(|_| !batch.is_empty()) else { return Ok(()) };
             // Closed: the writer stopped on an error, which `migrate` reports.
             batches.send(batch).await.map_err(|_| MigrateError::Reader("the hub writer stopped".into()))
         }
@@ -147,6 +151,9 @@ async fn read_and_plan(
             }
             continue;
         }
+        if batches.is_none() {
+            continue;
+        }
         if known.contains(planned.legacy_id()) {
             report.counts.entry(kind).or_default().already += 1;
             continue;
@@ -163,7 +170,7 @@ async fn read_and_plan(
 /// Write queued batches in order; per batch, its kind, how many records it
 /// had and those the hub refused. A dry run writes nothing and refuses nothing.
 async fn write_batches(
-    hub: &HubTarget,
+    hub: Option<&HubTarget>,
     mut queue: mpsc::Receiver<Vec<Planned>>,
     dry_run: bool,
 ) -> Result<Vec<(Kind, u64, Vec<Problem>)>, MigrateError> {
@@ -171,7 +178,10 @@ async fn write_batches(
     while let Some(batch) = queue.recv().await {
         let kind = batch[0].kind();
         let sent = batch.len() as u64;
-        let refused = if dry_run { Vec::new() } else { hub.write(kind, batch).await? };
+        let refused = match hub {
+            Some(hub) if !dry_run => hub.write(kind, batch).await?,
+            _ => Vec::new(),
+        };
         written.push((kind, sent, refused));
     }
     Ok(written)

@@ -61,10 +61,11 @@ pub fn checksum(digests: &Digests) -> String {
     hash_hex(lines.as_bytes())
 }
 
-/// Compare every mapped table; documents only with a `memory` that stores (they live in it).
+/// Compare every mapped table: the hub's with `hub`, documents with a
+/// `memory` that stores (they live in it).
 pub async fn verify(
     options: &Options,
-    hub: &HubTarget,
+    hub: Option<&HubTarget>,
     mut memory: Option<&mut MemorySink<'_>>,
 ) -> Result<Vec<TableCheck>, MigrateError> {
     let mut source: BTreeMap<Kind, Digests> = BTreeMap::new();
@@ -85,7 +86,10 @@ pub async fn verify(
             source.entry(planned.kind()).or_default().insert(planned.legacy_id().to_string(), digest);
         }
     }
-    let mut target = hub_digests(hub).await?;
+    let mut target = match hub {
+        Some(hub) => hub_digests(hub).await?,
+        None => BTreeMap::new(),
+    };
     let stored_in = memory.as_deref().and_then(|sink| sink.store.map(|store| (store, sink.tenant.clone())));
     if let Some((store, tenant)) = &stored_in {
         let stored = heiwa_memory::content_hashes(store.memory, tenant, NAME_PREFIX).await?;
@@ -94,11 +98,13 @@ pub async fn verify(
             documents.insert(name[NAME_PREFIX.len()..].to_string(), hash);
         }
     }
-    let kinds: &[Kind] = if stored_in.is_some() { &Kind::ALL } else { &Kind::ALL[..3] };
+    let kinds = Kind::ALL.into_iter().filter(|kind| match kind {
+        Kind::Document => stored_in.is_some(),
+        _ => hub.is_some(),
+    });
     let empty = Digests::new();
     Ok(kinds
-        .iter()
-        .map(|kind| TableCheck::compare(*kind, source.get(kind).unwrap_or(&empty), target.get(kind).unwrap_or(&empty)))
+        .map(|kind| TableCheck::compare(kind, source.get(&kind).unwrap_or(&empty), target.get(&kind).unwrap_or(&empty)))
         .collect())
 }
 

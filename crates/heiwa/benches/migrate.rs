@@ -116,14 +116,14 @@ async fn main() {
     let target = HubTarget::new(http.clone(), "heiwa", &admin);
     let (hub_before, (heiwa_before, readers_before)) = (cpu_s(server.pid()).0, cpu_s(std::process::id()));
     let started = Instant::now();
-    let report = heiwa_migrate::migrate(&options, &target, None, &mut |_| {}).await.unwrap();
+    let report = heiwa_migrate::migrate(&options, Some(&target), None, &mut |_| {}).await.unwrap();
     let migrate_s = started.elapsed().as_secs_f64();
     let (heiwa_after, readers_after) = cpu_s(std::process::id());
     let cpu = [cpu_s(server.pid()).0 - hub_before, heiwa_after - heiwa_before, readers_after - readers_before];
     let written: u64 = report.counts.values().map(|c| c.added).sum();
     assert_eq!(written as usize, records, "the pipeline wrote what the baseline did");
     let migrate_per_s = records as f64 / migrate_s;
-    let checks = heiwa_migrate::verify::verify(&options, &target, None).await.unwrap();
+    let checks = heiwa_migrate::verify::verify(&options, Some(&target), None).await.unwrap();
     let verified = checks.iter().all(|check| check.matches());
 
     println!("| {} records ({} read, {} problems) | |", records, report.records(), report.problems.len());

@@ -57,6 +57,10 @@ pub struct SurrealArgs {
     /// into this machine's memory; without it no document is touched.
     #[arg(long)]
     documents_for: Option<String>,
+    /// Only the documents of --documents-for, into this machine's memory: for
+    /// a limb other than the hub's machine, which needs no admin token for it.
+    #[arg(long, requires = "documents_for", conflicts_with = "dry_run")]
+    documents_only: bool,
     /// The memory tenant documents go into (the one `heiwa limb run` answers from).
     #[arg(long, default_value = "local")]
     memory_tenant: String,
@@ -96,15 +100,7 @@ async fn surrealdb(args: SurrealArgs) -> anyhow::Result<()> {
         }
         None => Mapping::default_mapping(),
     };
-    let token_file = args.hub.token_file("hub/owner.token");
-    let token = std::fs::read_to_string(&token_file).map(|token| token.trim().to_string()).with_context(|| {
-        format!(
-            "no admin token at {}: migrating takes the hub's admin, the identity that published it \
-                 (`heiwa hub up` keeps its token there); pass --token-file",
-            token_file.display()
-        )
-    })?;
-    let hub = HubTarget::new(HubHttp::new(args.hub.hub.trim_end_matches('/')), &args.hub.database, token);
+    let hub = if args.documents_only { None } else { Some(admin_target(&args.hub)?) };
     let options = Options {
         source: SourceSpec {
             url: args.source.clone().expect("clap requires --source"),
@@ -130,9 +126,9 @@ async fn surrealdb(args: SurrealArgs) -> anyhow::Result<()> {
         None => None,
     };
     let outcome = if args.verify {
-        verify(&options, &hub, sink.as_mut()).await
+        verify(&options, hub.as_ref(), sink.as_mut()).await
     } else {
-        run(&args, &options, &hub, sink.as_mut()).await
+        run(&args, &options, hub.as_ref(), sink.as_mut()).await
     };
     drop(sink);
     if let Some(local) = local {
@@ -141,26 +137,39 @@ async fn surrealdb(args: SurrealArgs) -> anyhow::Result<()> {
     outcome
 }
 
+/// The hub as its admin, whose token `heiwa hub up` keeps (or --token-file names).
+fn admin_target(hub: &HubArgs) -> anyhow::Result<HubTarget> {
+    let token_file = hub.token_file("hub/owner.token");
+    let token = std::fs::read_to_string(&token_file).map(|token| token.trim().to_string()).with_context(|| {
+        format!(
+            "no admin token at {}: migrating takes the hub's admin, the identity that published it \
+             (`heiwa hub up` keeps its token there); pass --token-file, or --documents-only on a limb",
+            token_file.display()
+        )
+    })?;
+    Ok(HubTarget::new(HubHttp::new(hub.hub.trim_end_matches('/')), &hub.database, token))
+}
+
 async fn run(
     args: &SurrealArgs,
     options: &Options,
-    hub: &HubTarget,
+    hub: Option<&HubTarget>,
     sink: Option<&mut MemorySink<'_>>,
 ) -> anyhow::Result<()> {
     let mut on_problem = |problem: &heiwa_migrate::Problem| println!("problem  {problem} (skipped)");
     let report = heiwa_migrate::migrate(options, hub, sink, &mut on_problem).await?;
-    print_report(&report, options);
-    if !options.dry_run {
+    print_report(&report, options, hub.is_some());
+    if let Some(hub) = hub.filter(|_| !options.dry_run) {
         let claims = heiwa_migrate::run::export_claims(hub, &args.claims).await?;
         println!("claim codes: {claims} users, written to {} (0600): give each person theirs; `heiwa migrate claim CODE` signs in", args.claims.display());
     }
     Ok(())
 }
 
-fn print_report(report: &Report, options: &Options) {
+fn print_report(report: &Report, options: &Options, to_hub: bool) {
     let verb = if options.dry_run { "would add" } else { "added" };
     for kind in Kind::ALL {
-        let Some(counts) = report.counts.get(&kind) else { continue };
+        let Some(counts) = report.counts.get(&kind).filter(|_| to_hub || kind == Kind::Document) else { continue };
         let mut line = format!(
             "{:<9} read {:>6}  {verb} {:>6}  already there {:>6}  problems {:>4}",
             plural(kind),
@@ -196,7 +205,7 @@ fn plural(kind: Kind) -> &'static str {
     }
 }
 
-async fn verify(options: &Options, hub: &HubTarget, sink: Option<&mut MemorySink<'_>>) -> anyhow::Result<()> {
+async fn verify(options: &Options, hub: Option<&HubTarget>, sink: Option<&mut MemorySink<'_>>) -> anyhow::Result<()> {
     let checks = heiwa_migrate::verify::verify(options, hub, sink).await?;
     let mut all = true;
     for check in &checks {

@@ -229,6 +229,30 @@ async fn a_legacy_surrealdb_is_cut_over_exactly_through_sigkill_and_verified() {
     let listed = cutover.heiwa(&["docs", "list"]);
     assert!(listed.contains("2 documents") && !listed.contains("document:other"), "{listed}");
 
+    // Documents for another limb: no admin token there, nothing written to the hub.
+    let other_limb = dir.path().join("other-limb");
+    let documents_only = |extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_heiwa"))
+            .env("HEIWA_DATA_DIR", &other_limb)
+            .args(["migrate", "surrealdb", "--source", &cutover.source, "--documents-only"])
+            .args(["--documents-for", "organization:org0", "--hub", &cutover.hub])
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "{text}");
+        text
+    };
+    let stored = documents_only(&[]);
+    assert_eq!(counts(&stored, "documents").1, 2, "{stored}");
+    assert!(!stored.contains("tasks "), "only documents are reported: {stored}");
+    let checked = documents_only(&["--verify"]);
+    assert!(
+        checked.contains("verified: every table matches") && checked.lines().any(|l| l.starts_with("documents")),
+        "{checked}"
+    );
+    assert_eq!(count(&http, &admin, "SELECT * FROM legacy_record").await, mapped_total, "the hub is untouched");
+
     // Claim codes: a CSV only its owner reads; a code binds one person, once.
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&cutover.claims).unwrap().permissions().mode() & 0o777, 0o600);
