@@ -1939,134 +1939,148 @@ fn map_legacy(ctx: &ReducerContext, legacy_id: String, kind: &str, hub_id: u64, 
 }
 
 /// The hub tenant a legacy organization became.
-fn migrated_tenant(ctx: &ReducerContext, legacy_id: &str, tenant_legacy_id: &str) -> Result<u64, String> {
+fn migrated_tenant(ctx: &ReducerContext, tenant_legacy_id: &str) -> Result<u64, String> {
     ctx.db
         .legacy_record()
         .legacy_id()
         .find(tenant_legacy_id.to_string())
         .filter(|record| record.kind == "tenant")
         .map(|record| record.hub_id)
-        .ok_or_else(|| format!("{legacy_id}: its organization {tenant_legacy_id} was not migrated"))
+        .ok_or_else(|| format!("its organization {tenant_legacy_id} was not migrated"))
+}
+
+/// What every `migrate_*` shares: the admin only, one batch, and each record
+/// skipped when its legacy id is mapped already, or else written by `write`,
+/// whose refusal names the record (`task:7: …`) and undoes the batch.
+fn migrate_batch<R>(
+    ctx: &ReducerContext,
+    batch: Vec<R>,
+    legacy_id: fn(&R) -> &str,
+    mut write: impl FnMut(R) -> Result<(), String>,
+) -> Result<(), String> {
+    admin(ctx, "migrate")?;
+    rules::migration::check_batch(batch.len())?;
+    for record in batch {
+        let id = legacy_id(&record).to_string();
+        rules::migration::check_legacy_id(&id).map_err(|e| format!("{id}: {e}"))?;
+        if !migrated(ctx, &id) {
+            write(record).map_err(|e| format!("{id}: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 #[reducer]
 pub fn migrate_tenants(ctx: &ReducerContext, batch: Vec<MigratedTenant>) -> Result<(), String> {
-    admin(ctx, "migrate")?;
-    rules::migration::check_batch(batch.len())?;
-    for record in batch {
-        let id = &record.legacy_id;
-        rules::migration::check_legacy_id(id)?;
-        if migrated(ctx, id) {
-            continue;
-        }
-        rules::migration::check_tenant_name(&record.name).map_err(|e| format!("{id}: {e}"))?;
-        // No identity owns it until its owner's claim code is used.
-        let tenant = ctx.db.tenant().insert(Tenant {
-            id: 0,
-            name: record.name,
-            owner: Identity::ZERO,
-            created_at: Timestamp::from_micros_since_unix_epoch(record.created_at_micros),
-        });
-        map_legacy(ctx, record.legacy_id, "tenant", tenant.id, String::new());
-    }
-    Ok(())
+    migrate_batch(
+        ctx,
+        batch,
+        |t| &t.legacy_id,
+        |record| {
+            rules::migration::check_tenant_name(&record.name)?;
+            // No identity owns it until its owner's claim code is used.
+            let tenant = ctx.db.tenant().insert(Tenant {
+                id: 0,
+                name: record.name,
+                owner: Identity::ZERO,
+                created_at: Timestamp::from_micros_since_unix_epoch(record.created_at_micros),
+            });
+            map_legacy(ctx, record.legacy_id, "tenant", tenant.id, String::new());
+            Ok(())
+        },
+    )
 }
 
 #[reducer]
 pub fn migrate_members(ctx: &ReducerContext, batch: Vec<MigratedMember>) -> Result<(), String> {
-    admin(ctx, "migrate")?;
-    rules::migration::check_batch(batch.len())?;
-    for record in batch {
-        let id = &record.legacy_id;
-        rules::migration::check_legacy_id(id)?;
-        if migrated(ctx, id) {
-            continue;
-        }
-        let role = rules::migration::MigratedRole::parse(&record.role).map_err(|e| format!("{id}: {e}"))?;
-        rules::migration::check_label(&record.label).map_err(|e| format!("{id}: {e}"))?;
-        let tenant_id = migrated_tenant(ctx, id, &record.tenant_legacy_id)?;
-        if role == rules::migration::MigratedRole::Owner {
-            let owner_name = rules::migration::MigratedRole::Owner.name();
-            if let Some(other) = ctx.db.legacy_claim().tenant_id().filter(tenant_id).find(|c| c.role == owner_name) {
-                return Err(format!("{id}: its organization already has an owner, {}", other.legacy_id));
+    migrate_batch(
+        ctx,
+        batch,
+        |m| &m.legacy_id,
+        |record| {
+            let role = rules::migration::MigratedRole::parse(&record.role)?;
+            rules::migration::check_label(&record.label)?;
+            let tenant_id = migrated_tenant(ctx, &record.tenant_legacy_id)?;
+            if role == rules::migration::MigratedRole::Owner {
+                let owner_name = rules::migration::MigratedRole::Owner.name();
+                if let Some(other) = ctx.db.legacy_claim().tenant_id().filter(tenant_id).find(|c| c.role == owner_name)
+                {
+                    return Err(format!("its organization already has an owner, {}", other.legacy_id));
+                }
             }
-        }
-        ctx.db.legacy_claim().insert(LegacyClaim {
-            code: fresh_code(ctx),
-            legacy_id: record.legacy_id.clone(),
-            tenant_id,
-            role: role.name().into(),
-            label: record.label,
-            claimed_by: Identity::ZERO,
-            claimed_at: None,
-        });
-        map_legacy(ctx, record.legacy_id, "member", tenant_id, String::new());
-    }
-    Ok(())
+            ctx.db.legacy_claim().insert(LegacyClaim {
+                code: fresh_code(ctx),
+                legacy_id: record.legacy_id.clone(),
+                tenant_id,
+                role: role.name().into(),
+                label: record.label,
+                claimed_by: Identity::ZERO,
+                claimed_at: None,
+            });
+            map_legacy(ctx, record.legacy_id, "member", tenant_id, String::new());
+            Ok(())
+        },
+    )
 }
 
 #[reducer]
 pub fn migrate_tasks(ctx: &ReducerContext, batch: Vec<MigratedTask>) -> Result<(), String> {
-    admin(ctx, "migrate")?;
-    rules::migration::check_batch(batch.len())?;
-    for record in batch {
-        let id = &record.legacy_id;
-        rules::migration::check_legacy_id(id)?;
-        if migrated(ctx, id) {
-            continue;
-        }
-        let state = rules::migration::migrated_state(&record.state).map_err(|e| format!("{id}: {e}"))?;
-        rules::migration::check_migrated_task(state, &record.payload, &record.summary, &record.reason)
-            .map_err(|e| format!("{id}: {e}"))?;
-        rules::check_model(&record.model).map_err(|e| format!("{id}: {e}"))?;
-        let tenant_id = migrated_tenant(ctx, id, &record.tenant_legacy_id)?;
-        let submitter = &record.submitter_legacy_id;
-        if !submitter.is_empty()
-            && ctx.db.legacy_claim().legacy_id().find(submitter).is_none_or(|c| c.tenant_id != tenant_id)
-        {
-            return Err(format!("{id}: its submitter {submitter} is not a migrated member of its organization"));
-        }
-        // Already claimed: the task is that identity's at once.
-        let submitted_by = ctx.db.legacy_claim().legacy_id().find(submitter).map_or(Identity::ZERO, |c| c.claimed_by);
-        // `updated_at` is the cutover's time, so the retention counts from it
-        // and a finished legacy task is not pruned at the next sweep.
-        let task = ctx.db.task().insert(Task {
-            id: 0,
-            tenant_id,
-            submitted_by,
-            payload: record.payload,
-            model: record.model,
-            state,
-            assigned_to: 0,
-            assignee: Identity::ZERO,
-            attempts: 0,
-            reason: record.reason,
-            created_at: Timestamp::from_micros_since_unix_epoch(record.created_at_micros),
-            updated_at: ctx.timestamp,
-        });
-        map_legacy(ctx, record.legacy_id, "task", task.id, record.submitter_legacy_id);
-        if state == TaskState::Done {
-            ctx.db.task_result().insert(TaskResult {
-                task_id: task.id,
+    let config = config(ctx)?;
+    migrate_batch(
+        ctx,
+        batch,
+        |t| &t.legacy_id,
+        |record| {
+            let state = rules::migration::migrated_state(&record.state)?;
+            rules::migration::check_migrated_task(state, &record.payload, &record.summary, &record.reason)?;
+            rules::check_model(&record.model)?;
+            let tenant_id = migrated_tenant(ctx, &record.tenant_legacy_id)?;
+            let submitter = ctx.db.legacy_claim().legacy_id().find(&record.submitter_legacy_id);
+            if !record.submitter_legacy_id.is_empty() && submitter.as_ref().is_none_or(|c| c.tenant_id != tenant_id) {
+                let submitter = &record.submitter_legacy_id;
+                return Err(format!("its submitter {submitter} is not a migrated member of its organization"));
+            }
+            // Already claimed: the task is that identity's at once.
+            let submitted_by = submitter.map_or(Identity::ZERO, |c| c.claimed_by);
+            // `updated_at` is the cutover's time, so the retention counts from it
+            // and a finished legacy task is not pruned at the next sweep.
+            let task = ctx.db.task().insert(Task {
+                id: 0,
                 tenant_id,
-                limb_id: 0,
-                limb_identity: Identity::ZERO,
-                summary: record.summary,
-                finished_at: Timestamp::from_micros_since_unix_epoch(record.finished_at_micros),
+                submitted_by,
+                payload: record.payload,
+                model: record.model,
+                state,
+                assigned_to: 0,
+                assignee: Identity::ZERO,
+                attempts: 0,
+                reason: record.reason,
+                created_at: Timestamp::from_micros_since_unix_epoch(record.created_at_micros),
+                updated_at: ctx.timestamp,
             });
-        }
-        if rules::is_finished(state) {
-            mirror(ctx, &task);
-        } else {
-            // Open work counts against the tenant's quota like any other (the
-            // admin's import is never refused by it), and goes to a limb.
-            let config = config(ctx)?;
-            let usage = usage(ctx, tenant_id, &config);
-            ctx.db.tenant_usage().tenant_id().update(TenantUsage { open_tasks: usage.open_tasks + 1, ..usage });
-            place(ctx, task);
-        }
-    }
-    Ok(())
+            map_legacy(ctx, record.legacy_id, "task", task.id, record.submitter_legacy_id);
+            if state == TaskState::Done {
+                ctx.db.task_result().insert(TaskResult {
+                    task_id: task.id,
+                    tenant_id,
+                    limb_id: 0,
+                    limb_identity: Identity::ZERO,
+                    summary: record.summary,
+                    finished_at: Timestamp::from_micros_since_unix_epoch(record.finished_at_micros),
+                });
+            }
+            if rules::is_finished(state) {
+                mirror(ctx, &task);
+            } else {
+                // Open work counts against the tenant's quota like any other (the
+                // admin's import is never refused by it), and goes to a limb.
+                let usage = usage(ctx, tenant_id, &config);
+                ctx.db.tenant_usage().tenant_id().update(TenantUsage { open_tasks: usage.open_tasks + 1, ..usage });
+                place(ctx, task);
+            }
+            Ok(())
+        },
+    )
 }
 
 /// A legacy user signs in: the caller's identity becomes the member the

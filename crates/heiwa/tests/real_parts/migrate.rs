@@ -303,4 +303,33 @@ async fn a_legacy_surrealdb_is_cut_over_exactly_through_sigkill_and_verified() {
     super::call(&http, &ada_token, "cancel_task", json!([task_id])).await;
     let (ok, differs) = cutover.run(&["--verify"]);
     assert!(!ok && differs.contains("DIFFER") && differs.contains("different: task:"), "{differs}");
+
+    // The hub judges every record again: one it refuses (here, of an organization
+    // never migrated) is taken out by its legacy id and the rest of its batch written.
+    let target = heiwa_migrate::target::HubTarget::new(http.clone(), "heiwa", &admin);
+    let late = |id: &str, organization: &str| {
+        heiwa_migrate::Planned::Task(heiwa_migrate::plan::MigratedTask {
+            legacy_id: id.into(),
+            tenant_legacy_id: organization.into(),
+            submitter_legacy_id: String::new(),
+            payload: "a late question".into(),
+            model: String::new(),
+            state: "done".into(),
+            summary: "its answer".into(),
+            reason: String::new(),
+            created_at_micros: 0,
+            finished_at_micros: 0,
+        })
+    };
+    let batch = vec![
+        late("task:late1", "organization:org0"),
+        late("task:stray", "organization:zzz"),
+        late("task:late2", "organization:org1"),
+    ];
+    let refused = target.write(heiwa_migrate::Kind::Task, batch).await.unwrap();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].legacy_id, "task:stray");
+    assert!(refused[0].reason.contains("organization:zzz was not migrated"), "{}", refused[0].reason);
+    assert_eq!(count(&http, &admin, "SELECT * FROM legacy_record").await, mapped_total + 2);
+    assert_eq!(count(&http, &admin, "SELECT * FROM task").await, tasks as usize + 2);
 }
