@@ -377,6 +377,12 @@ impl HubHttp {
     }
 }
 
+/// A value of the hub's own types (the generated bindings) as its HTTP API
+/// takes it: JSON, a struct as an object by field name.
+pub fn hub_json<T: spacetimedb_sats::ser::Serialize>(value: &T) -> String {
+    serde_json::to_string(&spacetimedb_sats::serde::SerdeWrapper(value)).expect("the hub's types are JSON")
+}
+
 /// A browser signed into the tenant's dashboard, as the owner lists it.
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
 pub struct BrowserRow {

@@ -37,37 +37,9 @@ impl Kind {
     }
 }
 
-/// A legacy organization, as the hub's `migrate_tenants` takes it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct MigratedTenant {
-    pub legacy_id: String,
-    pub name: String,
-    pub created_at_micros: i64,
-}
-
-/// A legacy user, as the hub's `migrate_members` takes it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct MigratedMember {
-    pub legacy_id: String,
-    pub tenant_legacy_id: String,
-    pub role: String,
-    pub label: String,
-}
-
-/// A legacy task, as the hub's `migrate_tasks` takes it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct MigratedTask {
-    pub legacy_id: String,
-    pub tenant_legacy_id: String,
-    pub submitter_legacy_id: String,
-    pub payload: String,
-    pub model: String,
-    pub state: String,
-    pub summary: String,
-    pub reason: String,
-    pub created_at_micros: i64,
-    pub finished_at_micros: i64,
-}
+/// The records as the hub's `migrate_*` reducers take them: its own types,
+/// from the generated bindings, so the two sides cannot drift apart.
+pub use heiwa_hub::bindings::{MigratedMember, MigratedTask, MigratedTenant};
 
 /// A legacy document, for a limb's memory (never the hub).
 #[derive(Clone, Debug, PartialEq)]
@@ -106,15 +78,15 @@ impl Planned {
         }
     }
 
-    /// The record as the hub's reducer takes it (a JSON object by field name).
-    pub fn hub_json(&self) -> Value {
+    /// The record as the hub's reducer takes it (a JSON object by field name);
+    /// `None` for a document, which never goes to the hub.
+    pub fn hub_json(&self) -> Option<String> {
         match self {
-            Planned::Tenant(t) => serde_json::to_value(t),
-            Planned::Member(m) => serde_json::to_value(m),
-            Planned::Task(t) => serde_json::to_value(t),
-            Planned::Document(_) => Ok(Value::Null),
+            Planned::Tenant(t) => Some(heiwa_hub::hub_json(t)),
+            Planned::Member(m) => Some(heiwa_hub::hub_json(m)),
+            Planned::Task(t) => Some(heiwa_hub::hub_json(t)),
+            Planned::Document(_) => None,
         }
-        .expect("plain structs serialize")
     }
 
     /// What `--verify` compares for a hub record: the fields the hub keeps,

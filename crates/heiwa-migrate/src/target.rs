@@ -82,7 +82,7 @@ impl HubTarget {
         let reducer = reducer_of(kind);
         let mut problems = Vec::new();
         let mut rest: Vec<(String, String)> =
-            batch.iter().map(|record| (record.legacy_id().to_string(), record.hub_json().to_string())).collect();
+            batch.iter().filter_map(|record| Some((record.legacy_id().to_string(), record.hub_json()?))).collect();
         while !rest.is_empty() {
             let take = split_at(&rest);
             let (call, after) = (rest[..take].to_vec(), rest[take..].to_vec());

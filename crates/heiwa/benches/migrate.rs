@@ -21,7 +21,6 @@ use heiwa_migrate::plan::Planner;
 use heiwa_migrate::source::{Line, Source, SourceSpec};
 use heiwa_migrate::target::HubTarget;
 use heiwa_migrate::{Kind, Mapping, Options, Planned};
-use serde_json::json;
 use std::time::Instant;
 
 const TASKS: &str = "29500";
@@ -100,8 +99,8 @@ async fn main() {
     for kind in [Kind::Tenant, Kind::Member, Kind::Task] {
         let of_kind: Vec<&Planned> = planned.iter().filter(|r| r.kind() == kind).collect();
         for batch in of_kind.chunks(hub_rules::migration::MAX_MIGRATION_BATCH) {
-            let records: Vec<serde_json::Value> = batch.iter().map(|r| r.hub_json()).collect();
-            bodies.push((heiwa_migrate::target::reducer_of(kind), json!([records]).to_string()));
+            let records: Vec<String> = batch.iter().filter_map(|r| r.hub_json()).collect();
+            bodies.push((heiwa_migrate::target::reducer_of(kind), format!("[[{}]]", records.join(","))));
         }
     }
     let hub_before = cpu_s(server.pid()).0;
