@@ -50,8 +50,6 @@ pub enum Line {
 
 pub struct Source {
     lines: mpsc::Receiver<Result<Line, MigrateError>>,
-    // Kept for the reader's lifetime: the script it runs.
-    _script: tempfile::NamedTempFile,
 }
 
 impl Source {
@@ -59,13 +57,12 @@ impl Source {
     /// is killed when this is dropped, and if heiwa is killed outright its
     /// next write finds the pipe closed and it ends.
     pub async fn open(spec: &SourceSpec, tables: &[String]) -> Result<Self, MigrateError> {
-        let mut script = tempfile::Builder::new().prefix("heiwa-surreal-reader").suffix(".py").tempfile()?;
-        std::io::Write::write_all(&mut script, READER.as_bytes())?;
         let python = spec.python.display().to_string();
         let mut child = tokio::process::Command::new(&spec.python)
             // Isolated: no user site-packages, no PYTHON* variables steering it.
-            .arg("-I")
-            .arg(script.path())
+            // The program itself is an argument (it holds no secret), so no
+            // file of it is left behind whatever ends heiwa.
+            .args(["-I", "-c", READER])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -114,7 +111,7 @@ impl Source {
                 let _ = sender.send(Err(MigrateError::Reader(why))).await;
             }
         });
-        Ok(Source { lines, _script: script })
+        Ok(Source { lines })
     }
 
     /// The next line, `None` when every table has been read.
