@@ -1360,10 +1360,31 @@ pub fn revoke_browser(ctx: &ReducerContext, browser: Identity) -> Result<(), Str
         .filter(|row| row.tenant_id == member.tenant_id)
         .ok_or("no such browser in your tenant")?;
     ctx.db.browser().identity().delete(browser);
-    ctx.db.reader().identity().delete(browser);
-    ctx.db.member().identity().delete(browser);
-    ctx.db.revoked().insert(Revoked { identity: browser, at: ctx.timestamp });
+    revoke(ctx, browser);
     Ok(())
+}
+
+/// The owner takes an operator's access back (the bot is retired, or its
+/// hub token leaked): its rows go now, and it is refused at every connect.
+#[reducer]
+pub fn revoke_operator(ctx: &ReducerContext, operator: Identity) -> Result<(), String> {
+    let member = owner(ctx)?;
+    ctx.db
+        .operator()
+        .identity()
+        .find(operator)
+        .filter(|row| row.tenant_id == member.tenant_id)
+        .ok_or("no such operator in your tenant")?;
+    ctx.db.operator().identity().delete(operator);
+    revoke(ctx, operator);
+    Ok(())
+}
+
+/// A reading member (a browser, an operator) is no longer one, and never again.
+fn revoke(ctx: &ReducerContext, identity: Identity) {
+    ctx.db.reader().identity().delete(identity);
+    ctx.db.member().identity().delete(identity);
+    ctx.db.revoked().insert(Revoked { identity, at: ctx.timestamp });
 }
 
 /// A one-use code for an operator (the admin bot) to join the tenant, valid

@@ -292,6 +292,16 @@ impl HubHttp {
         self.call(name, "revoke_browser", json!([{ "__identity__": format!("0x{identity}") }]), token).await
     }
 
+    /// The operators (admin bots) of the caller's tenant.
+    pub async fn operators(&self, name: &str, token: &str) -> Result<Vec<OperatorRow>, HubError> {
+        self.rows_as::<OperatorRow>(name, "SELECT * FROM operator", token).await
+    }
+
+    /// Take an operator's access back (the owner only); `identity` is its hex identity.
+    pub async fn revoke_operator(&self, name: &str, identity: &str, token: &str) -> Result<(), HubError> {
+        self.call(name, "revoke_operator", json!([{ "__identity__": format!("0x{identity}") }]), token).await
+    }
+
     /// Submit a task; `model` pins it to limbs that offer that model (by id or sha256).
     pub async fn submit_task(
         &self,
@@ -392,6 +402,15 @@ pub struct BrowserRow {
     pub submits: bool,
     pub joined_at: Value,
     pub last_connected: Value,
+}
+
+/// An operator of the tenant (the admin bot), as the owner lists it.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+pub struct OperatorRow {
+    #[serde(deserialize_with = "identity_hex")]
+    pub identity: String,
+    pub label: String,
+    pub joined_at: Value,
 }
 
 /// An identity as the SQL API writes it (`["0x…"]` or `{"__identity__": "0x…"}`), as bare hex.

@@ -12,7 +12,7 @@ mod summary;
 
 pub use address::{dashboard_link, http_url, ws_url, DEFAULT_DASHBOARD};
 pub use client::{connect, limb_tables, tenant_tables, Connected};
-pub use http::{hub_json, BrowserRow, HubHttp, HubLimits, InviteCode, InviteRole, NewIdentity, Row};
+pub use http::{hub_json, BrowserRow, HubHttp, HubLimits, InviteCode, InviteRole, NewIdentity, OperatorRow, Row};
 pub use server::{HubServer, HubServerConfig};
 pub use summary::{Summary, SummaryCitation, SummaryPlace};
 

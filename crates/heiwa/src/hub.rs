@@ -139,6 +139,19 @@ pub enum TenantCommand {
         #[command(flatten)]
         hub: HubArgs,
     },
+    /// The operators (admin bots) of your tenant.
+    Operators {
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+    /// Take an operator's access back (a bot retired, or its token leaked): it
+    /// is refused at its next connect and can never join again.
+    RevokeOperator {
+        /// Its identity as `heiwa tenant operators` shows it (a unique prefix is enough).
+        identity: String,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
     /// Every limb with its record in replicated work (agreed, disputed, and
     /// whether it has earned spot checks instead of copies).
     Limbs {
@@ -298,18 +311,24 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
         }
         TenantCommand::RevokeBrowser { identity, hub } => {
             let (http, token) = hub.client().await?;
-            let wanted = identity.trim_start_matches("0x").to_lowercase();
-            let matching: Vec<_> = http
-                .browsers(&hub.database, &token)
-                .await?
-                .into_iter()
-                .filter(|browser| !wanted.is_empty() && browser.identity.starts_with(&wanted))
-                .collect();
-            let [browser] = matching.as_slice() else {
-                bail!("{} browsers match {identity:?}; `heiwa tenant browsers` lists them", matching.len())
-            };
+            let browsers = http.browsers(&hub.database, &token).await?;
+            let browser = one_by_prefix(browsers, &identity, |b| &b.identity, "browsers")?;
             http.revoke_browser(&hub.database, &browser.identity, &token).await?;
             println!("revoked {} ({})", browser.identity, browser.label);
+        }
+        TenantCommand::Operators { hub } => {
+            let (http, token) = hub.client().await?;
+            println!("{:<64}  label", "identity");
+            for operator in http.operators(&hub.database, &token).await? {
+                println!("{:<64}  {}", operator.identity, operator.label);
+            }
+        }
+        TenantCommand::RevokeOperator { identity, hub } => {
+            let (http, token) = hub.client().await?;
+            let operators = http.operators(&hub.database, &token).await?;
+            let operator = one_by_prefix(operators, &identity, |o| &o.identity, "operators")?;
+            http.revoke_operator(&hub.database, &operator.identity, &token).await?;
+            println!("revoked {} ({})", operator.identity, operator.label);
         }
         TenantCommand::Limbs { hub } => {
             let (http, token) = hub.client().await?;
@@ -563,4 +582,16 @@ pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The one of `rows` whose identity (hex) starts with `wanted` (`0x` optional);
+/// `listed` names what `heiwa tenant <listed>` lists, for the error.
+fn one_by_prefix<T>(rows: Vec<T>, wanted: &str, identity: impl Fn(&T) -> &String, listed: &str) -> anyhow::Result<T> {
+    let prefix = wanted.trim_start_matches("0x").to_lowercase();
+    let mut matching: Vec<T> =
+        rows.into_iter().filter(|row| !prefix.is_empty() && identity(row).starts_with(&prefix)).collect();
+    if matching.len() != 1 {
+        bail!("{} {listed} match {wanted:?}; `heiwa tenant {listed}` lists them", matching.len());
+    }
+    Ok(matching.remove(0))
 }

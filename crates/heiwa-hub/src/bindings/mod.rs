@@ -92,6 +92,7 @@ pub mod report_late_result_reducer;
 pub mod result_proof_table;
 pub mod result_proof_type;
 pub mod revoke_browser_reducer;
+pub mod revoke_operator_reducer;
 pub mod revoked_table;
 pub mod revoked_type;
 pub mod role_type;
@@ -213,6 +214,7 @@ pub use report_late_result_reducer::{
 pub use result_proof_table::*;
 pub use result_proof_type::ResultProof;
 pub use revoke_browser_reducer::{revoke_browser, set_flags_for_revoke_browser, RevokeBrowserCallbackId};
+pub use revoke_operator_reducer::{revoke_operator, set_flags_for_revoke_operator, RevokeOperatorCallbackId};
 pub use revoked_table::*;
 pub use revoked_type::Revoked;
 pub use role_type::Role;
@@ -363,6 +365,9 @@ pub enum Reducer {
     RevokeBrowser {
         browser: __sdk::Identity,
     },
+    RevokeOperator {
+        operator: __sdk::Identity,
+    },
     SubmitTask {
         payload: String,
         model: String,
@@ -421,6 +426,7 @@ impl __sdk::Reducer for Reducer {
             Reducer::ReleaseTask { .. } => "release_task",
             Reducer::ReportLateResult { .. } => "report_late_result",
             Reducer::RevokeBrowser { .. } => "revoke_browser",
+            Reducer::RevokeOperator { .. } => "revoke_operator",
             Reducer::SubmitTask { .. } => "submit_task",
             Reducer::SubmitTaskOnce { .. } => "submit_task_once",
             Reducer::SubmitTaskReplicated { .. } => "submit_task_replicated",
@@ -544,6 +550,11 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
             .into()),
             "revoke_browser" => Ok(__sdk::parse_reducer_args::<revoke_browser_reducer::RevokeBrowserArgs>(
                 "revoke_browser",
+                &value.args,
+            )?
+            .into()),
+            "revoke_operator" => Ok(__sdk::parse_reducer_args::<revoke_operator_reducer::RevokeOperatorArgs>(
+                "revoke_operator",
                 &value.args,
             )?
             .into()),

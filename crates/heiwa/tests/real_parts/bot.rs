@@ -390,6 +390,30 @@ async fn the_discord_bot_answers_signed_commands_on_the_real_hub_and_refuses_eve
     for secret in [BOT_TOKEN, bot_token.trim()] {
         assert!(!log.contains(secret) && !lines.iter().any(|l| l.contains(secret)), "no secret in the bot's output");
     }
+
+    // The owner takes the bot's access back (say its token leaked): the bot cannot do it
+    // itself, the owner's `heiwa tenant revoke-operator` does, and the identity is done for.
+    let bot_identity = http.own_identity("heiwa", &bot_token).await.unwrap().expect("the bot is a member");
+    let argument = json!([{ "__identity__": format!("0x{bot_identity}") }]);
+    let by_itself = http.call("heiwa", "revoke_operator", argument, &bot_token).await.unwrap_err().to_string();
+    assert!(by_itself.contains("only the tenant's owner"), "{by_itself}");
+    let owner_home = dir.path().join("owner");
+    std::fs::create_dir_all(&owner_home).unwrap();
+    std::fs::write(owner_home.join("identity.token"), &owner).unwrap();
+    let as_owner = |args: &[&str]| {
+        let output = heiwa(&owner_home).args(["tenant"]).args(args).args(["--hub", http.base_url()]).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    let operators = as_owner(&["operators"]);
+    assert!(operators.contains(&bot_identity) && operators.contains("discord-bot"), "{operators}");
+    let revoked = as_owner(&["revoke-operator", &bot_identity[..12]]);
+    assert!(revoked.contains(&format!("revoked {bot_identity}")), "{revoked}");
+    assert!(!as_owner(&["operators"]).contains(&bot_identity), "the list no longer has it");
+    let reads = http.rows("heiwa", "SELECT * FROM tenant_task", &bot_token).await;
+    assert!(reads.map_or(true, |rows| rows.is_empty()), "a revoked operator reads nothing");
+    let code = http.create_operator_invite("heiwa", "again", 600, &owner).await.unwrap();
+    assert!(http.join_operator("heiwa", &code.0, &bot_token).await.is_err(), "nor joins again");
     donor.stop();
 }
 

@@ -92,6 +92,8 @@ import { ReportLateResult } from "./report_late_result_reducer.ts";
 export { ReportLateResult };
 import { RevokeBrowser } from "./revoke_browser_reducer.ts";
 export { RevokeBrowser };
+import { RevokeOperator } from "./revoke_operator_reducer.ts";
+export { RevokeOperator };
 import { SubmitTask } from "./submit_task_reducer.ts";
 export { SubmitTask };
 import { SubmitTaskOnce } from "./submit_task_once_reducer.ts";
@@ -694,6 +696,10 @@ const REMOTE_MODULE = {
       reducerName: "revoke_browser",
       argsType: RevokeBrowser.getTypeScriptAlgebraicType(),
     },
+    revoke_operator: {
+      reducerName: "revoke_operator",
+      argsType: RevokeOperator.getTypeScriptAlgebraicType(),
+    },
     submit_task: {
       reducerName: "submit_task",
       argsType: SubmitTask.getTypeScriptAlgebraicType(),
@@ -769,6 +775,7 @@ export type Reducer = never
 | { name: "ReleaseTask", args: ReleaseTask }
 | { name: "ReportLateResult", args: ReportLateResult }
 | { name: "RevokeBrowser", args: RevokeBrowser }
+| { name: "RevokeOperator", args: RevokeOperator }
 | { name: "SubmitTask", args: SubmitTask }
 | { name: "SubmitTaskOnce", args: SubmitTaskOnce }
 | { name: "SubmitTaskReplicated", args: SubmitTaskReplicated }
@@ -1226,6 +1233,22 @@ export class RemoteReducers {
     this.connection.offReducer("revoke_browser", callback);
   }
 
+  revokeOperator(operator: Identity) {
+    const __args = { operator };
+    let __writer = new BinaryWriter(1024);
+    RevokeOperator.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("revoke_operator", __argsBuffer, this.setCallReducerFlags.revokeOperatorFlags);
+  }
+
+  onRevokeOperator(callback: (ctx: ReducerEventContext, operator: Identity) => void) {
+    this.connection.onReducer("revoke_operator", callback);
+  }
+
+  removeOnRevokeOperator(callback: (ctx: ReducerEventContext, operator: Identity) => void) {
+    this.connection.offReducer("revoke_operator", callback);
+  }
+
   submitTask(payload: string, model: string) {
     const __args = { payload, model };
     let __writer = new BinaryWriter(1024);
@@ -1426,6 +1449,11 @@ export class SetReducerFlags {
   revokeBrowserFlags: CallReducerFlags = 'FullUpdate';
   revokeBrowser(flags: CallReducerFlags) {
     this.revokeBrowserFlags = flags;
+  }
+
+  revokeOperatorFlags: CallReducerFlags = 'FullUpdate';
+  revokeOperator(flags: CallReducerFlags) {
+    this.revokeOperatorFlags = flags;
   }
 
   submitTaskFlags: CallReducerFlags = 'FullUpdate';
