@@ -23,7 +23,7 @@ pub mod verify;
 
 pub use mapping::Mapping;
 pub use plan::{Kind, Planned, Problem};
-pub use run::{migrate, Options, Report};
+pub use run::{migrate, Event, Options, Report};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {

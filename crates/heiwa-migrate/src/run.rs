@@ -48,8 +48,8 @@ impl Report {
         self.counts.values().map(|c| c.read).sum()
     }
 
-    fn problem(&mut self, kind: Kind, problem: Problem, on_problem: &mut dyn FnMut(&Problem)) {
-        on_problem(&problem);
+    fn problem(&mut self, kind: Kind, problem: Problem, on_event: &mut dyn FnMut(Event)) {
+        on_event(Event::Problem(&problem));
         self.counts.entry(kind).or_default().problems += 1;
         self.problems.push(problem);
     }
@@ -57,17 +57,27 @@ impl Report {
 
 /// Batches planned but not yet written: reading and planning go on while the hub writes.
 const WRITE_AHEAD: usize = 2;
+/// How often a run says how far it has read (documents, slow to embed: each one).
+const PROGRESS_EVERY: u64 = 1000;
+
+/// What a run says as it goes, for a person watching it.
+pub enum Event<'a> {
+    /// A record that is not migrated, and why.
+    Problem(&'a Problem),
+    /// How many records of `kind` have been read so far.
+    Read { kind: Kind, read: u64 },
+}
 
 /// Run the migration. `hub` is where tenants, members and tasks go (none:
 /// documents only, on a limb that holds no admin token); `memory` is where
 /// documents go (needed only when `options.documents_for` is given);
-/// `on_problem` hears of each bad record as it is found (those the hub
-/// refuses, at the end).
+/// `on_event` hears of each bad record as it is found (those the hub
+/// refuses, at the end) and of how far the reading is.
 pub async fn migrate(
     options: &Options,
     hub: Option<&HubTarget>,
     memory: Option<&mut MemorySink<'_>>,
-    on_problem: &mut dyn FnMut(&Problem),
+    on_event: &mut dyn FnMut(Event),
 ) -> Result<Report, MigrateError> {
     let started = Instant::now();
     let known: HashSet<String> = match hub {
@@ -75,7 +85,7 @@ pub async fn migrate(
         None => HashSet::new(),
     };
     let (batches, queue) = mpsc::channel(WRITE_AHEAD);
-    let reading = read_and_plan(options, &known, memory, hub.is_some().then_some(batches), on_problem);
+    let reading = read_and_plan(options, &known, memory, hub.is_some().then_some(batches), on_event);
     let writing = write_batches(hub, queue, options.dry_run);
     let (read, written) = tokio::join!(reading, writing);
     // The writer's error first: the reader then only saw its queue close.
@@ -84,7 +94,7 @@ pub async fn migrate(
     for (kind, sent, refused) in written {
         report.counts.entry(kind).or_default().added += sent - refused.len() as u64;
         for problem in refused {
-            report.problem(kind, problem, on_problem);
+            report.problem(kind, problem, on_event);
         }
     }
     report.elapsed = started.elapsed();
@@ -100,7 +110,7 @@ async fn read_and_plan(
     mut memory: Option<&mut MemorySink<'_>>,
     // None: the records are checked (documents reference organizations) but not written.
     batches: Option<mpsc::Sender<Vec<Planned>>>,
-    on_problem: &mut dyn FnMut(&Problem),
+    on_event: &mut dyn FnMut(Event),
 ) -> Result<Report, MigrateError> {
     let mut planner = Planner::new(options.mapping.clone());
     let mut source = Source::open(&options.source, &options.mapping.tables()).await?;
@@ -128,11 +138,18 @@ async fn read_and_plan(
             }
         };
         let Some(kind) = planner.kind_of(&raw.table) else { continue };
-        report.counts.entry(kind).or_default().read += 1;
+        let read = {
+            let counts = report.counts.entry(kind).or_default();
+            counts.read += 1;
+            counts.read
+        };
+        if kind == Kind::Document || read % PROGRESS_EVERY == 0 {
+            on_event(Event::Read { kind, read });
+        }
         let planned = match planner.plan(&raw) {
             Ok(planned) => planned,
             Err(problem) => {
-                report.problem(kind, problem, on_problem);
+                report.problem(kind, problem, on_event);
                 continue;
             }
         };
@@ -147,7 +164,7 @@ async fn read_and_plan(
             match stored {
                 Ok(true) => report.counts.entry(kind).or_default().added += 1,
                 Ok(false) => report.counts.entry(kind).or_default().already += 1,
-                Err(problem) => report.problem(kind, problem, on_problem),
+                Err(problem) => report.problem(kind, problem, on_event),
             }
             continue;
         }

@@ -9,7 +9,7 @@ use heiwa_memory::LocalMemory;
 use heiwa_migrate::documents::{MemorySink, Store};
 use heiwa_migrate::source::SourceSpec;
 use heiwa_migrate::target::HubTarget;
-use heiwa_migrate::{Kind, Mapping, Options, Report};
+use heiwa_migrate::{Event, Kind, Mapping, Options, Report};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -156,8 +156,17 @@ async fn run(
     hub: Option<&HubTarget>,
     sink: Option<&mut MemorySink<'_>>,
 ) -> anyhow::Result<()> {
-    let mut on_problem = |problem: &heiwa_migrate::Problem| println!("problem  {problem} (skipped)");
-    let report = heiwa_migrate::migrate(options, hub, sink, &mut on_problem).await?;
+    // A spinner on a terminal (hidden otherwise); problems print above it as they are found.
+    let bar = indicatif::ProgressBar::new_spinner()
+        .with_style(indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("a valid template"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let mut on_event = |event: Event| match event {
+        Event::Problem(problem) => bar.suspend(|| println!("problem  {problem} (skipped)")),
+        Event::Read { kind, read } => bar.set_message(format!("{}: {read} read", plural(kind))),
+    };
+    let report = heiwa_migrate::migrate(options, hub, sink, &mut on_event).await;
+    bar.finish_and_clear();
+    let report = report?;
     print_report(&report, options, hub.is_some());
     if let Some(hub) = hub.filter(|_| !options.dry_run) {
         let claims = heiwa_migrate::run::export_claims(hub, &args.claims).await?;
