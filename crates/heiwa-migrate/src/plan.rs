@@ -172,10 +172,6 @@ impl Planner {
         }
     }
 
-    pub fn mapping(&self) -> &Mapping {
-        &self.mapping
-    }
-
     /// Whether the organization `legacy_id` was planned (a tenant, not a problem).
     pub fn has_tenant(&self, legacy_id: &str) -> bool {
         self.tenants.contains(legacy_id)
@@ -301,7 +297,7 @@ impl Planner {
         }
         let payload = text(raw, &map.payload)?;
         let model = optional(map.model.as_deref(), |f| optional_text(raw, f))?.unwrap_or_default();
-        rules_model(&model)?;
+        hub_rules::check_model(&model)?;
         let created_at_micros = time(raw, &map.created_at)?;
         let (mut summary, mut reason, mut finished_at_micros) = (String::new(), String::new(), 0);
         match state {
@@ -353,10 +349,6 @@ impl Planner {
             content,
         }))
     }
-}
-
-fn rules_model(model: &str) -> Result<(), String> {
-    hub_rules::check_model(model)
 }
 
 fn optional<T>(name: Option<&str>, read: impl FnOnce(&str) -> Result<Option<T>, String>) -> Result<Option<T>, String> {
