@@ -21,7 +21,8 @@ mod trust_limbs;
 
 use heiwa_config::{free_loopback_port, Parts};
 use heiwa_hub::{HubHttp, HubLimits, HubServer, HubServerConfig, InviteRole};
-use heiwa_inference::{ChatModel, ModelOptions, SCORE_TOLERANCE};
+use heiwa_inference::{ChatModel, SCORE_TOLERANCE};
+use limb_core::agent::local::{chat_options, GENERATE_MAX_TOKENS};
 use std::time::{Duration, Instant};
 use trust_limbs::{decided, limb, rows};
 
@@ -42,15 +43,16 @@ const QUESTIONS: [&str; 12] = [
 const TASKS: usize = 60;
 
 fn scoring(parts: &Parts) -> (f64, usize, usize, usize) {
-    let generator = ChatModel::load(&parts.chat_model, ModelOptions::default()).expect("chat model loads");
-    let scorer = ChatModel::load(&parts.chat_model, ModelOptions::default()).expect("chat model loads");
+    // Loaded as a limb loads it, answering as long as a generation task may.
+    let generator = ChatModel::load(&parts.chat_model, chat_options()).expect("chat model loads");
+    let scorer = ChatModel::load(&parts.chat_model, chat_options()).expect("chat model loads");
     let (mut generate_s, mut verify_s, mut false_alarms, mut caught) = (0.0, 0.0, 0, 0);
     // The largest gap below the top among honest tokens, and the smallest largest gap of a changed answer.
     let (mut honest_gap, mut liar_gap, mut off_top) = (0.0f32, f32::INFINITY, 0);
     for question in QUESTIONS {
         let prompt = generator.format_chat(&[("user", question)]).unwrap();
         let started = Instant::now();
-        let answer = generator.complete(&prompt, 96).unwrap().text;
+        let answer = generator.complete(&prompt, GENERATE_MAX_TOKENS).unwrap().text;
         generate_s += started.elapsed().as_secs_f64();
         let started = Instant::now();
         let scored = scorer.score(&prompt, &answer).unwrap();

@@ -171,6 +171,13 @@ impl LocalChat {
     }
 }
 
+/// How a limb loads its chat model until its donation policy says otherwise
+/// (`LocalChat::set_resources`): every core, as many layers on the GPU as fit.
+/// Public so that benchmarks measure what a limb runs.
+pub fn chat_options() -> ModelOptions {
+    ModelOptions { threads: heiwa_inference::all_cores(), offload: Offload::Fit { cap_mib: None }, context_len: 4096 }
+}
+
 /// The most tokens a greedy generation task produces.
 pub const GENERATE_MAX_TOKENS: usize = 256;
 
@@ -378,14 +385,9 @@ impl LocalAgent {
         budget: Budget,
         remote: Option<RemoteOptions>,
     ) -> Result<Self, LocalAgentError> {
-        let options = ModelOptions {
-            threads: heiwa_inference::all_cores(),
-            offload: Offload::Fit { cap_mib: None },
-            context_len: 4096,
-        };
         let model = match remote {
             Some(remote) => ChatBackend::Remote(RemoteClient::new(remote)),
-            None => ChatBackend::Local(LocalChat::new(parts.chat_model.clone(), options)?),
+            None => ChatBackend::Local(LocalChat::new(parts.chat_model.clone(), chat_options())?),
         };
         let memory = LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir.join("memory")).await?;
         let tools = match Sandbox::connect(&parts.sandbox_image, Limits::default()).await {
