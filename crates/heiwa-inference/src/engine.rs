@@ -94,6 +94,17 @@ pub(crate) fn context_params(options: &ModelOptions) -> LlamaContextParams {
         .with_n_threads_batch(options.threads)
 }
 
+/// The parameters of a context for one call that needs `tokens` at most
+/// (prompt and generation), within the model's `context_len`. llama.cpp
+/// allocates the KV cache and its compute buffers for the whole context up
+/// front: ~40 ms per call at 4,096 tokens for Qwen 0.5B, ~3 ms at 256, and a
+/// task rarely needs the whole context. Rounded up to llama.cpp's own
+/// padding of 256.
+fn context_for(options: &ModelOptions, tokens: usize) -> LlamaContextParams {
+    let needed = u32::try_from(tokens.div_ceil(256) * 256).unwrap_or(u32::MAX);
+    context_params(&ModelOptions { context_len: needed.min(options.context_len), ..*options })
+}
+
 /// A text-generation model.
 pub struct ChatModel {
     model: LlamaModel,
@@ -307,9 +318,9 @@ impl ChatModel {
         }
         let mut ctx = self
             .model
-            .new_context(backend()?, context_params(&self.options))
+            .new_context(backend()?, context_for(&self.options, tokens.len() + options.max_tokens))
             .map_err(|e| InferenceError::Context(e.to_string()))?;
-        let mut batch = LlamaBatch::new(context_len as usize, 1);
+        let mut batch = LlamaBatch::new(tokens.len(), 1);
         let last = tokens.len() - 1;
         for (i, token) in tokens.iter().enumerate() {
             batch.add(*token, i as i32, &[0], i == last).map_err(|e| InferenceError::Decode(e.to_string()))?;
@@ -421,7 +432,7 @@ impl ChatModel {
         }
         let mut ctx = self
             .model
-            .new_context(backend()?, context_params(&self.options))
+            .new_context(backend()?, context_for(&self.options, total))
             .map_err(|e| InferenceError::Context(e.to_string()))?;
         let mut batch = LlamaBatch::new(total, 1);
         // Logits where each answer token is predicted: the last prompt token and every answer token but the last.
