@@ -86,15 +86,23 @@ async fn check_hub(parts: &Parts, dir: &Path) -> Result<String, CheckError> {
     let connected =
         tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(token), heiwa_hub::tenant_tables(), |_| {}))
             .await??;
-    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
-    connected.conn.db.task().on_insert(move |_, task| {
-        let _ = seen_tx.send(task.payload.clone());
-    });
     http.create_tenant("heiwa", "doctor", &owner.token).await?;
     http.submit_task("heiwa", "doctor: hello hub", None, &owner.token).await?;
-    let seen = tokio::task::spawn_blocking(move || seen_rx.recv_timeout(Duration::from_secs(10)))
-        .await?
-        .map_err(|_| CheckError::Unexpected("the submitted task never arrived through the subscription".into()))?;
+    // Watched in the subscription's cache, not by an `on_insert` registered
+    // now: the 1.2 SDK applies a callback registration and an arriving row in
+    // either order when both wait (its message thread's `select!`), and a row
+    // applied first fires nothing.
+    let arrived = || connected.conn.db.task().iter().map(|task| task.payload).next();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        if let Some(payload) = arrived() {
+            break payload;
+        }
+        if Instant::now() > deadline {
+            return Err(CheckError::Unexpected("the submitted task never arrived through the subscription".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let _ = connected.conn.disconnect();
     server.stop();
     Ok(format!("SpacetimeDB on {listen}: published hub-module, created a tenant, submitted a task, saw \"{seen}\" arrive by subscription"))
