@@ -16,6 +16,8 @@
 
 pub use hub_rules as rules;
 
+mod access;
+
 pub use rules::{ModelOffer, QuorumState, TaskState};
 use spacetimedb::{
     client_visibility_filter, reducer, table, ConnectionId, Filter, Identity, ReducerContext, ScheduleAt,
@@ -540,6 +542,16 @@ pub struct MigratedMember {
     /// owner, submitter or reader (`rules::migration::MigratedRole`).
     pub role: String,
     pub label: String,
+    /// SHA-256 (hex) of the user's claim code, which `heiwa migrate` made
+    /// from its machine's CSPRNG and keeps: the hub never sees the code.
+    pub code_hash: String,
+}
+
+/// A migrated user's new claim code (its hash), as `reissue_claims` takes it.
+#[derive(SpacetimeType, Clone, Debug)]
+pub struct ReissuedClaim {
+    pub legacy_id: String,
+    pub code_hash: String,
 }
 
 /// A legacy task with its outcome, as `migrate_tasks` takes it.
@@ -664,6 +676,7 @@ pub fn init(ctx: &ReducerContext) {
         retain_secs: rules::DEFAULT_RETAIN_SECS,
         prune_every_secs: rules::DEFAULT_PRUNE_EVERY_SECS,
     });
+    access::init_policy(ctx);
     ctx.db.lease_sweep().insert(LeaseSweep { scheduled_id: 0, scheduled_at: ScheduleAt::Interval(SWEEP_EVERY.into()) });
     ctx.db.prune_sweep().insert(PruneSweep {
         scheduled_id: 0,
@@ -702,11 +715,6 @@ fn owner(ctx: &ReducerContext) -> Result<Member, String> {
         return Err("only the tenant's owner can do that".into());
     }
     Ok(member)
-}
-
-/// A new invite code, of any kind: 128 random bits.
-fn fresh_code(ctx: &ReducerContext) -> String {
-    format!("{:016x}{:016x}", ctx.random::<u64>(), ctx.random::<u64>())
 }
 
 /// The caller (a browser or an operator, in no tenant yet) becomes a
@@ -848,31 +856,19 @@ fn assign(ctx: &ReducerContext, task: Task, limb: &Limb) {
 }
 
 /// The submitted copy of a replicated task went to `limb`: make the other
-/// copies, unless `limb` is trusted and the spot check passes it by.
+/// copies now, unless `limb` is trusted: then whether it is spot-checked is
+/// decided when its answer arrives ([`spot_check`]), so that nothing the limb
+/// can read before it answers depends on that decision.
 fn replicate(ctx: &ReducerContext, set: ReplicaSet, task: &Task, limb: &Limb) {
-    let trust = trust_of(ctx, limb);
-    let streak = trust.streak;
-    if !rules::needs_copies(streak, ctx.random::<u32>() % 100) {
-        ctx.db.limb_trust().limb_id().update(LimbTrust { trusted_skips: trust.trusted_skips + 1, ..trust });
-        ctx.db.replica_set().task_id().update(ReplicaSet {
-            verdict: QuorumState::Trusted,
-            note: format!("limb {} is trusted ({streak} agreed in a row): not copied", limb.id),
-            updated_at: ctx.timestamp,
-            ..set
-        });
+    if rules::is_trusted(trust_of(ctx, limb).streak) || is_scored(ctx, set.task_id) {
+        // A scoring copy needs the answer: `judge_scored` makes it.
         return;
     }
-    let note = if streak >= rules::TRUSTED_STREAK {
-        ctx.db.limb_trust().limb_id().update(LimbTrust { spot_checks: trust.spot_checks + 1, ..trust });
-        format!("spot check of trusted limb {}", limb.id)
-    } else {
-        String::new()
-    };
-    if is_scored(ctx, set.task_id) {
-        // Its scoring copy needs the answer: `judge_scored` makes it.
-        ctx.db.replica_set().task_id().update(ReplicaSet { note, updated_at: ctx.timestamp, ..set });
-        return;
-    }
+    make_copies(ctx, set, task, String::new());
+}
+
+/// The other copies of a replicated task, placed at once.
+fn make_copies(ctx: &ReducerContext, set: ReplicaSet, task: &Task, note: String) {
     let copies: Vec<Task> = (1..set.replicas).map(|_| new_copy(ctx, task, task.payload.clone(), set.task_id)).collect();
     let mut ids = set.copies.clone();
     ids.extend(copies.iter().map(|copy| copy.id));
@@ -880,6 +876,58 @@ fn replicate(ctx: &ReducerContext, set: ReplicaSet, task: &Task, limb: &Limb) {
     for copy in copies {
         place(ctx, copy);
     }
+}
+
+/// The submitted copy of a replicated task finished before any other copy
+/// was made: its limb was trusted when it took it (or the task is scored).
+/// A trusted limb's answer is checked when the roll under the admin's secret
+/// key says so (`rules::needs_copies`; without a key, always) and accepted
+/// as it is otherwise. `Some(set)`: go on judging it (its copies, or its
+/// scorer, are on their way); `None`: decided.
+fn spot_check(ctx: &ReducerContext, set: ReplicaSet) -> Option<ReplicaSet> {
+    let Some(first) = ctx.db.task().id().find(set.task_id) else { return Some(set) };
+    let answer = ctx.db.task_result().task_id().find(first.id);
+    let limb = answer.as_ref().and_then(|result| ctx.db.limb().id().find(result.limb_id));
+    let trusted = limb.map(|limb| (trust_of(ctx, &limb), limb.id)).filter(|(trust, _)| rules::is_trusted(trust.streak));
+    let Some((trust, limb_id)) = trusted else {
+        if is_scored(ctx, set.task_id) {
+            return Some(set);
+        }
+        if answer.is_none() {
+            // Failed or cancelled: there is nothing to copy or check.
+            let note = format!("it ended {} without an answer: not copied", first.state.name());
+            ctx.db.replica_set().task_id().update(ReplicaSet {
+                verdict: QuorumState::Disputed,
+                note,
+                updated_at: ctx.timestamp,
+                ..set
+            });
+            return None;
+        }
+        // No longer trusted when it answered: the copies decide, as for anyone.
+        make_copies(ctx, set, &first, String::new());
+        return None;
+    };
+    let roll = access::spot_check_key(ctx).map(|key| rules::secrets::spot_check_roll(&key, set.task_id));
+    let streak = trust.streak;
+    if !rules::needs_copies(streak, roll) {
+        ctx.db.limb_trust().limb_id().update(LimbTrust { trusted_skips: trust.trusted_skips + 1, ..trust });
+        ctx.db.replica_set().task_id().update(ReplicaSet {
+            verdict: QuorumState::Trusted,
+            note: format!("limb {limb_id} is trusted ({streak} agreed in a row): not copied"),
+            updated_at: ctx.timestamp,
+            ..set
+        });
+        return None;
+    }
+    ctx.db.limb_trust().limb_id().update(LimbTrust { spot_checks: trust.spot_checks + 1, ..trust });
+    let note = format!("spot check of trusted limb {limb_id}");
+    if is_scored(ctx, set.task_id) {
+        let set = ReplicaSet { note, updated_at: ctx.timestamp, ..set };
+        return Some(ctx.db.replica_set().task_id().update(set));
+    }
+    make_copies(ctx, set, &first, note);
+    None
 }
 
 /// One more copy of `task` in replica set `set_id`, asking `payload` (the
@@ -952,6 +1000,14 @@ fn judge(ctx: &ReducerContext, task_id: u64) {
     if set.verdict != QuorumState::Open {
         return;
     }
+    let set = if task_id == set.task_id && set.copies.len() == 1 {
+        match spot_check(ctx, set) {
+            Some(set) => set,
+            None => return,
+        }
+    } else {
+        set
+    };
     if is_scored(ctx, set.task_id) {
         return judge_scored(ctx, set);
     }
@@ -1217,73 +1273,6 @@ fn finish(ctx: &ReducerContext, task: Task, state: TaskState, reason: String) {
     }
 }
 
-#[reducer]
-pub fn create_tenant(ctx: &ReducerContext, name: String) -> Result<(), String> {
-    rules::check_name("tenant", &name)?;
-    if ctx.db.member().identity().find(ctx.sender).is_some() {
-        return Err("you already belong to a tenant".into());
-    }
-    let tenant = ctx.db.tenant().insert(Tenant { id: 0, name, owner: ctx.sender, created_at: ctx.timestamp });
-    ctx.db.member().insert(Member { identity: ctx.sender, tenant_id: tenant.id, role: Role::Owner, submits: true });
-    ctx.db.reader().insert(Reader { identity: ctx.sender, tenant_id: tenant.id });
-    Ok(())
-}
-
-/// An invite for `uses` limbs or submitters (`role`), valid for `ttl_secs`;
-/// the owner's or an operator's.
-#[reducer]
-pub fn create_invite(ctx: &ReducerContext, uses: u32, ttl_secs: u32, role: Role) -> Result<(), String> {
-    let member = steward(ctx)?;
-    if role == Role::Owner {
-        return Err("a tenant has one owner; invite limbs or submitters".into());
-    }
-    if uses == 0 || uses > 10_000 {
-        return Err("an invite needs 1 to 10000 uses".into());
-    }
-    rules::check_invite_ttl(ttl_secs)?;
-    let code = fresh_code(ctx);
-    ctx.db.invite().insert(Invite {
-        code,
-        tenant_id: member.tenant_id,
-        created_by: ctx.sender,
-        role,
-        uses_left: uses,
-        expires_at: after(ctx, ttl_secs),
-    });
-    Ok(())
-}
-
-#[reducer]
-pub fn join_tenant(ctx: &ReducerContext, code: String) -> Result<(), String> {
-    if ctx.db.member().identity().find(ctx.sender).is_some() {
-        return Err("you already belong to a tenant".into());
-    }
-    let invite = ctx.db.invite().code().find(&code).ok_or("unknown or used-up invite code")?;
-    if micros(invite.expires_at) < micros(ctx.timestamp) {
-        ctx.db.invite().code().delete(&code);
-        return Err("this invite has expired".into());
-    }
-    let submitter = invite.role == Role::Submitter;
-    if invite.role == Role::Limb {
-        ctx.db.limb_origin().insert(LimbOrigin { identity: ctx.sender, invite: code.clone() });
-    }
-    ctx.db.member().insert(Member {
-        identity: ctx.sender,
-        tenant_id: invite.tenant_id,
-        role: invite.role,
-        submits: submitter,
-    });
-    if submitter {
-        ctx.db.reader().insert(Reader { identity: ctx.sender, tenant_id: invite.tenant_id });
-    }
-    if invite.uses_left <= 1 {
-        ctx.db.invite().code().delete(&code);
-    } else {
-        ctx.db.invite().code().update(Invite { uses_left: invite.uses_left - 1, ..invite });
-    }
-    Ok(())
-}
-
 /// The owner lets one of its limbs read the whole tenant and/or submit tasks (or takes that back).
 #[reducer]
 pub fn grant_limb(ctx: &ReducerContext, limb_id: u64, reads_tenant: bool, submits: bool) -> Result<(), String> {
@@ -1301,50 +1290,6 @@ pub fn grant_limb(ctx: &ReducerContext, limb_id: u64, reads_tenant: bool, submit
     if reads_tenant {
         ctx.db.reader().insert(Reader { identity: limb.identity, tenant_id: limb.tenant_id });
     }
-    Ok(())
-}
-
-/// A one-use code for one browser to sign into the dashboard, read-only or
-/// able to submit (`submits`), valid for `ttl_secs`; `label` names it in the
-/// owner's list of browsers.
-#[reducer]
-pub fn create_browser_invite(ctx: &ReducerContext, submits: bool, label: String, ttl_secs: u32) -> Result<(), String> {
-    let member = owner(ctx)?;
-    rules::check_name("browser", &label)?;
-    rules::check_invite_ttl(ttl_secs)?;
-    let code = fresh_code(ctx);
-    ctx.db.browser_invite().insert(BrowserInvite {
-        code,
-        tenant_id: member.tenant_id,
-        created_by: ctx.sender,
-        submits,
-        label,
-        expires_at: after(ctx, ttl_secs),
-    });
-    Ok(())
-}
-
-/// A browser signs in with a dashboard code: it becomes a reader of the
-/// tenant (and a submitter, if the code says so). The code is used up.
-#[reducer]
-pub fn join_dashboard(ctx: &ReducerContext, code: String) -> Result<(), String> {
-    if ctx.db.member().identity().find(ctx.sender).is_some() {
-        return Err("this browser is already signed into a tenant".into());
-    }
-    let invite = ctx.db.browser_invite().code().find(&code).ok_or("unknown or already used dashboard code")?;
-    if micros(invite.expires_at) < micros(ctx.timestamp) {
-        return Err("this dashboard code has expired; ask the owner for a new one".into());
-    }
-    ctx.db.browser_invite().code().delete(&code);
-    admit_reader(ctx, invite.tenant_id, invite.submits);
-    ctx.db.browser().insert(Browser {
-        identity: ctx.sender,
-        tenant_id: invite.tenant_id,
-        label: invite.label,
-        submits: invite.submits,
-        joined_at: ctx.timestamp,
-        last_connected: ctx.timestamp,
-    });
     Ok(())
 }
 
@@ -1385,46 +1330,6 @@ fn revoke(ctx: &ReducerContext, identity: Identity) {
     ctx.db.reader().identity().delete(identity);
     ctx.db.member().identity().delete(identity);
     ctx.db.revoked().insert(Revoked { identity, at: ctx.timestamp });
-}
-
-/// A one-use code for an operator (the admin bot) to join the tenant, valid
-/// for `ttl_secs`; `label` names it in the tenant's list of operators.
-#[reducer]
-pub fn create_operator_invite(ctx: &ReducerContext, label: String, ttl_secs: u32) -> Result<(), String> {
-    let member = owner(ctx)?;
-    rules::check_name("operator", &label)?;
-    rules::check_invite_ttl(ttl_secs)?;
-    let code = fresh_code(ctx);
-    ctx.db.operator_invite().insert(OperatorInvite {
-        code,
-        tenant_id: member.tenant_id,
-        created_by: ctx.sender,
-        label,
-        expires_at: after(ctx, ttl_secs),
-    });
-    Ok(())
-}
-
-/// An operator joins with its code: a submitting member and a reader of the
-/// tenant, with an `operator` row. The code is used up.
-#[reducer]
-pub fn join_operator(ctx: &ReducerContext, code: String) -> Result<(), String> {
-    if ctx.db.member().identity().find(ctx.sender).is_some() {
-        return Err("this identity already belongs to a tenant".into());
-    }
-    let invite = ctx.db.operator_invite().code().find(&code).ok_or("unknown or already used operator code")?;
-    if micros(invite.expires_at) < micros(ctx.timestamp) {
-        return Err("this operator code has expired; ask the owner for a new one".into());
-    }
-    ctx.db.operator_invite().code().delete(&code);
-    admit_reader(ctx, invite.tenant_id, true);
-    ctx.db.operator().insert(Operator {
-        identity: ctx.sender,
-        tenant_id: invite.tenant_id,
-        label: invite.label,
-        joined_at: ctx.timestamp,
-    });
-    Ok(())
 }
 
 /// The owner or an operator pauses (or resumes) one of the tenant's limbs:
@@ -2029,8 +1934,12 @@ pub fn migrate_members(ctx: &ReducerContext, batch: Vec<MigratedMember>) -> Resu
                     return Err(format!("its organization already has an owner, {}", other.legacy_id));
                 }
             }
+            rules::secrets::check_code_hash(&record.code_hash)?;
+            if ctx.db.legacy_claim().code().find(&record.code_hash).is_some() {
+                return Err("its claim code is another user's: make a fresh one".into());
+            }
             ctx.db.legacy_claim().insert(LegacyClaim {
-                code: fresh_code(ctx),
+                code: record.code_hash,
                 legacy_id: record.legacy_id.clone(),
                 tenant_id,
                 role: role.name().into(),
@@ -2042,6 +1951,31 @@ pub fn migrate_members(ctx: &ReducerContext, batch: Vec<MigratedMember>) -> Resu
             Ok(())
         },
     )
+}
+
+/// The admin gives unclaimed migrated users new claim codes (`heiwa
+/// migrate` does, for users whose code it does not know: made by an older
+/// hub, whose codes could be guessed, or a journal lost). Their old codes
+/// stop working. One transaction: a bad record refuses the batch, naming it.
+#[reducer]
+pub fn reissue_claims(ctx: &ReducerContext, batch: Vec<ReissuedClaim>) -> Result<(), String> {
+    admin(ctx, "re-issue claim codes")?;
+    rules::migration::check_batch(batch.len())?;
+    for record in batch {
+        let id = record.legacy_id;
+        rules::secrets::check_code_hash(&record.code_hash).map_err(|e| format!("{id}: {e}"))?;
+        let claim =
+            ctx.db.legacy_claim().legacy_id().find(&id).ok_or_else(|| format!("{id}: no such migrated user"))?;
+        if claim.claimed_by != Identity::ZERO {
+            return Err(format!("{id}: already claimed"));
+        }
+        if ctx.db.legacy_claim().code().find(&record.code_hash).is_some() {
+            return Err(format!("{id}: that code is taken: make a fresh one"));
+        }
+        ctx.db.legacy_claim().code().delete(&claim.code);
+        ctx.db.legacy_claim().insert(LegacyClaim { code: record.code_hash, ..claim });
+    }
+    Ok(())
 }
 
 #[reducer]
@@ -2104,19 +2038,10 @@ pub fn migrate_tasks(ctx: &ReducerContext, batch: Vec<MigratedTask>) -> Result<(
     )
 }
 
-/// A legacy user signs in: the caller's identity becomes the member the
-/// claim code was made for (once; a used code is refused), and the tasks
-/// that user submitted become the caller's.
-#[reducer]
-pub fn claim_legacy(ctx: &ReducerContext, code: String) -> Result<(), String> {
-    if ctx.db.member().identity().find(ctx.sender).is_some() {
-        return Err("you already belong to a tenant".into());
-    }
-    let claim = ctx.db.legacy_claim().code().find(&code).ok_or("unknown claim code")?;
-    if claim.claimed_by != Identity::ZERO {
-        return Err("this claim code was already used".into());
-    }
-    let role = rules::migration::MigratedRole::parse(&claim.role)?;
+/// A legacy user signs in with its claim (`access::claim_legacy` checked the
+/// code): the caller becomes that member, and the tasks the user submitted
+/// become the caller's.
+fn admit_claimant(ctx: &ReducerContext, claim: LegacyClaim, role: rules::migration::MigratedRole) {
     let hub_role = if role == rules::migration::MigratedRole::Owner { Role::Owner } else { Role::Submitter };
     ctx.db.member().insert(Member {
         identity: ctx.sender,
@@ -2143,5 +2068,4 @@ pub fn claim_legacy(ctx: &ReducerContext, code: String) -> Result<(), String> {
         claimed_at: Some(ctx.timestamp),
         ..claim
     });
-    Ok(())
 }

@@ -23,7 +23,8 @@ install_vulkan_headers() {
   dpkg-deb -x "$tmp/headers.deb" "$tmp/x"
   mkdir -p "$tmp/sdk/lib"
   mv "$tmp/x/usr/include" "$tmp/sdk/include"
-  local loader; loader=$(ldconfig -p | awk '/libvulkan.so.1 .*x86-64/ {print $NF; exit}')
+  # awk reads to the end: an early exit would SIGPIPE ldconfig and fail the pipeline (pipefail).
+  local loader; loader=$(ldconfig -p | awk '/libvulkan.so.1 .*x86-64/ && !found {print $NF; found = 1}')
   [ -n "$loader" ] || die "no libvulkan.so.1 on this machine (apt-get install libvulkan1)"
   ln -s "$loader" "$tmp/sdk/lib/libvulkan.so"
   rm -rf "$VULKAN_SDK" && mkdir -p "$(dirname "$VULKAN_SDK")" && mv "$tmp/sdk" "$VULKAN_SDK" && rm -rf "$tmp"

@@ -26,6 +26,31 @@ impl InviteRole {
     }
 }
 
+/// Who may create tenants on a hub, and how many wrong codes it takes (its admin sets them).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct HubPolicy {
+    /// admin, anyone or code (`hub_rules::secrets::TenantCreation`).
+    pub tenant_creation: String,
+    pub max_tenants: u32,
+    pub failures_per_identity: u32,
+    pub failures_hub_wide: u32,
+    pub failure_window_secs: u32,
+}
+
+impl HubPolicy {
+    /// The module's defaults, with who may create tenants.
+    pub fn with_tenant_creation(policy: hub_rules::secrets::TenantCreation) -> HubPolicy {
+        use hub_rules::secrets as s;
+        HubPolicy {
+            tenant_creation: policy.name().into(),
+            max_tenants: s::DEFAULT_MAX_TENANTS,
+            failures_per_identity: s::DEFAULT_FAILURES_PER_IDENTITY,
+            failures_hub_wide: s::DEFAULT_FAILURES_HUB_WIDE,
+            failure_window_secs: s::DEFAULT_FAILURE_WINDOW_SECS,
+        }
+    }
+}
+
 /// The hub's quotas and retention for every tenant (its admin sets them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 pub struct HubLimits {
@@ -40,6 +65,21 @@ pub struct HubLimits {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(transparent)]
 pub struct InviteCode(pub String);
+
+impl InviteCode {
+    /// A new code: 128 bits from the operating system's CSPRNG, in hex. The
+    /// hub makes none (its generator is seeded by the call's timestamp).
+    pub fn fresh() -> Result<InviteCode, HubError> {
+        let mut bytes = [0u8; hub_rules::secrets::CODE_BYTES];
+        getrandom::getrandom(&mut bytes).map_err(|e| HubError::Random(e.to_string()))?;
+        Ok(InviteCode(hub_rules::secrets::hex(&bytes)))
+    }
+
+    /// What the hub stores instead of the code.
+    pub fn hash(&self) -> String {
+        hub_rules::secrets::code_hash(&self.0)
+    }
+}
 
 impl std::fmt::Display for InviteCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,10 +158,32 @@ impl HubHttp {
             // SpacetimeDB migrates a database in place only by adding; a module
             // whose tables changed otherwise is refused, and the data stays as it was.
             Err(HubError::Refused { status: 400, body, .. }) if body.starts_with("Database update rejected") => {
-                Err(HubError::SchemaChanged { database: name.into(), detail: body })
+                return Err(HubError::SchemaChanged { database: name.into(), detail: body })
             }
-            other => other.map(drop),
+            other => other.map(drop)?,
         }
+        // The spot-check key, from this machine's CSPRNG: the hub keeps the
+        // first it is given, so a republish changes nothing.
+        let mut key = [0u8; hub_rules::secrets::SPOT_CHECK_KEY_BYTES];
+        getrandom::getrandom(&mut key).map_err(|e| HubError::Random(e.to_string()))?;
+        self.call(name, "set_spot_check_key", json!([hub_rules::secrets::hex(&key)]), token).await
+    }
+
+    /// Who may create tenants on the hub, and the limits on wrong codes (its admin only).
+    pub async fn set_policy(&self, name: &str, policy: &HubPolicy, token: &str) -> Result<(), HubError> {
+        let HubPolicy { tenant_creation, max_tenants, failures_per_identity, failures_hub_wide, failure_window_secs } =
+            policy;
+        let args = json!([tenant_creation, max_tenants, failures_per_identity, failures_hub_wide, failure_window_secs]);
+        self.call(name, "set_hub_policy", args, token).await
+    }
+
+    /// The hub's policy (anyone may read it).
+    pub async fn policy(&self, name: &str, token: &str) -> Result<HubPolicy, HubError> {
+        let rows = self.rows_as::<HubPolicy>(name, "SELECT * FROM hub_policy", token).await?;
+        rows.into_iter().next().ok_or_else(|| HubError::Malformed {
+            what: "hub_policy".into(),
+            reason: "the hub has no policy row (published by an older heiwa: its defaults apply)".into(),
+        })
     }
 
     /// Run SQL as `token`'s identity; row-level security applies to non-owners.
@@ -181,6 +243,28 @@ impl HubHttp {
         self.call(name, "create_tenant", json!([tenant]), token).await
     }
 
+    /// Create a tenant with a code from the hub's admin ([`HubHttp::create_tenant_code`]).
+    pub async fn create_tenant_with_code(
+        &self,
+        name: &str,
+        tenant: &str,
+        code: &str,
+        token: &str,
+    ) -> Result<(), HubError> {
+        self.redeem(name, "create_tenant_with_code", json!([tenant, code.trim()]), token).await
+    }
+
+    /// A code for `uses` tenants, valid for `ttl_secs` (the hub's admin only).
+    pub async fn create_tenant_code(
+        &self,
+        name: &str,
+        uses: u32,
+        ttl_secs: u32,
+        token: &str,
+    ) -> Result<InviteCode, HubError> {
+        self.new_code(name, "create_tenant_code", |hash| json!([hash, uses, ttl_secs]), token).await
+    }
+
     /// A new invite for `uses` limbs or submitters, valid for `ttl_secs`
     /// (the owner's or an operator's).
     pub async fn create_invite(
@@ -191,7 +275,7 @@ impl HubHttp {
         role: InviteRole,
         token: &str,
     ) -> Result<InviteCode, HubError> {
-        self.new_code(name, "invite", "create_invite", json!([uses, ttl_secs, role.json()]), token).await
+        self.new_code(name, "create_invite", |hash| json!([hash, uses, ttl_secs, role.json()]), token).await
     }
 
     /// A one-use code for one browser to sign into the web dashboard
@@ -204,7 +288,7 @@ impl HubHttp {
         ttl_secs: u32,
         token: &str,
     ) -> Result<InviteCode, HubError> {
-        self.new_code(name, "browser_invite", "create_browser_invite", json!([submits, label, ttl_secs]), token).await
+        self.new_code(name, "create_browser_invite", |hash| json!([hash, submits, label, ttl_secs]), token).await
     }
 
     /// A one-use code for an operator (the admin bot) to join the tenant with.
@@ -215,32 +299,39 @@ impl HubHttp {
         ttl_secs: u32,
         token: &str,
     ) -> Result<InviteCode, HubError> {
-        self.new_code(name, "operator_invite", "create_operator_invite", json!([label, ttl_secs]), token).await
+        self.new_code(name, "create_operator_invite", |hash| json!([hash, label, ttl_secs]), token).await
     }
 
-    /// Call `reducer`, which makes a code in `table`. The reducers return
-    /// nothing, so the new code is the one that was not there before the call.
+    /// Make a code here and call `reducer` with `args(its hash)`: the hub
+    /// keeps only the hash, and the code is returned to be handed on.
     async fn new_code(
         &self,
         name: &str,
-        table: &str,
         reducer: &str,
-        args: Value,
+        args: impl FnOnce(String) -> Value,
         token: &str,
     ) -> Result<InviteCode, HubError> {
+        let code = InviteCode::fresh()?;
+        self.call(name, reducer, args(code.hash()), token).await?;
+        Ok(code)
+    }
+
+    /// Present a code to `reducer` (a join, a claim, a tenant made with a
+    /// code). A refused code is counted by the hub, so its reducer commits
+    /// and returns no error: whether it worked is read back (the caller is
+    /// then a member), and if not, why (its `code_attempt` row).
+    pub async fn redeem(&self, name: &str, reducer: &str, args: Value, token: &str) -> Result<(), HubError> {
         #[derive(serde::Deserialize)]
-        struct Code {
-            code: InviteCode,
+        struct Attempt {
+            refusal: String,
         }
-        let query = format!("SELECT * FROM {table}");
-        let before = self.rows_as::<Code>(name, &query, token).await?;
         self.call(name, reducer, args, token).await?;
-        self.rows_as::<Code>(name, &query, token)
-            .await?
-            .into_iter()
-            .map(|invite| invite.code)
-            .find(|code| before.iter().all(|old| &old.code != code))
-            .ok_or_else(|| HubError::Malformed { what: reducer.into(), reason: "the new code is not visible".into() })
+        if self.own_identity(name, token).await?.is_some() {
+            return Ok(());
+        }
+        let refusal = self.rows_as::<Attempt>(name, "SELECT * FROM code_attempt", token).await?;
+        let message = refusal.into_iter().next().map_or_else(|| "the code was refused".into(), |row| row.refusal);
+        Err(HubError::Reducer { reducer: reducer.into(), message })
     }
 
     /// The identity `token` stands for (hex), if it is a member of a tenant:
@@ -267,7 +358,17 @@ impl HubHttp {
 
     /// Join the tenant as its operator with a code from [`HubHttp::create_operator_invite`].
     pub async fn join_operator(&self, name: &str, code: &str, token: &str) -> Result<(), HubError> {
-        self.call(name, "join_operator", json!([code]), token).await
+        self.redeem(name, "join_operator", json!([code.trim()]), token).await
+    }
+
+    /// Join the tenant with an invite code ([`HubHttp::create_invite`]).
+    pub async fn join_tenant(&self, name: &str, code: &str, token: &str) -> Result<(), HubError> {
+        self.redeem(name, "join_tenant", json!([code.trim()]), token).await
+    }
+
+    /// Sign into a tenant as a migrated user, with a claim code from `heiwa migrate`.
+    pub async fn claim_legacy(&self, name: &str, code: &str, token: &str) -> Result<(), HubError> {
+        self.redeem(name, "claim_legacy", json!([code.trim()]), token).await
     }
 
     /// Pause (or resume) one of the tenant's limbs: the owner or an operator.

@@ -12,12 +12,16 @@ mod summary;
 
 pub use address::{dashboard_link, http_url, ws_url, DEFAULT_DASHBOARD};
 pub use client::{connect, limb_tables, tenant_tables, Connected};
-pub use http::{hub_json, BrowserRow, HubHttp, HubLimits, InviteCode, InviteRole, NewIdentity, OperatorRow, Row};
+pub use http::{
+    hub_json, BrowserRow, HubHttp, HubLimits, HubPolicy, InviteCode, InviteRole, NewIdentity, OperatorRow, Row,
+};
 pub use server::{HubServer, HubServerConfig};
 pub use summary::{Summary, SummaryCitation, SummaryPlace};
 
 use std::path::PathBuf;
 
+/// Who may create tenants on a hub (its admin's policy).
+pub use hub_rules::secrets::TenantCreation;
 /// The hub's limits and task states: one copy, shared with `hub-module`.
 pub use hub_rules::{
     generate_payload, score_summary, score_vote, truncate_to, ModelOffer, QuorumState, TaskState, Work, MAX_CAPACITY,
@@ -58,6 +62,9 @@ pub enum HubError {
     /// A reducer ran and returned `Err`: the hub's own rules said no.
     #[error("the hub refused {reducer}: {message}")]
     Reducer { reducer: String, message: String },
+    /// The operating system's random source failed (codes and keys come from nowhere else).
+    #[error("the operating system's random source failed: {0}")]
+    Random(String),
     #[error("the hub's answer to {what} was not understood ({reason})")]
     Malformed { what: String, reason: String },
     /// The WebSocket could not be opened or the SDK could not start.

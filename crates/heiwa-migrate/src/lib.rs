@@ -10,9 +10,12 @@
 //! [`target`] writes batches through the hub's admin-only `migrate_*`
 //! reducers (one transaction each, idempotent by legacy id), so a rerun after
 //! a crash adds only what is missing; documents go into this machine's memory
-//! ([`documents`]), never to the hub; [`verify`] compares both sides.
+//! ([`documents`]), never to the hub; [`verify`] compares both sides. Claim
+//! codes are made here, not by the hub, and journaled before their hashes
+//! are sent ([`claims`]).
 
 pub mod cbor;
+pub mod claims;
 pub mod documents;
 pub mod mapping;
 pub mod plan;

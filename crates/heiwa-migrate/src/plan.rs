@@ -275,7 +275,15 @@ impl Planner {
         if role == MigratedRole::Owner.name() && self.owned.contains(&tenant) {
             return Err(format!("its organization {tenant} already has an owner"));
         }
-        Ok(Planned::Member(MigratedMember { legacy_id: raw.id.clone(), tenant_legacy_id: tenant, role, label }))
+        // Its claim code is made when the record is written (`claims::ClaimJournal::assign`).
+        let code_hash = String::new();
+        Ok(Planned::Member(MigratedMember {
+            legacy_id: raw.id.clone(),
+            tenant_legacy_id: tenant,
+            role,
+            label,
+            code_hash,
+        }))
     }
 
     fn task(&self, raw: &RawRecord) -> Result<Planned, String> {

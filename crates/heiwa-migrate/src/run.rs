@@ -204,9 +204,21 @@ async fn write_batches(
     Ok(written)
 }
 
+/// What the claims export wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimsWritten {
+    /// Migrated users, one row each.
+    pub users: usize,
+    /// Unclaimed users whose code this machine did not know (made by an
+    /// older hub, or a journal gone), given a fresh one now.
+    pub reissued: usize,
+}
+
 /// Write the claim codes as CSV (0600: each code is a sign-in): one row per
 /// migrated user, with its organization, role and whether it is claimed.
-pub async fn export_claims(hub: &HubTarget, path: &std::path::Path) -> Result<usize, MigrateError> {
+/// The codes come from the journal, matched by the hash the hub keeps; a
+/// claimed user's code is spent and left empty.
+pub async fn export_claims(hub: &HubTarget, path: &std::path::Path) -> Result<ClaimsWritten, MigrateError> {
     let tenants: BTreeMap<u64, String> = hub
         .mapped()
         .await?
@@ -214,6 +226,16 @@ pub async fn export_claims(hub: &HubTarget, path: &std::path::Path) -> Result<us
         .filter(|row| row.kind == Kind::Tenant.name())
         .map(|row| (row.hub_id, row.legacy_id))
         .collect();
+    let known = hub.journal().by_hash()?;
+    let unknown: Vec<String> = hub
+        .claims()
+        .await?
+        .into_iter()
+        .filter(|claim| !claim.claimed() && !known.contains_key(&claim.code))
+        .map(|claim| claim.legacy_id)
+        .collect();
+    hub.reissue(&unknown).await?;
+    let known = hub.journal().by_hash()?;
     let mut claims = hub.claims().await?;
     claims.sort_by(|a, b| a.legacy_id.cmp(&b.legacy_id));
     let mut text = Vec::new();
@@ -222,11 +244,12 @@ pub async fn export_claims(hub: &HubTarget, path: &std::path::Path) -> Result<us
         csv.write_record(["legacy_id", "label", "organization", "role", "code", "claimed"])?;
         for claim in &claims {
             let organization = tenants.get(&claim.tenant_id).map_or("", String::as_str);
-            let claimed = if claim.claimed() { "yes" } else { "no" };
-            csv.write_record([&claim.legacy_id, &claim.label, organization, &claim.role, &claim.code, claimed])?;
+            let (code, claimed) =
+                if claim.claimed() { ("", "yes") } else { (known.get(&claim.code).map_or("", String::as_str), "no") };
+            csv.write_record([&claim.legacy_id, &claim.label, organization, &claim.role, code, claimed])?;
         }
         csv.flush()?;
     }
     heiwa_config::write_secret(path, &String::from_utf8(text).expect("CSV of UTF-8 fields is UTF-8"))?;
-    Ok(claims.len())
+    Ok(ClaimsWritten { users: claims.len(), reissued: unknown.len() })
 }

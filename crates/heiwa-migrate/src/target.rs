@@ -3,9 +3,10 @@
 //! The hub's admin is the database's owner, so its SQL reads every row,
 //! the private `legacy_record` and `legacy_claim` included.
 
+use crate::claims::ClaimJournal;
 use crate::plan::{Kind, Planned, Problem};
 use crate::MigrateError;
-use heiwa_hub::{HubError, HubHttp};
+use heiwa_hub::{HubError, HubHttp, InviteCode};
 use serde_json::Value;
 
 /// Most bytes of records in one call: well under what the hub takes in one request.
@@ -15,6 +16,8 @@ pub struct HubTarget {
     http: HubHttp,
     database: String,
     token: String,
+    /// Where the claim codes of the members this target writes are kept.
+    journal: ClaimJournal,
 }
 
 /// A legacy record the hub holds: what it became.
@@ -49,8 +52,29 @@ impl ClaimRow {
 }
 
 impl HubTarget {
-    pub fn new(http: HubHttp, database: impl Into<String>, token: impl Into<String>) -> Self {
-        HubTarget { http, database: database.into(), token: token.into() }
+    /// The hub's admin at `database`; claim codes are journaled in `journal`.
+    pub fn new(http: HubHttp, database: impl Into<String>, token: impl Into<String>, journal: ClaimJournal) -> Self {
+        HubTarget { http, database: database.into(), token: token.into(), journal }
+    }
+
+    pub fn journal(&self) -> &ClaimJournal {
+        &self.journal
+    }
+
+    /// Give each of these unclaimed users a fresh claim code (journaled
+    /// first); the hub forgets their old ones.
+    pub async fn reissue(&self, legacy_ids: &[String]) -> Result<(), MigrateError> {
+        for chunk in legacy_ids.chunks(hub_rules::migration::MAX_MIGRATION_BATCH) {
+            let codes =
+                chunk.iter().map(|id| Ok((id.clone(), InviteCode::fresh()?))).collect::<Result<Vec<_>, HubError>>()?;
+            self.journal.record(&codes)?;
+            let batch: Vec<Value> = codes
+                .iter()
+                .map(|(legacy_id, code)| serde_json::json!({ "legacy_id": legacy_id, "code_hash": code.hash() }))
+                .collect();
+            self.http.call(&self.database, "reissue_claims", serde_json::json!([batch]), &self.token).await?;
+        }
+        Ok(())
     }
 
     /// The hub's answer to a query as the admin, rows read by column name.
@@ -78,8 +102,9 @@ impl HubTarget {
     /// taken out and reported, and the rest of its batch is sent again; any
     /// other refusal (not the admin, the hub gone) ends the run: what was
     /// written stays, and a rerun goes on from there.
-    pub async fn write(&self, kind: Kind, batch: Vec<Planned>) -> Result<Vec<Problem>, MigrateError> {
+    pub async fn write(&self, kind: Kind, mut batch: Vec<Planned>) -> Result<Vec<Problem>, MigrateError> {
         let reducer = reducer_of(kind);
+        self.journal.assign(&mut batch)?;
         let mut problems = Vec::new();
         let mut rest: Vec<(String, String)> =
             batch.iter().filter_map(|record| Some((record.legacy_id().to_string(), record.hub_json()?))).collect();

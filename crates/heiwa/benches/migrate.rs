@@ -17,6 +17,7 @@
 
 use heiwa_config::{free_loopback_port, Parts};
 use heiwa_hub::{HubHttp, HubServer, HubServerConfig};
+use heiwa_migrate::claims::ClaimJournal;
 use heiwa_migrate::plan::Planner;
 use heiwa_migrate::source::{Line, Source, SourceSpec};
 use heiwa_migrate::target::HubTarget;
@@ -88,7 +89,10 @@ async fn main() {
         }
     }
     let records = planned.len();
-    let single = HubTarget::new(http.clone(), "single", &admin);
+    // Claim codes are made (and journaled) by heiwa, as a migration does, before anything is timed.
+    let journal = |name: &str| ClaimJournal::beside(&dir.path().join(name));
+    journal("raw.csv").assign(&mut planned).unwrap();
+    let single = HubTarget::new(http.clone(), "single", &admin, journal("single.csv"));
     let started = Instant::now();
     for record in planned.iter().take(1000) {
         single.write(record.kind(), vec![record.clone()]).await.unwrap();
@@ -112,7 +116,7 @@ async fn main() {
     let raw_hub_cpu = cpu_s(server.pid()).0 - hub_before;
     let raw_per_s = records as f64 / raw_s;
 
-    let target = HubTarget::new(http.clone(), "heiwa", &admin);
+    let target = HubTarget::new(http.clone(), "heiwa", &admin, journal("claims.csv"));
     let (hub_before, (heiwa_before, readers_before)) = (cpu_s(server.pid()).0, cpu_s(std::process::id()));
     let started = Instant::now();
     let report = heiwa_migrate::migrate(&options, Some(&target), None, &mut |_| {}).await.unwrap();

@@ -106,6 +106,9 @@ async fn main() {
     let http = HubHttp::new(server.http_url());
     let admin = http.new_identity().await.unwrap().token;
     http.publish("heiwa", &parts.hub_wasm, &admin).await.unwrap();
+    // As `heiwa hub up` on loopback: the owner below is not the admin.
+    let open = heiwa_hub::HubPolicy::with_tenant_creation(hub_rules::secrets::TenantCreation::Anyone);
+    http.set_policy("heiwa", &open, &admin).await.unwrap();
     let defaults = http.limits("heiwa", &admin).await.unwrap();
     let unlimited = HubLimits { max_open_tasks: 100_000, submits_per_sec: 100_000, submit_burst: 100_000, ..defaults };
     http.configure("heiwa", &unlimited, &admin).await.unwrap();

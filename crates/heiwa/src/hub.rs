@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use heiwa_config::{data_dir, Parts};
-use heiwa_hub::{HubHttp, HubLimits, HubServer, HubServerConfig, InviteRole, Summary};
+use heiwa_hub::{HubHttp, HubLimits, HubPolicy, HubServer, HubServerConfig, InviteRole, Summary, TenantCreation};
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -47,6 +47,42 @@ pub enum HubCommand {
         listen: std::net::SocketAddr,
         #[arg(long, env = "HEIWA_DATABASE", default_value = "heiwa")]
         database: String,
+        /// Who may create tenants, set at every start: admin (this hub's
+        /// owner token only), anyone, or code (holders of `heiwa hub
+        /// tenant-code`). Default: anyone on a loopback address (every
+        /// caller is on this machine), admin on any other.
+        #[arg(long, value_parser = parse_tenant_creation)]
+        tenants: Option<TenantCreation>,
+    },
+    /// Show or change who may create tenants, how many the hub holds, and
+    /// how many wrong codes it takes (its admin only).
+    Policy {
+        /// admin, anyone or code.
+        #[arg(long, value_parser = parse_tenant_creation)]
+        tenants: Option<TenantCreation>,
+        /// Tenants the hub holds, past which only its admin creates more.
+        #[arg(long)]
+        max_tenants: Option<u32>,
+        /// Wrong codes (invites, claims, tenant codes) one identity may present per window …
+        #[arg(long)]
+        failures_per_identity: Option<u32>,
+        /// … and all identities together.
+        #[arg(long)]
+        failures_hub_wide: Option<u32>,
+        #[arg(long)]
+        failure_window_secs: Option<u32>,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+    /// Make a code that lets someone create a tenant on this hub (its admin
+    /// only; the hub's policy must be `code`). Printed once: the hub keeps its hash.
+    TenantCode {
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        #[arg(long, default_value_t = 7 * 86_400)]
+        ttl_secs: u32,
+        #[command(flatten)]
+        hub: HubArgs,
     },
     /// Show or change the quotas and retention every tenant gets (changing
     /// them takes the hub's admin: the identity that published it, whose token
@@ -78,10 +114,26 @@ pub enum InviteFor {
     Submitter,
 }
 
+fn parse_tenant_creation(name: &str) -> Result<TenantCreation, String> {
+    TenantCreation::parse(name)
+}
+
+/// The hub's admin token: `--token-file`, or the one `heiwa hub up` keeps.
+async fn admin_client(hub: &HubArgs) -> anyhow::Result<(HubHttp, String)> {
+    let http = HubHttp::new(hub.hub.trim_end_matches('/'));
+    let token_file = hub.token_file.clone().unwrap_or_else(|| data_dir().join("hub").join("owner.token"));
+    let token = http.identity_token(&token_file).await?;
+    Ok((http, token))
+}
+
 #[derive(Subcommand)]
 pub enum TenantCommand {
+    /// Create a tenant, owned by this identity.
     Create {
         name: String,
+        /// A code from the hub's admin, where its policy asks for one.
+        #[arg(long)]
+        code: Option<String>,
         #[command(flatten)]
         hub: HubArgs,
     },
@@ -235,12 +287,38 @@ pub enum TaskCommand {
 }
 
 pub async fn hub(command: HubCommand) -> anyhow::Result<()> {
-    let (listen, database) = match command {
-        HubCommand::Up { listen, database } => (listen, database),
+    let (listen, database, tenants) = match command {
+        HubCommand::Up { listen, database, tenants } => (listen, database, tenants),
+        HubCommand::Policy {
+            tenants,
+            max_tenants,
+            failures_per_identity,
+            failures_hub_wide,
+            failure_window_secs,
+            hub,
+        } => {
+            let (http, token) = admin_client(&hub).await?;
+            let now = http.policy(&hub.database, &token).await?;
+            let wanted = HubPolicy {
+                tenant_creation: tenants.map_or(now.tenant_creation.clone(), |t| t.name().to_string()),
+                max_tenants: max_tenants.unwrap_or(now.max_tenants),
+                failures_per_identity: failures_per_identity.unwrap_or(now.failures_per_identity),
+                failures_hub_wide: failures_hub_wide.unwrap_or(now.failures_hub_wide),
+                failure_window_secs: failure_window_secs.unwrap_or(now.failure_window_secs),
+            };
+            if wanted != now {
+                http.set_policy(&hub.database, &wanted, &token).await?;
+            }
+            println!("{}", serde_json::to_string_pretty(&wanted)?);
+            return Ok(());
+        }
+        HubCommand::TenantCode { uses, ttl_secs, hub } => {
+            let (http, token) = admin_client(&hub).await?;
+            println!("{}", http.create_tenant_code(&hub.database, uses, ttl_secs, &token).await?);
+            return Ok(());
+        }
         HubCommand::Limits { max_open_tasks, submits_per_sec, submit_burst, retain_secs, prune_every_secs, hub } => {
-            let http = HubHttp::new(hub.hub.trim_end_matches('/'));
-            let token_file = hub.token_file.clone().unwrap_or_else(|| data_dir().join("hub").join("owner.token"));
-            let token = http.identity_token(&token_file).await?;
+            let (http, token) = admin_client(&hub).await?;
             let now = http.limits(&hub.database, &token).await?;
             let wanted = HubLimits {
                 max_open_tasks: max_open_tasks.unwrap_or(now.max_open_tasks),
@@ -264,7 +342,19 @@ pub async fn hub(command: HubCommand) -> anyhow::Result<()> {
     // The database owner's token is kept so later runs update the same database.
     let owner = http.identity_token(&dir.join("owner.token")).await?;
     http.publish(&database, &parts.hub_wasm, &owner).await?;
-    println!("hub up: {} (database {database}); Ctrl-C stops it", server.http_url());
+    let tenants =
+        tenants.unwrap_or(if listen.ip().is_loopback() { TenantCreation::Anyone } else { TenantCreation::AdminOnly });
+    let policy = match http.policy(&database, &owner).await {
+        Ok(policy) => HubPolicy { tenant_creation: tenants.name().into(), ..policy },
+        // Published before policies existed: the module's defaults.
+        Err(_) => HubPolicy::with_tenant_creation(tenants),
+    };
+    http.set_policy(&database, &policy, &owner).await?;
+    println!(
+        "hub up: {} (database {database}, tenants created by: {}); Ctrl-C stops it",
+        server.http_url(),
+        tenants.name()
+    );
     crate::shutdown_signal().await;
     server.stop();
     Ok(())
@@ -272,9 +362,12 @@ pub async fn hub(command: HubCommand) -> anyhow::Result<()> {
 
 pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
     match command {
-        TenantCommand::Create { name, hub } => {
+        TenantCommand::Create { name, code, hub } => {
             let (http, token) = hub.client().await?;
-            http.create_tenant(&hub.database, &name, &token).await?;
+            match code {
+                Some(code) => http.create_tenant_with_code(&hub.database, &name, &code, &token).await?,
+                None => http.create_tenant(&hub.database, &name, &token).await?,
+            }
             println!("tenant {name} created; `heiwa tenant invite` makes a code for a limb");
         }
         TenantCommand::Invite { uses, ttl_secs, role, hub } => {

@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use heiwa_config::{data_dir, Parts};
 use heiwa_hub::HubHttp;
 use heiwa_memory::LocalMemory;
+use heiwa_migrate::claims::ClaimJournal;
 use heiwa_migrate::documents::{MemorySink, Store};
 use heiwa_migrate::source::SourceSpec;
 use heiwa_migrate::target::HubTarget;
@@ -81,7 +82,7 @@ pub async fn migrate(command: MigrateCommand) -> anyhow::Result<()> {
         MigrateCommand::Claim { code, hub } => {
             let http = HubHttp::new(hub.hub.trim_end_matches('/'));
             let token = http.identity_token(&hub.token_file("identity.token")).await?;
-            http.call(&hub.database, "claim_legacy", serde_json::json!([code.trim()]), &token).await?;
+            http.claim_legacy(&hub.database, &code, &token).await?;
             println!("claimed: this identity is now the migrated user in its tenant (see `heiwa task list`)");
             Ok(())
         }
@@ -100,7 +101,7 @@ async fn surrealdb(args: SurrealArgs) -> anyhow::Result<()> {
         }
         None => Mapping::default_mapping(),
     };
-    let hub = if args.documents_only { None } else { Some(admin_target(&args.hub)?) };
+    let hub = if args.documents_only { None } else { Some(admin_target(&args.hub, &args.claims)?) };
     let options = Options {
         source: SourceSpec {
             url: args.source.clone().expect("clap requires --source"),
@@ -138,7 +139,7 @@ async fn surrealdb(args: SurrealArgs) -> anyhow::Result<()> {
 }
 
 /// The hub as its admin, whose token `heiwa hub up` keeps (or --token-file names).
-fn admin_target(hub: &HubArgs) -> anyhow::Result<HubTarget> {
+fn admin_target(hub: &HubArgs, claims: &std::path::Path) -> anyhow::Result<HubTarget> {
     let token_file = hub.token_file("hub/owner.token");
     let token = std::fs::read_to_string(&token_file).map(|token| token.trim().to_string()).with_context(|| {
         format!(
@@ -147,7 +148,7 @@ fn admin_target(hub: &HubArgs) -> anyhow::Result<HubTarget> {
             token_file.display()
         )
     })?;
-    Ok(HubTarget::new(HubHttp::new(hub.hub.trim_end_matches('/')), &hub.database, token))
+    Ok(HubTarget::new(HubHttp::new(hub.hub.trim_end_matches('/')), &hub.database, token, ClaimJournal::beside(claims)))
 }
 
 async fn run(
@@ -170,7 +171,20 @@ async fn run(
     print_report(&report, options, hub.is_some());
     if let Some(hub) = hub.filter(|_| !options.dry_run) {
         let claims = heiwa_migrate::run::export_claims(hub, &args.claims).await?;
-        println!("claim codes: {claims} users, written to {} (0600): give each person theirs; `heiwa migrate claim CODE` signs in", args.claims.display());
+        if claims.reissued > 0 {
+            println!(
+                "claim codes: {} unclaimed users had no code this machine knows (made by an older hub, whose codes \
+                 could be guessed, or its journal is gone): they have new ones, and their old ones no longer work",
+                claims.reissued
+            );
+        }
+        println!(
+            "claim codes: {} users, written to {} (0600; the codes are also kept in {}): give each person theirs; \
+             `heiwa migrate claim CODE` signs in",
+            claims.users,
+            args.claims.display(),
+            hub.journal().path().display()
+        );
     }
     Ok(())
 }

@@ -3,11 +3,13 @@
 //! load rows, call these, and write the result; the limb uses the same limits
 //! and state names, so there is one copy of each.
 //!
-//! No dependencies by default. With the `spacetimedb` feature (only `hub-module`
+//! One dependency by default, `sha2` (a code's hash must be the same where a
+//! client makes it and where the hub checks it). With the `spacetimedb` feature (only `hub-module`
 //! turns it on) [`TaskState`] is also the hub's column type; with `serde` and
 //! `ts` the limb sends it to the window by the same names as [`TaskState::name`].
 
 pub mod migration;
+pub mod secrets;
 mod work;
 pub use work::{check_scored, generate_payload, score_payload, score_quorum, score_summary, score_vote, Work};
 
@@ -308,10 +310,19 @@ pub fn quorum(replicas: u32, answers: &[Option<Option<String>>]) -> Verdict {
     }
 }
 
-/// Does a replicated task whose first copy went to a limb with `streak`
-/// consecutive agreed results get its other copies? `roll` is uniform in 0..100.
-pub fn needs_copies(streak: u32, roll: u32) -> bool {
-    streak < TRUSTED_STREAK || roll < SPOT_CHECK_PERCENT
+/// Is a limb with `streak` consecutive agreed results trusted? Its
+/// replicated tasks are then copied only when a spot check, decided when
+/// its answer arrives, says so ([`needs_copies`]).
+pub fn is_trusted(streak: u32) -> bool {
+    streak >= TRUSTED_STREAK
+}
+
+/// Does a replicated task whose first copy was answered by a limb with
+/// `streak` consecutive agreed results get its other copies? `roll` is
+/// uniform in 0..100 ([`secrets::spot_check_roll`]); `None` (the hub has no
+/// spot-check key) checks every one.
+pub fn needs_copies(streak: u32, roll: Option<u32>) -> bool {
+    !is_trusted(streak) || roll.is_none_or(|roll| roll < SPOT_CHECK_PERCENT)
 }
 
 /// Is `limb` the current, unexpired holder of a task? Completing, failing and
@@ -594,9 +605,11 @@ mod tests {
 
     #[test]
     fn a_limb_earns_spot_checks_by_its_streak() {
-        assert!(needs_copies(TRUSTED_STREAK - 1, 99));
-        assert!(!needs_copies(TRUSTED_STREAK, SPOT_CHECK_PERCENT));
-        assert!(needs_copies(TRUSTED_STREAK, SPOT_CHECK_PERCENT - 1), "the spot check");
+        assert!(needs_copies(TRUSTED_STREAK - 1, Some(99)));
+        assert!(!needs_copies(TRUSTED_STREAK, Some(SPOT_CHECK_PERCENT)));
+        assert!(needs_copies(TRUSTED_STREAK, Some(SPOT_CHECK_PERCENT - 1)), "the spot check");
+        assert!(needs_copies(TRUSTED_STREAK, None), "no key: every answer is checked");
+        assert!(is_trusted(TRUSTED_STREAK) && !is_trusted(TRUSTED_STREAK - 1));
         assert!(check_replicas(0).is_err() && check_replicas(MAX_REPLICAS + 1).is_err() && check_replicas(2).is_ok());
     }
 }

@@ -267,6 +267,9 @@ async fn enrol(options: &LimbOptions, connected: &Connected, signer: &LimbKey) -
     let me = connected.identity;
     if conn.db.member().identity().find(&me).is_none() {
         let code = options.invite.clone().ok_or(HubError::NotJoined)?;
+        // A refused code commits (the hub counts it): whether this limb
+        // joined is its member row, and why not its `code_attempt` row.
+        let earlier_refusal = conn.db.code_attempt().identity().find(&me).map(|row| row.at);
         let (tx, mut rx) = mpsc::unbounded_channel();
         conn.reducers.on_join_tenant(move |ctx, _| {
             if ctx.event.caller_identity == me {
@@ -277,6 +280,15 @@ async fn enrol(options: &LimbOptions, connected: &Connected, signer: &LimbKey) -
             return Err(HubError::Closed("join_tenant"));
         }
         outcome_of("join_tenant", &mut rx).await?;
+        wait_for("the hub's answer to the invite", || {
+            if conn.db.member().identity().find(&me).is_some() {
+                return Some(Ok(()));
+            }
+            let refusal = conn.db.code_attempt().identity().find(&me).filter(|row| Some(row.at) != earlier_refusal);
+            refusal.map(|row| Err(row.refusal))
+        })
+        .await?
+        .map_err(|message| HubError::Reducer { reducer: "join_tenant".into(), message })?;
     }
     if !guarded(|| conn.reducers.register_limb(options.name.clone(), options.lease_secs)) {
         return Err(HubError::Closed("register_limb"));

@@ -9,6 +9,7 @@ use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 #[derive(__lib::ser::Serialize, __lib::de::Deserialize, Clone, PartialEq, Debug)]
 #[sats(crate = __lib)]
 pub(super) struct CreateBrowserInviteArgs {
+    pub code_hash: String,
     pub submits: bool,
     pub label: String,
     pub ttl_secs: u32,
@@ -16,7 +17,12 @@ pub(super) struct CreateBrowserInviteArgs {
 
 impl From<CreateBrowserInviteArgs> for super::Reducer {
     fn from(args: CreateBrowserInviteArgs) -> Self {
-        Self::CreateBrowserInvite { submits: args.submits, label: args.label, ttl_secs: args.ttl_secs }
+        Self::CreateBrowserInvite {
+            code_hash: args.code_hash,
+            submits: args.submits,
+            label: args.label,
+            ttl_secs: args.ttl_secs,
+        }
     }
 }
 
@@ -36,7 +42,13 @@ pub trait create_browser_invite {
     /// This method returns immediately, and errors only if we are unable to send the request.
     /// The reducer will run asynchronously in the future,
     ///  and its status can be observed by listening for [`Self::on_create_browser_invite`] callbacks.
-    fn create_browser_invite(&self, submits: bool, label: String, ttl_secs: u32) -> __sdk::Result<()>;
+    fn create_browser_invite(
+        &self,
+        code_hash: String,
+        submits: bool,
+        label: String,
+        ttl_secs: u32,
+    ) -> __sdk::Result<()>;
     /// Register a callback to run whenever we are notified of an invocation of the reducer `create_browser_invite`.
     ///
     /// Callbacks should inspect the [`__sdk::ReducerEvent`] contained in the [`super::ReducerEventContext`]
@@ -46,7 +58,7 @@ pub trait create_browser_invite {
     /// to cancel the callback.
     fn on_create_browser_invite(
         &self,
-        callback: impl FnMut(&super::ReducerEventContext, &bool, &String, &u32) + Send + 'static,
+        callback: impl FnMut(&super::ReducerEventContext, &String, &bool, &String, &u32) + Send + 'static,
     ) -> CreateBrowserInviteCallbackId;
     /// Cancel a callback previously registered by [`Self::on_create_browser_invite`],
     /// causing it not to run in the future.
@@ -54,12 +66,18 @@ pub trait create_browser_invite {
 }
 
 impl create_browser_invite for super::RemoteReducers {
-    fn create_browser_invite(&self, submits: bool, label: String, ttl_secs: u32) -> __sdk::Result<()> {
-        self.imp.call_reducer("create_browser_invite", CreateBrowserInviteArgs { submits, label, ttl_secs })
+    fn create_browser_invite(
+        &self,
+        code_hash: String,
+        submits: bool,
+        label: String,
+        ttl_secs: u32,
+    ) -> __sdk::Result<()> {
+        self.imp.call_reducer("create_browser_invite", CreateBrowserInviteArgs { code_hash, submits, label, ttl_secs })
     }
     fn on_create_browser_invite(
         &self,
-        mut callback: impl FnMut(&super::ReducerEventContext, &bool, &String, &u32) + Send + 'static,
+        mut callback: impl FnMut(&super::ReducerEventContext, &String, &bool, &String, &u32) + Send + 'static,
     ) -> CreateBrowserInviteCallbackId {
         CreateBrowserInviteCallbackId(self.imp.on_reducer(
             "create_browser_invite",
@@ -67,7 +85,7 @@ impl create_browser_invite for super::RemoteReducers {
                 let super::ReducerEventContext {
                     event:
                         __sdk::ReducerEvent {
-                            reducer: super::Reducer::CreateBrowserInvite { submits, label, ttl_secs },
+                            reducer: super::Reducer::CreateBrowserInvite { code_hash, submits, label, ttl_secs },
                             ..
                         },
                     ..
@@ -75,7 +93,7 @@ impl create_browser_invite for super::RemoteReducers {
                 else {
                     unreachable!()
                 };
-                callback(ctx, submits, label, ttl_secs)
+                callback(ctx, code_hash, submits, label, ttl_secs)
             }),
         ))
     }

@@ -11,6 +11,7 @@ use super::role_type::Role;
 #[derive(__lib::ser::Serialize, __lib::de::Deserialize, Clone, PartialEq, Debug)]
 #[sats(crate = __lib)]
 pub(super) struct CreateInviteArgs {
+    pub code_hash: String,
     pub uses: u32,
     pub ttl_secs: u32,
     pub role: Role,
@@ -18,7 +19,7 @@ pub(super) struct CreateInviteArgs {
 
 impl From<CreateInviteArgs> for super::Reducer {
     fn from(args: CreateInviteArgs) -> Self {
-        Self::CreateInvite { uses: args.uses, ttl_secs: args.ttl_secs, role: args.role }
+        Self::CreateInvite { code_hash: args.code_hash, uses: args.uses, ttl_secs: args.ttl_secs, role: args.role }
     }
 }
 
@@ -38,7 +39,7 @@ pub trait create_invite {
     /// This method returns immediately, and errors only if we are unable to send the request.
     /// The reducer will run asynchronously in the future,
     ///  and its status can be observed by listening for [`Self::on_create_invite`] callbacks.
-    fn create_invite(&self, uses: u32, ttl_secs: u32, role: Role) -> __sdk::Result<()>;
+    fn create_invite(&self, code_hash: String, uses: u32, ttl_secs: u32, role: Role) -> __sdk::Result<()>;
     /// Register a callback to run whenever we are notified of an invocation of the reducer `create_invite`.
     ///
     /// Callbacks should inspect the [`__sdk::ReducerEvent`] contained in the [`super::ReducerEventContext`]
@@ -48,7 +49,7 @@ pub trait create_invite {
     /// to cancel the callback.
     fn on_create_invite(
         &self,
-        callback: impl FnMut(&super::ReducerEventContext, &u32, &u32, &Role) + Send + 'static,
+        callback: impl FnMut(&super::ReducerEventContext, &String, &u32, &u32, &Role) + Send + 'static,
     ) -> CreateInviteCallbackId;
     /// Cancel a callback previously registered by [`Self::on_create_invite`],
     /// causing it not to run in the future.
@@ -56,24 +57,28 @@ pub trait create_invite {
 }
 
 impl create_invite for super::RemoteReducers {
-    fn create_invite(&self, uses: u32, ttl_secs: u32, role: Role) -> __sdk::Result<()> {
-        self.imp.call_reducer("create_invite", CreateInviteArgs { uses, ttl_secs, role })
+    fn create_invite(&self, code_hash: String, uses: u32, ttl_secs: u32, role: Role) -> __sdk::Result<()> {
+        self.imp.call_reducer("create_invite", CreateInviteArgs { code_hash, uses, ttl_secs, role })
     }
     fn on_create_invite(
         &self,
-        mut callback: impl FnMut(&super::ReducerEventContext, &u32, &u32, &Role) + Send + 'static,
+        mut callback: impl FnMut(&super::ReducerEventContext, &String, &u32, &u32, &Role) + Send + 'static,
     ) -> CreateInviteCallbackId {
         CreateInviteCallbackId(self.imp.on_reducer(
             "create_invite",
             Box::new(move |ctx: &super::ReducerEventContext| {
                 let super::ReducerEventContext {
-                    event: __sdk::ReducerEvent { reducer: super::Reducer::CreateInvite { uses, ttl_secs, role }, .. },
+                    event:
+                        __sdk::ReducerEvent {
+                            reducer: super::Reducer::CreateInvite { code_hash, uses, ttl_secs, role },
+                            ..
+                        },
                     ..
                 } = ctx
                 else {
                     unreachable!()
                 };
-                callback(ctx, uses, ttl_secs, role)
+                callback(ctx, code_hash, uses, ttl_secs, role)
             }),
         ))
     }

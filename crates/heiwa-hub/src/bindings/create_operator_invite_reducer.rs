@@ -9,13 +9,14 @@ use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 #[derive(__lib::ser::Serialize, __lib::de::Deserialize, Clone, PartialEq, Debug)]
 #[sats(crate = __lib)]
 pub(super) struct CreateOperatorInviteArgs {
+    pub code_hash: String,
     pub label: String,
     pub ttl_secs: u32,
 }
 
 impl From<CreateOperatorInviteArgs> for super::Reducer {
     fn from(args: CreateOperatorInviteArgs) -> Self {
-        Self::CreateOperatorInvite { label: args.label, ttl_secs: args.ttl_secs }
+        Self::CreateOperatorInvite { code_hash: args.code_hash, label: args.label, ttl_secs: args.ttl_secs }
     }
 }
 
@@ -35,7 +36,7 @@ pub trait create_operator_invite {
     /// This method returns immediately, and errors only if we are unable to send the request.
     /// The reducer will run asynchronously in the future,
     ///  and its status can be observed by listening for [`Self::on_create_operator_invite`] callbacks.
-    fn create_operator_invite(&self, label: String, ttl_secs: u32) -> __sdk::Result<()>;
+    fn create_operator_invite(&self, code_hash: String, label: String, ttl_secs: u32) -> __sdk::Result<()>;
     /// Register a callback to run whenever we are notified of an invocation of the reducer `create_operator_invite`.
     ///
     /// Callbacks should inspect the [`__sdk::ReducerEvent`] contained in the [`super::ReducerEventContext`]
@@ -45,7 +46,7 @@ pub trait create_operator_invite {
     /// to cancel the callback.
     fn on_create_operator_invite(
         &self,
-        callback: impl FnMut(&super::ReducerEventContext, &String, &u32) + Send + 'static,
+        callback: impl FnMut(&super::ReducerEventContext, &String, &String, &u32) + Send + 'static,
     ) -> CreateOperatorInviteCallbackId;
     /// Cancel a callback previously registered by [`Self::on_create_operator_invite`],
     /// causing it not to run in the future.
@@ -53,31 +54,30 @@ pub trait create_operator_invite {
 }
 
 impl create_operator_invite for super::RemoteReducers {
-    fn create_operator_invite(&self, label: String, ttl_secs: u32) -> __sdk::Result<()> {
-        self.imp.call_reducer("create_operator_invite", CreateOperatorInviteArgs { label, ttl_secs })
+    fn create_operator_invite(&self, code_hash: String, label: String, ttl_secs: u32) -> __sdk::Result<()> {
+        self.imp.call_reducer("create_operator_invite", CreateOperatorInviteArgs { code_hash, label, ttl_secs })
     }
     fn on_create_operator_invite(
         &self,
-        mut callback: impl FnMut(&super::ReducerEventContext, &String, &u32) + Send + 'static,
+        mut callback: impl FnMut(&super::ReducerEventContext, &String, &String, &u32) + Send + 'static,
     ) -> CreateOperatorInviteCallbackId {
-        CreateOperatorInviteCallbackId(
-            self.imp.on_reducer(
-                "create_operator_invite",
-                Box::new(move |ctx: &super::ReducerEventContext| {
-                    let super::ReducerEventContext {
-                        event:
-                            __sdk::ReducerEvent {
-                                reducer: super::Reducer::CreateOperatorInvite { label, ttl_secs }, ..
-                            },
-                        ..
-                    } = ctx
-                    else {
-                        unreachable!()
-                    };
-                    callback(ctx, label, ttl_secs)
-                }),
-            ),
-        )
+        CreateOperatorInviteCallbackId(self.imp.on_reducer(
+            "create_operator_invite",
+            Box::new(move |ctx: &super::ReducerEventContext| {
+                let super::ReducerEventContext {
+                    event:
+                        __sdk::ReducerEvent {
+                            reducer: super::Reducer::CreateOperatorInvite { code_hash, label, ttl_secs },
+                            ..
+                        },
+                    ..
+                } = ctx
+                else {
+                    unreachable!()
+                };
+                callback(ctx, code_hash, label, ttl_secs)
+            }),
+        ))
     }
     fn remove_on_create_operator_invite(&self, callback: CreateOperatorInviteCallbackId) {
         self.imp.remove_on_reducer("create_operator_invite", callback.0)

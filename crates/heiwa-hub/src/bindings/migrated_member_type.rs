@@ -13,6 +13,7 @@ pub struct MigratedMember {
     pub tenant_legacy_id: String,
     pub role: String,
     pub label: String,
+    pub code_hash: String,
 }
 
 impl __sdk::InModule for MigratedMember {

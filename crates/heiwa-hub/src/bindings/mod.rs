@@ -16,19 +16,27 @@ pub mod cancel_task_reducer;
 pub mod claim_legacy_reducer;
 pub mod client_connected_reducer;
 pub mod client_disconnected_reducer;
+pub mod code_attempt_table;
+pub mod code_attempt_type;
 pub mod complete_task_reducer;
 pub mod complete_task_signed_reducer;
 pub mod configure_hub_reducer;
 pub mod create_browser_invite_reducer;
 pub mod create_invite_reducer;
 pub mod create_operator_invite_reducer;
+pub mod create_tenant_code_reducer;
 pub mod create_tenant_reducer;
+pub mod create_tenant_with_code_reducer;
 pub mod expire_leases_reducer;
 pub mod fail_task_reducer;
 pub mod grant_limb_reducer;
 pub mod heartbeat_reducer;
 pub mod hub_config_table;
 pub mod hub_config_type;
+pub mod hub_policy_table;
+pub mod hub_policy_type;
+pub mod hub_secret_table;
+pub mod hub_secret_type;
 pub mod invite_table;
 pub mod invite_type;
 pub mod join_dashboard_reducer;
@@ -85,6 +93,8 @@ pub mod ready_table;
 pub mod ready_type;
 pub mod register_limb_key_reducer;
 pub mod register_limb_reducer;
+pub mod reissue_claims_reducer;
+pub mod reissued_claim_type;
 pub mod release_task_reducer;
 pub mod replica_set_table;
 pub mod replica_set_type;
@@ -98,6 +108,8 @@ pub mod revoked_type;
 pub mod role_type;
 pub mod score_check_table;
 pub mod score_check_type;
+pub mod set_hub_policy_reducer;
+pub mod set_spot_check_key_reducer;
 pub mod submit_key_table;
 pub mod submit_key_type;
 pub mod submit_task_once_reducer;
@@ -111,6 +123,8 @@ pub mod task_result_type;
 pub mod task_state_type;
 pub mod task_table;
 pub mod task_type;
+pub mod tenant_code_table;
+pub mod tenant_code_type;
 pub mod tenant_table;
 pub mod tenant_task_table;
 pub mod tenant_task_type;
@@ -130,6 +144,8 @@ pub use client_connected_reducer::{client_connected, set_flags_for_client_connec
 pub use client_disconnected_reducer::{
     client_disconnected, set_flags_for_client_disconnected, ClientDisconnectedCallbackId,
 };
+pub use code_attempt_table::*;
+pub use code_attempt_type::CodeAttempt;
 pub use complete_task_reducer::{complete_task, set_flags_for_complete_task, CompleteTaskCallbackId};
 pub use complete_task_signed_reducer::{
     complete_task_signed, set_flags_for_complete_task_signed, CompleteTaskSignedCallbackId,
@@ -142,13 +158,23 @@ pub use create_invite_reducer::{create_invite, set_flags_for_create_invite, Crea
 pub use create_operator_invite_reducer::{
     create_operator_invite, set_flags_for_create_operator_invite, CreateOperatorInviteCallbackId,
 };
+pub use create_tenant_code_reducer::{
+    create_tenant_code, set_flags_for_create_tenant_code, CreateTenantCodeCallbackId,
+};
 pub use create_tenant_reducer::{create_tenant, set_flags_for_create_tenant, CreateTenantCallbackId};
+pub use create_tenant_with_code_reducer::{
+    create_tenant_with_code, set_flags_for_create_tenant_with_code, CreateTenantWithCodeCallbackId,
+};
 pub use expire_leases_reducer::{expire_leases, set_flags_for_expire_leases, ExpireLeasesCallbackId};
 pub use fail_task_reducer::{fail_task, set_flags_for_fail_task, FailTaskCallbackId};
 pub use grant_limb_reducer::{grant_limb, set_flags_for_grant_limb, GrantLimbCallbackId};
 pub use heartbeat_reducer::{heartbeat, set_flags_for_heartbeat, HeartbeatCallbackId};
 pub use hub_config_table::*;
 pub use hub_config_type::HubConfig;
+pub use hub_policy_table::*;
+pub use hub_policy_type::HubPolicy;
+pub use hub_secret_table::*;
+pub use hub_secret_type::HubSecret;
 pub use invite_table::*;
 pub use invite_type::Invite;
 pub use join_dashboard_reducer::{join_dashboard, set_flags_for_join_dashboard, JoinDashboardCallbackId};
@@ -205,6 +231,8 @@ pub use ready_table::*;
 pub use ready_type::Ready;
 pub use register_limb_key_reducer::{register_limb_key, set_flags_for_register_limb_key, RegisterLimbKeyCallbackId};
 pub use register_limb_reducer::{register_limb, set_flags_for_register_limb, RegisterLimbCallbackId};
+pub use reissue_claims_reducer::{reissue_claims, set_flags_for_reissue_claims, ReissueClaimsCallbackId};
+pub use reissued_claim_type::ReissuedClaim;
 pub use release_task_reducer::{release_task, set_flags_for_release_task, ReleaseTaskCallbackId};
 pub use replica_set_table::*;
 pub use replica_set_type::ReplicaSet;
@@ -220,6 +248,8 @@ pub use revoked_type::Revoked;
 pub use role_type::Role;
 pub use score_check_table::*;
 pub use score_check_type::ScoreCheck;
+pub use set_hub_policy_reducer::{set_flags_for_set_hub_policy, set_hub_policy, SetHubPolicyCallbackId};
+pub use set_spot_check_key_reducer::{set_flags_for_set_spot_check_key, set_spot_check_key, SetSpotCheckKeyCallbackId};
 pub use submit_key_table::*;
 pub use submit_key_type::SubmitKey;
 pub use submit_task_once_reducer::{set_flags_for_submit_task_once, submit_task_once, SubmitTaskOnceCallbackId};
@@ -237,6 +267,8 @@ pub use task_result_type::TaskResult;
 pub use task_state_type::TaskState;
 pub use task_table::*;
 pub use task_type::Task;
+pub use tenant_code_table::*;
+pub use tenant_code_type::TenantCode;
 pub use tenant_table::*;
 pub use tenant_task_table::*;
 pub use tenant_task_type::TenantTask;
@@ -280,21 +312,33 @@ pub enum Reducer {
         prune_every_secs: u64,
     },
     CreateBrowserInvite {
+        code_hash: String,
         submits: bool,
         label: String,
         ttl_secs: u32,
     },
     CreateInvite {
+        code_hash: String,
         uses: u32,
         ttl_secs: u32,
         role: Role,
     },
     CreateOperatorInvite {
+        code_hash: String,
         label: String,
         ttl_secs: u32,
     },
     CreateTenant {
         name: String,
+    },
+    CreateTenantCode {
+        code_hash: String,
+        uses: u32,
+        ttl_secs: u32,
+    },
+    CreateTenantWithCode {
+        name: String,
+        code: String,
     },
     ExpireLeases {
         sweep: LeaseSweep,
@@ -353,6 +397,9 @@ pub enum Reducer {
         limb_id: u64,
         public_key: Vec<u8>,
     },
+    ReissueClaims {
+        batch: Vec<ReissuedClaim>,
+    },
     ReleaseTask {
         task_id: u64,
         limb_id: u64,
@@ -367,6 +414,16 @@ pub enum Reducer {
     },
     RevokeOperator {
         operator: __sdk::Identity,
+    },
+    SetHubPolicy {
+        tenant_creation: String,
+        max_tenants: u32,
+        failures_per_identity: u32,
+        failures_hub_wide: u32,
+        failure_window_secs: u32,
+    },
+    SetSpotCheckKey {
+        key_hex: String,
     },
     SubmitTask {
         payload: String,
@@ -408,6 +465,8 @@ impl __sdk::Reducer for Reducer {
             Reducer::CreateInvite { .. } => "create_invite",
             Reducer::CreateOperatorInvite { .. } => "create_operator_invite",
             Reducer::CreateTenant { .. } => "create_tenant",
+            Reducer::CreateTenantCode { .. } => "create_tenant_code",
+            Reducer::CreateTenantWithCode { .. } => "create_tenant_with_code",
             Reducer::ExpireLeases { .. } => "expire_leases",
             Reducer::FailTask { .. } => "fail_task",
             Reducer::GrantLimb { .. } => "grant_limb",
@@ -423,10 +482,13 @@ impl __sdk::Reducer for Reducer {
             Reducer::PruneFinished { .. } => "prune_finished",
             Reducer::RegisterLimb { .. } => "register_limb",
             Reducer::RegisterLimbKey { .. } => "register_limb_key",
+            Reducer::ReissueClaims { .. } => "reissue_claims",
             Reducer::ReleaseTask { .. } => "release_task",
             Reducer::ReportLateResult { .. } => "report_late_result",
             Reducer::RevokeBrowser { .. } => "revoke_browser",
             Reducer::RevokeOperator { .. } => "revoke_operator",
+            Reducer::SetHubPolicy { .. } => "set_hub_policy",
+            Reducer::SetSpotCheckKey { .. } => "set_spot_check_key",
             Reducer::SubmitTask { .. } => "submit_task",
             Reducer::SubmitTaskOnce { .. } => "submit_task_once",
             Reducer::SubmitTaskReplicated { .. } => "submit_task_replicated",
@@ -482,6 +544,15 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
                 Ok(__sdk::parse_reducer_args::<create_tenant_reducer::CreateTenantArgs>("create_tenant", &value.args)?
                     .into())
             }
+            "create_tenant_code" => Ok(__sdk::parse_reducer_args::<create_tenant_code_reducer::CreateTenantCodeArgs>(
+                "create_tenant_code",
+                &value.args,
+            )?
+            .into()),
+            "create_tenant_with_code" => Ok(__sdk::parse_reducer_args::<
+                create_tenant_with_code_reducer::CreateTenantWithCodeArgs,
+            >("create_tenant_with_code", &value.args)?
+            .into()),
             "expire_leases" => {
                 Ok(__sdk::parse_reducer_args::<expire_leases_reducer::ExpireLeasesArgs>("expire_leases", &value.args)?
                     .into())
@@ -539,6 +610,11 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
                 &value.args,
             )?
             .into()),
+            "reissue_claims" => Ok(__sdk::parse_reducer_args::<reissue_claims_reducer::ReissueClaimsArgs>(
+                "reissue_claims",
+                &value.args,
+            )?
+            .into()),
             "release_task" => {
                 Ok(__sdk::parse_reducer_args::<release_task_reducer::ReleaseTaskArgs>("release_task", &value.args)?
                     .into())
@@ -555,6 +631,16 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
             .into()),
             "revoke_operator" => Ok(__sdk::parse_reducer_args::<revoke_operator_reducer::RevokeOperatorArgs>(
                 "revoke_operator",
+                &value.args,
+            )?
+            .into()),
+            "set_hub_policy" => Ok(__sdk::parse_reducer_args::<set_hub_policy_reducer::SetHubPolicyArgs>(
+                "set_hub_policy",
+                &value.args,
+            )?
+            .into()),
+            "set_spot_check_key" => Ok(__sdk::parse_reducer_args::<set_spot_check_key_reducer::SetSpotCheckKeyArgs>(
+                "set_spot_check_key",
                 &value.args,
             )?
             .into()),
@@ -587,7 +673,10 @@ pub struct DbUpdate {
     assignee: __sdk::TableUpdate<Assignee>,
     browser: __sdk::TableUpdate<Browser>,
     browser_invite: __sdk::TableUpdate<BrowserInvite>,
+    code_attempt: __sdk::TableUpdate<CodeAttempt>,
     hub_config: __sdk::TableUpdate<HubConfig>,
+    hub_policy: __sdk::TableUpdate<HubPolicy>,
+    hub_secret: __sdk::TableUpdate<HubSecret>,
     invite: __sdk::TableUpdate<Invite>,
     late_result: __sdk::TableUpdate<LateResult>,
     lease: __sdk::TableUpdate<Lease>,
@@ -617,6 +706,7 @@ pub struct DbUpdate {
     task_copy: __sdk::TableUpdate<TaskCopy>,
     task_result: __sdk::TableUpdate<TaskResult>,
     tenant: __sdk::TableUpdate<Tenant>,
+    tenant_code: __sdk::TableUpdate<TenantCode>,
     tenant_task: __sdk::TableUpdate<TenantTask>,
     tenant_usage: __sdk::TableUpdate<TenantUsage>,
 }
@@ -632,7 +722,10 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 "browser_invite" => {
                     db_update.browser_invite.append(browser_invite_table::parse_table_update(table_update)?)
                 }
+                "code_attempt" => db_update.code_attempt.append(code_attempt_table::parse_table_update(table_update)?),
                 "hub_config" => db_update.hub_config.append(hub_config_table::parse_table_update(table_update)?),
+                "hub_policy" => db_update.hub_policy.append(hub_policy_table::parse_table_update(table_update)?),
+                "hub_secret" => db_update.hub_secret.append(hub_secret_table::parse_table_update(table_update)?),
                 "invite" => db_update.invite.append(invite_table::parse_table_update(table_update)?),
                 "late_result" => db_update.late_result.append(late_result_table::parse_table_update(table_update)?),
                 "lease" => db_update.lease.append(lease_table::parse_table_update(table_update)?),
@@ -666,6 +759,7 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 "task_copy" => db_update.task_copy.append(task_copy_table::parse_table_update(table_update)?),
                 "task_result" => db_update.task_result.append(task_result_table::parse_table_update(table_update)?),
                 "tenant" => db_update.tenant.append(tenant_table::parse_table_update(table_update)?),
+                "tenant_code" => db_update.tenant_code.append(tenant_code_table::parse_table_update(table_update)?),
                 "tenant_task" => db_update.tenant_task.append(tenant_task_table::parse_table_update(table_update)?),
                 "tenant_usage" => db_update.tenant_usage.append(tenant_usage_table::parse_table_update(table_update)?),
 
@@ -693,8 +787,15 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.browser_invite = cache
             .apply_diff_to_table::<BrowserInvite>("browser_invite", &self.browser_invite)
             .with_updates_by_pk(|row| &row.code);
+        diff.code_attempt = cache
+            .apply_diff_to_table::<CodeAttempt>("code_attempt", &self.code_attempt)
+            .with_updates_by_pk(|row| &row.identity);
         diff.hub_config =
             cache.apply_diff_to_table::<HubConfig>("hub_config", &self.hub_config).with_updates_by_pk(|row| &row.id);
+        diff.hub_policy =
+            cache.apply_diff_to_table::<HubPolicy>("hub_policy", &self.hub_policy).with_updates_by_pk(|row| &row.id);
+        diff.hub_secret =
+            cache.apply_diff_to_table::<HubSecret>("hub_secret", &self.hub_secret).with_updates_by_pk(|row| &row.id);
         diff.invite = cache.apply_diff_to_table::<Invite>("invite", &self.invite).with_updates_by_pk(|row| &row.code);
         diff.late_result =
             cache.apply_diff_to_table::<LateResult>("late_result", &self.late_result).with_updates_by_pk(|row| &row.id);
@@ -760,6 +861,9 @@ impl __sdk::DbUpdate for DbUpdate {
             .apply_diff_to_table::<TaskResult>("task_result", &self.task_result)
             .with_updates_by_pk(|row| &row.task_id);
         diff.tenant = cache.apply_diff_to_table::<Tenant>("tenant", &self.tenant).with_updates_by_pk(|row| &row.id);
+        diff.tenant_code = cache
+            .apply_diff_to_table::<TenantCode>("tenant_code", &self.tenant_code)
+            .with_updates_by_pk(|row| &row.code);
         diff.tenant_task =
             cache.apply_diff_to_table::<TenantTask>("tenant_task", &self.tenant_task).with_updates_by_pk(|row| &row.id);
         diff.tenant_usage = cache
@@ -777,7 +881,10 @@ pub struct AppliedDiff<'r> {
     assignee: __sdk::TableAppliedDiff<'r, Assignee>,
     browser: __sdk::TableAppliedDiff<'r, Browser>,
     browser_invite: __sdk::TableAppliedDiff<'r, BrowserInvite>,
+    code_attempt: __sdk::TableAppliedDiff<'r, CodeAttempt>,
     hub_config: __sdk::TableAppliedDiff<'r, HubConfig>,
+    hub_policy: __sdk::TableAppliedDiff<'r, HubPolicy>,
+    hub_secret: __sdk::TableAppliedDiff<'r, HubSecret>,
     invite: __sdk::TableAppliedDiff<'r, Invite>,
     late_result: __sdk::TableAppliedDiff<'r, LateResult>,
     lease: __sdk::TableAppliedDiff<'r, Lease>,
@@ -807,6 +914,7 @@ pub struct AppliedDiff<'r> {
     task_copy: __sdk::TableAppliedDiff<'r, TaskCopy>,
     task_result: __sdk::TableAppliedDiff<'r, TaskResult>,
     tenant: __sdk::TableAppliedDiff<'r, Tenant>,
+    tenant_code: __sdk::TableAppliedDiff<'r, TenantCode>,
     tenant_task: __sdk::TableAppliedDiff<'r, TenantTask>,
     tenant_usage: __sdk::TableAppliedDiff<'r, TenantUsage>,
 }
@@ -820,7 +928,10 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<Assignee>("assignee", &self.assignee, event);
         callbacks.invoke_table_row_callbacks::<Browser>("browser", &self.browser, event);
         callbacks.invoke_table_row_callbacks::<BrowserInvite>("browser_invite", &self.browser_invite, event);
+        callbacks.invoke_table_row_callbacks::<CodeAttempt>("code_attempt", &self.code_attempt, event);
         callbacks.invoke_table_row_callbacks::<HubConfig>("hub_config", &self.hub_config, event);
+        callbacks.invoke_table_row_callbacks::<HubPolicy>("hub_policy", &self.hub_policy, event);
+        callbacks.invoke_table_row_callbacks::<HubSecret>("hub_secret", &self.hub_secret, event);
         callbacks.invoke_table_row_callbacks::<Invite>("invite", &self.invite, event);
         callbacks.invoke_table_row_callbacks::<LateResult>("late_result", &self.late_result, event);
         callbacks.invoke_table_row_callbacks::<Lease>("lease", &self.lease, event);
@@ -850,6 +961,7 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<TaskCopy>("task_copy", &self.task_copy, event);
         callbacks.invoke_table_row_callbacks::<TaskResult>("task_result", &self.task_result, event);
         callbacks.invoke_table_row_callbacks::<Tenant>("tenant", &self.tenant, event);
+        callbacks.invoke_table_row_callbacks::<TenantCode>("tenant_code", &self.tenant_code, event);
         callbacks.invoke_table_row_callbacks::<TenantTask>("tenant_task", &self.tenant_task, event);
         callbacks.invoke_table_row_callbacks::<TenantUsage>("tenant_usage", &self.tenant_usage, event);
     }
@@ -1430,7 +1542,10 @@ impl __sdk::SpacetimeModule for RemoteModule {
         assignee_table::register_table(client_cache);
         browser_table::register_table(client_cache);
         browser_invite_table::register_table(client_cache);
+        code_attempt_table::register_table(client_cache);
         hub_config_table::register_table(client_cache);
+        hub_policy_table::register_table(client_cache);
+        hub_secret_table::register_table(client_cache);
         invite_table::register_table(client_cache);
         late_result_table::register_table(client_cache);
         lease_table::register_table(client_cache);
@@ -1460,6 +1575,7 @@ impl __sdk::SpacetimeModule for RemoteModule {
         task_copy_table::register_table(client_cache);
         task_result_table::register_table(client_cache);
         tenant_table::register_table(client_cache);
+        tenant_code_table::register_table(client_cache);
         tenant_task_table::register_table(client_cache);
         tenant_usage_table::register_table(client_cache);
     }

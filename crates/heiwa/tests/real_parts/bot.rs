@@ -359,7 +359,7 @@ async fn the_discord_bot_answers_signed_commands_on_the_real_hub_and_refuses_eve
     assert!(private(&invited), "{invited}");
     let code = content(&invited).split('`').nth(1).unwrap().to_string();
     let newcomer = http.new_identity().await.unwrap();
-    call(&http, &newcomer.token, "join_tenant", json!([code])).await;
+    http.join_tenant("heiwa", &code, &newcomer.token).await.unwrap();
 
     // Another tenant stays invisible to the bot, and out of its reach.
     let other = http.new_identity().await.unwrap();

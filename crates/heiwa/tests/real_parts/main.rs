@@ -7,10 +7,11 @@ use heiwa_config::{free_loopback_port, Parts};
 use heiwa_hub::bindings::{
     complete_task, offer, register_limb, AssigneeTableAccess, LimbTableAccess, TaskState, TaskTableAccess,
 };
-use heiwa_hub::{connect, tenant_tables, HubHttp, HubLimits, HubServer, HubServerConfig, InviteRole};
+use heiwa_hub::{connect, tenant_tables, HubHttp, HubLimits, HubPolicy, HubServer, HubServerConfig, InviteRole};
 use heiwa_inference::{cosine, ChatModel, Embedder, ModelOptions, SCORE_TOLERANCE};
 use heiwa_memory::{explain_nearest_on, nearest_on, Memory, PgServer, PgServerConfig};
 use heiwa_sandbox::{LimitHit, Limits, Sandbox};
+use hub_rules::secrets::TenantCreation;
 use spacetimedb_sdk::{DbContext, Table, TableWithPrimaryKey};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -34,6 +35,7 @@ mod models;
 mod remote;
 mod resident;
 mod sandbox;
+mod secrets;
 mod serve;
 mod trust;
 mod trust_limbs;
@@ -61,6 +63,10 @@ async fn local_hub_as_admin(parts: &Parts, dir: &std::path::Path) -> (HubServer,
     let http = HubHttp::new(server.http_url());
     let admin = http.new_identity().await.unwrap();
     http.publish("heiwa", &parts.hub_wasm, &admin.token).await.expect("hub-module publishes");
+    // As `heiwa hub up` on loopback: anyone creates tenants (the policy test sets its own).
+    http.set_policy("heiwa", &HubPolicy::with_tenant_creation(TenantCreation::Anyone), &admin.token)
+        .await
+        .expect("the publisher sets its hub's policy");
     (server, http, config, admin.token)
 }
 
@@ -79,7 +85,7 @@ struct WsLimb {
 
 async fn ws_limb(server: &HubServer, http: &HubHttp, invite: &str, name: &str, capacity: u32) -> (WsLimb, String) {
     let identity = http.new_identity().await.unwrap();
-    call(http, &identity.token, "join_tenant", serde_json::json!([invite])).await;
+    http.join_tenant("heiwa", invite, &identity.token).await.expect("the invite admits the limb");
     let (uri, token) = (server.ws_url(), identity.token.clone());
     let conn =
         tokio::task::spawn_blocking(move || connect(&uri, "heiwa", Some(token), heiwa_hub::limb_tables(), |_| {}))
@@ -116,7 +122,7 @@ async fn the_hub_assigns_a_task_to_one_limb_and_nobody_else_sees_it() {
     let (a, a_token) = ws_limb(&server, &http, &code, "worker", 1).await;
     let (idle, idle_token) = ws_limb(&server, &http, &code, "idle", 0).await;
     let spent =
-        refusal(&http, &http.new_identity().await.unwrap().token, "join_tenant", serde_json::json!([code])).await;
+        http.join_tenant("heiwa", &code, &http.new_identity().await.unwrap().token).await.unwrap_err().to_string();
     assert!(spent.contains("unknown or used-up invite"), "a two-use invite is spent: {spent}");
 
     http.submit_task("heiwa", "what is 6*7?", None, &owner.token).await.unwrap();
@@ -211,7 +217,7 @@ async fn the_hub_assigns_a_task_to_one_limb_and_nobody_else_sees_it() {
     // A submitter (a dashboard, a bot) reads and submits, but is no limb.
     let desk_code = http.create_invite("heiwa", 1, 60, InviteRole::Submitter, &owner.token).await.unwrap().0;
     let desk = http.new_identity().await.unwrap();
-    call(&http, &desk.token, "join_tenant", serde_json::json!([desk_code])).await;
+    http.join_tenant("heiwa", &desk_code, &desk.token).await.unwrap();
     http.submit_task("heiwa", "from the dashboard", None, &desk.token).await.expect("a submitter submits");
     assert_eq!(http.rows("heiwa", "SELECT * FROM task", &desk.token).await.unwrap().len(), 3, "and reads the tenant");
     let refused = refusal(&http, &desk.token, "register_limb", serde_json::json!(["sneaky", 30])).await;

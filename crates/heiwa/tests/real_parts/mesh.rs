@@ -452,7 +452,7 @@ async fn a_limb_holds_at_most_its_limit_and_releases_what_it_holds_when_stopped(
     // Another limb of the same tenant cannot finish a task it does not hold.
     let held = tasks(&http, &owner).await.into_iter().find(|t| t.1 == CLAIMED).unwrap().0;
     let other = http.new_identity().await.unwrap();
-    call(&http, &other.token, "join_tenant", serde_json::json!([invite])).await;
+    http.join_tenant("heiwa", &invite, &other.token).await.unwrap();
     call(&http, &other.token, "register_limb", serde_json::json!(["other", 30])).await;
     let other_id =
         http.rows("heiwa", "SELECT * FROM assignee", &other.token).await.unwrap()[0]["limb_id"].as_u64().unwrap();

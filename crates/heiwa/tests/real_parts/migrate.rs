@@ -306,7 +306,8 @@ async fn a_legacy_surrealdb_is_cut_over_exactly_through_sigkill_and_verified() {
 
     // The hub judges every record again: one it refuses (here, of an organization
     // never migrated) is taken out by its legacy id and the rest of its batch written.
-    let target = heiwa_migrate::target::HubTarget::new(http.clone(), "heiwa", &admin);
+    let journal = heiwa_migrate::claims::ClaimJournal::beside(&dir.path().join("late-claims.csv"));
+    let target = heiwa_migrate::target::HubTarget::new(http.clone(), "heiwa", &admin, journal);
     let late = |id: &str, organization: &str| {
         heiwa_migrate::Planned::Task(heiwa_migrate::plan::MigratedTask {
             legacy_id: id.into(),

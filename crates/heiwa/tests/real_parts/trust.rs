@@ -121,7 +121,7 @@ async fn copies_go_to_different_donors_an_honest_pair_agrees_and_a_liar_is_outvo
 async fn a_limb_with_a_long_clean_record_is_spot_checked_instead_of_copied() {
     let parts = parts();
     let dir = tempfile::tempdir().unwrap();
-    let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
+    let (server, http, _, admin) = super::local_hub_as_admin(&parts, &dir.path().join("hub")).await;
     let owner = http.new_identity().await.unwrap().token;
     super::call(&http, &owner, "create_tenant", serde_json::json!(["trust"])).await;
     let mut stops = Vec::new();
@@ -152,7 +152,41 @@ async fn a_limb_with_a_long_clean_record_is_spot_checked_instead_of_copied() {
     let skips: u64 = trust.iter().map(|r| r["trusted_skips"].as_u64().unwrap()).sum();
     let spot: u64 = trust.iter().map(|r| r["spot_checks"].as_u64().unwrap()).sum();
     assert_eq!((skips as usize, spot as usize), (trusted, checked), "{trust:#?}");
+
+    // Which answers were checked followed the admin's secret key and the
+    // task's id alone (`rules::secrets::spot_check_roll`), decided when the
+    // answer arrived: nothing a limb reads before it answers depends on it.
+    // A limb reads only its own task rows, its results, its seat: no replica
+    // set, no trust record, no key, and a checked task's row looks like any
+    // other until its answer is in.
+    let secret = rows(&http, &admin, "SELECT * FROM hub_secret").await;
+    let key = bytes_of(&secret[0]["spot_check_key"]);
+    assert_eq!(key.len(), hub_rules::secrets::SPOT_CHECK_KEY_BYTES);
+    for set in sets.iter().skip(streak) {
+        let roll = hub_rules::secrets::spot_check_roll(&key, set["task_id"].as_u64().unwrap());
+        let checked = roll < hub_rules::SPOT_CHECK_PERCENT;
+        assert_eq!(set["verdict"] == "agreed", checked, "roll {roll}: {set:#?}");
+    }
+    let limb_token = std::fs::read_to_string(dir.path().join("a.token")).unwrap();
+    for table in ["replica_set", "limb_trust", "task_copy", "score_check"] {
+        let seen = http.rows("heiwa", &format!("SELECT * FROM {table}"), limb_token.trim()).await;
+        assert!(seen.as_ref().is_ok_and(Vec::is_empty) || seen.is_err(), "a limb reads {table}: {seen:?}");
+    }
+    let refused = http.rows("heiwa", "SELECT * FROM hub_secret", limb_token.trim()).await.unwrap_err();
+    assert!(refused.to_string().contains("hub_secret"), "the key is private: {refused}");
     server.stop();
+}
+
+/// A `Vec<u8>` column as the SQL API writes it: hex, or an array of numbers.
+fn bytes_of(value: &serde_json::Value) -> Vec<u8> {
+    match value {
+        serde_json::Value::String(hex) => {
+            let hex = hex.trim_start_matches("0x");
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+        }
+        serde_json::Value::Array(items) => items.iter().map(|b| b.as_u64().unwrap() as u8).collect(),
+        other => panic!("bytes: {other}"),
+    }
 }
 
 /// The one replica set, once `ready` holds for it.

@@ -54,7 +54,19 @@ export type TaskRow = {
 };
 
 // `tenant_task`, not `task` and `task_result`: see that table in hub-module for why.
-const TABLES = ['tenant', 'member', 'limb', 'limb_stats', 'limb_trust', 'tenant_task', 'replica_set', 'late_result', 'browser'];
+// `code_attempt`: this browser's own row only, why the hub refused its code if it did.
+const TABLES = [
+  'tenant',
+  'member',
+  'limb',
+  'limb_stats',
+  'limb_trust',
+  'tenant_task',
+  'replica_set',
+  'late_result',
+  'browser',
+  'code_attempt'
+];
 const RETRY_MS = [500, 1000, 2000, 4000, 5000];
 const stateOf = (task: TenantTask) => task.state.tag.toLowerCase() as TaskState;
 const ms = (t: { toDate(): Date }) => t.toDate().getTime();
@@ -245,8 +257,12 @@ class Face {
         for (const row of conn.db.lateResult.iter()) this.late.set(row.id, row);
         for (const row of conn.db.browser.iter()) this.browsers.set(row.identity.toHexString(), row);
         if (!this.member) {
+          // A refused code commits (the hub counts wrong codes): its reason is in this browser's row.
+          const refusal = [...conn.db.codeAttempt.iter()].find((row) => this.#isMe(row.identity))?.refusal;
           this.status = 'signed-out';
-          this.problem = 'This browser is not signed into a tenant on this hub: ask the owner for a dashboard code.';
+          this.problem = refusal
+            ? `The hub refused the code: ${refusal}.`
+            : 'This browser is not signed into a tenant on this hub: ask the owner for a dashboard code.';
           return;
         }
         this.status = 'live';

@@ -34,6 +34,7 @@ import {
 } from "@clockworklabs/spacetimedb-sdk";
 
 export type CreateBrowserInvite = {
+  codeHash: string,
   submits: boolean,
   label: string,
   ttlSecs: number,
@@ -49,6 +50,7 @@ export namespace CreateBrowserInvite {
   */
   export function getTypeScriptAlgebraicType(): AlgebraicType {
     return AlgebraicType.createProductType([
+      new ProductTypeElement("codeHash", AlgebraicType.createStringType()),
       new ProductTypeElement("submits", AlgebraicType.createBoolType()),
       new ProductTypeElement("label", AlgebraicType.createStringType()),
       new ProductTypeElement("ttlSecs", AlgebraicType.createU32Type()),

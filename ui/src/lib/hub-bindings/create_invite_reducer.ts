@@ -36,6 +36,7 @@ import {
 import { Role as __Role } from "./role_type";
 
 export type CreateInvite = {
+  codeHash: string,
   uses: number,
   ttlSecs: number,
   role: __Role,
@@ -51,6 +52,7 @@ export namespace CreateInvite {
   */
   export function getTypeScriptAlgebraicType(): AlgebraicType {
     return AlgebraicType.createProductType([
+      new ProductTypeElement("codeHash", AlgebraicType.createStringType()),
       new ProductTypeElement("uses", AlgebraicType.createU32Type()),
       new ProductTypeElement("ttlSecs", AlgebraicType.createU32Type()),
       new ProductTypeElement("role", __Role.getTypeScriptAlgebraicType()),

@@ -34,6 +34,7 @@ import {
 } from "@clockworklabs/spacetimedb-sdk";
 
 export type CreateOperatorInvite = {
+  codeHash: string,
   label: string,
   ttlSecs: number,
 };
@@ -48,6 +49,7 @@ export namespace CreateOperatorInvite {
   */
   export function getTypeScriptAlgebraicType(): AlgebraicType {
     return AlgebraicType.createProductType([
+      new ProductTypeElement("codeHash", AlgebraicType.createStringType()),
       new ProductTypeElement("label", AlgebraicType.createStringType()),
       new ProductTypeElement("ttlSecs", AlgebraicType.createU32Type()),
     ]);

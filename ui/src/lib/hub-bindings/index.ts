@@ -56,6 +56,10 @@ import { CreateOperatorInvite } from "./create_operator_invite_reducer.ts";
 export { CreateOperatorInvite };
 import { CreateTenant } from "./create_tenant_reducer.ts";
 export { CreateTenant };
+import { CreateTenantCode } from "./create_tenant_code_reducer.ts";
+export { CreateTenantCode };
+import { CreateTenantWithCode } from "./create_tenant_with_code_reducer.ts";
+export { CreateTenantWithCode };
 import { ExpireLeases } from "./expire_leases_reducer.ts";
 export { ExpireLeases };
 import { FailTask } from "./fail_task_reducer.ts";
@@ -86,6 +90,8 @@ import { RegisterLimb } from "./register_limb_reducer.ts";
 export { RegisterLimb };
 import { RegisterLimbKey } from "./register_limb_key_reducer.ts";
 export { RegisterLimbKey };
+import { ReissueClaims } from "./reissue_claims_reducer.ts";
+export { ReissueClaims };
 import { ReleaseTask } from "./release_task_reducer.ts";
 export { ReleaseTask };
 import { ReportLateResult } from "./report_late_result_reducer.ts";
@@ -94,6 +100,10 @@ import { RevokeBrowser } from "./revoke_browser_reducer.ts";
 export { RevokeBrowser };
 import { RevokeOperator } from "./revoke_operator_reducer.ts";
 export { RevokeOperator };
+import { SetHubPolicy } from "./set_hub_policy_reducer.ts";
+export { SetHubPolicy };
+import { SetSpotCheckKey } from "./set_spot_check_key_reducer.ts";
+export { SetSpotCheckKey };
 import { SubmitTask } from "./submit_task_reducer.ts";
 export { SubmitTask };
 import { SubmitTaskOnce } from "./submit_task_once_reducer.ts";
@@ -110,8 +120,14 @@ import { BrowserTableHandle } from "./browser_table.ts";
 export { BrowserTableHandle };
 import { BrowserInviteTableHandle } from "./browser_invite_table.ts";
 export { BrowserInviteTableHandle };
+import { CodeAttemptTableHandle } from "./code_attempt_table.ts";
+export { CodeAttemptTableHandle };
 import { HubConfigTableHandle } from "./hub_config_table.ts";
 export { HubConfigTableHandle };
+import { HubPolicyTableHandle } from "./hub_policy_table.ts";
+export { HubPolicyTableHandle };
+import { HubSecretTableHandle } from "./hub_secret_table.ts";
+export { HubSecretTableHandle };
 import { InviteTableHandle } from "./invite_table.ts";
 export { InviteTableHandle };
 import { LateResultTableHandle } from "./late_result_table.ts";
@@ -170,6 +186,8 @@ import { TaskResultTableHandle } from "./task_result_table.ts";
 export { TaskResultTableHandle };
 import { TenantTableHandle } from "./tenant_table.ts";
 export { TenantTableHandle };
+import { TenantCodeTableHandle } from "./tenant_code_table.ts";
+export { TenantCodeTableHandle };
 import { TenantTaskTableHandle } from "./tenant_task_table.ts";
 export { TenantTaskTableHandle };
 import { TenantUsageTableHandle } from "./tenant_usage_table.ts";
@@ -182,8 +200,14 @@ import { Browser } from "./browser_type.ts";
 export { Browser };
 import { BrowserInvite } from "./browser_invite_type.ts";
 export { BrowserInvite };
+import { CodeAttempt } from "./code_attempt_type.ts";
+export { CodeAttempt };
 import { HubConfig } from "./hub_config_type.ts";
 export { HubConfig };
+import { HubPolicy } from "./hub_policy_type.ts";
+export { HubPolicy };
+import { HubSecret } from "./hub_secret_type.ts";
+export { HubSecret };
 import { Invite } from "./invite_type.ts";
 export { Invite };
 import { LateResult } from "./late_result_type.ts";
@@ -234,6 +258,8 @@ import { Reader } from "./reader_type.ts";
 export { Reader };
 import { Ready } from "./ready_type.ts";
 export { Ready };
+import { ReissuedClaim } from "./reissued_claim_type.ts";
+export { ReissuedClaim };
 import { ReplicaSet } from "./replica_set_type.ts";
 export { ReplicaSet };
 import { ResultProof } from "./result_proof_type.ts";
@@ -256,6 +282,8 @@ import { TaskState } from "./task_state_type.ts";
 export { TaskState };
 import { Tenant } from "./tenant_type.ts";
 export { Tenant };
+import { TenantCode } from "./tenant_code_type.ts";
+export { TenantCode };
 import { TenantTask } from "./tenant_task_type.ts";
 export { TenantTask };
 import { TenantUsage } from "./tenant_usage_type.ts";
@@ -290,6 +318,15 @@ const REMOTE_MODULE = {
         colType: BrowserInvite.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
+    code_attempt: {
+      tableName: "code_attempt",
+      rowType: CodeAttempt.getTypeScriptAlgebraicType(),
+      primaryKey: "identity",
+      primaryKeyInfo: {
+        colName: "identity",
+        colType: CodeAttempt.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
     hub_config: {
       tableName: "hub_config",
       rowType: HubConfig.getTypeScriptAlgebraicType(),
@@ -297,6 +334,24 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "id",
         colType: HubConfig.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    hub_policy: {
+      tableName: "hub_policy",
+      rowType: HubPolicy.getTypeScriptAlgebraicType(),
+      primaryKey: "id",
+      primaryKeyInfo: {
+        colName: "id",
+        colType: HubPolicy.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    hub_secret: {
+      tableName: "hub_secret",
+      rowType: HubSecret.getTypeScriptAlgebraicType(),
+      primaryKey: "id",
+      primaryKeyInfo: {
+        colName: "id",
+        colType: HubSecret.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     invite: {
@@ -560,6 +615,15 @@ const REMOTE_MODULE = {
         colType: Tenant.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
+    tenant_code: {
+      tableName: "tenant_code",
+      rowType: TenantCode.getTypeScriptAlgebraicType(),
+      primaryKey: "code",
+      primaryKeyInfo: {
+        colName: "code",
+        colType: TenantCode.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
     tenant_task: {
       tableName: "tenant_task",
       rowType: TenantTask.getTypeScriptAlgebraicType(),
@@ -624,6 +688,14 @@ const REMOTE_MODULE = {
       reducerName: "create_tenant",
       argsType: CreateTenant.getTypeScriptAlgebraicType(),
     },
+    create_tenant_code: {
+      reducerName: "create_tenant_code",
+      argsType: CreateTenantCode.getTypeScriptAlgebraicType(),
+    },
+    create_tenant_with_code: {
+      reducerName: "create_tenant_with_code",
+      argsType: CreateTenantWithCode.getTypeScriptAlgebraicType(),
+    },
     expire_leases: {
       reducerName: "expire_leases",
       argsType: ExpireLeases.getTypeScriptAlgebraicType(),
@@ -684,6 +756,10 @@ const REMOTE_MODULE = {
       reducerName: "register_limb_key",
       argsType: RegisterLimbKey.getTypeScriptAlgebraicType(),
     },
+    reissue_claims: {
+      reducerName: "reissue_claims",
+      argsType: ReissueClaims.getTypeScriptAlgebraicType(),
+    },
     release_task: {
       reducerName: "release_task",
       argsType: ReleaseTask.getTypeScriptAlgebraicType(),
@@ -699,6 +775,14 @@ const REMOTE_MODULE = {
     revoke_operator: {
       reducerName: "revoke_operator",
       argsType: RevokeOperator.getTypeScriptAlgebraicType(),
+    },
+    set_hub_policy: {
+      reducerName: "set_hub_policy",
+      argsType: SetHubPolicy.getTypeScriptAlgebraicType(),
+    },
+    set_spot_check_key: {
+      reducerName: "set_spot_check_key",
+      argsType: SetSpotCheckKey.getTypeScriptAlgebraicType(),
     },
     submit_task: {
       reducerName: "submit_task",
@@ -757,6 +841,8 @@ export type Reducer = never
 | { name: "CreateInvite", args: CreateInvite }
 | { name: "CreateOperatorInvite", args: CreateOperatorInvite }
 | { name: "CreateTenant", args: CreateTenant }
+| { name: "CreateTenantCode", args: CreateTenantCode }
+| { name: "CreateTenantWithCode", args: CreateTenantWithCode }
 | { name: "ExpireLeases", args: ExpireLeases }
 | { name: "FailTask", args: FailTask }
 | { name: "GrantLimb", args: GrantLimb }
@@ -772,10 +858,13 @@ export type Reducer = never
 | { name: "PruneFinished", args: PruneFinished }
 | { name: "RegisterLimb", args: RegisterLimb }
 | { name: "RegisterLimbKey", args: RegisterLimbKey }
+| { name: "ReissueClaims", args: ReissueClaims }
 | { name: "ReleaseTask", args: ReleaseTask }
 | { name: "ReportLateResult", args: ReportLateResult }
 | { name: "RevokeBrowser", args: RevokeBrowser }
 | { name: "RevokeOperator", args: RevokeOperator }
+| { name: "SetHubPolicy", args: SetHubPolicy }
+| { name: "SetSpotCheckKey", args: SetSpotCheckKey }
 | { name: "SubmitTask", args: SubmitTask }
 | { name: "SubmitTaskOnce", args: SubmitTaskOnce }
 | { name: "SubmitTaskReplicated", args: SubmitTaskReplicated }
@@ -881,51 +970,51 @@ export class RemoteReducers {
     this.connection.offReducer("configure_hub", callback);
   }
 
-  createBrowserInvite(submits: boolean, label: string, ttlSecs: number) {
-    const __args = { submits, label, ttlSecs };
+  createBrowserInvite(codeHash: string, submits: boolean, label: string, ttlSecs: number) {
+    const __args = { codeHash, submits, label, ttlSecs };
     let __writer = new BinaryWriter(1024);
     CreateBrowserInvite.getTypeScriptAlgebraicType().serialize(__writer, __args);
     let __argsBuffer = __writer.getBuffer();
     this.connection.callReducer("create_browser_invite", __argsBuffer, this.setCallReducerFlags.createBrowserInviteFlags);
   }
 
-  onCreateBrowserInvite(callback: (ctx: ReducerEventContext, submits: boolean, label: string, ttlSecs: number) => void) {
+  onCreateBrowserInvite(callback: (ctx: ReducerEventContext, codeHash: string, submits: boolean, label: string, ttlSecs: number) => void) {
     this.connection.onReducer("create_browser_invite", callback);
   }
 
-  removeOnCreateBrowserInvite(callback: (ctx: ReducerEventContext, submits: boolean, label: string, ttlSecs: number) => void) {
+  removeOnCreateBrowserInvite(callback: (ctx: ReducerEventContext, codeHash: string, submits: boolean, label: string, ttlSecs: number) => void) {
     this.connection.offReducer("create_browser_invite", callback);
   }
 
-  createInvite(uses: number, ttlSecs: number, role: Role) {
-    const __args = { uses, ttlSecs, role };
+  createInvite(codeHash: string, uses: number, ttlSecs: number, role: Role) {
+    const __args = { codeHash, uses, ttlSecs, role };
     let __writer = new BinaryWriter(1024);
     CreateInvite.getTypeScriptAlgebraicType().serialize(__writer, __args);
     let __argsBuffer = __writer.getBuffer();
     this.connection.callReducer("create_invite", __argsBuffer, this.setCallReducerFlags.createInviteFlags);
   }
 
-  onCreateInvite(callback: (ctx: ReducerEventContext, uses: number, ttlSecs: number, role: Role) => void) {
+  onCreateInvite(callback: (ctx: ReducerEventContext, codeHash: string, uses: number, ttlSecs: number, role: Role) => void) {
     this.connection.onReducer("create_invite", callback);
   }
 
-  removeOnCreateInvite(callback: (ctx: ReducerEventContext, uses: number, ttlSecs: number, role: Role) => void) {
+  removeOnCreateInvite(callback: (ctx: ReducerEventContext, codeHash: string, uses: number, ttlSecs: number, role: Role) => void) {
     this.connection.offReducer("create_invite", callback);
   }
 
-  createOperatorInvite(label: string, ttlSecs: number) {
-    const __args = { label, ttlSecs };
+  createOperatorInvite(codeHash: string, label: string, ttlSecs: number) {
+    const __args = { codeHash, label, ttlSecs };
     let __writer = new BinaryWriter(1024);
     CreateOperatorInvite.getTypeScriptAlgebraicType().serialize(__writer, __args);
     let __argsBuffer = __writer.getBuffer();
     this.connection.callReducer("create_operator_invite", __argsBuffer, this.setCallReducerFlags.createOperatorInviteFlags);
   }
 
-  onCreateOperatorInvite(callback: (ctx: ReducerEventContext, label: string, ttlSecs: number) => void) {
+  onCreateOperatorInvite(callback: (ctx: ReducerEventContext, codeHash: string, label: string, ttlSecs: number) => void) {
     this.connection.onReducer("create_operator_invite", callback);
   }
 
-  removeOnCreateOperatorInvite(callback: (ctx: ReducerEventContext, label: string, ttlSecs: number) => void) {
+  removeOnCreateOperatorInvite(callback: (ctx: ReducerEventContext, codeHash: string, label: string, ttlSecs: number) => void) {
     this.connection.offReducer("create_operator_invite", callback);
   }
 
@@ -943,6 +1032,38 @@ export class RemoteReducers {
 
   removeOnCreateTenant(callback: (ctx: ReducerEventContext, name: string) => void) {
     this.connection.offReducer("create_tenant", callback);
+  }
+
+  createTenantCode(codeHash: string, uses: number, ttlSecs: number) {
+    const __args = { codeHash, uses, ttlSecs };
+    let __writer = new BinaryWriter(1024);
+    CreateTenantCode.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("create_tenant_code", __argsBuffer, this.setCallReducerFlags.createTenantCodeFlags);
+  }
+
+  onCreateTenantCode(callback: (ctx: ReducerEventContext, codeHash: string, uses: number, ttlSecs: number) => void) {
+    this.connection.onReducer("create_tenant_code", callback);
+  }
+
+  removeOnCreateTenantCode(callback: (ctx: ReducerEventContext, codeHash: string, uses: number, ttlSecs: number) => void) {
+    this.connection.offReducer("create_tenant_code", callback);
+  }
+
+  createTenantWithCode(name: string, code: string) {
+    const __args = { name, code };
+    let __writer = new BinaryWriter(1024);
+    CreateTenantWithCode.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("create_tenant_with_code", __argsBuffer, this.setCallReducerFlags.createTenantWithCodeFlags);
+  }
+
+  onCreateTenantWithCode(callback: (ctx: ReducerEventContext, name: string, code: string) => void) {
+    this.connection.onReducer("create_tenant_with_code", callback);
+  }
+
+  removeOnCreateTenantWithCode(callback: (ctx: ReducerEventContext, name: string, code: string) => void) {
+    this.connection.offReducer("create_tenant_with_code", callback);
   }
 
   expireLeases(sweep: LeaseSweep) {
@@ -1185,6 +1306,22 @@ export class RemoteReducers {
     this.connection.offReducer("register_limb_key", callback);
   }
 
+  reissueClaims(batch: ReissuedClaim[]) {
+    const __args = { batch };
+    let __writer = new BinaryWriter(1024);
+    ReissueClaims.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("reissue_claims", __argsBuffer, this.setCallReducerFlags.reissueClaimsFlags);
+  }
+
+  onReissueClaims(callback: (ctx: ReducerEventContext, batch: ReissuedClaim[]) => void) {
+    this.connection.onReducer("reissue_claims", callback);
+  }
+
+  removeOnReissueClaims(callback: (ctx: ReducerEventContext, batch: ReissuedClaim[]) => void) {
+    this.connection.offReducer("reissue_claims", callback);
+  }
+
   releaseTask(taskId: bigint, limbId: bigint) {
     const __args = { taskId, limbId };
     let __writer = new BinaryWriter(1024);
@@ -1247,6 +1384,38 @@ export class RemoteReducers {
 
   removeOnRevokeOperator(callback: (ctx: ReducerEventContext, operator: Identity) => void) {
     this.connection.offReducer("revoke_operator", callback);
+  }
+
+  setHubPolicy(tenantCreation: string, maxTenants: number, failuresPerIdentity: number, failuresHubWide: number, failureWindowSecs: number) {
+    const __args = { tenantCreation, maxTenants, failuresPerIdentity, failuresHubWide, failureWindowSecs };
+    let __writer = new BinaryWriter(1024);
+    SetHubPolicy.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("set_hub_policy", __argsBuffer, this.setCallReducerFlags.setHubPolicyFlags);
+  }
+
+  onSetHubPolicy(callback: (ctx: ReducerEventContext, tenantCreation: string, maxTenants: number, failuresPerIdentity: number, failuresHubWide: number, failureWindowSecs: number) => void) {
+    this.connection.onReducer("set_hub_policy", callback);
+  }
+
+  removeOnSetHubPolicy(callback: (ctx: ReducerEventContext, tenantCreation: string, maxTenants: number, failuresPerIdentity: number, failuresHubWide: number, failureWindowSecs: number) => void) {
+    this.connection.offReducer("set_hub_policy", callback);
+  }
+
+  setSpotCheckKey(keyHex: string) {
+    const __args = { keyHex };
+    let __writer = new BinaryWriter(1024);
+    SetSpotCheckKey.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("set_spot_check_key", __argsBuffer, this.setCallReducerFlags.setSpotCheckKeyFlags);
+  }
+
+  onSetSpotCheckKey(callback: (ctx: ReducerEventContext, keyHex: string) => void) {
+    this.connection.onReducer("set_spot_check_key", callback);
+  }
+
+  removeOnSetSpotCheckKey(callback: (ctx: ReducerEventContext, keyHex: string) => void) {
+    this.connection.offReducer("set_spot_check_key", callback);
   }
 
   submitTask(payload: string, model: string) {
@@ -1361,6 +1530,16 @@ export class SetReducerFlags {
     this.createTenantFlags = flags;
   }
 
+  createTenantCodeFlags: CallReducerFlags = 'FullUpdate';
+  createTenantCode(flags: CallReducerFlags) {
+    this.createTenantCodeFlags = flags;
+  }
+
+  createTenantWithCodeFlags: CallReducerFlags = 'FullUpdate';
+  createTenantWithCode(flags: CallReducerFlags) {
+    this.createTenantWithCodeFlags = flags;
+  }
+
   expireLeasesFlags: CallReducerFlags = 'FullUpdate';
   expireLeases(flags: CallReducerFlags) {
     this.expireLeasesFlags = flags;
@@ -1436,6 +1615,11 @@ export class SetReducerFlags {
     this.registerLimbKeyFlags = flags;
   }
 
+  reissueClaimsFlags: CallReducerFlags = 'FullUpdate';
+  reissueClaims(flags: CallReducerFlags) {
+    this.reissueClaimsFlags = flags;
+  }
+
   releaseTaskFlags: CallReducerFlags = 'FullUpdate';
   releaseTask(flags: CallReducerFlags) {
     this.releaseTaskFlags = flags;
@@ -1454,6 +1638,16 @@ export class SetReducerFlags {
   revokeOperatorFlags: CallReducerFlags = 'FullUpdate';
   revokeOperator(flags: CallReducerFlags) {
     this.revokeOperatorFlags = flags;
+  }
+
+  setHubPolicyFlags: CallReducerFlags = 'FullUpdate';
+  setHubPolicy(flags: CallReducerFlags) {
+    this.setHubPolicyFlags = flags;
+  }
+
+  setSpotCheckKeyFlags: CallReducerFlags = 'FullUpdate';
+  setSpotCheckKey(flags: CallReducerFlags) {
+    this.setSpotCheckKeyFlags = flags;
   }
 
   submitTaskFlags: CallReducerFlags = 'FullUpdate';
@@ -1493,8 +1687,20 @@ export class RemoteTables {
     return new BrowserInviteTableHandle(this.connection.clientCache.getOrCreateTable<BrowserInvite>(REMOTE_MODULE.tables.browser_invite));
   }
 
+  get codeAttempt(): CodeAttemptTableHandle {
+    return new CodeAttemptTableHandle(this.connection.clientCache.getOrCreateTable<CodeAttempt>(REMOTE_MODULE.tables.code_attempt));
+  }
+
   get hubConfig(): HubConfigTableHandle {
     return new HubConfigTableHandle(this.connection.clientCache.getOrCreateTable<HubConfig>(REMOTE_MODULE.tables.hub_config));
+  }
+
+  get hubPolicy(): HubPolicyTableHandle {
+    return new HubPolicyTableHandle(this.connection.clientCache.getOrCreateTable<HubPolicy>(REMOTE_MODULE.tables.hub_policy));
+  }
+
+  get hubSecret(): HubSecretTableHandle {
+    return new HubSecretTableHandle(this.connection.clientCache.getOrCreateTable<HubSecret>(REMOTE_MODULE.tables.hub_secret));
   }
 
   get invite(): InviteTableHandle {
@@ -1611,6 +1817,10 @@ export class RemoteTables {
 
   get tenant(): TenantTableHandle {
     return new TenantTableHandle(this.connection.clientCache.getOrCreateTable<Tenant>(REMOTE_MODULE.tables.tenant));
+  }
+
+  get tenantCode(): TenantCodeTableHandle {
+    return new TenantCodeTableHandle(this.connection.clientCache.getOrCreateTable<TenantCode>(REMOTE_MODULE.tables.tenant_code));
   }
 
   get tenantTask(): TenantTaskTableHandle {

@@ -37,6 +37,7 @@ export type MigratedMember = {
   tenantLegacyId: string,
   role: string,
   label: string,
+  codeHash: string,
 };
 
 /**
@@ -53,6 +54,7 @@ export namespace MigratedMember {
       new ProductTypeElement("tenantLegacyId", AlgebraicType.createStringType()),
       new ProductTypeElement("role", AlgebraicType.createStringType()),
       new ProductTypeElement("label", AlgebraicType.createStringType()),
+      new ProductTypeElement("codeHash", AlgebraicType.createStringType()),
     ]);
   }
 
