@@ -146,7 +146,11 @@ async fn the_hub_assigns_a_task_to_one_limb_and_nobody_else_sees_it() {
         ("submit_task", serde_json::json!(["let me in", ""]), "may not submit"),
         ("heartbeat", serde_json::json!([a.id]), "no limb"),
         ("grant_limb", serde_json::json!([idle.id, true, true]), "only the tenant's owner"),
-        ("create_invite", serde_json::json!([1, 60, {"Submitter": []}]), "only the tenant's owner"),
+        (
+            "create_invite",
+            serde_json::json!([heiwa_hub::InviteCode::fresh().unwrap().hash(), 1, 60, {"Submitter": []}]),
+            "only the tenant's owner",
+        ),
     ] {
         let refused = refusal(&http, &idle_token, reducer, args).await;
         assert!(refused.contains(words), "{reducer}: {refused}");
@@ -185,7 +189,13 @@ async fn the_hub_assigns_a_task_to_one_limb_and_nobody_else_sees_it() {
         (&owner.token, "submit_task", serde_json::json!([" ", ""]), "payload is empty"),
         (&owner.token, "submit_task", serde_json::json!(["x".repeat(16 * 1024 + 1), ""]), "the limit is 16384"),
         (&owner.token, "submit_task", serde_json::json!(["ok", "m".repeat(129)]), "at most 128"),
-        (&owner.token, "create_invite", serde_json::json!([1, 60, {"Owner": []}]), "one owner"),
+        (
+            &owner.token,
+            "create_invite",
+            serde_json::json!([heiwa_hub::InviteCode::fresh().unwrap().hash(), 1, 60, {"Owner": []}]),
+            "one owner",
+        ),
+        (&owner.token, "create_invite", serde_json::json!(["a code in clear", 1, 60, {"Limb": []}]), "its SHA-256"),
         (&a_token, "register_limb", serde_json::json!(["l", 1]), "lease must be"),
         (&a_token, "offer", serde_json::json!([a.id, 65, [], false, false]), "at most 64 tasks"),
         (&a_token, "complete_task", serde_json::json!([task.id, a.id, "y".repeat(8 * 1024 + 1)]), "the limit is 8192"),

@@ -35,14 +35,13 @@ fn old_codes_between(from: i64, to: i64, count: usize) -> Vec<String> {
 
 #[test]
 fn the_old_derivation_is_reproduced_faithfully() {
-    // StdRng in rand 0.8 is ChaCha12 seeded through SplitMix64 (rand_core's
-    // `seed_from_u64`): fixed outputs, so a change of algorithm under this
-    // test would show here rather than make the checks below vacuous.
-    let codes = old_codes(0, 2);
-    assert_eq!(codes.len(), 2);
-    assert_ne!(codes[0], codes[1]);
-    assert_eq!(old_codes(1_700_000_000_000_000, 1), old_codes(1_700_000_000_000_000, 1), "deterministic");
-    assert_ne!(old_codes(1_700_000_000_000_000, 1), old_codes(1_700_000_000_000_001, 1), "one µs apart");
+    // An invite code the module before this change made on a real hub (commit
+    // 5866425's hub-module, published to spacetimedb-standalone 1.2.0), read
+    // back by its owner, with its call's timestamp (expires_at − ttl): the
+    // derivation below computes it exactly, so the checks that follow would
+    // have caught every code that module made.
+    assert_eq!(old_codes(1_796_576_758_311_152, 1), ["a8a4acaca3d2c26271f150f879542322"]);
+    assert_ne!(old_codes(1_796_576_758_311_152, 1), old_codes(1_796_576_758_311_153, 1), "one µs apart");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
