@@ -147,6 +147,40 @@ impl ModelStore {
         self.info(&target)
     }
 
+    /// A downloaded GGUF file (already on this disk) becomes the model
+    /// `name`: checked as [`ModelStore::import`] checks, then renamed in (no
+    /// copy); a file that fails the checks is deleted.
+    pub fn adopt(&self, downloaded: &Path, name: &str) -> Result<ModelInfo, ModelError> {
+        let target = self.dir.join(name);
+        let checked = if !name.to_ascii_lowercase().ends_with(".gguf") || name.contains('/') || name.starts_with('.') {
+            Err(ModelError::NotGgufName(target.clone()))
+        } else if target.exists() {
+            Err(ModelError::Exists(model_id(&target)))
+        } else {
+            inspect(downloaded).and_then(|_| {
+                crate::engine::check_loads(downloaded)
+                    .map_err(|e| ModelError::Unloadable { path: downloaded.into(), reason: e.to_string() })
+            })
+        };
+        if let Err(error) = checked {
+            let _ = std::fs::remove_file(downloaded);
+            return Err(error);
+        }
+        std::fs::create_dir_all(&self.dir).map_err(Self::io(&self.dir))?;
+        std::fs::rename(downloaded, &target).map_err(Self::io(&target))?;
+        self.info(&target)
+    }
+
+    /// Where downloads in progress are kept (the same disk, so adopting one is a rename).
+    pub fn downloads_dir(&self) -> PathBuf {
+        self.dir.join(".downloads")
+    }
+
+    /// The model file `name` is already in the store.
+    pub fn contains(&self, name: &str) -> bool {
+        self.dir.join(name).is_file()
+    }
+
     fn info(&self, path: &Path) -> Result<ModelInfo, ModelError> {
         let mut info = inspect(path)?;
         info.is_default = self.default_id().as_deref() == Some(info.id.as_str());

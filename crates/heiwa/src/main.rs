@@ -110,7 +110,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Mcp(args) => servers::mcp(args).await,
         Command::Docs(command) => memory::docs(command).await,
         Command::Serve(args) => servers::serve(args).await,
-        Command::Models(command) => models::models(command),
+        Command::Models(command) => models::models(command).await,
         Command::Search(args) => memory::search(args).await,
         Command::Gpu(command) => gpu::gpu(command),
         Command::Dashboard(args) => servers::dashboard(args).await,

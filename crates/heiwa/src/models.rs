@@ -1,5 +1,6 @@
 //! `heiwa models`: the owner's GGUF model store.
 
+use anyhow::Context;
 use clap::Subcommand;
 use heiwa_config::data_dir;
 use heiwa_inference::models::ModelStore;
@@ -10,6 +11,25 @@ pub enum ModelsCommand {
     /// Copy a GGUF file into the models directory (checked first).
     Import {
         path: PathBuf,
+    },
+    /// Download a GGUF model: resumable (a killed or dropped pull continues
+    /// where it stopped), checked against --sha256 before it is installed.
+    Pull {
+        /// An http(s) URL, or hf:OWNER/REPO/FILE[@REVISION] (Hugging Face, or
+        /// the mirror HF_ENDPOINT names).
+        source: String,
+        /// The file's SHA-256 (hex): a file that differs is deleted, never installed.
+        #[arg(long)]
+        sha256: Option<String>,
+        /// The model's file name (default: the URL's last part).
+        #[arg(long)]
+        name: Option<String>,
+        /// A file holding a token for gated repositories (default: HF_TOKEN).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Seconds without a byte before the download is retried from where it stands.
+        #[arg(long, default_value_t = 30)]
+        stall_secs: u64,
     },
     /// Every imported model with what its metadata says.
     List,
@@ -22,9 +42,53 @@ pub enum ModelsCommand {
     },
 }
 
-pub fn models(command: ModelsCommand) -> anyhow::Result<()> {
+/// Hugging Face's own address, where HF_ENDPOINT names no mirror.
+const HF_ENDPOINT: &str = "https://huggingface.co";
+
+pub async fn models(command: ModelsCommand) -> anyhow::Result<()> {
     let store = ModelStore::new(data_dir().join("models"));
     match command {
+        ModelsCommand::Pull { source, sha256, name, token_file, stall_secs } => {
+            let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| HF_ENDPOINT.into());
+            let url = heiwa_fetch::resolve_source(&source, &endpoint)?;
+            let name = match name {
+                Some(name) => name,
+                None => url.split(['?', '#']).next().unwrap_or_default().rsplit('/').next().unwrap_or_default().into(),
+            };
+            let dest = store.downloads_dir().join(&name);
+            // Another pull of the same file finishes first; this one then finds it here.
+            let _one_at_a_time = heiwa_fetch::exclusive(&dest).await?;
+            if store.contains(&name) {
+                println!("{name} is already a model here");
+                return Ok(());
+            }
+            let token = match token_file {
+                Some(path) => Some(std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?),
+                None => std::env::var("HF_TOKEN").ok(),
+            };
+            let mut fetch = heiwa_fetch::Fetch::new(url, dest);
+            fetch.sha256 = sha256.map(|hex| hex.trim().to_ascii_lowercase());
+            fetch.token = token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+            fetch.stall = std::time::Duration::from_secs(stall_secs.max(1));
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+                    .expect("a valid template"),
+            );
+            bar.set_message(name.clone());
+            let fetched = heiwa_fetch::fetch(&heiwa_fetch::client(), &fetch, |p| {
+                bar.set_length(p.total.unwrap_or(p.have));
+                bar.set_position(p.have);
+            })
+            .await;
+            bar.finish_and_clear();
+            let fetched = fetched?;
+            let info = store.adopt(&fetched.path, &name)?;
+            let checked = if fetch.sha256.is_some() { "checked" } else { "not checked: no --sha256 given" };
+            println!(
+                "pulled {} ({} bytes, sha256 {} {checked}; {} bytes received by this pull)",
+                info.id, fetched.bytes, fetched.sha256, fetched.received
+            );
+        }
         ModelsCommand::Import { path } => {
             let info = store.import(&path)?;
             println!("imported {} ({})", info.id, info.path.display());

@@ -32,6 +32,7 @@ mod mcp;
 mod mesh;
 mod migrate;
 mod models;
+mod pull;
 mod remote;
 mod resident;
 mod sandbox;
