@@ -81,7 +81,8 @@ pub enum LimbCommand {
 
 #[derive(Args)]
 pub struct LimbRunArgs {
-    #[arg(long, env = "HEIWA_INVITE")]
+    /// The tenant's invite code (HEIWA_INVITE keeps it out of the process list).
+    #[arg(long, env = "HEIWA_INVITE", hide_env_values = true)]
     invite: Option<String>,
     #[arg(long, default_value = "limb")]
     name: String,

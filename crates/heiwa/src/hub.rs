@@ -131,8 +131,9 @@ pub enum TenantCommand {
     /// Create a tenant, owned by this identity.
     Create {
         name: String,
-        /// A code from the hub's admin, where its policy asks for one.
-        #[arg(long)]
+        /// A code from the hub's admin, where its policy asks for one (or
+        /// HEIWA_TENANT_CODE, which keeps it out of the process list).
+        #[arg(long, env = "HEIWA_TENANT_CODE", hide_env_values = true)]
         code: Option<String>,
         #[command(flatten)]
         hub: HubArgs,

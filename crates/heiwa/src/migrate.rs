@@ -23,6 +23,8 @@ pub enum MigrateCommand {
     /// Sign in as a migrated user: bind this client's identity to the tenant
     /// and role the claim code was made for (once).
     Claim {
+        /// The code from the claims CSV (or HEIWA_CLAIM_CODE, which keeps it out of the process list).
+        #[arg(env = "HEIWA_CLAIM_CODE", hide_env_values = true)]
         code: String,
         #[command(flatten)]
         hub: HubArgs,
