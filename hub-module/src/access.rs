@@ -133,7 +133,7 @@ pub(crate) fn spot_check_key(ctx: &ReducerContext) -> Option<Vec<u8>> {
 
 fn attempts_of(ctx: &ReducerContext, identity: Identity) -> Attempts {
     ctx.db.code_attempt().identity().find(identity).map_or(
-        Attempts { failures: 0, window_start: ctx.timestamp.to_micros_since_unix_epoch() },
+        Attempts { failures: 0, window_start: micros(ctx.timestamp) },
         |row| Attempts { failures: row.failures, window_start: micros(row.window_start) },
     )
 }
@@ -214,25 +214,27 @@ fn join_as_owner(ctx: &ReducerContext, name: String) {
     ctx.db.reader().insert(Reader { identity: ctx.sender, tenant_id: tenant.id });
 }
 
-/// Checks common to both ways of creating a tenant; whether the caller is the admin.
-fn may_create_tenant(ctx: &ReducerContext, name: &str) -> Result<bool, String> {
+/// Checks common to both ways of creating a tenant; whether the caller is
+/// the admin, and who the policy lets create tenants.
+fn may_create_tenant(ctx: &ReducerContext, name: &str) -> Result<(bool, TenantCreation), String> {
     rules::check_name("tenant", name)?;
     // An identity belongs to at most one tenant: it owns at most one.
     if ctx.db.member().identity().find(ctx.sender).is_some() {
         return Err("you already belong to a tenant".into());
     }
     let is_admin = config(ctx)?.admin == ctx.sender;
-    let limit = policy(ctx).max_tenants;
+    let policy = policy(ctx);
+    let limit = policy.max_tenants;
     if !is_admin && ctx.db.tenant().count() >= u64::from(limit) {
         return Err(format!("this hub holds its limit of {limit} tenants; ask its admin"));
     }
-    Ok(is_admin)
+    Ok((is_admin, TenantCreation::parse(&policy.tenant_creation)?))
 }
 
 #[reducer]
 pub fn create_tenant(ctx: &ReducerContext, name: String) -> Result<(), String> {
-    let is_admin = may_create_tenant(ctx, &name)?;
-    TenantCreation::parse(&policy(ctx).tenant_creation)?.allows(is_admin, false)?;
+    let (is_admin, creation) = may_create_tenant(ctx, &name)?;
+    creation.allows(is_admin, false)?;
     join_as_owner(ctx, name);
     Ok(())
 }
@@ -240,14 +242,14 @@ pub fn create_tenant(ctx: &ReducerContext, name: String) -> Result<(), String> {
 /// Create a tenant with a code from the hub's admin (policy `code`).
 #[reducer]
 pub fn create_tenant_with_code(ctx: &ReducerContext, name: String, code: String) -> Result<(), String> {
-    let is_admin = may_create_tenant(ctx, &name)?;
+    let (is_admin, creation) = may_create_tenant(ctx, &name)?;
     let found = present(ctx, &code, |hash| {
         let row = ctx.db.tenant_code().code().find(hash.to_string()).ok_or("unknown or used-up tenant code")?;
         not_expired(row.expires_at, ctx, "tenant code")?;
         Ok(row)
     })?;
     let Some(row) = found else { return Ok(()) };
-    TenantCreation::parse(&policy(ctx).tenant_creation)?.allows(is_admin, true)?;
+    creation.allows(is_admin, true)?;
     if row.uses_left <= 1 {
         ctx.db.tenant_code().code().delete(&row.code);
     } else {

@@ -70,15 +70,20 @@ impl InviteCode {
     /// A new code: 128 bits from the operating system's CSPRNG, in hex. The
     /// hub makes none (its generator is seeded by the call's timestamp).
     pub fn fresh() -> Result<InviteCode, HubError> {
-        let mut bytes = [0u8; hub_rules::secrets::CODE_BYTES];
-        getrandom::getrandom(&mut bytes).map_err(|e| HubError::Random(e.to_string()))?;
-        Ok(InviteCode(hub_rules::secrets::hex(&bytes)))
+        os_random_hex::<{ hub_rules::secrets::CODE_BYTES }>().map(InviteCode)
     }
 
     /// What the hub stores instead of the code.
     pub fn hash(&self) -> String {
         hub_rules::secrets::code_hash(&self.0)
     }
+}
+
+/// `N` bytes from the operating system's CSPRNG, in hex.
+fn os_random_hex<const N: usize>() -> Result<String, HubError> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes).map_err(|e| HubError::Random(e.to_string()))?;
+    Ok(hub_rules::secrets::hex(&bytes))
 }
 
 impl std::fmt::Display for InviteCode {
@@ -164,9 +169,8 @@ impl HubHttp {
         }
         // The spot-check key, from this machine's CSPRNG: the hub keeps the
         // first it is given, so a republish changes nothing.
-        let mut key = [0u8; hub_rules::secrets::SPOT_CHECK_KEY_BYTES];
-        getrandom::getrandom(&mut key).map_err(|e| HubError::Random(e.to_string()))?;
-        self.call(name, "set_spot_check_key", json!([hub_rules::secrets::hex(&key)]), token).await
+        let key = os_random_hex::<{ hub_rules::secrets::SPOT_CHECK_KEY_BYTES }>()?;
+        self.call(name, "set_spot_check_key", json!([key]), token).await
     }
 
     /// Who may create tenants on the hub, and the limits on wrong codes (its admin only).

@@ -226,17 +226,19 @@ pub async fn export_claims(hub: &HubTarget, path: &std::path::Path) -> Result<Cl
         .filter(|row| row.kind == Kind::Tenant.name())
         .map(|row| (row.hub_id, row.legacy_id))
         .collect();
-    let known = hub.journal().by_hash()?;
-    let unknown: Vec<String> = hub
-        .claims()
-        .await?
-        .into_iter()
-        .filter(|claim| !claim.claimed() && !known.contains_key(&claim.code))
-        .map(|claim| claim.legacy_id)
-        .collect();
-    hub.reissue(&unknown).await?;
-    let known = hub.journal().by_hash()?;
+    let mut known = hub.journal().by_hash()?;
     let mut claims = hub.claims().await?;
+    let unknown: Vec<String> = claims
+        .iter()
+        .filter(|claim| !claim.claimed() && !known.contains_key(&claim.code))
+        .map(|claim| claim.legacy_id.clone())
+        .collect();
+    if !unknown.is_empty() {
+        // Rare (an older hub's codes, a lost journal): read both sides again after.
+        hub.reissue(&unknown).await?;
+        known = hub.journal().by_hash()?;
+        claims = hub.claims().await?;
+    }
     claims.sort_by(|a, b| a.legacy_id.cmp(&b.legacy_id));
     let mut text = Vec::new();
     {
