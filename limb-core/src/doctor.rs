@@ -60,8 +60,10 @@ pub async fn run(parts: &Parts, work_dir: &Path, report: &mut dyn FnMut(&Check))
     let started = Instant::now();
     record("gpu", started, check_gpu());
     let started = Instant::now();
-    let chat_model = parts.chat_model.clone();
-    let inference = tokio::task::spawn_blocking(move || check_inference(&chat_model)).await;
+    let inference = match parts.chat_model() {
+        Ok(chat_model) => tokio::task::spawn_blocking(move || check_inference(&chat_model)).await,
+        Err(missing) => Ok(Err(CheckError::Unexpected(missing.to_string()))),
+    };
     record("inference", started, inference.unwrap_or_else(|e| Err(e.into())));
     let started = Instant::now();
     record("sandbox", started, check_sandbox(parts).await);

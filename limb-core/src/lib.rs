@@ -6,6 +6,7 @@ pub mod claim;
 pub mod doctor;
 pub mod governor;
 pub mod mesh;
+pub mod models;
 
 use heiwa_config::{MissingPart, Parts};
 use std::path::Path;
@@ -13,14 +14,10 @@ use std::path::Path;
 /// This limb's version, as it reports itself and signs its results.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The parts from the environment, with the chat model the owner chose in
-/// `data_dir`'s model store (`heiwa models default`, the app's Settings).
+/// The parts from the package or the environment, with the chat model the
+/// owner chose in `data_dir`'s model store (`heiwa models default`, the app).
 pub fn chosen_parts(data_dir: &Path) -> Result<Parts, MissingPart> {
-    let mut parts = Parts::from_env()?;
-    if let Some(chosen) = heiwa_inference::models::ModelStore::new(data_dir.join("models")).default_path() {
-        parts.chat_model = chosen;
-    }
-    Ok(parts)
+    Parts::find(heiwa_inference::models::ModelStore::new(data_dir.join("models")).default_path())
 }
 
 /// What the desktop app and `heiwa status` show about this limb.
@@ -53,32 +50,31 @@ pub enum PartState {
 }
 
 impl LimbInfo {
-    pub fn gather() -> Self {
-        let not_configured = |name| PartInfo { name, state: PartState::NotConfigured, detail: String::new() };
-        let file = |name, path: Option<std::path::PathBuf>| match path {
-            Some(p) => PartInfo {
-                name,
-                state: if p.exists() { PartState::Found } else { PartState::Missing },
-                detail: p.display().to_string(),
-            },
-            None => not_configured(name),
+    /// Each part where it was found (the package or an override), without
+    /// starting anything; a part found nowhere is named with where it was looked for.
+    pub fn gather(data_dir: &Path) -> Self {
+        let file = |name, path: std::path::PathBuf| PartInfo {
+            name,
+            state: if path.exists() { PartState::Found } else { PartState::Missing },
+            detail: path.display().to_string(),
         };
-        let parts = Parts::from_env().ok();
-        LimbInfo {
-            version: VERSION,
-            data_dir: heiwa_config::data_dir().display().to_string(),
-            parts: vec![
-                file("hub server", parts.as_ref().map(|p| p.spacetimedb_bin.clone())),
-                file("memory (PostgreSQL)", parts.as_ref().map(|p| p.pg_dir.clone())),
-                file("chat model", parts.as_ref().map(|p| p.chat_model.clone())),
-                file("embedding model", parts.as_ref().map(|p| p.embed_model.clone())),
-                match parts {
-                    Some(p) => {
-                        PartInfo { name: "sandbox image", state: PartState::Configured, detail: p.sandbox_image }
+        let parts = match chosen_parts(data_dir) {
+            Ok(p) => vec![
+                file("hub server", p.spacetimedb_bin.clone()),
+                file("memory (PostgreSQL)", p.pg_dir.clone()),
+                match p.chat_model() {
+                    Ok(path) => file("chat model", path),
+                    Err(missing) => {
+                        PartInfo { name: "chat model", state: PartState::NotConfigured, detail: missing.to_string() }
                     }
-                    None => not_configured("sandbox image"),
                 },
+                file("embedding model", p.embed_model.clone()),
+                PartInfo { name: "sandbox image", state: PartState::Configured, detail: p.sandbox_image },
             ],
-        }
+            Err(missing) => {
+                vec![PartInfo { name: missing.what, state: PartState::Missing, detail: missing.to_string() }]
+            }
+        };
+        LimbInfo { version: VERSION, data_dir: data_dir.display().to_string(), parts }
     }
 }

@@ -76,6 +76,8 @@ impl AppState {
 pub(crate) async fn start_limb(app: &tauri::AppHandle, governor: &Governor) -> CommandResult<Running> {
     let state = app.state::<AppState>();
     let parts = limb_core::chosen_parts(&state.data_dir).map_err(|e| CommandError::new(e.to_string()))?;
+    // Without a model there is nothing to answer with: the window's first run offers one.
+    let chat_model = parts.chat_model().map_err(|e| CommandError::with_hint(e.to_string(), "open Models"))?;
     // The same memory `heiwa ingest` fills: the "local" tenant under the data directory.
     let agent = LocalAgent::open(&parts, &state.data_dir, "local", Budget::default(), None)
         .await
@@ -83,7 +85,7 @@ pub(crate) async fn start_limb(app: &tauri::AppHandle, governor: &Governor) -> C
     agent.follow(&governor.decision());
     // What the hub may route to this machine: the model it answers with, and the tool when the sandbox is there.
     let offer = Offer {
-        models: vec![ModelOffer { id: heiwa_inference::models::model_id(&parts.chat_model), sha256: String::new() }],
+        models: vec![ModelOffer { id: heiwa_inference::models::model_id(&chat_model), sha256: String::new() }],
         tool: agent.tool_problem().is_none(),
         // Gives GPU work: a GPU is there and the owner has not kept the model off it.
         gpu: !heiwa_inference::gpu::gpus().unwrap_or_default().is_empty()

@@ -110,6 +110,7 @@ pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
 }
 
 /// The models directory (`DATA_DIR/models`).
+#[derive(Clone, Debug)]
 pub struct ModelStore {
     dir: PathBuf,
 }
@@ -176,9 +177,10 @@ impl ModelStore {
         self.dir.join(".downloads")
     }
 
-    /// The model file `name` is already in the store.
-    pub fn contains(&self, name: &str) -> bool {
-        self.dir.join(name).is_file()
+    /// The model file `name`, if it is in the store.
+    pub fn find(&self, name: &str) -> Option<ModelInfo> {
+        let path = self.dir.join(name);
+        path.is_file().then(|| self.info(&path).ok()).flatten()
     }
 
     fn info(&self, path: &Path) -> Result<ModelInfo, ModelError> {

@@ -153,7 +153,7 @@ fn count(run: &Run, prefix: &str) -> usize {
 }
 
 fn main() {
-    let parts = heiwa_config::Parts::from_env().unwrap_or_else(|missing| panic!("{missing}"));
+    let parts = heiwa_config::Parts::find(None).unwrap_or_else(|missing| panic!("{missing}"));
     let files = env_number("HEIWA_ARCHIVE_FILES", 10_000) as usize;
     let mib = env_number("HEIWA_ARCHIVE_MIB", 1024);
     let dir = tempfile::tempdir().unwrap();

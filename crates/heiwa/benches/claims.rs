@@ -402,7 +402,7 @@ fn p(samples: &mut [f64], q: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let parts = Parts::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let parts = Parts::find(None).unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
     let curve: Vec<usize> = std::env::var("HEIWA_BENCH_LIMBS")
         .unwrap_or_else(|_| "10,100,1000".into())

@@ -107,7 +107,7 @@ async fn http(client: &RemoteClient, question: &str) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let parts = heiwa_config::Parts::from_env().unwrap_or_else(|missing| panic!("{missing}"));
+    let parts = heiwa_config::Parts::find(None).unwrap_or_else(|missing| panic!("{missing}"));
     let threads = heiwa_inference::all_cores();
     let gpu_layers: u32 = std::env::var("HEIWA_BENCH_GPU_LAYERS").map_or(0, |n| n.parse().expect("a layer count"));
     let offload = heiwa_inference::Offload::Layers { layers: gpu_layers };
@@ -121,15 +121,15 @@ async fn main() {
     let question = format!("{passages}\n\nWrite a long, detailed story about a lighthouse keeper and a storm.");
     let question = question.as_str();
 
-    let chat = ChatModel::load(&parts.chat_model, options).unwrap();
+    let chat = ChatModel::load(&parts.chat_model().unwrap(), options).unwrap();
     let prompt = chat.format_chat(&[("user", question)]).unwrap();
     let backend = heiwa_inference::backend().unwrap();
-    let raw_model = LlamaModel::load_from_file(backend, &parts.chat_model, &raw_params(gpu_layers)).unwrap();
+    let raw_model = LlamaModel::load_from_file(backend, parts.chat_model().unwrap(), &raw_params(gpu_layers)).unwrap();
 
     // heiwa serve, in process, on loopback.
     let models = Models {
-        chat: ChatModel::load(&parts.chat_model, options).unwrap(),
-        chat_id: model_id(&parts.chat_model),
+        chat: ChatModel::load(&parts.chat_model().unwrap(), options).unwrap(),
+        chat_id: model_id(&parts.chat_model().unwrap()),
         embedder: Embedder::load(
             &parts.embed_model,
             ModelOptions { offload: heiwa_inference::Offload::CPU, ..options },

@@ -51,7 +51,7 @@ const HNSW_UNFILTERED: &str = "SELECT id FROM chunk ORDER BY embedding <=> $1 LI
 
 #[tokio::main]
 async fn main() {
-    let parts = heiwa_config::Parts::from_env().unwrap_or_else(|missing| panic!("{missing}"));
+    let parts = heiwa_config::Parts::find(None).unwrap_or_else(|missing| panic!("{missing}"));
     let dir = tempfile::tempdir().unwrap();
     let mut server =
         PgServer::new(PgServerConfig { install_dir: parts.pg_dir.clone(), root: dir.path().join("pg") }).unwrap();

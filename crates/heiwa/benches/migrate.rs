@@ -36,7 +36,7 @@ fn cpu_s(pid: u32) -> (f64, f64) {
 
 #[tokio::main]
 async fn main() {
-    let parts = Parts::from_env().unwrap_or_else(|missing| panic!("{missing}"));
+    let parts = Parts::find(None).unwrap_or_else(|missing| panic!("{missing}"));
     let python = std::env::var("HEIWA_MIGRATE_PYTHON").expect("HEIWA_MIGRATE_PYTHON (scripts/lib/env.sh sets it)");
     let dir = tempfile::tempdir().unwrap();
     let legacy = dir.path().join("legacy.db");

@@ -35,7 +35,7 @@ fn docker_run(image: &str) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let parts = Parts::from_env().unwrap_or_else(|missing| panic!("{missing}"));
+    let parts = Parts::find(None).unwrap_or_else(|missing| panic!("{missing}"));
     let sandbox = Arc::new(Sandbox::connect(&parts.sandbox_image, Limits::default()).await.expect("engine and image"));
     for _ in 0..3 {
         sandbox.run_python(CODE).await.unwrap();

@@ -44,8 +44,8 @@ const TASKS: usize = 60;
 
 fn scoring(parts: &Parts) -> (f64, usize, usize, usize) {
     // Loaded as a limb loads it, answering as long as a generation task may.
-    let generator = ChatModel::load(&parts.chat_model, chat_options()).expect("chat model loads");
-    let scorer = ChatModel::load(&parts.chat_model, chat_options()).expect("chat model loads");
+    let generator = ChatModel::load(&parts.chat_model().unwrap(), chat_options()).expect("chat model loads");
+    let scorer = ChatModel::load(&parts.chat_model().unwrap(), chat_options()).expect("chat model loads");
     let (mut generate_s, mut verify_s, mut false_alarms, mut caught) = (0.0, 0.0, 0, 0);
     // The largest gap below the top among honest tokens, and the smallest largest gap of a changed answer.
     let (mut honest_gap, mut liar_gap, mut off_top) = (0.0f32, f32::INFINITY, 0);
@@ -96,7 +96,7 @@ async fn drained(http: &HubHttp, owner: &str, count: usize, since: Instant) -> f
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
-    let parts = Parts::from_env().unwrap_or_else(|missing| panic!("{missing}"));
+    let parts = Parts::find(None).unwrap_or_else(|missing| panic!("{missing}"));
     let (verify_cost_ratio, score_false_alarms, score_caught, scored) = scoring(&parts);
 
     let dir = tempfile::tempdir().unwrap();

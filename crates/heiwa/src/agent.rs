@@ -250,7 +250,7 @@ pub async fn limb(command: LimbCommand) -> anyhow::Result<()> {
             // by that server's id), and the tool when the sandbox is there.
             let chat_model = match &args.remote.remote_model {
                 Some(remote) => remote.clone(),
-                None => heiwa_inference::models::model_id(&limb_core::chosen_parts(&data_dir())?.chat_model),
+                None => heiwa_inference::models::model_id(&limb_core::chosen_parts(&data_dir())?.chat_model()?),
             };
             options.offer.models.push(ModelOffer { id: chat_model, sha256: String::new() });
             options.offer.tool = agent.tool_problem().is_none();

@@ -1,11 +1,11 @@
 //! `heiwa doctor` and `heiwa status`.
 
 use anyhow::Context;
-use heiwa_config::{data_dir, Parts};
+use heiwa_config::data_dir;
 use limb_core::{doctor, LimbInfo};
 
 pub async fn doctor(json: bool) -> anyhow::Result<()> {
-    let parts = Parts::from_env()?;
+    let parts = limb_core::chosen_parts(&data_dir())?;
     let work = data_dir().join("doctor");
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let ok = doctor::run(&parts, &work, &mut |check| {
@@ -22,6 +22,6 @@ pub async fn doctor(json: bool) -> anyhow::Result<()> {
 }
 
 pub fn status() -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(&LimbInfo::gather())?);
+    println!("{}", serde_json::to_string_pretty(&LimbInfo::gather(&data_dir()))?);
     Ok(())
 }

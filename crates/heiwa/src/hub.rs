@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use heiwa_config::{data_dir, Parts};
+use heiwa_config::data_dir;
 use heiwa_hub::{HubHttp, HubLimits, HubPolicy, HubServer, HubServerConfig, InviteRole, Summary, TenantCreation};
 use serde_json::json;
 use std::io::Write;
@@ -335,7 +335,7 @@ pub async fn hub(command: HubCommand) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let parts = Parts::from_env()?;
+    let parts = limb_core::chosen_parts(&data_dir())?;
     let dir = data_dir().join("hub");
     let config = HubServerConfig { binary: parts.spacetimedb_bin, data_dir: dir.join("server"), listen };
     let server = HubServer::start(&config)?;

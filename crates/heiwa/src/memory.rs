@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use heiwa_config::{data_dir, Parts};
+use heiwa_config::data_dir;
 use heiwa_memory::{IngestReport, LocalMemory, Outcome, Progress};
 use std::path::PathBuf;
 
@@ -44,7 +44,7 @@ pub struct SearchArgs {
 
 /// Local memory for one command: the app's PostgreSQL and the embedding model.
 async fn open_memory() -> anyhow::Result<LocalMemory> {
-    let parts = Parts::from_env()?;
+    let parts = limb_core::chosen_parts(&data_dir())?;
     Ok(LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir().join("memory")).await?)
 }
 

@@ -3,7 +3,7 @@
 use crate::hub::HubArgs;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use heiwa_config::{data_dir, Parts};
+use heiwa_config::data_dir;
 use heiwa_hub::HubHttp;
 use heiwa_memory::LocalMemory;
 use heiwa_migrate::claims::ClaimJournal;
@@ -118,7 +118,7 @@ async fn surrealdb(args: SurrealArgs) -> anyhow::Result<()> {
     // Memory is started only to store or compare documents; a dry run only extracts them.
     let local = match &args.documents_for {
         Some(_) if !args.dry_run => {
-            let parts = Parts::from_env()?;
+            let parts = limb_core::chosen_parts(&data_dir())?;
             Some(LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir().join("memory")).await?)
         }
         _ => None,

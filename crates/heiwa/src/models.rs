@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use heiwa_config::data_dir;
 use heiwa_inference::models::ModelStore;
+use limb_core::models::{Pull, HF_ENDPOINT};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -42,51 +43,43 @@ pub enum ModelsCommand {
     },
 }
 
-/// Hugging Face's own address, where HF_ENDPOINT names no mirror.
-const HF_ENDPOINT: &str = "https://huggingface.co";
-
 pub async fn models(command: ModelsCommand) -> anyhow::Result<()> {
     let store = ModelStore::new(data_dir().join("models"));
     match command {
         ModelsCommand::Pull { source, sha256, name, token_file, stall_secs } => {
             let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| HF_ENDPOINT.into());
-            let url = heiwa_fetch::resolve_source(&source, &endpoint)?;
-            let name = match name {
-                Some(name) => name,
-                None => url.split(['?', '#']).next().unwrap_or_default().rsplit('/').next().unwrap_or_default().into(),
-            };
-            let dest = store.downloads_dir().join(&name);
-            // Another pull of the same file finishes first; this one then finds it here.
-            let _one_at_a_time = heiwa_fetch::exclusive(&dest).await?;
-            if store.contains(&name) {
-                println!("{name} is already a model here");
-                return Ok(());
-            }
-            let token = match token_file {
+            let mut pull = Pull::new(source, endpoint);
+            pull.sha256 = sha256;
+            pull.name = name;
+            pull.token = match token_file {
                 Some(path) => Some(std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?),
                 None => std::env::var("HF_TOKEN").ok(),
             };
-            let mut fetch = heiwa_fetch::Fetch::new(url, dest);
-            fetch.sha256 = sha256.map(|hex| hex.trim().to_ascii_lowercase());
-            fetch.token = token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
-            fetch.stall = std::time::Duration::from_secs(stall_secs.max(1));
+            pull.stall = std::time::Duration::from_secs(stall_secs);
             let bar = indicatif::ProgressBar::new(0).with_style(
-                indicatif::ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+                indicatif::ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
                     .expect("a valid template"),
             );
-            bar.set_message(name.clone());
-            let fetched = heiwa_fetch::fetch(&heiwa_fetch::client(), &fetch, |p| {
+            let pulled = limb_core::models::pull(&store, &pull, |p| {
                 bar.set_length(p.total.unwrap_or(p.have));
                 bar.set_position(p.have);
             })
             .await;
             bar.finish_and_clear();
-            let fetched = fetched?;
-            let info = store.adopt(&fetched.path, &name)?;
-            let checked = if fetch.sha256.is_some() { "checked" } else { "not checked: no --sha256 given" };
+            let pulled = pulled?;
+            if pulled.already {
+                println!("{} is already a model here", pulled.info.id);
+                return Ok(());
+            }
+            let checked = if pulled.checked { "checked" } else { "not checked: no --sha256 given" };
+            let default = if pulled.info.is_default || store.default_id().as_deref() == Some(&pulled.info.id) {
+                "; it answers tasks (the default model)"
+            } else {
+                ""
+            };
             println!(
-                "pulled {} ({} bytes, sha256 {} {checked}; {} bytes received by this pull)",
-                info.id, fetched.bytes, fetched.sha256, fetched.received
+                "pulled {} ({} bytes, sha256 {} {checked}; {} bytes received by this pull){default}",
+                pulled.info.id, pulled.bytes, pulled.sha256, pulled.received
             );
         }
         ModelsCommand::Import { path } => {

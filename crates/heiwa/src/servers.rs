@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use heiwa_config::{bind_loopback, data_dir, Parts};
+use heiwa_config::{bind_loopback, data_dir};
 use heiwa_inference::{all_cores, ChatModel, Embedder, ModelOptions, Offload};
 use std::sync::Arc;
 
@@ -72,7 +72,7 @@ pub async fn dashboard(args: DashboardArgs) -> anyhow::Result<()> {
 
 pub async fn mcp(McpArgs { http }: McpArgs) -> anyhow::Result<()> {
     use heiwa_mcp::{serve_http, serve_stdio, RunPythonServer};
-    let parts = Parts::from_env()?;
+    let parts = limb_core::chosen_parts(&data_dir())?;
     let sandbox = heiwa_sandbox::Sandbox::connect(&parts.sandbox_image, Default::default()).await?;
     let pool = Arc::new(heiwa_sandbox::WarmPool::new(Arc::new(sandbox), 1));
     let server = RunPythonServer::new(pool.clone());
@@ -99,7 +99,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let key = api_key(&key_file).with_context(|| format!("creating {}", key_file.display()))?;
     let threads = args.threads.unwrap_or_else(all_cores);
     let options = ModelOptions { threads, offload: args.gpu.offload(), context_len: args.context };
-    let chat = ChatModel::load(&parts.chat_model, options)?;
+    let chat_model = parts.chat_model()?;
+    let chat = ChatModel::load(&chat_model, options)?;
     // One line: whoever reads the banner may stop reading after it.
     let offload = chat.offload().why.clone();
     let models = Models {
@@ -107,7 +108,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Some(template) => chat.with_template(template),
             None => chat,
         },
-        chat_id: model_id(&parts.chat_model),
+        chat_id: model_id(&chat_model),
         // A small model: the CPU embeds fast enough, and the GPU stays the chat model's.
         embedder: Embedder::load(&parts.embed_model, ModelOptions { offload: Offload::CPU, ..options })?,
         embed_id: model_id(&parts.embed_model),

@@ -43,7 +43,7 @@ fn lavapipe() -> MutexGuard<'static, ()> {
 }
 
 fn parts() -> Parts {
-    Parts::from_env().unwrap_or_else(|missing| panic!("{missing}"))
+    Parts::find(None).unwrap_or_else(|missing| panic!("{missing}"))
 }
 
 fn options(offload: Offload) -> ModelOptions {
@@ -60,7 +60,7 @@ fn greedy(model: &ChatModel) -> String {
 #[test]
 fn offloaded_layers_make_the_same_greedy_tokens_as_the_cpu() {
     let _device = lavapipe();
-    let path = parts().chat_model;
+    let path = parts().chat_model().unwrap();
     let all = model_layers(&path).unwrap();
     let cpu = ChatModel::load(&path, options(Offload::CPU)).unwrap();
     assert_eq!(cpu.offload().layers, 0);
@@ -76,7 +76,7 @@ fn offloaded_layers_make_the_same_greedy_tokens_as_the_cpu() {
 #[test]
 fn the_fit_takes_every_layer_when_they_fit_and_fewer_under_a_cap() {
     let _device = lavapipe();
-    let path = parts().chat_model;
+    let path = parts().chat_model().unwrap();
     let all = model_layers(&path).unwrap();
     // lavapipe offers 2 GiB; the 0.5B model with a 512-token context needs far less.
     let free = ChatModel::load(&path, options(Offload::Fit { cap_mib: None })).unwrap();
@@ -95,7 +95,7 @@ fn the_fit_takes_every_layer_when_they_fit_and_fewer_under_a_cap() {
 #[test]
 fn the_gpu_pause_reloads_the_model_on_the_cpu_and_the_next_task_completes() {
     let _device = lavapipe();
-    let chat = LocalChat::new(parts().chat_model, options(Offload::Fit { cap_mib: None })).unwrap();
+    let chat = LocalChat::new(parts().chat_model().unwrap(), options(Offload::Fit { cap_mib: None })).unwrap();
     let ask = |chat: &LocalChat| {
         let messages = [Message::new("user", "What is 2 + 3? Answer with the number only.")];
         futures::executor::block_on(limb_core::agent::Model::chat(chat, &messages, 8)).unwrap()
@@ -126,7 +126,7 @@ fn resident_mib() -> u64 {
 #[test]
 fn the_keep_alive_gives_the_model_back_and_the_next_task_loads_it_again() {
     let _device = lavapipe();
-    let path = parts().chat_model;
+    let path = parts().chat_model().unwrap();
     let all = model_layers(&path).unwrap();
     let before = resident_mib();
     let chat = LocalChat::new(path, options(Offload::Layers { layers: all })).unwrap();

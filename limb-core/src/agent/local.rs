@@ -365,6 +365,8 @@ pub enum LocalAgentError {
     Memory(#[from] LocalMemoryError),
     #[error(transparent)]
     Model(#[from] InferenceError),
+    #[error(transparent)]
+    NoModel(#[from] heiwa_config::MissingPart),
 }
 
 /// The agent with its parts started; [`LocalAgent::close`] stops them.
@@ -387,7 +389,7 @@ impl LocalAgent {
     ) -> Result<Self, LocalAgentError> {
         let model = match remote {
             Some(remote) => ChatBackend::Remote(RemoteClient::new(remote)),
-            None => ChatBackend::Local(LocalChat::new(parts.chat_model.clone(), chat_options())?),
+            None => ChatBackend::Local(LocalChat::new(parts.chat_model()?, chat_options())?),
         };
         let memory = LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir.join("memory")).await?;
         let tools = match Sandbox::connect(&parts.sandbox_image, Limits::default()).await {

@@ -25,8 +25,8 @@ pub fn first_paint(state: State<'_, AppState>) {
 
 /// The limb's version, data directory and parts, for the status view.
 #[tauri::command]
-pub fn limb_info() -> LimbInfo {
-    LimbInfo::gather()
+pub fn limb_info(state: tauri::State<'_, crate::state::AppState>) -> LimbInfo {
+    LimbInfo::gather(&state.data_dir)
 }
 
 #[derive(Serialize, TS)]

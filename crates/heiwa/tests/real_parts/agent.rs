@@ -92,7 +92,7 @@ async fn a_limb_answers_a_hub_task_with_retrieved_passages_and_cites_them() {
     let verified = heiwa(&["task", "verify", &id]);
     let said = String::from_utf8_lossy(&verified.stdout);
     assert!(verified.status.success(), "{said}{}", String::from_utf8_lossy(&verified.stderr));
-    let model_sha256 = heiwa_provenance::sha256_of(std::fs::File::open(&parts.chat_model).unwrap()).unwrap();
+    let model_sha256 = heiwa_provenance::sha256_of(std::fs::File::open(parts.chat_model().unwrap()).unwrap()).unwrap();
     assert!(said.contains(&format!("task {task_id}: VERIFIED")), "{said}");
     assert!(said.contains(&model_sha256), "the model file's sha256 is signed: {said}");
     assert!(said.contains("llama.cpp") && said.contains("passage(s)"), "{said}");

@@ -17,7 +17,14 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 fn parts() -> Parts {
-    Parts::from_env().unwrap_or_else(|missing| panic!("{missing}"))
+    Parts::find(None).unwrap_or_else(|missing| panic!("{missing}"))
+}
+
+/// A base (not chat-tuned) model: only the tests use one, so no package carries it.
+fn base_model() -> std::path::PathBuf {
+    std::env::var_os("HEIWA_BASE_MODEL")
+        .expect("HEIWA_BASE_MODEL names the base GGUF model (scripts/lib/env.sh)")
+        .into()
 }
 
 fn recv<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
@@ -317,7 +324,7 @@ async fn memory_runs_pgvector_and_answers_top_k_from_the_hnsw_index() {
 
 #[test]
 fn chat_model_generates_the_same_tokens_twice_with_greedy_sampling() {
-    let chat = ChatModel::load(&parts().chat_model, ModelOptions::default()).expect("chat model loads");
+    let chat = ChatModel::load(&parts().chat_model().unwrap(), ModelOptions::default()).expect("chat model loads");
     let prompt = chat.format_chat(&[("user", "Name a colour.")]).expect("the GGUF carries a chat template");
     assert!(prompt.contains("Name a colour."));
     let first = chat.complete(&prompt, 8).unwrap();
@@ -333,7 +340,7 @@ fn chat_model_generates_the_same_tokens_twice_with_greedy_sampling() {
 /// token is its top choice; a changed answer is caught at the changed token.
 #[test]
 fn greedy_answers_agree_across_loads_and_scoring_passes_them_and_catches_a_change_or_another_model() {
-    let path = parts().chat_model;
+    let path = parts().chat_model().unwrap();
     let load = || ChatModel::load(&path, ModelOptions::default()).expect("chat model loads");
     let (first, second, scorer) = (load(), load(), load());
     let prompt =
@@ -359,7 +366,7 @@ fn greedy_answers_agree_across_loads_and_scoring_passes_them_and_catches_a_chang
     assert!(miss >= before.saturating_sub(1) && miss <= before + 1, "caught where it changed: {caught:?}, {before}");
 
     // A limb that claims this model but runs another (the base model, same family) is caught too.
-    let other = ChatModel::load(&parts().base_model, ModelOptions::default()).expect("base model loads");
+    let other = ChatModel::load(&base_model(), ModelOptions::default()).expect("base model loads");
     let impostor = other.complete(&prompt, 48).unwrap().text;
     assert_ne!(impostor, answer);
     let scored = scorer.score(&prompt, &impostor).unwrap();
@@ -368,7 +375,7 @@ fn greedy_answers_agree_across_loads_and_scoring_passes_them_and_catches_a_chang
 
 #[test]
 fn base_model_continues_text() {
-    let base = ChatModel::load(&parts().base_model, ModelOptions::default()).expect("base model loads");
+    let base = ChatModel::load(&base_model(), ModelOptions::default()).expect("base model loads");
     let completion = base.complete("The capital of France is", 6).unwrap();
     assert_eq!(completion.generated_tokens, 6, "{completion:?}");
 
@@ -382,7 +389,7 @@ fn base_model_continues_text() {
 #[test]
 fn seeded_sampling_is_reproducible_and_stop_sequences_end_the_text() {
     use heiwa_inference::{FinishReason, GenerateOptions, Sampling};
-    let chat = ChatModel::load(&parts().chat_model, ModelOptions::default()).unwrap();
+    let chat = ChatModel::load(&parts().chat_model().unwrap(), ModelOptions::default()).unwrap();
     let prompt = chat.format_chat(&[("user", "Write one sentence about the sea.")]).unwrap();
     let sampled = |seed| GenerateOptions {
         max_tokens: 16,

@@ -6,14 +6,14 @@ use heiwa_inference::models::{inspect, ModelError, ModelStore};
 #[test]
 fn gguf_metadata_is_read_from_the_files_themselves() {
     let parts = parts();
-    let chat = inspect(&parts.chat_model).unwrap();
+    let chat = inspect(&parts.chat_model().unwrap()).unwrap();
     assert_eq!(
         (chat.architecture.as_deref(), chat.quantization.as_deref()),
         (Some("qwen2"), Some("Q4_K_M")),
         "{chat:?}"
     );
     assert!(chat.has_chat_template && chat.context_length.unwrap() >= 32_768, "{chat:?}");
-    let base = inspect(&parts.base_model).unwrap();
+    let base = inspect(&super::base_model()).unwrap();
     assert_eq!(
         (base.architecture.as_deref(), base.parameters.as_deref(), base.has_chat_template),
         (Some("gemma3"), Some("270M"), false),
@@ -33,9 +33,9 @@ fn models_are_imported_listed_chosen_and_removed_and_bad_files_never_get_in() {
     let store = ModelStore::new(dir.path().join("models"));
     assert!(store.list().unwrap().is_empty());
 
-    let imported = store.import(&parts.base_model).unwrap();
+    let imported = store.import(&super::base_model()).unwrap();
     assert_eq!(imported.id, "gemma-3-270m-q4_k_m");
-    assert!(matches!(store.import(&parts.base_model), Err(ModelError::Exists(id)) if id == imported.id));
+    assert!(matches!(store.import(&super::base_model()), Err(ModelError::Exists(id)) if id == imported.id));
     store.import(&parts.embed_model).unwrap();
 
     // Bad files: junk named .gguf, a truncated download, a wrong extension. None is copied in.

@@ -84,7 +84,8 @@ fn models_in(data: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(data.join("models"))
         .map(|dir| dir.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
-    names.retain(|n| !n.starts_with('.'));
+    // The store's own files (downloads in progress, the choice of default) are not models.
+    names.retain(|n| !n.starts_with('.') && n != "default");
     names.sort();
     names
 }
@@ -131,6 +132,8 @@ fn a_model_pull_resumes_verifies_and_refuses_clearly() {
     assert_eq!(received, size - kept, "only the rest is fetched: {said}");
     assert!(said.contains(&sha256) && said.contains("checked"), "{said}");
     assert_eq!(models_in(&data), [model]);
+    assert!(said.contains("it answers tasks (the default model)"), "the first model answers tasks: {said}");
+    assert_eq!(std::fs::read_to_string(data.join("models/default")).unwrap(), model.trim_end_matches(".gguf"));
     assert_eq!(heiwa_fetch::hash_file(&data.join("models").join(model)).unwrap(), (size, sha256.clone()));
     let again = run(&data, &["models", "pull", &url(&format!("m/{model}"))]);
     assert!(text(&again).contains("already a model here"), "{}", text(&again));

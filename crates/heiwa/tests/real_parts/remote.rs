@@ -19,7 +19,7 @@ fn options(base_url: &str, key: &str, model: &str) -> RemoteOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_streaming_and_embeddings_through_another_limbs_api_with_clear_errors() {
     let served = serve(8);
-    let chat_id = parts_id(&super::parts().chat_model);
+    let chat_id = parts_id(&super::parts().chat_model().unwrap());
     let embed_id = parts_id(&super::parts().embed_model);
     let chat = RemoteClient::new(options(&served.base_url, &served.key, &chat_id));
     let messages = [Message::new("user", "Name three primary colours, comma separated.")];
@@ -74,7 +74,7 @@ fn heiwa_ask_answers_with_a_remote_model() {
             "--remote-url",
             &served.base_url,
             "--remote-model",
-            &parts_id(&super::parts().chat_model),
+            &parts_id(&super::parts().chat_model().unwrap()),
         ])
         .env("HEIWA_REMOTE_KEY", &served.key)
         .env("HEIWA_DATA_DIR", dir.path())

@@ -326,7 +326,7 @@ async fn scoring_checks_real_greedy_answers() {
     let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
     let owner = http.new_identity().await.unwrap().token;
     super::call(&http, &owner, "create_tenant", serde_json::json!(["trust"])).await;
-    let model = heiwa_inference::models::model_id(&parts.chat_model);
+    let model = heiwa_inference::models::model_id(&parts.chat_model().unwrap());
     let offer = limb_core::claim::Offer {
         models: vec![heiwa_hub::ModelOffer { id: model.clone(), sha256: String::new() }],
         ..Default::default()
@@ -336,7 +336,7 @@ async fn scoring_checks_real_greedy_answers() {
         async move {
             let code = http.create_invite("heiwa", 1, 600, InviteRole::Limb, owner).await.unwrap().0;
             let options = heiwa_inference::ModelOptions::default();
-            let model = ChatBackend::Local(LocalChat::new(parts.chat_model.clone(), options).unwrap());
+            let model = ChatBackend::Local(LocalChat::new(parts.chat_model().unwrap(), options).unwrap());
             let executor = std::sync::Arc::new(ModelLimb { model, lies });
             super::trust_limbs::limb_running(http, dir, &code, name, executor, offer).await
         }
