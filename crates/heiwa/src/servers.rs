@@ -38,9 +38,9 @@ pub struct ServeArgs {
 pub struct DashboardArgs {
     #[arg(long, default_value = "127.0.0.1:8788")]
     listen: std::net::SocketAddr,
-    /// The built dashboard (`npm run build:face` in ui/ writes ui/build-face).
+    /// The built dashboard (default: the package's; `npm run build:face` in ui/ writes ui/build-face).
     #[arg(long, env = "HEIWA_FACE_DIR")]
-    dir: std::path::PathBuf,
+    dir: Option<std::path::PathBuf>,
     /// The hub the page connects to (its HTTP address; the browser uses its WebSocket).
     #[arg(long, env = "HEIWA_HUB", default_value = "http://127.0.0.1:3000")]
     hub: String,
@@ -53,14 +53,18 @@ pub struct DashboardArgs {
 /// this server sees no token, no row and no reducer call.
 pub async fn dashboard(args: DashboardArgs) -> anyhow::Result<()> {
     use tower_http::services::{ServeDir, ServeFile};
-    let index = args.dir.join("index.html");
+    let dir = match args.dir {
+        Some(dir) => dir,
+        None => heiwa_config::find_part("HEIWA_FACE_DIR", "the web dashboard", "face")?,
+    };
+    let index = dir.join("index.html");
     anyhow::ensure!(
         index.is_file(),
         "no dashboard at {}: build it with `npm run build:face` in ui/ (scripts/setup does)",
-        args.dir.display()
+        dir.display()
     );
     let hub = serde_json::json!({ "hub": heiwa_hub::ws_url(&args.hub)?, "database": args.database });
-    let files = ServeDir::new(&args.dir).fallback(ServeFile::new(index));
+    let files = ServeDir::new(&dir).fallback(ServeFile::new(index));
     let app = axum::Router::new()
         .route("/hub.json", axum::routing::get(move || async move { axum::Json(hub) }))
         .fallback_service(files);
