@@ -45,6 +45,8 @@ fn declarations() -> Vec<String> {
         heiwa_memory::Place,
         crate::commands::models::ModelsView,
         heiwa_inference::models::ModelInfo,
+        limb_core::models::CatalogueEntry,
+        crate::commands::models::PullProgress,
         crate::commands::settings::SettingsView,
         crate::settings::Settings,
         crate::settings::UpdateSettings,

@@ -15,9 +15,9 @@ mod window;
 
 use limb_core::governor::{DonationPolicy, Governor, SystemSignals};
 use settings::Settings;
-use state::{follow_decisions, start_limb, stop_limb, AppState, Limb, CHANGED};
+use state::{follow_decisions, launch_limb, stop_limb, AppState, Limb};
 use std::time::Duration;
-use tauri::{Emitter, Manager, RunEvent};
+use tauri::RunEvent;
 use tokio::sync::Mutex;
 
 pub fn run() {
@@ -65,6 +65,7 @@ pub fn run() {
             ingesting: std::sync::Mutex::new(None),
             cpu: std::sync::Mutex::new(usage::CpuUsage::default()),
             staged: Mutex::new(None),
+            pulling: std::sync::Mutex::new(None),
             window_opened: std::sync::Mutex::new(None),
         })
         .setup(move |app| {
@@ -93,12 +94,7 @@ pub fn run() {
                 // Idle time and the clock move on their own: sample them.
                 governor.spawn_ticker(Duration::from_secs(5));
                 tauri::async_runtime::spawn(follow_decisions(handle.clone(), governor.clone()));
-                let limb = match start_limb(&handle, &governor).await {
-                    Ok(running) => Limb::Ready(Box::new(running)),
-                    Err(error) => Limb::Failed(error.to_string()),
-                };
-                *handle.state::<AppState>().limb.lock().await = limb;
-                let _ = handle.emit(CHANGED, ());
+                launch_limb(handle).await;
             });
             Ok(())
         })

@@ -13,6 +13,9 @@ pub struct Settings {
     pub updates: UpdateSettings,
     /// Someone else's hub to give to; `None` runs the local hub.
     pub hub: Option<RemoteHub>,
+    /// Where `hf:` models are downloaded from instead of Hugging Face (a
+    /// mirror, as `HF_ENDPOINT` names one); `None`: Hugging Face.
+    pub model_mirror: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
@@ -32,6 +35,21 @@ impl Default for UpdateSettings {
 
 pub const CHANNELS: [&str; 2] = ["stable", "beta"];
 
+/// A model mirror's address, checked as update endpoints are: HTTPS, or
+/// plain HTTP to this machine only.
+pub fn mirror_url(mirror: &str) -> Result<url::Url, UpdateUrlError> {
+    let url = url::Url::parse(mirror).map_err(|reason| UpdateUrlError::NotAUrl { endpoint: mirror.into(), reason })?;
+    secure(url)
+}
+
+fn secure(url: url::Url) -> Result<url::Url, UpdateUrlError> {
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if heiwa_config::is_loopback_url(&url) => Ok(url),
+        _ => Err(UpdateUrlError::Insecure(url)),
+    }
+}
+
 /// The endpoint for `channel`, checked: HTTPS, or plain HTTP to this machine
 /// only (a local mirror). The signature protects the artifact either way; the
 /// rule keeps the release notes and versions from travelling in clear text.
@@ -41,11 +59,7 @@ pub fn update_url(endpoint: &str, channel: &str) -> Result<url::Url, UpdateUrlEr
     }
     let url = url::Url::parse(&endpoint.replace("{{channel}}", channel))
         .map_err(|reason| UpdateUrlError::NotAUrl { endpoint: endpoint.into(), reason })?;
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if heiwa_config::is_loopback_url(&url) => Ok(url),
-        _ => Err(UpdateUrlError::Insecure(url)),
-    }
+    secure(url)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +68,7 @@ pub enum UpdateUrlError {
     Channel(String),
     #[error("\"{endpoint}\" is not a URL ({reason}): give e.g. https://example.org/heiwa/{{{{channel}}}}/latest.json")]
     NotAUrl { endpoint: String, reason: url::ParseError },
-    #[error("updates are fetched over HTTPS (plain HTTP only from this machine), not from {0}")]
+    #[error("downloads are made over HTTPS (plain HTTP only from this machine), not from {0}")]
     Insecure(url::Url),
 }
 

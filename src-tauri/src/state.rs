@@ -24,6 +24,8 @@ pub(crate) struct Running {
 pub(crate) enum Limb {
     Starting,
     Ready(Box<Running>),
+    /// Nothing to answer with yet (a first run): the window offers models.
+    NoModel(String),
     Failed(String),
 }
 
@@ -39,6 +41,8 @@ pub(crate) struct AppState {
     pub(crate) ingesting: std::sync::Mutex<Option<String>>,
     pub(crate) cpu: std::sync::Mutex<crate::usage::CpuUsage>,
     pub(crate) staged: Mutex<Option<crate::commands::updates::Staged>>,
+    /// The model download in progress (one at a time), to cancel it.
+    pub(crate) pulling: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 /// Tells the window to read its state again (tasks, limb status, donation).
@@ -73,11 +77,27 @@ impl AppState {
     }
 }
 
-pub(crate) async fn start_limb(app: &tauri::AppHandle, governor: &Governor) -> CommandResult<Running> {
+/// Start the limb and say how it went: at launch, and again when a first
+/// model arrives (a limb that could not start has nothing to stop).
+pub(crate) async fn launch_limb(app: tauri::AppHandle) {
+    let state = app.state::<AppState>();
+    *state.limb.lock().await = Limb::Starting;
+    let _ = app.emit(CHANGED, ());
+    let limb = match limb_core::chosen_parts(&state.data_dir).map(|parts| parts.chat_model()) {
+        Ok(Err(no_model)) => Limb::NoModel(no_model.to_string()),
+        _ => match start_limb(&app, &state.governor).await {
+            Ok(running) => Limb::Ready(Box::new(running)),
+            Err(error) => Limb::Failed(error.to_string()),
+        },
+    };
+    *state.limb.lock().await = limb;
+    let _ = app.emit(CHANGED, ());
+}
+
+async fn start_limb(app: &tauri::AppHandle, governor: &Governor) -> CommandResult<Running> {
     let state = app.state::<AppState>();
     let parts = limb_core::chosen_parts(&state.data_dir).map_err(|e| CommandError::new(e.to_string()))?;
-    // Without a model there is nothing to answer with: the window's first run offers one.
-    let chat_model = parts.chat_model().map_err(|e| CommandError::with_hint(e.to_string(), "open Models"))?;
+    let chat_model = parts.chat_model().map_err(|e| CommandError::new(e.to_string()))?;
     // The same memory `heiwa ingest` fills: the "local" tenant under the data directory.
     let agent = LocalAgent::open(&parts, &state.data_dir, "local", Budget::default(), None)
         .await
@@ -162,9 +182,12 @@ impl Limb {
     pub(crate) fn not_ready(&self) -> CommandError {
         match self {
             Limb::Starting => CommandError::with_hint("the limb is still starting", "try again in a moment"),
+            Limb::NoModel(_) => {
+                CommandError::with_hint("no model answers tasks yet", "download or import one in Models")
+            }
             Limb::Failed(error) => CommandError::with_hint(
                 format!("the limb is not running ({error})"),
-                "run scripts/setup, then restart Heiwa",
+                "reinstall Heiwa if a part is missing, then restart it",
             ),
             Limb::Ready(_) => unreachable!("only asked when not ready"),
         }

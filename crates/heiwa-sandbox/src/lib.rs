@@ -13,16 +13,18 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+pub mod image;
+
 /// Every sandbox container carries this label, so an operator can find them
 /// (`docker ps -a --filter label=org.heiwa.sandbox`).
 const CONTAINER_LABEL: &str = "org.heiwa.sandbox";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("no container engine answered at {host}: {reason}. Install Docker or Podman, start it, and set DOCKER_HOST (scripts/setup starts one for development)")]
+    #[error("no container engine answered at {host}: {reason}. To turn run_python on, install Docker (docker.io) or Podman and start it; Heiwa finds its usual socket, or set DOCKER_HOST")]
     EngineUnavailable { host: String, reason: String },
-    #[error("sandbox image {0} is missing (scripts/setup builds it locally)")]
-    ImageMissing(String),
+    #[error("the sandbox image could not be built: {0}")]
+    Recipe(String),
     #[error("code is {0} bytes; the sandbox accepts at most {MAX_CODE_BYTES}")]
     CodeTooLarge(usize),
     #[error("the sandbox pool is closed")]
@@ -113,6 +115,23 @@ pub struct RunOutput {
     pub limit: Option<LimitHit>,
 }
 
+/// Where the engine is: `DOCKER_HOST` when set (bollard reads it), else the
+/// first socket that exists of Docker's, rootless Docker's and Podman's
+/// (rootless, then system-wide); `None` leaves bollard its default.
+fn engine_socket() -> Option<String> {
+    if let Some(host) = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
+        return Some(host);
+    }
+    let runtime = std::env::var("XDG_RUNTIME_DIR").ok().filter(|d| !d.is_empty());
+    let mut candidates = vec!["/var/run/docker.sock".to_string()];
+    if let Some(runtime) = &runtime {
+        candidates.push(format!("{runtime}/docker.sock"));
+        candidates.push(format!("{runtime}/podman/podman.sock"));
+    }
+    candidates.push("/run/podman/podman.sock".into());
+    candidates.into_iter().find(|socket| std::path::Path::new(socket).exists())
+}
+
 pub struct Sandbox {
     docker: Docker,
     image: String,
@@ -120,17 +139,26 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Connect to the engine named by `DOCKER_HOST` (or the platform default),
-    /// negotiate the API version, and check the image is present.
+    /// Connect to the engine (`DOCKER_HOST`, else the usual sockets of
+    /// Docker, rootless Docker and Podman), negotiate the API version, and
+    /// build the image from its recipe ([`image`]) when the engine lacks it.
     pub async fn connect(image: &str, limits: Limits) -> Result<Self, SandboxError> {
-        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "the default socket".into());
+        let socket = engine_socket();
+        let host = socket.clone().unwrap_or_else(|| "the default socket".into());
         let unavailable = |reason: String| SandboxError::EngineUnavailable { host: host.clone(), reason };
-        let docker = Docker::connect_with_defaults().map_err(|e| unavailable(e.to_string()))?;
+        let docker = match &socket {
+            Some(socket) if !socket.contains("://") => {
+                Docker::connect_with_socket(socket, 120, bollard::API_DEFAULT_VERSION)
+            }
+            _ => Docker::connect_with_defaults(),
+        }
+        .map_err(|e| unavailable(e.to_string()))?;
         let docker = docker.negotiate_version().await.map_err(|e| unavailable(e.to_string()))?;
         match docker.inspect_image(image).await {
             Ok(_) => {}
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
-                return Err(SandboxError::ImageMissing(image.into()))
+                tracing::info!(image, "building the sandbox image from this machine's Python");
+                image::build(&docker, image).await?;
             }
             Err(e) => return Err(unavailable(e.to_string())),
         }

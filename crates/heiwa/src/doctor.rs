@@ -12,7 +12,11 @@ pub async fn doctor(json: bool) -> anyhow::Result<()> {
         if json {
             println!("{}", serde_json::to_string(check).expect("a check serialises"));
         } else {
-            let mark = if check.ok { "ok  " } else { "FAIL" };
+            let mark = match (check.ok, check.off) {
+                (true, false) => "ok  ",
+                (true, true) => "off ",
+                (false, _) => "FAIL",
+            };
             println!("[{mark}] {:<9} {:>6} ms  {}", check.part, check.millis, check.detail);
         }
     })

@@ -88,3 +88,11 @@ pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> 
         ingesting: state.ingesting.lock().unwrap_or_else(|p| p.into_inner()).clone(),
     })
 }
+
+/// Why the sandbox's Python tool cannot run here (no container engine, or
+/// its image cannot be had), or `None` when it can; asked before the limb runs.
+#[tauri::command]
+pub async fn tool_check(state: State<'_, AppState>) -> CommandResult<Option<String>> {
+    let parts = limb_core::chosen_parts(&state.data_dir).map_err(crate::error::said)?;
+    Ok(heiwa_sandbox::Sandbox::connect(&parts.sandbox_image, Default::default()).await.err().map(|e| e.to_string()))
+}

@@ -23,6 +23,8 @@ pub struct TasksView {
 pub enum LimbPhase {
     Starting,
     Ready,
+    /// Nothing to answer with yet: a first run.
+    NoModel,
     Failed,
 }
 
@@ -33,6 +35,7 @@ pub async fn tasks(state: State<'_, AppState>) -> CommandResult<TasksView> {
     let (status, error, tasks) = match &*state.limb.lock().await {
         Limb::Starting => (LimbPhase::Starting, None, vec![]),
         Limb::Ready(running) => (LimbPhase::Ready, None, running.mesh.tasks()),
+        Limb::NoModel(why) => (LimbPhase::NoModel, Some(why.clone()), vec![]),
         Limb::Failed(error) => (LimbPhase::Failed, Some(error.clone()), vec![]),
     };
     Ok(TasksView { status, error, hub, tasks })

@@ -14,7 +14,7 @@ export type TasksView = { status: LimbPhase, error: string | null,
  */
 hub: string | null, tasks: Array<TaskView>, };
 
-export type LimbPhase = "starting" | "ready" | "failed";
+export type LimbPhase = "starting" | "ready" | "no_model" | "failed";
 
 export type TaskView = { id: number, state: TaskState, payload: string, attempts: number, 
 /**
@@ -264,13 +264,33 @@ export type ModelsView = { imported: Array<ModelInfo>,
 /**
  * The file answering tasks now.
  */
-active: string | null, };
+active: string | null, 
+/**
+ * Models the app offers to download.
+ */
+catalogue: Array<CatalogueEntry>, 
+/**
+ * Where `hf:` models come from (Hugging Face, or the owner's mirror).
+ */
+endpoint: string, 
+/**
+ * A download is in progress.
+ */
+pulling: boolean, };
 
 export type ModelInfo = { id: string, path: string, size_bytes: number, architecture: string | null, name: string | null, 
 /**
  * As the file labels it, e.g. "0.5B".
  */
 parameters: string | null, quantization: string | null, context_length: number | null, has_chat_template: boolean, is_default: boolean, };
+
+export type CatalogueEntry = { name: string, 
+/**
+ * Where from: an `hf:` reference (resolved under the chosen endpoint) or a URL.
+ */
+source: string, file: string, size_bytes: number, sha256: string, license: string, good_at: string, };
+
+export type PullProgress = { source: string, have: number, total: number | null, };
 
 export type SettingsView = { settings: Settings, channels: [string, string], autostart: boolean, data_dir: string, 
 /**
@@ -282,7 +302,12 @@ export type Settings = { donation: DonationPolicy, updates: UpdateSettings,
 /**
  * Someone else's hub to give to; `None` runs the local hub.
  */
-hub: RemoteHub | null, };
+hub: RemoteHub | null, 
+/**
+ * Where `hf:` models are downloaded from instead of Hugging Face (a
+ * mirror, as `HF_ENDPOINT` names one); `None`: Hugging Face.
+ */
+model_mirror: string | null, };
 
 export type UpdateSettings = { 
 /**

@@ -12,6 +12,10 @@ export const app = $state<{ tasks: TasksView; limb: LimbView | null; error: stri
   error: ''
 });
 
+export const views = ['tasks', 'memory', 'models', 'limb', 'settings'] as const;
+/** Which view the window shows: the tabs set it, and so does the first-run guide. */
+export const nav = $state<{ view: (typeof views)[number] }>({ view: 'tasks' });
+
 export async function refresh() {
   try {
     app.tasks = await invoke<TasksView>('tasks');

@@ -115,6 +115,24 @@ fn no_engine_is_a_clear_error_never_a_run_on_the_host() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains(&format!("no container engine answered at {socket}")), "{stderr}");
-    assert!(stderr.contains("Install Docker or Podman"), "says how to get one: {stderr}");
+    assert!(stderr.contains("install Docker (docker.io) or Podman and start it"), "says how to get one: {stderr}");
     assert!(out.stdout.is_empty(), "nothing ran");
+}
+
+/// A first use on a machine whose engine lacks the image: the app builds it
+/// from its recipe (this machine's Python), and it runs code as the sandbox does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_image_is_built_from_the_recipe_on_first_use() {
+    let name = format!("heiwa-recipe-test:{}", std::process::id());
+    let docker = bollard::Docker::connect_with_defaults().unwrap();
+    let sandbox = Sandbox::connect(&name, Limits::default()).await.expect("the image is built");
+    let out = run(&sandbox, "import json, sqlite3, ctypes, os\nprint(json.dumps([6 * 7, os.getuid()]))").await;
+    assert_eq!(
+        out.stdout, "[42, 65533]\n",
+        "the standard library's extension modules load, as the sandbox user: {out:?}"
+    );
+    let image = docker.inspect_image(&name).await.unwrap();
+    let size = image.size.unwrap_or_default();
+    assert!(size > 10 << 20 && size < 200 << 20, "a minimal image: {size} bytes");
+    docker.remove_image(&name, None::<bollard::query_parameters::RemoveImageOptions>, None).await.unwrap();
 }
