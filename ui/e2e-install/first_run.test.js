@@ -1,0 +1,127 @@
+// The desktop's first run from the package alone: the .deb installed on a
+// clean Debian root (scripts/lib/install.sh), the app started inside it, and
+// driven from outside through tauri-driver + WebKitWebDriver (the root shares
+// the loopback network). From the guided start to a task answered citing a
+// document: the model comes from the loopback mirror set in the Models view.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, required, waitFor } from '../e2e/env.js';
+
+const application = required('HEIWA_CLEAN_APP');
+const root = required('HEIWA_CLEAN_ROOT');
+const mirror = required('HEIWA_MODEL_MIRROR');
+const tauriDriver = required('TAURI_DRIVER');
+const artifacts = required('HEIWA_ARTIFACTS');
+
+let driver;
+let base;
+let session;
+const launched = Date.now();
+let pullSeconds = 0;
+
+async function webdriver(method, path, body) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body)
+  });
+  const json = await response.json();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json.value)}`);
+  return json.value;
+}
+
+const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
+const find = async (css) => (await webdriver('POST', `/session/${session}/element`, { using: 'css selector', value: css }))[ELEMENT];
+const text = async (css) => webdriver('GET', `/session/${session}/element/${await find(css)}/text`);
+const click = async (css) => webdriver('POST', `/session/${session}/element/${await find(css)}/click`, {});
+const clear = async (css) => webdriver('POST', `/session/${session}/element/${await find(css)}/clear`, {});
+const type = async (css, value) => webdriver('POST', `/session/${session}/element/${await find(css)}/value`, { text: value });
+const textOrEmpty = (css) => text(css).catch(() => '');
+
+async function screenshot(name) {
+  mkdirSync(artifacts, { recursive: true });
+  const png = await webdriver('GET', `/session/${session}/screenshot`);
+  writeFileSync(join(artifacts, `${name}.png`), Buffer.from(png, 'base64'));
+}
+
+before(async () => {
+  const port = await freePort();
+  const nativePort = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  driver = spawn(tauriDriver, ['--port', String(port), '--native-port', String(nativePort)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  await waitFor('tauri-driver', async () => (await fetch(`${base}/status`)).ok);
+  const created = await webdriver('POST', '/session', { capabilities: { alwaysMatch: { 'tauri:options': { application } } } });
+  session = created.sessionId;
+});
+
+after(async () => {
+  if (session) await webdriver('DELETE', `/session/${session}`).catch(() => {});
+  driver?.kill('SIGTERM');
+});
+
+test('a first run with nothing set up shows the guided start, at 1280 and 800 px', async () => {
+  const guide = await waitFor('the guided start', () => textOrEmpty('#first-run'), 60000);
+  assert.match(guide, /Pick a model/);
+  assert.match(guide, /A personal hub on this machine/);
+  // No container engine in the clean root: the tool is off, and the guide says how to turn it on.
+  const tool = await waitFor('the engine check', async () => ((await text('#tool-status')).includes('Looking') ? '' : text('#tool-status')));
+  assert.match(tool, /Off: no container engine .*install Docker/, tool);
+  for (const width of [1280, 800]) {
+    await webdriver('POST', `/session/${session}/window/rect`, { width, height: 800 });
+    await screenshot(`first-run-${width}`);
+  }
+});
+
+test('a model is downloaded in the Models view from the mirror set there, and the limb starts', async () => {
+  await click('#choose-model');
+  await waitFor('the Models view', () => find('#catalogue'));
+  await clear('#model-mirror');
+  await type('#model-mirror', mirror);
+  await click('#save-mirror');
+  assert.equal(await waitFor('the mirror saved', () => textOrEmpty('#mirror-note')), `Models come from ${mirror}`);
+  const pullStarted = Date.now();
+  await click('#catalogue .download');
+  await waitFor('the progress bar', () => find('#pull-progress'));
+  await screenshot('model-downloading');
+  const note = await waitFor('the download', async () => {
+    const said = await textOrEmpty('#model-note');
+    return said.startsWith('Downloaded') ? said : '';
+  }, 300000);
+  pullSeconds = (Date.now() - pullStarted) / 1000;
+  assert.match(note, /sha256 verified/);
+  assert.match(await text('#models'), /qwen2\.5-coder-0\.5b-instruct-q4_k_m/);
+  await click('#tab-tasks');
+  await waitFor('the local hub', async () => (await textOrEmpty('#hub-status')).startsWith('Connected'), 180000);
+});
+
+test('a document ingested through the window is cited in a task answer', async () => {
+  mkdirSync(join(root, 'tmp/first-docs'), { recursive: true });
+  writeFileSync(
+    join(root, 'tmp/first-docs/lighthouse.md'),
+    '# Hirta light\n\nThe keeper of the lighthouse on Hirta island is Oskar Brandvold. He lights the lamp at 18:40 every evening.\n'
+  );
+  await click('#tab-memory');
+  await type('#folder-path', '/tmp/first-docs');
+  await click('#add-folder');
+  await waitFor('the ingest', () => textOrEmpty('#ingest-result'), 180000);
+  await click('#tab-tasks');
+  const payload = 'Who keeps the lighthouse on Hirta island?';
+  await type('#task-payload', payload);
+  await click('#submit-task');
+  const row = await waitFor(
+    'the answered task',
+    async () => (await text('#tasks')).split('\n').find((line) => line.includes(payload) && line.startsWith('done')),
+    240000
+  );
+  assert.match(row, /Brandvold/, row);
+  assert.match(row, /sources: .*lighthouse\.md/, row);
+  await screenshot('first-answer');
+  const total = (Date.now() - launched) / 1000;
+  writeFileSync(
+    join(artifacts, 'first-run.json'),
+    JSON.stringify({ first_run_to_answer_s: Math.round(total - pullSeconds), pull_s: Math.round(pullSeconds) })
+  );
+});
