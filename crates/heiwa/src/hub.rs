@@ -264,8 +264,12 @@ pub enum TaskCommand {
         #[command(flatten)]
         hub: HubArgs,
     },
+    /// What a person reads: state, answer, sources, who answered and when (local time).
     Show {
         id: u64,
+        /// The hub's rows as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         hub: HubArgs,
     },
@@ -609,7 +613,7 @@ pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
                 println!("{:>6}  {:<9}  {:>5}  {:>8}  {payload}", task.id, task.state, limb, task.attempts);
             }
         }
-        TaskCommand::Show { id, hub } => {
+        TaskCommand::Show { id, json, hub } => {
             let (http, token) = hub.client().await?;
             let task = http.rows(&hub.database, &format!("SELECT * FROM task WHERE id = {id}"), &token).await?;
             let Some(task) = task.into_iter().next() else { bail!("no task {id} in your tenant") };
@@ -630,7 +634,11 @@ pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
                     set["copies"].as_array().is_some_and(|copies| copies.iter().any(|c| c.as_u64() == Some(id)))
                 });
             let shown = json!({ "task": task, "result": result.first(), "late_results": late, "replicas": replicas });
-            println!("{}", serde_json::to_string_pretty(&shown)?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+            } else {
+                print!("{}", crate::show::task(&shown));
+            }
         }
         TaskCommand::Verify { id, rows, hub } => {
             let line = match rows {

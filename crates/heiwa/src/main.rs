@@ -10,6 +10,7 @@ mod memory;
 mod migrate;
 mod models;
 mod servers;
+mod show;
 
 use clap::{Parser, Subcommand};
 

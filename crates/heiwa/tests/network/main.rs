@@ -167,7 +167,7 @@ fn a_result_too_late_is_recorded_as_a_late_attempt_never_a_second_result() {
     std::thread::sleep(Duration::from_secs(6)); // nginx lets go of the dead connection first
     let back = net.start_limb_with(1, &invite, &slow);
     back.wait_for("lost", Duration::from_secs(30));
-    let shown: serde_json::Value = serde_json::from_str(&net.owner(&["task", "show", "1"])).unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&net.owner(&["task", "show", "1", "--json"])).unwrap();
     let winner = shown["result"]["limb_id"].as_u64();
     let late = shown["late_results"].as_array().cloned().unwrap_or_default();
     assert_eq!(late.len(), 1, "one late attempt: {shown:#}");

@@ -97,6 +97,16 @@ async fn a_limb_answers_a_hub_task_with_retrieved_passages_and_cites_them() {
     assert!(said.contains(&model_sha256), "the model file's sha256 is signed: {said}");
     assert!(said.contains("llama.cpp") && said.contains("passage(s)"), "{said}");
     assert!(said.contains("it does not prove"), "{said}");
+    // `task show` reads as text from the real hub's rows; --json keeps the rows for scripts.
+    let shown = heiwa(&["task", "show", &id]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{text}{}", String::from_utf8_lossy(&shown.stderr));
+    assert!(text.starts_with(&format!("task {task_id}: done\n  asked     ")), "{text}");
+    assert!(text.contains("  answered  by limb ") && text.contains(" s after it was asked)"), "{text}");
+    assert!(text.contains("\n  answer    "), "{text}");
+    assert!(!text.contains("0x0") && !text.contains('{'), "no raw rows: {text}");
+    let rows: serde_json::Value = serde_json::from_slice(&heiwa(&["task", "show", &id, "--json"]).stdout).unwrap();
+    assert_eq!(rows["task"]["state"], "done", "{rows:#}");
 
     // Offline, from an export: a tampered summary, another key, a proof moved to another task each fail.
     let export = dir.path().join("export.jsonl");
@@ -153,6 +163,6 @@ fn without_a_container_engine_the_agent_answers_from_memory_and_says_why_the_too
         stderr.contains("warning: answering without run_python: no container engine answered at unix://"),
         "{stderr}"
     );
-    assert!(stderr.contains("Install Docker or Podman"), "with the way forward: {stderr}");
+    assert!(stderr.contains("install Docker (docker.io) or Podman and start it"), "with the way forward: {stderr}");
     assert!(stdout.contains("volunteer-computing.md"), "the answer cites memory: {stdout}");
 }
