@@ -51,6 +51,7 @@ mount_root() {
 
 unmount_root() {
   local root=$1 mounted
+  [ -d "$root" ] || return 0   # never "every mount"
   # Deepest first; lazily, so a process that outlived its test cannot pin them.
   mounted=$(awk -v r="$root" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r)
   for point in $mounted; do umount -l "$point" 2>/dev/null || true; done
@@ -60,6 +61,7 @@ unmount_root() {
 # lines do not name it: /proc/PID/root does) and wait until they are gone.
 stop_in_root() {
   local root=$1 pids
+  [ -d "$root" ] || return 0   # never "every process whose root cannot be read"
   for _ in $(seq 100); do
     pids=$(for proc in /proc/[0-9]*; do [ "$(readlink "$proc/root" 2>/dev/null)" = "$root" ] && echo "${proc#/proc/}"; done || true)
     [ -z "$pids" ] && return 0
@@ -100,14 +102,17 @@ CONF
 }
 
 # check_clean_install DEB APPIMAGE: both packages from nothing to a cited answer.
-check_clean_install() {
-  local deb=$1 appimage=$2 work root port mirror started
+# A subshell, so that its cleanup runs however it ends (a `die` included).
+check_clean_install() (
+  local deb=$1 appimage=$2 port mirror started
+  work= root= xvfb=
+  # What it started, stopped however it ends: the root's processes, the mirror, Xvfb, the mounts.
+  trap 'stop_in_root "$root"; [ -f "$work/mirror/nginx.pid" ] && kill "$(cat "$work/mirror/nginx.pid")" 2>/dev/null;
+        [ -n "$xvfb" ] && kill "$xvfb" 2>/dev/null; unmount_root "$root"; rm -rf "$work"' EXIT
   make_clean_root_tar
   work=$(mktemp -d /var/tmp/heiwa-clean.XXXXXX); chmod 755 "$work"
   root=$work/root
   mkdir "$root" && tar -C "$root" -xf "$CLEAN_ROOT_TAR"
-  # shellcheck disable=SC2064 # the paths are fixed now
-  trap "stop_in_root '$root'; [ -f '$work/mirror/nginx.pid' ] && kill \$(cat '$work/mirror/nginx.pid') 2>/dev/null; unmount_root '$root'; rm -rf '$work'" RETURN
   mount_root "$root"
 
   started=$(date +%s)
@@ -147,10 +152,25 @@ check_clean_install() {
     || die "the answer should name the keeper and cite lighthouse.md: $answer"
   log "install: the CLI in the clean root pulled the model through the mirror, passed doctor (sandbox off: no engine) and answered citing lighthouse.md"
 
+  # An upgrade keeps the data: the same package as a later version, installed over it.
+  local package version upgraded
+  package=$(dpkg-deb -f "$deb" Package); version=$(dpkg-deb -f "$deb" Version)
+  dpkg-deb -R "$deb" "$work/upgrade"
+  sed -i "s/^Version: .*/Version: $version.1/" "$work/upgrade/DEBIAN/control"
+  dpkg-deb -b -Znone "$work/upgrade" "$root/tmp/upgrade.deb" >/dev/null && rm -rf "$work/upgrade"
+  in_root "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq /tmp/upgrade.deb >>"$work/apt.log" 2>&1 \
+    || die "upgrading to $version.1 in the clean root: $(tail -5 "$work/apt.log")"
+  upgraded=$(in_root "$root" dpkg-query -W -f='${Version}' "$package")
+  [ "$upgraded" = "$version.1" ] || die "the upgrade did not install: $package is $upgraded"
+  in_root "$root" heiwa models list | grep -q "^\* qwen2.5-coder-0.5b-instruct-q4_k_m" || die "the upgrade lost the model or its choice"
+  answer=$(in_root "$root" heiwa ask "Who keeps the lighthouse on Hirta island?" 2>&1) || die "heiwa ask after the upgrade: $answer"
+  grep -q "lighthouse.md" <<<"$answer" || die "the upgrade lost the memory: $answer"
+  log "install: upgrading $package $version to $version.1 kept the model, its choice and the memory"
+
   # The desktop's first run, from the same package, in a fresh data directory.
   stop_in_root "$root"
   rm -rf "$root/var/lib/heiwa"
-  local display=:$((300 + RANDOM % 100)) xvfb
+  local display=:$((300 + RANDOM % 100))
   Xvfb "$display" -screen 0 1280x800x24 >/dev/null 2>&1 & xvfb=$!
   cat >"$work/app" <<APP
 #!/bin/sh
@@ -161,9 +181,13 @@ exec chroot "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 D
   /usr/bin/heiwa-desktop "\$@"
 APP
   chmod 755 "$work/app"
+  # In a process group of its own: whatever the tests leave (tauri-driver, WebKitWebDriver) is stopped with it.
   HEIWA_CLEAN_APP=$work/app HEIWA_CLEAN_ROOT=$root HEIWA_MODEL_MIRROR=$mirror TAURI_DRIVER=$TAURI_DRIVER \
     HEIWA_ARTIFACTS=${HEIWA_ARTIFACTS:-$HEIWA_ROOT/test-artifacts} \
-    node --test "$HEIWA_ROOT/ui/e2e-install/" || { kill "$xvfb"; die "the desktop's first run in the clean root failed"; }
+    setsid node --test "$HEIWA_ROOT/ui/e2e-install/" & local tests=$! passed=1
+  wait "$tests" || passed=0
+  kill -- -"$tests" 2>/dev/null || true
+  [ "$passed" = 1 ] || die "the desktop's first run in the clean root failed"
 
   # The AppImage on the same root reaches its first run too.
   stop_in_root "$root"
@@ -173,7 +197,6 @@ APP
   local app=$!
   for _ in $(seq 300); do grep -q "first paint" "$work/appimage.log" && break; sleep 0.2; done
   kill "$app" 2>/dev/null || true; stop_in_root "$root"; wait "$app" 2>/dev/null || true
-  kill "$xvfb" 2>/dev/null || true
   grep -q "first paint" "$work/appimage.log" || die "the AppImage did not start in the clean root: $(tail -5 "$work/appimage.log")"
   log "install: the AppImage starts to its first paint in the clean root"
-}
+)

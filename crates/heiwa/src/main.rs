@@ -10,6 +10,7 @@ mod memory;
 mod migrate;
 mod models;
 mod servers;
+mod service;
 mod show;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,9 @@ enum Command {
     /// Run this machine as a limb.
     #[command(subcommand)]
     Limb(agent::LimbCommand),
+    /// Run the limb as a systemd user service (headless donors): install, status, remove.
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
     /// Add a file or folder to local memory (offline; nothing leaves this machine).
     Ingest(memory::IngestArgs),
     /// Answer a question here, without a hub: the same agent loop a limb runs
@@ -106,6 +110,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Tenant(command) => hub::tenant(command).await,
         Command::Task(command) => hub::task(command).await,
         Command::Limb(command) => agent::limb(command).await,
+        Command::Service(command) => service::service(command),
         Command::Ingest(args) => memory::ingest(args).await,
         Command::Ask(args) => agent::ask(args).await,
         Command::Mcp(args) => servers::mcp(args).await,

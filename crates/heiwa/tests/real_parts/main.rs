@@ -45,6 +45,7 @@ mod resident;
 mod sandbox;
 mod secrets;
 mod serve;
+mod service;
 mod trust;
 mod trust_limbs;
 
