@@ -30,7 +30,7 @@ pub const CATALOGUE: &[CatalogueEntry] = &[CatalogueEntry {
     name: "Qwen2.5 Coder 0.5B Instruct (Q4_K_M)",
     source: "hf:Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
     file: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-    size_bytes: 491_400_032,
+    size_bytes: 491_400_064,
     sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     license: "Apache-2.0",
     good_at: "small and fast on any CPU: short answers from your documents, Python for the sandbox",

@@ -232,3 +232,15 @@ async fn a_server_that_stops_sending_is_a_stall_and_what_arrived_is_kept() {
     assert_eq!(std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) % 1000, 0, "what arrived is kept");
     assert!(std::fs::metadata(&partial).is_ok_and(|m| m.len() >= 1000));
 }
+
+/// The catalogue's pinned size and SHA-256 are those of the copy the tests
+/// use (the same file the clean-root install downloads through its mirror).
+#[test]
+fn the_catalogue_pins_the_file_the_tests_use() {
+    let path = parts().chat_model().unwrap();
+    let entry = limb_core::models::CATALOGUE
+        .iter()
+        .find(|e| Some(std::ffi::OsStr::new(e.file)) == path.file_name())
+        .expect("the test chat model is in the catalogue");
+    assert_eq!(heiwa_fetch::hash_file(&path).unwrap(), (entry.size_bytes, entry.sha256.to_string()));
+}
