@@ -32,9 +32,9 @@ pub use spacetimedb_client_api_messages::websocket::CallReducerFlags;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
-    #[error("SpacetimeDB server binary not found at {0} (run scripts/setup, or set HEIWA_SPACETIMEDB_BIN)")]
+    #[error("SpacetimeDB server binary not found at {0} (reinstall Heiwa; in a checkout, run scripts/setup; HEIWA_SPACETIMEDB_BIN overrides it)")]
     ServerBinaryMissing(PathBuf),
-    #[error("hub module not found at {0} (run scripts/setup to build hub-module)")]
+    #[error("hub module not found at {0} (reinstall Heiwa; in a checkout, run scripts/setup to build hub-module)")]
     ModuleMissing(PathBuf),
     #[error("could not start the hub server: {0}")]
     Spawn(#[source] std::io::Error),

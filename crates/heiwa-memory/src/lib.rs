@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
-    #[error("PostgreSQL binaries directory {dir} lacks {missing} (run scripts/setup, or set HEIWA_PG_DIR)")]
+    #[error("PostgreSQL binaries directory {dir} lacks {missing} (reinstall Heiwa; in a checkout, run scripts/setup; HEIWA_PG_DIR overrides it)")]
     MissingBinaries { dir: PathBuf, missing: String },
     #[error("running as root, but the unprivileged user `{0}` PostgreSQL needs does not exist")]
     NoUnprivilegedUser(String),

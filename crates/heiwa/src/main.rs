@@ -61,8 +61,8 @@ enum Command {
     /// Serve this limb's chat and embedding models as an OpenAI-compatible API
     /// on loopback (bearer key kept in the data directory as api.key).
     Serve(servers::ServeArgs),
-    /// Import, list, remove GGUF models and choose the default chat model.
-    #[command(subcommand)]
+    /// Pull, import, list, remove GGUF models and choose the default chat model.
+    #[command(subcommand, alias = "model")]
     Models(models::ModelsCommand),
     /// Search local memory; every hit cites its file, chunk and byte span.
     Search(memory::SearchArgs),

@@ -43,6 +43,20 @@ pub enum ModelsCommand {
     },
 }
 
+/// A token file must be this user's alone (0600), as an SSH key must: a
+/// token others can read is refused, never sent.
+fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?.permissions().mode();
+    anyhow::ensure!(
+        mode & 0o077 == 0,
+        "{} can be read by other users (mode {:o}): chmod 600 it first",
+        path.display(),
+        mode & 0o777
+    );
+    std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))
+}
+
 pub async fn models(command: ModelsCommand) -> anyhow::Result<()> {
     let store = ModelStore::new(data_dir().join("models"));
     match command {
@@ -52,7 +66,7 @@ pub async fn models(command: ModelsCommand) -> anyhow::Result<()> {
             pull.sha256 = sha256;
             pull.name = name;
             pull.token = match token_file {
-                Some(path) => Some(std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?),
+                Some(path) => Some(read_token(&path)?),
                 None => std::env::var("HF_TOKEN").ok(),
             };
             pull.stall = std::time::Duration::from_secs(stall_secs);
@@ -114,4 +128,23 @@ pub async fn models(command: ModelsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_token;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_token_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hf.token");
+        std::fs::write(&path, "hf_secret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = read_token(&path).unwrap_err().to_string();
+        assert!(refused.contains("can be read by other users (mode 644): chmod 600"), "{refused}");
+        assert!(!refused.contains("hf_secret"), "the token is never in an error: {refused}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_token(&path).unwrap(), "hf_secret\n");
+    }
 }
