@@ -40,6 +40,15 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 log() { printf '\033[1m[heiwa]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[31m[heiwa] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
+# This machine's Debian mirror, from its own apt configuration.
+debian_mirror() {
+  local mirror
+  mirror=$(grep -rhoE '^URIs: *[^ ]+/debian/?$' /etc/apt/sources.list.d/ 2>/dev/null | head -1 | awk '{print $2}')
+  [ -n "$mirror" ] || mirror=$(grep -hoE '^deb +[^ ]+/debian/? ' /etc/apt/sources.list 2>/dev/null | head -1 | awk '{print $2}')
+  [ -n "$mirror" ] || die "no Debian mirror in this machine's apt sources"
+  echo "${mirror%/}"
+}
+
 # sha256_ok FILE SHA -> 0 when the file exists and matches.
 sha256_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 

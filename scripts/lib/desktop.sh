@@ -49,12 +49,16 @@ APPIMAGE_RUNTIME=$HEIWA_CACHE/appimage-runtime-$APPIMAGE_CRATE_VERSION/runtime-x
 
 install_appimage_runtime() {
   sha256_ok "$APPIMAGE_RUNTIME" "$APPIMAGE_RUNTIME_SHA256" && return 0
-  log "fetching the AppImage runtime (crates.io: appimage $APPIMAGE_CRATE_VERSION)"
-  local tmp dl; tmp=$(mktemp -d)
-  # The registry's download address, as cargo itself reads it (a mirror may set its own).
-  dl=$(curl -sSfL https://index.crates.io/config.json | python3 -c 'import json,sys; print(json.load(sys.stdin)["dl"])')
-  curl -sSfL -o "$tmp/appimage.crate" "$dl/appimage/$APPIMAGE_CRATE_VERSION/download"
-  sha256_ok "$tmp/appimage.crate" "$APPIMAGE_CRATE_SHA256" || die "appimage crate: sha256 mismatch"
+  log "fetching the AppImage runtime (the appimage crate $APPIMAGE_CRATE_VERSION, through cargo)"
+  local tmp crate; tmp=$(mktemp -d)
+  # Cargo itself downloads the crate, from whichever registry or mirror its own configuration names.
+  mkdir -p "$tmp/fetch/src" && : >"$tmp/fetch/src/lib.rs"
+  printf '[package]\nname = "fetch-appimage"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nappimage = "=%s"\n' \
+    "$APPIMAGE_CRATE_VERSION" >"$tmp/fetch/Cargo.toml"
+  cargo fetch --quiet --manifest-path "$tmp/fetch/Cargo.toml" || die "cargo could not fetch the appimage crate"
+  crate=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/cache" -name "appimage-$APPIMAGE_CRATE_VERSION.crate" | head -1)
+  sha256_ok "$crate" "$APPIMAGE_CRATE_SHA256" || die "appimage crate: sha256 mismatch"
+  cp "$crate" "$tmp/appimage.crate"
   tar -xzf "$tmp/appimage.crate" -C "$tmp" "appimage-$APPIMAGE_CRATE_VERSION/assets/runtime-x86_64"
   sha256_ok "$tmp/appimage-$APPIMAGE_CRATE_VERSION/assets/runtime-x86_64" "$APPIMAGE_RUNTIME_SHA256" \
     || die "AppImage runtime: sha256 mismatch"

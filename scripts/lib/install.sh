@@ -16,15 +16,6 @@ CLEAN_APT_ARCHIVES=$HEIWA_SYSTEM_CACHE/clean-root/apt-$CLEAN_SUITE
 # The catalogue's first model, as the mirror serves it (limb-core/src/models.rs).
 CATALOGUE_REPO=Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF
 
-# This machine's Debian mirror, from its own apt configuration.
-debian_mirror() {
-  local mirror
-  mirror=$(grep -rhoE '^URIs: *[^ ]+/debian/?$' /etc/apt/sources.list.d/ 2>/dev/null | head -1 | awk '{print $2}')
-  [ -n "$mirror" ] || mirror=$(grep -hoE '^deb +[^ ]+/debian/? ' /etc/apt/sources.list 2>/dev/null | head -1 | awk '{print $2}')
-  [ -n "$mirror" ] || die "no Debian mirror in this machine's apt sources"
-  echo "$mirror"
-}
-
 make_clean_root_tar() {
   [ -f "$CLEAN_ROOT_TAR" ] && return 0
   log "making a clean Debian $CLEAN_SUITE root (debootstrap --variant=minbase, once a month)"

@@ -18,7 +18,8 @@ install_vulkan_headers() {
   [ -f "$VULKAN_SDK/include/vulkan/vulkan.hpp" ] && [ -e "$VULKAN_SDK/lib/libvulkan.so" ] && return 0
   log "fetching Vulkan headers $VULKAN_HEADERS_VERSION (Debian trixie's libvulkan-dev)"
   local tmp; tmp=$(mktemp -d)
-  curl -fsSL --retry 3 -o "$tmp/headers.deb" "http://deb.debian.org/debian/$VULKAN_HEADERS_DEB"
+  # From this machine's own Debian mirror (its apt sources); the sha256 pins the file.
+  curl -fsSL --retry 3 -o "$tmp/headers.deb" "$(debian_mirror)/$VULKAN_HEADERS_DEB"
   sha256_ok "$tmp/headers.deb" "$VULKAN_HEADERS_SHA256" || die "libvulkan-dev $VULKAN_HEADERS_VERSION: sha256 mismatch"
   dpkg-deb -x "$tmp/headers.deb" "$tmp/x"
   mkdir -p "$tmp/sdk/lib"

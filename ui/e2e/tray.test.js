@@ -122,7 +122,7 @@ test('closing the window ends the WebView, the limb answers from the tray, a sec
     240
   );
   assert.match(done, /Say hello/);
-  const shown = JSON.parse(cli('show', '1').stdout);
+  const shown = JSON.parse(cli('show', '1', '--json').stdout);
   assert.ok(shown.result && JSON.stringify(shown.result).length > 40, `a result came back: ${JSON.stringify(shown)}`);
   assert.equal(webProcesses(app.pid).length, 0, 'answering did not bring a WebView back');
 
