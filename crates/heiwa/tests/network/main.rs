@@ -126,9 +126,8 @@ fn a_result_the_hub_never_heard_is_delivered_from_the_outbox_once_after_a_crash(
     first.kill(nix::sys::signal::Signal::SIGKILL);
     // nginx closes the dead limb's upstream after 5 s of silence; the new process connects after that.
     std::thread::sleep(Duration::from_secs(6));
-    let outbox = net.path("limb1").join("limb.outbox");
-    let waiting = std::fs::read_dir(&outbox).unwrap().count();
-    assert_eq!(waiting, 1, "the finished result is on disk, waiting");
+    let outbox = limb_core::claim::Outbox::beside(&net.path("limb1").join("limb.token")).unwrap();
+    assert_eq!(outbox.waiting().unwrap().len(), 1, "the finished result is on disk, waiting");
     let status = net.exec_ok(
         "l1",
         &[net::HEIWA, "limb", "status", "--token-file", &net.path("limb1").join("limb.token").display().to_string()],
@@ -141,7 +140,7 @@ fn a_result_the_hub_never_heard_is_delivered_from_the_outbox_once_after_a_crash(
     net.expect_all_done(1, Duration::from_secs(30));
     second.wait_for("completed", Duration::from_secs(10));
     assert_eq!(first.count("executed") + second.count("executed"), 1, "delivered from the outbox, not run again");
-    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 0, "acknowledged: the outbox is empty");
+    assert!(outbox.waiting().unwrap().is_empty(), "acknowledged: the outbox is empty");
 }
 
 #[test]
@@ -174,8 +173,8 @@ fn a_result_too_late_is_recorded_as_a_late_attempt_never_a_second_result() {
     assert_ne!(late[0]["limb_id"].as_u64(), winner, "the late one is limb 1's, the result limb 2's: {shown:#}");
     assert!(late[0]["summary"].as_str().is_some_and(|s| s.starts_with("received 6 bytes")), "{shown:#}");
     assert_eq!(net.tasks().len(), 1, "still one task, one result");
-    let outbox = net.path("limb1").join("limb.outbox");
-    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 0, "given to the hub as late, it leaves the outbox");
+    let outbox = limb_core::claim::Outbox::beside(&net.path("limb1").join("limb.token")).unwrap();
+    assert!(outbox.waiting().unwrap().is_empty(), "given to the hub as late, it leaves the outbox");
 }
 
 #[test]
