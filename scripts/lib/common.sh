@@ -1,4 +1,5 @@
 # Shared paths and helpers for scripts/*. Sourced, never run.
+# shellcheck disable=SC2034 # the paths below are read by the files that source this one
 # Everything downloaded or built is cached under HEIWA_CACHE, keyed by version,
 # so a warm machine skips it; nothing fetched ever lands in the repository.
 set -euo pipefail

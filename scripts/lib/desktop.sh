@@ -1,5 +1,7 @@
 # The desktop app's tooling: the UI's node modules and tauri-driver (the
 # WebDriver bridge that end-to-end tests drive the real WebView through).
+# Sourced after env.sh, whose parts (SPACETIMEDB_BIN, HUB_WASM, …) stage_parts packs.
+# shellcheck disable=SC2153
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -112,7 +114,8 @@ build_deb() {
   # --workspace` did, so the tested tree is reused; the desktop alone unifies
   # features differently (it has no axum, clap, …) and would rebuild llama.cpp.
   local profile=debug flags=(--debug -- --workspace); [ "${1:-}" = --release ] && profile=release flags=()
-  local deb=$CARGO_TARGET_DIR/$profile/bundle/deb/Heiwa_$(app_version)_amd64.deb stage
+  local deb stage
+  deb=$CARGO_TARGET_DIR/$profile/bundle/deb/Heiwa_$(app_version)_amd64.deb
   rm -f "$deb"
   # The CLI the package carries, from the same tree as the app.
   if [ "$profile" = release ]; then cargo build --quiet --release --workspace >&2; else cargo build --quiet --workspace >&2; fi
@@ -155,7 +158,7 @@ APPRUN
 # (extract-and-run: no FUSE in containers) up to its first paint under Xvfb.
 check_bundles() {
   local deb listing appimage scratch
-  deb=$(build_deb)
+  deb=$(build_deb --debug)
   listing=$(dpkg-deb -c "$deb")
   # The app, its entry and icon, and every part a limb runs on (heiwa-config finds them under /usr/lib/Heiwa).
   for file in usr/bin/heiwa-desktop usr/share/applications/Heiwa.desktop usr/share/icons/hicolor/128x128/apps/heiwa-desktop.png \

@@ -1,5 +1,6 @@
 # The environment the limb and its tests read to find their parts
 # (crates/heiwa-config). Source it to run `heiwa` or `cargo test` by hand.
+# shellcheck disable=SC2153 # SPACETIMEDB_BIN and the others come from the files sourced below
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/clients.sh"

@@ -1,5 +1,6 @@
 # The hub: SpacetimeDB server (from the crate registry, pinned) and the wasm32
 # toolchain that compiles hub-module (this machine's rustup has no wasm32 std).
+# shellcheck disable=SC2034 # HUB_SCHEMA is read by scripts/test and scripts/gen-bindings
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 

