@@ -13,6 +13,18 @@ use std::sync::OnceLock;
 
 use crate::gpu::{Offload, OffloadChoice};
 
+/// What does not fit, said apart: the prompt, the tokens asked for beyond
+/// it (an answer to write or to score), and the context.
+fn overflow(prompt: usize, requested: usize, context: u32) -> String {
+    match requested {
+        0 => format!("the prompt is {prompt} tokens but the context holds {context}"),
+        _ => format!(
+            "the prompt is {prompt} tokens and {requested} more were asked for, {} in all, but the context holds {context}",
+            prompt.saturating_add(requested)
+        ),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum InferenceError {
     #[error("model file not found: {0}")]
@@ -23,8 +35,8 @@ pub enum InferenceError {
     Load { path: PathBuf, reason: String },
     #[error("could not create a llama.cpp context: {0}")]
     Context(String),
-    #[error("the prompt is {tokens} tokens but the context holds {context}")]
-    ContextOverflow { tokens: usize, context: u32 },
+    #[error("{}", overflow(*prompt, *requested, *context))]
+    ContextOverflow { prompt: usize, requested: usize, context: u32 },
     #[error("the model has no usable chat template: {0}")]
     Template(String),
     #[error("llama.cpp decode failed: {0}")]
@@ -312,7 +324,8 @@ impl ChatModel {
         let context_len = self.options.context_len;
         if tokens.is_empty() || tokens.len() + options.max_tokens > context_len as usize {
             return Err(InferenceError::ContextOverflow {
-                tokens: tokens.len() + options.max_tokens,
+                prompt: tokens.len(),
+                requested: options.max_tokens,
                 context: context_len,
             });
         }
@@ -428,7 +441,11 @@ impl ChatModel {
         let answer_tokens = vocab.tokenize(answer.as_bytes(), false, true);
         let total = prompt_tokens.len() + answer_tokens.len();
         if prompt_tokens.is_empty() || total > self.options.context_len as usize {
-            return Err(InferenceError::ContextOverflow { tokens: total, context: self.options.context_len });
+            return Err(InferenceError::ContextOverflow {
+                prompt: prompt_tokens.len(),
+                requested: answer_tokens.len(),
+                context: self.options.context_len,
+            });
         }
         let mut ctx = self
             .model
@@ -536,7 +553,8 @@ impl Embedder {
             }
             if tokens.len() > context {
                 return Err(InferenceError::ContextOverflow {
-                    tokens: tokens.len(),
+                    prompt: tokens.len(),
+                    requested: 0,
                     context: self.options.context_len,
                 });
             }
@@ -566,6 +584,17 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_overflow_says_what_is_too_large() {
+        let asked = InferenceError::ContextOverflow { prompt: 9, requested: 1_000_000_000_000, context: 4096 };
+        assert_eq!(
+            asked.to_string(),
+            "the prompt is 9 tokens and 1000000000000 more were asked for, 1000000000009 in all, but the context holds 4096"
+        );
+        let prompt = InferenceError::ContextOverflow { prompt: 5000, requested: 0, context: 4096 };
+        assert_eq!(prompt.to_string(), "the prompt is 5000 tokens but the context holds 4096");
+    }
 
     #[test]
     fn normalized_vectors_have_unit_length() {

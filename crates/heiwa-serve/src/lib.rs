@@ -305,9 +305,10 @@ async fn chat_completions(
     let prompt_tokens = chat.count_tokens(&prompt);
     let room = (chat.context_len() as usize).saturating_sub(prompt_tokens);
     let max_tokens = request.max_completion_tokens.or(request.max_tokens).unwrap_or(room.min(1024));
-    if prompt_tokens + max_tokens > chat.context_len() as usize {
+    if prompt_tokens.saturating_add(max_tokens) > chat.context_len() as usize {
         return Err(InferenceError::ContextOverflow {
-            tokens: prompt_tokens + max_tokens,
+            prompt: prompt_tokens,
+            requested: max_tokens,
             context: chat.context_len(),
         }
         .into());
