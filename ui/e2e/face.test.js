@@ -2,7 +2,7 @@
 // driven by playwright-core, against a real hub and a real limb (the agent:
 // llama.cpp, PostgreSQL + pgvector with the sample documents, the sandbox).
 // The page talks to the hub itself; `heiwa dashboard` only serves its files.
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -83,10 +83,13 @@ async function startLimb() {
   );
 }
 
+const pageErrors = [];
+
 async function page(link, width = 1280) {
   const context = await browser.newContext({ viewport: { width, height: 800 } });
   const opened = await context.newPage();
-  opened.on('pageerror', (error) => console.error('page error:', error.message));
+  // An uncaught error in the page fails the test it happened in (see afterEach).
+  opened.on('pageerror', (error) => pageErrors.push(error.message));
   await opened.goto(link);
   return opened;
 }
@@ -113,6 +116,11 @@ before(async () => {
   });
   assert.equal(ingest.status, 0, ingest.stderr);
   browser = await chromium.launch({ executablePath: chromiumPath, headless: true });
+});
+
+afterEach(() => {
+  const errors = pageErrors.splice(0);
+  assert.deepEqual(errors, [], `the page threw: ${errors.join('; ')}`);
 });
 
 after(async () => {

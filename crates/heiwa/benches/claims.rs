@@ -58,16 +58,26 @@ async fn hub(parts: &Parts, dir: &std::path::Path, limbs: u32) -> Hub {
 }
 
 /// Answers at once, noting when each payload reached a limb (the assignment
-/// as a limb sees it: the row arrived and the loop started it).
+/// as a limb sees it: the row arrived and the loop started it), and how many
+/// times each task ran: a double is a second execution, whatever caused it.
 #[derive(Default)]
 struct Stopwatch {
     started: Mutex<HashMap<String, Instant>>,
+    runs: Mutex<HashMap<u64, usize>>,
 }
 
 impl Executor for Stopwatch {
     fn execute(&self, task_id: u64, payload: &str) -> Result<Output, TaskFailure> {
         self.started.lock().unwrap().insert(payload.to_string(), Instant::now());
+        *self.runs.lock().unwrap().entry(task_id).or_default() += 1;
         Ok(Output { summary: format!("task {task_id} done"), evidence: Evidence::default() })
+    }
+}
+
+impl Stopwatch {
+    /// Executions beyond the first, over every task.
+    fn doubles(&self) -> usize {
+        self.runs.lock().unwrap().values().map(|n| n - 1).sum()
     }
 }
 
@@ -121,9 +131,9 @@ async fn limbs(hub: &Hub, dir: &std::path::Path, n: usize) -> Limbs {
 }
 
 impl Limbs {
-    /// Wait for `count` completions; returns how many tasks completed twice.
-    /// Stalled for 30 s, it fails with what the hub says instead of hanging.
-    async fn completions(&mut self, hub: &Hub, count: usize) -> usize {
+    /// Wait for `count` completions. Stalled for 30 s, it fails with what the
+    /// hub says instead of hanging.
+    async fn completions(&mut self, hub: &Hub, count: usize) {
         let mut done: HashMap<u64, usize> = HashMap::new();
         let mut seen: HashMap<u64, Vec<String>> = HashMap::new();
         let mut early = std::mem::take(&mut self.early).into_iter();
@@ -156,12 +166,14 @@ impl Limbs {
                 }
             }
         }
-        done.values().map(|n| n - 1).sum()
     }
 
-    async fn stop(self) {
+    /// Stop the limbs; returns the tasks' executions beyond the first (counted
+    /// after the limbs stop, so a late second run is counted too).
+    async fn stop(self) -> usize {
         let _ = self.stop.send(true);
         tokio::time::sleep(Duration::from_millis(500)).await; // limbs disconnect before the hub stops
+        self.stopwatch.doubles()
     }
 }
 
@@ -187,17 +199,17 @@ async fn hub_latencies(hub: &Hub, limbs: &mut Limbs, prefix: &str, samples: usiz
     submitted.iter().map(|(payload, at)| started[payload].duration_since(*at).as_secs_f64() * 1e3).collect()
 }
 
-/// One task at a time with `n` limbs.
-async fn hub_latency(parts: &Parts, dir: &std::path::Path, n: usize) -> Vec<f64> {
+/// One task at a time with `n` limbs; and the executions beyond the first.
+async fn hub_latency(parts: &Parts, dir: &std::path::Path, n: usize) -> (Vec<f64>, usize) {
     let hub = hub(parts, &dir.join("hub"), n as u32).await;
     let mut limbs = limbs(&hub, dir, n).await;
     let samples = hub_latencies(&hub, &mut limbs, "latency", LATENCY_SAMPLES, 1).await;
-    limbs.stop().await;
-    samples
+    let doubles = limbs.stop().await;
+    (samples, doubles)
 }
 
 /// Tasks per second through the whole cycle with `n` limbs draining a
-/// backlog, from the first assignment to the last result; and double completions.
+/// backlog, from the first assignment to the last result; and double executions.
 async fn hub_throughput(parts: &Parts, dir: &std::path::Path, n: usize) -> (f64, usize) {
     let hub = hub(parts, &dir.join("hub"), n as u32).await;
     {
@@ -212,10 +224,10 @@ async fn hub_throughput(parts: &Parts, dir: &std::path::Path, n: usize) -> (f64,
             .await;
     }
     let mut limbs = limbs(&hub, dir, n).await;
-    let doubles = limbs.completions(&hub, THROUGHPUT_TASKS).await;
+    limbs.completions(&hub, THROUGHPUT_TASKS).await;
     let started = limbs.stopwatch.started.lock().unwrap().values().min().copied().unwrap();
     let elapsed = started.elapsed().as_secs_f64();
-    limbs.stop().await;
+    let doubles = limbs.stop().await;
     (THROUGHPUT_TASKS as f64 / elapsed, doubles)
 }
 
@@ -260,8 +272,7 @@ async fn hub_scale(parts: &Parts, dir: &std::path::Path, n: usize, tasks: usize)
     let elapsed = started.elapsed().as_secs_f64();
     let hub_cpu = cpu_secs(pid) - hub_cpu;
     let own_cpu = cpu_secs(std::process::id()) - own_cpu;
-    let doubles = limbs.stopwatch.started.lock().unwrap().len().abs_diff(tasks);
-    limbs.stop().await;
+    let doubles = limbs.stop().await;
     Scale {
         limbs: n,
         tasks,
@@ -410,10 +421,12 @@ async fn main() {
         .map(|n| n.trim().parse().expect("HEIWA_BENCH_LIMBS: limb counts, comma-separated"))
         .collect();
 
-    let mut one = hub_latency(&parts, &dir.path().join("lat1"), 1).await;
-    let mut twenty = hub_latency(&parts, &dir.path().join("lat20"), 20).await;
-    let mut fifty = hub_latency(&parts, &dir.path().join("lat50"), 50).await;
-    let (tasks_per_s, mut doubles) = hub_throughput(&parts, &dir.path().join("tp50"), 50).await;
+    // Doubles are counted as executions per task id in every phase.
+    let (mut one, doubles_1) = hub_latency(&parts, &dir.path().join("lat1"), 1).await;
+    let (mut twenty, doubles_20) = hub_latency(&parts, &dir.path().join("lat20"), 20).await;
+    let (mut fifty, doubles_50) = hub_latency(&parts, &dir.path().join("lat50"), 50).await;
+    let (tasks_per_s, doubles_drain) = hub_throughput(&parts, &dir.path().join("tp50"), 50).await;
+    let mut doubles = doubles_1 + doubles_20 + doubles_50 + doubles_drain;
 
     let mut pg =
         PgServer::new(PgServerConfig { install_dir: parts.pg_dir.clone(), root: dir.path().join("pg") }).unwrap();

@@ -101,7 +101,14 @@ fn main() {
     // One limb left, with a lease longer than the outage (its tasks stay its
     // own); it finishes its tasks while cut off, and the link is back 60 s later.
     let mut limbs = limbs;
-    let executed_before: usize = limbs.iter().map(|l| l.count("executed")).sum();
+    // Every execution by task id, from each limb's own lines ("executed ID"): a double is a second run.
+    let mut runs: HashMap<u64, usize> = HashMap::new();
+    let mut count_runs = |lines: Vec<String>| {
+        for id in lines.iter().filter_map(|l| l.strip_prefix("executed ")).filter_map(|id| id.trim().parse().ok()) {
+            *runs.entry(id).or_default() += 1;
+        }
+    };
+    limbs.iter().for_each(|l| count_runs(l.lines()));
     limbs.clear();
     let away = net.start_limb_with(3, &invite, &["--lease-secs", "120", "--work-ms", "1500", "--max-in-flight", "5"]);
     for i in 0..OUTBOX_TASKS {
@@ -135,8 +142,10 @@ fn main() {
     let expected = 2 * TASKS + 1 + OUTBOX_TASKS;
     let done_once = tasks.values().filter(|(state, result)| state == "done" && *result).count();
     let lost = expected - done_once;
-    let executed = executed_before + away.count("executed");
-    let doubles = tasks.len().saturating_sub(expected);
+    count_runs(away.lines());
+    let executed: usize = runs.values().sum();
+    let doubles: usize = runs.values().map(|n| n - 1).sum();
+    let extra_rows = tasks.len().saturating_sub(expected);
     let (clean_p50, clean_p99) = (percentile(&mut clean, 0.5), percentile(&mut clean, 0.99));
     let (p50, p99) = (percentile(&mut lossy, 0.5), percentile(&mut lossy, 0.99));
     println!("clean links: submit → done p50 {clean_p50:.1} ms, p99 {clean_p99:.1} ms ({TASKS} tasks, one at a time)");
@@ -154,7 +163,10 @@ fn main() {
         OUTAGE.as_secs(),
         if emptied { "empty" } else { "NOT empty" }
     );
-    println!("{expected} tasks: {done_once} done with one result, {lost} lost, {doubles} extra; {executed} executions");
+    println!(
+        "{expected} tasks: {done_once} done with one result, {lost} lost, {extra_rows} extra task rows; \
+         {executed} executions, {doubles} of them a second run of a task"
+    );
     println!(
         "RESULT network p50_ms={p50:.1} p99_ms={p99:.1} clean_p50_ms={clean_p50:.1} clean_p99_ms={clean_p99:.1} \
          loss_ratio={:.2} heal_ms={heal_ms:.0} outbox_ok={outbox_ok} outbox_ms={outbox_ms:.0} lost={lost} \
