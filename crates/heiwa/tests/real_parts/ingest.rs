@@ -660,14 +660,28 @@ fn a_large_file_is_streamed_in_bounded_memory_and_stored_whole_or_not_at_all() {
             .spawn()
             .unwrap();
         let pid = child.id();
-        let mut peak = 0;
-        while child.try_wait().unwrap().is_none() {
+        // Its pipes are read while it runs: a full pipe would stall it and this poll with it.
+        let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = pipe.read_to_string(&mut text);
+                text
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().unwrap()));
+        let stderr = drain(Box::new(child.stderr.take().unwrap()));
+        let (mut peak, deadline) = (0, std::time::Instant::now() + std::time::Duration::from_secs(600));
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "heiwa {args:?} still running after 10 min");
             peak = peak.max(crate::resident::peak_rss_kib(pid));
             std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        (String::from_utf8_lossy(&out.stdout).into_owned(), peak)
+        };
+        let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+        assert!(status.success(), "{stderr}");
+        (stdout, peak)
     };
     // The baseline: the same command on a small file (the embedding model is most of it).
     let small = dir.path().join("small");

@@ -215,11 +215,13 @@ async fn the_hub_assigns_a_task_to_one_limb_and_nobody_else_sees_it() {
     }
 
     a.conn.conn.reducers.complete_task(task.id, a.id, "42".into()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let result = loop {
         let rows = http.rows("heiwa", "SELECT * FROM task_result", &owner.token).await.unwrap();
         if let Some(row) = rows.into_iter().next() {
             break row;
         }
+        assert!(std::time::Instant::now() < deadline, "no task_result row 30 s after complete_task");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!((result["summary"].as_str(), result["limb_id"].as_u64()), (Some("42"), Some(a.id)), "{result:?}");

@@ -415,7 +415,9 @@ async fn a_hub_restarted_mid_run_loses_no_task_and_no_result() {
         limb.wait_for_line("ready");
     }
     submit_many(&http, &owner, TASKS).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
     while result_limbs(&http, &owner).await.len() < TASKS / 5 {
+        assert!(Instant::now() < deadline, "a fifth of {TASKS} results not in within 2 min");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     server.stop();
