@@ -33,6 +33,8 @@ make_clean_root_tar() {
 mount_root() {
   local root=$1
   mkdir -p "$CLEAN_APT_ARCHIVES/partial" "$root/tmp/.X11-unix"
+  # On a machine where no X server ran yet, the socket directory is not there to share.
+  [ -d /tmp/.X11-unix ] || { mkdir -p /tmp/.X11-unix && chmod 1777 /tmp/.X11-unix; }
   mount -t proc proc "$root/proc"
   mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev"
   mount --bind /tmp/.X11-unix "$root/tmp/.X11-unix"
