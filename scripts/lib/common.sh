@@ -53,6 +53,9 @@ debian_mirror() {
 # sha256_ok FILE SHA -> 0 when the file exists and matches.
 sha256_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 
+# free_port: a TCP port free on 127.0.0.1 now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 free_gib() { df -P --block-size=1G "$1" | awk 'NR == 2 {print $4}'; }
 
 # ensure_disk_space NEED_GIB: the build and the tests write several GiB (the

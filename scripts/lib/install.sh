@@ -76,22 +76,8 @@ mirror_nginx() {
   local dir=$1 port=$2
   mkdir -p "$dir/cdn"
   ln -f "$CHAT_MODEL" "$dir/cdn/$(basename "$CHAT_MODEL")" 2>/dev/null || cp "$CHAT_MODEL" "$dir/cdn/"
-  cat >"$dir/nginx.conf" <<CONF
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/nginx-error.log;
-events {}
-http {
-  access_log $dir/access.log;
-  client_body_temp_path $dir/b; proxy_temp_path $dir/p; fastcgi_temp_path $dir/f; uwsgi_temp_path $dir/u; scgi_temp_path $dir/s;
-  server {
-    listen 127.0.0.1:$port;
-    location ~ ^/[^/]+/[^/]+/resolve/[^/]+/(.*)\$ { return 302 /cdn/\$1; }
-    location /cdn/ { alias $dir/cdn/; }
-  }
-}
-CONF
-  "$HEIWA_NGINX" -e stderr -p "$dir" -c "$dir/nginx.conf"
+  loopback_nginx "$dir" "$port" "location ~ ^/[^/]+/[^/]+/resolve/[^/]+/(.*)\$ { return 302 /cdn/\$1; }
+    location /cdn/ { alias $dir/cdn/; }"
 }
 
 # check_clean_install DEB APPIMAGE: both packages from nothing to a cited answer.
@@ -120,7 +106,7 @@ check_clean_install() (
   in_root "$root" env | grep -q '^HEIWA_' && die "a HEIWA_ variable leaked into the clean root"
   in_root "$root" sh -c 'command -v heiwa && command -v heiwa-desktop' >/dev/null || die "the package put heiwa or heiwa-desktop off the PATH"
 
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   mirror=http://127.0.0.1:$port
   mirror_nginx "$work/mirror" "$port"
 

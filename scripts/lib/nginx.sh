@@ -8,6 +8,25 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 export HEIWA_NGINX=$HEIWA_CACHE/nginx/usr/sbin/nginx
 
+# loopback_nginx DIR PORT LOCATIONS: nginx on 127.0.0.1:PORT, its files and
+# access log under DIR, serving the given `location` blocks; stop it with
+# kill "$(cat DIR/nginx.pid)".
+loopback_nginx() {
+  local dir=$1 port=$2 locations=$3
+  cat >"$dir/nginx.conf" <<CONF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/nginx-error.log;
+events {}
+http {
+  access_log $dir/access.log;
+  client_body_temp_path $dir/b; proxy_temp_path $dir/p; fastcgi_temp_path $dir/f; uwsgi_temp_path $dir/u; scgi_temp_path $dir/s;
+  server { listen 127.0.0.1:$port; $locations }
+}
+CONF
+  "$HEIWA_NGINX" -e stderr -p "$dir" -c "$dir/nginx.conf"
+}
+
 install_nginx() {
   [ -x "$HEIWA_NGINX" ] && return 0
   log "fetching nginx (Debian's package, unpacked into the cache for the network tests)"

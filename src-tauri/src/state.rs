@@ -83,29 +83,35 @@ pub(crate) async fn launch_limb(app: tauri::AppHandle) {
     let state = app.state::<AppState>();
     *state.limb.lock().await = Limb::Starting;
     let _ = app.emit(CHANGED, ());
-    let limb = match limb_core::chosen_parts(&state.data_dir).map(|parts| parts.chat_model()) {
-        Ok(Err(no_model)) => Limb::NoModel(no_model.to_string()),
-        _ => match start_limb(&app, &state.governor).await {
-            Ok(running) => Limb::Ready(Box::new(running)),
-            Err(error) => Limb::Failed(error.to_string()),
+    let limb = match limb_core::chosen_parts(&state.data_dir) {
+        Err(missing) => Limb::Failed(missing.to_string()),
+        Ok(parts) => match parts.chat_model() {
+            Err(no_model) => Limb::NoModel(no_model.to_string()),
+            Ok(chat_model) => match start_limb(&app, &state.governor, &parts, &chat_model).await {
+                Ok(running) => Limb::Ready(Box::new(running)),
+                Err(error) => Limb::Failed(error.to_string()),
+            },
         },
     };
     *state.limb.lock().await = limb;
     let _ = app.emit(CHANGED, ());
 }
 
-async fn start_limb(app: &tauri::AppHandle, governor: &Governor) -> CommandResult<Running> {
+async fn start_limb(
+    app: &tauri::AppHandle,
+    governor: &Governor,
+    parts: &heiwa_config::Parts,
+    chat_model: &std::path::Path,
+) -> CommandResult<Running> {
     let state = app.state::<AppState>();
-    let parts = limb_core::chosen_parts(&state.data_dir).map_err(|e| CommandError::new(e.to_string()))?;
-    let chat_model = parts.chat_model().map_err(|e| CommandError::new(e.to_string()))?;
     // The same memory `heiwa ingest` fills: the "local" tenant under the data directory.
-    let agent = LocalAgent::open(&parts, &state.data_dir, "local", Budget::default(), None)
+    let agent = LocalAgent::open(parts, &state.data_dir, "local", Budget::default(), None)
         .await
         .map_err(|e| CommandError::new(e.to_string()))?;
     agent.follow(&governor.decision());
     // What the hub may route to this machine: the model it answers with, and the tool when the sandbox is there.
     let offer = Offer {
-        models: vec![ModelOffer { id: heiwa_inference::models::model_id(&chat_model), sha256: String::new() }],
+        models: vec![ModelOffer { id: heiwa_inference::models::model_id(chat_model), sha256: String::new() }],
         tool: agent.tool_problem().is_none(),
         // Gives GPU work: a GPU is there and the owner has not kept the model off it.
         gpu: !heiwa_inference::gpu::gpus().unwrap_or_default().is_empty()
@@ -118,7 +124,7 @@ async fn start_limb(app: &tauri::AppHandle, governor: &Governor) -> CommandResul
     };
     let started = match state.settings().hub {
         None => {
-            Mesh::start(&parts, &state.data_dir.join("mesh"), executor, offer, Some(governor.subscribe()), on_change)
+            Mesh::start(parts, &state.data_dir.join("mesh"), executor, offer, Some(governor.subscribe()), on_change)
                 .await
                 .map_err(CommandError::from)
         }

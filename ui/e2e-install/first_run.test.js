@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, required, waitFor } from '../e2e/env.js';
+import { webdriverClient } from '../e2e/webdriver.js';
 
 const application = required('HEIWA_CLEAN_APP');
 const root = required('HEIWA_CLEAN_ROOT');
@@ -17,51 +18,25 @@ const tauriDriver = required('TAURI_DRIVER');
 const artifacts = required('HEIWA_ARTIFACTS');
 
 let driver;
-let base;
-let session;
+const { at, webdriver, find, text, click, clear, type, textOrEmpty, screenshot } = webdriverClient(artifacts);
 const launched = Date.now();
 let pullSeconds = 0;
 // Where the first run's time goes: seconds since the launch at each step (the download's own time taken out).
 const phases = {};
 const mark = (name) => (phases[name] = Math.round((Date.now() - launched) / 100) / 10 - pullSeconds);
 
-async function webdriver(method, path, body) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  });
-  const json = await response.json();
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json.value)}`);
-  return json.value;
-}
-
-const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
-const find = async (css) => (await webdriver('POST', `/session/${session}/element`, { using: 'css selector', value: css }))[ELEMENT];
-const text = async (css) => webdriver('GET', `/session/${session}/element/${await find(css)}/text`);
-const click = async (css) => webdriver('POST', `/session/${session}/element/${await find(css)}/click`, {});
-const clear = async (css) => webdriver('POST', `/session/${session}/element/${await find(css)}/clear`, {});
-const type = async (css, value) => webdriver('POST', `/session/${session}/element/${await find(css)}/value`, { text: value });
-const textOrEmpty = (css) => text(css).catch(() => '');
-
-async function screenshot(name) {
-  mkdirSync(artifacts, { recursive: true });
-  const png = await webdriver('GET', `/session/${session}/screenshot`);
-  writeFileSync(join(artifacts, `${name}.png`), Buffer.from(png, 'base64'));
-}
-
 before(async () => {
   const port = await freePort();
   const nativePort = await freePort();
-  base = `http://127.0.0.1:${port}`;
+  at.base = `http://127.0.0.1:${port}`;
   driver = spawn(tauriDriver, ['--port', String(port), '--native-port', String(nativePort)], { stdio: ['ignore', 'inherit', 'inherit'] });
-  await waitFor('tauri-driver', async () => (await fetch(`${base}/status`)).ok);
+  await waitFor('tauri-driver', async () => (await fetch(`${at.base}/status`)).ok);
   const created = await webdriver('POST', '/session', { capabilities: { alwaysMatch: { 'tauri:options': { application } } } });
-  session = created.sessionId;
+  at.session = created.sessionId;
 });
 
 after(async () => {
-  if (session) await webdriver('DELETE', `/session/${session}`).catch(() => {});
+  if (at.session) await webdriver('DELETE', `/session/${at.session}`).catch(() => {});
   driver?.kill('SIGTERM');
 });
 
@@ -74,7 +49,7 @@ test('a first run with nothing set up shows the guided start, at 1280 and 800 px
   const tool = await waitFor('the engine check', async () => ((await text('#tool-status')).includes('Looking') ? '' : text('#tool-status')));
   assert.match(tool, /Off: no container engine .*install Docker/, tool);
   for (const width of [1280, 800]) {
-    await webdriver('POST', `/session/${session}/window/rect`, { width, height: 800 });
+    await webdriver('POST', `/session/${at.session}/window/rect`, { width, height: 800 });
     await screenshot(`first-run-${width}`);
   }
 });

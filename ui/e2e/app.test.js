@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, required, waitFor } from './env.js';
+import { webdriverClient } from './webdriver.js';
 
 const application = required('HEIWA_DESKTOP_BIN');
 const tauriDriver = required('TAURI_DRIVER');
@@ -31,36 +32,7 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const home = scratchDir('home');
 
 let driver;
-let base;
-let session;
-
-async function webdriver(method, path, body) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  });
-  const json = await response.json();
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json.value)}`);
-  return json.value;
-}
-
-const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
-const find = async (css) => (await webdriver('POST', `/session/${session}/element`, { using: 'css selector', value: css }))[ELEMENT];
-const text = async (css) => webdriver('GET', `/session/${session}/element/${await find(css)}/text`);
-const click = async (css) => webdriver('POST', `/session/${session}/element/${await find(css)}/click`, {});
-const clear = async (css) => webdriver('POST', `/session/${session}/element/${await find(css)}/clear`, {});
-const type = async (css, value) => webdriver('POST', `/session/${session}/element/${await find(css)}/value`, { text: value });
-const textOrEmpty = (css) => text(css).catch(() => '');
-
-async function screenshot(name, scrollTo) {
-  if (scrollTo) {
-    await webdriver('POST', `/session/${session}/execute/sync`, { script: 'document.querySelector(arguments[0]).scrollIntoView()', args: [scrollTo] });
-  }
-  mkdirSync(artifacts, { recursive: true });
-  const png = await webdriver('GET', `/session/${session}/screenshot`);
-  writeFileSync(join(artifacts, `${name}.png`), Buffer.from(png, 'base64'));
-}
+const { at, webdriver, find, text, click, clear, type, textOrEmpty, screenshot } = webdriverClient(artifacts);
 
 // Update fixtures: a key pair made for this run (the debug build trusts
 // HEIWA_UPDATE_PUBKEY), an artifact signed for 0.2.0, and a local server.
@@ -126,20 +98,20 @@ before(async () => {
   const pubkey = readFileSync(join(updates, 'test.key.pub'), 'utf8').trim();
   const port = await freePort();
   const nativePort = await freePort();
-  base = `http://127.0.0.1:${port}`;
+  at.base = `http://127.0.0.1:${port}`;
   driver = spawn(tauriDriver, ['--port', String(port), '--native-port', String(nativePort)], {
     env: { ...process.env, HEIWA_DATA_DIR: dataDir, HEIWA_UPDATE_PUBKEY: pubkey, HOME: home },
     stdio: ['ignore', 'inherit', 'inherit']
   });
-  await waitFor('tauri-driver', async () => (await fetch(`${base}/status`)).ok);
+  await waitFor('tauri-driver', async () => (await fetch(`${at.base}/status`)).ok);
   const created = await webdriver('POST', '/session', {
     capabilities: { alwaysMatch: { 'tauri:options': { application } } }
   });
-  session = created.sessionId;
+  at.session = created.sessionId;
 });
 
 after(async () => {
-  if (session) await webdriver('DELETE', `/session/${session}`).catch(() => {});
+  if (at.session) await webdriver('DELETE', `/session/${at.session}`).catch(() => {});
   // SIGTERM, not SIGKILL: a killed tauri-driver leaves WebKitWebDriver holding stdout.
   driver?.kill('SIGTERM');
   updateServer?.close();
@@ -202,8 +174,8 @@ test('a task submitted in the window is answered by the agent of the limb and th
   await waitFor('the local hub', async () => (await text('#hub-status')).startsWith('Connected'), 120000);
   // A fixed question (the data dir is fresh, so it is task #1): greedy decoding makes the answer stable.
   const payload = 'What is 6*7?';
-  await webdriver('POST', `/session/${session}/element/${await find('#task-payload')}/value`, { text: payload });
-  await webdriver('POST', `/session/${session}/element/${await find('#submit-task')}/click`, {});
+  await webdriver('POST', `/session/${at.session}/element/${await find('#task-payload')}/value`, { text: payload });
+  await webdriver('POST', `/session/${at.session}/element/${await find('#submit-task')}/click`, {});
   // WebKit renders each task row on one line: "done  #1 <payload>  <answer>  <tool calls>  (limb N)".
   const row = await waitFor(
     'the answered task',

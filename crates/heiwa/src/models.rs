@@ -86,7 +86,7 @@ pub async fn models(command: ModelsCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             let checked = if pulled.checked { "checked" } else { "not checked: no --sha256 given" };
-            let default = if pulled.info.is_default || store.default_id().as_deref() == Some(&pulled.info.id) {
+            let default = if store.default_id().as_deref() == Some(&pulled.info.id) {
                 "; it answers tasks (the default model)"
             } else {
                 ""
