@@ -11,6 +11,8 @@
 //! `HEIWA_ARCHIVE_FILES` (default 10000) and `HEIWA_ARCHIVE_MIB` (default 1024) size it.
 //! The last line is machine-readable: `RESULT archive …`.
 
+mod common;
+
 #[path = "../tests/real_parts/resident.rs"]
 mod resident;
 
@@ -154,8 +156,8 @@ fn count(run: &Run, prefix: &str) -> usize {
 
 fn main() {
     let parts = heiwa_config::Parts::find(None).unwrap_or_else(|missing| panic!("{missing}"));
-    let files = env_number("HEIWA_ARCHIVE_FILES", 10_000) as usize;
-    let mib = env_number("HEIWA_ARCHIVE_MIB", 1024);
+    let files = env_number("HEIWA_ARCHIVE_FILES", common::sized(10_000, 200)) as usize;
+    let mib = env_number("HEIWA_ARCHIVE_MIB", common::sized(1024, 16));
     let dir = tempfile::tempdir().unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -225,8 +227,9 @@ fn main() {
     let ingest_s = (first.took + second.took).as_secs_f64();
     let per_s = chunks as f64 / ingest_s;
     let peak_mb = first.peak_kib.max(second.peak_kib).max(rescan.peak_kib) >> 10;
+    let result = common::result_prefix("archive");
     println!(
-        "RESULT archive files={files} mib={} chunks={chunks} ingest_s={ingest_s:.0} chunks_per_s={per_s:.1} \
+        "{result} files={files} mib={} chunks={chunks} ingest_s={ingest_s:.0} chunks_per_s={per_s:.1} \
          raw_chunks_per_s={raw:.1} ingest_ratio={:.2} peak_rss_mb={peak_mb} rescan_s={:.1} stop_ms={} stalled={stalled}",
         bytes >> 20,
         per_s / raw,

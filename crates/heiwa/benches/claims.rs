@@ -21,9 +21,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
-const LATENCY_SAMPLES: usize = 200;
-const THROUGHPUT_TASKS: usize = 2000;
-const SCALE_TASKS: usize = 10_000;
+fn latency_samples() -> usize {
+    common::sized(200, 20)
+}
+fn throughput_tasks() -> usize {
+    common::sized(2000, 200)
+}
+fn scale_tasks() -> usize {
+    common::sized(10_000, 500)
+}
 
 mod common;
 use common::percentile;
@@ -203,7 +209,7 @@ async fn hub_latencies(hub: &Hub, limbs: &mut Limbs, prefix: &str, samples: usiz
 async fn hub_latency(parts: &Parts, dir: &std::path::Path, n: usize) -> (Vec<f64>, usize) {
     let hub = hub(parts, &dir.join("hub"), n as u32).await;
     let mut limbs = limbs(&hub, dir, n).await;
-    let samples = hub_latencies(&hub, &mut limbs, "latency", LATENCY_SAMPLES, 1).await;
+    let samples = hub_latencies(&hub, &mut limbs, "latency", latency_samples(), 1).await;
     let doubles = limbs.stop().await;
     (samples, doubles)
 }
@@ -214,7 +220,7 @@ async fn hub_throughput(parts: &Parts, dir: &std::path::Path, n: usize) -> (f64,
     let hub = hub(parts, &dir.join("hub"), n as u32).await;
     {
         use futures::StreamExt;
-        futures::stream::iter(0..THROUGHPUT_TASKS)
+        futures::stream::iter(0..throughput_tasks())
             .map(|i| {
                 let hub = &hub;
                 async move { submit(hub, &format!("load {i}")).await }
@@ -224,11 +230,11 @@ async fn hub_throughput(parts: &Parts, dir: &std::path::Path, n: usize) -> (f64,
             .await;
     }
     let mut limbs = limbs(&hub, dir, n).await;
-    limbs.completions(&hub, THROUGHPUT_TASKS).await;
+    limbs.completions(&hub, throughput_tasks()).await;
     let started = limbs.stopwatch.started.lock().unwrap().values().min().copied().unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     let doubles = limbs.stop().await;
-    (THROUGHPUT_TASKS as f64 / elapsed, doubles)
+    (throughput_tasks() as f64 / elapsed, doubles)
 }
 
 /// CPU seconds (user + system) a process has used so far.
@@ -311,11 +317,11 @@ async fn pg_complete(conn: &mut sqlx::PgConnection, worker: i32, id: i64) {
 
 /// `n` workers, each on its own connection, woken by one LISTEN connection
 /// (as River does): on each notification they claim and complete until the
-/// queue is empty. Claims are reported when made; completions when committed.
+/// queue is empty. Claims are reported when made (the instant); completions when committed.
 async fn pg_workers(
     pool: &PgPool,
     n: usize,
-) -> (watch::Sender<bool>, mpsc::UnboundedReceiver<i64>, mpsc::UnboundedReceiver<i64>) {
+) -> (watch::Sender<bool>, mpsc::UnboundedReceiver<Instant>, mpsc::UnboundedReceiver<i64>) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (claimed_tx, claimed) = mpsc::unbounded_channel();
     let (done_tx, done) = mpsc::unbounded_channel();
@@ -344,7 +350,7 @@ async fn pg_workers(
                 while let Ok(Some(id)) =
                     sqlx::query_scalar::<_, i64>(PG_CLAIM).bind(worker as i32).fetch_optional(&mut conn).await
                 {
-                    let _ = claimed_tx.send(id);
+                    let _ = claimed_tx.send(Instant::now());
                     pg_complete(&mut conn, worker as i32, id).await;
                     let _ = done_tx.send(id);
                 }
@@ -373,11 +379,11 @@ async fn pg_latency(pool: &PgPool, n: usize) -> Vec<f64> {
     pg_reset(pool).await;
     let (stop, mut claimed, mut done) = pg_workers(pool, n).await;
     let mut samples = Vec::new();
-    for i in 0..LATENCY_SAMPLES {
+    for i in 0..latency_samples() {
         let started = Instant::now();
         pg_submit(pool, format!("latency {i}")).await;
-        claimed.recv().await.unwrap();
-        samples.push(started.elapsed().as_secs_f64() * 1e3);
+        let claimed_at = claimed.recv().await.unwrap();
+        samples.push(claimed_at.duration_since(started).as_secs_f64() * 1e3);
         done.recv().await.unwrap();
     }
     let _ = stop.send(true);
@@ -388,23 +394,25 @@ async fn pg_throughput(pool: &PgPool, n: usize) -> f64 {
     pg_reset(pool).await;
     {
         use futures::StreamExt;
-        futures::stream::iter(0..THROUGHPUT_TASKS)
+        futures::stream::iter(0..throughput_tasks())
             .map(|i| pg_submit(pool, format!("load {i}")))
             .buffer_unordered(16)
             .collect::<Vec<_>>()
             .await;
     }
     let (stop, mut claimed, mut done) = pg_workers(pool, n).await;
-    claimed.recv().await.unwrap();
-    let first_claim = Instant::now();
-    for _ in 0..THROUGHPUT_TASKS {
+    // When the first claim was made, not when this task hears of it: the first
+    // workers drain while the others are still connecting, as the hub's first
+    // limbs do (whose clock starts at the first assignment too).
+    let first_claim = claimed.recv().await.unwrap();
+    for _ in 0..throughput_tasks() {
         done.recv().await.unwrap();
     }
     let elapsed = first_claim.elapsed().as_secs_f64();
     let _ = stop.send(true);
     let results: i64 = sqlx::query_scalar("SELECT count(*) FROM job_result").fetch_one(pool).await.unwrap();
-    assert_eq!(results as usize, THROUGHPUT_TASKS, "the queue wrote every result");
-    THROUGHPUT_TASKS as f64 / elapsed
+    assert_eq!(results as usize, throughput_tasks(), "the queue wrote every result");
+    throughput_tasks() as f64 / elapsed
 }
 
 fn p(samples: &mut [f64], q: f64) -> f64 {
@@ -416,7 +424,7 @@ async fn main() {
     let parts = Parts::find(None).unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
     let curve: Vec<usize> = std::env::var("HEIWA_BENCH_LIMBS")
-        .unwrap_or_else(|_| "10,100,1000".into())
+        .unwrap_or_else(|_| common::sized("10,100,1000", "10").into())
         .split(',')
         .map(|n| n.trim().parse().expect("HEIWA_BENCH_LIMBS: limb counts, comma-separated"))
         .collect();
@@ -457,7 +465,7 @@ async fn main() {
 
     let mut scale = Vec::new();
     for &n in &curve {
-        let tasks = if n >= 1000 { SCALE_TASKS } else { THROUGHPUT_TASKS };
+        let tasks = if n >= 1000 { scale_tasks() } else { throughput_tasks() };
         let point = hub_scale(&parts, &dir.path().join(format!("scale{n}")), n, tasks).await;
         doubles += point.doubles;
         scale.push(point);
@@ -476,8 +484,9 @@ async fn main() {
         );
     }
     let (ratio, ratio_sync) = (tasks_per_s / pg_tasks_per_s, tasks_per_s / pg_sync_tasks_per_s);
+    let drained = throughput_tasks();
     println!(
-        "50 limbs/workers draining {THROUGHPUT_TASKS}: hub {tasks_per_s:.0} tasks/s; pg with the hub's durability \
+        "50 limbs/workers draining {drained}: hub {tasks_per_s:.0} tasks/s; pg with the hub's durability \
          (synchronous_commit off, WAL flushed every 500 ms) {pg_tasks_per_s:.0} tasks/s (ratio {ratio:.2}); \
          pg synchronous {pg_sync_tasks_per_s:.0} tasks/s (ratio {ratio_sync:.2})"
     );
@@ -489,8 +498,9 @@ async fn main() {
         );
     }
     let largest = scale.last().expect("at least one point on the curve");
+    let result = common::result_prefix("claim");
     println!(
-        "RESULT claim p50_ms={:.2} p99_ms={:.2} p50_20_ms={:.2} p50_50_ms={:.2} p99_50_ms={:.2} tasks_per_s={tasks_per_s:.0} pg_tasks_per_s={pg_tasks_per_s:.0} ratio_vs_pg={ratio:.2} pg_sync_tasks_per_s={pg_sync_tasks_per_s:.0} ratio_vs_pg_sync={ratio_sync:.2} pg_p50_ms={:.2} pg_p50_50_ms={:.2} limbs_max={} p50_{}_ms={:.2} p99_{}_ms={:.2} hub_cpu_ms_per_task={:.2} hub_mb_per_limb={:.3} doubles={doubles}",
+        "{result} p50_ms={:.2} p99_ms={:.2} p50_20_ms={:.2} p50_50_ms={:.2} p99_50_ms={:.2} tasks_per_s={tasks_per_s:.0} pg_tasks_per_s={pg_tasks_per_s:.0} ratio_vs_pg={ratio:.2} pg_sync_tasks_per_s={pg_sync_tasks_per_s:.0} ratio_vs_pg_sync={ratio_sync:.2} pg_p50_ms={:.2} pg_p50_50_ms={:.2} limbs_max={} p50_{}_ms={:.2} p99_{}_ms={:.2} hub_cpu_ms_per_task={:.2} hub_mb_per_limb={:.3} doubles={doubles}",
         p(&mut one, 0.5),
         p(&mut one, 0.99),
         p(&mut twenty, 0.5),

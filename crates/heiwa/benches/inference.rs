@@ -27,7 +27,9 @@ use std::num::NonZeroU32;
 use std::time::Instant;
 
 const GENERATE: usize = 64;
-const ROUNDS: usize = 5;
+fn rounds() -> usize {
+    common::sized(5, 1)
+}
 const CONTEXT: u32 = 2048;
 
 /// (pp tokens/s, tg tokens/s) of the raw loop. The same work as the engine's
@@ -154,7 +156,7 @@ async fn main() {
 
     raw(backend, &raw_model, &prompt, threads); // warm up
     let (mut raw_pp, mut raw_tg, mut eng_pp, mut eng_tg, mut http_tg) = (vec![], vec![], vec![], vec![], vec![]);
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         let (pp, tg) = raw(backend, &raw_model, &prompt, threads);
         raw_pp.push(pp);
         raw_tg.push(tg);
@@ -175,8 +177,9 @@ async fn main() {
     println!("raw llama-cpp-2 loop: pp {raw_pp:.1} tok/s, tg {raw_tg:.1} tok/s");
     println!("limb engine:          pp {eng_pp:.1} tok/s, tg {eng_tg:.1} tok/s");
     println!("heiwa serve (SSE):                      tg {http_tg:.1} tok/s");
+    let result = common::result_prefix("inference");
     println!(
-        "RESULT inference tg_ratio={:.2} pp_ratio={:.2} http_tg_ratio={:.2} raw_tg={raw_tg:.1} raw_pp={raw_pp:.1} gpu_layers={gpu_layers}",
+        "{result} tg_ratio={:.2} pp_ratio={:.2} http_tg_ratio={:.2} raw_tg={raw_tg:.1} raw_pp={raw_pp:.1} gpu_layers={gpu_layers}",
         eng_tg / raw_tg,
         eng_pp / raw_pp,
         http_tg / raw_tg

@@ -19,10 +19,16 @@ use heiwa_memory::{chunks, extract, ingest_path, Memory, PgServer, PgServerConfi
 use pgvector::Vector;
 use std::time::Instant;
 
-const ROWS: usize = 100_000;
+fn rows() -> usize {
+    common::sized(100_000, 20_000)
+}
 const TENANTS: usize = 10;
-const CENTRES: usize = 1_000;
-const QUERIES: usize = 200;
+fn centre_count() -> usize {
+    common::sized(1_000, 200)
+}
+fn query_count() -> usize {
+    common::sized(200, 20)
+}
 const DIMS: usize = 384;
 
 struct Rng(u64);
@@ -61,16 +67,16 @@ async fn main() {
 
     // Bulk load without the index, then build it with the migration's own parameters.
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let centres: Vec<Vec<f32>> = (0..CENTRES).map(|_| rng.unit(None, 1.0)).collect();
+    let centres: Vec<Vec<f32>> = (0..centre_count()).map(|_| rng.unit(None, 1.0)).collect();
     sqlx::query("DROP INDEX chunk_embedding_hnsw").execute(pool).await.unwrap();
     let loaded = Instant::now();
-    for batch in 0..ROWS / 1000 {
+    for batch in 0..rows() / 1000 {
         let (mut tenants, mut contents, mut vectors) = (Vec::new(), Vec::new(), Vec::new());
         for i in batch * 1000..(batch + 1) * 1000 {
             // Every tenant has points in every cluster (a tenant is not a topic).
-            tenants.push(format!("tenant-{}", (i / CENTRES) % TENANTS));
+            tenants.push(format!("tenant-{}", (i / centre_count()) % TENANTS));
             contents.push(format!("row {i}"));
-            vectors.push(Vector::from(rng.unit(Some(&centres[i % CENTRES]), 0.08)));
+            vectors.push(Vector::from(rng.unit(Some(&centres[i % centre_count()]), 0.08)));
         }
         sqlx::query("INSERT INTO chunk (tenant_identity, content, embedding) SELECT * FROM UNNEST($1::text[], $2::text[], $3::vector[])")
             .bind(&tenants)
@@ -89,9 +95,11 @@ async fn main() {
         .unwrap();
     sqlx::query("ANALYZE chunk").execute(pool).await.unwrap();
     let build_s = built.elapsed().as_secs_f64();
-    println!("loaded {ROWS} vectors in {load_s:.1} s, built HNSW (m=16, ef_construction=64) in {build_s:.1} s");
+    let rows = rows();
+    println!("loaded {rows} vectors in {load_s:.1} s, built HNSW (m=16, ef_construction=64) in {build_s:.1} s");
 
-    let queries: Vec<Vec<f32>> = (0..QUERIES).map(|i| rng.unit(Some(&centres[(i * 7919) % CENTRES]), 0.08)).collect();
+    let queries: Vec<Vec<f32>> =
+        (0..query_count()).map(|i| rng.unit(Some(&centres[(i * 7919) % centre_count()]), 0.08)).collect();
     let mut exact_conn = pool.acquire().await.unwrap();
     sqlx::query("SET enable_indexscan = off").execute(&mut *exact_conn).await.unwrap();
     let (mut recall, mut filtered_recall, mut full_k) = (0.0, 0.0, 0usize);
@@ -151,11 +159,12 @@ async fn main() {
     drop(exact_conn);
     let plan = heiwa_memory::explain_nearest_on(pool, "tenant-0", &queries[0], 10).await.unwrap();
     assert!(plan.contains("chunk_embedding_hnsw"), "the filtered query uses the index:\n{plan}");
-    let (recall, filtered_recall) = (recall / QUERIES as f64, filtered_recall / QUERIES as f64);
+    let (recall, filtered_recall) = (recall / query_count() as f64, filtered_recall / query_count() as f64);
     let (p50, p99) = (percentile(&mut latency, 0.5), percentile(&mut latency, 0.99));
     let (fp50, fp99) = (percentile(&mut filtered_latency, 0.5), percentile(&mut filtered_latency, 0.99));
     println!("unfiltered: recall@10 {recall:.3}, p50 {p50:.2} ms, p99 {p99:.2} ms");
-    println!("tenant-filtered (10%): recall@10 {filtered_recall:.3}, p50 {fp50:.2} ms, p99 {fp99:.2} ms, full k in {full_k}/{QUERIES}");
+    let query_count = query_count();
+    println!("tenant-filtered (10%): recall@10 {filtered_recall:.3}, p50 {fp50:.2} ms, p99 {fp99:.2} ms, full k in {full_k}/{query_count}");
 
     // Ingestion vs raw embedding of the same chunks: a corpus made from the samples, varied per copy.
     let corpus = dir.path().join("corpus");
@@ -165,7 +174,8 @@ async fn main() {
     for entry in std::fs::read_dir(&samples).unwrap() {
         texts.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
     }
-    for copy in 0..30 {
+    let copies = common::sized(30, 2);
+    for copy in 0..copies {
         let text: String = texts.iter().map(|t| format!("Copy {copy}.\n\n{t}\n\n")).collect();
         std::fs::write(corpus.join(format!("doc{copy:02}.md")), text).unwrap();
     }
@@ -183,7 +193,7 @@ async fn main() {
     let started = Instant::now();
     let report = ingest_path(&memory, &embedder, "ingest-bench", &corpus, &mut |_| {}).await.unwrap();
     let ingest_secs = started.elapsed().as_secs_f64();
-    assert_eq!(report.added.len(), 30);
+    assert_eq!(report.added.len(), copies);
     // The rate of what ingestion stored (copies it collapses are not stored), not of what was chunked here.
     let stored: i64 = memory.documents("ingest-bench").await.unwrap().iter().map(|d| d.chunks).sum();
     let ingest_rate = stored as f64 / ingest_secs;
@@ -195,8 +205,9 @@ async fn main() {
 
     memory.close().await;
     server.stop().unwrap();
+    let result = common::result_prefix("memory");
     println!(
-        "RESULT memory recall10={recall:.3} p50_ms={p50:.2} filtered_recall10={filtered_recall:.3} filtered_p50_ms={fp50:.2} filtered_full_k={:.2} ingest_ratio={ingest_ratio:.2}",
-        full_k as f64 / QUERIES as f64
+        "{result} recall10={recall:.3} p50_ms={p50:.2} filtered_recall10={filtered_recall:.3} filtered_p50_ms={fp50:.2} filtered_full_k={:.2} ingest_ratio={ingest_ratio:.2}",
+        full_k as f64 / query_count as f64
     );
 }

@@ -15,6 +15,8 @@
 //!
 //!   source scripts/lib/env.sh; cargo bench --profile dev --workspace --bench migrate
 
+mod common;
+
 use heiwa_config::{free_loopback_port, Parts};
 use heiwa_hub::{HubHttp, HubServer, HubServerConfig};
 use heiwa_migrate::claims::ClaimJournal;
@@ -23,8 +25,6 @@ use heiwa_migrate::source::{Line, Source, SourceSpec};
 use heiwa_migrate::target::HubTarget;
 use heiwa_migrate::{Kind, Mapping, Options, Planned};
 use std::time::Instant;
-
-const TASKS: &str = "29500";
 
 /// CPU seconds a process has used (user + system), and its reaped children (the readers).
 fn cpu_s(pid: u32) -> (f64, f64) {
@@ -42,7 +42,7 @@ async fn main() {
     let legacy = dir.path().join("legacy.db");
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy_surrealdb.py");
     let built = std::process::Command::new(&python)
-        .args([fixture, legacy.to_str().unwrap(), "20", "25", TASKS])
+        .args([fixture, legacy.to_str().unwrap(), "20", "25", common::sized("29500", "500")])
         .output()
         .unwrap();
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
@@ -136,8 +136,9 @@ async fn main() {
     println!("| its CPU: hub / heiwa / SurrealDB reader | {:.2} s / {:.2} s / {:.2} s |", cpu[0], cpu[1], cpu[2]);
     println!("| SurrealDB reading every record, nothing else | {read_s:.2} s: {read_per_s:.0} records/s |");
     println!("| one record per reducer call (1,000) | {single_per_s:.0} records/s |");
+    let result = common::result_prefix("migrate");
     println!(
-        "RESULT migrate records_per_s={migrate_per_s:.0} ratio_vs_raw={:.2} verified={verified} ratio_vs_read={:.2} \
+        "{result} records_per_s={migrate_per_s:.0} ratio_vs_raw={:.2} verified={verified} ratio_vs_read={:.2} \
          ratio_vs_single_calls={:.1} raw_records_per_s={raw_per_s:.0} read_records_per_s={read_per_s:.0} \
          single_call_records_per_s={single_per_s:.0} records={records}",
         migrate_per_s / raw_per_s,

@@ -25,10 +25,14 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const TASKS: usize = 100;
+fn task_count() -> usize {
+    common::sized(100, 10)
+}
 /// Results a limb finishes while cut off, and how long the outage lasts.
 const OUTBOX_TASKS: usize = 5;
-const OUTAGE: Duration = Duration::from_secs(60);
+fn outage() -> Duration {
+    Duration::from_secs(common::sized(60, 10))
+}
 
 /// Submit → done, one task at a time, in ms.
 fn latencies(
@@ -38,7 +42,7 @@ fn latencies(
     done: &mpsc::Receiver<u64>,
     from: usize,
 ) -> Vec<f64> {
-    (from..from + TASKS)
+    (from..from + task_count())
         .map(|i| {
             let sent = Instant::now();
             rt.block_on(http.submit_task_once("heiwa", &format!("b{i}"), &format!("bench {i}"), None, token)).unwrap();
@@ -81,7 +85,7 @@ fn main() {
     for n in 1..=3 {
         net.drop_packets(n, Some(0.05));
     }
-    let mut lossy = latencies(&http, &rt, &token, &done, TASKS);
+    let mut lossy = latencies(&http, &rt, &token, &done, task_count());
 
     // Every limb cut off past its lease, a task waiting; the links come back.
     for n in 1..=3 {
@@ -120,7 +124,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     net.drop_packets(3, None);
-    std::thread::sleep(OUTAGE);
+    std::thread::sleep(outage());
     // Read as the limb reads it (a fresh handle replays the journal each time).
     let waiting =
         || limb_core::claim::Outbox::beside(&net.path("limb3").join("limb.token")).unwrap().waiting().unwrap().len();
@@ -139,7 +143,7 @@ fn main() {
     let outbox_ok = kept == OUTBOX_TASKS && away.count("executed") == OUTBOX_TASKS && emptied;
 
     let tasks: HashMap<u64, (String, bool)> = net.tasks();
-    let expected = 2 * TASKS + 1 + OUTBOX_TASKS;
+    let expected = 2 * task_count() + 1 + OUTBOX_TASKS;
     let done_once = tasks.values().filter(|(state, result)| state == "done" && *result).count();
     let lost = expected - done_once;
     count_runs(away.lines());
@@ -148,7 +152,10 @@ fn main() {
     let extra_rows = tasks.len().saturating_sub(expected);
     let (clean_p50, clean_p99) = (percentile(&mut clean, 0.5), percentile(&mut clean, 0.99));
     let (p50, p99) = (percentile(&mut lossy, 0.5), percentile(&mut lossy, 0.99));
-    println!("clean links: submit → done p50 {clean_p50:.1} ms, p99 {clean_p99:.1} ms ({TASKS} tasks, one at a time)");
+    let task_count = task_count();
+    println!(
+        "clean links: submit → done p50 {clean_p50:.1} ms, p99 {clean_p99:.1} ms ({task_count} tasks, one at a time)"
+    );
     println!(
         "5% packet loss on every limb link: p50 {p50:.1} ms, p99 {p99:.1} ms ({:.2}× the clean p50)",
         p50 / clean_p50
@@ -160,15 +167,16 @@ fn main() {
     println!(
         "one limb cut off for {} s with {OUTBOX_TASKS} results finished: {kept} kept in its outbox, all at the hub \
          {outbox_ms:.0} ms after the link came back, the outbox then {}",
-        OUTAGE.as_secs(),
+        outage().as_secs(),
         if emptied { "empty" } else { "NOT empty" }
     );
     println!(
         "{expected} tasks: {done_once} done with one result, {lost} lost, {extra_rows} extra task rows; \
          {executed} executions, {doubles} of them a second run of a task"
     );
+    let result = common::result_prefix("network");
     println!(
-        "RESULT network p50_ms={p50:.1} p99_ms={p99:.1} clean_p50_ms={clean_p50:.1} clean_p99_ms={clean_p99:.1} \
+        "{result} p50_ms={p50:.1} p99_ms={p99:.1} clean_p50_ms={clean_p50:.1} clean_p99_ms={clean_p99:.1} \
          loss_ratio={:.2} heal_ms={heal_ms:.0} outbox_ok={outbox_ok} outbox_ms={outbox_ms:.0} lost={lost} \
          doubles={doubles}",
         p50 / clean_p50

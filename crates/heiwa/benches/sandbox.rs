@@ -16,7 +16,9 @@ use heiwa_sandbox::{Limits, Sandbox, WarmPool};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SAMPLES: usize = 30;
+fn samples() -> usize {
+    common::sized(30, 3)
+}
 const CODE: &str = "print(1)";
 
 fn millis(started: Instant) -> f64 {
@@ -44,7 +46,7 @@ async fn main() {
 
     // Interleaved, so that load on the machine hits both alike.
     let (mut cold, mut bare) = (Vec::new(), Vec::new());
-    for _ in 0..SAMPLES {
+    for _ in 0..samples() {
         let started = Instant::now();
         let out = sandbox.run_python(CODE).await.unwrap();
         cold.push(millis(started));
@@ -55,7 +57,7 @@ async fn main() {
 
     let pool = WarmPool::new(sandbox.clone(), 1);
     let mut warm = Vec::new();
-    for _ in 0..SAMPLES {
+    for _ in 0..samples() {
         tokio::time::sleep(Duration::from_millis(600)).await;
         let started = Instant::now();
         let out = pool.run_python(CODE).await.unwrap();
@@ -69,8 +71,9 @@ async fn main() {
     println!("cold  p50 {cold_p50:.1} ms  p90 {:.1} ms", percentile(&mut cold, 0.9));
     println!("bare  p50 {bare_p50:.1} ms  p90 {:.1} ms  (docker run --rm --network none)", percentile(&mut bare, 0.9));
     println!("warm  p50 {warm_p50:.1} ms  p90 {:.1} ms", percentile(&mut warm, 0.9));
+    let result = common::result_prefix("sandbox");
     println!(
-        "RESULT sandbox cold_ratio={:.2} cold_p50_ms={cold_p50:.0} warm_p50_ms={warm_p50:.0} docker_run_p50_ms={bare_p50:.0}",
+        "{result} cold_ratio={:.2} cold_p50_ms={cold_p50:.0} warm_p50_ms={warm_p50:.0} docker_run_p50_ms={bare_p50:.0}",
         cold_p50 / bare_p50
     );
 }

@@ -16,6 +16,8 @@
 //!
 //!   source scripts/lib/env.sh; cargo bench --profile dev --workspace --bench trust
 
+mod common;
+
 #[path = "../tests/real_parts/trust_limbs.rs"]
 mod trust_limbs;
 
@@ -40,7 +42,9 @@ const QUESTIONS: [&str; 12] = [
     "Describe a network partition in one paragraph.",
     "What is teacher forcing in language models?",
 ];
-const TASKS: usize = 60;
+fn tasks() -> usize {
+    common::sized(60, 8)
+}
 
 fn scoring(parts: &Parts) -> (f64, usize, usize, usize) {
     // Loaded as a limb loads it, answering as long as a generation task may.
@@ -49,7 +53,8 @@ fn scoring(parts: &Parts) -> (f64, usize, usize, usize) {
     let (mut generate_s, mut verify_s, mut false_alarms, mut caught) = (0.0, 0.0, 0, 0);
     // The largest gap below the top among honest tokens, and the smallest largest gap of a changed answer.
     let (mut honest_gap, mut liar_gap, mut off_top) = (0.0f32, f32::INFINITY, 0);
-    for question in QUESTIONS {
+    let questions = &QUESTIONS[..common::sized(QUESTIONS.len(), 2)];
+    for question in questions {
         let prompt = generator.format_chat(&[("user", question)]).unwrap();
         let started = Instant::now();
         let answer = generator.complete(&prompt, GENERATE_MAX_TOKENS).unwrap().text;
@@ -70,15 +75,15 @@ fn scoring(parts: &Parts) -> (f64, usize, usize, usize) {
     println!(
         "scoring {} greedy answers: generate {generate_s:.2} s, verify {verify_s:.2} s (ratio {:.3}); \
          {false_alarms} false alarms; {caught} of {} changed answers caught",
-        QUESTIONS.len(),
+        questions.len(),
         verify_s / generate_s,
-        QUESTIONS.len()
+        questions.len()
     );
     println!(
         "honest tokens not exactly on top: {off_top}, at most {honest_gap:.3} logits below; every changed answer had \
          a token at least {liar_gap:.1} below (tolerance {SCORE_TOLERANCE})"
     );
-    (verify_s / generate_s, false_alarms, caught, QUESTIONS.len())
+    (verify_s / generate_s, false_alarms, caught, questions.len())
 }
 
 /// Wait until every task the owner sees is done; seconds since `since`.
@@ -121,19 +126,19 @@ async fn main() {
     }
 
     let started = Instant::now();
-    for i in 0..TASKS {
+    for i in 0..tasks() {
         http.submit_task("heiwa", &format!("plain {i}"), None, &owner).await.unwrap();
     }
-    let plain_s = drained(&http, &owner, TASKS, started).await;
+    let plain_s = drained(&http, &owner, tasks(), started).await;
 
     let started = Instant::now();
-    for i in 0..TASKS {
+    for i in 0..tasks() {
         let payload = format!("replicated {i}");
         http.submit_task_replicated("heiwa", None, &payload, None, 2, &owner).await.unwrap();
     }
-    let sets = decided(&http, &owner, TASKS).await;
+    let sets = decided(&http, &owner, tasks()).await;
     let copies: usize = sets.iter().map(|s| s["copies"].as_array().map_or(0, Vec::len)).sum();
-    let replicated_s = drained(&http, &owner, TASKS + copies, started).await;
+    let replicated_s = drained(&http, &owner, tasks() + copies, started).await;
 
     let limbs = rows(&http, &owner, "SELECT * FROM limb").await;
     let liar_id = limbs.iter().find(|l| l["name"] == "liar").and_then(|l| l["id"].as_u64()).unwrap();
@@ -148,9 +153,10 @@ async fn main() {
     let (liar_results, caught) = (count(true, "agreed") + count(true, "disputed"), count(true, "disputed"));
     let (honest_results, false_alarms) = (count(false, "agreed") + count(false, "disputed"), count(false, "disputed"));
     let verdict = |v: &str| sets.iter().filter(|s| s["verdict"] == v).count();
-    let quorum_overhead = copies as f64 / TASKS as f64;
+    let quorum_overhead = copies as f64 / tasks() as f64;
+    let tasks = tasks();
     println!(
-        "{TASKS} plain tasks: {plain_s:.2} s; {TASKS} with replicas 2: {replicated_s:.2} s ({:.2}×), {copies} executions \
+        "{tasks} plain tasks: {plain_s:.2} s; {tasks} with replicas 2: {replicated_s:.2} s ({:.2}×), {copies} executions \
          ({quorum_overhead:.2} per task); {} agreed, {} trusted (not copied), {} disputed",
         replicated_s / plain_s,
         verdict("agreed"),
@@ -160,8 +166,9 @@ async fn main() {
     println!(
         "the liar: {caught} of {liar_results} results outvoted; honest limbs: {false_alarms} of {honest_results} disputed"
     );
+    let result = common::result_prefix("trust");
     println!(
-        "RESULT trust verify_cost_ratio={verify_cost_ratio:.3} quorum_overhead={quorum_overhead:.2} \
+        "{result} verify_cost_ratio={verify_cost_ratio:.3} quorum_overhead={quorum_overhead:.2} \
          quorum_time_ratio={:.2} caught_liars={caught}/{liar_results} false_alarms={false_alarms}/{honest_results} \
          score_caught={score_caught}/{scored} score_false_alarms={score_false_alarms}/{scored}",
         replicated_s / plain_s
