@@ -2,6 +2,7 @@
 //! transaction per document, so a document is fully searchable or not at all.
 //! Unchanged files (same content hash) are skipped; changed ones replaced.
 
+use crate::walk::{walk, LeftOut, WalkOptions};
 use crate::{Memory, MemoryError};
 use heiwa_extract::{ExtractError, Extracted};
 use heiwa_inference::Embedder;
@@ -17,13 +18,16 @@ const CHUNK_OVERLAP: usize = 120;
 pub struct IngestReport {
     pub added: Vec<PathBuf>,
     pub unchanged: Vec<PathBuf>,
-    /// Documents stored from this folder whose files are gone.
+    /// Documents stored from this folder whose files are gone (or now left out).
     pub removed: Vec<String>,
     /// Files that could not be ingested, each with a reason a person understands.
     pub failed: Vec<(PathBuf, String)>,
     /// Files of types memory does not take (stylesheets, images, …): counted,
     /// not failures, so that a real failure is not buried among them.
     pub skipped: Vec<PathBuf>,
+    /// Entries the walk left out (`walk.rs`), each once with its reason: not
+    /// read at all, and not in the progress count.
+    pub left_out: Vec<(PathBuf, LeftOut)>,
 }
 
 /// What happened to one file, as soon as it is known (for progress bars and the UI).
@@ -46,25 +50,27 @@ pub enum Outcome {
     Skipped,
 }
 
-/// Ingest a file or a folder (recursively; hidden entries skipped, symbolic
-/// links not followed), reporting each file to `progress`. One bad file never
-/// stops the rest.
+/// Ingest a file or a folder (walked as `walk.rs` says: ignore files, hidden
+/// entries, generated files and symbolic links left out unless `options` take
+/// them), reporting each file to `progress`. One bad file never stops the rest.
 pub async fn ingest_path(
     memory: &Memory,
     embedder: &Embedder,
     tenant: &str,
     root: &Path,
+    options: WalkOptions,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<IngestReport, MemoryError> {
-    let mut report = IngestReport::default();
-    let mut files = Vec::new();
-    collect(root, &mut files, &mut report.failed);
-    files.sort();
+    let walked = {
+        let root = root.to_path_buf();
+        tokio::task::spawn_blocking(move || walk(&root, options)).await.expect("the walk does not panic")
+    };
+    let (files, refused) = (walked.files, walked.refused);
+    let mut report = IngestReport { left_out: walked.left_out, ..IngestReport::default() };
     if root.is_dir() {
-        report.removed = remove_missing(memory, tenant, root, &files, &report.failed).await?;
+        report.removed = remove_missing(memory, tenant, root, &files, &refused).await?;
     }
     // Entries refused while walking (symbolic links, unreadable folders) are reported first.
-    let refused = std::mem::take(&mut report.failed);
     let mut steps = Steps { total: refused.len() + files.len(), done: 0, report, progress };
     for (path, reason) in refused {
         steps.record(path, Outcome::Failed(reason));
@@ -335,6 +341,7 @@ pub async fn watch_path(
     embedder: &Embedder,
     tenant: &str,
     root: &Path,
+    options: WalkOptions,
     quiet: std::time::Duration,
     progress: &mut (dyn FnMut(Progress) + Send),
     on_pass: &mut (dyn FnMut(IngestReport) + Send),
@@ -351,7 +358,7 @@ pub async fn watch_path(
     watcher.watch(root, notify::RecursiveMode::Recursive).map_err(|e| MemoryError::Watch(e.to_string()))?;
     tokio::pin!(stop);
     loop {
-        on_pass(ingest_path(memory, embedder, tenant, root, progress).await?);
+        on_pass(ingest_path(memory, embedder, tenant, root, options, progress).await?);
         tokio::select! {
             _ = &mut stop => return Ok(()),
             Some(()) = changes.recv() => {}
@@ -381,41 +388,6 @@ async fn remove_missing(
     .fetch_all(memory.pool())
     .await?;
     Ok(removed)
-}
-
-fn collect(path: &Path, files: &mut Vec<PathBuf>, failed: &mut Vec<(PathBuf, String)>) {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) => return failed.push((path.to_path_buf(), format!("cannot read: {e}"))),
-    };
-    if meta.file_type().is_symlink() {
-        return failed.push((path.to_path_buf(), "symbolic link not followed".into()));
-    }
-    if meta.is_file() {
-        return files.push(path.to_path_buf());
-    }
-    if !meta.is_dir() {
-        // A named pipe would block a reader for ever; a device may never end.
-        use std::os::unix::fs::FileTypeExt;
-        let kind = meta.file_type();
-        let what = if kind.is_fifo() {
-            "a named pipe"
-        } else if kind.is_socket() {
-            "a socket"
-        } else {
-            "a device"
-        };
-        return failed.push((path.to_path_buf(), format!("not a regular file ({what}); not read")));
-    }
-    let entries = match std::fs::read_dir(path) {
-        Ok(entries) => entries,
-        Err(e) => return failed.push((path.to_path_buf(), format!("cannot list folder: {e}"))),
-    };
-    for entry in entries.flatten() {
-        if !entry.file_name().to_string_lossy().starts_with('.') {
-            collect(&entry.path(), files, failed);
-        }
-    }
 }
 
 /// (byte offset, text) of overlapping chunks.

@@ -5,6 +5,7 @@ mod ingest;
 mod local;
 mod server;
 mod store;
+mod walk;
 
 pub use dedup::NEAR_DUPLICATE;
 pub use heiwa_extract::{
@@ -17,6 +18,7 @@ pub use ingest::{
 pub use local::{LocalMemory, LocalMemoryError};
 pub use server::{PgServer, PgServerConfig};
 pub use store::{explain_nearest_on, nearest_on, Citation, DocumentInfo, Hit, Memory, Place};
+pub use walk::{generated, walk, LeftOut, WalkOptions, Walked};
 
 use std::path::PathBuf;
 

@@ -15,7 +15,7 @@ mod common;
 
 use common::percentile;
 use heiwa_inference::{Embedder, ModelOptions};
-use heiwa_memory::{chunks, extract, ingest_path, Memory, PgServer, PgServerConfig};
+use heiwa_memory::{chunks, extract, ingest_path, Memory, PgServer, PgServerConfig, WalkOptions};
 use pgvector::Vector;
 use std::time::Instant;
 
@@ -191,7 +191,8 @@ async fn main() {
     embedder.embed(&refs).unwrap();
     let raw_rate = refs.len() as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let report = ingest_path(&memory, &embedder, "ingest-bench", &corpus, &mut |_| {}).await.unwrap();
+    let report =
+        ingest_path(&memory, &embedder, "ingest-bench", &corpus, WalkOptions::default(), &mut |_| {}).await.unwrap();
     let ingest_secs = started.elapsed().as_secs_f64();
     assert_eq!(report.added.len(), copies);
     // The rate of what ingestion stored (copies it collapses are not stored), not of what was chunked here.

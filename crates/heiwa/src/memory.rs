@@ -3,7 +3,7 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use heiwa_config::data_dir;
-use heiwa_memory::{IngestReport, LocalMemory, Outcome, Progress};
+use heiwa_memory::{IngestReport, LeftOut, LocalMemory, Outcome, Progress, WalkOptions};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -14,9 +14,16 @@ pub struct IngestArgs {
     /// Keep watching: new, changed and deleted files are picked up until Ctrl-C.
     #[arg(long)]
     watch: bool,
-    /// Name each file of a type memory does not take (otherwise they are counted in one line).
+    /// Name each file skipped or left out, with its reason (otherwise they are counted, one line per reason).
     #[arg(long)]
     list_skipped: bool,
+    /// Take hidden files and folders and what .gitignore, .ignore and .heiwaignore files name.
+    #[arg(long)]
+    no_ignore: bool,
+    /// Take dependency and build folders (node_modules, target, …), lock files, source maps, minified and
+    /// generated files.
+    #[arg(long)]
+    include_generated: bool,
 }
 
 #[derive(Subcommand)]
@@ -48,7 +55,10 @@ async fn open_memory() -> anyhow::Result<LocalMemory> {
     Ok(LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir().join("memory")).await?)
 }
 
-pub async fn ingest(IngestArgs { path, tenant, watch, list_skipped }: IngestArgs) -> anyhow::Result<()> {
+pub async fn ingest(
+    IngestArgs { path, tenant, watch, list_skipped, no_ignore, include_generated }: IngestArgs,
+) -> anyhow::Result<()> {
+    let walk = WalkOptions { no_ignore, include_generated };
     let path = std::fs::canonicalize(&path).with_context(|| format!("{}", path.display()))?;
     let local = open_memory().await?;
     let bar = indicatif::ProgressBar::new(0).with_style(
@@ -73,10 +83,19 @@ pub async fn ingest(IngestArgs { path, tenant, watch, list_skipped }: IngestArgs
     let mut summary = |report: IngestReport| {
         bar.suspend(|| {
             for file in &report.removed {
-                println!("removed    {file} (no longer on disk)");
+                let why = if std::path::Path::new(file).exists() { "now left out" } else { "no longer on disk" };
+                println!("removed    {file} ({why})");
+            }
+            if list_skipped {
+                for (entry, why) in &report.left_out {
+                    println!("left out   {} ({})", entry.display(), why.reason());
+                }
             }
             if !report.skipped.is_empty() {
                 println!("{}", skipped_line(&report.skipped, list_skipped));
+            }
+            for line in left_out_lines(&report.left_out, list_skipped) {
+                println!("{line}");
             }
             println!(
                 "{} added, {} unchanged, {} removed, {} not added",
@@ -98,6 +117,7 @@ pub async fn ingest(IngestArgs { path, tenant, watch, list_skipped }: IngestArgs
             &local.embedder,
             &tenant,
             &path,
+            walk,
             quiet,
             &mut progress,
             &mut summary,
@@ -105,7 +125,9 @@ pub async fn ingest(IngestArgs { path, tenant, watch, list_skipped }: IngestArgs
         )
         .await
     } else {
-        heiwa_memory::ingest_path(&local.memory, &local.embedder, &tenant, &path, &mut progress).await.map(&mut summary)
+        heiwa_memory::ingest_path(&local.memory, &local.embedder, &tenant, &path, walk, &mut progress)
+            .await
+            .map(&mut summary)
     };
     bar.finish_and_clear();
     local.close().await?;
@@ -197,4 +219,29 @@ fn skipped_line(skipped: &[std::path::PathBuf], listed: bool) -> String {
     let more = if types.len() > 8 { ", …" } else { "" };
     let hint = if listed { "" } else { " (--list-skipped names them)" };
     format!("{} files skipped, of types memory does not take: {}{more}{hint}", skipped.len(), shown.join(", "))
+}
+
+/// One line per reason entries were left out: "3 left out, a dependency or build
+/// folder: node_modules, vendor, … (--include-generated takes them)".
+fn left_out_lines(left_out: &[(std::path::PathBuf, LeftOut)], listed: bool) -> Vec<String> {
+    let mut by_reason: std::collections::BTreeMap<LeftOut, Vec<String>> = std::collections::BTreeMap::new();
+    for (path, why) in left_out {
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        by_reason.entry(*why).or_default().push(name);
+    }
+    by_reason
+        .into_iter()
+        .map(|(why, names)| {
+            let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+            let more = if names.len() > 3 { ", …" } else { "" };
+            let named = if listed { "" } else { "--list-skipped names them; " };
+            format!(
+                "{} left out, {}: {}{more} ({named}{} takes them)",
+                names.len(),
+                why.reason(),
+                shown.join(", "),
+                why.taken_with()
+            )
+        })
+        .collect()
 }

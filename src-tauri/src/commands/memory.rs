@@ -4,7 +4,7 @@
 use super::with_limb;
 use crate::error::{said, CommandError, CommandResult};
 use crate::state::{AppState, Limb, CHANGED};
-use heiwa_memory::{Citation, DocumentInfo, Progress};
+use heiwa_memory::{Citation, DocumentInfo, Progress, WalkOptions};
 use serde::Serialize;
 use std::path::PathBuf;
 use tauri::{AppHandle, Emitter, Manager, State};
@@ -29,8 +29,20 @@ pub async fn pick_folder(app: AppHandle) -> CommandResult<Option<String>> {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum IngestEvent {
     File(Progress),
-    Finished { folder: String, added: usize, unchanged: usize, failed: usize, skipped: usize, removed: usize },
-    Stopped { folder: String, error: String },
+    Finished {
+        folder: String,
+        added: usize,
+        unchanged: usize,
+        failed: usize,
+        skipped: usize,
+        removed: usize,
+        /// Entries left out unread: hidden, ignored, dependency trees, lock files, minified or generated.
+        left_out: usize,
+    },
+    Stopped {
+        folder: String,
+        error: String,
+    },
 }
 
 /// Ingest a folder (or one file) into memory in the background; progress
@@ -64,7 +76,8 @@ pub async fn ingest_folder(app: AppHandle, state: State<'_, AppState>, path: Str
         let mut progress = move |step: Progress| {
             let _ = emitter.emit(INGEST, IngestEvent::File(step));
         };
-        let outcome = heiwa_memory::ingest_path(&memory, &embedder, "local", &root, &mut progress).await;
+        let outcome =
+            heiwa_memory::ingest_path(&memory, &embedder, "local", &root, WalkOptions::default(), &mut progress).await;
         let event = match outcome {
             Ok(report) => IngestEvent::Finished {
                 folder: folder.clone(),
@@ -73,6 +86,7 @@ pub async fn ingest_folder(app: AppHandle, state: State<'_, AppState>, path: Str
                 failed: report.failed.len(),
                 skipped: report.skipped.len(),
                 removed: report.removed.len(),
+                left_out: report.left_out.len(),
             },
             Err(error) => IngestEvent::Stopped { folder: folder.clone(), error: error.to_string() },
         };

@@ -5,7 +5,7 @@
 use super::mesh::{tenant_with_invite, LimbProcess};
 use super::{local_hub, parts};
 use heiwa_hub::MAX_SUMMARY_BYTES;
-use heiwa_memory::ingest_path;
+use heiwa_memory::{ingest_path, WalkOptions};
 use limb_core::agent::local::LocalAgent;
 use limb_core::agent::{summary_payload, Budget};
 use std::path::{Path, PathBuf};
@@ -24,7 +24,10 @@ async fn the_agent_answers_from_local_memory_and_computes_with_the_sandbox() {
     let local =
         LocalAgent::open(&parts, dir.path(), "local", Budget::default(), None).await.expect("the agent's parts start");
     let memory = local.memory();
-    let report = ingest_path(&memory.memory, &memory.embedder, "local", &samples(), &mut |_| {}).await.unwrap();
+    let report =
+        ingest_path(&memory.memory, &memory.embedder, "local", &samples(), WalkOptions::default(), &mut |_| {})
+            .await
+            .unwrap();
     assert_eq!(report.added.len(), 4, "{report:?}");
 
     let answer = local.agent.answer(QUESTION).await.expect("the loop completes");

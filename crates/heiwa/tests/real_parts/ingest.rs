@@ -3,7 +3,7 @@
 
 use super::parts;
 use heiwa_inference::{Embedder, ModelOptions};
-use heiwa_memory::{ingest_path, watch_path, Memory, PgServer, PgServerConfig, MAX_WHOLE_BYTES};
+use heiwa_memory::{ingest_path, watch_path, Memory, PgServer, PgServerConfig, WalkOptions, MAX_WHOLE_BYTES};
 use std::path::{Path, PathBuf};
 
 fn samples() -> PathBuf {
@@ -44,7 +44,10 @@ async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations()
     std::os::unix::fs::symlink(&corpus, corpus.join("loop")).unwrap();
 
     let mut steps = Vec::new();
-    let report = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |step| steps.push(step)).await.unwrap();
+    let report =
+        ingest_path(&memory, &embedder, "tenant-a", &corpus, WalkOptions::default(), &mut |step| steps.push(step))
+            .await
+            .unwrap();
     let added: Vec<&str> = report.added.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
     assert_eq!(added, ["rust-ownership.md", "sourdough.txt", "vector-search.md", "volunteer-computing.md"]);
     // Progress: one step per file or refused entry, counting up to the total.
@@ -90,13 +93,15 @@ async fn a_folder_is_ingested_and_questions_find_the_right_file_with_citations()
     // Tenant B sees nothing of A's; a second pass skips unchanged files.
     let embedding = embedder.embed(&["sourdough"]).unwrap().remove(0);
     assert!(memory.search("tenant-b", "sourdough", &embedding, 3).await.unwrap().is_empty());
-    let again = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    let again =
+        ingest_path(&memory, &embedder, "tenant-a", &corpus, WalkOptions::default(), &mut |_| {}).await.unwrap();
     assert_eq!((again.added.len(), again.unchanged.len(), again.removed.len()), (0, 4, 0));
 
     // A deleted file leaves memory on the next scan; a changed one is replaced.
     std::fs::remove_file(corpus.join("sourdough.txt")).unwrap();
     std::fs::write(corpus.join("rust-ownership.md"), "# Ownership\n\nBorrowing rules, rewritten.").unwrap();
-    let rescan = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    let rescan =
+        ingest_path(&memory, &embedder, "tenant-a", &corpus, WalkOptions::default(), &mut |_| {}).await.unwrap();
     assert_eq!(rescan.removed.iter().map(|p| file_name(p)).collect::<Vec<_>>(), ["sourdough.txt"]);
     assert_eq!(rescan.added.len(), 1, "the changed file is re-ingested");
     let hits = memory.search("tenant-a", "sourdough", &embedding, 4).await.unwrap();
@@ -213,7 +218,8 @@ async fn html_csv_docx_and_pdf_are_ingested_and_broken_ones_are_per_file_errors(
     std::fs::write(corpus.join("letter.docx"), b"just text, not a zip").unwrap();
     std::fs::write(corpus.join("ragged.csv"), "a,b\n1,2,3\n").unwrap();
 
-    let report = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    let report =
+        ingest_path(&memory, &embedder, "tenant-a", &corpus, WalkOptions::default(), &mut |_| {}).await.unwrap();
     let added: Vec<&str> = report.added.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
     assert_eq!(added, ["manual.pdf", "minutes.docx", "rainfall.csv", "report.html"], "{report:?}");
     let reasons: std::collections::HashMap<String, String> =
@@ -271,7 +277,7 @@ async fn postgres_killed_mid_ingest_leaves_no_half_document_and_a_rescan_finishe
 
     let ingesting = tokio::spawn({
         let (memory, embedder, corpus) = (memory.clone(), embedder.clone(), corpus.clone());
-        async move { ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await }
+        async move { ingest_path(&memory, &embedder, "tenant-a", &corpus, WalkOptions::default(), &mut |_| {}).await }
     });
     loop {
         let stored = memory.documents("tenant-a").await.unwrap().len();
@@ -302,7 +308,8 @@ async fn postgres_killed_mid_ingest_leaves_no_half_document_and_a_rescan_finishe
     .unwrap();
     assert_eq!(orphans, 0);
 
-    let rescan = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    let rescan =
+        ingest_path(&memory, &embedder, "tenant-a", &corpus, WalkOptions::default(), &mut |_| {}).await.unwrap();
     assert_eq!((rescan.added.len() + rescan.unchanged.len(), rescan.unchanged.len()), (40, survivors.len()));
     let all = memory.documents("tenant-a").await.unwrap();
     assert!(all.iter().all(|doc| doc.chunks == expected_chunks[&doc.path]) && all.len() == 40);
@@ -342,6 +349,7 @@ async fn a_watched_folder_picks_up_new_changed_and_deleted_files() {
                 &embedder,
                 "tenant-a",
                 &folder,
+                WalkOptions::default(),
                 quiet,
                 &mut |_| {},
                 &mut |report| pass_tx.send(report).unwrap(),
@@ -511,7 +519,8 @@ async fn a_rescan_skips_files_whose_size_and_mtime_are_unchanged_without_reading
         let sample = sample.unwrap().path();
         std::fs::copy(&sample, corpus.join(sample.file_name().unwrap())).unwrap();
     }
-    let first = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    let first =
+        ingest_path(&memory, &embedder, "tenant-a", &corpus, WalkOptions::default(), &mut |_| {}).await.unwrap();
     assert_eq!(first.added.len(), 4);
 
     let file = corpus.join("sourdough.txt");
@@ -521,11 +530,13 @@ async fn a_rescan_skips_files_whose_size_and_mtime_are_unchanged_without_reading
     };
     std::fs::write(&file, "z".repeat(size)).unwrap();
     std::fs::File::options().write(true).open(&file).unwrap().set_modified(mtime).unwrap();
-    let second = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    let second =
+        ingest_path(&memory, &embedder, "tenant-a", &corpus, WalkOptions::default(), &mut |_| {}).await.unwrap();
     assert_eq!((second.added.len(), second.unchanged.len()), (0, 4), "nothing read again: {second:?}");
 
     std::fs::File::options().write(true).open(&file).unwrap().set_modified(std::time::SystemTime::now()).unwrap();
-    let third = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    let third =
+        ingest_path(&memory, &embedder, "tenant-a", &corpus, WalkOptions::default(), &mut |_| {}).await.unwrap();
     assert_eq!(third.added, vec![file], "its stamp moved: read, and its new text stored: {third:?}");
     memory.close().await;
     server.stop().unwrap();
@@ -547,7 +558,8 @@ async fn copies_of_a_passage_are_one_hit_that_cites_every_place() {
     let sourdough = std::fs::read_to_string(samples().join("sourdough.txt")).unwrap();
     std::fs::write(corpus.join("copies/sourdough.txt"), &sourdough).unwrap();
     std::fs::write(corpus.join("single-page.txt"), sourdough.replace('\n', " \n\n")).unwrap();
-    let report = ingest_path(&memory, &embedder, "tenant-a", &corpus, &mut |_| {}).await.unwrap();
+    let report =
+        ingest_path(&memory, &embedder, "tenant-a", &corpus, WalkOptions::default(), &mut |_| {}).await.unwrap();
     assert_eq!(report.added.len(), 6, "{report:?}");
 
     let question = "How long does sourdough ferment?";
@@ -595,7 +607,7 @@ async fn source_code_is_found_by_whole_definitions_cited_by_lines() {
         "import math\n\n\nclass Units:\n    \"\"\"Unit conversions.\"\"\"\n\n    def miles_to_kilometres(self, miles):\n        return miles * 1.609344\n",
     )
     .unwrap();
-    let report = ingest_path(&memory, &embedder, "tenant-a", &code, &mut |_| {}).await.unwrap();
+    let report = ingest_path(&memory, &embedder, "tenant-a", &code, WalkOptions::default(), &mut |_| {}).await.unwrap();
     assert_eq!(report.added.len(), 2, "{report:?}");
 
     let question = "convert Celsius temperature to Fahrenheit";

@@ -33,6 +33,7 @@ fn recv<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
 
 mod agent;
 mod bot;
+mod folders;
 mod hub;
 mod ingest;
 mod mcp;
