@@ -1,5 +1,5 @@
 use crate::{Memory, MemoryError, PgServer, PgServerConfig};
-use heiwa_inference::{Embedder, InferenceError, ModelOptions};
+use heiwa_inference::{all_cores, Embedder, InferenceError, ModelOptions};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,14 +33,16 @@ impl LocalMemory {
                 return Err(e.into());
             }
         };
-        let embedder = match Embedder::lazy(embed_model, ModelOptions::default()) {
-            Ok(embedder) => embedder,
-            Err(e) => {
-                memory.close().await;
-                let _ = server.stop();
-                return Err(e.into());
-            }
-        };
+        // Every core, as generation takes them: one thread left the other cores idle while a folder was embedded.
+        let embedder =
+            match Embedder::lazy(embed_model, ModelOptions { threads: all_cores(), ..ModelOptions::default() }) {
+                Ok(embedder) => embedder,
+                Err(e) => {
+                    memory.close().await;
+                    let _ = server.stop();
+                    return Err(e.into());
+                }
+            };
         Ok(LocalMemory { server, memory: Arc::new(memory), embedder: Arc::new(embedder) })
     }
 

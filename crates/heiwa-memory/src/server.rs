@@ -127,6 +127,13 @@ impl PgServer {
     pub fn start(&mut self) -> Result<(), MemoryError> {
         // Started again (after its server died): the old watchdog must not stop the new server.
         self.end_watchdog();
+        if !self.running && self.serving() {
+            // Another process (a long `heiwa ingest`, the desktop app) owns this
+            // memory's server: use it through its socket and leave its lifetime
+            // to its owner (`stop` is then a no-op), as a second psql session would.
+            tracing::info!(pid = ?self.pid(), "PostgreSQL already serves this memory; using it");
+            return Ok(());
+        }
         self.prepare_dirs()?;
         if !self.data_dir().join("PG_VERSION").exists() {
             let mut initdb = self.command("initdb");
@@ -219,15 +226,16 @@ impl PgServer {
 
     /// Whether the start attempt whose log begins at `log_offset` was refused
     /// because a killed server's process or shared memory is still around.
+    /// Whether a live server of this data directory (another process's) listens on its socket.
+    fn serving(&self) -> bool {
+        let socket = self.socket_dir().join(format!(".s.PGSQL.{SOCKET_PORT}"));
+        self.pid().is_some_and(alive) && std::fs::symlink_metadata(socket).is_ok()
+    }
+
     fn refused_for_a_dead_server(&self, log_offset: u64) -> bool {
         let log = std::fs::read(self.log_path()).unwrap_or_default();
         let attempt = String::from_utf8_lossy(log.get(log_offset as usize..).unwrap_or_default());
-        let pid_alive = self.pid().is_some_and(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // The state follows the parenthesised command name: "123 (postgres) S …"; Z is a zombie.
-            stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-        });
-        (attempt.contains("lock file \"postmaster.pid\" already exists") && !pid_alive)
+        (attempt.contains("lock file \"postmaster.pid\" already exists") && !self.pid().is_some_and(alive))
             || attempt.contains("pre-existing shared memory block")
     }
 
@@ -259,4 +267,11 @@ fn restrict(path: &Path) -> Result<(), MemoryError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
         .map_err(|source| MemoryError::Io { path: path.to_path_buf(), source })
+}
+
+/// Whether process `pid` runs (and is not a zombie waiting to be reaped).
+fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the parenthesised command name: "123 (postgres) S …"; Z is a zombie.
+    stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
 }

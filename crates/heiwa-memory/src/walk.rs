@@ -236,6 +236,10 @@ pub fn generated(path: &Path) -> Option<LeftOut> {
     if !source && !plain {
         return None;
     }
+    // Only a regular file is opened: opening a named pipe would wait for a writer for ever.
+    if !std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file()) {
+        return None;
+    }
     let mut sample = Vec::with_capacity(SAMPLE_BYTES);
     std::fs::File::open(path).ok()?.take(SAMPLE_BYTES as u64).read_to_end(&mut sample).ok()?;
     judge_text(&sample, source)

@@ -215,7 +215,11 @@ export type Device = { name: string, description: string, backend: string, kind:
 
 export type DeviceKind = "cpu" | "gpu" | "integrated_gpu" | "accelerator" | "unknown";
 
-export type IngestEvent = { "event": "file" } & Progress | { "event": "finished", folder: string, added: number, unchanged: number, failed: number, skipped: number, removed: number, } | { "event": "stopped", folder: string, error: string, };
+export type IngestEvent = { "event": "file" } & Progress | { "event": "finished", folder: string, added: number, unchanged: number, failed: number, skipped: number, removed: number, 
+/**
+ * Entries left out unread: hidden, ignored, dependency trees, lock files, minified or generated.
+ */
+left_out: number, } | { "event": "stopped", folder: string, error: string, };
 
 export type Progress = { 
 /**

@@ -125,3 +125,157 @@ fn ignored_hidden_generated_and_dependency_files_stay_out_and_are_named_once() {
     assert!(back.contains(&format!("removed    {root}/node_modules/left-pad/index.js (now left out)")), "{back}");
     assert!(back.contains("0 added, 3 unchanged, 7 removed, 0 not added"), "{back}");
 }
+
+/// Chapters of a small book, each on its own subject, and a question whose answer is in it.
+const CHAPTERS: [(&str, &str, &str); 6] = [
+    (
+        "lighthouses",
+        "Lighthouse keepers trimmed the wick of the lamp every four hours through the night. The great Fresnel lens \
+         focused the flame into a beam seen twenty miles out at sea. Keepers logged the weather, wound the clockwork \
+         that turned the lens, and polished the brass each morning.",
+        "How far out at sea could the lighthouse beam be seen?",
+    ),
+    (
+        "beekeeping",
+        "A honeybee colony keeps one queen, who lays up to two thousand eggs a day in spring. Workers build wax comb \
+         from glands under their abdomen and store nectar until it thickens into honey. The beekeeper lifts frames \
+         with a hive tool and calms the bees with cool smoke.",
+        "How many eggs does a queen bee lay in a day?",
+    ),
+    (
+        "tides",
+        "Tides rise and fall twice a day because the moon's gravity pulls the ocean into two bulges. Spring tides, \
+         with the largest range, come when sun and moon line up at new and full moon; neap tides, the smallest, at the \
+         quarter moons. Harbour masters publish tide tables for every port.",
+        "Why are there two tides every day?",
+    ),
+    (
+        "glassblowing",
+        "A glassblower gathers molten glass from the furnace on the end of a long steel blowpipe. Turning the pipe \
+         without pause, the maker blows a bubble into the gather and shapes it with wet wooden blocks and jacks. The \
+         finished piece cools slowly overnight in an annealer so that it does not crack.",
+        "Why does blown glass cool slowly in an annealer?",
+    ),
+    (
+        "cartography",
+        "Mapmakers project the round earth onto a flat sheet, and every projection distorts something. Mercator's \
+         projection keeps compass bearings straight, which sailors needed, but swells Greenland to the size of Africa. \
+         Equal-area projections keep sizes true and bend shapes instead.",
+        "Why does the Mercator projection make Greenland look so big?",
+    ),
+    (
+        "fermentation",
+        "Cabbage becomes sauerkraut when lactic acid bacteria on its leaves ferment its sugars in brine. Salt draws out \
+         water and keeps unwanted microbes away while the acid builds. After three weeks in a crock at cool room \
+         temperature the kraut is sour and keeps for months.",
+        "What makes cabbage turn into sauerkraut?",
+    ),
+];
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html><html><head><title>{title}</title><link rel=\"stylesheet\" href=\"css/book.css\">\
+         <script src=\"searchindex.js\"></script></head><body><nav>Contents: {}</nav><main>{body}</main>\
+         <footer>Built with a book tool.</footer></body></html>",
+        CHAPTERS.iter().map(|(name, ..)| *name).collect::<Vec<_>>().join(" · ")
+    )
+}
+
+/// A folder shaped like published documentation, as a book tool writes it:
+/// a page per chapter, a single-page edition that repeats every chapter,
+/// a one-line minified search index holding every chapter's words,
+/// stylesheets and fonts. Every question finds its chapter in the top 3, and
+/// the top 3 are never copies of one passage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_documentation_folder_answers_from_its_chapters_not_their_copies() {
+    use heiwa_memory::{ingest_path, WalkOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, memory, embedder) = super::ingest::memory_in(dir.path()).await;
+    let book = dir.path().join("book");
+    let mut edition = String::new();
+    for (name, text, _) in CHAPTERS {
+        let body = format!("<h1>{name}</h1>{}", text.split(". ").map(|s| format!("<p>{s}.</p>")).collect::<String>());
+        write(&book.join(format!("{name}.html")), &page(name, &body));
+        edition.push_str(&body);
+    }
+    write(&book.join("print.html"), &page("The whole book", &edition));
+    let index: String =
+        CHAPTERS.iter().map(|(name, text, _)| format!("{{\"doc\":\"{name}\",\"body\":\"{text}\"}},")).collect();
+    write(&book.join("searchindex.js"), &format!("Object.assign(window.search,{{\"docs\":[{}]}});", index.repeat(40)));
+    write(&book.join("css/book.css"), "body { font-family: serif; }");
+    std::fs::write(book.join("FontAwesome.woff2"), [0u8, 1, 2, 3]).unwrap();
+
+    let report = ingest_path(&memory, &embedder, "docs", &book, WalkOptions::default(), &mut |_| {}).await.unwrap();
+    assert_eq!(report.added.len(), CHAPTERS.len() + 1, "the chapters and the edition: {report:?}");
+    assert_eq!(report.left_out.len(), 1, "the search index: {report:?}");
+
+    for (name, _, question) in CHAPTERS {
+        let embedding = embedder.embed(&[question]).unwrap().remove(0);
+        let hits = memory.search("docs", question, &embedding, 3).await.unwrap();
+        let cited: Vec<&str> = hits
+            .iter()
+            .flat_map(|hit| std::iter::once(hit.path.as_str()).chain(hit.also.iter().map(|p| p.path.as_str())))
+            .collect();
+        let chapter = format!("{name}.html");
+        assert!(cited.iter().any(|path| path.ends_with(&chapter)), "{question} → {chapter} in the top 3: {hits:#?}");
+        // Two hits are copies when most of the book's sentences in the one are in the other too.
+        let sentences = |content: &str| -> Vec<&str> {
+            CHAPTERS
+                .iter()
+                .flat_map(|(_, text, _)| text.split(". "))
+                .filter(|sentence| content.contains(&sentence[..30]))
+                .collect()
+        };
+        for (i, a) in hits.iter().enumerate() {
+            for b in &hits[i + 1..] {
+                let (a, b) = (sentences(&a.content), sentences(&b.content));
+                let shared = a.iter().filter(|s| b.contains(s)).count();
+                assert!(2 * shared < a.len().min(b.len()).max(1), "{question}: two hits are copies: {hits:#?}");
+            }
+        }
+    }
+    memory.close().await;
+    server.stop().unwrap();
+}
+
+/// `heiwa search` while `heiwa ingest` of the same data directory runs: it
+/// uses the running server (through its socket) and answers from what is
+/// stored so far; the ingest goes on unharmed and its server stops with it,
+/// not with the search.
+#[test]
+fn search_answers_while_an_ingest_of_the_same_memory_runs() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // As root, the app's PostgreSQL runs as nobody and must reach its directory.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (data, corpus) = (dir.path().join("data"), dir.path().join("corpus"));
+    for n in 0..120 {
+        let text: String =
+            (0..30).map(|s| format!("Note {n}, line {s}: the ferry crosses at hour {}. ", n + s)).collect();
+        write(&corpus.join(format!("note{n:03}.txt")), &text);
+    }
+    let mut ingesting = Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .arg("ingest")
+        .arg(&corpus)
+        .env("HEIWA_DATA_DIR", &data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(ingesting.stdout.take().unwrap()).lines();
+    lines.find(|line| line.as_ref().is_ok_and(|l| l.starts_with("added"))).expect("it adds a document").unwrap();
+    let search = Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .args(["search", "When does the ferry cross?"])
+        .env("HEIWA_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    let (said, errors) = (String::from_utf8_lossy(&search.stdout), String::from_utf8_lossy(&search.stderr));
+    assert!(search.status.success(), "{said}{errors}");
+    assert!(said.starts_with("1. ") && said.contains("note0"), "answers from what is stored so far: {said}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(ingesting.wait().unwrap().success(), "{rest:?}");
+    let summary = rest.last().unwrap();
+    assert_eq!(summary, "120 added, 0 unchanged, 0 removed, 0 not added", "the ingest went on unharmed");
+    assert!(!data.join("memory/data/postmaster.pid").exists(), "the server stopped with its owner, the ingest");
+}

@@ -11,7 +11,7 @@ fn samples() -> PathBuf {
 }
 
 /// PostgreSQL started under `dir`, its memory database, and the embedding model.
-async fn memory_in(dir: &Path) -> (PgServer, Memory, Embedder) {
+pub(super) async fn memory_in(dir: &Path) -> (PgServer, Memory, Embedder) {
     let parts = parts();
     let mut server = PgServer::new(PgServerConfig { install_dir: parts.pg_dir.clone(), root: dir.join("pg") }).unwrap();
     server.start().unwrap();
@@ -744,6 +744,8 @@ fn every_adversarial_case_ends_in_bounded_time_as_text_or_its_own_error() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_heiwa"))
         .arg("ingest")
         .arg(&corpus)
+        // Every case reaches the extractors, the one-line ones too.
+        .arg("--include-generated")
         .env("HEIWA_DATA_DIR", dir.path().join("data"))
         .env("HEIWA_EXTRACT_TIMEOUT_SECS", "5")
         .env("HEIWA_EXTRACT_MEMORY_MIB", "512")
