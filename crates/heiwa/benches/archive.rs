@@ -5,7 +5,9 @@
 //! Ctrl-C half-way and the time to exit, the rerun that finishes the folder,
 //! chunks stored per second against the raw embedding throughput of the same
 //! model on the archive's own chunks in the same run, peak resident memory of
-//! `heiwa` and its worker, and an unchanged rescan.
+//! `heiwa` and its worker, and an unchanged rescan. Then a folder shaped like
+//! published documentation (chapter pages, a single-page edition, a minified
+//! one-line search index, assets) ingested with and without its index.
 //!
 //! `cargo bench --profile dev --workspace --bench archive` (after `source scripts/lib/env.sh`);
 //! `HEIWA_ARCHIVE_FILES` (default 10000) and `HEIWA_ARCHIVE_MIB` (default 1024) size it.
@@ -222,7 +224,7 @@ fn main() {
         "rerun: {added} added, {unchanged} kept from the first run, {failed} not added, {:.1} s",
         second.took.as_secs_f64()
     );
-    for line in second.lines.iter().filter(|l| l.starts_with("not added ")).take(5) {
+    for line in second.lines.iter().filter(|l| l.starts_with("not added ") || l.contains(" left out, ")).take(5) {
         println!("  {line}");
     }
     let rescan = heiwa(&data, &["ingest", path], None);
@@ -239,15 +241,65 @@ fn main() {
     let ingest_s = (first.took + second.took).as_secs_f64();
     let per_s = chunks as f64 / ingest_s;
     let peak_mb = first.peak_kib.max(second.peak_kib).max(rescan.peak_kib) >> 10;
+
+    // Published documentation as a book tool writes it, ingested with its
+    // minified search index and without it, in the same run: the index should cost nothing.
+    let (pages, index_mib) = common::sized((200, 4), (20, 1));
+    let book = dir.path().join("book");
+    documentation(&book, pages, index_mib << 20);
+    let book_path = book.to_str().unwrap();
+    let docs = heiwa(&dir.path().join("docs-data"), &["ingest", book_path], None);
+    std::fs::remove_file(book.join("searchindex.js")).unwrap();
+    let bare = heiwa(&dir.path().join("bare-data"), &["ingest", book_path], None);
+    assert_eq!(count(&docs, "added "), count(&bare, "added "), "the index is left out, the pages are taken");
+    let (docs_s, bare_s) = (docs.took.as_secs_f64(), bare.took.as_secs_f64());
+    println!(
+        "documentation: {pages} pages, a single-page edition and a {index_mib} MiB one-line search index in \
+         {docs_s:.1} s; without the index {bare_s:.1} s"
+    );
+
     let result = common::result_prefix("archive");
     println!(
         "{result} files={files} mib={} chunks={chunks} ingest_s={ingest_s:.0} chunks_per_s={per_s:.1} \
-         raw_chunks_per_s={raw:.1} threads={threads} ingest_ratio={:.2} peak_rss_mb={peak_mb} rescan_s={:.1} stop_ms={} stalled={stalled}",
+         raw_chunks_per_s={raw:.1} threads={threads} ingest_ratio={:.2} peak_rss_mb={peak_mb} rescan_s={:.1} stop_ms={} stalled={stalled} \
+         docs_folder_s={docs_s:.1} docs_without_index_s={bare_s:.1}",
         bytes >> 20,
         per_s / raw,
         rescan.took.as_secs_f64(),
         stop.as_millis()
     );
+}
+
+/// A book as its publishing tool writes it: `pages` chapter pages of prose,
+/// `print.html` repeating them all, a one-line minified search index of
+/// `index_bytes` holding their words, a stylesheet, a script and a font.
+fn documentation(book: &Path, pages: usize, index_bytes: usize) {
+    std::fs::create_dir_all(book.join("css")).unwrap();
+    let words: Vec<&str> = WORDS.split_whitespace().collect();
+    let mut rng = fastrand::Rng::with_seed(38);
+    let mut edition = String::new();
+    for page in 0..pages {
+        let body = format!("<h1>Chapter {page}</h1><p>{}</p>", prose(&mut rng, &words).replace("\n\n", "</p><p>"));
+        let html = format!(
+            "<html><head><link rel=\"stylesheet\" href=\"css/book.css\"><script src=\"searchindex.js\"></script>\
+             </head><body><nav>Contents</nav><main>{body}</main></body></html>"
+        );
+        std::fs::write(book.join(format!("chapter{page:03}.html")), html).unwrap();
+        edition.push_str(&body);
+    }
+    std::fs::write(book.join("print.html"), format!("<html><body>{edition}</body></html>")).unwrap();
+    let entry = |i: usize| format!("{{\"id\":{i},\"body\":\"{}\"}},", words[i % words.len()]);
+    let mut index = String::from("Object.assign(window.search,{\"docs\":[");
+    let mut i = 0;
+    while index.len() < index_bytes {
+        index.push_str(&entry(i));
+        i += 1;
+    }
+    index.push_str("]});");
+    std::fs::write(book.join("searchindex.js"), index).unwrap();
+    std::fs::write(book.join("css/book.css"), "body { font-family: serif; }\n").unwrap();
+    std::fs::write(book.join("book.js"), "window.addEventListener('load', () => {});\n").unwrap();
+    std::fs::write(book.join("FontAwesome.woff2"), [0u8, 1, 2, 3]).unwrap();
 }
 
 fn walk(root: &Path) -> Vec<PathBuf> {
