@@ -95,7 +95,7 @@ struct Limbs {
     stopwatch: Arc<Stopwatch>,
 }
 
-/// Start `n` in-process limbs (4 slots each) and wait until all are ready.
+/// Start `n` in-process limbs (`SLOTS` each) and wait until all are ready.
 async fn limbs(hub: &Hub, dir: &std::path::Path, n: usize) -> Limbs {
     let (stop, stop_rx) = watch::channel(false);
     let (events_tx, mut events) = mpsc::unbounded_channel();
@@ -109,7 +109,7 @@ async fn limbs(hub: &Hub, dir: &std::path::Path, n: usize) -> Limbs {
             invite: Some(hub.invite.clone()),
             name: format!("bench-{i}"),
             lease_secs: 60,
-            max_in_flight: 4,
+            max_in_flight: SLOTS,
             offer: Default::default(),
             governor: None,
             tasks: None,
@@ -297,8 +297,11 @@ const PG_SCHEMA: [&str; 2] = [
      state TEXT NOT NULL DEFAULT 'pending', claimed_by INT)",
     "CREATE TABLE job_result (job_id BIGINT PRIMARY KEY REFERENCES job (id), worker INT NOT NULL, summary TEXT NOT NULL)",
 ];
-const PG_CLAIM: &str = "UPDATE job SET state = 'claimed', claimed_by = $1 WHERE id = \
-     (SELECT id FROM job WHERE state = 'pending' ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id";
+/// Tasks a limb holds at once, and so what a queue worker claims at once (as
+/// River's workers fetch up to their free slots): the same in-flight count on both sides.
+const SLOTS: usize = 4;
+const PG_CLAIM: &str = "UPDATE job SET state = 'claimed', claimed_by = $1 WHERE id IN \
+     (SELECT id FROM job WHERE state = 'pending' ORDER BY id FOR UPDATE SKIP LOCKED LIMIT $2) RETURNING id";
 
 /// The same cycle as a limb's: claim, then mark done and insert the result in one transaction.
 async fn pg_complete(conn: &mut sqlx::PgConnection, worker: i32, id: i64) {
@@ -316,8 +319,9 @@ async fn pg_complete(conn: &mut sqlx::PgConnection, worker: i32, id: i64) {
 }
 
 /// `n` workers, each on its own connection, woken by one LISTEN connection
-/// (as River does): on each notification they claim and complete until the
-/// queue is empty. Claims are reported when made (the instant); completions when committed.
+/// (as River does): on each notification they claim up to `SLOTS` jobs at a
+/// time and complete each, until the queue is empty. Claims are reported when
+/// made (the instant); completions when committed.
 async fn pg_workers(
     pool: &PgPool,
     n: usize,
@@ -347,12 +351,22 @@ async fn pg_workers(
                 let notified = wake.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                while let Ok(Some(id)) =
-                    sqlx::query_scalar::<_, i64>(PG_CLAIM).bind(worker as i32).fetch_optional(&mut conn).await
-                {
-                    let _ = claimed_tx.send(Instant::now());
-                    pg_complete(&mut conn, worker as i32, id).await;
-                    let _ = done_tx.send(id);
+                loop {
+                    let ids: Vec<i64> = sqlx::query_scalar(PG_CLAIM)
+                        .bind(worker as i32)
+                        .bind(SLOTS as i64)
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap_or_default();
+                    if ids.is_empty() {
+                        break;
+                    }
+                    let claimed_at = Instant::now();
+                    for id in ids {
+                        let _ = claimed_tx.send(claimed_at);
+                        pg_complete(&mut conn, worker as i32, id).await;
+                        let _ = done_tx.send(id);
+                    }
                 }
                 tokio::select! {
                     _ = stop.changed() => return,
