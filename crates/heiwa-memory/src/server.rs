@@ -134,6 +134,12 @@ impl PgServer {
             tracing::info!(pid = ?self.pid(), "PostgreSQL already serves this memory; using it");
             return Ok(());
         }
+        // A server whose owner has gone is being stopped by its watchdog (a Ctrl-C
+        // and an immediate rerun): wait for it to go rather than use it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !self.running && self.pid().is_some_and(alive) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         self.prepare_dirs()?;
         if !self.data_dir().join("PG_VERSION").exists() {
             let mut initdb = self.command("initdb");
@@ -173,6 +179,9 @@ impl PgServer {
         }
         self.running = true;
         self.watchdog = Some(self.spawn_watchdog()?);
+        let owner = self.owner_path();
+        std::fs::write(&owner, std::process::id().to_string())
+            .map_err(|source| MemoryError::Io { path: owner, source })?;
         Ok(())
     }
 
@@ -221,17 +230,28 @@ impl PgServer {
         pg_ctl.arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w", "stop"]);
         self.run("pg_ctl stop", pg_ctl)?;
         self.running = false;
+        let _ = std::fs::remove_file(self.owner_path());
         Ok(())
+    }
+
+    /// Whether a live server of this data directory, started by another
+    /// process that is still running, listens on its socket.
+    fn serving(&self) -> bool {
+        let socket = self.socket_dir().join(format!(".s.PGSQL.{SOCKET_PORT}"));
+        let owner: Option<i32> =
+            std::fs::read_to_string(self.owner_path()).ok().and_then(|pid| pid.trim().parse().ok());
+        owner.is_some_and(|owner| owner != std::process::id() as i32 && alive(owner))
+            && self.pid().is_some_and(alive)
+            && std::fs::symlink_metadata(socket).is_ok()
+    }
+
+    /// Which process started the server (and stops it, itself or through its watchdog).
+    fn owner_path(&self) -> PathBuf {
+        self.config.root.join("owner.pid")
     }
 
     /// Whether the start attempt whose log begins at `log_offset` was refused
     /// because a killed server's process or shared memory is still around.
-    /// Whether a live server of this data directory (another process's) listens on its socket.
-    fn serving(&self) -> bool {
-        let socket = self.socket_dir().join(format!(".s.PGSQL.{SOCKET_PORT}"));
-        self.pid().is_some_and(alive) && std::fs::symlink_metadata(socket).is_ok()
-    }
-
     fn refused_for_a_dead_server(&self, log_offset: u64) -> bool {
         let log = std::fs::read(self.log_path()).unwrap_or_default();
         let attempt = String::from_utf8_lossy(log.get(log_offset as usize..).unwrap_or_default());

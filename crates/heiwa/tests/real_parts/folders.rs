@@ -278,4 +278,28 @@ fn search_answers_while_an_ingest_of_the_same_memory_runs() {
     let summary = rest.last().unwrap();
     assert_eq!(summary, "120 added, 0 unchanged, 0 removed, 0 not added", "the ingest went on unharmed");
     assert!(!data.join("memory/data/postmaster.pid").exists(), "the server stopped with its owner, the ingest");
+
+    // An owner killed outright leaves its server to its watchdog: a search at
+    // once waits for that server to go and starts its own, never using a dying one.
+    std::fs::write(corpus.join("note000.txt"), "Changed: the ferry now crosses at dawn. ".repeat(40)).unwrap();
+    let mut owner = Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .arg("ingest")
+        .arg(&corpus)
+        .env("HEIWA_DATA_DIR", &data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(owner.stdout.take().unwrap()).lines();
+    lines.find(|line| line.as_ref().is_ok_and(|l| l.starts_with("added"))).expect("it adds the change").unwrap();
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    let search = Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .args(["search", "When does the ferry cross now?"])
+        .env("HEIWA_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    let (said, errors) = (String::from_utf8_lossy(&search.stdout), String::from_utf8_lossy(&search.stderr));
+    assert!(search.status.success(), "a search right after its owner was killed: {said}{errors}");
+    assert!(said.contains("dawn"), "the committed change is found: {said}");
 }
