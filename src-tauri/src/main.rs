@@ -1,3 +1,5 @@
+//! The desktop app's binary: an extraction worker when started as one, else the app (`heiwa_desktop::run`).
+
 // No console window on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 

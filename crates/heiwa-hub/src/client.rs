@@ -1,3 +1,6 @@
+//! A limb's or a client's WebSocket connection to the hub: connect with a saved
+//! token (or get one), subscribe, and wait for the subscription to be applied.
+
 use crate::bindings::DbConnection;
 use crate::HubError;
 use spacetimedb_sdk::{DbContext, Identity};

@@ -1,3 +1,6 @@
+//! The hub's HTTP API: identities, publishing the module, calling reducers and
+//! SQL queries, with SpacetimeDB's JSON made readable.
+
 use crate::{generate_payload, HubError, QuorumState, TaskState};
 use serde_json::{json, Map, Value};
 use std::path::Path;

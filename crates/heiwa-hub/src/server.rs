@@ -1,3 +1,7 @@
+//! A local SpacetimeDB server (the personal hub, tests, benches): started on
+//! loopback with its data under a directory, publishing the hub module, and
+//! never outliving its owner.
+
 use crate::HubError;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

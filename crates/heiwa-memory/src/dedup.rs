@@ -3,7 +3,7 @@
 //! mail archive quotes the same message, a site copies its footer; without
 //! this the top hits fill with copies and crowd out the second answer.
 
-use crate::store::{Citation, Place};
+use crate::citation::{Citation, Place};
 use std::collections::HashSet;
 
 /// Passages are one when this share of the shorter one's word trigrams is in

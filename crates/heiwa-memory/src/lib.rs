@@ -1,5 +1,6 @@
 //! Local memory: an app-managed PostgreSQL with pgvector, and the queries over it.
 
+mod citation;
 mod dedup;
 mod ingest;
 mod local;
@@ -7,6 +8,7 @@ mod server;
 mod store;
 mod walk;
 
+pub use citation::{Citation, Place};
 pub use dedup::NEAR_DUPLICATE;
 pub use heiwa_extract::{
     extract, isolate_with, serve_if_worker, Budget, ExtractError, Extracted, MAX_PACKAGE_XML_BYTES, MAX_STREAMED_BYTES,
@@ -17,7 +19,7 @@ pub use ingest::{
 };
 pub use local::{LocalMemory, LocalMemoryError};
 pub use server::{PgServer, PgServerConfig};
-pub use store::{explain_nearest_on, nearest_on, Citation, DocumentInfo, Hit, Memory, Place};
+pub use store::{explain_nearest_on, nearest_on, DocumentInfo, Hit, Memory};
 pub use walk::{generated, walk, LeftOut, WalkOptions, Walked};
 
 use std::path::PathBuf;

@@ -1,3 +1,6 @@
+//! This machine's memory as one thing to open and close: the app's PostgreSQL,
+//! its database and the embedding model.
+
 use crate::{Memory, MemoryError, PgServer, PgServerConfig};
 use heiwa_inference::{all_cores, Embedder, InferenceError, ModelOptions};
 use std::path::Path;

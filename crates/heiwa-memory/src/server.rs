@@ -1,3 +1,7 @@
+//! The app's own PostgreSQL: initialised, started on a private Unix socket,
+//! stopped with its owner (a watchdog stops it if the owner is killed), and
+//! shared with a second process while its owner runs.
+
 use crate::MemoryError;
 use nix::unistd::{Gid, Uid, User};
 use sqlx::postgres::PgConnectOptions;

@@ -1,3 +1,5 @@
+//! The agent loop against scripted parts: each way a part can fail, and what the loop does.
+
 use super::*;
 use heiwa_sandbox::LimitHit;
 use std::collections::VecDeque;

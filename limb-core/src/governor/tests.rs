@@ -1,3 +1,5 @@
+//! The donation governor's rules, decided on scripted signals (time, idle, battery, heat).
+
 use super::*;
 
 const NOON: u16 = 12 * 60;
