@@ -140,8 +140,8 @@ impl PgServer {
         }
         // A server whose owner has gone is being stopped by its watchdog (a Ctrl-C
         // and an immediate rerun): wait for it to go rather than use it.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !self.running && self.pid().is_some_and(alive) && std::time::Instant::now() < deadline {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.running && self.going_away() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         self.prepare_dirs()?;
@@ -174,7 +174,10 @@ impl PgServer {
             let log_before = std::fs::metadata(self.log_path()).map_or(0, |m| m.len());
             match self.run("pg_ctl start", pg_ctl_start()) {
                 Ok(()) => break,
-                Err(e) if std::time::Instant::now() < deadline && self.refused_for_a_dead_server(log_before) => {
+                Err(e)
+                    if std::time::Instant::now() < deadline
+                        && (self.refused_for_a_dead_server(log_before) || self.going_away()) =>
+                {
                     tracing::info!(error = %e, "PostgreSQL's previous server is still going away; retrying");
                     std::thread::sleep(std::time::Duration::from_millis(200));
                 }
@@ -247,6 +250,13 @@ impl PgServer {
         owner.is_some_and(|owner| owner != std::process::id() as i32 && alive(owner))
             && self.pid().is_some_and(alive)
             && std::fs::symlink_metadata(socket).is_ok()
+    }
+
+    /// Whether a server of this data directory whose owner has gone is still
+    /// there (its watchdog is stopping it). Its pid file is rewritten while it
+    /// shuts down, so one that cannot be read counts as still there.
+    fn going_away(&self) -> bool {
+        self.data_dir().join("postmaster.pid").exists() && !self.serving() && self.pid().is_none_or(alive)
     }
 
     /// Which process started the server (and stops it, itself or through its watchdog).
