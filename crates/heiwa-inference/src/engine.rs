@@ -3,83 +3,15 @@
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
-use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::gpu::{Offload, OffloadChoice};
-
-/// What does not fit, said apart: the prompt, the tokens asked for beyond
-/// it (an answer to write or to score), and the context.
-fn overflow(prompt: usize, requested: usize, context: u32) -> String {
-    match requested {
-        0 => format!("the prompt is {prompt} tokens but the context holds {context}"),
-        _ => format!(
-            "the prompt is {prompt} tokens and {requested} more were asked for, {} in all, but the context holds {context}",
-            prompt.saturating_add(requested)
-        ),
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum InferenceError {
-    #[error("model file not found: {0}")]
-    ModelMissing(PathBuf),
-    #[error("llama.cpp backend could not start: {0}")]
-    Backend(String),
-    #[error("could not load {path} as a GGUF model: {reason}")]
-    Load { path: PathBuf, reason: String },
-    #[error("could not create a llama.cpp context: {0}")]
-    Context(String),
-    #[error("{}", overflow(*prompt, *requested, *context))]
-    ContextOverflow { prompt: usize, requested: usize, context: u32 },
-    #[error("the model has no usable chat template: {0}")]
-    Template(String),
-    #[error("llama.cpp decode failed: {0}")]
-    Decode(String),
-    #[error("the output constraint is not usable: {0}")]
-    Constraint(String),
-}
-
-/// How much of the machine a model may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ModelOptions {
-    pub threads: i32,
-    /// Where its layers go (the default keeps everything on the CPU).
-    pub offload: Offload,
-    pub context_len: u32,
-}
-
-/// Threads for generation: every core (llama.cpp scales with them on the CPU).
-pub fn all_cores() -> i32 {
-    std::thread::available_parallelism().map_or(1, |n| n.get() as i32)
-}
-
-impl Default for ModelOptions {
-    fn default() -> Self {
-        ModelOptions { threads: 1, offload: Offload::CPU, context_len: 2048 }
-    }
-}
-
-/// llama.cpp's backend may be initialised once per process; this is that one
-/// (public so a benchmark's raw baseline shares it).
-pub fn backend() -> Result<&'static LlamaBackend, InferenceError> {
-    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
-    BACKEND
-        .get_or_init(|| {
-            // llama.cpp's and ggml's logs (device discovery included) go to
-            // `tracing` from the start: errors reach the log, chatter only
-            // when asked for (HEIWA_LOG=llama_cpp_2=info).
-            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
-            LlamaBackend::init().map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| InferenceError::Backend(e.clone()))
-}
+use crate::gpu::OffloadChoice;
+use crate::runtime::context_params;
+pub use crate::runtime::{all_cores, backend, InferenceError, ModelOptions};
 
 fn load(path: &Path, options: &ModelOptions) -> Result<(LlamaModel, OffloadChoice), InferenceError> {
     if !path.is_file() {
@@ -96,14 +28,6 @@ fn load(path: &Path, options: &ModelOptions) -> Result<(LlamaModel, OffloadChoic
 /// have readable metadata.
 pub fn check_loads(path: &Path) -> Result<(), InferenceError> {
     load(path, &ModelOptions::default()).map(drop)
-}
-
-pub(crate) fn context_params(options: &ModelOptions) -> LlamaContextParams {
-    LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(options.context_len))
-        .with_n_batch(options.context_len)
-        .with_n_threads(options.threads)
-        .with_n_threads_batch(options.threads)
 }
 
 /// The parameters of a context for one call that needs `tokens` at most

@@ -3,10 +3,11 @@
 //! what `llama-server --fit` runs): it measures a no-alloc load of the model
 //! and its context per device rather than trusting an estimate of ours.
 
-use crate::engine::{backend, context_params, InferenceError, ModelOptions};
+pub use crate::runtime::Offload;
+use crate::runtime::{backend, context_params, InferenceError, ModelOptions};
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::{list_llama_ggml_backend_devices, LlamaBackendDeviceType};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -94,21 +95,6 @@ pub fn cpu_only_reason(gpus: &[Device]) -> Option<String> {
             gpu_backends_built().join(" or ")
         )
     })
-}
-
-/// Where a model's layers go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
-#[serde(tag = "mode", rename_all = "snake_case")]
-pub enum Offload {
-    /// As many layers as fit the GPUs' free memory, and at most `cap_mib` of it
-    /// on each when given.
-    Fit { cap_mib: Option<u32> },
-    /// Exactly this many layers (0: everything on the CPU).
-    Layers { layers: u32 },
-}
-
-impl Offload {
-    pub const CPU: Offload = Offload::Layers { layers: 0 };
 }
 
 /// What was chosen for one load, and why, in a sentence for the owner.

@@ -6,6 +6,7 @@ mod engine;
 pub mod gpu;
 pub mod models;
 pub mod remote;
+mod runtime;
 
 pub use engine::*;
 pub use gpu::{Offload, OffloadChoice};

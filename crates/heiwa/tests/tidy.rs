@@ -209,14 +209,12 @@ fn every_hand_written_module_says_what_it_is_for() {
     assert!(missing.is_empty(), "modules without a `//!` line saying what they are for:\n{}", missing.join("\n"));
 }
 
-/// The cycles not yet cut (issue 34; heiwa-memory's `dedup ↔ store` is: the
-/// hit types live in the leaf `citation.rs`), each to be removed from here
-/// when it is: a new cycle fails, and so does a cut one still listed.
-const NOT_YET_CUT: [&str; 3] = [
-    "heiwa-extract: extract ↔ stream",
-    "heiwa-inference: engine ↔ gpu",
-    "src-tauri: commands::donation ↔ commands::updates ↔ state ↔ tray ↔ window",
-];
+/// The cycles not yet cut (issue 34; cut so far: heiwa-memory's `dedup ↔
+/// store`, the hit types now in the leaf `citation.rs`, and heiwa-inference's
+/// `engine ↔ gpu`, what both need now in the leaf `runtime.rs`), each to be
+/// removed from here when it is: a new cycle fails, and so does a cut one still listed.
+const NOT_YET_CUT: [&str; 2] =
+    ["heiwa-extract: extract ↔ stream", "src-tauri: commands::donation ↔ commands::updates ↔ state ↔ tray ↔ window"];
 
 #[test]
 fn no_crate_has_a_module_cycle() {

@@ -1,0 +1,101 @@
+//! What every llama.cpp load shares, a leaf both the engine and the GPU fit
+//! use: the process's one backend, the options a model is loaded with (where
+//! its layers go among them), a context's parameters, and the error type.
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use serde::{Deserialize, Serialize};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// What does not fit, said apart: the prompt, the tokens asked for beyond
+/// it (an answer to write or to score), and the context.
+fn overflow(prompt: usize, requested: usize, context: u32) -> String {
+    match requested {
+        0 => format!("the prompt is {prompt} tokens but the context holds {context}"),
+        _ => format!(
+            "the prompt is {prompt} tokens and {requested} more were asked for, {} in all, but the context holds {context}",
+            prompt.saturating_add(requested)
+        ),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    #[error("model file not found: {0}")]
+    ModelMissing(PathBuf),
+    #[error("llama.cpp backend could not start: {0}")]
+    Backend(String),
+    #[error("could not load {path} as a GGUF model: {reason}")]
+    Load { path: PathBuf, reason: String },
+    #[error("could not create a llama.cpp context: {0}")]
+    Context(String),
+    #[error("{}", overflow(*prompt, *requested, *context))]
+    ContextOverflow { prompt: usize, requested: usize, context: u32 },
+    #[error("the model has no usable chat template: {0}")]
+    Template(String),
+    #[error("llama.cpp decode failed: {0}")]
+    Decode(String),
+    #[error("the output constraint is not usable: {0}")]
+    Constraint(String),
+}
+
+/// How much of the machine a model may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelOptions {
+    pub threads: i32,
+    /// Where its layers go (the default keeps everything on the CPU).
+    pub offload: Offload,
+    pub context_len: u32,
+}
+
+/// Threads for generation: every core (llama.cpp scales with them on the CPU).
+pub fn all_cores() -> i32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as i32)
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions { threads: 1, offload: Offload::CPU, context_len: 2048 }
+    }
+}
+
+/// Where a model's layers go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Offload {
+    /// As many layers as fit the GPUs' free memory, and at most `cap_mib` of it
+    /// on each when given.
+    Fit { cap_mib: Option<u32> },
+    /// Exactly this many layers (0: everything on the CPU).
+    Layers { layers: u32 },
+}
+
+impl Offload {
+    pub const CPU: Offload = Offload::Layers { layers: 0 };
+}
+
+/// llama.cpp's backend may be initialised once per process; this is that one
+/// (public so a benchmark's raw baseline shares it).
+pub fn backend() -> Result<&'static LlamaBackend, InferenceError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            // llama.cpp's and ggml's logs (device discovery included) go to
+            // `tracing` from the start: errors reach the log, chatter only
+            // when asked for (HEIWA_LOG=llama_cpp_2=info).
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| InferenceError::Backend(e.clone()))
+}
+
+pub(crate) fn context_params(options: &ModelOptions) -> LlamaContextParams {
+    LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(options.context_len))
+        .with_n_batch(options.context_len)
+        .with_n_threads(options.threads)
+        .with_n_threads_batch(options.threads)
+}
