@@ -19,6 +19,33 @@ fn ingest(data: &Path, folder: &Path, args: &[&str]) -> String {
     said
 }
 
+/// `heiwa ingest FOLDER` started on `data`, once it has added its first
+/// document; the rest of what it prints is left to read.
+fn ingest_under_way(
+    data: &Path,
+    folder: &Path,
+) -> (std::process::Child, std::io::Lines<std::io::BufReader<std::process::ChildStdout>>) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .arg("ingest")
+        .arg(folder)
+        .env("HEIWA_DATA_DIR", data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    lines.find(|line| line.as_ref().is_ok_and(|l| l.starts_with("added"))).expect("it adds a document").unwrap();
+    (child, lines)
+}
+
+/// `heiwa search QUERY` on `data`: whether it succeeded, and what it printed (errors after).
+fn search(data: &Path, query: &str) -> (bool, String) {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_heiwa")).args(["search", query]).env("HEIWA_DATA_DIR", data).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
@@ -244,7 +271,6 @@ async fn a_documentation_folder_answers_from_its_chapters_not_their_copies() {
 /// not with the search.
 #[test]
 fn search_answers_while_an_ingest_of_the_same_memory_runs() {
-    use std::io::BufRead;
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     // As root, the app's PostgreSQL runs as nobody and must reach its directory.
@@ -255,23 +281,9 @@ fn search_answers_while_an_ingest_of_the_same_memory_runs() {
             (0..30).map(|s| format!("Note {n}, line {s}: the ferry crosses at hour {}. ", n + s)).collect();
         write(&corpus.join(format!("note{n:03}.txt")), &text);
     }
-    let mut ingesting = Command::new(env!("CARGO_BIN_EXE_heiwa"))
-        .arg("ingest")
-        .arg(&corpus)
-        .env("HEIWA_DATA_DIR", &data)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(ingesting.stdout.take().unwrap()).lines();
-    lines.find(|line| line.as_ref().is_ok_and(|l| l.starts_with("added"))).expect("it adds a document").unwrap();
-    let search = Command::new(env!("CARGO_BIN_EXE_heiwa"))
-        .args(["search", "When does the ferry cross?"])
-        .env("HEIWA_DATA_DIR", &data)
-        .output()
-        .unwrap();
-    let (said, errors) = (String::from_utf8_lossy(&search.stdout), String::from_utf8_lossy(&search.stderr));
-    assert!(search.status.success(), "{said}{errors}");
+    let (mut ingesting, lines) = ingest_under_way(&data, &corpus);
+    let (ok, said) = search(&data, "When does the ferry cross?");
+    assert!(ok, "{said}");
     assert!(said.starts_with("1. ") && said.contains("note0"), "answers from what is stored so far: {said}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(ingesting.wait().unwrap().success(), "{rest:?}");
@@ -282,24 +294,10 @@ fn search_answers_while_an_ingest_of_the_same_memory_runs() {
     // An owner killed outright leaves its server to its watchdog: a search at
     // once waits for that server to go and starts its own, never using a dying one.
     std::fs::write(corpus.join("note000.txt"), "Changed: the ferry now crosses at dawn. ".repeat(40)).unwrap();
-    let mut owner = Command::new(env!("CARGO_BIN_EXE_heiwa"))
-        .arg("ingest")
-        .arg(&corpus)
-        .env("HEIWA_DATA_DIR", &data)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(owner.stdout.take().unwrap()).lines();
-    lines.find(|line| line.as_ref().is_ok_and(|l| l.starts_with("added"))).expect("it adds the change").unwrap();
+    let (mut owner, _) = ingest_under_way(&data, &corpus);
     owner.kill().unwrap();
     owner.wait().unwrap();
-    let search = Command::new(env!("CARGO_BIN_EXE_heiwa"))
-        .args(["search", "When does the ferry cross now?"])
-        .env("HEIWA_DATA_DIR", &data)
-        .output()
-        .unwrap();
-    let (said, errors) = (String::from_utf8_lossy(&search.stdout), String::from_utf8_lossy(&search.stderr));
-    assert!(search.status.success(), "a search right after its owner was killed: {said}{errors}");
+    let (ok, said) = search(&data, "When does the ferry cross now?");
+    assert!(ok, "a search right after its owner was killed: {said}");
     assert!(said.contains("dawn"), "the committed change is found: {said}");
 }
