@@ -9,93 +9,13 @@
 //! Spans of chunks point into the text returned here: for txt/md these are the
 //! file's own bytes; for the other formats, the extracted text's.
 
+use crate::document::{
+    extension, malformed, ExtractError, Extracted, MAX_PACKAGE_XML_BYTES, MAX_TEXT_BYTES, MAX_WHOLE_BYTES, SUPPORTED,
+};
+use crate::mail::mail_message;
 use crate::stream::{concatenate, CsvSections, MailboxSections};
 use std::io::Read;
 use std::path::Path;
-
-/// Plain text, Markdown, source code, CSV and mailboxes up to this size are
-/// read whole; larger ones are streamed (`stream.rs`).
-pub const MAX_TEXT_BYTES: u64 = 8 << 20;
-/// The other formats (PDF, the zip packages, workbooks, HTML, e-mail) are read
-/// whole — their structure needs the whole file — up to this size, within the
-/// worker's budget of time and memory; larger ones are refused.
-pub const MAX_WHOLE_BYTES: u64 = 256 << 20;
-/// The parts a zip package (DOCX, PPTX, ODT, EPUB) is read from may expand
-/// to at most this much in all: a zip bomb stops here.
-pub const MAX_PACKAGE_XML_BYTES: u64 = 32 << 20;
-
-const SUPPORTED: [&str; 16] = [
-    "txt", "md", "markdown", "html", "htm", "csv", "docx", "pdf", "pptx", "odt", "epub", "eml", "mbox", "xlsx", "xls",
-    "ods",
-];
-
-/// A document's text, and where its pages start (PDF only).
-#[derive(Debug, Default, PartialEq)]
-pub struct Extracted {
-    pub text: String,
-    /// Byte offsets into `text` at which pages 1, 2, … start.
-    pub page_starts: Vec<usize>,
-}
-
-impl Extracted {
-    pub(crate) fn plain(text: String) -> Self {
-        Extracted { text, page_starts: Vec::new() }
-    }
-
-    /// Append the next page (a PDF page, a slide, a chapter).
-    pub(crate) fn push_page(&mut self, text: &str) {
-        self.page_starts.push(self.text.len());
-        self.text.push_str(text);
-        self.text.push_str("\n\n");
-    }
-
-    /// The 1-based page that byte `offset` falls on, for paged documents.
-    pub fn page_of(&self, offset: usize) -> Option<i32> {
-        (!self.page_starts.is_empty()).then(|| self.page_starts.partition_point(|start| *start <= offset).max(1) as i32)
-    }
-}
-
-/// Why a file has no text we can use: one sentence for the ingest report.
-#[derive(Debug, thiserror::Error)]
-pub enum ExtractError {
-    #[error("unsupported file type .{0} (supported: {list}, and source code: {code})", list = SUPPORTED.join(", "), code = crate::code::SOURCE.join(", "))]
-    Unsupported(String),
-    #[error("file is {size} bytes; the limit is {limit} for .{extension}")]
-    TooLarge { size: u64, limit: u64, extension: String },
-    #[error("cannot read: {0}")]
-    Read(#[from] std::io::Error),
-    #[error("empty file")]
-    Empty,
-    #[error("no text in it")]
-    NoText,
-    #[error("binary content, not text")]
-    Binary,
-    #[error("not valid UTF-8 text (at byte {0})")]
-    NotUtf8(usize),
-    #[error("its text parts expand to {0} bytes (limit {MAX_PACKAGE_XML_BYTES}): refused as a possible zip bomb")]
-    ZipBomb(u64),
-    /// The format's own reader refused it; the sentence names the format.
-    #[error("{0}")]
-    Malformed(String),
-    #[error("extracting its text took longer than its budget of {secs} s (HEIWA_EXTRACT_TIMEOUT_SECS); stopped")]
-    OverTime { secs: u64 },
-    #[error(
-        "extracting its text needed more than its memory budget of {mib} MiB (HEIWA_EXTRACT_MEMORY_MIB); stopped{}",
-        status.as_ref().map(|s| format!(" ({s})")).unwrap_or_default()
-    )]
-    OverMemory { mib: u64, status: Option<String> },
-    /// The reader died on it some other way (a stack overflow, an abort): the worker's last words.
-    #[error("the {format} reader crashed on it ({detail})")]
-    Crashed { format: String, detail: String },
-}
-
-fn malformed(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ExtractError {
-    move |e| ExtractError::Malformed(format!("{what}: {e}"))
-}
-
-pub(crate) fn extension(path: &Path) -> String {
-    path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default()
-}
 
 /// Whether memory takes files of `path`'s type at all (by extension).
 pub fn supported(path: &Path) -> bool {
@@ -425,42 +345,6 @@ fn spine(opf: &[u8]) -> Result<Vec<String>, ExtractError> {
         return Err(ExtractError::Malformed("not an EPUB: its spine lists no chapters".into()));
     }
     Ok(hrefs)
-}
-
-/// One e-mail as a person searches it: who, when, the subject, then each
-/// text part of the body (an HTML-only body as text). Charsets and MIME
-/// encodings are mail-parser's.
-pub(crate) fn mail_message(raw: &[u8]) -> Result<String, ExtractError> {
-    let message = mail_parser::MessageParser::default()
-        .parse(raw)
-        .ok_or_else(|| ExtractError::Malformed("not an e-mail message (no headers)".into()))?;
-    let people = |address: Option<&mail_parser::Address<'_>>| {
-        address.map(|address| {
-            let each = address.iter().map(|a| match (a.name(), a.address()) {
-                (Some(name), Some(email)) => format!("{name} <{email}>"),
-                (name, email) => name.or(email).unwrap_or_default().to_string(),
-            });
-            each.collect::<Vec<_>>().join(", ")
-        })
-    };
-    let mut out = String::new();
-    let headers = [
-        ("From", people(message.from())),
-        ("To", people(message.to())),
-        ("Date", message.date().map(|d| d.to_rfc3339())),
-        ("Subject", message.subject().map(str::to_string)),
-    ];
-    for (label, value) in headers {
-        if let Some(value) = value.filter(|v| !v.is_empty()) {
-            out.push_str(&format!("{label}: {value}\n"));
-        }
-    }
-    out.push('\n');
-    for part in (0..).map_while(|i| message.body_text(i)) {
-        out.push_str(&part);
-        out.push_str("\n\n");
-    }
-    Ok(out)
 }
 
 /// A workbook sheet by sheet (a sheet is a page): its name, then each row

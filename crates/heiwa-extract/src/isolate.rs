@@ -12,7 +12,8 @@
 //! [`isolate_with`] once. Without that (a library user, a test calling
 //! `ingest_path` in its own process), extraction runs in-process as before.
 
-use crate::extract::{extract, format_of, unwinding, ExtractError, Extracted};
+use crate::document::{ExtractError, Extracted};
+use crate::extract::{extract, format_of, unwinding};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -8,14 +8,14 @@
 
 pub mod adversarial;
 mod code;
+mod document;
 mod extract;
 mod isolate;
+mod mail;
 mod stream;
 
 pub use code::{code_chunks, CODE_CHUNK_BYTES};
-pub use extract::{
-    extract, extract_bytes, is_source, supported, ExtractError, Extracted, MAX_PACKAGE_XML_BYTES, MAX_TEXT_BYTES,
-    MAX_WHOLE_BYTES,
-};
+pub use document::{ExtractError, Extracted, MAX_PACKAGE_XML_BYTES, MAX_TEXT_BYTES, MAX_WHOLE_BYTES};
+pub use extract::{extract, extract_bytes, is_source, supported};
 pub use isolate::{isolate_with, serve_if_worker, Budget, Extractor, SectionReader, WORKER_ENV};
 pub use stream::{is_streamed, sections, Sections, MAX_STREAMED_BYTES, SECTION_BYTES};

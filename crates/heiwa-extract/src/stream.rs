@@ -8,7 +8,7 @@
 //! The small-file readers are these same readers over the file's bytes, so a
 //! file reads the same whichever way it is read.
 
-use crate::extract::{extension, ExtractError, Extracted, MAX_TEXT_BYTES};
+use crate::document::{extension, ExtractError, Extracted, MAX_TEXT_BYTES};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
@@ -202,7 +202,7 @@ impl<R: BufRead> Iterator for MailboxSections<R> {
                 Some(Ok(message)) => {
                     let raw = message.contents();
                     let text =
-                        crate::extract::mail_message(raw).unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned());
+                        crate::mail::mail_message(raw).unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned());
                     section.push_page(&text);
                 }
                 Some(Err(e)) => {
