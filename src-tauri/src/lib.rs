@@ -13,12 +13,14 @@ mod tray;
 mod usage;
 mod window;
 
+use commands::donation::{apply_policy, follow_decisions};
 use limb_core::governor::{DonationPolicy, Governor, SystemSignals};
 use settings::Settings;
-use state::{follow_decisions, launch_limb, stop_limb, AppState, Limb};
+use state::{launch_limb, stop_limb, AppState, Limb};
 use std::time::Duration;
-use tauri::RunEvent;
+use tauri::{AppHandle, RunEvent};
 use tokio::sync::Mutex;
+use tray::TrayAction;
 
 pub fn run() {
     let started = std::time::Instant::now();
@@ -64,12 +66,12 @@ pub fn run() {
             limb: Mutex::new(Limb::Starting),
             ingesting: std::sync::Mutex::new(None),
             cpu: std::sync::Mutex::new(usage::CpuUsage::default()),
-            staged: Mutex::new(None),
             pulling: std::sync::Mutex::new(None),
             window_opened: std::sync::Mutex::new(None),
         })
+        .manage(commands::updates::StagedUpdate::default())
         .setup(move |app| {
-            if let Err(error) = tray::create(app.handle()) {
+            if let Err(error) = tray::create(app.handle(), tray_action) {
                 // Desktops without a tray host still get the window.
                 eprintln!("no tray icon: {error}");
             }
@@ -118,4 +120,17 @@ pub fn run() {
             RunEvent::Exit => stop_limb(app),
             _ => {}
         });
+}
+
+/// What each tray entry does.
+fn tray_action(app: &AppHandle, action: TrayAction) {
+    let changed = match action {
+        TrayAction::TogglePause => apply_policy(app, |policy| policy.paused = !policy.paused),
+        TrayAction::ToggleGpuPause => apply_policy(app, |policy| policy.gpu_paused = !policy.gpu_paused),
+        TrayAction::ShowWindow => return window::open(app),
+        TrayAction::Quit => return app.exit(0),
+    };
+    if let Err(error) = changed {
+        eprintln!("tray: {error}");
+    }
 }

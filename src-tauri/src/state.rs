@@ -40,7 +40,6 @@ pub(crate) struct AppState {
     /// The folder being ingested, while one is.
     pub(crate) ingesting: std::sync::Mutex<Option<String>>,
     pub(crate) cpu: std::sync::Mutex<crate::usage::CpuUsage>,
-    pub(crate) staged: Mutex<Option<crate::commands::updates::Staged>>,
     /// The model download in progress (one at a time), to cancel it.
     pub(crate) pulling: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
 }
@@ -154,20 +153,6 @@ async fn start_limb(
             let _ = agent.close().await;
             Err(e)
         }
-    }
-}
-
-/// Apply each new decision: the model's resources, the tray, the window.
-pub(crate) async fn follow_decisions(app: tauri::AppHandle, governor: Arc<Governor>) {
-    let mut decisions = governor.subscribe();
-    while decisions.changed().await.is_ok() {
-        let decision = decisions.borrow_and_update().clone();
-        let state = app.state::<AppState>();
-        if let Limb::Ready(running) = &*state.limb.lock().await {
-            running.agent.follow(&decision);
-        }
-        crate::tray::show(&app, &governor.policy(), &decision);
-        let _ = app.emit(CHANGED, ());
     }
 }
 

@@ -1,6 +1,7 @@
-//! The tray: what the limb is doing, pause/resume giving, pause GPU work.
+//! The tray: what the limb is doing, pause/resume giving, pause GPU work. It
+//! knows only its menu: what an entry does is the app's (`lib.rs`), so the
+//! tray sits below everything it could otherwise call back into.
 
-use crate::commands::donation::apply_policy;
 use limb_core::governor::{Decision, DonationPolicy};
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -13,7 +14,15 @@ struct TrayItems {
     gpu: CheckMenuItem<Wry>,
 }
 
-pub fn create(app: &AppHandle) -> tauri::Result<()> {
+/// What a person asked for from the tray's menu.
+pub enum TrayAction {
+    TogglePause,
+    ToggleGpuPause,
+    ShowWindow,
+    Quit,
+}
+
+pub fn create(app: &AppHandle, act: fn(&AppHandle, TrayAction)) -> tauri::Result<()> {
     let status = MenuItem::with_id(app, "status", "Starting…", false, None::<&str>)?;
     let pause = MenuItem::with_id(app, "pause", "Pause giving", true, None::<&str>)?;
     let gpu = CheckMenuItem::with_id(app, "gpu", "Pause GPU work", true, false, None::<&str>)?;
@@ -21,23 +30,15 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
     let quit = MenuItem::with_id(app, "quit", "Quit Heiwa", true, None::<&str>)?;
     let separator = PredefinedMenuItem::separator(app)?;
     let menu = Menu::with_items(app, &[&status, &separator, &pause, &gpu, &open, &quit])?;
-    let mut tray = TrayIconBuilder::with_id("heiwa").tooltip("Heiwa").menu(&menu).on_menu_event(|app, event| {
-        let outcome = match event.id().as_ref() {
-            "pause" => apply_policy(app, |policy| policy.paused = !policy.paused).map(drop),
-            "gpu" => apply_policy(app, |policy| policy.gpu_paused = !policy.gpu_paused).map(drop),
-            "show" => {
-                crate::window::open(app);
-                Ok(())
-            }
-            "quit" => {
-                app.exit(0);
-                Ok(())
-            }
-            _ => Ok(()),
+    let mut tray = TrayIconBuilder::with_id("heiwa").tooltip("Heiwa").menu(&menu).on_menu_event(move |app, event| {
+        let action = match event.id().as_ref() {
+            "pause" => TrayAction::TogglePause,
+            "gpu" => TrayAction::ToggleGpuPause,
+            "show" => TrayAction::ShowWindow,
+            "quit" => TrayAction::Quit,
+            _ => return,
         };
-        if let Err(error) = outcome {
-            eprintln!("tray: {error}");
-        }
+        act(app, action);
     });
     if let Some(icon) = app.default_window_icon() {
         tray = tray.icon(icon.clone());

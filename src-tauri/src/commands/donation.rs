@@ -2,8 +2,9 @@
 //! the header all change it through here).
 
 use crate::error::CommandResult;
-use crate::state::{AppState, CHANGED};
-use limb_core::governor::{Decision, DonationPolicy};
+use crate::state::{AppState, Limb, CHANGED};
+use limb_core::governor::{Decision, DonationPolicy, Governor};
+use std::sync::Arc;
 use tauri::{AppHandle, Emitter, Manager};
 
 /// Change the donation policy and show the result at once (tray and window).
@@ -13,6 +14,20 @@ pub(crate) fn apply_policy(app: &AppHandle, change: impl FnOnce(&mut DonationPol
     crate::tray::show(app, &state.governor.policy(), &decision);
     let _ = app.emit(CHANGED, ());
     Ok(decision)
+}
+
+/// Apply each new decision: the model's resources, the tray, the window.
+pub(crate) async fn follow_decisions(app: AppHandle, governor: Arc<Governor>) {
+    let mut decisions = governor.subscribe();
+    while decisions.changed().await.is_ok() {
+        let decision = decisions.borrow_and_update().clone();
+        let state = app.state::<AppState>();
+        if let Limb::Ready(running) = &*state.limb.lock().await {
+            running.agent.follow(&decision);
+        }
+        crate::tray::show(&app, &governor.policy(), &decision);
+        let _ = app.emit(CHANGED, ());
+    }
 }
 
 #[tauri::command]

@@ -6,13 +6,19 @@ use crate::error::{CommandError, CommandResult};
 use crate::settings::update_url;
 use crate::state::AppState;
 use tauri_plugin_updater::UpdaterExt;
+use tokio::sync::Mutex;
 use ts_rs::TS;
 
 /// A downloaded and verified update, waiting for the owner's go-ahead.
-pub struct Staged {
+struct Staged {
     update: tauri_plugin_updater::Update,
     bytes: Vec<u8>,
 }
+
+/// The update waiting for the owner's go-ahead, if any: managed by the app
+/// beside `AppState`, which need not know what an update is.
+#[derive(Default)]
+pub struct StagedUpdate(Mutex<Option<Staged>>);
 
 #[derive(serde::Serialize, TS)]
 pub struct UpdateCheck {
@@ -50,7 +56,11 @@ fn explain(error: tauri_plugin_updater::Error) -> CommandError {
 }
 
 #[tauri::command]
-pub async fn check_update(app: tauri::AppHandle, state: tauri::State<'_, AppState>) -> CommandResult<UpdateCheck> {
+pub async fn check_update(
+    app: tauri::AppHandle,
+    state: tauri::State<'_, AppState>,
+    staged: tauri::State<'_, StagedUpdate>,
+) -> CommandResult<UpdateCheck> {
     let updates = state.settings().updates;
     let endpoint = updates.endpoint.ok_or("no update endpoint is set: add one in Settings → Updates")?;
     let url = update_url(&endpoint, &updates.channel)?;
@@ -60,20 +70,20 @@ pub async fn check_update(app: tauri::AppHandle, state: tauri::State<'_, AppStat
     }
     let updater = builder.build().map_err(explain)?;
     let current = app.package_info().version.to_string();
-    *state.staged.lock().await = None;
+    *staged.0.lock().await = None;
     let Some(update) = updater.check().await.map_err(explain)? else {
         return Ok(UpdateCheck { current, verified: None, notes: None });
     };
     let bytes = update.download(|_, _| {}, || {}).await.map_err(explain)?;
     let check = UpdateCheck { current, verified: Some(update.version.clone()), notes: update.body.clone() };
-    *state.staged.lock().await = Some(Staged { update, bytes });
+    *staged.0.lock().await = Some(Staged { update, bytes });
     Ok(check)
 }
 
 /// Install the verified update and restart into it.
 #[tauri::command]
-pub async fn install_update(app: tauri::AppHandle, state: tauri::State<'_, AppState>) -> CommandResult<()> {
-    let staged = state.staged.lock().await.take().ok_or("no verified update is waiting: check for updates first")?;
+pub async fn install_update(app: tauri::AppHandle, staged: tauri::State<'_, StagedUpdate>) -> CommandResult<()> {
+    let staged = staged.0.lock().await.take().ok_or("no verified update is waiting: check for updates first")?;
     staged.update.install(&staged.bytes).map_err(explain)?;
     app.restart()
 }
