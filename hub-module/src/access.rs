@@ -9,6 +9,7 @@
 //! it joined (its `member` row) and, if not, why (`HubHttp::redeem`). Over a
 //! limit, the reducer returns `Err` and changes nothing.
 
+use crate::guard::{require_admin, require_owner, require_steward};
 use crate::*;
 use rules::secrets::{self, Attempts, TenantCreation};
 
@@ -94,7 +95,7 @@ pub fn set_hub_policy(
     failures_hub_wide: u32,
     failure_window_secs: u32,
 ) -> Result<(), String> {
-    admin(ctx, "set who may create tenants")?;
+    require_admin(ctx, "set who may create tenants")?;
     TenantCreation::parse(&tenant_creation)?;
     secrets::check_attempt_limits(failures_per_identity, failures_hub_wide, failure_window_secs)?;
     let row = HubPolicy {
@@ -118,7 +119,7 @@ pub fn set_hub_policy(
 /// a later call changes nothing, so republishing never reshuffles checks.
 #[reducer]
 pub fn set_spot_check_key(ctx: &ReducerContext, key_hex: String) -> Result<(), String> {
-    admin(ctx, "set the spot-check key")?;
+    require_admin(ctx, "set the spot-check key")?;
     let key = secrets::parse_spot_check_key(&key_hex)?;
     if ctx.db.hub_secret().id().find(0).is_none() {
         ctx.db.hub_secret().insert(HubSecret { id: 0, spot_check_key: key });
@@ -263,7 +264,7 @@ pub fn create_tenant_with_code(ctx: &ReducerContext, name: String, code: String)
 /// caller made the code and sends its hash.
 #[reducer]
 pub fn create_tenant_code(ctx: &ReducerContext, code_hash: String, uses: u32, ttl_secs: u32) -> Result<(), String> {
-    admin(ctx, "make tenant codes")?;
+    require_admin(ctx, "make tenant codes")?;
     let expires_at = check_new_code(ctx, &code_hash, ttl_secs)?;
     if uses == 0 || uses > 10_000 {
         return Err("a tenant code needs 1 to 10000 uses".into());
@@ -282,7 +283,7 @@ pub fn create_invite(
     ttl_secs: u32,
     role: Role,
 ) -> Result<(), String> {
-    let member = steward(ctx)?;
+    let member = require_steward(ctx)?;
     if role == Role::Owner {
         return Err("a tenant has one owner; invite limbs or submitters".into());
     }
@@ -350,7 +351,7 @@ pub fn create_browser_invite(
     label: String,
     ttl_secs: u32,
 ) -> Result<(), String> {
-    let member = owner(ctx)?;
+    let member = require_owner(ctx)?;
     rules::check_name("browser", &label)?;
     let expires_at = check_new_code(ctx, &code_hash, ttl_secs)?;
     ctx.db.browser_invite().insert(BrowserInvite {
@@ -404,7 +405,7 @@ pub fn create_operator_invite(
     label: String,
     ttl_secs: u32,
 ) -> Result<(), String> {
-    let member = owner(ctx)?;
+    let member = require_owner(ctx)?;
     rules::check_name("operator", &label)?;
     let expires_at = check_new_code(ctx, &code_hash, ttl_secs)?;
     ctx.db.operator_invite().insert(OperatorInvite {
@@ -471,4 +472,43 @@ pub fn claim_legacy(ctx: &ReducerContext, code: String) -> Result<(), String> {
     let Some((claim, role)) = found else { return Ok(()) };
     admit_claimant(ctx, claim, role);
     Ok(())
+}
+
+/// The caller (a browser or an operator, in no tenant yet) becomes a
+/// `Submitter` member of `tenant_id` that reads it, and submits if `submits`.
+fn admit_reader(ctx: &ReducerContext, tenant_id: u64, submits: bool) {
+    ctx.db.member().insert(Member { identity: ctx.sender, tenant_id, role: Role::Submitter, submits });
+    ctx.db.reader().insert(Reader { identity: ctx.sender, tenant_id });
+}
+
+/// A legacy user signs in with its claim ([`claim_legacy`] checked the
+/// code): the caller becomes that member, and the tasks the user submitted
+/// become the caller's.
+fn admit_claimant(ctx: &ReducerContext, claim: LegacyClaim, role: rules::migration::MigratedRole) {
+    let hub_role = if role == rules::migration::MigratedRole::Owner { Role::Owner } else { Role::Submitter };
+    ctx.db.member().insert(Member {
+        identity: ctx.sender,
+        tenant_id: claim.tenant_id,
+        role: hub_role,
+        submits: role.submits(),
+    });
+    ctx.db.reader().insert(Reader { identity: ctx.sender, tenant_id: claim.tenant_id });
+    if role == rules::migration::MigratedRole::Owner {
+        if let Some(tenant) = ctx.db.tenant().id().find(claim.tenant_id) {
+            ctx.db.tenant().id().update(Tenant { owner: ctx.sender, ..tenant });
+        }
+    }
+    let submitted: Vec<u64> =
+        ctx.db.legacy_record().submitter().filter(&claim.legacy_id).map(|record| record.hub_id).collect();
+    for task_id in submitted {
+        if let Some(task) = ctx.db.task().id().find(task_id) {
+            let task = ctx.db.task().id().update(Task { submitted_by: ctx.sender, ..task });
+            mirror(ctx, &task);
+        }
+    }
+    ctx.db.legacy_claim().code().update(LegacyClaim {
+        claimed_by: ctx.sender,
+        claimed_at: Some(ctx.timestamp),
+        ..claim
+    });
 }

@@ -1,6 +1,7 @@
 //! Tidy checks that keep ARCHITECTURE.md's claims about the code true (as
 //! rust-analyzer's tidy test does): every hand-written module says what it is
-//! for in a `//!` line, and no crate's modules depend on each other in a cycle.
+//! for in a `//!` line, no crate's modules depend on each other in a cycle,
+//! and no hand-written file grows past [`MAX_LINES`].
 //!
 //! A module's dependencies are the `crate::…` paths it names (in `use` lines
 //! and inline), resolved to the deepest module file they reach. The crate
@@ -230,4 +231,34 @@ fn the_cycle_finder_sees_a_cycle_and_reads_grouped_imports() {
             .map(|(from, to)| (from.to_string(), to.into_iter().map(String::from).collect()))
             .collect();
     assert_eq!(cycles(&graph), [vec!["a", "b", "c"]]);
+}
+
+/// A file longer than this is split by concern (the hub module's reducers
+/// live one transaction family per file for that reason).
+const MAX_LINES: usize = 800;
+
+/// The generated files, which are as long as what they are made from.
+const GENERATED: [&str; 3] = ["crates/heiwa-hub/src/bindings/", "ui/src/lib/hub-bindings/", "ui/src/lib/contract.ts"];
+
+#[test]
+fn no_hand_written_file_is_over_800_lines() {
+    let listed = std::process::Command::new("git").arg("ls-files").current_dir(workspace()).output().unwrap();
+    assert!(listed.status.success(), "git ls-files failed");
+    let code = ["rs", "ts", "js", "mjs", "svelte", "sh", "py"];
+    let mut long = Vec::new();
+    let mut checked = 0;
+    for file in String::from_utf8(listed.stdout).unwrap().lines() {
+        let is_code = Path::new(file).extension().is_some_and(|ext| code.iter().any(|c| ext == *c));
+        if !is_code || GENERATED.iter().any(|generated| file.starts_with(generated)) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(workspace().join(file)) else { continue };
+        checked += 1;
+        let lines = text.lines().count();
+        if lines > MAX_LINES {
+            long.push(format!("{file}: {lines} lines"));
+        }
+    }
+    assert!(checked > 100, "only {checked} hand-written files found: is this a git checkout?");
+    assert!(long.is_empty(), "split these by concern (at most {MAX_LINES} lines):\n{}", long.join("\n"));
 }
