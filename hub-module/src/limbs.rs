@@ -119,7 +119,7 @@ pub fn heartbeat(ctx: &ReducerContext, limb_id: u64) -> Result<(), String> {
     let limb = own_limb(ctx, limb_id)?;
     let current = ctx.db.presence().limb_id().find(limb_id).and_then(|presence| presence.connection);
     if current.is_some() && current != ctx.connection_id {
-        return Err(rules::SUPERSEDED.into());
+        return Err(rules::Refusal::Superseded.into());
     }
     let until = after(ctx, limb.lease_secs);
     for lease in ctx.db.lease().limb_id().filter(limb_id).collect::<Vec<_>>() {

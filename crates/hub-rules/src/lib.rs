@@ -184,10 +184,46 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// What the hub tells a limb's connection that another connection with the
-/// same identity (a copied token) has taken over from; the limb stops on it.
-pub const SUPERSEDED: &str =
-    "this limb's identity is connected from elsewhere (a copied token?): that connection took over";
+/// A refusal a client acts on, not only shows. The hub returns its text as
+/// the reducer's error (a `String`, SpacetimeDB's convention for reducers, so
+/// the rules here return `String` errors too); the client recognises it in the
+/// failure it hears back with [`Refusal::recognise`]: the words are written once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Another connection with the limb's identity (a copied token) took
+    /// over from this one: the limb stops.
+    Superseded,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 1] = [Refusal::Superseded];
+
+    fn text(self) -> &'static str {
+        match self {
+            Refusal::Superseded => {
+                "this limb's identity is connected from elsewhere (a copied token?): that connection took over"
+            }
+        }
+    }
+
+    /// The refusal a reducer's failure carries, however the server words
+    /// around it; `None` for any other failure.
+    pub fn recognise(message: &str) -> Option<Refusal> {
+        Self::ALL.into_iter().find(|refusal| message.contains(refusal.text()))
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+impl From<Refusal> for String {
+    fn from(refusal: Refusal) -> String {
+        refusal.to_string()
+    }
+}
 
 /// The longest an invite (of a limb, a submitter or a browser) stays valid.
 pub const MAX_INVITE_TTL_SECS: u32 = 30 * 86_400;
@@ -611,5 +647,15 @@ mod tests {
         assert!(needs_copies(TRUSTED_STREAK, None), "no key: every answer is checked");
         assert!(is_trusted(TRUSTED_STREAK) && !is_trusted(TRUSTED_STREAK - 1));
         assert!(check_replicas(0).is_err() && check_replicas(MAX_REPLICAS + 1).is_err() && check_replicas(2).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_is_recognised_in_the_failure_that_carries_it() {
+        for refusal in Refusal::ALL {
+            let failure = format!("The reducer returned an error: {refusal}");
+            assert_eq!(Refusal::recognise(&failure), Some(refusal));
+        }
+        assert_eq!(Refusal::recognise("no limb 7 of yours"), None);
+        assert_eq!(Refusal::recognise("this limb's identity is connected from elsewhere"), None, "a part is not it");
     }
 }

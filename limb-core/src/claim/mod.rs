@@ -222,7 +222,9 @@ async fn connect_wired(
     let refused = tx.clone();
     conn.reducers.on_heartbeat(move |ctx, _| {
         if let Status::Failed(message) = &ctx.event.status {
-            if ctx.event.caller_identity == me && message.contains(heiwa_hub::SUPERSEDED) {
+            if ctx.event.caller_identity == me
+                && heiwa_hub::Refusal::recognise(message) == Some(heiwa_hub::Refusal::Superseded)
+            {
                 let _ = refused.send(Msg::Superseded(message.to_string()));
             }
         }
