@@ -98,7 +98,7 @@ pub fn serve_if_worker() {
     for line in std::io::stdin().lock().lines().map_while(Result::ok) {
         let line = line.trim();
         let mode = line.chars().next();
-        let Some(bytes) = line.get(1..).and_then(from_hex) else { break };
+        let Some(bytes) = line.get(1..).and_then(|text| hex::decode(text).ok()) else { break };
         let path = Path::new(std::ffi::OsStr::from_bytes(&bytes));
         let sent = match mode {
             Some(STREAM) => match unwinding(&format_of(path), || crate::stream::sections(path)) {
@@ -122,14 +122,6 @@ pub fn serve_if_worker() {
         }
     }
     std::process::exit(0);
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 struct Worker {
@@ -177,7 +169,7 @@ impl Extractor {
             None => self.worker.insert(spawn(program, budget)?),
         };
         use std::os::unix::ffi::OsStrExt;
-        let request = format!("{mode}{}\n", to_hex(path.as_os_str().as_bytes()));
+        let request = format!("{mode}{}\n", hex::encode(path.as_os_str().as_bytes()));
         self.format = format_of(path);
         let sent = async {
             worker.stdin.write_all(request.as_bytes()).await?;
@@ -290,13 +282,6 @@ fn spawn(program: &Path, budget: &Budget) -> Result<Worker, ExtractError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn any_file_name_goes_through_the_line_protocol() {
-        let name = b"odd\nname \xff.txt";
-        assert_eq!(from_hex(&to_hex(name)).as_deref(), Some(&name[..]));
-        assert_eq!(from_hex("zz"), None);
-    }
 
     #[test]
     fn budgets_come_from_the_environment_or_defaults() {

@@ -324,7 +324,7 @@ async fn attempt(
         return Err(Attempt::Again(None));
     }
     file.sync_all().map_err(io(&partial)).map_err(fatal)?;
-    let sha256 = hex(&hasher.finalize());
+    let sha256 = hex::encode(hasher.finalize());
     if let Some(expected) = what.sha256.as_ref().filter(|expected| **expected != sha256) {
         remove_partial(what);
         return Err(fatal(FetchError::Mismatch { url: what.url.clone(), expected: expected.clone(), actual: sha256 }));
@@ -378,11 +378,7 @@ fn hash_into(path: &Path, hasher: &mut Sha256) -> Result<u64, FetchError> {
 pub fn hash_file(path: &Path) -> Result<(u64, String), FetchError> {
     let mut hasher = Sha256::new();
     let bytes = hash_into(path, &mut hasher)?;
-    Ok((bytes, hex(&hasher.finalize())))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok((bytes, hex::encode(hasher.finalize())))
 }
 
 #[cfg(test)]

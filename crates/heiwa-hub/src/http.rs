@@ -86,7 +86,7 @@ impl InviteCode {
 fn os_random_hex<const N: usize>() -> Result<String, HubError> {
     let mut bytes = [0u8; N];
     getrandom::getrandom(&mut bytes).map_err(|e| HubError::Random(e.to_string()))?;
-    Ok(hub_rules::secrets::hex(&bytes))
+    Ok(hex::encode(bytes))
 }
 
 impl std::fmt::Display for InviteCode {

@@ -156,7 +156,7 @@ pub async fn ingest_named(
 
 /// The hash memory keeps of a document's text (to skip it when unchanged).
 pub fn content_hash(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// The content hash of each of `tenant`'s documents whose name starts with `prefix`.
@@ -327,7 +327,7 @@ fn file_hash(path: &Path) -> std::io::Result<String> {
             n => hasher.update(&buffer[..n]),
         }
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Keep `root` ingested: a pass now, then another whenever something under it

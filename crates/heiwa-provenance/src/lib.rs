@@ -85,14 +85,14 @@ pub struct Proof {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    to_hex(&Sha256::digest(bytes))
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// The sha256 of everything `reader` gives (a model file: streamed, not read into memory).
 pub fn sha256_of(mut reader: impl std::io::Read) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     std::io::copy(&mut reader, &mut hasher)?;
-    Ok(to_hex(&hasher.finalize()))
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// A limb's signing key.
@@ -109,8 +109,9 @@ impl LimbKey {
         let failed = |source| ProvenanceError::KeyFile { path: path.clone(), source };
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let bytes =
-                    from_hex(text.trim()).ok_or_else(|| ProvenanceError::KeyMalformed { path: path.clone() })?;
+                let bytes = hex::decode(text.trim())
+                    .ok()
+                    .ok_or_else(|| ProvenanceError::KeyMalformed { path: path.clone() })?;
                 let seed: [u8; 32] =
                     bytes.try_into().map_err(|_| ProvenanceError::KeyMalformed { path: path.clone() })?;
                 Ok(LimbKey { key: SigningKey::from_bytes(&seed) })
@@ -123,7 +124,7 @@ impl LimbKey {
                 }
                 let mut file =
                     std::fs::OpenOptions::new().write(true).create_new(true).mode_0600().open(&path).map_err(failed)?;
-                file.write_all(to_hex(&seed).as_bytes()).and_then(|()| file.sync_all()).map_err(failed)?;
+                file.write_all(hex::encode(seed).as_bytes()).and_then(|()| file.sync_all()).map_err(failed)?;
                 Ok(LimbKey { key: SigningKey::from_bytes(&seed) })
             }
             Err(e) => Err(failed(e)),
@@ -145,7 +146,7 @@ impl LimbKey {
 impl std::fmt::Debug for LimbKey {
     /// Never the secret half, whatever logs it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "LimbKey(public {})", to_hex(&self.public()))
+        write!(f, "LimbKey(public {})", hex::encode(self.public()))
     }
 }
 
@@ -159,17 +160,6 @@ impl Mode0600 for std::fs::OpenOptions {
         std::os::unix::fs::OpenOptionsExt::mode(self, 0o600);
         self
     }
-}
-
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// Why a result's provenance does not hold.

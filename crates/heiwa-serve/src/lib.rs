@@ -454,7 +454,7 @@ pub fn api_key(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut bytes = [0u8; 24];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    let key = format!("heiwa-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let key = format!("heiwa-{}", hex::encode(bytes));
     heiwa_config::write_secret(path, &key)?;
     Ok(key)
 }

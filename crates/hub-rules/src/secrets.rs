@@ -20,16 +20,11 @@ pub const SPOT_CHECK_KEY_BYTES: usize = 32;
 /// Longest code anyone may present: longer is refused before hashing.
 pub const MAX_CODE_CHARS: usize = 256;
 
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// What the hub stores for `code`: SHA-256 of its text (trimmed), in hex.
 /// The client computes the same to send when it creates a code, so the code
 /// itself never reaches the hub until someone redeems it.
 pub fn code_hash(code: &str) -> String {
-    hex(&Sha256::digest(code.trim().as_bytes()))
+    hex::encode(Sha256::digest(code.trim().as_bytes()))
 }
 
 /// A code hash as a client sends it when creating a code.
@@ -59,12 +54,8 @@ pub fn is_legacy_clear_code(stored: &str) -> bool {
 
 /// The admin's spot-check key, as hex.
 pub fn parse_spot_check_key(key_hex: &str) -> Result<Vec<u8>, String> {
-    let bytes = (0..key_hex.len())
-        .step_by(2)
-        .map(|i| key_hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
-        .collect::<Option<Vec<u8>>>();
-    match bytes {
-        Some(bytes) if bytes.len() == SPOT_CHECK_KEY_BYTES && key_hex.len() == 2 * SPOT_CHECK_KEY_BYTES => Ok(bytes),
+    match hex::decode(key_hex) {
+        Ok(bytes) if bytes.len() == SPOT_CHECK_KEY_BYTES => Ok(bytes),
         _ => Err(format!("a spot-check key is {SPOT_CHECK_KEY_BYTES} random bytes in hex")),
     }
 }
@@ -208,7 +199,7 @@ mod tests {
         assert!((850..1150).contains(&under_ten), "about a tenth: {under_ten}");
         let same = (0..1000).filter(|id| spot_check_roll(&key, *id) == spot_check_roll(&other, *id)).count();
         assert!(same < 40, "another key, other rolls: {same} of 1000 equal");
-        assert_eq!(parse_spot_check_key(&hex(&key)).unwrap(), key.to_vec());
+        assert_eq!(parse_spot_check_key(&hex::encode(key)).unwrap(), key.to_vec());
         assert!(parse_spot_check_key("00").is_err() && parse_spot_check_key(&"zz".repeat(32)).is_err());
     }
 
