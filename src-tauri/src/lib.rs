@@ -7,6 +7,7 @@ mod commands;
 #[cfg(test)]
 mod contract;
 mod error;
+mod event;
 mod settings;
 mod state;
 mod tray;

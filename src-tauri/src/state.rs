@@ -2,6 +2,7 @@
 //! this machine's limb (the mesh and the agent answering its tasks).
 
 use crate::error::{CommandError, CommandResult};
+use crate::event::LIMB_CHANGED;
 use crate::settings::Settings;
 use heiwa_hub::ModelOffer;
 use limb_core::agent::local::LocalAgent;
@@ -11,7 +12,7 @@ use limb_core::governor::{Decision, DonationPolicy, Governor};
 use limb_core::mesh::{Mesh, RemoteHub};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tauri::{Emitter, Manager};
+use tauri::Manager;
 use tokio::sync::Mutex;
 
 /// The local mesh (hub + this machine's limb) and the agent that answers its
@@ -43,9 +44,6 @@ pub(crate) struct AppState {
     /// The model download in progress (one at a time), to cancel it.
     pub(crate) pulling: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
 }
-
-/// Tells the window to read its state again (tasks, limb status, donation).
-pub(crate) const CHANGED: &str = "limb-changed";
 
 impl AppState {
     fn settings_path(&self) -> PathBuf {
@@ -81,7 +79,7 @@ impl AppState {
 pub(crate) async fn launch_limb(app: tauri::AppHandle) {
     let state = app.state::<AppState>();
     *state.limb.lock().await = Limb::Starting;
-    let _ = app.emit(CHANGED, ());
+    LIMB_CHANGED.emit(&app, ());
     let limb = match limb_core::chosen_parts(&state.data_dir) {
         Err(missing) => Limb::Failed(missing.to_string()),
         Ok(parts) => match parts.chat_model() {
@@ -93,7 +91,7 @@ pub(crate) async fn launch_limb(app: tauri::AppHandle) {
         },
     };
     *state.limb.lock().await = limb;
-    let _ = app.emit(CHANGED, ());
+    LIMB_CHANGED.emit(&app, ());
 }
 
 async fn start_limb(
@@ -119,7 +117,7 @@ async fn start_limb(
     let executor = Arc::new(agent.executor(tokio::runtime::Handle::current()));
     let notifier = app.clone();
     let on_change = move || {
-        let _ = notifier.emit(CHANGED, ());
+        LIMB_CHANGED.emit(&notifier, ());
     };
     let started = match state.settings().hub {
         None => {

@@ -2,17 +2,18 @@
 //! the header all change it through here).
 
 use crate::error::CommandResult;
-use crate::state::{AppState, Limb, CHANGED};
+use crate::event::LIMB_CHANGED;
+use crate::state::{AppState, Limb};
 use limb_core::governor::{Decision, DonationPolicy, Governor};
 use std::sync::Arc;
-use tauri::{AppHandle, Emitter, Manager};
+use tauri::{AppHandle, Manager};
 
 /// Change the donation policy and show the result at once (tray and window).
 pub(crate) fn apply_policy(app: &AppHandle, change: impl FnOnce(&mut DonationPolicy)) -> CommandResult<Decision> {
     let state = app.state::<AppState>();
     let decision = state.change_policy(change)?;
     crate::tray::show(app, &state.governor.policy(), &decision);
-    let _ = app.emit(CHANGED, ());
+    LIMB_CHANGED.emit(app, ());
     Ok(decision)
 }
 
@@ -26,7 +27,7 @@ pub(crate) async fn follow_decisions(app: AppHandle, governor: Arc<Governor>) {
             running.agent.follow(&decision);
         }
         crate::tray::show(&app, &governor.policy(), &decision);
-        let _ = app.emit(CHANGED, ());
+        LIMB_CHANGED.emit(&app, ());
     }
 }
 

@@ -3,16 +3,17 @@
 
 use super::with_limb;
 use crate::error::{said, CommandError, CommandResult};
-use crate::state::{AppState, Limb, CHANGED};
+use crate::event::{Event, LIMB_CHANGED};
+use crate::state::{AppState, Limb};
 use heiwa_memory::{Citation, DocumentInfo, Progress, WalkOptions};
 use serde::Serialize;
 use std::path::PathBuf;
-use tauri::{AppHandle, Emitter, Manager, State};
+use tauri::{AppHandle, Manager, State};
 use tauri_plugin_dialog::DialogExt;
 use ts_rs::TS;
 
 /// The event the window hears while a folder is ingested.
-pub const INGEST: &str = "ingest";
+pub const INGEST: Event<IngestEvent> = Event::named("ingest");
 
 /// The native folder picker; `None` when the owner cancels.
 #[tauri::command]
@@ -74,7 +75,7 @@ pub async fn ingest_folder(app: AppHandle, state: State<'_, AppState>, path: Str
     tauri::async_runtime::spawn(async move {
         let emitter = app.clone();
         let mut progress = move |step: Progress| {
-            let _ = emitter.emit(INGEST, IngestEvent::File(step));
+            INGEST.emit(&emitter, IngestEvent::File(step));
         };
         let outcome =
             heiwa_memory::ingest_path(&memory, &embedder, "local", &root, WalkOptions::default(), &mut progress).await;
@@ -91,8 +92,8 @@ pub async fn ingest_folder(app: AppHandle, state: State<'_, AppState>, path: Str
             Err(error) => IngestEvent::Stopped { folder: folder.clone(), error: error.to_string() },
         };
         *app.state::<AppState>().ingesting.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let _ = app.emit(INGEST, event);
-        let _ = app.emit(CHANGED, ());
+        INGEST.emit(&app, event);
+        LIMB_CHANGED.emit(&app, ());
     });
     Ok(())
 }

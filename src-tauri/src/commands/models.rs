@@ -2,16 +2,17 @@
 //! a GGUF file, and choose the one that answers tasks.
 
 use crate::error::{said, CommandError, CommandResult};
+use crate::event::Event;
 use crate::state::{launch_limb, AppState, Limb};
 use heiwa_inference::models::{ModelInfo, ModelStore};
 use limb_core::models::{CatalogueEntry, Pull, CATALOGUE, HF_ENDPOINT};
 use serde::Serialize;
-use tauri::{AppHandle, Emitter, Manager, State};
+use tauri::{AppHandle, Manager, State};
 use tauri_plugin_dialog::DialogExt;
 use ts_rs::TS;
 
 /// How far the download in progress is (an event, several a second at most).
-pub const PULL_PROGRESS: &str = "model-pull";
+pub const PULL_PROGRESS: Event<PullProgress> = Event::named("model-pull");
 
 #[derive(Clone, Serialize, TS)]
 pub struct PullProgress {
@@ -75,7 +76,7 @@ pub async fn pull_model(
             if last.elapsed() >= std::time::Duration::from_millis(200) || Some(progress.have) == progress.total {
                 last = std::time::Instant::now();
                 let event = PullProgress { source: pull.source.clone(), have: progress.have, total: progress.total };
-                let _ = emitter.emit(PULL_PROGRESS, event);
+                PULL_PROGRESS.emit(&emitter, event);
             }
         })
         .await

@@ -2,8 +2,7 @@
 // `limb-changed` event (the hub pushes task rows; the governor and the limb
 // report changes), and every few seconds for the CPU figure. The types are
 // the Rust ones, generated into contract.ts.
-import { invoke } from '@tauri-apps/api/core';
-import { listen } from '@tauri-apps/api/event';
+import { commands, events } from './commands';
 import type { CommandError, LimbView, TasksView } from './contract';
 
 export const app = $state<{ tasks: TasksView; limb: LimbView | null; error: string }>({
@@ -18,15 +17,15 @@ export const nav = $state<{ view: (typeof views)[number] }>({ view: 'tasks' });
 
 export async function refresh() {
   try {
-    app.tasks = await invoke<TasksView>('tasks');
-    app.limb = await invoke<LimbView>('limb_status');
+    app.tasks = await commands.tasks();
+    app.limb = await commands.limbStatus();
     app.error = '';
   } catch (e) {
     app.error = message(e);
   }
 }
 
-listen('limb-changed', refresh);
+events.limbChanged(refresh);
 refresh();
 setInterval(refresh, 3000);
 
