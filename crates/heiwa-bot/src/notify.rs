@@ -26,7 +26,7 @@ const MAX_PARTS: usize = 4;
 fn row(task: &TenantTask) -> TaskRow {
     TaskRow {
         id: task.id,
-        state: TaskState::from(task.state).name().to_string(),
+        state: TaskState::from(task.state),
         payload: task.payload.clone(),
         model: task.model.clone(),
         limb_id: task.limb_id,

@@ -1,7 +1,7 @@
 //! What the bot says, as plain Markdown text made from hub rows. Pure.
 
 use crate::tenant::{LimbLine, TaskRow};
-use heiwa_hub::{Summary, SummaryCitation};
+use heiwa_hub::{Summary, SummaryCitation, TaskState};
 use std::fmt::Write;
 
 /// The first characters of a payload, on one line.
@@ -14,16 +14,16 @@ fn gist(text: &str, chars: usize) -> String {
 }
 
 pub fn status(tasks: &[TaskRow], limbs: &[LimbLine]) -> String {
-    let count = |state: &str| tasks.iter().filter(|t| t.state == state).count();
+    let count = |state: TaskState| tasks.iter().filter(|t| t.state == state).count();
     let online = limbs.iter().filter(|(limb, _)| limb.online).count();
     let paused = limbs.iter().filter(|(_, paused)| paused.is_some()).count();
     let mut text = format!(
         "**Tasks** — pending {}, running {}, done {}, failed {}, cancelled {}\n**Limbs** — {online} of {} online",
-        count("pending"),
-        count("claimed"),
-        count("done"),
-        count("failed"),
-        count("cancelled"),
+        count(TaskState::Pending),
+        count(TaskState::Claimed),
+        count(TaskState::Done),
+        count(TaskState::Failed),
+        count(TaskState::Cancelled),
         limbs.len(),
     );
     if paused > 0 {
@@ -76,7 +76,7 @@ fn limb_label(id: u64, name: Option<&str>) -> String {
 
 /// `/task`: its state, where it is, and its answer once there is one.
 pub fn task(task: &TaskRow, limb_name: Option<&str>) -> String {
-    let mut text = format!("**Task #{}** — {}", task.id, task.state);
+    let mut text = format!("**Task #{}** — {}", task.id, task.state.name());
     if task.limb_id != 0 {
         let _ = write!(text, " · {}", limb_label(task.limb_id, limb_name));
     }
@@ -84,7 +84,7 @@ pub fn task(task: &TaskRow, limb_name: Option<&str>) -> String {
         let _ = write!(text, " · model {}", task.model);
     }
     let _ = write!(text, " · attempts {}\n> {}", task.attempts, gist(&task.payload, 200));
-    if !task.reason.is_empty() && task.state != "done" {
+    if !task.reason.is_empty() && task.state != TaskState::Done {
         let _ = write!(text, "\n{}", task.reason);
     }
     if !task.summary.is_empty() {
@@ -96,11 +96,12 @@ pub fn task(task: &TaskRow, limb_name: Option<&str>) -> String {
 /// The notification of a finished task, for the channel; `asked_by` is the
 /// Discord user who submitted it (mentioned, and only that user).
 pub fn finished(task: &TaskRow, limb_name: Option<&str>, asked_by: Option<&str>) -> String {
-    let (mark, what) = match task.state.as_str() {
-        "done" => ("✅", "done"),
-        "failed" => ("❌", "failed"),
-        _ => ("•", task.state.as_str()),
+    let mark = match task.state {
+        TaskState::Done => "✅",
+        TaskState::Failed => "❌",
+        _ => "•",
     };
+    let what = task.state.name();
     let mut text = format!("{mark} **Task #{}** {what}", task.id);
     if task.limb_id != 0 {
         let _ = write!(text, " by {}", limb_label(task.limb_id, limb_name));
@@ -109,7 +110,7 @@ pub fn finished(task: &TaskRow, limb_name: Option<&str>, asked_by: Option<&str>)
         let _ = write!(text, " — asked by <@{user}>");
     }
     let _ = write!(text, "\n> {}\n\n", gist(&task.payload, 200));
-    if task.state == "done" {
+    if task.state == TaskState::Done {
         text.push_str(&answer(&task.summary));
     } else {
         let _ = write!(text, "after {} attempt(s): {}", task.attempts, task.reason);
@@ -146,10 +147,10 @@ mod tests {
     use super::*;
     use crate::tenant::LimbRow;
 
-    fn row(state: &str, summary: &str) -> TaskRow {
+    fn row(state: TaskState, summary: &str) -> TaskRow {
         TaskRow {
             id: 12,
-            state: state.into(),
+            state,
             payload: "What happens to a work unit\nwhen a volunteer's computer disappears?".into(),
             model: String::new(),
             limb_id: 3,
@@ -162,7 +163,7 @@ mod tests {
     #[test]
     fn a_finished_task_says_who_answered_what_from_which_sources() {
         let summary = r#"{"answer":"It is reissued after its deadline [1].","citations":[{"n":1,"file":"volunteer-computing.md","chunk":2,"span":[10,90]},{"n":2,"file":"lib.rs","chunk":0,"span":[0,5],"lines":[12,19]}],"tool_calls":0,"steps":1}"#;
-        let text = finished(&row("done", summary), Some("workstation"), Some("1300000000000000003"));
+        let text = finished(&row(TaskState::Done, summary), Some("workstation"), Some("1300000000000000003"));
         assert!(
             text.starts_with("✅ **Task #12** done by limb #3 (workstation) — asked by <@1300000000000000003>"),
             "{text}"
@@ -170,18 +171,21 @@ mod tests {
         assert!(text.contains("> What happens to a work unit when a volunteer's computer disappears?"), "{text}");
         assert!(text.contains("It is reissued after its deadline [1]."), "{text}");
         assert!(text.contains("[1] volunteer-computing.md, chunk 2 · [2] lib.rs, lines 12-19"), "{text}");
-        let failed =
-            finished(&TaskRow { reason: "the model crashed".into(), attempts: 3, ..row("failed", "") }, None, None);
+        let failed = finished(
+            &TaskRow { reason: "the model crashed".into(), attempts: 3, ..row(TaskState::Failed, "") },
+            None,
+            None,
+        );
         assert!(failed.starts_with("❌ **Task #12** failed by limb #3"), "{failed}");
         assert!(failed.ends_with("after 3 attempt(s): the model crashed"), "{failed}");
-        assert!(task(&row("done", "plain text result"), None).ends_with("plain text result"));
+        assert!(task(&row(TaskState::Done, "plain text result"), None).ends_with("plain text result"));
     }
 
     #[test]
     fn status_and_limbs_count_what_the_rows_say() {
         let limb = |id, online| LimbRow { id, name: format!("l{id}"), capacity: 2, online, gpu: id == 1 };
         let limbs = vec![(limb(1, true), None), (limb(2, false), Some("maintenance".to_string()))];
-        let tasks = vec![row("done", ""), row("pending", ""), row("pending", "")];
+        let tasks = vec![row(TaskState::Done, ""), row(TaskState::Pending, ""), row(TaskState::Pending, "")];
         assert_eq!(
             status(&tasks, &limbs),
             "**Tasks** — pending 2, running 0, done 1, failed 0, cancelled 0\n**Limbs** — 1 of 2 online, 1 paused"

@@ -2,14 +2,14 @@
 //! through the hub's HTTP API: the hub's row-level security decides what it
 //! sees and its reducers what it may do, whatever the bot asks.
 
-use heiwa_hub::{HubError, HubHttp, InviteCode, InviteRole};
+use heiwa_hub::{HubError, HubHttp, InviteCode, InviteRole, TaskState};
 use serde::Deserialize;
 
 /// A task with its result, as `tenant_task` holds it.
 #[derive(Clone, Debug, Deserialize)]
 pub struct TaskRow {
     pub id: u64,
-    pub state: String,
+    pub state: TaskState,
     pub payload: String,
     pub model: String,
     /// The limb holding it, or the one that answered it; 0: none.

@@ -20,7 +20,7 @@ import {
   type Tenant
 } from '../hub-bindings';
 import { parseSummary } from '../shared/summary';
-import type { Summary } from '../contract';
+import type { Summary, TaskState } from '../contract';
 
 /** Which hub (its WebSocket address) and database the page talks to. */
 export type Where = { hub: string; database: string };
@@ -33,7 +33,8 @@ export type Status =
   | 'lost' // the connection ended: what is shown is kept, and the page reconnects
   | 'refused'; // the hub refuses this browser (revoked): a new code is needed
 
-export type TaskState = 'pending' | 'claimed' | 'done' | 'failed' | 'cancelled';
+// The desktop's and the hub's task states are one Rust type (hub-rules' TaskState).
+export type { TaskState };
 
 /** A task as the page shows it, with its result when it has one. */
 export type TaskRow = {

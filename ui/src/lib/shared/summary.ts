@@ -1,6 +1,6 @@
 // How a task's result reads, for both fronts: the desktop window (whose rows
 // come typed from Rust) and the web dashboard (whose rows come from the hub).
-import type { Summary } from '../contract';
+import type { Summary, SummaryCitation, SummaryPlace } from '../contract';
 
 /** A result's summary, when a limb's agent wrote one (an echo limb writes plain text). */
 export function parseSummary(text: string): Summary | null {
@@ -17,8 +17,8 @@ export type Readable = { answer: string; sources: string; tools: string; truncat
 /** A result as a person reads it: the agent's answer, its sources, its tool calls; or the text as it came. */
 export function readable(summary: Summary | null, raw: string): Readable {
   if (!summary) return { answer: raw, sources: '', tools: '', truncated: false };
-  const place = (p: { file: string; chunk: number; page?: number }) => `${p.file}${p.page ? ` p.${p.page}` : ''} §${p.chunk}`;
-  const lines = (c: { lines?: [number, number] }) => (c.lines ? ` lines ${c.lines[0]}–${c.lines[1]}` : '');
+  const place = (p: SummaryPlace) => `${p.file}${p.page ? ` p.${p.page}` : ''} §${p.chunk}`;
+  const lines = (c: SummaryCitation) => (c.lines ? ` lines ${c.lines[0]}–${c.lines[1]}` : '');
   const sources = summary.citations
     .map((c) => `[${c.n}] ${place(c)}${lines(c)}${c.also?.length ? ` (also ${c.also.map(place).join(', ')})` : ''}`)
     .join(', ');
