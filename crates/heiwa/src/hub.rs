@@ -430,27 +430,27 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
         }
         TenantCommand::Limbs { hub } => {
             let (http, token) = hub.client().await?;
-            let trust = by_u64(http.rows(&hub.database, "SELECT * FROM limb_trust", &token).await?, "limb_id");
+            let trust: std::collections::HashMap<u64, TrustLine> = http
+                .rows_as::<TrustLine>(&hub.database, "SELECT * FROM limb_trust", &token)
+                .await?
+                .into_iter()
+                .map(|record| (record.limb_id, record))
+                .collect();
             println!(
                 "{:>5}  {:<20}  {:<7}  {:>6}  {:>8}  {:>6}  checked",
                 "limb", "name", "online", "agreed", "disputed", "streak"
             );
-            for limb in http.rows(&hub.database, "SELECT * FROM limb", &token).await? {
-                let id = limb["id"].as_u64().unwrap_or_default();
-                let record = trust.get(&id);
-                let count = |field: &str| record.and_then(|r| r[field].as_u64()).unwrap_or(0);
-                let checked = if count("streak") >= u64::from(heiwa_hub::TRUSTED_STREAK) {
+            for limb in http.rows_as::<LimbLine>(&hub.database, "SELECT * FROM limb", &token).await? {
+                // A limb not yet in a replicated task has no record: nothing agreed or disputed.
+                let record = trust.get(&limb.id).cloned().unwrap_or_default();
+                let checked = if record.streak >= heiwa_hub::TRUSTED_STREAK {
                     "spot-checked (trusted)"
                 } else {
                     "every replicated task"
                 };
                 println!(
-                    "{id:>5}  {:<20}  {:<7}  {:>6}  {:>8}  {:>6}  {checked}",
-                    limb["name"].as_str().unwrap_or_default(),
-                    limb["online"].as_bool().unwrap_or_default(),
-                    count("agreed"),
-                    count("disputed"),
-                    count("streak"),
+                    "{:>5}  {:<20}  {:<7}  {:>6}  {:>8}  {:>6}  {checked}",
+                    limb.id, limb.name, limb.online, record.agreed, record.disputed, record.streak,
                 );
             }
         }
@@ -471,6 +471,23 @@ struct TaskLine {
     assigned_to: u64,
     attempts: u32,
     payload: String,
+}
+
+/// A limb as `heiwa tenant limbs` shows it.
+#[derive(serde::Deserialize)]
+struct LimbLine {
+    id: u64,
+    name: String,
+    online: bool,
+}
+
+/// A limb's record in replicated tasks (`limb_trust`).
+#[derive(serde::Deserialize, Clone, Default)]
+struct TrustLine {
+    limb_id: u64,
+    agreed: u64,
+    disputed: u64,
+    streak: u32,
 }
 
 #[derive(serde::Deserialize)]
