@@ -1,6 +1,8 @@
 //! The hub's HTTP API: identities, publishing the module, calling reducers and
 //! SQL queries, with SpacetimeDB's JSON made readable.
 
+use crate::args::*;
+use crate::bindings::Role;
 use crate::{generate_payload, HubError, QuorumState, TaskState};
 use serde_json::{json, Map, Value};
 use std::path::Path;
@@ -20,11 +22,11 @@ pub enum InviteRole {
 }
 
 impl InviteRole {
-    /// The hub's `Role` as its HTTP API takes a sum type.
-    fn json(self) -> Value {
+    /// The hub's `Role` (the bindings' type) this invite admits as.
+    fn role(self) -> Role {
         match self {
-            InviteRole::Limb => json!({"Limb": []}),
-            InviteRole::Submitter => json!({"Submitter": []}),
+            InviteRole::Limb => Role::Limb,
+            InviteRole::Submitter => Role::Submitter,
         }
     }
 }
@@ -173,15 +175,21 @@ impl HubHttp {
         // The spot-check key, from this machine's CSPRNG: the hub keeps the
         // first it is given, so a republish changes nothing.
         let key = os_random_hex::<{ hub_rules::secrets::SPOT_CHECK_KEY_BYTES }>()?;
-        self.call(name, "set_spot_check_key", json!([key]), token).await
+        self.call_reducer(name, &SetSpotCheckKey { key_hex: key }, token).await
     }
 
     /// Who may create tenants on the hub, and the limits on wrong codes (its admin only).
     pub async fn set_policy(&self, name: &str, policy: &HubPolicy, token: &str) -> Result<(), HubError> {
         let HubPolicy { tenant_creation, max_tenants, failures_per_identity, failures_hub_wide, failure_window_secs } =
             policy;
-        let args = json!([tenant_creation, max_tenants, failures_per_identity, failures_hub_wide, failure_window_secs]);
-        self.call(name, "set_hub_policy", args, token).await
+        let args = SetHubPolicy {
+            tenant_creation: tenant_creation.clone(),
+            max_tenants: *max_tenants,
+            failures_per_identity: *failures_per_identity,
+            failures_hub_wide: *failures_hub_wide,
+            failure_window_secs: *failure_window_secs,
+        };
+        self.call_reducer(name, &args, token).await
     }
 
     /// The hub's policy (anyone may read it).
@@ -212,6 +220,11 @@ impl HubHttp {
     /// Call a reducer with JSON arguments; a reducer's `Err` comes back as `Refused`.
     pub async fn call(&self, name: &str, reducer: &str, args: serde_json::Value, token: &str) -> Result<(), HubError> {
         self.call_json(name, reducer, args.to_string(), token).await
+    }
+
+    /// Call the reducer `args` is for, its arguments by name in the hub's JSON.
+    async fn call_reducer<A: ReducerArgs>(&self, name: &str, args: &A, token: &str) -> Result<(), HubError> {
+        self.call_json(name, A::REDUCER, hub_json(args), token).await
     }
 
     /// [`HubHttp::call`] with the arguments already written as JSON text (a
@@ -247,7 +260,7 @@ impl HubHttp {
     }
 
     pub async fn create_tenant(&self, name: &str, tenant: &str, token: &str) -> Result<(), HubError> {
-        self.call(name, "create_tenant", json!([tenant]), token).await
+        self.call_reducer(name, &CreateTenant { name: tenant.into() }, token).await
     }
 
     /// Create a tenant with a code from the hub's admin ([`HubHttp::create_tenant_code`]).
@@ -258,7 +271,7 @@ impl HubHttp {
         code: &str,
         token: &str,
     ) -> Result<(), HubError> {
-        self.redeem(name, "create_tenant_with_code", json!([tenant, code.trim()]), token).await
+        self.redeem(name, &CreateTenantWithCode { name: tenant.into(), code: code.trim().into() }, token).await
     }
 
     /// A code for `uses` tenants, valid for `ttl_secs` (the hub's admin only).
@@ -269,7 +282,7 @@ impl HubHttp {
         ttl_secs: u32,
         token: &str,
     ) -> Result<InviteCode, HubError> {
-        self.new_code(name, "create_tenant_code", |hash| json!([hash, uses, ttl_secs]), token).await
+        self.new_code(name, |code_hash| CreateTenantCode { code_hash, uses, ttl_secs }, token).await
     }
 
     /// A new invite for `uses` limbs or submitters, valid for `ttl_secs`
@@ -282,7 +295,7 @@ impl HubHttp {
         role: InviteRole,
         token: &str,
     ) -> Result<InviteCode, HubError> {
-        self.new_code(name, "create_invite", |hash| json!([hash, uses, ttl_secs, role.json()]), token).await
+        self.new_code(name, |code_hash| CreateInvite { code_hash, uses, ttl_secs, role: role.role() }, token).await
     }
 
     /// A one-use code for one browser to sign into the web dashboard
@@ -295,7 +308,8 @@ impl HubHttp {
         ttl_secs: u32,
         token: &str,
     ) -> Result<InviteCode, HubError> {
-        self.new_code(name, "create_browser_invite", |hash| json!([hash, submits, label, ttl_secs]), token).await
+        let label = label.to_string();
+        self.new_code(name, |code_hash| CreateBrowserInvite { code_hash, submits, label, ttl_secs }, token).await
     }
 
     /// A one-use code for an operator (the admin bot) to join the tenant with.
@@ -306,20 +320,20 @@ impl HubHttp {
         ttl_secs: u32,
         token: &str,
     ) -> Result<InviteCode, HubError> {
-        self.new_code(name, "create_operator_invite", |hash| json!([hash, label, ttl_secs]), token).await
+        let label = label.to_string();
+        self.new_code(name, |code_hash| CreateOperatorInvite { code_hash, label, ttl_secs }, token).await
     }
 
     /// Make a code here and call `reducer` with `args(its hash)`: the hub
     /// keeps only the hash, and the code is returned to be handed on.
-    async fn new_code(
+    async fn new_code<A: ReducerArgs>(
         &self,
         name: &str,
-        reducer: &str,
-        args: impl FnOnce(String) -> Value,
+        args: impl FnOnce(String) -> A,
         token: &str,
     ) -> Result<InviteCode, HubError> {
         let code = InviteCode::fresh()?;
-        self.call(name, reducer, args(code.hash()), token).await?;
+        self.call_reducer(name, &args(code.hash()), token).await?;
         Ok(code)
     }
 
@@ -327,18 +341,18 @@ impl HubHttp {
     /// code). A refused code is counted by the hub, so its reducer commits
     /// and returns no error: whether it worked is read back (the caller is
     /// then a member), and if not, why (its `code_attempt` row).
-    pub async fn redeem(&self, name: &str, reducer: &str, args: Value, token: &str) -> Result<(), HubError> {
+    async fn redeem<A: ReducerArgs>(&self, name: &str, args: &A, token: &str) -> Result<(), HubError> {
         #[derive(serde::Deserialize)]
         struct Attempt {
             refusal: String,
         }
-        self.call(name, reducer, args, token).await?;
+        self.call_reducer(name, args, token).await?;
         if self.own_identity(name, token).await?.is_some() {
             return Ok(());
         }
         let refusal = self.rows_as::<Attempt>(name, "SELECT * FROM code_attempt", token).await?;
         let message = refusal.into_iter().next().map_or_else(|| "the code was refused".into(), |row| row.refusal);
-        Err(HubError::Reducer { reducer: reducer.into(), message })
+        Err(HubError::Reducer { reducer: A::REDUCER.into(), message })
     }
 
     /// The identity `token` stands for (hex), if it is a member of a tenant:
@@ -365,17 +379,17 @@ impl HubHttp {
 
     /// Join the tenant as its operator with a code from [`HubHttp::create_operator_invite`].
     pub async fn join_operator(&self, name: &str, code: &str, token: &str) -> Result<(), HubError> {
-        self.redeem(name, "join_operator", json!([code.trim()]), token).await
+        self.redeem(name, &JoinOperator { code: code.trim().into() }, token).await
     }
 
     /// Join the tenant with an invite code ([`HubHttp::create_invite`]).
     pub async fn join_tenant(&self, name: &str, code: &str, token: &str) -> Result<(), HubError> {
-        self.redeem(name, "join_tenant", json!([code.trim()]), token).await
+        self.redeem(name, &JoinTenant { code: code.trim().into() }, token).await
     }
 
     /// Sign into a tenant as a migrated user, with a claim code from `heiwa migrate`.
     pub async fn claim_legacy(&self, name: &str, code: &str, token: &str) -> Result<(), HubError> {
-        self.redeem(name, "claim_legacy", json!([code.trim()]), token).await
+        self.redeem(name, &ClaimLegacy { code: code.trim().into() }, token).await
     }
 
     /// Pause (or resume) one of the tenant's limbs: the owner or an operator.
@@ -387,7 +401,7 @@ impl HubHttp {
         reason: &str,
         token: &str,
     ) -> Result<(), HubError> {
-        self.call(name, "pause_limb", json!([limb_id, paused, reason]), token).await
+        self.call_reducer(name, &PauseLimb { limb_id, paused, reason: reason.into() }, token).await
     }
 
     /// The browsers signed into the caller's tenant.
@@ -397,7 +411,7 @@ impl HubHttp {
 
     /// Take a browser's access back (the owner only); `identity` is its hex identity.
     pub async fn revoke_browser(&self, name: &str, identity: &str, token: &str) -> Result<(), HubError> {
-        self.call(name, "revoke_browser", json!([{ "__identity__": format!("0x{identity}") }]), token).await
+        self.call_reducer(name, &RevokeBrowser { browser: parse_identity(identity)? }, token).await
     }
 
     /// The operators (admin bots) of the caller's tenant.
@@ -407,7 +421,7 @@ impl HubHttp {
 
     /// Take an operator's access back (the owner only); `identity` is its hex identity.
     pub async fn revoke_operator(&self, name: &str, identity: &str, token: &str) -> Result<(), HubError> {
-        self.call(name, "revoke_operator", json!([{ "__identity__": format!("0x{identity}") }]), token).await
+        self.call_reducer(name, &RevokeOperator { operator: parse_identity(identity)? }, token).await
     }
 
     /// Submit a task; `model` pins it to limbs that offer that model (by id or sha256).
@@ -418,7 +432,8 @@ impl HubHttp {
         model: Option<&str>,
         token: &str,
     ) -> Result<(), HubError> {
-        self.call(name, "submit_task", json!([payload, model.unwrap_or_default()]), token).await
+        let args = SubmitTask { payload: payload.into(), model: model.unwrap_or_default().into() };
+        self.call_reducer(name, &args, token).await
     }
 
     /// Submit a task at most once per `key` in the tenant: sending the same
@@ -431,7 +446,8 @@ impl HubHttp {
         model: Option<&str>,
         token: &str,
     ) -> Result<(), HubError> {
-        self.call(name, "submit_task_once", json!([key, payload, model.unwrap_or_default()]), token).await
+        let args = SubmitTaskOnce { key: key.into(), payload: payload.into(), model: model.unwrap_or_default().into() };
+        self.call_reducer(name, &args, token).await
     }
 
     /// Submit a task to be answered by `replicas` limbs of different donors
@@ -445,8 +461,13 @@ impl HubHttp {
         replicas: u32,
         token: &str,
     ) -> Result<(), HubError> {
-        let args = json!([key.unwrap_or_default(), payload, model.unwrap_or_default(), replicas]);
-        self.call(name, "submit_task_replicated", args, token).await
+        let args = SubmitTaskReplicated {
+            key: key.unwrap_or_default().into(),
+            payload: payload.into(),
+            model: model.unwrap_or_default().into(),
+            replicas,
+        };
+        self.call_reducer(name, &args, token).await
     }
 
     /// Submit a greedy generation of `prompt` on `model`, checked by scoring
@@ -459,8 +480,12 @@ impl HubHttp {
         model: &str,
         token: &str,
     ) -> Result<(), HubError> {
-        let args = json!([key.unwrap_or_default(), generate_payload(prompt), model]);
-        self.call(name, "submit_task_scored", args, token).await
+        let args = SubmitTaskScored {
+            key: key.unwrap_or_default().into(),
+            payload: generate_payload(prompt),
+            model: model.into(),
+        };
+        self.call_reducer(name, &args, token).await
     }
 
     /// The owner lets a limb read the whole tenant and/or submit (or takes it back).
@@ -472,7 +497,7 @@ impl HubHttp {
         submits: bool,
         token: &str,
     ) -> Result<(), HubError> {
-        self.call(name, "grant_limb", json!([limb_id, reads_tenant, submits]), token).await
+        self.call_reducer(name, &GrantLimb { limb_id, reads_tenant, submits }, token).await
     }
 
     pub async fn limits(&self, name: &str, token: &str) -> Result<HubLimits, HubError> {
@@ -486,12 +511,12 @@ impl HubHttp {
     /// Set the quotas and retention; only the hub's admin (its publisher) may.
     pub async fn configure(&self, name: &str, limits: &HubLimits, token: &str) -> Result<(), HubError> {
         let HubLimits { max_open_tasks, submits_per_sec, submit_burst, retain_secs, prune_every_secs } = *limits;
-        let args = json!([max_open_tasks, submits_per_sec, submit_burst, retain_secs, prune_every_secs]);
-        self.call(name, "configure_hub", args, token).await
+        let args = ConfigureHub { max_open_tasks, submits_per_sec, submit_burst, retain_secs, prune_every_secs };
+        self.call_reducer(name, &args, token).await
     }
 
     pub async fn cancel_task(&self, name: &str, task_id: u64, token: &str) -> Result<(), HubError> {
-        self.call(name, "cancel_task", json!([task_id]), token).await
+        self.call_reducer(name, &CancelTask { task_id }, token).await
     }
 }
 
@@ -522,6 +547,12 @@ pub struct OperatorRow {
 }
 
 /// An identity as the SQL API writes it (`["0x…"]` or `{"__identity__": "0x…"}`), as bare hex.
+/// An identity as a person writes it (hex, with or without `0x`).
+fn parse_identity(hex: &str) -> Result<spacetimedb_lib::Identity, HubError> {
+    spacetimedb_lib::Identity::from_hex(hex.trim().trim_start_matches("0x"))
+        .map_err(|e| HubError::Malformed { what: format!("identity {hex}"), reason: e.to_string() })
+}
+
 fn identity_hex<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     let value = <Value as serde::Deserialize>::deserialize(deserializer)?;
     let hex = match &value {

@@ -5,6 +5,7 @@
 #[rustfmt::skip]
 pub mod bindings;
 mod address;
+mod args;
 mod client;
 mod http;
 mod server;
