@@ -15,8 +15,7 @@
 
 mod common;
 
-#[path = "../tests/real_parts/resident.rs"]
-mod resident;
+use heiwa_testkit::resident;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

@@ -10,9 +10,10 @@
 //! `HEIWA_BENCH_LIMBS=10,100` runs a smaller curve. The last line is
 //! machine-readable: `RESULT claim …`.
 
-use heiwa_config::{free_loopback_port, Parts};
-use heiwa_hub::{HubHttp, HubLimits, HubServer, HubServerConfig, InviteRole};
+use heiwa_config::Parts;
+use heiwa_hub::{HubHttp, HubServer, InviteRole};
 use heiwa_memory::{PgServer, PgServerConfig};
+use heiwa_testkit::TestHub;
 use limb_core::claim::{run_limb, Evidence, Executor, LimbEvent, LimbOptions, Output, TaskFailure};
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
@@ -42,21 +43,10 @@ struct Hub {
 }
 
 async fn hub(parts: &Parts, dir: &std::path::Path, limbs: u32) -> Hub {
-    let listen = format!("127.0.0.1:{}", free_loopback_port().unwrap()).parse().unwrap();
-    let server =
-        HubServer::start(&HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: dir.into(), listen })
-            .unwrap();
-    let http = HubHttp::new(server.http_url());
-    let admin = http.new_identity().await.unwrap().token;
-    http.publish("heiwa", &parts.hub_wasm, &admin).await.unwrap();
-    // As `heiwa hub up` on loopback: the owner below is not the admin.
-    let open = heiwa_hub::HubPolicy::with_tenant_creation(hub_rules::secrets::TenantCreation::Anyone);
-    http.set_policy("heiwa", &open, &admin).await.unwrap();
+    let hub = TestHub::start(parts, dir).await;
     // The benchmark's producer submits as fast as it can: no rate limit here.
-    let defaults = http.limits("heiwa", &admin).await.unwrap();
-    let unlimited =
-        HubLimits { max_open_tasks: 1_000_000, submits_per_sec: 1_000_000, submit_burst: 1_000_000, ..defaults };
-    http.configure("heiwa", &unlimited, &admin).await.unwrap();
+    hub.lift_limits(1_000_000).await;
+    let TestHub { server, http, .. } = hub;
     let owner = http.new_identity().await.unwrap().token;
     http.call("heiwa", "create_tenant", serde_json::json!(["bench"]), &owner).await.unwrap();
     let invite = http.create_invite("heiwa", limbs.max(1), 3600, InviteRole::Limb, &owner).await.unwrap().0;

@@ -17,13 +17,13 @@
 
 mod common;
 
-use heiwa_config::{free_loopback_port, Parts};
-use heiwa_hub::{HubHttp, HubServer, HubServerConfig};
+use heiwa_config::Parts;
 use heiwa_migrate::claims::ClaimJournal;
 use heiwa_migrate::plan::Planner;
 use heiwa_migrate::source::{Line, Source, SourceSpec};
 use heiwa_migrate::target::HubTarget;
 use heiwa_migrate::{Kind, Mapping, Options, Planned};
+use heiwa_testkit::TestHub;
 use std::time::Instant;
 
 /// CPU seconds a process has used (user + system), and its reaped children (the readers).
@@ -47,14 +47,8 @@ async fn main() {
         .unwrap();
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
 
-    let listen = format!("127.0.0.1:{}", free_loopback_port().unwrap()).parse().unwrap();
-    let config = HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: dir.path().join("hub"), listen };
-    let server = HubServer::start(&config).unwrap();
-    let http = HubHttp::new(server.http_url());
-    let admin = http.new_identity().await.unwrap().token;
-    for database in ["raw", "single", "heiwa"] {
-        http.publish(database, &parts.hub_wasm, &admin).await.unwrap();
-    }
+    let TestHub { server, http, admin, .. } =
+        TestHub::start_with(&parts, &dir.path().join("hub"), &["raw", "single", "heiwa"]).await;
     let options = Options {
         source: SourceSpec {
             url: format!("surrealkv://{}", legacy.display()),

@@ -18,15 +18,13 @@
 
 mod common;
 
-#[path = "../tests/real_parts/trust_limbs.rs"]
-mod trust_limbs;
-
-use heiwa_config::{free_loopback_port, Parts};
-use heiwa_hub::{HubHttp, HubLimits, HubServer, HubServerConfig, InviteRole};
+use heiwa_config::Parts;
+use heiwa_hub::{HubHttp, InviteRole};
 use heiwa_inference::{ChatModel, SCORE_TOLERANCE};
+use heiwa_testkit::trust_limbs::{decided, limb, rows};
+use heiwa_testkit::TestHub;
 use limb_core::agent::local::{chat_options, GENERATE_MAX_TOKENS};
 use std::time::{Duration, Instant};
-use trust_limbs::{decided, limb, rows};
 
 const QUESTIONS: [&str; 12] = [
     "Explain in two sentences what a volunteer computing project is.",
@@ -105,18 +103,9 @@ async fn main() {
     let (verify_cost_ratio, score_false_alarms, score_caught, scored) = scoring(&parts);
 
     let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_loopback_port().unwrap()).parse().unwrap();
-    let config = HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: dir.path().join("hub"), listen };
-    let server = HubServer::start(&config).unwrap();
-    let http = HubHttp::new(server.http_url());
-    let admin = http.new_identity().await.unwrap().token;
-    http.publish("heiwa", &parts.hub_wasm, &admin).await.unwrap();
-    // As `heiwa hub up` on loopback: the owner below is not the admin.
-    let open = heiwa_hub::HubPolicy::with_tenant_creation(hub_rules::secrets::TenantCreation::Anyone);
-    http.set_policy("heiwa", &open, &admin).await.unwrap();
-    let defaults = http.limits("heiwa", &admin).await.unwrap();
-    let unlimited = HubLimits { max_open_tasks: 100_000, submits_per_sec: 100_000, submit_burst: 100_000, ..defaults };
-    http.configure("heiwa", &unlimited, &admin).await.unwrap();
+    let hub = TestHub::start(&parts, &dir.path().join("hub")).await;
+    hub.lift_limits(100_000).await;
+    let TestHub { server, http, .. } = hub;
     let owner = http.new_identity().await.unwrap().token;
     http.call("heiwa", "create_tenant", serde_json::json!(["trust"]), &owner).await.unwrap();
     let mut stops = Vec::new();

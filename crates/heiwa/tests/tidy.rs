@@ -1,7 +1,8 @@
 //! Tidy checks that keep ARCHITECTURE.md's claims about the code true (as
 //! rust-analyzer's tidy test does): every hand-written module says what it is
 //! for in a `//!` line, no crate's modules depend on each other in a cycle,
-//! and no hand-written file grows past [`MAX_LINES`].
+//! no hand-written file grows past [`MAX_LINES`], and the code map has a
+//! section for every crate.
 //!
 //! A module's dependencies are the `crate::…` paths it names (in `use` lines
 //! and inline), resolved to the deepest module file they reach. The crate
@@ -261,4 +262,19 @@ fn no_hand_written_file_is_over_800_lines() {
     }
     assert!(checked > 100, "only {checked} hand-written files found: is this a git checkout?");
     assert!(long.is_empty(), "split these by concern (at most {MAX_LINES} lines):\n{}", long.join("\n"));
+}
+
+#[test]
+fn the_code_map_has_a_section_for_every_crate() {
+    let map = std::fs::read_to_string(workspace().join("ARCHITECTURE.md")).unwrap();
+    let sections: Vec<&str> = map.lines().filter(|line| line.starts_with("### ")).collect();
+    let mut missing = Vec::new();
+    for src in source_roots() {
+        let folder = src.parent().unwrap().strip_prefix(workspace()).unwrap().display().to_string();
+        if !sections.iter().any(|section| section.contains(&format!("`{folder}`"))) {
+            missing.push(folder);
+        }
+    }
+    assert!(sections.len() > 10, "ARCHITECTURE.md has {} `###` sections", sections.len());
+    assert!(missing.is_empty(), "ARCHITECTURE.md's code map has no `### ` section for: {missing:?}");
 }

@@ -3,11 +3,11 @@
 //! tests skips: a missing part fails with the variable that should name it
 //! (scripts/test sets them all).
 
-use heiwa_config::{free_loopback_port, Parts};
+use heiwa_config::Parts;
 use heiwa_hub::bindings::{
     complete_task, offer, register_limb, AssigneeTableAccess, LimbTableAccess, TaskState, TaskTableAccess,
 };
-use heiwa_hub::{connect, tenant_tables, HubHttp, HubLimits, HubPolicy, HubServer, HubServerConfig, InviteRole};
+use heiwa_hub::{connect, tenant_tables, HubHttp, HubPolicy, HubServer, HubServerConfig, InviteRole};
 use heiwa_inference::{cosine, ChatModel, Embedder, ModelOptions, SCORE_TOLERANCE};
 use heiwa_memory::{explain_nearest_on, nearest_on, Memory, PgServer, PgServerConfig};
 use heiwa_sandbox::{LimitHit, Limits, Sandbox};
@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 fn parts() -> Parts {
-    Parts::find(None).unwrap_or_else(|missing| panic!("{missing}"))
+    heiwa_testkit::parts()
 }
 
 /// A base (not chat-tuned) model: only the tests use one, so no package carries it.
@@ -42,13 +42,13 @@ mod migrate;
 mod models;
 mod pull;
 mod remote;
-mod resident;
 mod sandbox;
 mod secrets;
 mod serve;
 mod service;
 mod trust;
-mod trust_limbs;
+
+use heiwa_testkit::{resident, trust_limbs, TestHub};
 
 /// A local hub with hub-module published; returns the server and its HTTP API.
 async fn local_hub(parts: &Parts, dir: &std::path::Path) -> (HubServer, HubHttp) {
@@ -56,28 +56,18 @@ async fn local_hub(parts: &Parts, dir: &std::path::Path) -> (HubServer, HubHttp)
     (server, http)
 }
 
+/// [`local_hub`], and how it was started (to restart it on its data).
 async fn local_hub_with_config(parts: &Parts, dir: &std::path::Path) -> (HubServer, HubHttp, HubServerConfig) {
-    let (server, http, config, admin) = local_hub_as_admin(parts, dir).await;
-    // Tests submit hundreds of tasks at once: lift the per-tenant rate (the quota test sets its own).
-    let defaults = http.limits("heiwa", &admin).await.expect("anyone reads the hub's limits");
-    let generous = HubLimits { max_open_tasks: 100_000, submits_per_sec: 100_000, submit_burst: 100_000, ..defaults };
-    http.configure("heiwa", &generous, &admin).await.expect("the publisher configures its hub");
-    (server, http, config)
+    let hub = TestHub::start(parts, dir).await;
+    // Tests submit hundreds of tasks at once (the quota test sets its own limits).
+    hub.lift_limits(100_000).await;
+    (hub.server, hub.http, hub.config)
 }
 
 /// A published hub with its default limits, and its admin's (the publisher's) token.
 async fn local_hub_as_admin(parts: &Parts, dir: &std::path::Path) -> (HubServer, HubHttp, HubServerConfig, String) {
-    let listen = format!("127.0.0.1:{}", free_loopback_port().unwrap()).parse().unwrap();
-    let config = HubServerConfig { binary: parts.spacetimedb_bin.clone(), data_dir: dir.into(), listen };
-    let server = HubServer::start(&config).expect("hub server starts");
-    let http = HubHttp::new(server.http_url());
-    let admin = http.new_identity().await.unwrap();
-    http.publish("heiwa", &parts.hub_wasm, &admin.token).await.expect("hub-module publishes");
-    // As `heiwa hub up` on loopback: anyone creates tenants (the policy test sets its own).
-    http.set_policy("heiwa", &HubPolicy::with_tenant_creation(TenantCreation::Anyone), &admin.token)
-        .await
-        .expect("the publisher sets its hub's policy");
-    (server, http, config, admin.token)
+    let TestHub { server, http, config, admin } = TestHub::start(parts, dir).await;
+    (server, http, config, admin)
 }
 
 async fn call(http: &HubHttp, token: &str, reducer: &str, args: serde_json::Value) {

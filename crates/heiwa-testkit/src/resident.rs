@@ -1,5 +1,5 @@
 //! Resident memory of a process and its children, as the kernel counts it
-//! (shared with benches/archive.rs).
+//! (the ingest tests and the archive benchmark read it).
 
 /// The high-water mark of resident memory of `pid` and of its children (an
 /// extraction worker), in KiB: `VmHWM` from /proc, polled while it runs.
