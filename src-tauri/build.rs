@@ -3,7 +3,7 @@
 //! (the app manifest), the invoke handler (`OUT_DIR/invoke_handler.rs`), the
 //! window's capability file (`capabilities/default.json`, committed so a
 //! review sees what the window may call) and the window's typed calls and
-//! events (`ui/src/lib/commands.ts`, committed so svelte-check holds every
+//! events (`ui/src/lib/generated/commands.ts`, committed so svelte-check holds every
 //! view to the Rust signatures); `scripts/test` fails if either drifts.
 
 use std::fmt::Write as _;
@@ -173,7 +173,7 @@ fn typescript(rust: &str, contract: &mut std::collections::BTreeSet<String>) -> 
     }
 }
 
-/// `ui/src/lib/commands.ts`: one typed call per command, one typed listener per event.
+/// `ui/src/lib/generated/commands.ts`: one typed call per command, one typed listener per event.
 fn window_api(commands: &[Command], events: &[(String, String, String)]) -> String {
     let mut contract = std::collections::BTreeSet::new();
     let mut calls = String::new();
@@ -252,7 +252,7 @@ fn main() {
     });
     let capability = serde_json::to_string_pretty(&capability).expect("JSON") + "\n";
     write_if_changed(Path::new("capabilities/default.json"), &capability);
-    write_if_changed(Path::new("../ui/src/lib/commands.ts"), &window_api(commands, &events(dir)));
+    write_if_changed(Path::new("../ui/src/lib/generated/commands.ts"), &window_api(commands, &events(dir)));
 
     // Declaring the commands makes Tauri generate a permission per command;
     // the window may call only those its capability grants.

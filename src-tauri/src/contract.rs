@@ -1,5 +1,5 @@
 //! The window's contract: every Rust type it receives (command results, event
-//! payloads, errors), as TypeScript in `ui/src/lib/contract.ts`. The file is
+//! payloads, errors), as TypeScript in `ui/src/lib/generated/contract.ts`. The file is
 //! generated from these types and committed; this test fails when it drifts.
 //! `HEIWA_BLESS=1 cargo test --workspace --lib -- contract` writes it anew.
 
@@ -70,7 +70,7 @@ fn contract() -> String {
 
 #[test]
 fn the_windows_typescript_contract_matches_the_rust_types() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/lib/contract.ts");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/lib/generated/contract.ts");
     let generated = contract();
     if std::env::var_os("HEIWA_BLESS").is_some() {
         std::fs::write(&path, &generated).expect("writing the contract");

@@ -1,6 +1,6 @@
 //! The events the window hears, each typed by its payload: a command module
 //! declares `pub const NAME: Event<Payload> = Event::named("name");` and emits
-//! through it, and build.rs writes each into `ui/src/lib/commands.ts` with its
+//! through it, and build.rs writes each into `ui/src/lib/generated/commands.ts` with its
 //! payload's type, so a renamed event or a changed payload fails svelte-check.
 
 use serde::Serialize;

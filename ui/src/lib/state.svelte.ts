@@ -2,8 +2,8 @@
 // `limb-changed` event (the hub pushes task rows; the governor and the limb
 // report changes), and every few seconds for the CPU figure. The types are
 // the Rust ones, generated into contract.ts.
-import { commands, events } from './commands';
-import type { CommandError, LimbView, TasksView } from './contract';
+import { commands, events } from './generated/commands';
+import type { CommandError, LimbView, TasksView } from './generated/contract';
 
 export const app = $state<{ tasks: TasksView; limb: LimbView | null; error: string }>({
   tasks: { status: 'starting', error: null, hub: null, tasks: [] },

@@ -18,9 +18,9 @@ import {
   type ReplicaSet,
   type TenantTask,
   type Tenant
-} from '../hub-bindings';
+} from '../generated/hub-bindings';
 import { parseSummary } from '../shared/summary';
-import type { Summary, TaskState } from '../contract';
+import type { Summary, TaskState } from '../generated/contract';
 
 /** Which hub (its WebSocket address) and database the page talks to. */
 export type Where = { hub: string; database: string };

@@ -1,6 +1,6 @@
 // How a task's result reads, for both fronts: the desktop window (whose rows
 // come typed from Rust) and the web dashboard (whose rows come from the hub).
-import type { Summary, SummaryCitation, SummaryPlace } from '../contract';
+import type { Summary, SummaryCitation, SummaryPlace } from '../generated/contract';
 
 /** A result's summary, when a limb's agent wrote one (an echo limb writes plain text). */
 export function parseSummary(text: string): Summary | null {
