@@ -19,3 +19,8 @@ export function perMinute(finishedMs: Iterable<number>, now: number, minutes: nu
   }
   return counts;
 }
+
+/** How long ago a hub timestamp was, as `age` writes it. */
+export function since(at: { toDate(): Date }, now: number): string {
+  return age(now - at.toDate().getTime());
+}
