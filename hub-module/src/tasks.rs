@@ -210,6 +210,39 @@ pub fn complete_task_signed(
     statement: String,
     signature: Vec<u8>,
 ) -> Result<(), String> {
+    complete_signed(ctx, limb_id, SignedResult { task_id, summary, statement, signature })
+}
+
+/// One signed result of a batch ([`complete_tasks_signed`]).
+#[derive(SpacetimeType)]
+pub struct SignedResult {
+    pub task_id: u64,
+    pub summary: String,
+    pub statement: String,
+    pub signature: Vec<u8>,
+}
+
+/// The signed results a limb finished together, in one transaction: the hub
+/// commits, and tells each subscriber, once for them all instead of once per
+/// result. Each is checked as [`complete_task_signed`] checks one (before
+/// anything is written); one that is refused (its lease ran out, it is not the
+/// limb's) is left out and the others are kept: the limb reads which it has a
+/// result row for, as it reads a single call's refusal.
+#[reducer]
+pub fn complete_tasks_signed(ctx: &ReducerContext, limb_id: u64, results: Vec<SignedResult>) -> Result<(), String> {
+    own_limb(ctx, limb_id)?;
+    if results.len() > rules::MAX_RESULT_BATCH {
+        return Err(format!("at most {} results in one call, not {}", rules::MAX_RESULT_BATCH, results.len()));
+    }
+    for result in results {
+        // A refused result changed nothing (every check comes before a write).
+        let _ = complete_signed(ctx, limb_id, result);
+    }
+    Ok(())
+}
+
+fn complete_signed(ctx: &ReducerContext, limb_id: u64, result: SignedResult) -> Result<(), String> {
+    let SignedResult { task_id, summary, statement, signature } = result;
     rules::check_proof(&statement, &signature)?;
     let tenant_id = complete(ctx, task_id, limb_id, summary)?;
     ctx.db.result_proof().insert(ResultProof { task_id, tenant_id, limb_id, statement, signature });

@@ -26,7 +26,7 @@ pub use hub_rules::secrets::TenantCreation;
 /// The hub's limits and task states: one copy, shared with `hub-module`.
 pub use hub_rules::{
     generate_payload, score_summary, score_vote, truncate_to, ModelOffer, QuorumState, Refusal, TaskState, Work,
-    MAX_CAPACITY, MAX_PAYLOAD_BYTES, MAX_REASON_BYTES, MAX_SUMMARY_BYTES, TRUSTED_STREAK,
+    MAX_CAPACITY, MAX_PAYLOAD_BYTES, MAX_REASON_BYTES, MAX_RESULT_BATCH, MAX_SUMMARY_BYTES, TRUSTED_STREAK,
 };
 /// How a reducer call asks the hub to answer (a heartbeat needs no success notice).
 pub use spacetimedb_client_api_messages::websocket::CallReducerFlags;

@@ -33,6 +33,9 @@ pub const MAX_LEASE_SECS: u32 = 3600;
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Most tasks one limb may ask to hold at once.
 pub const MAX_CAPACITY: u32 = 64;
+/// Results one `complete_tasks_signed` call carries at most: a limb holds
+/// at most [`MAX_CAPACITY`] tasks, so it never has more to send at once.
+pub const MAX_RESULT_BATCH: usize = MAX_CAPACITY as usize;
 /// Most models one limb may offer, and the longest model name it may give.
 pub const MAX_MODELS: usize = 16;
 pub const MAX_MODEL_CHARS: usize = 128;

@@ -18,11 +18,13 @@ use crate::governor::Decision;
 use heiwa_hub::bindings::*;
 use heiwa_hub::{
     connect, limb_tables, task_views, truncate_to, Connected, HubError, ModelOffer, TaskView, MAX_REASON_BYTES,
+    MAX_RESULT_BATCH,
 };
 pub use heiwa_provenance::Evidence;
 use heiwa_provenance::{LimbKey, Statement};
 use plan::{Answered, Assignment, InFlight, Outcome, Snapshot};
 use spacetimedb_sdk::{DbContext, Identity, Status, Table, TableWithPrimaryKey};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -235,6 +237,20 @@ async fn connect_wired(
             let _ = acks.send(Msg::Acked { task_id: *task_id, ok: matches!(ctx.event.status, Status::Committed) });
         }
     });
+    // A batch commits whole, but a result in it that was refused is left out:
+    // each one is delivered if the hub now holds our result row for it.
+    let acks = tx.clone();
+    conn.reducers.on_complete_tasks_signed(move |ctx, limb_id, results| {
+        if ctx.event.caller_identity == me {
+            let committed = matches!(ctx.event.status, Status::Committed);
+            for result in results {
+                let held =
+                    || ctx.db.task_result().task_id().find(&result.task_id).is_some_and(|r| r.limb_id == *limb_id);
+                let _ =
+                    acks.send(Msg::Acked { task_id: result.task_id, ok: committed && cached(held).unwrap_or(false) });
+            }
+        }
+    });
     let acks = tx;
     conn.reducers.on_fail_task(move |ctx, task_id, _, _| {
         if ctx.event.caller_identity == me {
@@ -343,17 +359,30 @@ fn guarded(call: impl FnOnce() -> spacetimedb_sdk::Result<()>) -> bool {
     matches!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)), Ok(Ok(())))
 }
 
-fn send_outcome(conn: &DbConnection, limb_id: u64, task_id: u64, outcome: &Outcome) -> bool {
-    guarded(|| match outcome {
-        Ok(Answered { summary, proof }) => conn.reducers.complete_task_signed(
-            task_id,
-            limb_id,
-            summary.clone(),
-            proof.statement.clone(),
-            proof.signature.clone(),
-        ),
-        Err(reason) => conn.reducers.fail_task(task_id, limb_id, truncate_to(reason, MAX_REASON_BYTES).to_string()),
-    })
+/// Send the outcomes of `task_ids` (all in `outcomes`): the answers in one
+/// call, so results finished together are one transaction at the hub (and
+/// one update to each subscriber), each failure on its own.
+fn send_outcomes(conn: &DbConnection, limb_id: u64, task_ids: &[u64], outcomes: &HashMap<u64, Outcome>) -> bool {
+    let mut answers = Vec::new();
+    let mut sent = true;
+    for &task_id in task_ids {
+        match &outcomes[&task_id] {
+            Ok(Answered { summary, proof }) => answers.push(SignedResult {
+                task_id,
+                summary: summary.clone(),
+                statement: proof.statement.clone(),
+                signature: proof.signature.clone(),
+            }),
+            Err(reason) => {
+                let reason = truncate_to(reason, MAX_REASON_BYTES).to_string();
+                sent &= guarded(|| conn.reducers.fail_task(task_id, limb_id, reason));
+            }
+        }
+    }
+    for batch in answers.chunks(MAX_RESULT_BATCH) {
+        sent &= guarded(|| conn.reducers.complete_tasks_signed(limb_id, batch.to_vec()));
+    }
+    sent
 }
 
 /// The next governor decision; never, without a governor (or once it is gone).
@@ -471,6 +500,8 @@ pub async fn run_limb(
     // (benches/network: 20 s after a 60 s outage with a 120 s lease, one
     // heartbeat interval; see docs/benchmarks.md).
     let mut waiting_probe = tokio::time::interval(WAITING_PROBE);
+    // Results finished and not yet sent: sent together when the loop is idle.
+    let mut finished: Vec<u64> = Vec::new();
 
     loop {
         tokio::select! {
@@ -543,10 +574,8 @@ pub async fn run_limb(
                 Msg::Executed { task_id, outcome } => {
                     if work.running.remove(&task_id) {
                         let _ = events.send(LimbEvent::Executed(task_id));
-                        if !send_outcome(&connected.conn, limb_id, task_id, &outcome) {
-                            // Kept in `unacked`: reconciliation re-sends it once reconnected.
-                            let _ = tx.send(Msg::Disconnected { generation, reason: Some("result not sent".into()) });
-                        }
+                        // Sent with the others finished meanwhile, below.
+                        finished.push(task_id);
                         work.unacked.insert(task_id, outcome);
                         report_waiting(&work, &events);
                     } else if let Err(error) = outbox.remove(task_id) {
@@ -579,6 +608,8 @@ pub async fn run_limb(
                     if connected.identity != me {
                         return Err(HubError::IdentityChanged);
                     }
+                    // What was finished and not yet sent is in `unacked`: reconciliation sends it.
+                    finished.clear();
                     if !reconcile(&connected.conn, limb_id, &mut work, &tx, &events) {
                         let _ = tx.send(Msg::Disconnected { generation, reason: Some(CACHE_FAILED.into()) });
                     }
@@ -592,6 +623,16 @@ pub async fn run_limb(
                 }
                 Msg::Disconnected { .. } => {}
             },
+        }
+        // Results finished together go together: once every message waiting
+        // has been read (so each result that finished meanwhile is here), or
+        // when a batch is full.
+        if !finished.is_empty() && (rx.is_empty() || finished.len() >= MAX_RESULT_BATCH) {
+            if !send_outcomes(&connected.conn, limb_id, &finished, &work.unacked) {
+                // Kept in `unacked`: reconciliation re-sends them once reconnected.
+                let _ = tx.send(Msg::Disconnected { generation, reason: Some("results not sent".into()) });
+            }
+            finished.clear();
         }
     }
 
@@ -688,10 +729,8 @@ fn reconcile(
     for task_id in plan.acked {
         let _ = tx.send(Msg::Acked { task_id, ok: true });
     }
-    for task_id in plan.resend {
-        // If this send fails too, the next disconnect report brings us back here.
-        send_outcome(conn, limb_id, task_id, &work.unacked[&task_id]);
-    }
+    // If this send fails too, the next disconnect report brings us back here.
+    send_outcomes(conn, limb_id, &plan.resend, &work.unacked);
     for task_id in plan.orphans {
         let _ = tx.send(Msg::Assigned { task_id, holder: limb_id });
     }

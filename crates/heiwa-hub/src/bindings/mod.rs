@@ -20,6 +20,7 @@ pub mod code_attempt_table;
 pub mod code_attempt_type;
 pub mod complete_task_reducer;
 pub mod complete_task_signed_reducer;
+pub mod complete_tasks_signed_reducer;
 pub mod configure_hub_reducer;
 pub mod create_browser_invite_reducer;
 pub mod create_invite_reducer;
@@ -110,6 +111,7 @@ pub mod score_check_table;
 pub mod score_check_type;
 pub mod set_hub_policy_reducer;
 pub mod set_spot_check_key_reducer;
+pub mod signed_result_type;
 pub mod submit_key_table;
 pub mod submit_key_type;
 pub mod submit_task_once_reducer;
@@ -149,6 +151,9 @@ pub use code_attempt_type::CodeAttempt;
 pub use complete_task_reducer::{complete_task, set_flags_for_complete_task, CompleteTaskCallbackId};
 pub use complete_task_signed_reducer::{
     complete_task_signed, set_flags_for_complete_task_signed, CompleteTaskSignedCallbackId,
+};
+pub use complete_tasks_signed_reducer::{
+    complete_tasks_signed, set_flags_for_complete_tasks_signed, CompleteTasksSignedCallbackId,
 };
 pub use configure_hub_reducer::{configure_hub, set_flags_for_configure_hub, ConfigureHubCallbackId};
 pub use create_browser_invite_reducer::{
@@ -250,6 +255,7 @@ pub use score_check_table::*;
 pub use score_check_type::ScoreCheck;
 pub use set_hub_policy_reducer::{set_flags_for_set_hub_policy, set_hub_policy, SetHubPolicyCallbackId};
 pub use set_spot_check_key_reducer::{set_flags_for_set_spot_check_key, set_spot_check_key, SetSpotCheckKeyCallbackId};
+pub use signed_result_type::SignedResult;
 pub use submit_key_table::*;
 pub use submit_key_type::SubmitKey;
 pub use submit_task_once_reducer::{set_flags_for_submit_task_once, submit_task_once, SubmitTaskOnceCallbackId};
@@ -303,6 +309,10 @@ pub enum Reducer {
         summary: String,
         statement: String,
         signature: Vec<u8>,
+    },
+    CompleteTasksSigned {
+        limb_id: u64,
+        results: Vec<SignedResult>,
     },
     ConfigureHub {
         max_open_tasks: u32,
@@ -460,6 +470,7 @@ impl __sdk::Reducer for Reducer {
             Reducer::ClientDisconnected => "client_disconnected",
             Reducer::CompleteTask { .. } => "complete_task",
             Reducer::CompleteTaskSigned { .. } => "complete_task_signed",
+            Reducer::CompleteTasksSigned { .. } => "complete_tasks_signed",
             Reducer::ConfigureHub { .. } => "configure_hub",
             Reducer::CreateBrowserInvite { .. } => "create_browser_invite",
             Reducer::CreateInvite { .. } => "create_invite",
@@ -523,6 +534,10 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
             "complete_task_signed" => Ok(__sdk::parse_reducer_args::<
                 complete_task_signed_reducer::CompleteTaskSignedArgs,
             >("complete_task_signed", &value.args)?
+            .into()),
+            "complete_tasks_signed" => Ok(__sdk::parse_reducer_args::<
+                complete_tasks_signed_reducer::CompleteTasksSignedArgs,
+            >("complete_tasks_signed", &value.args)?
             .into()),
             "configure_hub" => {
                 Ok(__sdk::parse_reducer_args::<configure_hub_reducer::ConfigureHubArgs>("configure_hub", &value.args)?

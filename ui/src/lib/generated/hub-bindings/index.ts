@@ -46,6 +46,8 @@ import { CompleteTask } from "./complete_task_reducer.ts";
 export { CompleteTask };
 import { CompleteTaskSigned } from "./complete_task_signed_reducer.ts";
 export { CompleteTaskSigned };
+import { CompleteTasksSigned } from "./complete_tasks_signed_reducer.ts";
+export { CompleteTasksSigned };
 import { ConfigureHub } from "./configure_hub_reducer.ts";
 export { ConfigureHub };
 import { CreateBrowserInvite } from "./create_browser_invite_reducer.ts";
@@ -270,6 +272,8 @@ import { Role } from "./role_type.ts";
 export { Role };
 import { ScoreCheck } from "./score_check_type.ts";
 export { ScoreCheck };
+import { SignedResult } from "./signed_result_type.ts";
+export { SignedResult };
 import { SubmitKey } from "./submit_key_type.ts";
 export { SubmitKey };
 import { Task } from "./task_type.ts";
@@ -668,6 +672,10 @@ const REMOTE_MODULE = {
       reducerName: "complete_task_signed",
       argsType: CompleteTaskSigned.getTypeScriptAlgebraicType(),
     },
+    complete_tasks_signed: {
+      reducerName: "complete_tasks_signed",
+      argsType: CompleteTasksSigned.getTypeScriptAlgebraicType(),
+    },
     configure_hub: {
       reducerName: "configure_hub",
       argsType: ConfigureHub.getTypeScriptAlgebraicType(),
@@ -836,6 +844,7 @@ export type Reducer = never
 | { name: "ClientDisconnected", args: ClientDisconnected }
 | { name: "CompleteTask", args: CompleteTask }
 | { name: "CompleteTaskSigned", args: CompleteTaskSigned }
+| { name: "CompleteTasksSigned", args: CompleteTasksSigned }
 | { name: "ConfigureHub", args: ConfigureHub }
 | { name: "CreateBrowserInvite", args: CreateBrowserInvite }
 | { name: "CreateInvite", args: CreateInvite }
@@ -952,6 +961,22 @@ export class RemoteReducers {
 
   removeOnCompleteTaskSigned(callback: (ctx: ReducerEventContext, taskId: bigint, limbId: bigint, summary: string, statement: string, signature: Uint8Array) => void) {
     this.connection.offReducer("complete_task_signed", callback);
+  }
+
+  completeTasksSigned(limbId: bigint, results: SignedResult[]) {
+    const __args = { limbId, results };
+    let __writer = new BinaryWriter(1024);
+    CompleteTasksSigned.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("complete_tasks_signed", __argsBuffer, this.setCallReducerFlags.completeTasksSignedFlags);
+  }
+
+  onCompleteTasksSigned(callback: (ctx: ReducerEventContext, limbId: bigint, results: SignedResult[]) => void) {
+    this.connection.onReducer("complete_tasks_signed", callback);
+  }
+
+  removeOnCompleteTasksSigned(callback: (ctx: ReducerEventContext, limbId: bigint, results: SignedResult[]) => void) {
+    this.connection.offReducer("complete_tasks_signed", callback);
   }
 
   configureHub(maxOpenTasks: number, submitsPerSec: number, submitBurst: number, retainSecs: bigint, pruneEverySecs: bigint) {
@@ -1503,6 +1528,11 @@ export class SetReducerFlags {
   completeTaskSignedFlags: CallReducerFlags = 'FullUpdate';
   completeTaskSigned(flags: CallReducerFlags) {
     this.completeTaskSignedFlags = flags;
+  }
+
+  completeTasksSignedFlags: CallReducerFlags = 'FullUpdate';
+  completeTasksSigned(flags: CallReducerFlags) {
+    this.completeTasksSignedFlags = flags;
   }
 
   configureHubFlags: CallReducerFlags = 'FullUpdate';
