@@ -484,6 +484,19 @@ pub struct Pending {
     pub model: String,
 }
 
+/// Where a tenant's queue lies among task ids: no queued task of the tenant
+/// has an id below `oldest` or above `newest`. A freed slot reads the queue
+/// in small windows from `oldest` instead of the whole queue, which the hub
+/// (SpacetimeDB 1.2 hands a module every row of an index range at once) would
+/// otherwise copy for every completion. Private.
+#[table(name = queue_bounds)]
+pub struct QueueBounds {
+    #[primary_key]
+    pub tenant_id: u64,
+    pub oldest: u64,
+    pub newest: u64,
+}
+
 /// Online limbs with a free slot: where a new task goes without a scan.
 #[table(name = ready)]
 pub struct Ready {

@@ -155,9 +155,68 @@ pub(crate) fn place(ctx: &ReducerContext, task: Task) {
         // Its callers (a new task, `finish`) leave no queue row behind.
         None => {
             mirror(ctx, &task);
+            widen_bounds(ctx, task.tenant_id, task.id);
             ctx.db.pending().insert(Pending { task_id: task.id, tenant_id: task.tenant_id, model: task.model });
         }
     }
+}
+
+/// Task ids read in the first window of a tenant's queue (an empty window doubles the next).
+const QUEUE_WINDOW: u64 = 32;
+
+/// A task of `tenant_id` is queued as `task_id`: keep the bounds around it.
+fn widen_bounds(ctx: &ReducerContext, tenant_id: u64, task_id: u64) {
+    match ctx.db.queue_bounds().tenant_id().find(tenant_id) {
+        Some(bounds) if (bounds.oldest..=bounds.newest).contains(&task_id) => {}
+        Some(bounds) => {
+            let (oldest, newest) = (bounds.oldest.min(task_id), bounds.newest.max(task_id));
+            ctx.db.queue_bounds().tenant_id().update(QueueBounds { oldest, newest, ..bounds });
+        }
+        None => {
+            ctx.db.queue_bounds().insert(QueueBounds { tenant_id, oldest: task_id, newest: task_id });
+        }
+    }
+}
+
+/// Up to `wanted` of the tenant's queued tasks `limb` may take, oldest first,
+/// read window by window from the queue's lower bound (which moves up past
+/// the empty windows it finds).
+fn oldest_queued(ctx: &ReducerContext, limb: &Limb, wanted: usize) -> Vec<u64> {
+    let bounds = match ctx.db.queue_bounds().tenant_id().find(limb.tenant_id) {
+        Some(bounds) => bounds,
+        // A queue older than the bounds (a hub published before them): found once, the slow way.
+        None => {
+            let ids: Vec<u64> =
+                ctx.db.pending().by_tenant_age().filter(limb.tenant_id).map(|pending| pending.task_id).collect();
+            let (Some(&oldest), Some(&newest)) = (ids.iter().min(), ids.iter().max()) else { return Vec::new() };
+            ctx.db.queue_bounds().insert(QueueBounds { tenant_id: limb.tenant_id, oldest, newest })
+        }
+    };
+    let mut taken = Vec::new();
+    let (mut from, mut oldest, mut width) = (bounds.oldest, bounds.oldest, QUEUE_WINDOW);
+    while taken.len() < wanted && from <= bounds.newest {
+        let to = from.saturating_add(width);
+        let mut seen = false;
+        for pending in ctx.db.pending().by_tenant_age().filter((limb.tenant_id, from..to)) {
+            seen = true;
+            let fits = rules::offers(&limb.models, &pending.model) && may_take(ctx, pending.task_id, limb);
+            if fits && taken.len() < wanted {
+                taken.push(pending.task_id);
+            }
+        }
+        if !seen {
+            if from == oldest {
+                oldest = to;
+            }
+            // Other tenants' ids in between: a gap is crossed in a few widening steps.
+            width = width.saturating_mul(2);
+        }
+        from = to;
+    }
+    if oldest != bounds.oldest {
+        ctx.db.queue_bounds().tenant_id().update(QueueBounds { oldest, ..bounds });
+    }
+    taken
 }
 
 /// Fill `limb`'s free slots from its tenant's queue, oldest task first,
@@ -166,16 +225,7 @@ pub(crate) fn fill(ctx: &ReducerContext, limb: &Limb) {
     let takes_work = limb.online && !paused(ctx, limb.id);
     let free = if takes_work { rules::free_slots(limb.capacity, held_count(ctx, limb.id)) } else { 0 };
     if free > 0 {
-        let queued: Vec<u64> = ctx
-            .db
-            .pending()
-            .by_tenant_age()
-            .filter(limb.tenant_id)
-            .filter(|pending| rules::offers(&limb.models, &pending.model) && may_take(ctx, pending.task_id, limb))
-            .take(free as usize)
-            .map(|pending| pending.task_id)
-            .collect();
-        for task_id in queued {
+        for task_id in oldest_queued(ctx, limb, free as usize) {
             if let Some(task) = ctx.db.task().id().find(task_id) {
                 assign(ctx, task, limb);
             }

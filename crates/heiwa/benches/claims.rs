@@ -7,7 +7,8 @@
 //! WebSocket connection, in this process), its CPU per task and memory per limb.
 //!
 //! `cargo bench --profile dev --workspace --bench claims` (after `source scripts/lib/env.sh`);
-//! `HEIWA_BENCH_LIMBS=10,100` runs a smaller curve. The last line is
+//! `HEIWA_BENCH_LIMBS=10,100` runs a smaller curve, `HEIWA_BENCH_DRAIN=8000` a deeper
+//! backlog for the 50-limb drain. The last line is
 //! machine-readable: `RESULT claim …`.
 
 use heiwa_config::Parts;
@@ -25,8 +26,14 @@ use tokio::sync::{mpsc, watch};
 fn latency_samples() -> usize {
     common::sized(200, 20)
 }
+/// The backlog both drains start from: `HEIWA_BENCH_DRAIN` tasks, else 2,000
+/// (200 in the quick mode). Both sides slow as it grows; a deeper one is a
+/// longer, steadier measurement.
 fn throughput_tasks() -> usize {
-    common::sized(2000, 200)
+    match std::env::var("HEIWA_BENCH_DRAIN") {
+        Ok(tasks) => tasks.parse().expect("HEIWA_BENCH_DRAIN: a number of tasks"),
+        Err(_) => common::sized(2000, 200),
+    }
 }
 fn scale_tasks() -> usize {
     common::sized(10_000, 500)

@@ -87,6 +87,8 @@ pub mod presence_type;
 pub mod prune_finished_reducer;
 pub mod prune_sweep_table;
 pub mod prune_sweep_type;
+pub mod queue_bounds_table;
+pub mod queue_bounds_type;
 pub mod quorum_state_type;
 pub mod reader_table;
 pub mod reader_type;
@@ -229,6 +231,8 @@ pub use presence_type::Presence;
 pub use prune_finished_reducer::{prune_finished, set_flags_for_prune_finished, PruneFinishedCallbackId};
 pub use prune_sweep_table::*;
 pub use prune_sweep_type::PruneSweep;
+pub use queue_bounds_table::*;
+pub use queue_bounds_type::QueueBounds;
 pub use quorum_state_type::QuorumState;
 pub use reader_table::*;
 pub use reader_type::Reader;
@@ -710,6 +714,7 @@ pub struct DbUpdate {
     pending: __sdk::TableUpdate<Pending>,
     presence: __sdk::TableUpdate<Presence>,
     prune_sweep: __sdk::TableUpdate<PruneSweep>,
+    queue_bounds: __sdk::TableUpdate<QueueBounds>,
     reader: __sdk::TableUpdate<Reader>,
     ready: __sdk::TableUpdate<Ready>,
     replica_set: __sdk::TableUpdate<ReplicaSet>,
@@ -763,6 +768,7 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 "pending" => db_update.pending.append(pending_table::parse_table_update(table_update)?),
                 "presence" => db_update.presence.append(presence_table::parse_table_update(table_update)?),
                 "prune_sweep" => db_update.prune_sweep.append(prune_sweep_table::parse_table_update(table_update)?),
+                "queue_bounds" => db_update.queue_bounds.append(queue_bounds_table::parse_table_update(table_update)?),
                 "reader" => db_update.reader.append(reader_table::parse_table_update(table_update)?),
                 "ready" => db_update.ready.append(ready_table::parse_table_update(table_update)?),
                 "replica_set" => db_update.replica_set.append(replica_set_table::parse_table_update(table_update)?),
@@ -853,6 +859,9 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.prune_sweep = cache
             .apply_diff_to_table::<PruneSweep>("prune_sweep", &self.prune_sweep)
             .with_updates_by_pk(|row| &row.scheduled_id);
+        diff.queue_bounds = cache
+            .apply_diff_to_table::<QueueBounds>("queue_bounds", &self.queue_bounds)
+            .with_updates_by_pk(|row| &row.tenant_id);
         diff.reader =
             cache.apply_diff_to_table::<Reader>("reader", &self.reader).with_updates_by_pk(|row| &row.identity);
         diff.ready = cache.apply_diff_to_table::<Ready>("ready", &self.ready).with_updates_by_pk(|row| &row.limb_id);
@@ -918,6 +927,7 @@ pub struct AppliedDiff<'r> {
     pending: __sdk::TableAppliedDiff<'r, Pending>,
     presence: __sdk::TableAppliedDiff<'r, Presence>,
     prune_sweep: __sdk::TableAppliedDiff<'r, PruneSweep>,
+    queue_bounds: __sdk::TableAppliedDiff<'r, QueueBounds>,
     reader: __sdk::TableAppliedDiff<'r, Reader>,
     ready: __sdk::TableAppliedDiff<'r, Ready>,
     replica_set: __sdk::TableAppliedDiff<'r, ReplicaSet>,
@@ -965,6 +975,7 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<Pending>("pending", &self.pending, event);
         callbacks.invoke_table_row_callbacks::<Presence>("presence", &self.presence, event);
         callbacks.invoke_table_row_callbacks::<PruneSweep>("prune_sweep", &self.prune_sweep, event);
+        callbacks.invoke_table_row_callbacks::<QueueBounds>("queue_bounds", &self.queue_bounds, event);
         callbacks.invoke_table_row_callbacks::<Reader>("reader", &self.reader, event);
         callbacks.invoke_table_row_callbacks::<Ready>("ready", &self.ready, event);
         callbacks.invoke_table_row_callbacks::<ReplicaSet>("replica_set", &self.replica_set, event);
@@ -1579,6 +1590,7 @@ impl __sdk::SpacetimeModule for RemoteModule {
         pending_table::register_table(client_cache);
         presence_table::register_table(client_cache);
         prune_sweep_table::register_table(client_cache);
+        queue_bounds_table::register_table(client_cache);
         reader_table::register_table(client_cache);
         ready_table::register_table(client_cache);
         replica_set_table::register_table(client_cache);

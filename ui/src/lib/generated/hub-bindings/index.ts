@@ -166,6 +166,8 @@ import { PresenceTableHandle } from "./presence_table.ts";
 export { PresenceTableHandle };
 import { PruneSweepTableHandle } from "./prune_sweep_table.ts";
 export { PruneSweepTableHandle };
+import { QueueBoundsTableHandle } from "./queue_bounds_table.ts";
+export { QueueBoundsTableHandle };
 import { ReaderTableHandle } from "./reader_table.ts";
 export { ReaderTableHandle };
 import { ReadyTableHandle } from "./ready_table.ts";
@@ -254,6 +256,8 @@ import { Presence } from "./presence_type.ts";
 export { Presence };
 import { PruneSweep } from "./prune_sweep_type.ts";
 export { PruneSweep };
+import { QueueBounds } from "./queue_bounds_type.ts";
+export { QueueBounds };
 import { QuorumState } from "./quorum_state_type.ts";
 export { QuorumState };
 import { Reader } from "./reader_type.ts";
@@ -518,6 +522,15 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "scheduledId",
         colType: PruneSweep.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    queue_bounds: {
+      tableName: "queue_bounds",
+      rowType: QueueBounds.getTypeScriptAlgebraicType(),
+      primaryKey: "tenantId",
+      primaryKeyInfo: {
+        colName: "tenantId",
+        colType: QueueBounds.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     reader: {
@@ -1803,6 +1816,10 @@ export class RemoteTables {
 
   get pruneSweep(): PruneSweepTableHandle {
     return new PruneSweepTableHandle(this.connection.clientCache.getOrCreateTable<PruneSweep>(REMOTE_MODULE.tables.prune_sweep));
+  }
+
+  get queueBounds(): QueueBoundsTableHandle {
+    return new QueueBoundsTableHandle(this.connection.clientCache.getOrCreateTable<QueueBounds>(REMOTE_MODULE.tables.queue_bounds));
   }
 
   get reader(): ReaderTableHandle {
