@@ -35,11 +35,12 @@ install_wasm_toolchain() {
   rm -rf "$WASM_TOOLCHAIN_DIR" && mv "$WASM_TOOLCHAIN_DIR.tmp" "$WASM_TOOLCHAIN_DIR" && rm -rf "$tmp"
 }
 
+# (Without scripts/test's clippy-driver: that one belongs to the other rustc.)
 wasm_cargo() {
   local rw=$WASM_TOOLCHAIN_DIR
   RUSTC=$rw/usr/bin/rustc LD_LIBRARY_PATH=$rw/usr/lib/x86_64-linux-gnu PATH=$PATH:$rw/usr/bin \
     RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$HUB_WASM_TARGET \
-    cargo "$@" --manifest-path "$HEIWA_ROOT/hub-module/Cargo.toml"
+    env -u RUSTC_WORKSPACE_WRAPPER cargo "$@" --manifest-path "$HEIWA_ROOT/hub-module/Cargo.toml"
 }
 
 build_hub_module() {
