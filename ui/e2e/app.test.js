@@ -150,15 +150,30 @@ test('a folder added in the Memory view is ingested with progress, and a search 
   cpSync(join(repo, 'samples', 'docs'), folder, { recursive: true });
   writeFileSync(join(folder, 'broken.pdf'), '%PDF-1.7 this is not really a PDF');
   writeFileSync(join(folder, 'style.css'), 'body { color: black; }');
+  // Someone else's code: left out by default, named with its reason, taken when asked.
+  mkdirSync(join(folder, 'node_modules', 'left-pad'), { recursive: true });
+  writeFileSync(join(folder, 'node_modules', 'left-pad', 'index.js'), 'module.exports = (s, n) => s.padStart(n);\n');
   await clear('#folder-path');
   await type('#folder-path', folder);
   await click('#add-folder');
   const result = await waitFor('the ingest to finish', () => textOrEmpty('#ingest-result'), 180000);
   // The stylesheet is counted as a type memory does not take, not as a failure.
-  assert.match(result, /^Added 4, unchanged 0, failed 1, removed 0, skipped 1 of types memory does not take from /, result);
+  assert.match(result, /^Added 4, unchanged 0, failed 1, removed 0, skipped 1 of types memory does not take, left out 1 unread \(named below\) from /, result);
   assert.match(await text('#ingest-progress'), /^6 \/ 6 files/, 'progress counts every file');
-  const failed = await text('details');
+  const failed = await text('#ingest-failures');
   assert.match(failed, /broken\.pdf/, `the bad file is named with its reason: ${failed}`);
+  await click('#ingest-left-out summary');
+  const left = await text('#ingest-left-out');
+  assert.match(left, /node_modules: a dependency or build folder/, `the dependency folder is named once, with why: ${left}`);
+  await screenshot('memory-left-out');
+  await click('#take-generated');
+  await click('#add-folder');
+  const again = await waitFor('the second ingest to finish', async () => {
+    const line = await textOrEmpty('#ingest-result');
+    return line.startsWith('Added 1,') && line;
+  }, 180000);
+  assert.ok(!again.includes('left out'), `with "dependencies" ticked nothing is left out: ${again}`);
+  await click('#take-generated');
   assert.match(await waitFor('the documents list', async () => (await text('#documents')).includes('volunteer-computing.md') && text('#documents')), /sourdough\.txt/);
 
   await type('#search-query', "What happens to a work unit when a volunteer's computer disappears?");

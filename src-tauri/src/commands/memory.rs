@@ -5,7 +5,7 @@ use super::with_limb;
 use crate::error::{said, CommandError, CommandResult};
 use crate::event::{Event, LIMB_CHANGED};
 use crate::state::{AppState, Limb};
-use heiwa_memory::{Citation, DocumentInfo, Progress, WalkOptions};
+use heiwa_memory::{Citation, DocumentInfo, LeftOut, Progress, WalkOptions};
 use serde::Serialize;
 use std::path::PathBuf;
 use tauri::{AppHandle, Manager, State};
@@ -37,8 +37,9 @@ pub enum IngestEvent {
         failed: usize,
         skipped: usize,
         removed: usize,
-        /// Entries left out unread: hidden, ignored, dependency trees, lock files, minified or generated.
-        left_out: usize,
+        /// Entries left out unread (hidden, ignored, dependency trees, lock files, minified or
+        /// generated), each named once: a folder for everything under it.
+        left_out: Vec<LeftOutEntry>,
     },
     Stopped {
         folder: String,
@@ -46,10 +47,26 @@ pub enum IngestEvent {
     },
 }
 
+/// An entry the walk left out, and why, as `heiwa ingest --list-skipped` names it.
+#[derive(Clone, Serialize, TS)]
+pub struct LeftOutEntry {
+    pub path: String,
+    pub kind: LeftOut,
+    /// The reason, as a person reads it.
+    pub reason: String,
+}
+
 /// Ingest a folder (or one file) into memory in the background; progress
-/// arrives as `ingest` events. One folder at a time.
+/// arrives as `ingest` events. One folder at a time. `options` takes back
+/// what the walk leaves out by default (the CLI's `--no-ignore` and
+/// `--include-generated`).
 #[tauri::command]
-pub async fn ingest_folder(app: AppHandle, state: State<'_, AppState>, path: String) -> CommandResult<()> {
+pub async fn ingest_folder(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    path: String,
+    options: WalkOptions,
+) -> CommandResult<()> {
     let root = PathBuf::from(path.trim());
     if !root.is_absolute() {
         return Err(CommandError::with_hint(
@@ -78,7 +95,7 @@ pub async fn ingest_folder(app: AppHandle, state: State<'_, AppState>, path: Str
             INGEST.emit(&emitter, IngestEvent::File(step));
         };
         let outcome =
-            heiwa_memory::ingest_path(&memory, &embedder, "local", &root, WalkOptions::default(), &mut progress).await;
+            heiwa_memory::ingest_path(&memory, &embedder, "local", &root, options, &mut progress).await;
         let event = match outcome {
             Ok(report) => IngestEvent::Finished {
                 folder: folder.clone(),
@@ -87,7 +104,15 @@ pub async fn ingest_folder(app: AppHandle, state: State<'_, AppState>, path: Str
                 failed: report.failed.len(),
                 skipped: report.skipped.len(),
                 removed: report.removed.len(),
-                left_out: report.left_out.len(),
+                left_out: report
+                    .left_out
+                    .into_iter()
+                    .map(|(path, kind)| LeftOutEntry {
+                        path: path.display().to_string(),
+                        kind,
+                        reason: kind.reason().to_string(),
+                    })
+                    .collect(),
             },
             Err(error) => IngestEvent::Stopped { folder: folder.clone(), error: error.to_string() },
         };
