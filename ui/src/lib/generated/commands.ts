@@ -1,7 +1,7 @@
 // Generated from src-tauri/src/commands by src-tauri/build.rs: do not edit.
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
-import type { BrowserView, Citation, DashboardInvite, Decision, DocumentInfo, DonationPolicy, IngestEvent, LimbInfo, LimbView, ModelInfo, ModelsView, PullProgress, SettingsView, TasksView, UpdateCheck } from './contract';
+import type { BrowserView, Citation, DashboardInvite, Decision, DocumentInfo, DonationPolicy, IngestEvent, LimbInfo, LimbView, ModelInfo, ModelsView, PullProgress, SettingsView, TasksView, UpdateCheck, WalkOptions } from './contract';
 
 /** What the window may ask of the app, each as its Rust command takes and returns it. */
 export const commands = {
@@ -26,7 +26,7 @@ export const commands = {
   /** `commands::memory::pick_folder` */
   pickFolder: () => invoke<string | null>('pick_folder'),
   /** `commands::memory::ingest_folder` */
-  ingestFolder: (path: string) => invoke<void>('ingest_folder', { path }),
+  ingestFolder: (path: string, options: WalkOptions) => invoke<void>('ingest_folder', { path, options }),
   /** `commands::memory::documents` */
   documents: () => invoke<DocumentInfo[]>('documents'),
   /** `commands::memory::remove_document` */

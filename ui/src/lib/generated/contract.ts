@@ -217,9 +217,28 @@ export type DeviceKind = "cpu" | "gpu" | "integrated_gpu" | "accelerator" | "unk
 
 export type IngestEvent = { "event": "file" } & Progress | { "event": "finished", folder: string, added: number, unchanged: number, failed: number, skipped: number, removed: number, 
 /**
- * Entries left out unread: hidden, ignored, dependency trees, lock files, minified or generated.
+ * Entries left out unread (hidden, ignored, dependency trees, lock files, minified or
+ * generated), each named once: a folder for everything under it.
  */
-left_out: number, } | { "event": "stopped", folder: string, error: string, };
+left_out: Array<LeftOutEntry>, } | { "event": "stopped", folder: string, error: string, };
+
+export type LeftOutEntry = { path: string, kind: LeftOut, 
+/**
+ * The reason, as a person reads it.
+ */
+reason: string, };
+
+export type LeftOut = "hidden" | "ignored" | "dependencies" | "lock_file" | "source_map" | "minified" | "generated";
+
+export type WalkOptions = { 
+/**
+ * Take hidden entries and what ignore files name too.
+ */
+no_ignore: boolean, 
+/**
+ * Take dependency trees, lock files, source maps, minified and generated files too.
+ */
+include_generated: boolean, };
 
 export type Progress = { 
 /**
