@@ -94,8 +94,7 @@ pub async fn ingest_folder(
         let mut progress = move |step: Progress| {
             INGEST.emit(&emitter, IngestEvent::File(step));
         };
-        let outcome =
-            heiwa_memory::ingest_path(&memory, &embedder, "local", &root, options, &mut progress).await;
+        let outcome = heiwa_memory::ingest_path(&memory, &embedder, "local", &root, options, &mut progress).await;
         let event = match outcome {
             Ok(report) => IngestEvent::Finished {
                 folder: folder.clone(),
