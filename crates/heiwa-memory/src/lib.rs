@@ -32,8 +32,14 @@ pub enum MemoryError {
     NoUnprivilegedUser(String),
     #[error("PostgreSQL runs as `nobody` (the limb runs as root) and cannot reach {dir}: {blocker} is not searchable by other users; choose a data directory outside it (HEIWA_DATA_DIR)")]
     Unreachable { dir: PathBuf, blocker: PathBuf },
-    #[error("{step} failed ({status}); see {log}")]
-    Command { step: &'static str, status: String, log: PathBuf },
+    #[error("{step} failed ({status}): {said}; see {log}")]
+    Command {
+        step: &'static str,
+        status: String,
+        /// What PostgreSQL wrote about it: the attempt's FATAL/ERROR lines, else its last lines.
+        said: String,
+        log: PathBuf,
+    },
     #[error("memory I/O on {path}: {source}")]
     Io {
         path: PathBuf,

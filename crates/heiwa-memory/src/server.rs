@@ -79,9 +79,11 @@ impl PgServer {
         let log_path = self.log_path();
         let io = |source| MemoryError::Io { path: log_path.clone(), source };
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io)?;
+        let log_before = log.metadata().map_or(0, |m| m.len());
         let status = command.stdout(log.try_clone().map_err(io)?).stderr(log).status().map_err(io)?;
         if !status.success() {
-            return Err(MemoryError::Command { step, status: status.to_string(), log: log_path });
+            let said = what_the_attempt_said(&log_path, log_before);
+            return Err(MemoryError::Command { step, status: status.to_string(), said, log: log_path });
         }
         Ok(())
     }
@@ -140,7 +142,8 @@ impl PgServer {
         }
         // A server whose owner has gone is being stopped by its watchdog (a Ctrl-C
         // and an immediate rerun): wait for it to go rather than use it.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        // (Its fast shutdown ends with a checkpoint: slow on a loaded machine.)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while !self.running && self.going_away() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
@@ -303,9 +306,57 @@ fn restrict(path: &Path) -> Result<(), MemoryError> {
         .map_err(|source| MemoryError::Io { path: path.to_path_buf(), source })
 }
 
+/// The lines of `log` from `offset` on that say why a step failed: its
+/// FATAL/ERROR/PANIC lines and pg_ctl's own, else the last two, cut to a
+/// readable length (the whole log stays on disk).
+fn what_the_attempt_said(log: &Path, offset: u64) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let attempt = String::from_utf8_lossy(text.get(offset as usize..).unwrap_or_default()).into_owned();
+    let lines: Vec<&str> = attempt.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
+    let telling: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|line| ["FATAL", "ERROR", "PANIC", "pg_ctl:", "initdb:"].iter().any(|mark| line.contains(mark)))
+        .collect();
+    let chosen = if telling.is_empty() { &lines[lines.len().saturating_sub(2)..] } else { &telling[..] };
+    let said = chosen.join(" / ");
+    match said.char_indices().nth(600) {
+        Some((cut, _)) => format!("{}…", &said[..cut]),
+        None if said.is_empty() => "it wrote nothing".into(),
+        None => said,
+    }
+}
+
 /// Whether process `pid` runs (and is not a zombie waiting to be reaped).
 fn alive(pid: i32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The state follows the parenthesised command name: "123 (postgres) S …"; Z is a zombie.
     stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::what_the_attempt_said;
+
+    #[test]
+    fn a_failed_step_says_what_postgres_wrote_in_that_attempt_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("postgres.log");
+        let earlier = "2026-12-07 FATAL:  an earlier attempt's refusal\n";
+        let attempt =
+            "waiting for server to start....\n2026-12-07 FATAL:  lock file \"postmaster.pid\" already exists\n\
+                       2026-12-07 HINT:  Is another postmaster running?\npg_ctl: could not start server\n";
+        std::fs::write(&log, format!("{earlier}{attempt}")).unwrap();
+        let said = what_the_attempt_said(&log, earlier.len() as u64);
+        assert_eq!(
+            said,
+            "2026-12-07 FATAL:  lock file \"postmaster.pid\" already exists / pg_ctl: could not start server"
+        );
+
+        std::fs::write(&log, "one\ntwo\nthree\n").unwrap();
+        assert_eq!(what_the_attempt_said(&log, 0), "two / three", "nothing telling: the last lines");
+        assert_eq!(what_the_attempt_said(&log, 14), "it wrote nothing");
+        std::fs::write(&log, format!("FATAL: {}\n", "x".repeat(2000))).unwrap();
+        assert_eq!(what_the_attempt_said(&log, 0).chars().count(), 601, "cut to a readable length");
+    }
 }
