@@ -270,8 +270,7 @@ impl PgServer {
     /// Whether the start attempt whose log begins at `log_offset` was refused
     /// because a killed server's process or shared memory is still around.
     fn refused_for_a_dead_server(&self, log_offset: u64) -> bool {
-        let log = std::fs::read(self.log_path()).unwrap_or_default();
-        let attempt = String::from_utf8_lossy(log.get(log_offset as usize..).unwrap_or_default());
+        let attempt = attempt_text(&self.log_path(), log_offset);
         (attempt.contains("lock file \"postmaster.pid\" already exists") && !self.pid().is_some_and(alive))
             || attempt.contains("pre-existing shared memory block")
     }
@@ -310,8 +309,7 @@ fn restrict(path: &Path) -> Result<(), MemoryError> {
 /// FATAL/ERROR/PANIC lines and pg_ctl's own, else the last two, cut to a
 /// readable length (the whole log stays on disk).
 fn what_the_attempt_said(log: &Path, offset: u64) -> String {
-    let text = std::fs::read(log).unwrap_or_default();
-    let attempt = String::from_utf8_lossy(text.get(offset as usize..).unwrap_or_default()).into_owned();
+    let attempt = attempt_text(log, offset);
     let lines: Vec<&str> = attempt.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
     let telling: Vec<&str> = lines
         .iter()
@@ -325,6 +323,12 @@ fn what_the_attempt_said(log: &Path, offset: u64) -> String {
         None if said.is_empty() => "it wrote nothing".into(),
         None => said,
     }
+}
+
+/// What `log` gained from `offset` on: one attempt's lines.
+fn attempt_text(log: &Path, offset: u64) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    String::from_utf8_lossy(text.get(offset as usize..).unwrap_or_default()).into_owned()
 }
 
 /// Whether process `pid` runs (and is not a zombie waiting to be reaped).
