@@ -92,13 +92,18 @@ impl HubServer {
     }
 
     fn terminate(&mut self) {
-        use nix::sys::signal::{kill, Signal};
-        use nix::unistd::Pid;
+        self.end_server();
         if let Some(mut watchdog) = self.watchdog.take() {
-            // Ended without its stop: this stop is the orderly one.
+            // Ended without its signal, and only now: ended first, a kill of this
+            // process between the two would leave the server running.
             let _ = watchdog.kill();
             let _ = watchdog.wait();
         }
+    }
+
+    fn end_server(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
         if self.child.try_wait().ok().flatten().is_some() {
             return;
         }

@@ -141,8 +141,15 @@ impl PgServer {
             return Ok(());
         }
         // A server whose owner has gone is being stopped by its watchdog (a Ctrl-C
-        // and an immediate rerun): wait for it to go rather than use it.
+        // and an immediate rerun) -- or by nobody: an owner killed between starting
+        // the server and its watchdog leaves an orphan. Ask for the fast shutdown
+        // too (a second request is harmless) and wait for it to go rather than use it.
         // (Its fast shutdown ends with a checkpoint: slow on a loaded machine.)
+        if !self.running && self.going_away() {
+            if let Err(error) = self.run("pg_ctl stop", self.fast_stop()) {
+                tracing::info!(%error, "stopping the server of an owner that has gone");
+            }
+        }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while !self.running && self.going_away() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(100));
@@ -172,6 +179,11 @@ impl PgServer {
                 .arg("start");
             pg_ctl
         };
+        // Owned before it starts: another process that finds it serving uses it
+        // rather than taking it for one whose owner has gone.
+        let owner = self.owner_path();
+        std::fs::write(&owner, std::process::id().to_string())
+            .map_err(|source| MemoryError::Io { path: owner, source })?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             let log_before = std::fs::metadata(self.log_path()).map_or(0, |m| m.len());
@@ -189,9 +201,6 @@ impl PgServer {
         }
         self.running = true;
         self.watchdog = Some(self.spawn_watchdog()?);
-        let owner = self.owner_path();
-        std::fs::write(&owner, std::process::id().to_string())
-            .map_err(|source| MemoryError::Io { path: owner, source })?;
         Ok(())
     }
 
@@ -232,16 +241,23 @@ impl PgServer {
 
     /// Fast shutdown: open transactions are rolled back, committed data is kept.
     pub fn stop(&mut self) -> Result<(), MemoryError> {
-        self.end_watchdog();
         if !self.running {
+            self.end_watchdog();
             return Ok(());
         }
-        let mut pg_ctl = self.command("pg_ctl");
-        pg_ctl.arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w", "stop"]);
-        self.run("pg_ctl stop", pg_ctl)?;
+        // The watchdog guards until the server is down: ended first, a kill of
+        // this process between the two would leave the server running.
+        self.run("pg_ctl stop", self.fast_stop())?;
+        self.end_watchdog();
         self.running = false;
         let _ = std::fs::remove_file(self.owner_path());
         Ok(())
+    }
+
+    fn fast_stop(&self) -> Command {
+        let mut pg_ctl = self.command("pg_ctl");
+        pg_ctl.arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w", "-t", "60", "stop"]);
+        pg_ctl
     }
 
     /// Whether a live server of this data directory, started by another

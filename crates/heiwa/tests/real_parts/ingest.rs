@@ -447,6 +447,38 @@ fn the_apps_postgres_stops_when_heiwa_ends_any_way_and_the_next_run_finishes() {
     assert!(!postmaster.exists(), "a clean exit stops PostgreSQL too");
 }
 
+/// An owner killed where no watchdog guards its server (between starting it and
+/// the watchdog, or in its own stop) leaves an orphan: the next start stops it
+/// and starts its own on the same data, instead of waiting for a stop that never
+/// comes and failing on its lock file (the CI once saw exactly that).
+#[test]
+fn the_next_start_stops_a_server_whose_owner_died_unguarded() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = || PgServerConfig { install_dir: parts().pg_dir, root: dir.path().join("pg") };
+    let mut orphaned = PgServer::new(config()).unwrap();
+    orphaned.start().unwrap();
+    let old = orphaned.pid().unwrap();
+    // The owner "dies": its watchdog never fires (its pipe stays open, leaked
+    // with the forgotten server) and the owner file names a process that is gone.
+    std::mem::forget(orphaned);
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    dead.wait().unwrap();
+    std::fs::write(dir.path().join("pg/owner.pid"), dead.id().to_string()).unwrap();
+
+    let mut next = PgServer::new(config()).unwrap();
+    let started = next.start();
+    if started.is_err() {
+        // Nothing else would stop it: a failing run leaves nothing behind.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(old), nix::sys::signal::Signal::SIGTERM);
+    }
+    started.expect("the next start stops the orphan and starts its own");
+    assert!(gone(old), "the orphan {old} was stopped");
+    assert_ne!(next.pid(), Some(old), "a server of its own");
+    next.stop().unwrap();
+}
+
 /// Documents that stall a parser (html2text spent minutes on each of these)
 /// are stopped from outside by their budget — time or memory — and are their
 /// own error; the rest of the folder is ingested, in bounded time.
