@@ -1,13 +1,15 @@
 //! Inference for a Heiwa limb: llama.cpp generation and embeddings from GGUF
-//! files ([`engine`]), the owner's model store ([`models`]), a remote
+//! files ([`engine`]; many sequences in one model, [`Batcher`]), the owner's model store ([`models`]), a remote
 //! OpenAI-compatible backend ([`remote`]), and the chat message both speak.
 
+mod batch;
 mod engine;
 pub mod gpu;
 pub mod models;
 pub mod remote;
 mod runtime;
 
+pub use batch::{BatchStats, Batcher, MAX_SLOTS};
 pub use engine::*;
 pub use gpu::{Offload, OffloadChoice};
 

@@ -32,6 +32,7 @@ fn recv<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
 }
 
 mod agent;
+mod batch;
 mod bot;
 mod folders;
 mod hub;

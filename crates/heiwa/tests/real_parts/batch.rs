@@ -1,0 +1,130 @@
+//! One loaded model serving several sequences at once (`heiwa_inference::Batcher`),
+//! with the real chat model on the CPU.
+
+use super::parts;
+use heiwa_inference::{
+    json_schema_grammar, Batcher, ChatModel, Constraint, GenerateOptions, ModelOptions, SCORE_TOLERANCE,
+};
+use std::sync::Arc;
+
+fn batcher(slots: usize) -> Batcher {
+    let options = ModelOptions { threads: 2, ..ModelOptions::default() };
+    let chat = ChatModel::load(&parts().chat_model().unwrap(), options).expect("chat model loads");
+    Batcher::start(Arc::new(chat), slots).expect("the batch context is made")
+}
+
+/// Greedy answers of four different prompts decoded together are the
+/// model's own answers: the ones each gets alone (the engine's one-context-
+/// per-call path) or, where batched kernels flip a near-tie (measured here:
+/// one of the four, "memory" for "hardware" after 20 tokens), answers the
+/// scorer passes at every token — no false alarm for a batching limb.
+#[test]
+fn greedy_answers_in_a_batch_of_four_are_the_models_own() {
+    let batcher = batcher(4);
+    let questions = [
+        "Name three rivers.",
+        "What is a limb in a mesh of computers?",
+        "Count from one to ten.",
+        "Say hello in French.",
+    ];
+    let prompts: Vec<String> = questions.iter().map(|q| batcher.model().format_chat(&[("user", q)]).unwrap()).collect();
+    let alone: Vec<String> = prompts.iter().map(|p| batcher.model().complete(p, 32).unwrap().text).collect();
+    let together: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = prompts
+            .iter()
+            .map(|prompt| {
+                let batcher = &batcher;
+                scope.spawn(move || batcher.generate(prompt, &GenerateOptions::greedy(32), &mut |_| true).unwrap())
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap().text).collect()
+    });
+    let identical = together.iter().zip(&alone).filter(|(a, b)| a == b).count();
+    eprintln!("{identical} of 4 batched answers identical to their answers alone");
+    for ((prompt, batched), single) in prompts.iter().zip(&together).zip(&alone) {
+        let scored = batcher.model().score(prompt, batched).unwrap();
+        assert_eq!(scored.first_miss(SCORE_TOLERANCE), None, "{batched:?} (alone: {single:?}): {scored:?}");
+        let common = batched.chars().zip(single.chars()).take_while(|(a, b)| a == b).count();
+        assert!(common >= 16, "they part after {common} characters at most where a near-tie flips: {batched:?}");
+    }
+    let stats = batcher.stats();
+    assert!(stats.generated_tokens >= 4 * 8, "{stats:?}");
+    // Four sequences shared steps: far fewer steps than tokens generated.
+    assert!(stats.steps < stats.generated_tokens, "{stats:?}");
+}
+
+/// Structured output holds for every sequence of a mixed batch: two under a
+/// JSON schema's grammar, two free.
+#[test]
+fn every_constrained_sequence_of_a_mixed_batch_follows_its_grammar() {
+    let batcher = batcher(4);
+    let schema = serde_json::json!({
+        "type": "object", "properties": { "city": { "type": "string" }, "people": { "type": "integer" } },
+        "required": ["city", "people"]
+    });
+    let grammar = json_schema_grammar(&schema).unwrap();
+    let answers: Vec<(bool, String)> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..4)
+            .map(|n| {
+                let (batcher, grammar) = (&batcher, grammar.clone());
+                scope.spawn(move || {
+                    let constrained = n % 2 == 0;
+                    let question =
+                        if constrained { "Give a city and its population as JSON." } else { "Describe a city." };
+                    let prompt = batcher.model().format_chat(&[("user", question)]).unwrap();
+                    let constraint = if constrained { Constraint::Grammar(grammar) } else { Constraint::Free };
+                    let options = GenerateOptions { constraint, ..GenerateOptions::greedy(64) };
+                    (constrained, batcher.generate(&prompt, &options, &mut |_| true).unwrap().text)
+                })
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    for (constrained, text) in answers {
+        if constrained {
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert!(value["city"].is_string() && value["people"].is_i64(), "{value}");
+        } else {
+            assert!(!text.trim().is_empty() && serde_json::from_str::<serde_json::Value>(&text).is_err(), "{text}");
+        }
+    }
+}
+
+/// A caller that stops listening frees its slot at the next step: with one
+/// slot, a second sequence then runs at once instead of waiting for the first
+/// to write its 2,000 tokens.
+#[test]
+fn a_cancelled_sequence_frees_its_slot() {
+    let batcher = batcher(1);
+    let prompt = batcher.model().format_chat(&[("user", "Write a very long story about the sea.")]).unwrap();
+    let mut pieces = 0;
+    let cut = batcher
+        .generate(&prompt, &GenerateOptions::greedy(1500), &mut |_| {
+            pieces += 1;
+            pieces < 3
+        })
+        .unwrap();
+    assert!(cut.generated_tokens < 10, "stopped within a step of the refusal: {cut:?}");
+    let next = batcher.generate(&prompt, &GenerateOptions::greedy(4), &mut |_| true).unwrap();
+    assert_eq!(next.generated_tokens, 4, "{next:?}");
+    assert_eq!(batcher.stats().running, 0);
+}
+
+/// The agent's prompts begin alike: a second prompt sharing a long system
+/// prompt with the first starts after it, and answers as if computed whole.
+#[test]
+fn a_prompt_sharing_a_cached_prefix_is_computed_from_where_they_differ() {
+    let batcher = batcher(2);
+    let system = format!("You are a limb of a volunteer mesh. {}", "Answer briefly and cite your sources. ".repeat(40));
+    let first = batcher.model().format_chat(&[("system", &system), ("user", "Name a river.")]).unwrap();
+    let second = batcher.model().format_chat(&[("system", &system), ("user", "Name a mountain.")]).unwrap();
+    batcher.generate(&first, &GenerateOptions::greedy(8), &mut |_| true).unwrap();
+    let before = batcher.stats();
+    let answer = batcher.generate(&second, &GenerateOptions::greedy(16), &mut |_| true).unwrap();
+    let after = batcher.stats();
+    let shared = batcher.model().count_tokens(&format!("<|im_start|>system\n{system}"));
+    let reused = after.reused_tokens - before.reused_tokens;
+    assert!(reused as usize >= shared * 9 / 10, "reused {reused} of a {shared}-token shared prefix: {after:?}");
+    assert!(reused < (after.prompt_tokens - before.prompt_tokens), "the differing question is computed");
+    assert_eq!(answer.text, batcher.model().complete(&second, 16).unwrap().text, "the same answer as computed whole");
+}
