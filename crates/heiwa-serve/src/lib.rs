@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use heiwa_inference::{
-    json_schema_grammar, ChatModel, Constraint, Embedder, FinishReason, GenerateOptions, InferenceError, Sampling,
+    json_schema_grammar, Batcher, ChatModel, Constraint, Embedder, FinishReason, GenerateOptions, InferenceError,
+    Sampling,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -28,7 +29,7 @@ pub enum ServeError {
 
 /// What the server serves.
 pub struct Models {
-    pub chat: ChatModel,
+    pub chat: Arc<ChatModel>,
     pub chat_id: String,
     pub embedder: Embedder,
     pub embed_id: String,
@@ -38,23 +39,25 @@ pub use heiwa_inference::models::model_id;
 
 pub struct ServeState {
     models: Models,
+    /// The chat model's sequences, decoded together.
+    chat: Batcher,
     key: String,
-    /// Requests admitted to the model (one runs, the rest wait their turn).
+    /// Requests admitted (running in a slot, or waiting for one or for the embedder).
     admitted: AtomicUsize,
     max_admitted: usize,
-    turn: Arc<tokio::sync::Semaphore>,
 }
 
 impl ServeState {
-    /// `max_admitted`: requests that may run or wait at once; more get 503.
-    pub fn new(models: Models, key: String, max_admitted: usize) -> Arc<Self> {
-        Arc::new(ServeState {
-            models,
-            key,
-            admitted: AtomicUsize::new(0),
-            max_admitted: max_admitted.max(1),
-            turn: Arc::new(tokio::sync::Semaphore::new(1)),
-        })
+    /// `slots`: chat requests decoded together; `max_admitted`: requests that
+    /// may run or wait at once; more get 503.
+    pub fn new(models: Models, key: String, slots: usize, max_admitted: usize) -> Result<Arc<Self>, InferenceError> {
+        let chat = Batcher::start(models.chat.clone(), slots)?;
+        Ok(Arc::new(ServeState { models, chat, key, admitted: AtomicUsize::new(0), max_admitted: max_admitted.max(1) }))
+    }
+
+    /// What the chat model's batches have done (slots in use, prefix reuse).
+    pub fn batch_stats(&self) -> heiwa_inference::BatchStats {
+        self.chat.stats()
     }
 }
 
@@ -144,10 +147,10 @@ fn check_model(requested: &str, served: &str) -> Result<(), ApiError> {
 }
 
 /// A place in line for the model, or 503 when the line is full.
-struct Admission<'a>(&'a ServeState);
+struct Admission(Arc<ServeState>);
 
-impl<'a> Admission<'a> {
-    fn take(state: &'a ServeState) -> Result<Self, ApiError> {
+impl Admission {
+    fn take(state: &Arc<ServeState>) -> Result<Self, ApiError> {
         if state.admitted.fetch_add(1, Ordering::SeqCst) >= state.max_admitted {
             state.admitted.fetch_sub(1, Ordering::SeqCst);
             return Err(ApiError::new(
@@ -157,11 +160,11 @@ impl<'a> Admission<'a> {
                 "The model is busy; retry shortly.",
             ));
         }
-        Ok(Admission(state))
+        Ok(Admission(state.clone()))
     }
 }
 
-impl Drop for Admission<'_> {
+impl Drop for Admission {
     fn drop(&mut self) {
         self.0.admitted.fetch_sub(1, Ordering::SeqCst);
     }
@@ -317,15 +320,14 @@ async fn chat_completions(
     let options = GenerateOptions { max_tokens, stop, sampling, constraint };
     let id = format!("chatcmpl-{:016x}", fastrand::u64(..));
     let (created, model) = (unix_now(), state.models.chat_id.clone());
+    // Held until the answer is done: running or waiting, it counts against the bound.
     let admission = Admission::take(&state)?;
-    let permit = state.turn.clone().acquire_owned().await.expect("the semaphore is never closed");
-    drop(admission); // running now: the place in line is the permit's
 
     if !request.stream {
         let running = state.clone();
         let completion = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            running.models.chat.generate(&prompt, &options, &mut |_| true)
+            let _admission = admission;
+            running.chat.generate(&prompt, &options, &mut |_| true)
         })
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None, e.to_string()))??;
@@ -347,11 +349,11 @@ async fn chat_completions(
     };
     let running = state.clone();
     tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+        let _admission = admission;
         if tx.blocking_send(chunk(json!({ "role": "assistant", "content": "" }), None)).is_err() {
             return;
         }
-        let outcome = running.models.chat.generate(&prompt, &options, &mut |piece| {
+        let outcome = running.chat.generate(&prompt, &options, &mut |piece| {
             tx.blocking_send(chunk(json!({ "content": piece }), None)).is_ok()
         });
         let last = match outcome {

@@ -134,7 +134,7 @@ async fn main() {
 
     // heiwa serve, in process, on loopback.
     let models = Models {
-        chat: ChatModel::load(&parts.chat_model().unwrap(), options).unwrap(),
+        chat: std::sync::Arc::new(ChatModel::load(&parts.chat_model().unwrap(), options).unwrap()),
         chat_id: model_id(&parts.chat_model().unwrap()),
         embedder: Embedder::load(
             &parts.embed_model,
@@ -152,7 +152,9 @@ async fn main() {
         timeout: std::time::Duration::from_secs(120),
         attempts: 1,
     });
-    tokio::spawn(async move { axum::serve(listener, router(ServeState::new(models, "bench-key".into(), 8))).await });
+    tokio::spawn(async move {
+        axum::serve(listener, router(ServeState::new(models, "bench-key".into(), 4, 8).unwrap())).await
+    });
 
     raw(backend, &raw_model, &prompt, threads); // warm up
     let (mut raw_pp, mut raw_tg, mut eng_pp, mut eng_tg, mut http_tg) = (vec![], vec![], vec![], vec![], vec![]);

@@ -21,6 +21,10 @@ pub struct ServeArgs {
     /// Requests that may run or wait for the model at once; more get 503.
     #[arg(long, default_value_t = 8)]
     max_waiting: usize,
+    /// Chat requests decoded together, each with the whole context (llama-server's
+    /// --parallel, LM Studio's max concurrent predictions); more wait their turn.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=heiwa_inference::MAX_SLOTS as i64))]
+    parallel: u16,
     /// CPU threads (default: all cores).
     #[arg(long)]
     threads: Option<i32>,
@@ -108,10 +112,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // One line: whoever reads the banner may stop reading after it.
     let offload = chat.offload().why.clone();
     let models = Models {
-        chat: match args.chat_template {
+        chat: Arc::new(match args.chat_template {
             Some(template) => chat.with_template(template),
             None => chat,
-        },
+        }),
         chat_id: model_id(&chat_model),
         // A small model: the CPU embeds fast enough, and the GPU stays the chat model's.
         embedder: Embedder::load(&parts.embed_model, ModelOptions { offload: Offload::CPU, ..options })?,
@@ -125,6 +129,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         models.embed_id,
         key_file.display()
     );
-    serve(listener, ServeState::new(models, key, args.max_waiting), crate::shutdown_signal()).await?;
+    let state = ServeState::new(models, key, args.parallel.into(), args.max_waiting)?;
+    serve(listener, state, crate::shutdown_signal()).await?;
     Ok(())
 }
