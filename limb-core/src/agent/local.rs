@@ -7,28 +7,34 @@ use heiwa_config::Parts;
 use heiwa_hub::{score_summary, truncate_to, Work, MAX_SUMMARY_BYTES};
 use heiwa_inference::remote::{RemoteClient, RemoteError, RemoteOptions};
 use heiwa_inference::{
-    ChatModel, Constraint, Embedder, GenerateOptions, InferenceError, ModelOptions, Offload, OffloadChoice,
-    SCORE_TOLERANCE,
+    BatchStats, Batcher, ChatModel, Constraint, Embedder, GenerateOptions, InferenceError, ModelOptions, Offload,
+    OffloadChoice, SCORE_TOLERANCE,
 };
 use heiwa_memory::{Citation, LocalMemory, LocalMemoryError, Memory, MemoryError};
 use heiwa_sandbox::{Limits, RunOutput, Sandbox, SandboxError, WarmPool};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A llama.cpp chat model, loaded on first use (an idle limb holds no model
 /// in memory), reloaded when the governor changes its threads or offload, and
 /// unloaded after `keep_alive` without a generation (its GPU memory with it,
-/// as Ollama's `keep_alive` does). Generations are serialised: concurrent
-/// contexts on one device only slow each other down and multiply memory.
-/// A tool call is constrained by a grammar from the first `<tool_call>` on,
-/// so the model cannot write a malformed one.
+/// as Ollama's `keep_alive` does). The agent's generations share the model's
+/// decode steps (a [`Batcher`] with a slot per task the limb runs at once);
+/// greedy generation and scoring tasks run alone, in a context of their own,
+/// so that answers compared across limbs stay token for token the same
+/// (batched kernels can flip a near-tie). A tool call is constrained by a
+/// grammar from the first `<tool_call>` on, so the model cannot write a malformed one.
 pub struct LocalChat {
     wanted: Mutex<(PathBuf, ModelOptions)>,
-    /// Held for a whole generation, so generations take turns.
-    loaded: Mutex<Option<(PathBuf, ChatModel)>>,
-    /// Answers "is it loaded?" without waiting behind a generation.
+    /// Sequences the model serves at once (the limb's tasks in flight).
+    slots: AtomicUsize,
+    /// Held while a model loads, not while it generates.
+    loaded: Mutex<Option<(PathBuf, Arc<Batcher>)>>,
+    /// Generations running now (the keep-alive counts from the last one's end).
+    active: AtomicUsize,
+    /// Answers "is it loaded?" without waiting behind a load.
     is_loaded: AtomicBool,
     /// The last load's offload choice, for the owner to see.
     offload: Mutex<Option<OffloadChoice>>,
@@ -49,7 +55,9 @@ impl LocalChat {
         }
         Ok(LocalChat {
             wanted: Mutex::new((path, options)),
+            slots: AtomicUsize::new(1),
             loaded: Mutex::new(None),
+            active: AtomicUsize::new(0),
             is_loaded: AtomicBool::new(false),
             offload: Mutex::new(None),
             idle_since: Mutex::new(None),
@@ -62,6 +70,11 @@ impl LocalChat {
     pub fn set_resources(&self, threads: i32, offload: Offload) {
         let mut wanted = lock(&self.wanted);
         wanted.1 = ModelOptions { threads, offload, ..wanted.1 };
+    }
+
+    /// Generations the model serves at once from the next load on (at least 1).
+    pub fn set_slots(&self, slots: usize) {
+        self.slots.store(slots.clamp(1, heiwa_inference::MAX_SLOTS), Ordering::Relaxed);
     }
 
     /// How long the model may stay loaded without work (`None`: forever).
@@ -92,7 +105,7 @@ impl LocalChat {
     }
 
     /// Unload the model if it has been idle for its keep-alive; true if it was.
-    /// Never waits behind a generation.
+    /// Never waits behind a load.
     pub fn unload_if_idle(&self) -> bool {
         let (Some(keep_alive), Some(idle_since)) = (*lock(&self.keep_alive), *lock(&self.idle_since)) else {
             return false;
@@ -101,7 +114,7 @@ impl LocalChat {
             return false;
         }
         let Ok(mut loaded) = self.loaded.try_lock() else { return false };
-        if loaded.is_none() || lock(&self.idle_since).is_none() {
+        if loaded.is_none() || self.active.load(Ordering::SeqCst) > 0 {
             return false; // unloaded already, or a generation started meanwhile
         }
         *loaded = None;
@@ -111,39 +124,54 @@ impl LocalChat {
     }
 
     /// Run `work` on the loaded model (loading it, or reloading it with new
-    /// options, first); the keep-alive counts from when it returns.
-    fn with_model<T>(&self, work: impl FnOnce(&ChatModel) -> Result<T, InferenceError>) -> Result<T, InferenceError> {
+    /// options, first); the keep-alive counts from when the last one returns.
+    /// A reload waits for nothing: generations under way finish on the model
+    /// they started with, which is freed when the last of them ends.
+    fn with_model<T>(&self, work: impl FnOnce(&Batcher) -> Result<T, InferenceError>) -> Result<T, InferenceError> {
         let (path, options) = lock(&self.wanted).clone();
-        let mut loaded = lock(&self.loaded);
+        let slots = self.slots.load(Ordering::Relaxed);
+        self.active.fetch_add(1, Ordering::SeqCst);
         *lock(&self.idle_since) = None;
-        let done = (|| {
-            if loaded.as_ref().is_none_or(|(loaded_path, model)| *loaded_path != path || model.options() != options) {
-                *loaded = None; // free the old weights before loading new ones
-                self.is_loaded.store(false, Ordering::Relaxed);
-                let model = ChatModel::load(&path, options)?;
-                if model.offload().layers == 0 && options.offload != Offload::CPU {
-                    // A GPU was wanted and none took the model: say why where the owner looks.
-                    tracing::warn!(why = %model.offload().why, "chat model loaded on the CPU");
-                } else {
-                    tracing::info!(offload = %model.offload().why, "chat model loaded");
-                }
-                *lock(&self.offload) = Some(model.offload().clone());
-                *loaded = Some((path.clone(), model));
-                self.is_loaded.store(true, Ordering::Relaxed);
-            }
-            let (_, model) = loaded.as_ref().expect("loaded just above");
-            work(model)
-        })();
-        *lock(&self.idle_since) = Some(Instant::now());
+        let done = self.loaded_model(path, options, slots).and_then(|model| work(&model));
+        if self.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            *lock(&self.idle_since) = Some(Instant::now());
+        }
         done
     }
 
+    fn loaded_model(&self, path: PathBuf, options: ModelOptions, slots: usize) -> Result<Arc<Batcher>, InferenceError> {
+        let mut loaded = lock(&self.loaded);
+        let current = |(loaded_path, model): &(PathBuf, Arc<Batcher>)| {
+            *loaded_path == path && model.model().options() == options && model.stats().slots == slots
+        };
+        if !loaded.as_ref().is_some_and(current) {
+            *loaded = None; // free the old weights (once no generation holds them) before loading new ones
+            self.is_loaded.store(false, Ordering::Relaxed);
+            let model = ChatModel::load(&path, options)?;
+            if model.offload().layers == 0 && options.offload != Offload::CPU {
+                // A GPU was wanted and none took the model: say why where the owner looks.
+                tracing::warn!(why = %model.offload().why, "chat model loaded on the CPU");
+            } else {
+                tracing::info!(offload = %model.offload().why, slots, "chat model loaded");
+            }
+            *lock(&self.offload) = Some(model.offload().clone());
+            *loaded = Some((path, Arc::new(Batcher::start(Arc::new(model), slots)?)));
+            self.is_loaded.store(true, Ordering::Relaxed);
+        }
+        Ok(loaded.as_ref().expect("loaded just above").1.clone())
+    }
+
+    /// What the loaded model's batches have done (`None` while none is loaded).
+    pub fn batch_stats(&self) -> Option<BatchStats> {
+        self.loaded.try_lock().ok()?.as_ref().map(|(_, model)| model.stats())
+    }
+
     fn generate(&self, messages: &[Message], max_tokens: usize) -> Result<String, InferenceError> {
-        self.with_model(|model| {
+        self.with_model(|batch| {
             let pairs: Vec<(&str, &str)> = messages.iter().map(|m| (m.role, m.content.as_str())).collect();
-            let prompt = model.format_chat(&pairs)?;
+            let prompt = batch.model().format_chat(&pairs)?;
             let options = GenerateOptions { constraint: self.tool_call.clone(), ..GenerateOptions::greedy(max_tokens) };
-            Ok(model.generate(&prompt, &options, &mut |_| true)?.text)
+            Ok(batch.generate(&prompt, &options, &mut |_| true)?.text)
         })
     }
 
@@ -152,7 +180,9 @@ impl LocalChat {
     /// [`GENERATE_MAX_TOKENS`], cut to what the hub keeps. Deterministic for
     /// one model file and backend: another limb can score it.
     pub fn generate_greedy(&self, prompt: &str) -> Result<String, InferenceError> {
-        self.with_model(|model| {
+        // Alone, not in the batch: see the type's comment.
+        self.with_model(|batch| {
+            let model = batch.model();
             let prompt = model.format_chat(&[("user", prompt)])?;
             let text = model.complete(&prompt, GENERATE_MAX_TOKENS)?.text;
             Ok(truncate_to(&text, MAX_SUMMARY_BYTES).to_string())
@@ -163,7 +193,8 @@ impl LocalChat {
     /// One prefill of both (`ChatModel::score`); the summary carries the vote
     /// the hub reads (`hub_rules::score_summary`).
     pub fn score_answer(&self, prompt: &str, answer: &str) -> Result<String, InferenceError> {
-        self.with_model(|model| {
+        self.with_model(|batch| {
+            let model = batch.model();
             let scored = model.score(&model.format_chat(&[("user", prompt)])?, answer)?;
             let miss = scored.first_miss(SCORE_TOLERANCE).map(|at| (at, scored.gaps[at]));
             Ok(score_summary(scored.tokens(), miss, SCORE_TOLERANCE))
@@ -461,6 +492,7 @@ impl Follower {
     pub fn follow(&self, decision: &crate::governor::Decision) {
         if let ChatBackend::Local(local) = &self.0.model {
             local.set_resources(decision.threads, decision.offload);
+            local.set_slots(decision.max_in_flight);
             let minutes = u64::from(decision.keep_alive_minutes);
             local.set_keep_alive((minutes > 0).then(|| Duration::from_secs(minutes * 60)));
         }
