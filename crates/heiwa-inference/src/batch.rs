@@ -40,17 +40,21 @@ pub struct Batcher {
 }
 
 /// What the batcher has done so far (for the UI, benchmarks and tests).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
 pub struct BatchStats {
     pub slots: usize,
     /// Sequences in a slot now.
     pub running: usize,
     /// Prompt tokens of every sequence admitted.
+    #[ts(type = "number")]
     pub prompt_tokens: u64,
     /// Of those, tokens whose KV a slot already held (not computed again).
+    #[ts(type = "number")]
     pub reused_tokens: u64,
+    #[ts(type = "number")]
     pub generated_tokens: u64,
     /// Decode steps, each one batch.
+    #[ts(type = "number")]
     pub steps: u64,
 }
 
