@@ -41,6 +41,7 @@ mod mcp;
 mod mesh;
 mod migrate;
 mod models;
+mod pg_lifetime;
 mod pull;
 mod remote;
 mod sandbox;
