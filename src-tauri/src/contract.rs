@@ -35,7 +35,6 @@ fn declarations() -> Vec<String> {
         limb_core::governor::Decision,
         heiwa_inference::Offload,
         heiwa_inference::OffloadChoice,
-        heiwa_inference::BatchStats,
         heiwa_inference::gpu::Device,
         heiwa_inference::gpu::DeviceKind,
         crate::commands::memory::IngestEvent,

@@ -40,21 +40,17 @@ pub struct Batcher {
 }
 
 /// What the batcher has done so far (for the UI, benchmarks and tests).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BatchStats {
     pub slots: usize,
     /// Sequences in a slot now.
     pub running: usize,
     /// Prompt tokens of every sequence admitted.
-    #[ts(type = "number")]
     pub prompt_tokens: u64,
     /// Of those, tokens whose KV a slot already held (not computed again).
-    #[ts(type = "number")]
     pub reused_tokens: u64,
-    #[ts(type = "number")]
     pub generated_tokens: u64,
     /// Decode steps, each one batch.
-    #[ts(type = "number")]
     pub steps: u64,
 }
 
@@ -80,10 +76,10 @@ enum Event {
 }
 
 impl Batcher {
-    /// Start serving `model` through `slots` sequences (1 to [`MAX_SLOTS`]), each with
-    /// the model's whole context length.
-    pub fn start(model: Arc<ChatModel>, slots: usize) -> Result<Self, InferenceError> {
-        let slots = slots.clamp(1, MAX_SLOTS);
+    /// Start serving `model` through as many sequences as it was loaded for
+    /// (`ModelOptions::sequences`, 1 to [`MAX_SLOTS`]), each with its whole context length.
+    pub fn start(model: Arc<ChatModel>) -> Result<Self, InferenceError> {
+        let slots = (model.options().sequences as usize).clamp(1, MAX_SLOTS);
         let (jobs, queue) = mpsc::channel();
         let (ready_tx, ready) = mpsc::sync_channel(1);
         let counters = Arc::new(Counters::default());
@@ -106,7 +102,7 @@ impl Batcher {
         let c = &self.counters;
         BatchStats {
             slots: self.slots,
-            running: c.running.load(Ordering::Relaxed),
+            running: c.running.load(Ordering::SeqCst),
             prompt_tokens: c.prompt_tokens.load(Ordering::Relaxed),
             reused_tokens: c.reused_tokens.load(Ordering::Relaxed),
             generated_tokens: c.generated_tokens.load(Ordering::Relaxed),
@@ -232,7 +228,6 @@ fn work(
             }
         }
         step(model, &mut ctx, &mut slots, &mut batch, counters);
-        counters.running.store(slots.iter().filter(|slot| slot.running.is_some()).count(), Ordering::Relaxed);
     }
 }
 
@@ -259,6 +254,7 @@ fn admit(model: &ChatModel, ctx: &mut LlamaContext<'_>, slots: &mut [Slot], job:
         Ok(sampler) => {
             let text = Detokenizer::new(job.options.stop.clone());
             slot.running = Some(Running { job, sampler, text, prefilled: reused, next: None, generated: 0 });
+            counters.running.fetch_add(1, Ordering::SeqCst);
         }
         Err(e) => {
             let _ = job.events.send(Event::Done(Err(e)));
@@ -278,7 +274,7 @@ fn step(
     // A caller that stopped listening frees its slot now, mid-prompt too.
     for slot in slots.iter_mut() {
         if slot.running.as_ref().is_some_and(|running| running.job.cancelled.load(Ordering::Relaxed)) {
-            end(slot, FinishReason::Stop);
+            end(slot, FinishReason::Stop, counters);
         }
     }
     batch.clear();
@@ -325,6 +321,7 @@ fn step(
             let _ = ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
             slot.cached.clear();
             let running = slot.running.take().expect("filtered");
+            counters.running.fetch_sub(1, Ordering::SeqCst);
             let _ = running.job.events.send(Event::Done(Err(InferenceError::Decode(reason.clone()))));
         }
         return;
@@ -353,15 +350,17 @@ fn step(
             }
         };
         if let Some(finish) = finish {
-            end(slot, finish);
+            end(slot, finish, counters);
         }
     }
 }
 
 /// The sequence in `slot` is over: the rest of its text and how it ended go
 /// to its caller; the slot's cache stays for the next prompt that shares it.
-fn end(slot: &mut Slot, finish: FinishReason) {
+fn end(slot: &mut Slot, finish: FinishReason, counters: &Counters) {
     let Some(running) = slot.running.take() else { return };
+    // Counted out before its caller hears it is done.
+    counters.running.fetch_sub(1, Ordering::SeqCst);
     let rest = running.text.finish();
     if !rest.is_empty() {
         let _ = running.job.events.send(Event::Text(rest));

@@ -48,6 +48,9 @@ pub struct ModelOptions {
     /// Where its layers go (the default keeps everything on the CPU).
     pub offload: Offload,
     pub context_len: u32,
+    /// Sequences decoded together, each with `context_len` (a `Batcher`'s
+    /// slots): the KV cache a load must fit is `context_len × sequences`.
+    pub sequences: u32,
 }
 
 /// Threads for generation: every core (llama.cpp scales with them on the CPU).
@@ -57,7 +60,7 @@ pub fn all_cores() -> i32 {
 
 impl Default for ModelOptions {
     fn default() -> Self {
-        ModelOptions { threads: 1, offload: Offload::CPU, context_len: 2048 }
+        ModelOptions { threads: 1, offload: Offload::CPU, context_len: 2048, sequences: 1 }
     }
 }
 

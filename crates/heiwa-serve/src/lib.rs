@@ -48,10 +48,11 @@ pub struct ServeState {
 }
 
 impl ServeState {
-    /// `slots`: chat requests decoded together; `max_admitted`: requests that
+    /// Chat requests are decoded together, as many as the chat model was
+    /// loaded for (`ModelOptions::sequences`); `max_admitted`: requests that
     /// may run or wait at once; more get 503.
-    pub fn new(models: Models, key: String, slots: usize, max_admitted: usize) -> Result<Arc<Self>, InferenceError> {
-        let chat = Batcher::start(models.chat.clone(), slots)?;
+    pub fn new(models: Models, key: String, max_admitted: usize) -> Result<Arc<Self>, InferenceError> {
+        let chat = Batcher::start(models.chat.clone())?;
         Ok(Arc::new(ServeState { models, chat, key, admitted: AtomicUsize::new(0), max_admitted: max_admitted.max(1) }))
     }
 

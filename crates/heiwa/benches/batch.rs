@@ -184,7 +184,7 @@ async fn curve(api: &Api) -> ([f64; 3], f64) {
 async fn main() {
     let parts = heiwa_config::Parts::find(None).expect("parts (scripts/setup)");
     let threads = all_cores();
-    let options = ModelOptions { threads, context_len: CONTEXT, ..ModelOptions::default() };
+    let options = ModelOptions { threads, context_len: CONTEXT, sequences: SLOTS as u32, ..ModelOptions::default() };
     let chat_path = parts.chat_model().unwrap();
     let llama_root = std::env::var_os("HEIWA_BENCH_LLAMA_SERVER_ROOT").map(PathBuf::from);
     assert!(
@@ -212,7 +212,7 @@ async fn main() {
         embedder: Embedder::lazy(&parts.embed_model, ModelOptions::default()).unwrap(),
         embed_id: model_id(&parts.embed_model),
     };
-    let state = ServeState::new(models, "bench-key".into(), SLOTS, 4 * SLOTS).unwrap();
+    let state = ServeState::new(models, "bench-key".into(), 4 * SLOTS).unwrap();
     let listener = heiwa_config::bind_loopback("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let heiwa = Api {
         url: format!("http://{}/v1", listener.local_addr().unwrap()),

@@ -117,7 +117,7 @@ async fn main() {
     let threads = heiwa_inference::all_cores();
     let gpu_layers: u32 = std::env::var("HEIWA_BENCH_GPU_LAYERS").map_or(0, |n| n.parse().expect("a layer count"));
     let offload = heiwa_inference::Offload::Layers { layers: gpu_layers };
-    let options = ModelOptions { threads, offload, context_len: CONTEXT };
+    let options = ModelOptions { threads, offload, context_len: CONTEXT, sequences: 1 };
     // A few hundred prompt tokens, as a task with retrieved passages has.
     let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/docs");
     let passages: String = ["volunteer-computing.md", "vector-search.md", "rust-ownership.md"]
@@ -153,7 +153,7 @@ async fn main() {
         attempts: 1,
     });
     tokio::spawn(async move {
-        axum::serve(listener, router(ServeState::new(models, "bench-key".into(), 4, 8).unwrap())).await
+        axum::serve(listener, router(ServeState::new(models, "bench-key".into(), 8).unwrap())).await
     });
 
     raw(backend, &raw_model, &prompt, threads); // warm up

@@ -233,10 +233,6 @@ pub async fn limb(command: LimbCommand) -> anyhow::Result<()> {
         ExecutorKind::Echo => (Arc::new(EchoExecutor { work: Duration::from_millis(args.work_ms) }), None),
         ExecutorKind::Agent => {
             let agent = open_agent(&args.memory_tenant, Budget::default().max_steps, &args.remote, args.gpu).await?;
-            if let Some(local) = agent.local_model() {
-                // A slot of the model's batch for each task it runs at once (the policy's, when one is given).
-                local.set_slots(args.max_in_flight);
-            }
             if let Some(governor) = &governor {
                 // Threads, offload and keep-alive as the policy says, now and
                 // whenever the governor decides again (heat, GPU pause).

@@ -106,7 +106,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let key_file = data_dir().join("api.key");
     let key = api_key(&key_file).with_context(|| format!("creating {}", key_file.display()))?;
     let threads = args.threads.unwrap_or_else(all_cores);
-    let options = ModelOptions { threads, offload: args.gpu.offload(), context_len: args.context };
+    let options = ModelOptions {
+        threads,
+        offload: args.gpu.offload(),
+        context_len: args.context,
+        sequences: args.parallel.into(),
+    };
     let chat_model = parts.chat_model()?;
     let chat = ChatModel::load(&chat_model, options)?;
     // One line: whoever reads the banner may stop reading after it.
@@ -129,7 +134,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         models.embed_id,
         key_file.display()
     );
-    let state = ServeState::new(models, key, args.parallel.into(), args.max_waiting)?;
+    let state = ServeState::new(models, key, args.max_waiting)?;
     serve(listener, state, crate::shutdown_signal()).await?;
     Ok(())
 }

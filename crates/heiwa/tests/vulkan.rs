@@ -47,7 +47,7 @@ fn parts() -> Parts {
 }
 
 fn options(offload: Offload) -> ModelOptions {
-    ModelOptions { threads: 2, offload, context_len: 512 }
+    ModelOptions { threads: 2, offload, context_len: 512, sequences: 1 }
 }
 
 const PROMPT: &str = "Write one sentence about the sea.";

@@ -7,34 +7,28 @@ use heiwa_config::Parts;
 use heiwa_hub::{score_summary, truncate_to, Work, MAX_SUMMARY_BYTES};
 use heiwa_inference::remote::{RemoteClient, RemoteError, RemoteOptions};
 use heiwa_inference::{
-    BatchStats, Batcher, ChatModel, Constraint, Embedder, GenerateOptions, InferenceError, ModelOptions, Offload,
-    OffloadChoice, SCORE_TOLERANCE,
+    ChatModel, Constraint, Embedder, GenerateOptions, InferenceError, ModelOptions, Offload, OffloadChoice,
+    SCORE_TOLERANCE,
 };
 use heiwa_memory::{Citation, LocalMemory, LocalMemoryError, Memory, MemoryError};
 use heiwa_sandbox::{Limits, RunOutput, Sandbox, SandboxError, WarmPool};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A llama.cpp chat model, loaded on first use (an idle limb holds no model
 /// in memory), reloaded when the governor changes its threads or offload, and
 /// unloaded after `keep_alive` without a generation (its GPU memory with it,
-/// as Ollama's `keep_alive` does). The agent's generations share the model's
-/// decode steps (a [`Batcher`] with a slot per task the limb runs at once);
-/// greedy generation and scoring tasks run alone, in a context of their own,
-/// so that answers compared across limbs stay token for token the same
-/// (batched kernels can flip a near-tie). A tool call is constrained by a
-/// grammar from the first `<tool_call>` on, so the model cannot write a malformed one.
+/// as Ollama's `keep_alive` does). Generations are serialised: concurrent
+/// contexts on one device only slow each other down and multiply memory.
+/// A tool call is constrained by a grammar from the first `<tool_call>` on,
+/// so the model cannot write a malformed one.
 pub struct LocalChat {
     wanted: Mutex<(PathBuf, ModelOptions)>,
-    /// Sequences the model serves at once (the limb's tasks in flight).
-    slots: AtomicUsize,
-    /// Held while a model loads, not while it generates.
-    loaded: Mutex<Option<(PathBuf, Arc<Batcher>)>>,
-    /// Generations running now (the keep-alive counts from the last one's end).
-    active: AtomicUsize,
-    /// Answers "is it loaded?" without waiting behind a load.
+    /// Held for a whole generation, so generations take turns.
+    loaded: Mutex<Option<(PathBuf, ChatModel)>>,
+    /// Answers "is it loaded?" without waiting behind a generation.
     is_loaded: AtomicBool,
     /// The last load's offload choice, for the owner to see.
     offload: Mutex<Option<OffloadChoice>>,
@@ -55,9 +49,7 @@ impl LocalChat {
         }
         Ok(LocalChat {
             wanted: Mutex::new((path, options)),
-            slots: AtomicUsize::new(1),
             loaded: Mutex::new(None),
-            active: AtomicUsize::new(0),
             is_loaded: AtomicBool::new(false),
             offload: Mutex::new(None),
             idle_since: Mutex::new(None),
@@ -70,11 +62,6 @@ impl LocalChat {
     pub fn set_resources(&self, threads: i32, offload: Offload) {
         let mut wanted = lock(&self.wanted);
         wanted.1 = ModelOptions { threads, offload, ..wanted.1 };
-    }
-
-    /// Generations the model serves at once from the next load on (at least 1).
-    pub fn set_slots(&self, slots: usize) {
-        self.slots.store(slots.clamp(1, heiwa_inference::MAX_SLOTS), Ordering::Relaxed);
     }
 
     /// How long the model may stay loaded without work (`None`: forever).
@@ -105,7 +92,7 @@ impl LocalChat {
     }
 
     /// Unload the model if it has been idle for its keep-alive; true if it was.
-    /// Never waits behind a load.
+    /// Never waits behind a generation.
     pub fn unload_if_idle(&self) -> bool {
         let (Some(keep_alive), Some(idle_since)) = (*lock(&self.keep_alive), *lock(&self.idle_since)) else {
             return false;
@@ -114,7 +101,7 @@ impl LocalChat {
             return false;
         }
         let Ok(mut loaded) = self.loaded.try_lock() else { return false };
-        if loaded.is_none() || self.active.load(Ordering::SeqCst) > 0 {
+        if loaded.is_none() || lock(&self.idle_since).is_none() {
             return false; // unloaded already, or a generation started meanwhile
         }
         *loaded = None;
@@ -124,54 +111,39 @@ impl LocalChat {
     }
 
     /// Run `work` on the loaded model (loading it, or reloading it with new
-    /// options, first); the keep-alive counts from when the last one returns.
-    /// A reload waits for nothing: generations under way finish on the model
-    /// they started with, which is freed when the last of them ends.
-    fn with_model<T>(&self, work: impl FnOnce(&Batcher) -> Result<T, InferenceError>) -> Result<T, InferenceError> {
+    /// options, first); the keep-alive counts from when it returns.
+    fn with_model<T>(&self, work: impl FnOnce(&ChatModel) -> Result<T, InferenceError>) -> Result<T, InferenceError> {
         let (path, options) = lock(&self.wanted).clone();
-        let slots = self.slots.load(Ordering::Relaxed);
-        self.active.fetch_add(1, Ordering::SeqCst);
+        let mut loaded = lock(&self.loaded);
         *lock(&self.idle_since) = None;
-        let done = self.loaded_model(path, options, slots).and_then(|model| work(&model));
-        if self.active.fetch_sub(1, Ordering::SeqCst) == 1 {
-            *lock(&self.idle_since) = Some(Instant::now());
-        }
+        let done = (|| {
+            if loaded.as_ref().is_none_or(|(loaded_path, model)| *loaded_path != path || model.options() != options) {
+                *loaded = None; // free the old weights before loading new ones
+                self.is_loaded.store(false, Ordering::Relaxed);
+                let model = ChatModel::load(&path, options)?;
+                if model.offload().layers == 0 && options.offload != Offload::CPU {
+                    // A GPU was wanted and none took the model: say why where the owner looks.
+                    tracing::warn!(why = %model.offload().why, "chat model loaded on the CPU");
+                } else {
+                    tracing::info!(offload = %model.offload().why, "chat model loaded");
+                }
+                *lock(&self.offload) = Some(model.offload().clone());
+                *loaded = Some((path.clone(), model));
+                self.is_loaded.store(true, Ordering::Relaxed);
+            }
+            let (_, model) = loaded.as_ref().expect("loaded just above");
+            work(model)
+        })();
+        *lock(&self.idle_since) = Some(Instant::now());
         done
     }
 
-    fn loaded_model(&self, path: PathBuf, options: ModelOptions, slots: usize) -> Result<Arc<Batcher>, InferenceError> {
-        let mut loaded = lock(&self.loaded);
-        let current = |(loaded_path, model): &(PathBuf, Arc<Batcher>)| {
-            *loaded_path == path && model.model().options() == options && model.stats().slots == slots
-        };
-        if !loaded.as_ref().is_some_and(current) {
-            *loaded = None; // free the old weights (once no generation holds them) before loading new ones
-            self.is_loaded.store(false, Ordering::Relaxed);
-            let model = ChatModel::load(&path, options)?;
-            if model.offload().layers == 0 && options.offload != Offload::CPU {
-                // A GPU was wanted and none took the model: say why where the owner looks.
-                tracing::warn!(why = %model.offload().why, "chat model loaded on the CPU");
-            } else {
-                tracing::info!(offload = %model.offload().why, slots, "chat model loaded");
-            }
-            *lock(&self.offload) = Some(model.offload().clone());
-            *loaded = Some((path, Arc::new(Batcher::start(Arc::new(model), slots)?)));
-            self.is_loaded.store(true, Ordering::Relaxed);
-        }
-        Ok(loaded.as_ref().expect("loaded just above").1.clone())
-    }
-
-    /// What the loaded model's batches have done (`None` while none is loaded).
-    pub fn batch_stats(&self) -> Option<BatchStats> {
-        self.loaded.try_lock().ok()?.as_ref().map(|(_, model)| model.stats())
-    }
-
     fn generate(&self, messages: &[Message], max_tokens: usize) -> Result<String, InferenceError> {
-        self.with_model(|batch| {
+        self.with_model(|model| {
             let pairs: Vec<(&str, &str)> = messages.iter().map(|m| (m.role, m.content.as_str())).collect();
-            let prompt = batch.model().format_chat(&pairs)?;
+            let prompt = model.format_chat(&pairs)?;
             let options = GenerateOptions { constraint: self.tool_call.clone(), ..GenerateOptions::greedy(max_tokens) };
-            Ok(batch.generate(&prompt, &options, &mut |_| true)?.text)
+            Ok(model.generate(&prompt, &options, &mut |_| true)?.text)
         })
     }
 
@@ -180,9 +152,7 @@ impl LocalChat {
     /// [`GENERATE_MAX_TOKENS`], cut to what the hub keeps. Deterministic for
     /// one model file and backend: another limb can score it.
     pub fn generate_greedy(&self, prompt: &str) -> Result<String, InferenceError> {
-        // Alone, not in the batch: see the type's comment.
-        self.with_model(|batch| {
-            let model = batch.model();
+        self.with_model(|model| {
             let prompt = model.format_chat(&[("user", prompt)])?;
             let text = model.complete(&prompt, GENERATE_MAX_TOKENS)?.text;
             Ok(truncate_to(&text, MAX_SUMMARY_BYTES).to_string())
@@ -193,8 +163,7 @@ impl LocalChat {
     /// One prefill of both (`ChatModel::score`); the summary carries the vote
     /// the hub reads (`hub_rules::score_summary`).
     pub fn score_answer(&self, prompt: &str, answer: &str) -> Result<String, InferenceError> {
-        self.with_model(|batch| {
-            let model = batch.model();
+        self.with_model(|model| {
             let scored = model.score(&model.format_chat(&[("user", prompt)])?, answer)?;
             let miss = scored.first_miss(SCORE_TOLERANCE).map(|at| (at, scored.gaps[at]));
             Ok(score_summary(scored.tokens(), miss, SCORE_TOLERANCE))
@@ -206,7 +175,12 @@ impl LocalChat {
 /// (`LocalChat::set_resources`): every core, as many layers on the GPU as fit.
 /// Public so that benchmarks measure what a limb runs.
 pub fn chat_options() -> ModelOptions {
-    ModelOptions { threads: heiwa_inference::all_cores(), offload: Offload::Fit { cap_mib: None }, context_len: 4096 }
+    ModelOptions {
+        threads: heiwa_inference::all_cores(),
+        offload: Offload::Fit { cap_mib: None },
+        context_len: 4096,
+        sequences: 1,
+    }
 }
 
 /// The most tokens a greedy generation task produces.
@@ -249,7 +223,8 @@ impl Model for LocalChat {
 /// The chat model the agent uses: llama.cpp here, or a remote
 /// OpenAI-compatible server (vLLM, LiteLLM, another limb's `heiwa serve`).
 pub enum ChatBackend {
-    Local(LocalChat),
+    /// Boxed: it is several times the size of the remote client.
+    Local(Box<LocalChat>),
     Remote(RemoteClient),
 }
 
@@ -420,7 +395,7 @@ impl LocalAgent {
     ) -> Result<Self, LocalAgentError> {
         let model = match remote {
             Some(remote) => ChatBackend::Remote(RemoteClient::new(remote)),
-            None => ChatBackend::Local(LocalChat::new(parts.chat_model()?, chat_options())?),
+            None => ChatBackend::Local(Box::new(LocalChat::new(parts.chat_model()?, chat_options())?)),
         };
         let memory = LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir.join("memory")).await?;
         let tools = match Sandbox::connect(&parts.sandbox_image, Limits::default()).await {
@@ -492,7 +467,6 @@ impl Follower {
     pub fn follow(&self, decision: &crate::governor::Decision) {
         if let ChatBackend::Local(local) = &self.0.model {
             local.set_resources(decision.threads, decision.offload);
-            local.set_slots(decision.max_in_flight);
             let minutes = u64::from(decision.keep_alive_minutes);
             local.set_keep_alive((minutes > 0).then(|| Duration::from_secs(minutes * 60)));
         }

@@ -3,7 +3,7 @@
 use crate::error::CommandResult;
 use crate::state::{AppState, Limb};
 use heiwa_inference::gpu::Device;
-use heiwa_inference::{BatchStats, OffloadChoice};
+use heiwa_inference::OffloadChoice;
 use limb_core::governor::{Decision, DonationPolicy};
 use limb_core::mesh::LimbStatus;
 use limb_core::LimbInfo;
@@ -36,8 +36,6 @@ pub struct ModelState {
     pub loaded: bool,
     /// Where its last load put the layers, and why.
     pub offload: Option<OffloadChoice>,
-    /// Its slots (tasks decoded together) and what they have generated, while loaded.
-    pub batch: Option<BatchStats>,
 }
 
 #[derive(Serialize, TS)]
@@ -66,7 +64,6 @@ pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> 
                 path: m.model_path().display().to_string(),
                 loaded: m.is_loaded(),
                 offload: m.offload(),
-                batch: m.batch_stats(),
             }),
             running.agent.tool_problem().map(String::from),
         ),

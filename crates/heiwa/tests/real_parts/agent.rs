@@ -46,46 +46,6 @@ async fn the_agent_answers_from_local_memory_and_computes_with_the_sandbox() {
     local.close().await.unwrap();
 }
 
-/// A limb running 4 tasks at once shares its model's decode steps among
-/// them: 8 agent tasks, retrieval with citations and `run_python` calls
-/// interleaved, each answered as when alone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_slots_answer_eight_agent_tasks_with_citations_and_tool_calls_interleaved() {
-    let parts = parts();
-    let dir = tempfile::tempdir().unwrap();
-    let local =
-        LocalAgent::open(&parts, dir.path(), "local", Budget::default(), None).await.expect("the agent's parts start");
-    let memory = local.memory();
-    ingest_path(&memory.memory, &memory.embedder, "local", &samples(), WalkOptions::default(), &mut |_| {})
-        .await
-        .unwrap();
-    let model = local.local_model().expect("a local model");
-    model.set_slots(4);
-    // As the limb runs them: each task on a blocking thread of its own.
-    let runtime = tokio::runtime::Handle::current();
-    let tasks: Vec<_> = (0..8)
-        .map(|n| {
-            let (agent, runtime) = (local.agent.clone(), runtime.clone());
-            let question = if n % 2 == 0 { QUESTION } else { "What is 17 * 23?" };
-            tokio::task::spawn_blocking(move || runtime.block_on(agent.answer(question)).expect("the loop completes"))
-        })
-        .collect();
-    for (n, task) in tasks.into_iter().enumerate() {
-        let answer = task.await.unwrap();
-        if n % 2 == 0 {
-            let first = answer.citations.first().map(|c| c.path.rsplit('/').next().unwrap());
-            assert_eq!(first, Some("volunteer-computing.md"), "{answer:?}");
-        } else {
-            assert_eq!(answer.tool_uses.len(), 1, "{answer:?}");
-            assert_eq!(answer.tool_uses[0].stdout.trim(), "391", "{answer:?}");
-        }
-    }
-    let stats = model.batch_stats().expect("loaded");
-    assert_eq!(stats.slots, 4);
-    assert!(stats.steps < stats.generated_tokens, "sequences shared decode steps: {stats:?}");
-    local.close().await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_limb_answers_a_hub_task_with_retrieved_passages_and_cites_them() {
     let parts = parts();

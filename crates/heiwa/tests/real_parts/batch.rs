@@ -3,21 +3,23 @@
 
 use super::parts;
 use heiwa_inference::{
-    json_schema_grammar, Batcher, ChatModel, Constraint, GenerateOptions, ModelOptions, SCORE_TOLERANCE,
+    json_schema_grammar, Batcher, ChatModel, Constraint, FinishReason, GenerateOptions, ModelOptions, SCORE_TOLERANCE,
 };
 use std::sync::Arc;
 
-fn batcher(slots: usize) -> Batcher {
-    let options = ModelOptions { threads: 2, ..ModelOptions::default() };
+fn batcher(slots: u32) -> Batcher {
+    let options = ModelOptions { threads: 2, sequences: slots, ..ModelOptions::default() };
     let chat = ChatModel::load(&parts().chat_model().unwrap(), options).expect("chat model loads");
-    Batcher::start(Arc::new(chat), slots).expect("the batch context is made")
+    Batcher::start(Arc::new(chat)).expect("the batch context is made")
 }
 
 /// Greedy answers of four different prompts decoded together are the
 /// model's own answers: the ones each gets alone (the engine's one-context-
-/// per-call path) or, where batched kernels flip a near-tie (measured here:
-/// one of the four, "memory" for "hardware" after 20 tokens), answers the
+/// per-call path) or, where batched kernels flip a near-tie, answers the
 /// scorer passes at every token — no false alarm for a batching limb.
+/// Which steps a prompt shares depends on when it arrives, so the flips vary
+/// from run to run (seen here: 2 or 3 of 4 identical; "memory" for "hardware"
+/// after 20 tokens, "Hello!" for "Bonjour!" at the first).
 #[test]
 fn greedy_answers_in_a_batch_of_four_are_the_models_own() {
     let batcher = batcher(4);
@@ -44,8 +46,6 @@ fn greedy_answers_in_a_batch_of_four_are_the_models_own() {
     for ((prompt, batched), single) in prompts.iter().zip(&together).zip(&alone) {
         let scored = batcher.model().score(prompt, batched).unwrap();
         assert_eq!(scored.first_miss(SCORE_TOLERANCE), None, "{batched:?} (alone: {single:?}): {scored:?}");
-        let common = batched.chars().zip(single.chars()).take_while(|(a, b)| a == b).count();
-        assert!(common >= 16, "they part after {common} characters at most where a near-tie flips: {batched:?}");
     }
     let stats = batcher.stats();
     assert!(stats.generated_tokens >= 4 * 8, "{stats:?}");
@@ -104,7 +104,8 @@ fn a_cancelled_sequence_frees_its_slot() {
             pieces < 3
         })
         .unwrap();
-    assert!(cut.generated_tokens < 10, "stopped within a step of the refusal: {cut:?}");
+    // The refusal reaches the worker once this thread has read the third piece: a few steps at most.
+    assert!(cut.finish == FinishReason::Stop && cut.generated_tokens < 100, "stopped soon after the refusal: {cut:?}");
     let next = batcher.generate(&prompt, &GenerateOptions::greedy(4), &mut |_| true).unwrap();
     assert_eq!(next.generated_tokens, 4, "{next:?}");
     assert_eq!(batcher.stats().running, 0);

@@ -336,7 +336,7 @@ async fn scoring_checks_real_greedy_answers() {
         async move {
             let code = http.create_invite("heiwa", 1, 600, InviteRole::Limb, owner).await.unwrap().0;
             let options = heiwa_inference::ModelOptions::default();
-            let model = ChatBackend::Local(LocalChat::new(parts.chat_model().unwrap(), options).unwrap());
+            let model = ChatBackend::Local(Box::new(LocalChat::new(parts.chat_model().unwrap(), options).unwrap()));
             let executor = std::sync::Arc::new(ModelLimb { model, lies });
             super::trust_limbs::limb_running(http, dir, &code, name, executor, offer).await
         }

@@ -80,11 +80,7 @@ loaded: boolean,
 /**
  * Where its last load put the layers, and why.
  */
-offload: OffloadChoice | null, 
-/**
- * Its slots (tasks decoded together) and what they have generated, while loaded.
- */
-batch: BatchStats | null, };
+offload: OffloadChoice | null, };
 
 export type LimbInfo = { version: string, data_dir: string, 
 /**
@@ -214,24 +210,6 @@ layers: number,
  * The model's repeating layers plus its output layer.
  */
 model_layers: number, why: string, };
-
-export type BatchStats = { slots: number, 
-/**
- * Sequences in a slot now.
- */
-running: number, 
-/**
- * Prompt tokens of every sequence admitted.
- */
-prompt_tokens: number, 
-/**
- * Of those, tokens whose KV a slot already held (not computed again).
- */
-reused_tokens: number, generated_tokens: number, 
-/**
- * Decode steps, each one batch.
- */
-steps: number, };
 
 export type Device = { name: string, description: string, backend: string, kind: DeviceKind, total_mib: number, free_mib: number, };
 
