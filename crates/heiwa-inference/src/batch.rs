@@ -39,7 +39,7 @@ pub struct Batcher {
     slots: usize,
 }
 
-/// What the batcher has done so far (for the UI, benchmarks and tests).
+/// What the batcher has done so far (for benchmarks and tests).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BatchStats {
     pub slots: usize,

@@ -186,9 +186,10 @@ pub(crate) fn model_params(
         Offload::Fit { cap_mib } => {
             let mut params = Box::pin(LlamaModelParams::default());
             // The whole KV cache the model will hold: every sequence's context.
-            let whole = options.context_len.saturating_mul(options.sequences.max(1));
-            let mut cparams = context_params(&ModelOptions { context_len: whole, ..*options })
-                .with_n_seq_max(options.sequences.max(1));
+            let sequences = options.sequences.max(1);
+            let whole = options.context_len.saturating_mul(sequences);
+            let mut cparams =
+                context_params(&ModelOptions { context_len: whole, ..*options }).with_n_seq_max(sequences);
             let mut margins = vec![DEFAULT_MARGIN_MIB as usize * MIB as usize; llama_cpp_2::max_devices().max(1)];
             for (margin, gpu) in margins.iter_mut().zip(&gpus) {
                 *margin = margin_bytes(gpu.free_mib, cap_mib) as usize;

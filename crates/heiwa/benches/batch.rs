@@ -49,7 +49,7 @@ const TOPICS: [&str; 8] = [
     "a glacier",
 ];
 
-/// One streamed answer: time to its first content, content chunks, time in all.
+/// One streamed answer: time to its first content, and its content chunks.
 struct Streamed {
     first: Duration,
     tokens: usize,
@@ -104,8 +104,12 @@ impl Api {
     }
 }
 
+fn story_request(i: usize) -> String {
+    format!("Write a long, detailed story about {}.", TOPICS[i % TOPICS.len()])
+}
+
 fn story(i: usize) -> Value {
-    json!([{ "role": "user", "content": format!("Write a long, detailed story about {}.", TOPICS[i % TOPICS.len()]) }])
+    json!([{ "role": "user", "content": story_request(i) }])
 }
 
 /// A system prompt of about 1,000 tokens (200 in the quick mode), different for each `n`.
@@ -197,8 +201,8 @@ async fn main() {
     let before = {
         let started = Instant::now();
         let mut tokens = 0;
-        for i in 0..SLOTS.min(common::sized(8, 2)) {
-            let prompt = chat.format_chat(&[("user", story(i)[0]["content"].as_str().unwrap())]).unwrap();
+        for i in 0..common::sized(SLOTS, 2) {
+            let prompt = chat.format_chat(&[("user", &story_request(i))]).unwrap();
             tokens +=
                 chat.generate(&prompt, &GenerateOptions::greedy(generate()), &mut |_| true).unwrap().generated_tokens;
         }
