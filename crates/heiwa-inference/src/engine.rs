@@ -7,7 +7,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::gpu::OffloadChoice;
 use crate::runtime::context_params;
@@ -422,12 +422,14 @@ fn decode(ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch) -> Result<(), Infe
 
 /// A sentence-embedding model (mean pooling as stored in the GGUF). Made
 /// with [`Embedder::lazy`] it loads on the first `embed`, so a limb that is
-/// only waiting keeps no model in memory.
+/// only waiting keeps no model in memory. A clone shares the model (one
+/// load, one copy in memory): ingestion embeds on a thread of its own with one.
+#[derive(Clone)]
 pub struct Embedder {
     path: PathBuf,
     options: ModelOptions,
-    model: OnceLock<LlamaModel>,
-    loading: std::sync::Mutex<()>,
+    model: Arc<OnceLock<LlamaModel>>,
+    loading: Arc<std::sync::Mutex<()>>,
 }
 
 impl Embedder {
@@ -443,7 +445,7 @@ impl Embedder {
             return Err(InferenceError::ModelMissing(path.into()));
         }
         let options = ModelOptions { context_len: options.context_len.min(512), ..options };
-        Ok(Embedder { path: path.into(), options, model: OnceLock::new(), loading: std::sync::Mutex::new(()) })
+        Ok(Embedder { path: path.into(), options, model: Arc::default(), loading: Arc::default() })
     }
 
     fn model(&self) -> Result<&LlamaModel, InferenceError> {

@@ -71,10 +71,51 @@ pub async fn ingest_path(
         report.removed = remove_missing(memory, tenant, root, &files, &refused).await?;
     }
     // Entries refused while walking (symbolic links, unreadable folders) are reported first.
-    let mut steps = Steps { total: refused.len() + files.len(), done: 0, report, progress };
+    let steps = std::sync::Mutex::new(Steps { total: refused.len() + files.len(), done: 0, report, progress });
     for (path, reason) in refused {
-        steps.record(path, Outcome::Failed(reason));
+        record(&steps, path, Outcome::Failed(reason));
     }
+    // Three stages at once, a group of documents apart: files are read (in the
+    // extractor's worker) while the group before them is embedded (on a thread
+    // of its own, every core) and the group before that is stored (PostgreSQL's
+    // process). One after another, the embedding waited for the other two and
+    // the cores stood ~15 % idle (issue 38's archive benchmark).
+    let (to_embed, mut embed_queue) = tokio::sync::mpsc::channel::<Vec<Waiting>>(1);
+    let (to_store, mut store_queue) = tokio::sync::mpsc::channel::<Embedded>(1);
+    let read = read_files(memory, embedder, tenant, files, &steps, to_embed);
+    let embed = async move {
+        while let Some(group) = embed_queue.recv().await {
+            let embedder = embedder.clone();
+            let embedded = tokio::task::spawn_blocking(move || embed_group(&embedder, group))
+                .await
+                .expect("embedding does not panic");
+            if to_store.send(embedded).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    };
+    let store = async {
+        while let Some(embedded) = store_queue.recv().await {
+            store_group(memory, tenant, embedded, &steps).await?;
+        }
+        Ok(())
+    };
+    tokio::try_join!(read, embed, store)?;
+    Ok(steps.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()).report)
+}
+
+/// The reading stage of [`ingest_path`]: each file checked, extracted and
+/// hashed; changed ones sent on in groups to be embedded (a large one is
+/// embedded and stored here, group by group inside its own transaction).
+async fn read_files(
+    memory: &Memory,
+    embedder: &Embedder,
+    tenant: &str,
+    files: Vec<PathBuf>,
+    steps: &std::sync::Mutex<Steps<'_>>,
+    to_embed: tokio::sync::mpsc::Sender<Vec<Waiting>>,
+) -> Result<(), MemoryError> {
     let mut waiting = Vec::new();
     let mut extractor = heiwa_extract::Extractor::default();
     // What each stored file looked like: an unchanged size and mtime skips reading it
@@ -91,30 +132,30 @@ pub async fn ingest_path(
     .collect();
     for path in files {
         if !heiwa_extract::supported(&path) {
-            steps.record(path, Outcome::Skipped);
+            record(steps, path, Outcome::Skipped);
             continue;
         }
         let stamp = stamp_of(&path);
         if stamp.is_some() && stored_stamps.get(path.to_string_lossy().as_ref()) == stamp.as_ref() {
-            steps.record(path, Outcome::Unchanged);
+            record(steps, path, Outcome::Unchanged);
             continue;
         }
         if heiwa_extract::is_streamed(&path) {
             let outcome = ingest_streamed(memory, embedder, tenant, &path, stamp, &mut extractor).await?;
-            steps.record(path, outcome);
+            record(steps, path, outcome);
             continue;
         }
         let extracted = match extractor.extract(&path).await {
             Ok(extracted) => extracted,
             Err(reason) => {
                 // The report is for people: the error's sentence.
-                steps.record(path, Outcome::Failed(reason.to_string()));
+                record(steps, path, Outcome::Failed(reason.to_string()));
                 continue;
             }
         };
         let hash = content_hash(&extracted.text);
         if unchanged(memory, tenant, &path, &hash, stamp).await? {
-            steps.record(path, Outcome::Unchanged);
+            record(steps, path, Outcome::Unchanged);
             continue;
         }
         if extracted.text.len() > EMBED_GROUP_BYTES {
@@ -122,17 +163,21 @@ pub async fn ingest_path(
             // transaction, as a streamed one is, not in one call that Ctrl-C would wait for.
             let whole = Sections::Whole(Some(extracted));
             let outcome = store_sections(memory, embedder, tenant, &path, &hash, stamp, whole).await?;
-            steps.record(path, outcome);
+            record(steps, path, outcome);
             continue;
         }
         waiting.push(Waiting { path, extracted, hash, stamp });
-        if waiting.iter().map(|w| w.extracted.text.len()).sum::<usize>() >= EMBED_GROUP_BYTES {
-            store_group(memory, embedder, tenant, std::mem::take(&mut waiting), &mut steps).await?;
+        if waiting.iter().map(|w| w.extracted.text.len()).sum::<usize>() >= EMBED_GROUP_BYTES
+            && to_embed.send(std::mem::take(&mut waiting)).await.is_err()
+        {
+            // The later stages have stopped: their error is the ingest's.
+            return Ok(());
         }
     }
-    store_group(memory, embedder, tenant, waiting, &mut steps).await?;
-    let report = steps.report;
-    Ok(report)
+    if !waiting.is_empty() {
+        let _ = to_embed.send(waiting).await;
+    }
+    Ok(())
 }
 
 /// A document that is no file here (a record of a legacy database, cut
@@ -424,6 +469,11 @@ struct Steps<'a> {
     progress: &'a mut (dyn FnMut(Progress) + Send),
 }
 
+/// Record one file's outcome in the steps the stages share.
+fn record(steps: &std::sync::Mutex<Steps<'_>>, path: PathBuf, outcome: Outcome) {
+    steps.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(path, outcome);
+}
+
 impl Steps<'_> {
     fn record(&mut self, path: PathBuf, outcome: Outcome) {
         self.done += 1;
@@ -460,69 +510,84 @@ fn stamp_of(path: &Path) -> Option<Stamp> {
 /// while memory stays bounded and progress keeps moving.
 const EMBED_GROUP_BYTES: usize = 32 << 10;
 
-/// Embed a group of documents together, then store each in its own
-/// transaction. If the group's embedding fails, each document is embedded
-/// alone so that the failure is charged to the document that caused it.
-async fn store_group(
-    memory: &Memory,
-    embedder: &Embedder,
-    tenant: &str,
+/// A group of documents, each with its chunks' (byte offset, length) and
+/// their embeddings, or why embedding it failed.
+struct Embedded {
     group: Vec<Waiting>,
-    steps: &mut Steps<'_>,
-) -> Result<(), MemoryError> {
-    if group.is_empty() {
-        return Ok(());
-    }
+    spans: Vec<Vec<(usize, usize)>>,
+    embeddings: Vec<Result<Vec<Vec<f32>>, String>>,
+}
+
+/// Embed a group of documents together. If that fails, each document is
+/// embedded alone so that the failure is charged to the document that caused it.
+fn embed_group(embedder: &Embedder, group: Vec<Waiting>) -> Embedded {
     let pieces: Vec<Vec<(usize, &str)>> =
         group.iter().map(|doc| document_chunks(&doc.extracted, heiwa_extract::is_source(&doc.path))).collect();
     let texts: Vec<&str> = pieces.iter().flatten().map(|(_, chunk)| *chunk).collect();
     let mut together = embedder.embed(&texts).ok().map(Vec::into_iter);
+    let embeddings = pieces
+        .iter()
+        .map(|pieces| match together.as_mut() {
+            Some(vectors) => Ok(vectors.by_ref().take(pieces.len()).collect()),
+            None => embedder
+                .embed(&pieces.iter().map(|(_, chunk)| *chunk).collect::<Vec<_>>())
+                .map_err(|reason| format!("embedding failed: {reason}")),
+        })
+        .collect();
+    let spans =
+        pieces.iter().map(|pieces| pieces.iter().map(|(start, chunk)| (*start, chunk.len())).collect()).collect();
+    Embedded { group, spans, embeddings }
+}
+
+/// Store each document of an embedded group in one transaction, then report them.
+async fn store_group(
+    memory: &Memory,
+    tenant: &str,
+    Embedded { group, spans, embeddings }: Embedded,
+    steps: &std::sync::Mutex<Steps<'_>>,
+) -> Result<(), MemoryError> {
     // The group's documents commit together: one WAL flush for ~30 small files
     // instead of one each (the archive benchmark spent ~15% of its time in
     // them). Each document is still whole or absent.
     let mut tx = memory.pool().begin().await?;
     let mut outcomes = Vec::with_capacity(group.len());
-    for (doc, pieces) in group.iter().zip(&pieces) {
-        let embeddings = match together.as_mut() {
-            Some(vectors) => Ok(vectors.by_ref().take(pieces.len()).collect()),
-            None => embedder.embed(&pieces.iter().map(|(_, chunk)| *chunk).collect::<Vec<_>>()),
-        };
+    for ((doc, spans), embeddings) in group.iter().zip(&spans).zip(embeddings) {
         match embeddings {
             Ok(embeddings) => {
-                store_document(&mut tx, tenant, doc, pieces, embeddings).await?;
+                store_document(&mut tx, tenant, doc, spans, embeddings).await?;
                 outcomes.push(Outcome::Added);
             }
-            Err(reason) => outcomes.push(Outcome::Failed(format!("embedding failed: {reason}"))),
+            Err(reason) => outcomes.push(Outcome::Failed(reason)),
         }
     }
     tx.commit().await?;
-    for (doc, outcome) in group.iter().zip(outcomes) {
-        steps.record(doc.path.clone(), outcome);
+    for (doc, outcome) in group.into_iter().zip(outcomes) {
+        record(steps, doc.path, outcome);
     }
     Ok(())
 }
 
-/// Replace the document at `doc.path` with its new chunks, within `tx`.
+/// Replace the document at `doc.path` with its chunks (byte offset, length), within `tx`.
 async fn store_document(
     tx: &mut sqlx::PgConnection,
     tenant: &str,
     doc: &Waiting,
-    pieces: &[(usize, &str)],
+    spans: &[(usize, usize)],
     embeddings: Vec<Vec<f32>>,
 ) -> Result<(), MemoryError> {
     let extracted = &doc.extracted;
     let document_id = insert_document(&mut *tx, tenant, &doc.path, &doc.hash, doc.stamp).await?;
     // Source code is cited by lines: count them as the chunks go by (they are in order).
     let mut lines = heiwa_extract::is_source(&doc.path).then(|| LineCounter::new(&extracted.text));
-    for (position, ((start, chunk), embedding)) in pieces.iter().zip(embeddings).enumerate() {
+    for (position, (&(start, len), embedding)) in spans.iter().zip(embeddings).enumerate() {
         let line_span =
-            lines.as_mut().map(|lines| (lines.line_of(*start), lines.line_of((start + chunk.len()).saturating_sub(1))));
+            lines.as_mut().map(|lines| (lines.line_of(start), lines.line_of((start + len).saturating_sub(1))));
         let row = ChunkRow {
             position: position as i32,
-            start: *start,
-            chunk,
+            start,
+            chunk: &extracted.text[start..start + len],
             embedding,
-            page: extracted.page_of(*start),
+            page: extracted.page_of(start),
             lines: line_span,
         };
         insert_chunk(&mut *tx, document_id, tenant, row).await?;

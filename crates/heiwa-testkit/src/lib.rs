@@ -1,12 +1,13 @@
 //! What the real-part tests (`crates/heiwa/tests`) and the benchmarks
 //! (`crates/heiwa/benches`) share, so that each starts a hub, publishes the
 //! module and lifts its limits the same way: [`TestHub`], the in-process
-//! limbs of the trust tests ([`trust_limbs`]) and a process's peak memory
-//! ([`resident`]). Never shipped (`publish = false`), never a dependency of
+//! limbs of the trust tests ([`trust_limbs`]), a process's peak memory
+//! ([`resident`]) and Ctrl-C for a child as at a terminal ([`signals`]). Never shipped (`publish = false`), never a dependency of
 //! anything but tests and benches.
 
 mod hub;
 pub mod resident;
+pub mod signals;
 pub mod trust_limbs;
 
 pub use hub::{parts, TestHub, DATABASE};

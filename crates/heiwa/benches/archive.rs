@@ -110,7 +110,7 @@ struct Run {
 /// `heiwa ARGS`, interrupted with SIGINT once `interrupt_after` files are reported.
 fn heiwa(data: &Path, args: &[&str], interrupt_after: Option<usize>) -> Run {
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_heiwa"))
+    let mut child = heiwa_testkit::signals::interruptible(&mut Command::new(env!("CARGO_BIN_EXE_heiwa")))
         .args(args)
         .env("HEIWA_DATA_DIR", data)
         .stdout(Stdio::piped())

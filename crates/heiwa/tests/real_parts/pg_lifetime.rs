@@ -32,22 +32,10 @@ fn the_apps_postgres_stops_when_heiwa_ends_any_way_and_the_next_run_finishes() {
     }
     let data = dir.path().join("data");
     let ingest = || {
-        use std::os::unix::process::CommandExt;
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_heiwa"));
         command.arg("ingest").arg(&corpus).env("HEIWA_DATA_DIR", &data);
         command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
-        // Ctrl-C as at a terminal: a test run started in the background by a
-        // script inherits SIGINT ignored (POSIX shells do that to `&` jobs),
-        // and heiwa, like any program, keeps an ignored signal ignored.
-        // SAFETY: only async-signal-safe work between fork and exec (one sigaction).
-        unsafe {
-            command.pre_exec(|| {
-                nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigDfl)
-                    .map(drop)
-                    .map_err(std::io::Error::from)
-            });
-        }
-        command.spawn().unwrap()
+        heiwa_testkit::signals::interruptible(&mut command).spawn().unwrap()
     };
     let postmaster = data.join("memory/data/postmaster.pid");
     for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
