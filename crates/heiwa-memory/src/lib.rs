@@ -52,6 +52,8 @@ pub enum MemoryError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot watch the folder: {0}")]
     Watch(String),
+    #[error("cannot start the embedding thread: {0}")]
+    EmbedThread(std::io::Error),
     #[error("embedding has {got} dimensions; memory stores {expected}")]
     Dimensions { got: usize, expected: usize },
 }
