@@ -16,7 +16,8 @@
 //! `llama.cpp-tools` (shared/toolchain.md says how to make one; its
 //! `llama-server` runs there by `chroot`, as root). Without it the llama-server
 //! figures are not measured, and the bench says so; a measurement run (not
-//! `HEIWA_BENCH_QUICK`) refuses to go on without it.
+//! `HEIWA_BENCH_QUICK`) refuses to go on without it. `HEIWA_BENCH_GPU_LAYERS=N`
+//! offloads N layers on both servers (`-ngl N` for llama-server; 0 unless set).
 //! The last line is machine-readable: `RESULT batch …`.
 
 mod common;
@@ -127,7 +128,7 @@ struct LlamaServer {
 }
 
 impl LlamaServer {
-    async fn start(root: &std::path::Path, model: &std::path::Path, threads: i32) -> Self {
+    async fn start(root: &std::path::Path, model: &std::path::Path, threads: i32, gpu_layers: u32) -> Self {
         let inside = root.join("tmp/heiwa-bench-model.gguf");
         if std::fs::metadata(&inside).map(|m| m.len()).ok() != std::fs::metadata(model).map(|m| m.len()).ok() {
             std::fs::copy(model, &inside).unwrap();
@@ -137,7 +138,8 @@ impl LlamaServer {
         let child = std::process::Command::new("chroot")
             .arg(root)
             .args(["llama-server", "-m", "/tmp/heiwa-bench-model.gguf", "-c", &context, "-np", &SLOTS.to_string()])
-            .args(["-t", &threads.to_string(), "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["-t", &threads.to_string(), "-ngl", &gpu_layers.to_string()])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -188,7 +190,9 @@ async fn curve(api: &Api) -> ([f64; 3], f64) {
 async fn main() {
     let parts = heiwa_config::Parts::find(None).expect("parts (scripts/setup)");
     let threads = all_cores();
-    let options = ModelOptions { threads, context_len: CONTEXT, sequences: SLOTS as u32, ..ModelOptions::default() };
+    let gpu_layers = common::gpu_layers();
+    let offload = heiwa_inference::Offload::Layers { layers: gpu_layers };
+    let options = ModelOptions { threads, offload, context_len: CONTEXT, sequences: SLOTS as u32 };
     let chat_path = parts.chat_model().unwrap();
     let llama_root = std::env::var_os("HEIWA_BENCH_LLAMA_SERVER_ROOT").map(PathBuf::from);
     assert!(
@@ -248,7 +252,7 @@ async fn main() {
 
     let llama = match &llama_root {
         Some(root) => {
-            let server = LlamaServer::start(root, &chat_path, threads).await;
+            let server = LlamaServer::start(root, &chat_path, threads, gpu_layers).await;
             Some(curve(&server.api).await)
         }
         None => None,
@@ -285,7 +289,7 @@ async fn main() {
         }
     };
     println!(
-        "{} tps_1={tps_1:.1} tps_4={tps_4:.1} tps_8={tps_8:.1} speedup_8={:.2} vs_before_8={:.2} ttft_p95_8_ms={ttft_p95_8:.0} prefix_ttft_ratio={:.2}{llama_fields}",
+        "{} tps_1={tps_1:.1} tps_4={tps_4:.1} tps_8={tps_8:.1} speedup_8={:.2} vs_before_8={:.2} ttft_p95_8_ms={ttft_p95_8:.0} prefix_ttft_ratio={:.2} gpu_layers={gpu_layers}{llama_fields}",
         common::result_prefix("batch"),
         tps_8 / tps_1,
         tps_8 / before,

@@ -115,7 +115,7 @@ async fn http(client: &RemoteClient, question: &str) -> f64 {
 async fn main() {
     let parts = heiwa_config::Parts::find(None).unwrap_or_else(|missing| panic!("{missing}"));
     let threads = heiwa_inference::all_cores();
-    let gpu_layers: u32 = std::env::var("HEIWA_BENCH_GPU_LAYERS").map_or(0, |n| n.parse().expect("a layer count"));
+    let gpu_layers = common::gpu_layers();
     let offload = heiwa_inference::Offload::Layers { layers: gpu_layers };
     let options = ModelOptions { threads, offload, context_len: CONTEXT, sequences: 1 };
     // A few hundred prompt tokens, as a task with retrieved passages has.

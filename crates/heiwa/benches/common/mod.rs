@@ -31,3 +31,9 @@ pub fn result_prefix(name: &str) -> String {
         format!("RESULT {name}")
     }
 }
+
+/// `HEIWA_BENCH_GPU_LAYERS=N`: layers every contender of a bench offloads
+/// alike (0, the CPU, unless set; `GGML_VK_VISIBLE_DEVICES` picks the device).
+pub fn gpu_layers() -> u32 {
+    std::env::var("HEIWA_BENCH_GPU_LAYERS").map_or(0, |n| n.parse().expect("HEIWA_BENCH_GPU_LAYERS: a layer count"))
+}
