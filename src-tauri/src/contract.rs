@@ -21,6 +21,7 @@ fn declarations() -> Vec<String> {
         heiwa_hub::SummaryPlace,
         crate::commands::limb::LimbView,
         crate::commands::limb::ModelState,
+        limb_core::agent::local::AnswerPace,
         limb_core::LimbInfo,
         limb_core::PartInfo,
         limb_core::PartState,

@@ -137,6 +137,7 @@ test('the window shows the limb state returned by the Rust side', async () => {
   assert.match(await text('#limb-model'), /not loaded until a task needs it/, 'an idle limb holds no model in memory');
   assert.match(await text('#donation-state'), /^giving/);
   assert.equal(await text('#limb-tool'), 'ready (sandboxed)');
+  assert.equal(await text('#limb-generation'), 'idle (one task at a time)', 'no answer yet, so no speed');
   await screenshot('limb-status');
 });
 
@@ -206,6 +207,12 @@ test('a task submitted in the window is answered by the agent of the limb and th
   await click('#tab-limb');
   await waitFor('the limb to count the task', async () => (await text('#limb-done')).startsWith('1 done'), 30000);
   assert.equal(await text('#limb-waiting'), 'none: the hub has every result');
+  // How that answer went, as chat apps show it.
+  assert.match(
+    await text('#limb-generation'),
+    /^idle \(one task at a time\) · last answer: \d+ tokens( at \d+\.\d tokens\/s)?, the first after \d+\.\d s$/
+  );
+  await screenshot('limb-answered');
   await click('#tab-tasks');
 });
 

@@ -36,7 +36,19 @@ pub struct LocalChat {
     idle_since: Mutex<Option<Instant>>,
     /// `None`: never unload.
     keep_alive: Mutex<Option<Duration>>,
+    /// How the last generation went, for the owner to see.
+    last_answer: Mutex<Option<AnswerPace>>,
     tool_call: Constraint,
+}
+
+/// How one generation went, as chat apps show it: its tokens, the wait for
+/// the first (the prompt's processing) and the pace after it.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, ts_rs::TS)]
+pub struct AnswerPace {
+    pub tokens: u32,
+    pub first_token_s: f64,
+    /// `None` for an answer of one token.
+    pub tokens_per_s: Option<f64>,
 }
 
 /// Ollama's default: a model idle this long gives its memory back.
@@ -54,6 +66,7 @@ impl LocalChat {
             offload: Mutex::new(None),
             idle_since: Mutex::new(None),
             keep_alive: Mutex::new(Some(DEFAULT_KEEP_ALIVE)),
+            last_answer: Mutex::new(None),
             tool_call: tool_call_constraint()?,
         })
     }
@@ -89,6 +102,42 @@ impl LocalChat {
     /// Where the last load put the layers and why (`None` before the first load).
     pub fn offload(&self) -> Option<OffloadChoice> {
         lock(&self.offload).clone()
+    }
+
+    /// A generation is running now (the model answers one at a time).
+    pub fn is_generating(&self) -> bool {
+        self.is_loaded() && lock(&self.idle_since).is_none()
+    }
+
+    /// How the last generation went (`None` before the first).
+    pub fn last_answer(&self) -> Option<AnswerPace> {
+        *lock(&self.last_answer)
+    }
+
+    /// Generate with `options` after `prompt`, and remember how it went.
+    fn timed_generation(
+        &self,
+        model: &ChatModel,
+        prompt: &str,
+        options: &GenerateOptions,
+    ) -> Result<String, InferenceError> {
+        let started = Instant::now();
+        let mut first_text = None;
+        let completion = model.generate(prompt, options, &mut |_| {
+            first_text.get_or_insert_with(Instant::now);
+            true
+        })?;
+        let ended = Instant::now();
+        let first = first_text.unwrap_or(ended);
+        let decoding = ended.duration_since(first).as_secs_f64();
+        *lock(&self.last_answer) = Some(AnswerPace {
+            tokens: completion.generated_tokens as u32,
+            first_token_s: first.duration_since(started).as_secs_f64(),
+            // The tokens after the first, over the time after it: the prompt's processing is the first token's wait.
+            tokens_per_s: (completion.generated_tokens > 1 && decoding > 0.0)
+                .then(|| (completion.generated_tokens - 1) as f64 / decoding),
+        });
+        Ok(completion.text)
     }
 
     /// Unload the model if it has been idle for its keep-alive; true if it was.
@@ -143,7 +192,7 @@ impl LocalChat {
             let pairs: Vec<(&str, &str)> = messages.iter().map(|m| (m.role, m.content.as_str())).collect();
             let prompt = model.format_chat(&pairs)?;
             let options = GenerateOptions { constraint: self.tool_call.clone(), ..GenerateOptions::greedy(max_tokens) };
-            Ok(model.generate(&prompt, &options, &mut |_| true)?.text)
+            self.timed_generation(model, &prompt, &options)
         })
     }
 
@@ -154,7 +203,7 @@ impl LocalChat {
     pub fn generate_greedy(&self, prompt: &str) -> Result<String, InferenceError> {
         self.with_model(|model| {
             let prompt = model.format_chat(&[("user", prompt)])?;
-            let text = model.complete(&prompt, GENERATE_MAX_TOKENS)?.text;
+            let text = self.timed_generation(model, &prompt, &GenerateOptions::greedy(GENERATE_MAX_TOKENS))?;
             Ok(truncate_to(&text, MAX_SUMMARY_BYTES).to_string())
         })
     }

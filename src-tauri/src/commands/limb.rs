@@ -4,6 +4,7 @@ use crate::error::CommandResult;
 use crate::state::{AppState, Limb};
 use heiwa_inference::gpu::Device;
 use heiwa_inference::OffloadChoice;
+use limb_core::agent::local::AnswerPace;
 use limb_core::governor::{Decision, DonationPolicy};
 use limb_core::mesh::LimbStatus;
 use limb_core::LimbInfo;
@@ -36,6 +37,11 @@ pub struct ModelState {
     pub loaded: bool,
     /// Where its last load put the layers, and why.
     pub offload: Option<OffloadChoice>,
+    /// Answering a task now (one at a time: a limb's answers are compared
+    /// token for token, and answers decoded in a batch can differ).
+    pub generating: bool,
+    /// How its last answer went.
+    pub last_answer: Option<AnswerPace>,
 }
 
 #[derive(Serialize, TS)]
@@ -64,6 +70,8 @@ pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> 
                 path: m.model_path().display().to_string(),
                 loaded: m.is_loaded(),
                 offload: m.offload(),
+                generating: m.is_generating(),
+                last_answer: m.last_answer(),
             }),
             running.agent.tool_problem().map(String::from),
         ),

@@ -129,3 +129,34 @@ fn a_prompt_sharing_a_cached_prefix_is_computed_from_where_they_differ() {
     assert!(reused < (after.prompt_tokens - before.prompt_tokens), "the differing question is computed");
     assert_eq!(answer.text, batcher.model().complete(&second, 16).unwrap().text, "the same answer as computed whole");
 }
+
+/// A limb answers one task at a time (its answers are compared token for
+/// token); what the owner sees of it: whether it is answering now, and how
+/// fast its last answer went.
+#[test]
+fn a_limbs_model_says_when_it_is_answering_and_how_its_last_answer_went() {
+    use limb_core::agent::{local::LocalChat, Message, Model};
+    let options = ModelOptions { threads: 2, ..ModelOptions::default() };
+    let chat = LocalChat::new(parts().chat_model().unwrap(), options).unwrap();
+    assert!(!chat.is_generating() && chat.last_answer().is_none(), "nothing has run yet");
+    let answering = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            let messages = [Message::new("user", "Count from one to twenty in words.")];
+            futures::executor::block_on(Model::chat(&chat, &messages, 48)).unwrap()
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut seen = false;
+        while !run.is_finished() && std::time::Instant::now() < deadline {
+            seen |= chat.is_generating();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!run.join().unwrap().is_empty());
+        seen
+    });
+    assert!(answering, "seen answering while the generation ran");
+    assert!(!chat.is_generating(), "idle once it returned");
+    let pace = chat.last_answer().expect("how it went is known");
+    assert!(pace.tokens > 10, "the count to twenty takes more than ten tokens: {pace:?}");
+    let rate = pace.tokens_per_s.expect("more than one token, so a pace");
+    assert!(rate > 1.0 && rate < 10_000.0 && pace.first_token_s > 0.0, "plausible: {pace:?}");
+}

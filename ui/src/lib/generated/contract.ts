@@ -80,7 +80,22 @@ loaded: boolean,
 /**
  * Where its last load put the layers, and why.
  */
-offload: OffloadChoice | null, };
+offload: OffloadChoice | null, 
+/**
+ * Answering a task now (one at a time: a limb's answers are compared
+ * token for token, and answers decoded in a batch can differ).
+ */
+generating: boolean, 
+/**
+ * How its last answer went.
+ */
+last_answer: AnswerPace | null, };
+
+export type AnswerPace = { tokens: number, first_token_s: number, 
+/**
+ * `None` for an answer of one token.
+ */
+tokens_per_s: number | null, };
 
 export type LimbInfo = { version: string, data_dir: string, 
 /**
