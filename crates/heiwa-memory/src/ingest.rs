@@ -85,7 +85,8 @@ pub async fn ingest_path(
     let read = read_files(memory, embedder, tenant, files, &steps, to_embed);
     // One thread for the whole ingest, not a pooled one per group: each thread
     // that embeds keeps its allocator's high-water mark (a context's buffers),
-    // and a pool rotates among several (+90 MB peak on 2,000 files, measured).
+    // and a pool rotates among several (2,000 files, measured: peak RSS
+    // 384–470 MB pooled against 311–324 MB on one thread, the same time).
     let embedding = {
         let embedder = embedder.clone();
         std::thread::Builder::new()

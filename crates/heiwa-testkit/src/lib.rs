@@ -2,8 +2,9 @@
 //! (`crates/heiwa/benches`) share, so that each starts a hub, publishes the
 //! module and lifts its limits the same way: [`TestHub`], the in-process
 //! limbs of the trust tests ([`trust_limbs`]), a process's peak memory
-//! ([`resident`]) and Ctrl-C for a child as at a terminal ([`signals`]). Never shipped (`publish = false`), never a dependency of
-//! anything but tests and benches.
+//! ([`resident`]) and Ctrl-C for a child as at a terminal ([`signals`]).
+//! Never shipped (`publish = false`), never a dependency of anything but
+//! tests and benches.
 
 mod hub;
 pub mod resident;
