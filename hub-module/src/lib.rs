@@ -25,6 +25,7 @@
 //! - `placement.rs`: which limb gets which task, and a replicated task's copies;
 //! - `quorum.rs`: judging copies and scores, spot checks, trust;
 //! - `stewards.rs`: what owners, operators and the admin steer;
+//! - `catalogue.rs`: a tenant's models and which limbs hold or fetch them;
 //! - `retention.rs`: the scheduled sweeps; `migration.rs`: the SurrealDB cutover.
 //!
 //! The files call downwards only (guard and placement at the bottom, the
@@ -33,6 +34,7 @@
 pub use hub_rules as rules;
 
 mod access;
+mod catalogue;
 mod guard;
 mod limbs;
 mod migration;
@@ -43,6 +45,7 @@ mod stewards;
 mod tasks;
 mod visibility;
 
+pub use rules::catalogue::ModelState;
 pub use rules::{ModelOffer, QuorumState, TaskState};
 use spacetimedb::{
     client_visibility_filter, reducer, table, ConnectionId, Filter, Identity, ReducerContext, ScheduleAt,
@@ -473,6 +476,59 @@ pub struct LimbTrust {
     /// Replicated tasks of its that were not copied (trusted), and those spot-checked.
     pub trusted_skips: u64,
     pub spot_checks: u64,
+}
+
+/// A tenant's model catalogue: the models its tasks may name, where limbs
+/// fetch them from (tried in order), and whether limbs keep them ready. The
+/// owner and operators write it; the tenant's readers read it.
+#[table(name = catalogue_model, public)]
+pub struct CatalogueModel {
+    #[primary_key]
+    #[auto_inc]
+    pub id: u64,
+    #[index(btree)]
+    pub tenant_id: u64,
+    /// What tasks name (`--model`); unique in the tenant.
+    pub model_id: String,
+    pub file: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    /// http(s) URLs and/or `hf:` references.
+    pub sources: Vec<String>,
+    pub license: String,
+    /// Every limb of the tenant fetches it, not only when a task waits for it.
+    pub keep_ready: bool,
+    pub added_by: Identity,
+    pub added_at: Timestamp,
+}
+
+/// One limb's copy of a catalogue model: the hub's request to the limb (it
+/// reads its own rows, by `limb_identity`, and fetches what is `Wanted`) and
+/// how the copy stands, which the limb reports and its offers confirm. The
+/// entry's fetch details are copied in, as a limb reads no catalogue rows.
+#[table(name = limb_model, public)]
+pub struct LimbModel {
+    #[primary_key]
+    #[auto_inc]
+    pub id: u64,
+    #[index(btree)]
+    pub limb_id: u64,
+    #[index(btree)]
+    pub tenant_id: u64,
+    #[index(btree)]
+    pub limb_identity: Identity,
+    pub model_id: String,
+    pub file: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub sources: Vec<String>,
+    /// How the copy stands (not `state`, which the SQL readers read as a task's).
+    pub stage: ModelState,
+    /// Bytes on the limb's disk (of `size_bytes`).
+    pub have: u64,
+    /// Why it failed or does not fit, in words.
+    pub reason: String,
+    pub updated_at: Timestamp,
 }
 
 /// Tasks waiting for a limb, oldest first per tenant (task ids only grow).

@@ -2,6 +2,7 @@
 //! offering free slots and the models it has, heartbeats, and going offline
 //! when its connection closes.
 
+use crate::catalogue::follow_offer;
 use crate::guard::{own_limb, require_member};
 use crate::placement::{fill, refresh_ready};
 use crate::*;
@@ -104,6 +105,7 @@ pub fn offer(
     let limb = own_limb(ctx, limb_id)?;
     let limb = set_online(ctx, Limb { capacity, models, tool, gpu, ..limb }, true);
     ctx.db.presence().limb_id().update(Presence { limb_id, last_seen: ctx.timestamp, connection: ctx.connection_id });
+    follow_offer(ctx, &limb);
     fill(ctx, &limb);
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! assigned, which is why replication's copying lives beside placement (each
 //! calls the other); judging the answers is `quorum.rs`.
 
+use crate::catalogue::task_queued;
 use crate::*;
 
 /// The tenant (owner or an operator) paused this limb.
@@ -156,6 +157,7 @@ pub(crate) fn place(ctx: &ReducerContext, task: Task) {
         None => {
             mirror(ctx, &task);
             widen_bounds(ctx, task.tenant_id, task.id);
+            task_queued(ctx, task.tenant_id, &task.model);
             ctx.db.pending().insert(Pending { task_id: task.id, tenant_id: task.tenant_id, model: task.model });
         }
     }

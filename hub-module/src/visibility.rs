@@ -38,6 +38,8 @@ readers_see_their_tenant! {
     LIMB_CONTROL_TENANT_VISIBILITY: "limb_control",
     TASK_TENANT_VISIBILITY: "task",
     RESULT_TENANT_VISIBILITY: "task_result",
+    CATALOGUE_VISIBILITY: "catalogue_model",
+    LIMB_MODEL_TENANT_VISIBILITY: "limb_model",
 }
 
 #[client_visibility_filter]
@@ -59,6 +61,9 @@ const OPERATOR_INVITE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM operator_i
 // only the limb subscribes to it, by its own rule.
 #[client_visibility_filter]
 const LIMB_CONTROL_OWN_VISIBILITY: Filter = Filter::Sql("SELECT * FROM limb_control WHERE limb_identity = :sender");
+// `limb_model` has two rules as `limb_control` has: readers query it, the limb subscribes to its own rows.
+#[client_visibility_filter]
+const LIMB_MODEL_OWN_VISIBILITY: Filter = Filter::Sql("SELECT * FROM limb_model WHERE limb_identity = :sender");
 #[client_visibility_filter]
 const ASSIGNEE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM assignee WHERE identity = :sender");
 #[client_visibility_filter]

@@ -47,6 +47,8 @@ pub struct LimbStatus {
     /// The tenant's owner (or its admin bot) paused this limb, and why: it
     /// takes no new work until resumed from there.
     pub paused_by_tenant: Option<String>,
+    /// The tenant's catalogue models the hub asked this machine for, and how each copy goes.
+    pub models: Vec<crate::claim::ModelCopy>,
 }
 
 impl LimbStatus {
@@ -77,6 +79,10 @@ impl LimbStatus {
             // The app reads decisions from its governor.
             LimbEvent::Governed(_) => {}
             LimbEvent::PausedByTenant(reason) => self.paused_by_tenant = reason,
+            LimbEvent::Model(copy) => match self.models.iter_mut().find(|m| m.model_id == copy.model_id) {
+                Some(known) => *known = copy,
+                None => self.models.push(copy),
+            },
         }
     }
 }
@@ -132,6 +138,7 @@ fn this_workstation(
         offer,
         governor,
         tasks: None,
+        models: None,
     }
 }
 
@@ -279,11 +286,14 @@ impl Mesh {
     /// needed the first time only; the identity is kept in `data_dir`). The
     /// app sees what the hub assigns its limb and the limb's results; it may
     /// submit and cancel as the limb's identity only once the owner grants it.
+    /// `models`: where the catalogue models the tenant's hub asks for go
+    /// (`None`: this limb offers only `offer`'s).
     pub async fn join(
         hub: &RemoteHub,
         data_dir: &Path,
         executor: Arc<dyn Executor>,
         offer: Offer,
+        models: Option<crate::claim::ModelFetching>,
         governor: Option<watch::Receiver<Decision>>,
         on_change: impl Fn() + Send + Sync + 'static,
     ) -> Result<Self, HubError> {
@@ -300,6 +310,7 @@ impl Mesh {
         );
         let (rows_tx, rows) = watch::channel(Vec::new());
         options.tasks = Some(Arc::new(rows_tx));
+        options.models = models;
         let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(on_change);
         let (limb, stop_limb) = spawn_limb(options, executor, on_change.clone());
         let (mut changes, notify) = (rows.clone(), on_change.clone());

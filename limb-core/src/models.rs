@@ -50,6 +50,9 @@ pub struct Pull {
     /// For gated repositories; never logged.
     pub token: Option<String>,
     pub stall: Duration,
+    /// The pulled model answers tasks if the store has no default yet (a
+    /// person's first model does; a model fetched for the tenant's catalogue does not).
+    pub default_if_first: bool,
 }
 
 impl Pull {
@@ -61,6 +64,7 @@ impl Pull {
             endpoint: endpoint.into(),
             token: None,
             stall: Duration::from_secs(30),
+            default_if_first: true,
         }
     }
 }
@@ -93,7 +97,8 @@ fn file_name(url: &str) -> String {
 
 /// Bring one model into `store`: downloaded beside it (resuming what an
 /// earlier pull left), verified, checked by loading, then listed. The first
-/// model a store gets answers tasks (it becomes the default). Dropping the
+/// model a store gets answers tasks (it becomes the default) unless
+/// `default_if_first` is off. Dropping the
 /// future cancels it; what arrived is kept for the next pull.
 pub async fn pull(store: &ModelStore, what: &Pull, progress: impl FnMut(Progress)) -> Result<Pulled, PullError> {
     let url = heiwa_fetch::resolve_source(&what.source, &what.endpoint)?;
@@ -125,7 +130,7 @@ pub async fn pull(store: &ModelStore, what: &Pull, progress: impl FnMut(Progress
             info,
         }
     };
-    if store.default_id().is_none() {
+    if what.default_if_first && store.default_id().is_none() {
         store.set_default(&pulled.info.id)?;
     }
     Ok(pulled)

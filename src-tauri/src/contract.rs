@@ -26,6 +26,7 @@ fn declarations() -> Vec<String> {
         limb_core::PartInfo,
         limb_core::PartState,
         limb_core::mesh::LimbStatus,
+        limb_core::claim::ModelCopy,
         limb_core::mesh::RemoteHub,
         limb_core::mesh::DashboardInvite,
         crate::commands::dashboard::BrowserView,

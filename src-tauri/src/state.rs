@@ -131,6 +131,13 @@ async fn start_limb(
                 &state.data_dir.join("remote-hub"),
                 executor,
                 offer,
+                // The tenant's catalogue models, into the same store as the Models view's.
+                Some(limb_core::claim::ModelFetching {
+                    store: heiwa_inference::models::ModelStore::new(state.data_dir.join("models")),
+                    cap_bytes: None,
+                    endpoint: state.settings().model_mirror.unwrap_or_else(|| limb_core::models::HF_ENDPOINT.into()),
+                    stall: std::time::Duration::from_secs(30),
+                }),
                 Some(governor.subscribe()),
                 on_change,
             )

@@ -65,6 +65,16 @@ reducer_args! {
         prune_every_secs: u64,
     }
     cancel_task => CancelTask { task_id: u64 }
+    add_catalogue_model => AddCatalogueModel {
+        model_id: String,
+        file: String,
+        size_bytes: u64,
+        sha256: String,
+        sources: Vec<String>,
+        license: String,
+        keep_ready: bool,
+    }
+    remove_catalogue_model => RemoveCatalogueModel { model_id: String }
 }
 
 #[cfg(test)]

@@ -23,8 +23,8 @@ pub fn tenant_tables() -> Vec<String> {
 }
 
 /// A limb's view: its member and assignee rows (its limb id), the tasks
-/// assigned to it, its own results, whether its tenant paused it, and why
-/// the hub refused its invite code if it did. The queries name whole tables; row-level
+/// assigned to it, its own results, whether its tenant paused it, why
+/// the hub refused its invite code if it did, and the catalogue models the hub asks it for. The queries name whole tables; row-level
 /// security makes each an equality filter on one indexed column, the limb's
 /// own identity (`task.assignee = :sender`, …), which the server indexes by
 /// value: a changed task row is matched to the one limb it concerns. (A
@@ -32,7 +32,7 @@ pub fn tenant_tables() -> Vec<String> {
 /// the readers' rules join them, and a filtered table under a join is no
 /// longer an index join.)
 pub fn limb_tables() -> Vec<String> {
-    ["member", "assignee", "task", "task_result", "limb_control", "code_attempt"]
+    ["member", "assignee", "task", "task_result", "limb_control", "code_attempt", "limb_model"]
         .map(|t| format!("SELECT * FROM {t}"))
         .to_vec()
 }

@@ -4,6 +4,7 @@
 use crate::args::*;
 use crate::bindings::Role;
 use crate::{generate_payload, HubError, QuorumState, TaskState};
+use hub_rules::catalogue::ModelState;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
@@ -223,7 +224,7 @@ impl HubHttp {
     }
 
     /// Call the reducer `args` is for, its arguments by name in the hub's JSON.
-    async fn call_reducer<A: ReducerArgs>(&self, name: &str, args: &A, token: &str) -> Result<(), HubError> {
+    pub(crate) async fn call_reducer<A: ReducerArgs>(&self, name: &str, args: &A, token: &str) -> Result<(), HubError> {
         self.call_json(name, A::REDUCER, hub_json(args), token).await
     }
 
@@ -600,6 +601,10 @@ fn readable(name: &str, value: &Value) -> Value {
         _ if name == "state" => {
             let index = value[0].as_u64().unwrap_or(u64::MAX);
             TaskState::ALL.get(index as usize).map_or(Value::Null, |state| json!(state.name()))
+        }
+        _ if name == "stage" => {
+            let index = value[0].as_u64().unwrap_or(u64::MAX);
+            ModelState::ALL.get(index as usize).map_or(Value::Null, |stage| json!(stage.name()))
         }
         _ if name == "verdict" => {
             let index = value[0].as_u64().unwrap_or(u64::MAX);

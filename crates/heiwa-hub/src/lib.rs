@@ -6,12 +6,14 @@
 pub mod bindings;
 mod address;
 mod args;
+mod catalogue;
 mod client;
 mod http;
 mod server;
 mod summary;
 
 pub use address::{dashboard_link, http_url, ws_url, DEFAULT_DASHBOARD};
+pub use catalogue::{CatalogueRow, ModelCopyRow};
 pub use client::{connect, limb_tables, tenant_tables, Connected};
 pub use http::{
     hub_json, BrowserRow, HubHttp, HubLimits, HubPolicy, InviteCode, InviteRole, NewIdentity, OperatorRow, Row,
@@ -21,6 +23,9 @@ pub use summary::{Summary, SummaryCitation, SummaryPlace};
 
 use std::path::PathBuf;
 
+/// How a limb's copy of a catalogue model stands, named as people read it
+/// (`bindings::ModelState` is the same enum as the hub's rows carry it).
+pub use hub_rules::catalogue::ModelState as CopyStage;
 /// Who may create tenants on a hub (its admin's policy).
 pub use hub_rules::secrets::TenantCreation;
 /// The hub's limits and task states: one copy, shared with `hub-module`.

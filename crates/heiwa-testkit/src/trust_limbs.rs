@@ -24,7 +24,7 @@ pub struct Computes {
 }
 
 impl Executor for Computes {
-    fn execute(&self, _task_id: u64, payload: &str) -> Result<Output, TaskFailure> {
+    fn execute(&self, _task_id: u64, payload: &str, _model: Option<&std::path::Path>) -> Result<Output, TaskFailure> {
         let summary = match Work::parse(payload)? {
             // Scoring here is checking the checksum: the hub's side of it is what is tested.
             Work::Score { prompt, answer } => {
@@ -68,6 +68,7 @@ pub async fn limb_running(
         offer,
         governor: None,
         tasks: None,
+        models: None,
     };
     let (failed_tx, mut failed) = mpsc::unbounded_channel();
     tokio::spawn(async move {

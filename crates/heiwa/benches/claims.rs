@@ -70,7 +70,7 @@ struct Stopwatch {
 }
 
 impl Executor for Stopwatch {
-    fn execute(&self, task_id: u64, payload: &str) -> Result<Output, TaskFailure> {
+    fn execute(&self, task_id: u64, payload: &str, _model: Option<&std::path::Path>) -> Result<Output, TaskFailure> {
         self.started.lock().unwrap().insert(payload.to_string(), Instant::now());
         *self.runs.lock().unwrap().entry(task_id).or_default() += 1;
         Ok(Output { summary: format!("task {task_id} done"), evidence: Evidence::default() })
@@ -110,6 +110,7 @@ async fn limbs(hub: &Hub, dir: &std::path::Path, n: usize) -> Limbs {
             offer: Default::default(),
             governor: None,
             tasks: None,
+            models: None,
         };
         let (stopwatch, stop_rx, events_tx, failed_tx) =
             (stopwatch.clone(), stop_rx.clone(), events_tx.clone(), failed_tx.clone());

@@ -2,7 +2,7 @@
 //! hub's tasks as a limb.
 
 use crate::gpu::GpuArgs;
-use crate::hub::HubArgs;
+use crate::hub_args::HubArgs;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use heiwa_config::data_dir;
@@ -10,7 +10,7 @@ use heiwa_hub::ModelOffer;
 use heiwa_inference::remote::RemoteOptions;
 use limb_core::agent::local::LocalAgent;
 use limb_core::agent::Budget;
-use limb_core::claim::{run_limb, EchoExecutor, Executor, LimbEvent, LimbOptions, Offer};
+use limb_core::claim::{run_limb, EchoExecutor, Executor, LimbEvent, LimbOptions, ModelFetching, Offer};
 use limb_core::governor::{DonationPolicy, Governor, SystemSignals};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -107,6 +107,13 @@ pub struct LimbRunArgs {
     /// tasks pinned to a model go only to limbs that offer it. Repeatable.
     #[arg(long = "offer-model", value_name = "ID[@SHA256]")]
     offer_models: Vec<String>,
+    /// The most disk (MiB) the tenant's catalogue models this limb fetches may
+    /// take together: a model that does not fit is never fetched, nor assigned here.
+    #[arg(long, value_name = "MIB")]
+    models_disk_cap_mib: Option<u64>,
+    /// Fetch nothing from the tenant's catalogue (offer only this limb's own model).
+    #[arg(long)]
+    no_fetch: bool,
     #[command(flatten)]
     remote: RemoteArgs,
     /// Where the model's layers go (a --donation policy's GPU settings win).
@@ -201,6 +208,7 @@ fn print_event(event: LimbEvent) {
         }
         LimbEvent::PausedByTenant(Some(reason)) => println!("paused by the tenant: {reason}"),
         LimbEvent::PausedByTenant(None) => println!("resumed by the tenant"),
+        LimbEvent::Model(copy) => println!("{copy}"),
     }
 }
 
@@ -221,6 +229,13 @@ pub async fn limb(command: LimbCommand) -> anyhow::Result<()> {
         offer: Offer { models: args.offer_models.iter().map(|m| model_offer(m)).collect(), ..Offer::default() },
         governor: governor.as_ref().map(|g| g.subscribe()),
         tasks: None,
+        // A remote model answers with the server's weights: fetched files would sit unused.
+        models: (!args.no_fetch && args.remote.remote_model.is_none()).then(|| ModelFetching {
+            store: heiwa_inference::models::ModelStore::new(data_dir().join("models")),
+            cap_bytes: args.models_disk_cap_mib.map(|mib| mib.saturating_mul(1 << 20)),
+            endpoint: std::env::var("HF_ENDPOINT").unwrap_or_else(|_| limb_core::models::HF_ENDPOINT.into()),
+            stall: Duration::from_secs(30),
+        }),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();

@@ -1,6 +1,6 @@
 //! `heiwa bot`: the Discord admin bot (heiwa-bot) as a command.
 
-use crate::hub::HubArgs;
+use crate::hub_args::HubArgs;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use heiwa_bot::{Asked, Bot, BotConfig, BotToken, Discord, HubLink};

@@ -1,43 +1,14 @@
 //! `heiwa hub`, `heiwa tenant` and `heiwa task`: a local hub, and the hub's
 //! API as its owner uses it.
 
+use crate::hub_args::HubArgs;
 use anyhow::{bail, Context};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use heiwa_config::data_dir;
 use heiwa_hub::{HubHttp, HubLimits, HubPolicy, HubServer, HubServerConfig, InviteRole, Summary, TenantCreation};
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
-
-#[derive(Args, Clone)]
-pub struct HubArgs {
-    /// The hub's HTTP address.
-    #[arg(long, env = "HEIWA_HUB", default_value = "http://127.0.0.1:3000")]
-    pub hub: String,
-    /// The hub's database name.
-    #[arg(long, env = "HEIWA_DATABASE", default_value = "heiwa")]
-    pub database: String,
-    /// This client's identity token (created on first use, kept private).
-    #[arg(long, env = "HEIWA_TOKEN_FILE")]
-    token_file: Option<PathBuf>,
-}
-
-impl HubArgs {
-    pub fn token_file(&self, default_name: &str) -> PathBuf {
-        self.token_file.clone().unwrap_or_else(|| data_dir().join(default_name))
-    }
-
-    /// The hub's WebSocket address; plain `ws://` only to this machine.
-    pub fn ws_uri(&self) -> anyhow::Result<String> {
-        Ok(heiwa_hub::ws_url(&self.hub)?)
-    }
-
-    async fn client(&self) -> anyhow::Result<(HubHttp, String)> {
-        let http = HubHttp::new(self.hub.trim_end_matches('/'));
-        let token = http.identity_token(&self.token_file("identity.token")).await?;
-        Ok((http, token))
-    }
-}
 
 #[derive(Subcommand)]
 pub enum HubCommand {
@@ -121,7 +92,7 @@ fn parse_tenant_creation(name: &str) -> Result<TenantCreation, String> {
 /// The hub's admin token: `--token-file`, or the one `heiwa hub up` keeps.
 async fn admin_client(hub: &HubArgs) -> anyhow::Result<(HubHttp, String)> {
     let http = HubHttp::new(hub.hub.trim_end_matches('/'));
-    let token_file = hub.token_file.clone().unwrap_or_else(|| data_dir().join("hub").join("owner.token"));
+    let token_file = hub.token_file("hub/owner.token");
     let token = http.identity_token(&token_file).await?;
     Ok((http, token))
 }
@@ -211,6 +182,9 @@ pub enum TenantCommand {
         #[command(flatten)]
         hub: HubArgs,
     },
+    /// The tenant's model catalogue: models its tasks may name, which limbs fetch and offer.
+    #[command(subcommand)]
+    Model(crate::catalogue::ModelCommand),
     /// Let a limb read the whole tenant and/or submit tasks (no flags: take both back).
     Grant {
         limb_id: u64,
@@ -454,6 +428,7 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        TenantCommand::Model(command) => crate::catalogue::model(command).await?,
         TenantCommand::Grant { limb_id, read, submit, hub } => {
             let (http, token) = hub.client().await?;
             http.grant_limb(&hub.database, limb_id, read, submit, &token).await?;
@@ -650,7 +625,13 @@ pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
                 http.rows(&hub.database, "SELECT * FROM replica_set", &token).await?.into_iter().find(|set| {
                     set["copies"].as_array().is_some_and(|copies| copies.iter().any(|c| c.as_u64() == Some(id)))
                 });
-            let shown = json!({ "task": task, "result": result.first(), "late_results": late, "replicas": replicas });
+            // A pending task pinned to a model: why it waits (no limb holds the model, it is being fetched, …).
+            let waiting = match (task["state"].as_str(), task["model"].as_str()) {
+                (Some("pending"), Some(model)) => http.why_waiting(&hub.database, model, &token).await?,
+                _ => None,
+            };
+            let shown = json!({ "task": task, "result": result.first(), "late_results": late, "replicas": replicas,
+                                "waiting": waiting });
             if json {
                 println!("{}", serde_json::to_string_pretty(&shown)?);
             } else {

@@ -3,9 +3,11 @@
 
 mod agent;
 mod bot;
+mod catalogue;
 mod doctor;
 mod gpu;
 mod hub;
+mod hub_args;
 mod memory;
 mod migrate;
 mod models;

@@ -1,6 +1,6 @@
 //! `heiwa migrate`: the cutover from a legacy SurrealDB deployment (heiwa-migrate).
 
-use crate::hub::HubArgs;
+use crate::hub_args::HubArgs;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use heiwa_config::data_dir;

@@ -36,6 +36,9 @@ pub fn task(shown: &Value) -> String {
     if let Some(reason) = task["reason"].as_str().filter(|r| !r.is_empty()) {
         let _ = writeln!(out, "  why       {reason}");
     }
+    if let Some(waiting) = shown["waiting"].as_str() {
+        let _ = writeln!(out, "  {waiting}");
+    }
     if result.is_object() {
         let raw = result["summary"].clone();
         let summary = serde_json::from_value::<Summary>(raw.clone()).ok();

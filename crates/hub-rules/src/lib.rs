@@ -8,6 +8,7 @@
 //! turns it on) [`TaskState`] is also the hub's column type; with `serde` and
 //! `ts` the limb sends it to the window by the same names as [`TaskState::name`].
 
+pub mod catalogue;
 pub mod migration;
 pub mod secrets;
 mod work;

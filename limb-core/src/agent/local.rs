@@ -51,6 +51,11 @@ pub struct AnswerPace {
     pub tokens_per_s: Option<f64>,
 }
 
+thread_local! {
+    /// The model file the task running on this thread is pinned to (see [`LocalChat::pinned`]).
+    static PINNED: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Ollama's default: a model idle this long gives its memory back.
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5 * 60);
 
@@ -91,8 +96,25 @@ impl LocalChat {
         Ok(())
     }
 
+    /// The file this thread's generations use: its task's pinned model, or the chosen one.
     pub fn model_path(&self) -> PathBuf {
-        lock(&self.wanted).0.clone()
+        PINNED.with(|pinned| pinned.borrow().clone()).unwrap_or_else(|| lock(&self.wanted).0.clone())
+    }
+
+    /// Run `work` (a task's whole answer) with `model`'s file instead of the
+    /// chosen one for every generation it makes on this thread (`None`: the
+    /// chosen one). Scoped to the thread because a task's answer runs on one
+    /// blocking thread (the claim loop's), and tasks pinned to different
+    /// models may run at once: each gets its own, loaded in turn.
+    pub fn pinned<T>(model: Option<&Path>, work: impl FnOnce() -> T) -> T {
+        struct Restore(Option<PathBuf>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                PINNED.with(|pinned| *pinned.borrow_mut() = self.0.take());
+            }
+        }
+        let _restore = Restore(PINNED.with(|pinned| pinned.replace(model.map(Path::to_path_buf))));
+        work()
     }
 
     pub fn is_loaded(&self) -> bool {
@@ -162,7 +184,8 @@ impl LocalChat {
     /// Run `work` on the loaded model (loading it, or reloading it with new
     /// options, first); the keep-alive counts from when it returns.
     fn with_model<T>(&self, work: impl FnOnce(&ChatModel) -> Result<T, InferenceError>) -> Result<T, InferenceError> {
-        let (path, options) = lock(&self.wanted).clone();
+        let options = lock(&self.wanted).1;
+        let path = self.model_path();
         let mut loaded = lock(&self.loaded);
         *lock(&self.idle_since) = None;
         let done = (|| {
@@ -547,7 +570,13 @@ pub struct AgentExecutor<M, R, T> {
 }
 
 impl<M: Model + 'static, R: Retriever + 'static, T: Tools + 'static> Executor for AgentExecutor<M, R, T> {
-    fn execute(&self, task_id: u64, payload: &str) -> Result<Output, TaskFailure> {
+    fn execute(&self, task_id: u64, payload: &str, model: Option<&Path>) -> Result<Output, TaskFailure> {
+        LocalChat::pinned(model, || self.answer(task_id, payload))
+    }
+}
+
+impl<M: Model + 'static, R: Retriever + 'static, T: Tools + 'static> AgentExecutor<M, R, T> {
+    fn answer(&self, task_id: u64, payload: &str) -> Result<Output, TaskFailure> {
         let question = match Work::parse(payload)? {
             Work::Ask(question) => question,
             plain => {
@@ -574,5 +603,30 @@ impl Model for RemoteClient {
 
     async fn chat(&self, messages: &[Message], max_tokens: usize) -> Result<String, RemoteError> {
         RemoteClient::chat(self, messages, max_tokens).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_pinned_to_a_fetched_model_answers_with_it_on_its_own_thread_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (own, fetched) = (dir.path().join("own.gguf"), dir.path().join("fetched.gguf"));
+        std::fs::write(&own, b"own weights").unwrap();
+        std::fs::write(&fetched, b"fetched weights").unwrap();
+        let chat = ChatBackend::Local(Box::new(LocalChat::new(own.clone(), chat_options()).unwrap()));
+        let ChatBackend::Local(local) = &chat else { unreachable!() };
+        let made_by = || chat.made_by();
+        let (inside, elsewhere) = LocalChat::pinned(Some(&fetched), || {
+            let elsewhere = std::thread::scope(|s| s.spawn(|| local.model_path()).join().unwrap());
+            (made_by(), elsewhere)
+        });
+        assert_eq!(inside.model, "fetched", "the signed result names the model the task ran on");
+        assert_eq!(inside.model_sha256, heiwa_provenance::sha256_hex(b"fetched weights"));
+        assert_eq!(elsewhere, own, "another task's thread keeps the limb's own model");
+        assert_eq!(local.model_path(), own, "the pin ends with the task");
+        assert_eq!(LocalChat::pinned(None, || made_by().model), "own");
     }
 }

@@ -9,9 +9,11 @@
 //! we hold the task; after a reconnect, tasks the hub no longer shows as ours
 //! are dropped, and results not yet acknowledged are sent again once.
 
+mod models;
 mod outbox;
 mod plan;
 
+pub use models::{ModelCopy, ModelFetching};
 pub use outbox::Outbox;
 
 use crate::governor::Decision;
@@ -25,7 +27,7 @@ use heiwa_provenance::{LimbKey, Statement};
 use plan::{Answered, Assignment, InFlight, Outcome, Snapshot};
 use spacetimedb_sdk::{DbContext, Identity, Status, Table, TableWithPrimaryKey};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -35,7 +37,9 @@ pub type TaskFailure = Box<dyn std::error::Error + Send + Sync>;
 
 /// Turns a task's payload into a summary, or a failure.
 pub trait Executor: Send + Sync + 'static {
-    fn execute(&self, task_id: u64, payload: &str) -> Result<Output, TaskFailure>;
+    /// `model`: the file of a fetched catalogue model the task is pinned to
+    /// (`None`: the executor's own model).
+    fn execute(&self, task_id: u64, payload: &str, model: Option<&Path>) -> Result<Output, TaskFailure>;
 }
 
 /// What an executor hands back: the summary for the hub, and what it knows
@@ -53,7 +57,7 @@ pub struct EchoExecutor {
 }
 
 impl Executor for EchoExecutor {
-    fn execute(&self, _task_id: u64, payload: &str) -> Result<Output, TaskFailure> {
+    fn execute(&self, _task_id: u64, payload: &str, _model: Option<&Path>) -> Result<Output, TaskFailure> {
         std::thread::sleep(self.work);
         // The same payload, the same answer (whichever copy of a task it is):
         // echo limbs stand in for deterministic work in replicated tasks.
@@ -94,6 +98,9 @@ pub struct LimbOptions {
     /// Where to publish the tasks this limb's subscription sees (its own),
     /// after every change (for an app that shows them).
     pub tasks: Option<Arc<watch::Sender<Vec<TaskView>>>>,
+    /// Fetch the catalogue models the hub asks for, and offer them once held
+    /// (`None`: this limb offers only `offer.models`).
+    pub models: Option<ModelFetching>,
 }
 
 /// What the limb did, for logs and the UI.
@@ -121,6 +128,8 @@ pub enum LimbEvent {
     /// The tenant (its owner, or the admin bot for it) paused this limb
     /// (`Some`: why) or resumed it (`None`).
     PausedByTenant(Option<String>),
+    /// A catalogue model the hub asked for: how its copy here goes.
+    Model(ModelCopy),
 }
 
 enum Msg {
@@ -143,6 +152,11 @@ enum Msg {
     Control(Option<String>),
     /// The hub refused a heartbeat: another connection with this identity took over.
     Superseded(String),
+    /// The hub asks for a catalogue model (or no longer does: `ModelDropped`).
+    ModelWanted(models::Wanted),
+    ModelDropped(String),
+    /// How a fetch goes.
+    Model(models::Report),
     /// Connection number `generation` ended. Dropping a replaced connection
     /// reports too, so only the current generation's report counts.
     Disconnected {
@@ -207,6 +221,9 @@ async fn connect_wired(
     conn.db.limb_control().on_update(move |_, _, row| {
         let _ = control.send(Msg::Control(tenant_pause(row)));
     });
+    if options.models.is_some() {
+        models::wire(conn, &tx, Msg::ModelWanted, Msg::ModelDropped);
+    }
     conn.reducers.on_offer(move |ctx, _, capacity, _, _, _| {
         if ctx.event.caller_identity == me {
             if let Status::Failed(message) = &ctx.event.status {
@@ -411,8 +428,10 @@ const CACHE_FAILED: &str = "the hub connection's row cache failed";
 
 /// Run a task on a blocking thread; its outcome, signed and on disk in the
 /// outbox (the fsyncs on this thread, not the loop's), comes back as a message.
+#[allow(clippy::too_many_arguments)]
 fn execute(
     payload: String,
+    model: Option<PathBuf>,
     task_id: u64,
     limb_id: u64,
     executor: Arc<dyn Executor>,
@@ -421,7 +440,7 @@ fn execute(
     done: mpsc::UnboundedSender<Msg>,
 ) {
     tokio::task::spawn_blocking(move || {
-        let outcome = match executor.execute(task_id, &payload) {
+        let outcome = match executor.execute(task_id, &payload, model.as_deref()) {
             Ok(Output { summary, evidence }) => {
                 let statement = Statement::new(task_id, limb_id, &payload, &summary, evidence, crate::VERSION);
                 Ok(Answered { proof: signer.sign(&statement), summary })
@@ -489,8 +508,14 @@ pub async fn run_limb(
     if paused_by_tenant.is_some() {
         let _ = events.send(LimbEvent::PausedByTenant(paused_by_tenant.clone()));
     }
+    // What the limb brings grows as catalogue models arrive.
+    let mut offer = options.offer.clone();
+    let mut fetcher = models::Fetcher::new(options.models.clone());
+    if options.models.is_some() {
+        models::ask_cached(&connected.conn, &tx, Msg::ModelWanted);
+    }
     let mut offered = plan::capacity(decision.as_ref(), paused_by_tenant.is_some(), options.max_in_flight);
-    if !send_offer(&connected.conn, limb_id, offered, &options.offer) {
+    if !send_offer(&connected.conn, limb_id, offered, &offer) {
         let _ = tx.send(Msg::Disconnected { generation, reason: Some("offer not sent".into()) });
     }
     let mut heartbeat = tokio::time::interval(Duration::from_millis(u64::from(options.lease_secs) * 1000 / 3));
@@ -510,7 +535,7 @@ pub async fn run_limb(
                 // Offer the new number of slots first, so that what we hand
                 // back goes to another limb rather than straight back to us.
                 let slots = plan::capacity(Some(&changed), paused_by_tenant.is_some(), options.max_in_flight);
-                if slots != offered && send_offer(&connected.conn, limb_id, slots, &options.offer) {
+                if slots != offered && send_offer(&connected.conn, limb_id, slots, &offer) {
                     offered = slots;
                 }
                 // The executor's thread runs on, but its result is dropped
@@ -529,7 +554,7 @@ pub async fn run_limb(
                 // What runs finishes, as under the owner's own pause; only the offer changes.
                 Msg::Control(pause) if pause != paused_by_tenant => {
                     let slots = plan::capacity(decision.as_ref(), pause.is_some(), options.max_in_flight);
-                    if slots != offered && send_offer(&connected.conn, limb_id, slots, &options.offer) {
+                    if slots != offered && send_offer(&connected.conn, limb_id, slots, &offer) {
                         offered = slots;
                     }
                     let _ = events.send(LimbEvent::PausedByTenant(pause.clone()));
@@ -548,12 +573,14 @@ pub async fn run_limb(
                         Assignment::Release => release(&connected.conn, limb_id, task_id, &events),
                         Assignment::Run => {
                             let conn = &connected.conn;
-                            match cached(|| conn.db.task().id().find(&task_id).map(|t| t.payload)) {
-                                Some(payload) => {
+                            match cached(|| conn.db.task().id().find(&task_id).map(|t| (t.payload, t.model))) {
+                                Some(row) => {
+                                    let (payload, model) = row.unwrap_or_default();
                                     work.running.insert(task_id);
                                     let _ = events.send(LimbEvent::Claimed(task_id));
                                     execute(
-                                        payload.unwrap_or_default(),
+                                        payload,
+                                        fetcher.path_for(&model),
                                         task_id,
                                         limb_id,
                                         executor.clone(),
@@ -571,6 +598,18 @@ pub async fn run_limb(
                     }
                 }
                 Msg::Assigned { .. } => {}
+                Msg::ModelWanted(wanted) => fetcher.ask(wanted, Msg::Model, &tx),
+                Msg::ModelDropped(model_id) => fetcher.withdraw(&model_id),
+                Msg::Model(report) => {
+                    let _ = events.send(LimbEvent::Model(report.copy()));
+                    if let Some(held) = fetcher.on_report(&connected.conn, limb_id, report) {
+                        offer.models.retain(|m| m.id != held.id);
+                        offer.models.push(held);
+                        if !send_offer(&connected.conn, limb_id, offered, &offer) {
+                            let _ = tx.send(Msg::Disconnected { generation, reason: Some("offer not sent".into()) });
+                        }
+                    }
+                }
                 Msg::Executed { task_id, outcome } => {
                     if work.running.remove(&task_id) {
                         let _ = events.send(LimbEvent::Executed(task_id));
@@ -615,7 +654,10 @@ pub async fn run_limb(
                     }
                     forget_delivered(&outbox, &work);
                     report_waiting(&work, &events);
-                    if !send_offer(&connected.conn, limb_id, offered, &options.offer) {
+                    if options.models.is_some() {
+                        models::ask_cached(&connected.conn, &tx, Msg::ModelWanted);
+                    }
+                    if !send_offer(&connected.conn, limb_id, offered, &offer) {
                         let _ = tx.send(Msg::Disconnected { generation, reason: Some("offer not sent".into()) });
                     }
                     publish(&connected.conn);
@@ -637,7 +679,8 @@ pub async fn run_limb(
     }
 
     // No new work, then hand back what we hold (it goes to other limbs).
-    send_offer(&connected.conn, limb_id, 0, &options.offer);
+    fetcher.stop(); // what arrived is kept: the next start resumes it
+    send_offer(&connected.conn, limb_id, 0, &offer);
     for task_id in work.running.drain() {
         release(&connected.conn, limb_id, task_id, &events);
     }

@@ -6,6 +6,7 @@
 #![allow(unused, clippy::all)]
 use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 
+pub mod add_catalogue_model_reducer;
 pub mod assignee_table;
 pub mod assignee_type;
 pub mod browser_invite_table;
@@ -13,6 +14,8 @@ pub mod browser_invite_type;
 pub mod browser_table;
 pub mod browser_type;
 pub mod cancel_task_reducer;
+pub mod catalogue_model_table;
+pub mod catalogue_model_type;
 pub mod claim_legacy_reducer;
 pub mod client_connected_reducer;
 pub mod client_disconnected_reducer;
@@ -57,6 +60,8 @@ pub mod limb_control_table;
 pub mod limb_control_type;
 pub mod limb_key_table;
 pub mod limb_key_type;
+pub mod limb_model_table;
+pub mod limb_model_type;
 pub mod limb_origin_table;
 pub mod limb_origin_type;
 pub mod limb_stats_table;
@@ -74,6 +79,7 @@ pub mod migrated_member_type;
 pub mod migrated_task_type;
 pub mod migrated_tenant_type;
 pub mod model_offer_type;
+pub mod model_state_type;
 pub mod offer_reducer;
 pub mod operator_invite_table;
 pub mod operator_invite_type;
@@ -99,9 +105,11 @@ pub mod register_limb_reducer;
 pub mod reissue_claims_reducer;
 pub mod reissued_claim_type;
 pub mod release_task_reducer;
+pub mod remove_catalogue_model_reducer;
 pub mod replica_set_table;
 pub mod replica_set_type;
 pub mod report_late_result_reducer;
+pub mod report_model_reducer;
 pub mod result_proof_table;
 pub mod result_proof_type;
 pub mod revoke_browser_reducer;
@@ -136,6 +144,9 @@ pub mod tenant_type;
 pub mod tenant_usage_table;
 pub mod tenant_usage_type;
 
+pub use add_catalogue_model_reducer::{
+    add_catalogue_model, set_flags_for_add_catalogue_model, AddCatalogueModelCallbackId,
+};
 pub use assignee_table::*;
 pub use assignee_type::Assignee;
 pub use browser_invite_table::*;
@@ -143,6 +154,8 @@ pub use browser_invite_type::BrowserInvite;
 pub use browser_table::*;
 pub use browser_type::Browser;
 pub use cancel_task_reducer::{cancel_task, set_flags_for_cancel_task, CancelTaskCallbackId};
+pub use catalogue_model_table::*;
+pub use catalogue_model_type::CatalogueModel;
 pub use claim_legacy_reducer::{claim_legacy, set_flags_for_claim_legacy, ClaimLegacyCallbackId};
 pub use client_connected_reducer::{client_connected, set_flags_for_client_connected, ClientConnectedCallbackId};
 pub use client_disconnected_reducer::{
@@ -201,6 +214,8 @@ pub use limb_control_table::*;
 pub use limb_control_type::LimbControl;
 pub use limb_key_table::*;
 pub use limb_key_type::LimbKey;
+pub use limb_model_table::*;
+pub use limb_model_type::LimbModel;
 pub use limb_origin_table::*;
 pub use limb_origin_type::LimbOrigin;
 pub use limb_stats_table::*;
@@ -218,6 +233,7 @@ pub use migrated_member_type::MigratedMember;
 pub use migrated_task_type::MigratedTask;
 pub use migrated_tenant_type::MigratedTenant;
 pub use model_offer_type::ModelOffer;
+pub use model_state_type::ModelState;
 pub use offer_reducer::{offer, set_flags_for_offer, OfferCallbackId};
 pub use operator_invite_table::*;
 pub use operator_invite_type::OperatorInvite;
@@ -243,11 +259,15 @@ pub use register_limb_reducer::{register_limb, set_flags_for_register_limb, Regi
 pub use reissue_claims_reducer::{reissue_claims, set_flags_for_reissue_claims, ReissueClaimsCallbackId};
 pub use reissued_claim_type::ReissuedClaim;
 pub use release_task_reducer::{release_task, set_flags_for_release_task, ReleaseTaskCallbackId};
+pub use remove_catalogue_model_reducer::{
+    remove_catalogue_model, set_flags_for_remove_catalogue_model, RemoveCatalogueModelCallbackId,
+};
 pub use replica_set_table::*;
 pub use replica_set_type::ReplicaSet;
 pub use report_late_result_reducer::{
     report_late_result, set_flags_for_report_late_result, ReportLateResultCallbackId,
 };
+pub use report_model_reducer::{report_model, set_flags_for_report_model, ReportModelCallbackId};
 pub use result_proof_table::*;
 pub use result_proof_type::ResultProof;
 pub use revoke_browser_reducer::{revoke_browser, set_flags_for_revoke_browser, RevokeBrowserCallbackId};
@@ -294,6 +314,15 @@ pub use tenant_usage_type::TenantUsage;
 /// to indicate which reducer caused the event.
 
 pub enum Reducer {
+    AddCatalogueModel {
+        model_id: String,
+        file: String,
+        size_bytes: u64,
+        sha_256: String,
+        sources: Vec<String>,
+        license: String,
+        keep_ready: bool,
+    },
     CancelTask {
         task_id: u64,
     },
@@ -418,10 +447,20 @@ pub enum Reducer {
         task_id: u64,
         limb_id: u64,
     },
+    RemoveCatalogueModel {
+        model_id: String,
+    },
     ReportLateResult {
         task_id: u64,
         limb_id: u64,
         summary: String,
+    },
+    ReportModel {
+        limb_id: u64,
+        model_id: String,
+        stage: ModelState,
+        have: u64,
+        reason: String,
     },
     RevokeBrowser {
         browser: __sdk::Identity,
@@ -468,6 +507,7 @@ impl __sdk::InModule for Reducer {
 impl __sdk::Reducer for Reducer {
     fn reducer_name(&self) -> &'static str {
         match self {
+            Reducer::AddCatalogueModel { .. } => "add_catalogue_model",
             Reducer::CancelTask { .. } => "cancel_task",
             Reducer::ClaimLegacy { .. } => "claim_legacy",
             Reducer::ClientConnected => "client_connected",
@@ -499,7 +539,9 @@ impl __sdk::Reducer for Reducer {
             Reducer::RegisterLimbKey { .. } => "register_limb_key",
             Reducer::ReissueClaims { .. } => "reissue_claims",
             Reducer::ReleaseTask { .. } => "release_task",
+            Reducer::RemoveCatalogueModel { .. } => "remove_catalogue_model",
             Reducer::ReportLateResult { .. } => "report_late_result",
+            Reducer::ReportModel { .. } => "report_model",
             Reducer::RevokeBrowser { .. } => "revoke_browser",
             Reducer::RevokeOperator { .. } => "revoke_operator",
             Reducer::SetHubPolicy { .. } => "set_hub_policy",
@@ -515,6 +557,13 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
     type Error = __sdk::Error;
     fn try_from(value: __ws::ReducerCallInfo<__ws::BsatnFormat>) -> __sdk::Result<Self> {
         match &value.reducer_name[..] {
+            "add_catalogue_model" => {
+                Ok(__sdk::parse_reducer_args::<add_catalogue_model_reducer::AddCatalogueModelArgs>(
+                    "add_catalogue_model",
+                    &value.args,
+                )?
+                .into())
+            }
             "cancel_task" => {
                 Ok(__sdk::parse_reducer_args::<cancel_task_reducer::CancelTaskArgs>("cancel_task", &value.args)?.into())
             }
@@ -638,11 +687,19 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
                 Ok(__sdk::parse_reducer_args::<release_task_reducer::ReleaseTaskArgs>("release_task", &value.args)?
                     .into())
             }
+            "remove_catalogue_model" => Ok(__sdk::parse_reducer_args::<
+                remove_catalogue_model_reducer::RemoveCatalogueModelArgs,
+            >("remove_catalogue_model", &value.args)?
+            .into()),
             "report_late_result" => Ok(__sdk::parse_reducer_args::<report_late_result_reducer::ReportLateResultArgs>(
                 "report_late_result",
                 &value.args,
             )?
             .into()),
+            "report_model" => {
+                Ok(__sdk::parse_reducer_args::<report_model_reducer::ReportModelArgs>("report_model", &value.args)?
+                    .into())
+            }
             "revoke_browser" => Ok(__sdk::parse_reducer_args::<revoke_browser_reducer::RevokeBrowserArgs>(
                 "revoke_browser",
                 &value.args,
@@ -692,6 +749,7 @@ pub struct DbUpdate {
     assignee: __sdk::TableUpdate<Assignee>,
     browser: __sdk::TableUpdate<Browser>,
     browser_invite: __sdk::TableUpdate<BrowserInvite>,
+    catalogue_model: __sdk::TableUpdate<CatalogueModel>,
     code_attempt: __sdk::TableUpdate<CodeAttempt>,
     hub_config: __sdk::TableUpdate<HubConfig>,
     hub_policy: __sdk::TableUpdate<HubPolicy>,
@@ -705,6 +763,7 @@ pub struct DbUpdate {
     limb: __sdk::TableUpdate<Limb>,
     limb_control: __sdk::TableUpdate<LimbControl>,
     limb_key: __sdk::TableUpdate<LimbKey>,
+    limb_model: __sdk::TableUpdate<LimbModel>,
     limb_origin: __sdk::TableUpdate<LimbOrigin>,
     limb_stats: __sdk::TableUpdate<LimbStats>,
     limb_trust: __sdk::TableUpdate<LimbTrust>,
@@ -742,6 +801,9 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 "browser_invite" => {
                     db_update.browser_invite.append(browser_invite_table::parse_table_update(table_update)?)
                 }
+                "catalogue_model" => {
+                    db_update.catalogue_model.append(catalogue_model_table::parse_table_update(table_update)?)
+                }
                 "code_attempt" => db_update.code_attempt.append(code_attempt_table::parse_table_update(table_update)?),
                 "hub_config" => db_update.hub_config.append(hub_config_table::parse_table_update(table_update)?),
                 "hub_policy" => db_update.hub_policy.append(hub_policy_table::parse_table_update(table_update)?),
@@ -757,6 +819,7 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 "limb" => db_update.limb.append(limb_table::parse_table_update(table_update)?),
                 "limb_control" => db_update.limb_control.append(limb_control_table::parse_table_update(table_update)?),
                 "limb_key" => db_update.limb_key.append(limb_key_table::parse_table_update(table_update)?),
+                "limb_model" => db_update.limb_model.append(limb_model_table::parse_table_update(table_update)?),
                 "limb_origin" => db_update.limb_origin.append(limb_origin_table::parse_table_update(table_update)?),
                 "limb_stats" => db_update.limb_stats.append(limb_stats_table::parse_table_update(table_update)?),
                 "limb_trust" => db_update.limb_trust.append(limb_trust_table::parse_table_update(table_update)?),
@@ -808,6 +871,9 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.browser_invite = cache
             .apply_diff_to_table::<BrowserInvite>("browser_invite", &self.browser_invite)
             .with_updates_by_pk(|row| &row.code);
+        diff.catalogue_model = cache
+            .apply_diff_to_table::<CatalogueModel>("catalogue_model", &self.catalogue_model)
+            .with_updates_by_pk(|row| &row.id);
         diff.code_attempt = cache
             .apply_diff_to_table::<CodeAttempt>("code_attempt", &self.code_attempt)
             .with_updates_by_pk(|row| &row.identity);
@@ -836,6 +902,8 @@ impl __sdk::DbUpdate for DbUpdate {
             .with_updates_by_pk(|row| &row.limb_id);
         diff.limb_key =
             cache.apply_diff_to_table::<LimbKey>("limb_key", &self.limb_key).with_updates_by_pk(|row| &row.limb_id);
+        diff.limb_model =
+            cache.apply_diff_to_table::<LimbModel>("limb_model", &self.limb_model).with_updates_by_pk(|row| &row.id);
         diff.limb_origin = cache
             .apply_diff_to_table::<LimbOrigin>("limb_origin", &self.limb_origin)
             .with_updates_by_pk(|row| &row.identity);
@@ -905,6 +973,7 @@ pub struct AppliedDiff<'r> {
     assignee: __sdk::TableAppliedDiff<'r, Assignee>,
     browser: __sdk::TableAppliedDiff<'r, Browser>,
     browser_invite: __sdk::TableAppliedDiff<'r, BrowserInvite>,
+    catalogue_model: __sdk::TableAppliedDiff<'r, CatalogueModel>,
     code_attempt: __sdk::TableAppliedDiff<'r, CodeAttempt>,
     hub_config: __sdk::TableAppliedDiff<'r, HubConfig>,
     hub_policy: __sdk::TableAppliedDiff<'r, HubPolicy>,
@@ -918,6 +987,7 @@ pub struct AppliedDiff<'r> {
     limb: __sdk::TableAppliedDiff<'r, Limb>,
     limb_control: __sdk::TableAppliedDiff<'r, LimbControl>,
     limb_key: __sdk::TableAppliedDiff<'r, LimbKey>,
+    limb_model: __sdk::TableAppliedDiff<'r, LimbModel>,
     limb_origin: __sdk::TableAppliedDiff<'r, LimbOrigin>,
     limb_stats: __sdk::TableAppliedDiff<'r, LimbStats>,
     limb_trust: __sdk::TableAppliedDiff<'r, LimbTrust>,
@@ -953,6 +1023,7 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<Assignee>("assignee", &self.assignee, event);
         callbacks.invoke_table_row_callbacks::<Browser>("browser", &self.browser, event);
         callbacks.invoke_table_row_callbacks::<BrowserInvite>("browser_invite", &self.browser_invite, event);
+        callbacks.invoke_table_row_callbacks::<CatalogueModel>("catalogue_model", &self.catalogue_model, event);
         callbacks.invoke_table_row_callbacks::<CodeAttempt>("code_attempt", &self.code_attempt, event);
         callbacks.invoke_table_row_callbacks::<HubConfig>("hub_config", &self.hub_config, event);
         callbacks.invoke_table_row_callbacks::<HubPolicy>("hub_policy", &self.hub_policy, event);
@@ -966,6 +1037,7 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<Limb>("limb", &self.limb, event);
         callbacks.invoke_table_row_callbacks::<LimbControl>("limb_control", &self.limb_control, event);
         callbacks.invoke_table_row_callbacks::<LimbKey>("limb_key", &self.limb_key, event);
+        callbacks.invoke_table_row_callbacks::<LimbModel>("limb_model", &self.limb_model, event);
         callbacks.invoke_table_row_callbacks::<LimbOrigin>("limb_origin", &self.limb_origin, event);
         callbacks.invoke_table_row_callbacks::<LimbStats>("limb_stats", &self.limb_stats, event);
         callbacks.invoke_table_row_callbacks::<LimbTrust>("limb_trust", &self.limb_trust, event);
@@ -1568,6 +1640,7 @@ impl __sdk::SpacetimeModule for RemoteModule {
         assignee_table::register_table(client_cache);
         browser_table::register_table(client_cache);
         browser_invite_table::register_table(client_cache);
+        catalogue_model_table::register_table(client_cache);
         code_attempt_table::register_table(client_cache);
         hub_config_table::register_table(client_cache);
         hub_policy_table::register_table(client_cache);
@@ -1581,6 +1654,7 @@ impl __sdk::SpacetimeModule for RemoteModule {
         limb_table::register_table(client_cache);
         limb_control_table::register_table(client_cache);
         limb_key_table::register_table(client_cache);
+        limb_model_table::register_table(client_cache);
         limb_origin_table::register_table(client_cache);
         limb_stats_table::register_table(client_cache);
         limb_trust_table::register_table(client_cache);

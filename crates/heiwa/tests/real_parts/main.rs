@@ -34,6 +34,7 @@ fn recv<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
 mod agent;
 mod batch;
 mod bot;
+mod catalogue;
 mod folders;
 mod hub;
 mod ingest;

@@ -561,14 +561,15 @@ async fn the_app_mesh_joins_a_remote_hub_by_invite_and_answers_its_tenant() {
 
     let wrong = RemoteHub { url: server.ws_url(), database: "heiwa".into(), invite: Some("not-a-code".into()) };
     let refused =
-        Mesh::join(&wrong, &dir.path().join("stranger"), executor.clone(), Offer::default(), None, || {}).await;
+        Mesh::join(&wrong, &dir.path().join("stranger"), executor.clone(), Offer::default(), None, None, || {}).await;
     let error = refused.err().expect("a wrong invite is refused").to_string();
     assert!(error.contains("join_tenant"), "the error says what was refused: {error}");
 
     let hub = RemoteHub { url: server.ws_url(), database: "heiwa".into(), invite: Some(invite) };
     let offer = Offer { tool: true, ..Offer::default() };
-    let mut mesh =
-        Mesh::join(&hub, &dir.path().join("app"), executor, offer, None, || {}).await.expect("joins with the invite");
+    let mut mesh = Mesh::join(&hub, &dir.path().join("app"), executor, offer, None, None, || {})
+        .await
+        .expect("joins with the invite");
     assert!(mesh.limb().connected);
     // The offer follows the limb's registration: wait for it to arrive.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -622,6 +623,7 @@ async fn the_app_mesh_joins_a_remote_hub_by_invite_and_answers_its_tenant() {
         &dir.path().join("app"),
         Arc::new(EchoExecutor { work: Duration::ZERO }),
         Offer::default(),
+        None,
         None,
         || {},
     )

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-struct Nginx {
+pub(super) struct Nginx {
     child: std::process::Child,
-    port: u16,
+    pub(super) port: u16,
 }
 
 impl Drop for Nginx {
@@ -25,8 +25,8 @@ impl Drop for Nginx {
 }
 
 /// nginx on 127.0.0.1 serving `root`: `/m/` at full speed, `/slow/` at 4 MiB/s,
-/// `/deny/` forbidden, `/r1/NAME` → `/r2/NAME` → `/m/NAME`.
-fn nginx(dir: &Path, root: &Path) -> Nginx {
+/// `/paced/` at 24 MiB/s, `/deny/` forbidden, `/r1/NAME` → `/r2/NAME` → `/m/NAME`.
+pub(super) fn nginx(dir: &Path, root: &Path) -> Nginx {
     let port = heiwa_config::free_loopback_port().unwrap();
     let (d, root) = (dir.display(), root.display());
     let conf = dir.join("nginx.conf");
@@ -39,6 +39,7 @@ fn nginx(dir: &Path, root: &Path) -> Nginx {
              server {{\n listen 127.0.0.1:{port};\n\
              location /m/ {{ alias {root}/; }}\n\
              location /slow/ {{ alias {root}/; limit_rate 4m; }}\n\
+             location /paced/ {{ alias {root}/; limit_rate 24m; }}\n\
              location /deny/ {{ return 403; }}\n\
              location ~ ^/r1/(.*)$ {{ return 302 /r2/$1; }}\n\
              location ~ ^/r2/(.*)$ {{ return 301 /m/$1; }}\n }}\n}}\n"

@@ -302,7 +302,12 @@ struct ModelLimb {
 }
 
 impl limb_core::claim::Executor for ModelLimb {
-    fn execute(&self, _task_id: u64, payload: &str) -> Result<limb_core::claim::Output, limb_core::claim::TaskFailure> {
+    fn execute(
+        &self,
+        _task_id: u64,
+        payload: &str,
+        _model: Option<&std::path::Path>,
+    ) -> Result<limb_core::claim::Output, limb_core::claim::TaskFailure> {
         use limb_core::agent::Model;
         let work = heiwa_hub::Work::parse(payload)?;
         let mut summary = self.model.plain_work(&work)?;

@@ -133,7 +133,21 @@ stopped: string | null,
  * The tenant's owner (or its admin bot) paused this limb, and why: it
  * takes no new work until resumed from there.
  */
-paused_by_tenant: string | null, };
+paused_by_tenant: string | null, 
+/**
+ * The tenant's catalogue models the hub asked this machine for, and how each copy goes.
+ */
+models: Array<ModelCopy>, };
+
+export type ModelCopy = { model_id: string, 
+/**
+ * fetching, held, failed or no room.
+ */
+stage: string, have: number, size_bytes: number, 
+/**
+ * Why it failed or does not fit.
+ */
+reason: string, };
 
 export type RemoteHub = { 
 /**

@@ -34,6 +34,8 @@ import {
 } from "@clockworklabs/spacetimedb-sdk";
 
 // Import and reexport all reducer arg types
+import { AddCatalogueModel } from "./add_catalogue_model_reducer.ts";
+export { AddCatalogueModel };
 import { CancelTask } from "./cancel_task_reducer.ts";
 export { CancelTask };
 import { ClaimLegacy } from "./claim_legacy_reducer.ts";
@@ -96,8 +98,12 @@ import { ReissueClaims } from "./reissue_claims_reducer.ts";
 export { ReissueClaims };
 import { ReleaseTask } from "./release_task_reducer.ts";
 export { ReleaseTask };
+import { RemoveCatalogueModel } from "./remove_catalogue_model_reducer.ts";
+export { RemoveCatalogueModel };
 import { ReportLateResult } from "./report_late_result_reducer.ts";
 export { ReportLateResult };
+import { ReportModel } from "./report_model_reducer.ts";
+export { ReportModel };
 import { RevokeBrowser } from "./revoke_browser_reducer.ts";
 export { RevokeBrowser };
 import { RevokeOperator } from "./revoke_operator_reducer.ts";
@@ -122,6 +128,8 @@ import { BrowserTableHandle } from "./browser_table.ts";
 export { BrowserTableHandle };
 import { BrowserInviteTableHandle } from "./browser_invite_table.ts";
 export { BrowserInviteTableHandle };
+import { CatalogueModelTableHandle } from "./catalogue_model_table.ts";
+export { CatalogueModelTableHandle };
 import { CodeAttemptTableHandle } from "./code_attempt_table.ts";
 export { CodeAttemptTableHandle };
 import { HubConfigTableHandle } from "./hub_config_table.ts";
@@ -148,6 +156,8 @@ import { LimbControlTableHandle } from "./limb_control_table.ts";
 export { LimbControlTableHandle };
 import { LimbKeyTableHandle } from "./limb_key_table.ts";
 export { LimbKeyTableHandle };
+import { LimbModelTableHandle } from "./limb_model_table.ts";
+export { LimbModelTableHandle };
 import { LimbOriginTableHandle } from "./limb_origin_table.ts";
 export { LimbOriginTableHandle };
 import { LimbStatsTableHandle } from "./limb_stats_table.ts";
@@ -204,6 +214,8 @@ import { Browser } from "./browser_type.ts";
 export { Browser };
 import { BrowserInvite } from "./browser_invite_type.ts";
 export { BrowserInvite };
+import { CatalogueModel } from "./catalogue_model_type.ts";
+export { CatalogueModel };
 import { CodeAttempt } from "./code_attempt_type.ts";
 export { CodeAttempt };
 import { HubConfig } from "./hub_config_type.ts";
@@ -230,6 +242,8 @@ import { LimbControl } from "./limb_control_type.ts";
 export { LimbControl };
 import { LimbKey } from "./limb_key_type.ts";
 export { LimbKey };
+import { LimbModel } from "./limb_model_type.ts";
+export { LimbModel };
 import { LimbOrigin } from "./limb_origin_type.ts";
 export { LimbOrigin };
 import { LimbStats } from "./limb_stats_type.ts";
@@ -246,6 +260,8 @@ import { MigratedTenant } from "./migrated_tenant_type.ts";
 export { MigratedTenant };
 import { ModelOffer } from "./model_offer_type.ts";
 export { ModelOffer };
+import { ModelState } from "./model_state_type.ts";
+export { ModelState };
 import { Operator } from "./operator_type.ts";
 export { Operator };
 import { OperatorInvite } from "./operator_invite_type.ts";
@@ -324,6 +340,15 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "code",
         colType: BrowserInvite.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    catalogue_model: {
+      tableName: "catalogue_model",
+      rowType: CatalogueModel.getTypeScriptAlgebraicType(),
+      primaryKey: "id",
+      primaryKeyInfo: {
+        colName: "id",
+        colType: CatalogueModel.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     code_attempt: {
@@ -441,6 +466,15 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "limbId",
         colType: LimbKey.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    limb_model: {
+      tableName: "limb_model",
+      rowType: LimbModel.getTypeScriptAlgebraicType(),
+      primaryKey: "id",
+      primaryKeyInfo: {
+        colName: "id",
+        colType: LimbModel.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     limb_origin: {
@@ -661,6 +695,10 @@ const REMOTE_MODULE = {
     },
   },
   reducers: {
+    add_catalogue_model: {
+      reducerName: "add_catalogue_model",
+      argsType: AddCatalogueModel.getTypeScriptAlgebraicType(),
+    },
     cancel_task: {
       reducerName: "cancel_task",
       argsType: CancelTask.getTypeScriptAlgebraicType(),
@@ -785,9 +823,17 @@ const REMOTE_MODULE = {
       reducerName: "release_task",
       argsType: ReleaseTask.getTypeScriptAlgebraicType(),
     },
+    remove_catalogue_model: {
+      reducerName: "remove_catalogue_model",
+      argsType: RemoveCatalogueModel.getTypeScriptAlgebraicType(),
+    },
     report_late_result: {
       reducerName: "report_late_result",
       argsType: ReportLateResult.getTypeScriptAlgebraicType(),
+    },
+    report_model: {
+      reducerName: "report_model",
+      argsType: ReportModel.getTypeScriptAlgebraicType(),
     },
     revoke_browser: {
       reducerName: "revoke_browser",
@@ -851,6 +897,7 @@ const REMOTE_MODULE = {
 
 // A type representing all the possible variants of a reducer.
 export type Reducer = never
+| { name: "AddCatalogueModel", args: AddCatalogueModel }
 | { name: "CancelTask", args: CancelTask }
 | { name: "ClaimLegacy", args: ClaimLegacy }
 | { name: "ClientConnected", args: ClientConnected }
@@ -882,7 +929,9 @@ export type Reducer = never
 | { name: "RegisterLimbKey", args: RegisterLimbKey }
 | { name: "ReissueClaims", args: ReissueClaims }
 | { name: "ReleaseTask", args: ReleaseTask }
+| { name: "RemoveCatalogueModel", args: RemoveCatalogueModel }
 | { name: "ReportLateResult", args: ReportLateResult }
+| { name: "ReportModel", args: ReportModel }
 | { name: "RevokeBrowser", args: RevokeBrowser }
 | { name: "RevokeOperator", args: RevokeOperator }
 | { name: "SetHubPolicy", args: SetHubPolicy }
@@ -895,6 +944,22 @@ export type Reducer = never
 
 export class RemoteReducers {
   constructor(private connection: DbConnectionImpl, private setCallReducerFlags: SetReducerFlags) {}
+
+  addCatalogueModel(modelId: string, file: string, sizeBytes: bigint, sha256: string, sources: string[], license: string, keepReady: boolean) {
+    const __args = { modelId, file, sizeBytes, sha256, sources, license, keepReady };
+    let __writer = new BinaryWriter(1024);
+    AddCatalogueModel.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("add_catalogue_model", __argsBuffer, this.setCallReducerFlags.addCatalogueModelFlags);
+  }
+
+  onAddCatalogueModel(callback: (ctx: ReducerEventContext, modelId: string, file: string, sizeBytes: bigint, sha256: string, sources: string[], license: string, keepReady: boolean) => void) {
+    this.connection.onReducer("add_catalogue_model", callback);
+  }
+
+  removeOnAddCatalogueModel(callback: (ctx: ReducerEventContext, modelId: string, file: string, sizeBytes: bigint, sha256: string, sources: string[], license: string, keepReady: boolean) => void) {
+    this.connection.offReducer("add_catalogue_model", callback);
+  }
 
   cancelTask(taskId: bigint) {
     const __args = { taskId };
@@ -1376,6 +1441,22 @@ export class RemoteReducers {
     this.connection.offReducer("release_task", callback);
   }
 
+  removeCatalogueModel(modelId: string) {
+    const __args = { modelId };
+    let __writer = new BinaryWriter(1024);
+    RemoveCatalogueModel.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("remove_catalogue_model", __argsBuffer, this.setCallReducerFlags.removeCatalogueModelFlags);
+  }
+
+  onRemoveCatalogueModel(callback: (ctx: ReducerEventContext, modelId: string) => void) {
+    this.connection.onReducer("remove_catalogue_model", callback);
+  }
+
+  removeOnRemoveCatalogueModel(callback: (ctx: ReducerEventContext, modelId: string) => void) {
+    this.connection.offReducer("remove_catalogue_model", callback);
+  }
+
   reportLateResult(taskId: bigint, limbId: bigint, summary: string) {
     const __args = { taskId, limbId, summary };
     let __writer = new BinaryWriter(1024);
@@ -1390,6 +1471,22 @@ export class RemoteReducers {
 
   removeOnReportLateResult(callback: (ctx: ReducerEventContext, taskId: bigint, limbId: bigint, summary: string) => void) {
     this.connection.offReducer("report_late_result", callback);
+  }
+
+  reportModel(limbId: bigint, modelId: string, stage: ModelState, have: bigint, reason: string) {
+    const __args = { limbId, modelId, stage, have, reason };
+    let __writer = new BinaryWriter(1024);
+    ReportModel.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("report_model", __argsBuffer, this.setCallReducerFlags.reportModelFlags);
+  }
+
+  onReportModel(callback: (ctx: ReducerEventContext, limbId: bigint, modelId: string, stage: ModelState, have: bigint, reason: string) => void) {
+    this.connection.onReducer("report_model", callback);
+  }
+
+  removeOnReportModel(callback: (ctx: ReducerEventContext, limbId: bigint, modelId: string, stage: ModelState, have: bigint, reason: string) => void) {
+    this.connection.offReducer("report_model", callback);
   }
 
   revokeBrowser(browser: Identity) {
@@ -1523,6 +1620,11 @@ export class RemoteReducers {
 }
 
 export class SetReducerFlags {
+  addCatalogueModelFlags: CallReducerFlags = 'FullUpdate';
+  addCatalogueModel(flags: CallReducerFlags) {
+    this.addCatalogueModelFlags = flags;
+  }
+
   cancelTaskFlags: CallReducerFlags = 'FullUpdate';
   cancelTask(flags: CallReducerFlags) {
     this.cancelTaskFlags = flags;
@@ -1668,9 +1770,19 @@ export class SetReducerFlags {
     this.releaseTaskFlags = flags;
   }
 
+  removeCatalogueModelFlags: CallReducerFlags = 'FullUpdate';
+  removeCatalogueModel(flags: CallReducerFlags) {
+    this.removeCatalogueModelFlags = flags;
+  }
+
   reportLateResultFlags: CallReducerFlags = 'FullUpdate';
   reportLateResult(flags: CallReducerFlags) {
     this.reportLateResultFlags = flags;
+  }
+
+  reportModelFlags: CallReducerFlags = 'FullUpdate';
+  reportModel(flags: CallReducerFlags) {
+    this.reportModelFlags = flags;
   }
 
   revokeBrowserFlags: CallReducerFlags = 'FullUpdate';
@@ -1730,6 +1842,10 @@ export class RemoteTables {
     return new BrowserInviteTableHandle(this.connection.clientCache.getOrCreateTable<BrowserInvite>(REMOTE_MODULE.tables.browser_invite));
   }
 
+  get catalogueModel(): CatalogueModelTableHandle {
+    return new CatalogueModelTableHandle(this.connection.clientCache.getOrCreateTable<CatalogueModel>(REMOTE_MODULE.tables.catalogue_model));
+  }
+
   get codeAttempt(): CodeAttemptTableHandle {
     return new CodeAttemptTableHandle(this.connection.clientCache.getOrCreateTable<CodeAttempt>(REMOTE_MODULE.tables.code_attempt));
   }
@@ -1780,6 +1896,10 @@ export class RemoteTables {
 
   get limbKey(): LimbKeyTableHandle {
     return new LimbKeyTableHandle(this.connection.clientCache.getOrCreateTable<LimbKey>(REMOTE_MODULE.tables.limb_key));
+  }
+
+  get limbModel(): LimbModelTableHandle {
+    return new LimbModelTableHandle(this.connection.clientCache.getOrCreateTable<LimbModel>(REMOTE_MODULE.tables.limb_model));
   }
 
   get limbOrigin(): LimbOriginTableHandle {

@@ -1,0 +1,107 @@
+//! A tenant's model catalogue over the hub's HTTP API: its owner (or an
+//! operator) adds and removes models; readers see each limb's copy of each
+//! model, and why a task pinned to a model waits.
+
+use crate::args::{AddCatalogueModel, RemoveCatalogueModel};
+use crate::{HubError, HubHttp};
+use hub_rules::catalogue::{why_waiting, Copy, ModelState};
+
+/// A catalogue entry, as the owner gives it and the tenant's readers read it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct CatalogueRow {
+    pub model_id: String,
+    pub file: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub sources: Vec<String>,
+    pub license: String,
+    pub keep_ready: bool,
+}
+
+/// One limb's copy of a catalogue model (`stage` by its name: wanted, fetching, held, failed, no room).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct ModelCopyRow {
+    pub limb_id: u64,
+    pub model_id: String,
+    pub size_bytes: u64,
+    pub stage: String,
+    pub have: u64,
+    pub reason: String,
+}
+
+impl ModelCopyRow {
+    pub fn stage(&self) -> Option<ModelState> {
+        ModelState::ALL.into_iter().find(|stage| stage.name() == self.stage)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct LimbOnline {
+    id: u64,
+    online: bool,
+    /// Its offers as the SQL API writes a struct: `[id, sha256]`.
+    models: Vec<(String, String)>,
+}
+
+impl HubHttp {
+    /// Add a model to the caller's tenant's catalogue (or replace the entry of the same id).
+    pub async fn add_catalogue_model(&self, name: &str, model: &CatalogueRow, token: &str) -> Result<(), HubError> {
+        let args = AddCatalogueModel {
+            model_id: model.model_id.clone(),
+            file: model.file.clone(),
+            size_bytes: model.size_bytes,
+            sha256: model.sha256.clone(),
+            sources: model.sources.clone(),
+            license: model.license.clone(),
+            keep_ready: model.keep_ready,
+        };
+        self.call_reducer(name, &args, token).await
+    }
+
+    pub async fn remove_catalogue_model(&self, name: &str, model_id: &str, token: &str) -> Result<(), HubError> {
+        self.call_reducer(name, &RemoveCatalogueModel { model_id: model_id.into() }, token).await
+    }
+
+    pub async fn catalogue(&self, name: &str, token: &str) -> Result<Vec<CatalogueRow>, HubError> {
+        self.rows_as(name, "SELECT * FROM catalogue_model", token).await
+    }
+
+    /// Every limb's copy of every catalogue model of the caller's tenant.
+    pub async fn model_copies(&self, name: &str, token: &str) -> Result<Vec<ModelCopyRow>, HubError> {
+        self.rows_as(name, "SELECT * FROM limb_model", token).await
+    }
+
+    /// Why a pending task pinned to `model` waits, in words (`None`: a limb
+    /// that holds it is online; the task waits only for a free slot).
+    pub async fn why_waiting(&self, name: &str, model: &str, token: &str) -> Result<Option<String>, HubError> {
+        if model.is_empty() {
+            return Ok(None);
+        }
+        let catalogue = self.catalogue(name, token).await?;
+        let entry = catalogue.iter().find(|e| e.model_id == model || e.sha256 == model);
+        let limbs = self.rows_as::<LimbOnline>(name, "SELECT * FROM limb", token).await?;
+        // A limb may offer a model it has of its own, in the catalogue or not.
+        if limbs.iter().any(|limb| limb.online && limb.models.iter().any(|(id, sha)| id == model || sha == model)) {
+            return Ok(None);
+        }
+        let online: std::collections::HashMap<u64, bool> = limbs.iter().map(|limb| (limb.id, limb.online)).collect();
+        let copies: Vec<Copy> = match entry {
+            Some(entry) => self
+                .model_copies(name, token)
+                .await?
+                .iter()
+                .filter(|copy| copy.model_id == entry.model_id)
+                .filter_map(|copy| {
+                    Some(Copy {
+                        stage: copy.stage()?,
+                        have: copy.have,
+                        size_bytes: copy.size_bytes,
+                        online: online.get(&copy.limb_id).copied().unwrap_or(false),
+                    })
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(why_waiting(model, entry.is_some(), &copies))
+    }
+}

@@ -1,0 +1,257 @@
+//! A tenant's model catalogue against a real hub, real `heiwa limb run`
+//! processes and Debian's nginx on loopback serving a real GGUF (the
+//! embedding model, 87 MiB) as a model mirror would. The owner works through
+//! the `heiwa` CLI, as a person does.
+
+use super::mesh::{result_limbs, tenant_with_invite, LimbProcess};
+use super::pull::nginx;
+use super::{local_hub_with_config, parts};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// `heiwa ARGS` as the tenant's owner; its output, or a panic with it.
+fn owner(http: &heiwa_hub::HubHttp, token_file: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .args(args)
+        .env("HEIWA_HUB", http.base_url())
+        .env("HEIWA_TOKEN_FILE", token_file)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "heiwa {args:?} failed: {text}");
+    text
+}
+
+/// Run `heiwa ARGS` as the owner until its output satisfies `done`, for at most `limit`.
+fn owner_until(
+    http: &heiwa_hub::HubHttp,
+    token_file: &Path,
+    args: &[&str],
+    limit: Duration,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let text = owner(http, token_file, args);
+        if done(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "heiwa {args:?} never showed what was waited for; last:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sha256_of(path: &Path) -> String {
+    heiwa_provenance::sha256_hex(&std::fs::read(path).unwrap())
+}
+
+fn ready_id(limb: &LimbProcess) -> u64 {
+    limb.wait_for_line_within("ready limb=", Duration::from_secs(30))["ready limb=".len()..].parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_pinned_to_a_catalogue_model_waits_with_a_reason_until_a_limb_fetches_it_then_runs_there() {
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http, _) = local_hub_with_config(&parts, &dir.path().join("hub")).await;
+    let (owner_token, invite) = tenant_with_invite(&http, 2).await;
+    let token_file = dir.path().join("owner.token");
+    heiwa_config::write_secret(&token_file, &owner_token).unwrap();
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::copy(&parts.embed_model, served.join("minilm.gguf")).unwrap();
+    let (sha256, size) = (sha256_of(&served.join("minilm.gguf")), parts.embed_model.metadata().unwrap().len());
+    let mirror = nginx(dir.path(), &served);
+
+    // Two donors: one with room, one that gives models 10 MiB of disk.
+    let roomy = LimbProcess::launch(&http, dir.path(), &invite, "roomy", &["--executor", "echo"]);
+    let small = LimbProcess::launch(
+        &http,
+        dir.path(),
+        &invite,
+        "small",
+        &["--executor", "echo", "--models-disk-cap-mib", "10"],
+    );
+    let (roomy_id, small_id) = (ready_id(&roomy), ready_id(&small));
+
+    // Pinned to a model nobody holds and the catalogue does not list: it says so.
+    http.submit_task("heiwa", "pinned to minilm", Some("minilm"), &owner_token).await.unwrap();
+    let task_id = http.rows("heiwa", "SELECT * FROM task", &owner_token).await.unwrap()[0]["id"].as_u64().unwrap();
+    let shown = owner(&http, &token_file, &["task", "show", &task_id.to_string()]);
+    assert!(
+        shown.contains("waiting: no limb holds minilm (it is not in the tenant's catalogue"),
+        "the owner is told why it waits: {shown}"
+    );
+
+    // The owner adds it: a dead source first, then the mirror (paced, so the fetch can be seen).
+    let (dead, paced) = (
+        format!("http://127.0.0.1:{}/m/gone.gguf", mirror.port),
+        format!("http://127.0.0.1:{}/paced/minilm.gguf", mirror.port),
+    );
+    let (size_text, id_text) = (size.to_string(), task_id.to_string());
+    let added = owner(
+        &http,
+        &token_file,
+        &[
+            "tenant",
+            "model",
+            "add",
+            "minilm",
+            "--source",
+            &dead,
+            "--source",
+            &paced,
+            "--file",
+            "minilm.gguf",
+            "--sha256",
+            &sha256,
+            "--size",
+            &size_text,
+            "--license",
+            "Apache-2.0",
+        ],
+    );
+    assert!(added.contains("minilm is in the catalogue (minilm.gguf"), "{added}");
+    // The queued task asks every limb: the roomy one fetches, the small one has no room.
+    let fetching = owner_until(&http, &token_file, &["task", "show", &id_text], Duration::from_secs(60), |shown| {
+        shown.contains("1 limb fetching")
+    });
+    assert!(fetching.contains("waiting: no limb holds minilm; 1 limb fetching, "), "{fetching}");
+    assert!(fetching.contains("too large for the disk cap of 1 limb"), "{fetching}");
+
+    // Held, offered, and the task runs there, never on the limb without room.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !result_limbs(&http, &owner_token).await.contains_key(&task_id) {
+        assert!(Instant::now() < deadline, "the pinned task never ran: {:?}", roomy.lines());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(result_limbs(&http, &owner_token).await[&task_id], roomy_id, "the limb that holds the model ran it");
+    assert_eq!(sha256_of(&dir.path().join("roomy/models/minilm.gguf")), sha256, "the fetched copy is the file");
+    assert!(!dir.path().join("small/models/minilm.gguf").exists(), "nothing was fetched past the donor's cap");
+    assert!(!dir.path().join("roomy/models/default").exists(), "a fetched model is not the donor's chat model");
+    let listed = owner(&http, &token_file, &["tenant", "model", "list"]);
+    assert!(listed.contains(&format!("limb {roomy_id:>4}  held")), "{listed}");
+    let needs = size.div_ceil(1 << 20);
+    assert!(
+        listed.contains(&format!(
+            "limb {small_id:>4}  no room: minilm needs {needs} MiB; this donor gives models 10 MiB of disk, 0 MiB of it held"
+        )),
+        "{listed}"
+    );
+
+    // A model whose listed hash is not its file's: fetched, refused, deleted, and the owner is told.
+    let wrong = "0".repeat(64);
+    let plain = format!("http://127.0.0.1:{}/m/minilm.gguf", mirror.port);
+    owner(
+        &http,
+        &token_file,
+        &[
+            "tenant",
+            "model",
+            "add",
+            "tampered",
+            "--source",
+            &plain,
+            "--file",
+            "tampered.gguf",
+            "--sha256",
+            &wrong,
+            "--size",
+            &size_text,
+            "--keep-ready",
+        ],
+    );
+    let listed = owner_until(&http, &token_file, &["tenant", "model", "list"], Duration::from_secs(60), |listed| {
+        listed.contains(&format!("limb {roomy_id:>4}  failed"))
+    });
+    assert!(listed.contains("every source failed: ") && listed.contains("SHA-256"), "{listed}");
+    assert!(!dir.path().join("roomy/models/tampered.gguf").exists(), "a file that fails its hash is never installed");
+    http.submit_task("heiwa", "pinned to the tampered model", Some("tampered"), &owner_token).await.unwrap();
+    let tampered_id = http
+        .rows("heiwa", "SELECT * FROM task", &owner_token)
+        .await
+        .unwrap()
+        .iter()
+        .find(|row| row["model"] == "tampered")
+        .and_then(|row| row["id"].as_u64())
+        .unwrap();
+    let shown = owner(&http, &token_file, &["task", "show", &tampered_id.to_string()]);
+    assert!(
+        shown.contains("every source failed on 1 limb; too large for the disk cap of 1 limb (no limb can get it)"),
+        "{shown}"
+    );
+
+    // Removed from the catalogue: no limb is asked for it any more.
+    owner(&http, &token_file, &["tenant", "model", "remove", "tampered"]);
+    let listed = owner(&http, &token_file, &["tenant", "model", "list"]);
+    assert!(!listed.contains("tampered") && listed.contains("1 model in the catalogue"), "{listed}");
+    roomy.stop();
+    small.stop();
+    server.stop();
+}
+
+/// The MiB a `model M: fetching N of T MiB` line says it has.
+fn fetched_mib(line: &str) -> u64 {
+    line.split("fetching ").nth(1).and_then(|rest| rest.split(' ').next()).and_then(|n| n.parse().ok()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limb_killed_mid_fetch_resumes_where_it_stopped_and_then_offers_the_model() {
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http, _) = local_hub_with_config(&parts, &dir.path().join("hub")).await;
+    let (owner_token, invite) = tenant_with_invite(&http, 1).await;
+    let token_file = dir.path().join("owner.token");
+    heiwa_config::write_secret(&token_file, &owner_token).unwrap();
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::copy(&parts.embed_model, served.join("minilm.gguf")).unwrap();
+    let (sha256, size) = (sha256_of(&served.join("minilm.gguf")), parts.embed_model.metadata().unwrap().len());
+    let mirror = nginx(dir.path(), &served);
+    let paced = format!("http://127.0.0.1:{}/paced/minilm.gguf", mirror.port);
+    let size_text = size.to_string();
+    owner(
+        &http,
+        &token_file,
+        &[
+            "tenant",
+            "model",
+            "add",
+            "minilm",
+            "--source",
+            &paced,
+            "--sha256",
+            &sha256,
+            "--size",
+            &size_text,
+            "--keep-ready",
+        ],
+    );
+
+    let limb = LimbProcess::launch(&http, dir.path(), &invite, "donor", &["--executor", "echo"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let before = loop {
+        let progress =
+            limb.lines().into_iter().filter(|l| l.starts_with("model minilm: fetching")).map(|l| fetched_mib(&l)).max();
+        if let Some(mib) = progress.filter(|mib| *mib > 0) {
+            break mib;
+        }
+        assert!(Instant::now() < deadline, "no progress: {:?}", limb.lines());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let killed = limb.end(nix::sys::signal::Signal::SIGKILL);
+    assert!(!killed.iter().any(|l| l == "model minilm: held"), "killed before the end of the file: {killed:?}");
+
+    let again = LimbProcess::launch(&http, dir.path(), &invite, "donor", &["--executor", "echo"]);
+    again.wait_for_line_within("model minilm: held", Duration::from_secs(60));
+    let resumed_at = again.lines().iter().find(|l| l.starts_with("model minilm: fetching")).map(|l| fetched_mib(l));
+    assert!(resumed_at.is_some_and(|mib| mib >= before), "resumed from {before} MiB on: {:?}", again.lines());
+    assert_eq!(sha256_of(&dir.path().join("donor/models/minilm.gguf")), sha256, "the resumed copy is the file");
+    let listed = owner_until(&http, &token_file, &["tenant", "model", "list"], Duration::from_secs(20), |l| {
+        l.contains("  held")
+    });
+    assert!(listed.contains("minilm  minilm.gguf") && listed.contains(", kept ready"), "{listed}");
+    again.stop();
+    server.stop();
+}

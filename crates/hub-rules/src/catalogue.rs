@@ -1,0 +1,208 @@
+//! A tenant's model catalogue: what an entry must hold to be fetched safely,
+//! how a limb's copy of a model stands, and why a task pinned to a model waits
+//! (AI Horde's "is it possible, who can take it" in words).
+
+/// Most models in one tenant's catalogue.
+pub const MAX_CATALOGUE_MODELS: usize = 64;
+/// Sources (URLs or `hf:` references) one entry may list, tried in order.
+pub const MAX_SOURCES: usize = 8;
+pub const MAX_SOURCE_CHARS: usize = 2048;
+pub const MAX_FILE_CHARS: usize = 200;
+pub const MAX_LICENSE_CHARS: usize = 200;
+
+/// How one limb's copy of a catalogue model stands (`limb_model.stage`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "spacetimedb", derive(spacetimedb::SpacetimeType))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub enum ModelState {
+    /// The hub asked for it (the catalogue keeps it ready, or a task waits for it).
+    Wanted,
+    /// Downloading: `have` of `size_bytes`.
+    Fetching,
+    /// On the limb's disk, verified, offered.
+    Held,
+    /// Every source failed (the reason says how); tried again when the owner adds the model again.
+    Failed,
+    /// The donor's disk cap for models cannot hold it: never fetched, never assigned.
+    NoRoom,
+}
+
+impl ModelState {
+    pub const ALL: [ModelState; 5] =
+        [ModelState::Wanted, ModelState::Fetching, ModelState::Held, ModelState::Failed, ModelState::NoRoom];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelState::Wanted => "wanted",
+            ModelState::Fetching => "fetching",
+            ModelState::Held => "held",
+            ModelState::Failed => "failed",
+            ModelState::NoRoom => "no room",
+        }
+    }
+}
+
+/// A catalogue entry as the owner gives it.
+pub struct EntryCheck<'a> {
+    pub model_id: &'a str,
+    pub file: &'a str,
+    pub size_bytes: u64,
+    pub sha256: &'a str,
+    pub sources: &'a [String],
+    pub license: &'a str,
+}
+
+/// Whether an entry can be fetched safely: a plain `.gguf` file name (it
+/// becomes a path on every donor's disk), a SHA-256 (nothing unverified is
+/// run), a size (the donors' caps are checked before a byte), sources a limb
+/// knows how to fetch.
+pub fn check_entry(entry: &EntryCheck<'_>) -> Result<(), String> {
+    if entry.model_id.is_empty() {
+        return Err("a catalogue model needs an id (what tasks name with --model)".into());
+    }
+    crate::check_model(entry.model_id)?;
+    let file = entry.file;
+    if file.is_empty()
+        || file.chars().count() > MAX_FILE_CHARS
+        || file.starts_with('.')
+        || file.contains(['/', '\\'])
+        || file.chars().any(char::is_control)
+        || !file.ends_with(".gguf")
+    {
+        return Err(format!(
+            "the file name must be a plain name ending in .gguf, at most {MAX_FILE_CHARS} characters, not {file:?}"
+        ));
+    }
+    if entry.size_bytes == 0 {
+        return Err("the model's size in bytes is needed (donors' disk caps are checked before downloading)".into());
+    }
+    if entry.sha256.len() != 64 || !entry.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err("the model's SHA-256 is 64 lowercase hex digits: a limb runs nothing it cannot verify".into());
+    }
+    if entry.sources.is_empty() || entry.sources.len() > MAX_SOURCES {
+        return Err(format!("a catalogue model lists 1 to {MAX_SOURCES} sources, not {}", entry.sources.len()));
+    }
+    for source in entry.sources {
+        let known = ["http://", "https://", "hf:"].iter().any(|scheme| source.starts_with(scheme));
+        if !known || source.chars().count() > MAX_SOURCE_CHARS || source.chars().any(char::is_control) {
+            return Err(format!(
+                "a source is an http(s) URL or hf:OWNER/REPO/FILE of at most {MAX_SOURCE_CHARS} characters, not {source:?}"
+            ));
+        }
+    }
+    if entry.license.chars().count() > MAX_LICENSE_CHARS || entry.license.chars().any(char::is_control) {
+        return Err(format!("a license note is at most {MAX_LICENSE_CHARS} printable characters"));
+    }
+    Ok(())
+}
+
+/// One limb's copy of the model a task waits for, as the hub's rows say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Copy {
+    pub stage: ModelState,
+    pub have: u64,
+    pub size_bytes: u64,
+    /// The limb is online now.
+    pub online: bool,
+}
+
+/// Why a pending task pinned to `model` waits, in words for its owner;
+/// `None` when a limb that can run it is online (it waits only for a slot).
+/// `in_catalogue`: the tenant's catalogue lists the model (so limbs can fetch it).
+pub fn why_waiting(model: &str, in_catalogue: bool, copies: &[Copy]) -> Option<String> {
+    if model.is_empty() || copies.iter().any(|c| c.stage == ModelState::Held && c.online) {
+        return None;
+    }
+    let count = |state: ModelState| copies.iter().filter(|c| c.stage == state).count();
+    let limbs = |n: usize| if n == 1 { "1 limb".to_string() } else { format!("{n} limbs") };
+    let mut why = match count(ModelState::Held) {
+        0 => format!("waiting: no limb holds {model}"),
+        1 => format!("waiting: the one limb holding {model} is offline"),
+        offline => format!("waiting: the {offline} limbs holding {model} are offline"),
+    };
+    let fetching: Vec<&Copy> = copies.iter().filter(|c| c.stage == ModelState::Fetching).collect();
+    if !fetching.is_empty() {
+        let (have, size) =
+            fetching.iter().fold((0u64, 0u64), |(h, s), c| (h + c.have.min(c.size_bytes), s + c.size_bytes));
+        let percent = (have.saturating_mul(100)).checked_div(size).unwrap_or(0);
+        why.push_str(&format!("; {} fetching, {percent} %", limbs(fetching.len())));
+    }
+    if count(ModelState::Wanted) > 0 {
+        why.push_str(&format!("; {} about to fetch it", limbs(count(ModelState::Wanted))));
+    }
+    if count(ModelState::Failed) > 0 {
+        why.push_str(&format!("; every source failed on {}", limbs(count(ModelState::Failed))));
+    }
+    if count(ModelState::NoRoom) > 0 {
+        why.push_str(&format!("; too large for the disk cap of {}", limbs(count(ModelState::NoRoom))));
+    }
+    if !in_catalogue {
+        why.push_str(" (it is not in the tenant's catalogue, so no limb will fetch it: heiwa tenant model add)");
+    } else if copies.iter().all(|c| matches!(c.stage, ModelState::Failed | ModelState::NoRoom)) {
+        why.push_str(if copies.is_empty() { " (no limb of the tenant to fetch it)" } else { " (no limb can get it)" });
+    }
+    Some(why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32";
+
+    fn entry<'a>(file: &'a str, sha256: &'a str, sources: &'a [String]) -> EntryCheck<'a> {
+        EntryCheck { model_id: "coder", file, size_bytes: 10, sha256, sources, license: "Apache-2.0" }
+    }
+
+    #[test]
+    fn an_entry_must_be_a_plain_gguf_with_a_hash_a_size_and_sources() {
+        let sources = vec!["http://127.0.0.1:8080/m.gguf".to_string(), "hf:Qwen/R/m.gguf".to_string()];
+        assert_eq!(check_entry(&entry("m.gguf", SHA, &sources)), Ok(()));
+        for bad in ["../m.gguf", "a/m.gguf", ".m.gguf", "m.bin", "", "m\n.gguf"] {
+            let refused = check_entry(&entry(bad, SHA, &sources)).unwrap_err();
+            assert!(refused.contains("plain name ending in .gguf"), "{bad:?}: {refused}");
+        }
+        assert!(check_entry(&entry("m.gguf", &SHA.to_uppercase(), &sources)).unwrap_err().contains("SHA-256"));
+        assert!(check_entry(&entry("m.gguf", "abc", &sources)).unwrap_err().contains("SHA-256"));
+        assert!(check_entry(&entry("m.gguf", SHA, &[])).unwrap_err().contains("1 to 8 sources"));
+        let ftp = ["ftp://host/m.gguf".to_string()];
+        assert!(check_entry(&entry("m.gguf", SHA, &ftp)).unwrap_err().contains("http(s) URL or hf:"));
+        let no_size = EntryCheck { size_bytes: 0, ..entry("m.gguf", SHA, &sources) };
+        assert!(check_entry(&no_size).unwrap_err().contains("size in bytes"));
+        let no_id = EntryCheck { model_id: "", ..entry("m.gguf", SHA, &sources) };
+        assert!(check_entry(&no_id).unwrap_err().contains("needs an id"));
+    }
+
+    fn copy(state: ModelState, have: u64, online: bool) -> Copy {
+        Copy { stage: state, have, size_bytes: 1000, online }
+    }
+
+    #[test]
+    fn a_pinned_task_says_why_it_waits() {
+        use ModelState::*;
+        assert_eq!(why_waiting("m", true, &[copy(Held, 1000, true)]), None, "a holder is online: only a slot");
+        assert_eq!(why_waiting("", false, &[]), None, "an unpinned task waits for no model");
+        assert_eq!(
+            why_waiting("m", false, &[]).unwrap(),
+            "waiting: no limb holds m (it is not in the tenant's catalogue, so no limb will fetch it: heiwa tenant model add)"
+        );
+        assert_eq!(
+            why_waiting("m", true, &[]).unwrap(),
+            "waiting: no limb holds m (no limb of the tenant to fetch it)"
+        );
+        assert_eq!(
+            why_waiting("m", true, &[copy(Fetching, 300, true), copy(Fetching, 500, true), copy(Wanted, 0, true)])
+                .unwrap(),
+            "waiting: no limb holds m; 2 limbs fetching, 40 %; 1 limb about to fetch it"
+        );
+        assert_eq!(
+            why_waiting("m", true, &[copy(Failed, 0, true), copy(NoRoom, 0, true)]).unwrap(),
+            "waiting: no limb holds m; every source failed on 1 limb; too large for the disk cap of 1 limb (no limb can get it)"
+        );
+        assert_eq!(
+            why_waiting("m", true, &[copy(Held, 1000, false)]).unwrap(),
+            "waiting: the one limb holding m is offline"
+        );
+    }
+}

@@ -1,0 +1,322 @@
+//! The catalogue models the hub asks this limb for (its own `limb_model`
+//! rows): each is fetched within the donor's disk cap for models, from its
+//! sources in order, resumable and verified by SHA-256 (`crate::models::pull`),
+//! then offered, and tasks pinned to it run on it. How it goes is reported to
+//! the hub for the owner to see; a copy whose hash differs is deleted by the
+//! download itself and reported as failed.
+
+use super::{cached, guarded};
+use crate::models::{pull, Pull};
+use heiwa_hub::bindings::{report_model, DbConnection, LimbModel, LimbModelTableAccess, ModelState};
+use heiwa_hub::CopyStage;
+use heiwa_inference::models::ModelStore;
+use spacetimedb_sdk::{Table, TableWithPrimaryKey};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Where fetched models go and what the donor allows them.
+#[derive(Clone, Debug)]
+pub struct ModelFetching {
+    pub store: ModelStore,
+    /// The most disk the donor gives to models, all of them together (`None`: no cap but the disk's).
+    pub cap_bytes: Option<u64>,
+    /// Where `hf:` sources resolve (Hugging Face, or a mirror).
+    pub endpoint: String,
+    /// No byte for this long is a stall (retried from where it stands).
+    pub stall: Duration,
+}
+
+/// One model the hub asked for, as its `limb_model` row says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    pub model_id: String,
+    pub file: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub sources: Vec<String>,
+}
+
+/// How a fetch goes, for the loop to tell the hub (and, when held, to offer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    Fetching { model_id: String, have: u64, size_bytes: u64 },
+    Failed { model_id: String, reason: String },
+    NoRoom { model_id: String, reason: String },
+    Held { model_id: String, sha256: String, path: PathBuf },
+}
+
+/// A catalogue model's copy on this machine, as its owner sees it (the Limb view, `heiwa limb run`'s lines).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+pub struct ModelCopy {
+    pub model_id: String,
+    /// fetching, held, failed or no room.
+    pub stage: String,
+    #[ts(type = "number")]
+    pub have: u64,
+    #[ts(type = "number")]
+    pub size_bytes: u64,
+    /// Why it failed or does not fit.
+    pub reason: String,
+}
+
+impl std::fmt::Display for ModelCopy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "model {}: {}", self.model_id, self.stage)?;
+        if self.stage == CopyStage::Fetching.name() {
+            write!(f, " {} of {} MiB", self.have >> 20, mib(self.size_bytes))?;
+        }
+        if !self.reason.is_empty() {
+            write!(f, ": {}", self.reason)?;
+        }
+        Ok(())
+    }
+}
+
+impl Report {
+    pub fn copy(&self) -> ModelCopy {
+        let (stage, have, size_bytes, reason) = match self {
+            Report::Fetching { have, size_bytes, .. } => (CopyStage::Fetching, *have, *size_bytes, ""),
+            Report::Failed { reason, .. } => (CopyStage::Failed, 0, 0, reason.as_str()),
+            Report::NoRoom { reason, .. } => (CopyStage::NoRoom, 0, 0, reason.as_str()),
+            Report::Held { .. } => (CopyStage::Held, 0, 0, ""),
+        };
+        ModelCopy {
+            model_id: self.model_id().into(),
+            stage: stage.name().into(),
+            have,
+            size_bytes,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn model_id(&self) -> &str {
+        match self {
+            Report::Fetching { model_id, .. }
+            | Report::Failed { model_id, .. }
+            | Report::NoRoom { model_id, .. }
+            | Report::Held { model_id, .. } => model_id,
+        }
+    }
+}
+
+/// The row's request, when it asks this limb to fetch: wanted, or a fetch
+/// that a restart or a lost connection cut short (it resumes).
+fn wanted(row: &LimbModel) -> Option<Wanted> {
+    matches!(row.stage, ModelState::Wanted | ModelState::Fetching).then(|| Wanted {
+        model_id: row.model_id.clone(),
+        file: row.file.clone(),
+        size_bytes: row.size_bytes,
+        sha256: row.sha_256.clone(),
+        sources: row.sources.clone(),
+    })
+}
+
+/// Send the loop each request as its row arrives or changes, and each
+/// withdrawal (the owner took the model out of the catalogue).
+pub(super) fn wire<M: Send + 'static>(
+    conn: &DbConnection,
+    tx: &tokio::sync::mpsc::UnboundedSender<M>,
+    asked: fn(Wanted) -> M,
+    dropped: fn(String) -> M,
+) {
+    let sink = tx.clone();
+    conn.db.limb_model().on_insert(move |_, row| {
+        if let Some(wanted) = wanted(row) {
+            let _ = sink.send(asked(wanted));
+        }
+    });
+    let sink = tx.clone();
+    conn.db.limb_model().on_update(move |_, _, row| {
+        if let Some(wanted) = wanted(row) {
+            let _ = sink.send(asked(wanted));
+        }
+    });
+    let sink = tx.clone();
+    conn.db.limb_model().on_delete(move |_, row| {
+        let _ = sink.send(dropped(row.model_id.clone()));
+    });
+}
+
+/// The requests already in the cache when (re)connected: callbacks see only later changes.
+pub(super) fn ask_cached<M>(conn: &DbConnection, tx: &tokio::sync::mpsc::UnboundedSender<M>, asked: fn(Wanted) -> M) {
+    for wanted in
+        cached(|| conn.db.limb_model().iter().filter_map(|row| wanted(&row)).collect::<Vec<_>>()).unwrap_or_default()
+    {
+        let _ = tx.send(asked(wanted));
+    }
+}
+
+/// Tell the hub how a fetch goes (that it is held, the offer says).
+fn report_to_hub(conn: &DbConnection, limb_id: u64, report: Report) {
+    let (model_id, stage, have, reason) = match report {
+        Report::Fetching { model_id, have, .. } => (model_id, ModelState::Fetching, have, String::new()),
+        Report::Failed { model_id, reason } => (model_id, ModelState::Failed, 0, reason),
+        Report::NoRoom { model_id, reason } => (model_id, ModelState::NoRoom, 0, reason),
+        Report::Held { .. } => return,
+    };
+    let reason = heiwa_hub::truncate_to(&reason, heiwa_hub::MAX_REASON_BYTES).to_string();
+    // A lost connection is the loop's to notice (its heartbeat fails); a fetch goes on regardless.
+    guarded(|| conn.reducers.report_model(limb_id, model_id, stage, have, reason));
+}
+
+/// How often progress goes to the hub: every report is a transaction on it.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+fn mib(bytes: u64) -> u64 {
+    bytes.div_ceil(1 << 20)
+}
+
+/// Whether `wanted` fits the donor's cap beside the models the store already
+/// holds (a copy of the same file counts once).
+fn room_for(store: &ModelStore, cap_bytes: Option<u64>, wanted: &Wanted) -> Result<(), String> {
+    let Some(cap) = cap_bytes else { return Ok(()) };
+    let held: u64 = store.list().unwrap_or_default().iter().filter(|m| m.id != wanted.file).map(|m| m.size_bytes).sum();
+    if held.saturating_add(wanted.size_bytes) > cap {
+        return Err(format!(
+            "{} needs {} MiB; this donor gives models {} MiB of disk, {} MiB of it held",
+            wanted.model_id,
+            mib(wanted.size_bytes),
+            mib(cap),
+            mib(held)
+        ));
+    }
+    Ok(())
+}
+
+/// Fetch `wanted` into the store, reporting as it goes. Dropping the future
+/// (the hub no longer asks for it, or the limb stops) cancels it; what
+/// arrived is kept for the next try.
+pub async fn fetch(how: ModelFetching, wanted: Wanted, report: impl Fn(Report)) {
+    let model_id = wanted.model_id.clone();
+    if let Err(reason) = room_for(&how.store, how.cap_bytes, &wanted) {
+        return report(Report::NoRoom { model_id, reason });
+    }
+    let mut failures = Vec::new();
+    for source in &wanted.sources {
+        let mut what = Pull::new(source.clone(), how.endpoint.clone());
+        what.sha256 = Some(wanted.sha256.clone());
+        what.name = Some(wanted.file.clone());
+        what.stall = how.stall;
+        what.default_if_first = false; // what the tenant needs is not what this machine chats with
+        let mut last_report: Option<Instant> = None;
+        let pulled = pull(&how.store, &what, |progress| {
+            if last_report.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY) {
+                last_report = Some(Instant::now());
+                report(Report::Fetching {
+                    model_id: model_id.clone(),
+                    have: progress.have,
+                    size_bytes: wanted.size_bytes,
+                });
+            }
+        })
+        .await;
+        match pulled {
+            Ok(pulled) => {
+                tracing::info!(model = %model_id, source, "catalogue model fetched");
+                let sha256 = wanted.sha256.clone();
+                return report(Report::Held { model_id, sha256, path: pulled.info.path });
+            }
+            Err(error) => {
+                tracing::warn!(model = %model_id, source, %error, "a catalogue model's source failed");
+                failures.push(error.to_string());
+            }
+        }
+    }
+    report(Report::Failed { model_id, reason: format!("every source failed: {}", failures.join("; ")) })
+}
+
+/// The fetches under way and the models this limb fetched and holds, by the
+/// names a task may pin them by (the catalogue id and the file's SHA-256).
+#[derive(Debug, Default)]
+pub struct Fetcher {
+    how: Option<ModelFetching>,
+    under_way: HashMap<String, tokio::task::AbortHandle>,
+    held: HashMap<String, PathBuf>,
+}
+
+impl Fetcher {
+    pub fn new(how: Option<ModelFetching>) -> Self {
+        Fetcher { how, ..Fetcher::default() }
+    }
+
+    /// Start fetching `wanted` (each report goes to the loop as `wrap(report)`),
+    /// unless it is under way or held already, or this limb fetches nothing.
+    pub fn ask<M: Send + 'static>(
+        &mut self,
+        wanted: Wanted,
+        wrap: fn(Report) -> M,
+        tx: &tokio::sync::mpsc::UnboundedSender<M>,
+    ) {
+        let Some(how) = &self.how else { return };
+        if self.under_way.contains_key(&wanted.model_id) || self.held.contains_key(&wanted.model_id) {
+            return;
+        }
+        let (model_id, reports) = (wanted.model_id.clone(), tx.clone());
+        let fetch = fetch(how.clone(), wanted, move |report| {
+            let _ = reports.send(wrap(report));
+        });
+        self.under_way.insert(model_id, tokio::spawn(fetch).abort_handle());
+    }
+
+    /// The hub no longer asks for the model: its fetch stops.
+    pub fn withdraw(&mut self, model_id: &str) {
+        if let Some(fetch) = self.under_way.remove(model_id) {
+            fetch.abort();
+        }
+    }
+
+    /// Note a fetch's report and tell the hub; a model now held comes back to be offered.
+    pub fn on_report(&mut self, conn: &DbConnection, limb_id: u64, report: Report) -> Option<heiwa_hub::ModelOffer> {
+        if !matches!(report, Report::Fetching { .. }) {
+            self.under_way.remove(report.model_id());
+        }
+        match report {
+            Report::Held { model_id, sha256, path } => {
+                self.held.insert(model_id.clone(), path.clone());
+                self.held.insert(sha256.clone(), path);
+                Some(heiwa_hub::ModelOffer { id: model_id, sha256 })
+            }
+            report => {
+                report_to_hub(conn, limb_id, report);
+                None
+            }
+        }
+    }
+
+    /// The file a task pinned to `model` runs on; `None`: the limb's own model.
+    pub fn path_for(&self, model: &str) -> Option<PathBuf> {
+        self.held.get(model).cloned()
+    }
+
+    pub fn stop(&mut self) {
+        for (_, fetch) in self.under_way.drain() {
+            fetch.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wanted(size_bytes: u64) -> Wanted {
+        Wanted {
+            model_id: "coder".into(),
+            file: "coder.gguf".into(),
+            size_bytes,
+            sha256: "ab".repeat(32),
+            sources: vec!["http://127.0.0.1:1/coder.gguf".into()],
+        }
+    }
+
+    #[test]
+    fn a_model_larger_than_the_donors_cap_is_refused_before_a_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::new(dir.path().into());
+        assert_eq!(room_for(&store, None, &wanted(u64::MAX)), Ok(()), "no cap: the disk's own space decides");
+        assert_eq!(room_for(&store, Some(10 << 20), &wanted(10 << 20)), Ok(()));
+        let refused = room_for(&store, Some(10 << 20), &wanted((10 << 20) + 1)).unwrap_err();
+        assert_eq!(refused, "coder needs 11 MiB; this donor gives models 10 MiB of disk, 0 MiB of it held");
+    }
+}
