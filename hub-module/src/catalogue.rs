@@ -19,8 +19,11 @@ fn copy_of(ctx: &ReducerContext, limb_id: u64, model_id: &str) -> Option<LimbMod
     ctx.db.limb_model().limb_id().filter(limb_id).find(|row| row.model_id == model_id)
 }
 
+/// The limb offers the entry by its id: what placement matches a task naming
+/// that id against. (A limb offering the same file under another id is not
+/// counted: it would be asked nothing, and given none of the tasks naming this one.)
 fn holds(limb: &Limb, entry: &CatalogueModel) -> bool {
-    rules::offers(&limb.models, &entry.model_id) || rules::offers(&limb.models, &entry.sha256)
+    rules::offers(&limb.models, &entry.model_id)
 }
 
 /// Ask `limb` for `entry` (it already holds it: noted as held).

@@ -4,7 +4,9 @@
 //! work, as a `run_python` computation is), or one that lies.
 
 use heiwa_hub::{score_summary, HubHttp, ModelOffer, Work};
-use limb_core::claim::{run_limb, Evidence, Executor, LimbEvent, LimbOptions, Offer, Output, TaskFailure};
+use limb_core::claim::{
+    run_limb, EchoExecutor, Evidence, Executor, LimbEvent, LimbOptions, ModelFetching, Offer, Output, TaskFailure,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -55,6 +57,30 @@ pub async fn limb_running(
     executor: Arc<dyn Executor>,
     offer: Offer,
 ) -> watch::Sender<bool> {
+    start(http, dir, invite, name, executor, offer, None).await
+}
+
+/// An echo limb in this process that fetches the catalogue models the hub asks it for.
+pub async fn limb_fetching(
+    http: &HubHttp,
+    dir: &std::path::Path,
+    invite: &str,
+    name: &str,
+    models: ModelFetching,
+) -> watch::Sender<bool> {
+    let echo = Arc::new(EchoExecutor { work: Duration::ZERO });
+    start(http, dir, invite, name, echo, Offer::default(), Some(models)).await
+}
+
+async fn start(
+    http: &HubHttp,
+    dir: &std::path::Path,
+    invite: &str,
+    name: &str,
+    executor: Arc<dyn Executor>,
+    offer: Offer,
+    models: Option<ModelFetching>,
+) -> watch::Sender<bool> {
     let (stop, stop_rx) = watch::channel(false);
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let options = LimbOptions {
@@ -68,7 +94,7 @@ pub async fn limb_running(
         offer,
         governor: None,
         tasks: None,
-        models: None,
+        models,
     };
     let (failed_tx, mut failed) = mpsc::unbounded_channel();
     tokio::spawn(async move {

@@ -37,8 +37,9 @@ pub const MAX_CAPACITY: u32 = 64;
 /// Results one `complete_tasks_signed` call carries at most: a limb holds
 /// at most [`MAX_CAPACITY`] tasks, so it never has more to send at once.
 pub const MAX_RESULT_BATCH: usize = MAX_CAPACITY as usize;
-/// Most models one limb may offer, and the longest model name it may give.
-pub const MAX_MODELS: usize = 16;
+/// Most models one limb may offer (its own, and every model of its tenant's
+/// catalogue it may have fetched), and the longest model name it may give.
+pub const MAX_MODELS: usize = 16 + catalogue::MAX_CATALOGUE_MODELS;
 pub const MAX_MODEL_CHARS: usize = 128;
 /// Longest `submit_task_once` key.
 pub const MAX_SUBMIT_KEY_CHARS: usize = 128;

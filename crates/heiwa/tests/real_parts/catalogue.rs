@@ -4,8 +4,8 @@
 //! the `heiwa` CLI, as a person does.
 
 use super::mesh::{result_limbs, tenant_with_invite, LimbProcess};
-use super::pull::nginx;
 use super::{local_hub_with_config, parts};
+use heiwa_testkit::nginx::Nginx;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -62,7 +62,7 @@ async fn a_task_pinned_to_a_catalogue_model_waits_with_a_reason_until_a_limb_fet
     std::fs::create_dir_all(&served).unwrap();
     std::fs::copy(&parts.embed_model, served.join("minilm.gguf")).unwrap();
     let (sha256, size) = (sha256_of(&served.join("minilm.gguf")), parts.embed_model.metadata().unwrap().len());
-    let mirror = nginx(dir.path(), &served);
+    let mirror = Nginx::serve(dir.path(), &served);
 
     // Two donors: one with room, one that gives models 10 MiB of disk.
     let roomy = LimbProcess::launch(&http, dir.path(), &invite, "roomy", &["--executor", "echo"]);
@@ -208,7 +208,7 @@ async fn a_limb_killed_mid_fetch_resumes_where_it_stopped_and_then_offers_the_mo
     std::fs::create_dir_all(&served).unwrap();
     std::fs::copy(&parts.embed_model, served.join("minilm.gguf")).unwrap();
     let (sha256, size) = (sha256_of(&served.join("minilm.gguf")), parts.embed_model.metadata().unwrap().len());
-    let mirror = nginx(dir.path(), &served);
+    let mirror = Nginx::serve(dir.path(), &served);
     let paced = format!("http://127.0.0.1:{}/paced/minilm.gguf", mirror.port);
     let size_text = size.to_string();
     owner(

@@ -8,58 +8,10 @@
 //! and a few bytes, then nothing: nginx cannot be made to hang).
 
 use super::parts;
+use heiwa_testkit::nginx::Nginx;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-pub(super) struct Nginx {
-    child: std::process::Child,
-    pub(super) port: u16,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// nginx on 127.0.0.1 serving `root`: `/m/` at full speed, `/slow/` at 4 MiB/s,
-/// `/paced/` at 24 MiB/s, `/deny/` forbidden, `/r1/NAME` → `/r2/NAME` → `/m/NAME`.
-pub(super) fn nginx(dir: &Path, root: &Path) -> Nginx {
-    let port = heiwa_config::free_loopback_port().unwrap();
-    let (d, root) = (dir.display(), root.display());
-    let conf = dir.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\nevents {{}}\nhttp {{\n\
-             access_log off;\nclient_body_temp_path {d}/b;\nproxy_temp_path {d}/p;\nfastcgi_temp_path {d}/f;\n\
-             uwsgi_temp_path {d}/u;\nscgi_temp_path {d}/s;\n\
-             server {{\n listen 127.0.0.1:{port};\n\
-             location /m/ {{ alias {root}/; }}\n\
-             location /slow/ {{ alias {root}/; limit_rate 4m; }}\n\
-             location /paced/ {{ alias {root}/; limit_rate 24m; }}\n\
-             location /deny/ {{ return 403; }}\n\
-             location ~ ^/r1/(.*)$ {{ return 302 /r2/$1; }}\n\
-             location ~ ^/r2/(.*)$ {{ return 301 /m/$1; }}\n }}\n}}\n"
-        ),
-    )
-    .unwrap();
-    let binary = std::env::var("HEIWA_NGINX").expect("HEIWA_NGINX names nginx (source scripts/lib/env.sh)");
-    let child = Command::new(binary)
-        .args(["-e", "stderr", "-p", &d.to_string(), "-c", &conf.display().to_string(), "-g", "daemon off;"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx starts");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Nginx { child, port }
-}
 
 fn heiwa(data: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_heiwa"));
@@ -105,7 +57,7 @@ fn a_model_pull_resumes_verifies_and_refuses_clearly() {
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x40;
     std::fs::write(served.join("flipped.gguf"), flipped).unwrap();
-    let server = nginx(dir.path(), &served);
+    let server = Nginx::serve(dir.path(), &served);
     let url = |path: &str| format!("http://127.0.0.1:{}/{path}", server.port);
 
     // Killed mid-file (SIGKILL, at 4 MiB/s), then pulled again: it resumes.

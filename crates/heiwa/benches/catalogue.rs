@@ -1,0 +1,115 @@
+//! Models follow the work (issue 35), measured: from "the owner added a model
+//! to the tenant's catalogue" to "a limb offers it" (the hub marks the limb's
+//! copy held, so tasks pinned to it can be placed), against the same file's
+//! raw download from the same server by the same downloader
+//! (`heiwa_fetch::fetch`, hashing as it goes), alternated in the same run.
+//! What the catalogue adds: the hub's round trips (the request row, progress
+//! reports, the offer), the limb's check that the file loads, the rename into
+//! its store.
+//!
+//! Two links, both nginx on loopback: at full speed (the fixed costs show
+//! most) and paced to 24 MiB/s (about a 200 Mbit/s home link, where the
+//! download is what a donor waits for). The model is the embedding model (a
+//! real GGUF, 87 MiB). The last line is machine-readable: `RESULT catalogue …`.
+//!
+//!   source scripts/lib/env.sh; cargo bench --profile dev --workspace --bench catalogue
+
+mod common;
+
+use common::{percentile, result_prefix, sized};
+use heiwa_hub::CatalogueRow;
+use heiwa_testkit::nginx::Nginx;
+use heiwa_testkit::TestHub;
+use limb_core::claim::ModelFetching;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Seconds from the catalogue entry's addition to the hub's "held" for the one limb.
+async fn offered_after(http: &heiwa_hub::HubHttp, owner: &str, entry: &CatalogueRow) -> f64 {
+    let started = Instant::now();
+    http.add_catalogue_model("heiwa", entry, owner).await.unwrap();
+    loop {
+        let copies = http.model_copies("heiwa", owner).await.unwrap();
+        match copies.iter().find(|copy| copy.model_id == entry.model_id).map(|copy| copy.stage.as_str()) {
+            Some("held") => return started.elapsed().as_secs_f64(),
+            Some(stage @ ("failed" | "no room")) => panic!("{}: {stage}: {copies:?}", entry.model_id),
+            _ => assert!(started.elapsed() < Duration::from_secs(120), "{} never held: {copies:?}", entry.model_id),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Seconds for the raw download of `url` to `dest`, verified.
+async fn raw_download(url: &str, dest: &Path, sha256: &str) -> f64 {
+    let mut fetch = heiwa_fetch::Fetch::new(url, dest);
+    fetch.sha256 = Some(sha256.into());
+    let started = Instant::now();
+    heiwa_fetch::fetch(&heiwa_fetch::client(), &fetch, |_| {}).await.unwrap();
+    let took = started.elapsed().as_secs_f64();
+    std::fs::remove_file(dest).unwrap();
+    took
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let parts = heiwa_testkit::parts();
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::copy(&parts.embed_model, served.join("minilm.gguf")).unwrap();
+    let bytes = std::fs::read(served.join("minilm.gguf")).unwrap();
+    let (sha256, size) = (heiwa_provenance::sha256_hex(&bytes), bytes.len() as u64);
+    drop(bytes);
+    let mirror = Nginx::serve(dir.path(), &served);
+
+    let TestHub { server, http, .. } = TestHub::start(&parts, &dir.path().join("hub")).await;
+    let owner = http.new_identity().await.unwrap().token;
+    http.create_tenant("heiwa", "catalogue bench", &owner).await.unwrap();
+    let invite = http.create_invite("heiwa", 1, 600, heiwa_hub::InviteRole::Limb, &owner).await.unwrap().0;
+    let store = heiwa_inference::models::ModelStore::new(dir.path().join("limb/models"));
+    let how = ModelFetching {
+        store: store.clone(),
+        cap_bytes: None,
+        endpoint: limb_core::models::HF_ENDPOINT.into(),
+        stall: Duration::from_secs(30),
+    };
+    let stop = heiwa_testkit::trust_limbs::limb_fetching(&http, &dir.path().join("limb"), &invite, "donor", how).await;
+
+    let rounds = sized(5, 1);
+    let mut fields = vec![format!("mib={}", size >> 20), format!("rounds={rounds}")];
+    let mut ratios = Vec::new();
+    // The smoke mode runs every step on the fast link only (the paced one only waits longer).
+    let links = sized(vec![("loopback", "m"), ("paced", "paced")], vec![("loopback", "m")]);
+    for (link, path) in links {
+        let url = mirror.url(&format!("{path}/minilm.gguf"));
+        let (mut raw, mut offered) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            raw.push(raw_download(&url, &dir.path().join("raw.gguf"), &sha256).await);
+            let model_id = format!("{link}-{round}");
+            let entry = CatalogueRow {
+                model_id: model_id.clone(),
+                file: format!("{model_id}.gguf"),
+                size_bytes: size,
+                sha256: sha256.clone(),
+                sources: vec![url.clone()],
+                license: String::new(),
+                keep_ready: true,
+            };
+            offered.push(offered_after(&http, &owner, &entry).await);
+            // Out of the catalogue and off the disk: the next round fetches afresh.
+            http.remove_catalogue_model("heiwa", &model_id, &owner).await.unwrap();
+            store.remove(&model_id).unwrap();
+        }
+        let (raw_s, offered_s) = (percentile(&mut raw, 0.5), percentile(&mut offered, 0.5));
+        let ratio = raw_s / offered_s;
+        println!(
+            "{link}: raw download {raw_s:.2} s, added → offered {offered_s:.2} s (median of {rounds}): ratio {ratio:.2}"
+        );
+        fields.push(format!("{link}_raw_s={raw_s:.2} {link}_offered_s={offered_s:.2} {link}_ratio={ratio:.2}"));
+        ratios.push(ratio);
+    }
+    let _ = stop.send(true);
+    server.stop();
+    println!("{} {}", result_prefix("catalogue"), fields.join(" "));
+    assert!(ratios.iter().all(|r| *r > 0.0 && r.is_finite()), "a ratio could not be measured: {ratios:?}");
+}
