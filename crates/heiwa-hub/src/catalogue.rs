@@ -4,7 +4,7 @@
 
 use crate::args::{AddCatalogueModel, RemoveCatalogueModel};
 use crate::{HubError, HubHttp};
-use hub_rules::catalogue::{why_waiting, Copy, ModelState};
+use hub_rules::catalogue::{wait_estimate, why_waiting, Copy, ModelState};
 
 /// A catalogue entry, as the owner gives it and the tenant's readers read it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -34,6 +34,22 @@ impl ModelCopyRow {
         ModelState::ALL.into_iter().find(|stage| stage.name() == self.stage)
     }
 }
+
+#[derive(serde::Deserialize)]
+struct QueuedTask {
+    id: u64,
+    state: String,
+    model: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Finished {
+    limb_id: u64,
+    finished_at: i64,
+}
+
+/// The pace a wait is estimated from: tasks finished in this window.
+const PACE_WINDOW_SECS: u64 = 600;
 
 #[derive(serde::Deserialize)]
 struct LimbOnline {
@@ -103,5 +119,36 @@ impl HubHttp {
             None => Vec::new(),
         };
         Ok(why_waiting(model, entry.is_some(), &copies))
+    }
+
+    /// How long the pending task `task_id` (pinned to `model`, or not) may
+    /// wait: the older pending tasks the same limbs would take first (pinned
+    /// to the same model, or to none), at the pace the limbs that can run it
+    /// finished tasks in the last ten minutes.
+    pub async fn wait_estimate(&self, name: &str, task_id: u64, model: &str, token: &str) -> Result<String, HubError> {
+        let competing = |other: &str| other.is_empty() || other == model;
+        let ahead = self
+            .rows_as::<QueuedTask>(name, "SELECT * FROM task", token)
+            .await?
+            .iter()
+            .filter(|task| task.id < task_id && task.state == "pending" && competing(&task.model))
+            .count();
+        let limbs = self.rows_as::<LimbOnline>(name, "SELECT * FROM limb", token).await?;
+        let able: std::collections::HashSet<u64> = limbs
+            .iter()
+            .filter(|limb| model.is_empty() || limb.models.iter().any(|(id, sha)| id == model || sha == model))
+            .map(|limb| limb.id)
+            .collect();
+        let now_micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_micros() as i64);
+        let since = now_micros - (PACE_WINDOW_SECS * 1_000_000) as i64;
+        let finished = self
+            .rows_as::<Finished>(name, "SELECT * FROM task_result", token)
+            .await?
+            .iter()
+            .filter(|result| result.finished_at >= since && able.contains(&result.limb_id))
+            .count();
+        Ok(wait_estimate(ahead, finished, PACE_WINDOW_SECS))
     }
 }

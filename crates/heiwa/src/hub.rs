@@ -626,12 +626,16 @@ pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
                     set["copies"].as_array().is_some_and(|copies| copies.iter().any(|c| c.as_u64() == Some(id)))
                 });
             // A pending task pinned to a model: why it waits (no limb holds the model, it is being fetched, …).
-            let waiting = match (task["state"].as_str(), task["model"].as_str()) {
-                (Some("pending"), Some(model)) => http.why_waiting(&hub.database, model, &token).await?,
-                _ => None,
+            // And how long it may wait: the queue ahead of it at the recent pace.
+            let (waiting, estimate) = match (task["state"].as_str(), task["model"].as_str()) {
+                (Some("pending"), Some(model)) => (
+                    http.why_waiting(&hub.database, model, &token).await?,
+                    Some(http.wait_estimate(&hub.database, id, model, &token).await?),
+                ),
+                _ => (None, None),
             };
             let shown = json!({ "task": task, "result": result.first(), "late_results": late, "replicas": replicas,
-                                "waiting": waiting });
+                                "waiting": waiting, "estimate": estimate });
             if json {
                 println!("{}", serde_json::to_string_pretty(&shown)?);
             } else {

@@ -39,6 +39,9 @@ pub fn task(shown: &Value) -> String {
     if let Some(waiting) = shown["waiting"].as_str() {
         let _ = writeln!(out, "  {waiting}");
     }
+    if let Some(estimate) = shown["estimate"].as_str() {
+        let _ = writeln!(out, "  queue     {estimate}");
+    }
     if result.is_object() {
         let raw = result["summary"].clone();
         let summary = serde_json::from_value::<Summary>(raw.clone()).ok();

@@ -145,6 +145,30 @@ pub fn why_waiting(model: &str, in_catalogue: bool, copies: &[Copy]) -> Option<S
     Some(why)
 }
 
+/// How long a pending task may wait (AI Horde's `wait_time`): `ahead` tasks
+/// the same limbs take first, at the pace they finished `finished` tasks in
+/// the last `window_secs`. A guess from the recent past, and said as one.
+pub fn wait_estimate(ahead: usize, finished: usize, window_secs: u64) -> String {
+    let queue = match ahead {
+        0 => "next in line".to_string(),
+        1 => "1 task ahead of it".to_string(),
+        n => format!("{n} tasks ahead of it"),
+    };
+    let minutes = window_secs / 60;
+    if finished == 0 {
+        return format!("{queue}; no limb that can run it finished a task in the last {minutes} minutes: no estimate");
+    }
+    let per_sec = finished as f64 / window_secs as f64;
+    let secs = (ahead + 1) as f64 / per_sec;
+    let wait = match secs {
+        s if s < 90.0 => format!("{s:.0} s"),
+        s if s < 5400.0 => format!("{:.0} min", s / 60.0),
+        s => format!("{:.1} h", s / 3600.0),
+    };
+    let done = if finished == 1 { "1 task".to_string() } else { format!("{finished} tasks") };
+    format!("{queue}; about {wait} at the last {minutes} minutes' pace ({done} finished)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +227,26 @@ mod tests {
         assert_eq!(
             why_waiting("m", true, &[copy(Held, 1000, false)]).unwrap(),
             "waiting: the one limb holding m is offline"
+        );
+    }
+
+    #[test]
+    fn a_wait_is_estimated_from_the_queue_ahead_and_the_recent_pace() {
+        assert_eq!(
+            wait_estimate(3, 0, 600),
+            "3 tasks ahead of it; no limb that can run it finished a task in the last 10 minutes: no estimate"
+        );
+        assert_eq!(
+            wait_estimate(0, 60, 600),
+            "next in line; about 10 s at the last 10 minutes' pace (60 tasks finished)"
+        );
+        assert_eq!(
+            wait_estimate(1, 6, 600),
+            "1 task ahead of it; about 3 min at the last 10 minutes' pace (6 tasks finished)"
+        );
+        assert_eq!(
+            wait_estimate(99, 1, 600),
+            "99 tasks ahead of it; about 16.7 h at the last 10 minutes' pace (1 task finished)"
         );
     }
 }

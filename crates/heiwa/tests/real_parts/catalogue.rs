@@ -83,6 +83,12 @@ async fn a_task_pinned_to_a_catalogue_model_waits_with_a_reason_until_a_limb_fet
         shown.contains("waiting: no limb holds minilm (it is not in the tenant's catalogue"),
         "the owner is told why it waits: {shown}"
     );
+    assert!(
+        shown.contains(
+            "queue     next in line; no limb that can run it finished a task in the last 10 minutes: no estimate"
+        ),
+        "and how long it may wait: {shown}"
+    );
 
     // The owner adds it: a dead source first, then the mirror (paced, so the fetch can be seen).
     let (dead, paced) = (
