@@ -134,7 +134,7 @@ async fn start_limb(
                 // The tenant's catalogue models, into the same store as the Models view's.
                 Some(limb_core::claim::ModelFetching {
                     store: heiwa_inference::models::ModelStore::new(state.data_dir.join("models")),
-                    cap_bytes: None,
+                    cap_bytes: governor.policy().models_cap_bytes(),
                     endpoint: state.settings().model_mirror.unwrap_or_else(|| limb_core::models::HF_ENDPOINT.into()),
                     stall: std::time::Duration::from_secs(30),
                 }),

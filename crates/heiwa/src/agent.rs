@@ -108,7 +108,8 @@ pub struct LimbRunArgs {
     #[arg(long = "offer-model", value_name = "ID[@SHA256]")]
     offer_models: Vec<String>,
     /// The most disk (MiB) the tenant's catalogue models this limb fetches may
-    /// take together: a model that does not fit is never fetched, nor assigned here.
+    /// take together: a model that does not fit is never fetched, nor assigned
+    /// here (default: a --donation policy's `models_disk_cap_mib`, else no cap).
     #[arg(long, value_name = "MIB")]
     models_disk_cap_mib: Option<u64>,
     /// Fetch nothing from the tenant's catalogue (offer only this limb's own model).
@@ -232,7 +233,10 @@ pub async fn limb(command: LimbCommand) -> anyhow::Result<()> {
         // A remote model answers with the server's weights: fetched files would sit unused.
         models: (!args.no_fetch && args.remote.remote_model.is_none()).then(|| ModelFetching {
             store: heiwa_inference::models::ModelStore::new(data_dir().join("models")),
-            cap_bytes: args.models_disk_cap_mib.map(|mib| mib.saturating_mul(1 << 20)),
+            cap_bytes: match args.models_disk_cap_mib {
+                Some(mib) => Some(mib.saturating_mul(1 << 20)),
+                None => governor.as_ref().and_then(|g| g.policy().models_cap_bytes()),
+            },
             endpoint: std::env::var("HF_ENDPOINT").unwrap_or_else(|_| limb_core::models::HF_ENDPOINT.into()),
             stall: Duration::from_secs(30),
         }),

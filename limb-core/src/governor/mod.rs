@@ -73,6 +73,10 @@ pub struct DonationPolicy {
     /// Stop giving while the CPU is hotter than this (°C; 0: no limit).
     pub max_cpu_celsius: u32,
     pub max_concurrent: u32,
+    /// The most disk (MiB) the tenant's catalogue models fetched here may take
+    /// together; a model that does not fit is never fetched nor assigned here.
+    /// 0: no cap but the disk's. Read when the limb starts.
+    pub models_disk_cap_mib: u32,
     /// Paused by the owner (the tray's pause): nothing is given.
     pub paused: bool,
     /// GPU work paused on its own: tasks still run, on the CPU only.
@@ -92,6 +96,7 @@ impl Default for DonationPolicy {
             max_gpu_celsius: 0,
             max_cpu_celsius: 0,
             max_concurrent: 1,
+            models_disk_cap_mib: 0,
             paused: false,
             gpu_paused: false,
             on_pause: OnPause::Finish,
@@ -142,6 +147,11 @@ pub fn parse_time_of_day(text: &str) -> Result<u16, PolicyError> {
 
 impl DonationPolicy {
     /// Every rule a saved policy must follow; the UI shows the message.
+    /// The disk cap for fetched models in bytes (`None`: no cap).
+    pub fn models_cap_bytes(&self) -> Option<u64> {
+        (self.models_disk_cap_mib > 0).then(|| u64::from(self.models_disk_cap_mib) << 20)
+    }
+
     pub fn validate(&self) -> Result<(), PolicyError> {
         match &self.when {
             When::Always => {}

@@ -196,6 +196,12 @@ max_gpu_celsius: number,
  */
 max_cpu_celsius: number, max_concurrent: number, 
 /**
+ * The most disk (MiB) the tenant's catalogue models fetched here may take
+ * together; a model that does not fit is never fetched nor assigned here.
+ * 0: no cap but the disk's. Read when the limb starts.
+ */
+models_disk_cap_mib: number, 
+/**
  * Paused by the owner (the tray's pause): nothing is given.
  */
 paused: boolean, 
