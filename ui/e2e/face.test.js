@@ -307,6 +307,26 @@ test('the hub restarts while the page is open: the page says so and recovers wha
   await p.context().close();
 });
 
+test("a task pinned to a model says why it waits; the tenant's catalogue shows who holds its models", async () => {
+  const p = await page(invite('alpha', '--label', 'catalogue watcher').link);
+  await live(p);
+  owner('alpha', 'task', 'submit', '--model', 'coder-7b', 'pinned to a model nobody has');
+  const pinned = p.locator('[data-task]', { hasText: 'pinned to a model nobody has' });
+  await pinned.locator('.answer', { hasText: "waiting: no limb holds coder-7b, and it is not in the tenant's catalogue" }).waitFor({ timeout: 20000 });
+  // Listed (at an address where nothing answers): the page says so live, without a reload.
+  owner('alpha', 'tenant', 'model', 'add', 'coder-7b', '--source', 'http://127.0.0.1:9/coder-7b.gguf',
+    '--sha256', 'ab'.repeat(32), '--size', '4683073504', '--license', 'Apache-2.0');
+  await pinned.locator('.answer', { hasText: 'no limb holds coder-7b yet; it is in the catalogue' }).waitFor({ timeout: 20000 });
+  await pinned.click();
+  assert.match(await p.locator('#task-detail').textContent(), /waiting: no limb holds coder-7b yet; it is in the catalogue/);
+  await p.click('#tab-limbs');
+  const entry = p.locator('#catalogue [data-model="coder-7b"]');
+  await entry.waitFor();
+  assert.match(await entry.textContent(), /coder-7b\.gguf · 4466 MiB · Apache-2\.0\s+— no limb holds it yet/);
+  await shot(p, 'catalogue-desktop');
+  await p.context().close();
+});
+
 test('every view at phone width', async () => {
   const p = await page(invite('alpha', '--submit', '--label', 'phone').link, 390);
   await live(p);

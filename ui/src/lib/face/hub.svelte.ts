@@ -8,6 +8,7 @@ import { Identity } from '@clockworklabs/spacetimedb-sdk';
 import {
   DbConnection,
   type Browser,
+  type CatalogueModel,
   type ErrorContext,
   type LateResult,
   type Limb,
@@ -46,6 +47,10 @@ export type TaskRow = {
   createdMs: number;
   updatedMs: number;
   reason: string;
+  /** The model it is pinned to ('' for any). */
+  model: string;
+  /** A pending pinned task: why no limb runs it yet (`null`: it waits only for a free slot). */
+  waiting: string | null;
   mine: boolean;
   result: { raw: string; summary: Summary | null; finishedMs: number } | null;
   /** When it is (a copy of) a task submitted with replicas: how the copies voted. */
@@ -66,6 +71,7 @@ const TABLES = [
   'replica_set',
   'late_result',
   'browser',
+  'catalogue_model',
   'code_attempt'
 ];
 const RETRY_MS = [500, 1000, 2000, 4000, 5000];
@@ -115,6 +121,8 @@ class Face {
   replicaSets = new Map<bigint, ReplicaSet>();
   late = new Map<bigint, LateResult>();
   browsers = new Map<string, Browser>();
+  /** The tenant's model catalogue, by row id. */
+  catalogue = new Map<bigint, CatalogueModel>();
 
   #conn: DbConnection | null = null;
   #retry = 0;
@@ -191,7 +199,7 @@ class Face {
   }
 
   #clear() {
-    for (const map of [this.tasks, this.limbs, this.stats, this.trust, this.replicaSets, this.late, this.browsers])
+    for (const map of [this.tasks, this.limbs, this.stats, this.trust, this.replicaSets, this.late, this.browsers, this.catalogue])
       map.clear();
     this.tenant = null;
     this.member = null;
@@ -257,6 +265,7 @@ class Face {
         for (const row of conn.db.replicaSet.iter()) this.replicaSets.set(row.taskId, row);
         for (const row of conn.db.lateResult.iter()) this.late.set(row.id, row);
         for (const row of conn.db.browser.iter()) this.browsers.set(row.identity.toHexString(), row);
+        for (const row of conn.db.catalogueModel.iter()) this.catalogue.set(row.id, row);
         if (!this.member) {
           // A refused code commits (the hub counts wrong codes): its reason is in this browser's row.
           const refusal = [...conn.db.codeAttempt.iter()].find((row) => this.#isMe(row.identity))?.refusal;
@@ -312,6 +321,9 @@ class Face {
     conn.db.browser.onInsert((_ctx, row) => live() && (this.browsers.set(row.identity.toHexString(), row), this.#bump()));
     conn.db.browser.onUpdate((_ctx, _o, row) => live() && (this.browsers.set(row.identity.toHexString(), row), this.#bump()));
     conn.db.browser.onDelete((_ctx, row) => live() && (this.browsers.delete(row.identity.toHexString()), this.#bump()));
+    conn.db.catalogueModel.onInsert((_ctx, row) => live() && (this.catalogue.set(row.id, row), this.#bump()));
+    conn.db.catalogueModel.onUpdate((_ctx, _old, row) => live() && (this.catalogue.set(row.id, row), this.#bump()));
+    conn.db.catalogueModel.onDelete((_ctx, row) => live() && (this.catalogue.delete(row.id), this.#bump()));
     conn.db.member.onDelete((_ctx, row) => {
       // The owner revoked this browser: the hub stops showing it anything at once.
       if (!live() || !this.#isMe(row.identity)) return;
@@ -402,6 +414,23 @@ class Face {
     }
   }
 
+  /** The limbs that offer `model` (by id or file hash). */
+  holders(model: string): Limb[] {
+    return [...this.limbs.values()].filter((limb) => limb.models.some((m) => m.id === model || m.sha256 === model));
+  }
+
+  /** Why a pending task pinned to `model` waits, as `heiwa task show` says it (`null`: a limb that has it is online). */
+  whyWaiting(model: string): string | null {
+    if (!model) return null;
+    const holders = this.holders(model);
+    if (holders.some((limb) => limb.online)) return null;
+    if (holders.length) return `waiting: the limb${holders.length > 1 ? 's' : ''} holding ${model} ${holders.length > 1 ? 'are' : 'is'} offline`;
+    const listed = [...this.catalogue.values()].some((entry) => entry.modelId === model || entry.sha256 === model);
+    return listed
+      ? `waiting: no limb holds ${model} yet; it is in the catalogue, so the tenant's limbs fetch it`
+      : `waiting: no limb holds ${model}, and it is not in the tenant's catalogue (heiwa tenant model add)`;
+  }
+
   /** Every task, newest first, with its result. */
   taskRows(): TaskRow[] {
     const rows: TaskRow[] = [];
@@ -421,6 +450,8 @@ class Face {
         createdMs: ms(task.createdAt),
         updatedMs: ms(task.updatedAt),
         reason: task.reason,
+        model: task.model,
+        waiting: stateOf(task) === 'pending' ? this.whyWaiting(task.model) : null,
         mine: this.#isMe(task.submittedBy),
         result: task.finishedAt
           ? { raw: task.summary, summary: parseSummary(task.summary), finishedMs: ms(task.finishedAt) }
