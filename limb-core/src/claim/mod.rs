@@ -57,13 +57,15 @@ pub struct EchoExecutor {
 }
 
 impl Executor for EchoExecutor {
-    fn execute(&self, _task_id: u64, payload: &str, _model: Option<&Path>) -> Result<Output, TaskFailure> {
+    fn execute(&self, _task_id: u64, payload: &str, model: Option<&Path>) -> Result<Output, TaskFailure> {
         std::thread::sleep(self.work);
         // The same payload, the same answer (whichever copy of a task it is):
         // echo limbs stand in for deterministic work in replicated tasks.
         let checksum: u64 = payload.bytes().map(u64::from).sum();
+        // A task pinned to a fetched catalogue model says which file it was given.
+        let on = model.and_then(Path::file_name).map(|f| format!(" on {}", f.to_string_lossy())).unwrap_or_default();
         Ok(Output {
-            summary: format!("received {} bytes, checksum {checksum}", payload.len()),
+            summary: format!("received {} bytes, checksum {checksum}{on}", payload.len()),
             evidence: Evidence { engine: "echo".into(), ..Evidence::default() },
         })
     }

@@ -133,6 +133,10 @@ async fn a_task_pinned_to_a_catalogue_model_waits_with_a_reason_until_a_limb_fet
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(result_limbs(&http, &owner_token).await[&task_id], roomy_id, "the limb that holds the model ran it");
+    let result =
+        http.rows("heiwa", &format!("SELECT * FROM task_result WHERE task_id = {task_id}"), &owner_token).await;
+    let summary = result.unwrap()[0]["summary"].as_str().unwrap().to_string();
+    assert!(summary.ends_with(" on minilm.gguf"), "the task ran on the fetched file: {summary}");
     assert_eq!(sha256_of(&dir.path().join("roomy/models/minilm.gguf")), sha256, "the fetched copy is the file");
     assert!(!dir.path().join("small/models/minilm.gguf").exists(), "nothing was fetched past the donor's cap");
     assert!(!dir.path().join("roomy/models/default").exists(), "a fetched model is not the donor's chat model");
