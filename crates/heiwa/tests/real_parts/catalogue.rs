@@ -50,12 +50,25 @@ fn ready_id(limb: &LimbProcess) -> u64 {
     limb.wait_for_line_within("ready limb=", Duration::from_secs(30))["ready limb=".len()..].parse().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_task_pinned_to_a_catalogue_model_waits_with_a_reason_until_a_limb_fetches_it_then_runs_there() {
+/// A hub with a tenant (its owner's token in a 0600 file, an invite for
+/// `limbs` limbs) and nginx serving the embedding model as `minilm.gguf`.
+struct Mirrored {
+    dir: tempfile::TempDir,
+    server: heiwa_hub::HubServer,
+    http: heiwa_hub::HubHttp,
+    owner_token: String,
+    invite: String,
+    token_file: std::path::PathBuf,
+    sha256: String,
+    size: u64,
+    mirror: Nginx,
+}
+
+async fn mirrored(limbs: u32) -> Mirrored {
     let parts = parts();
     let dir = tempfile::tempdir().unwrap();
     let (server, http, _) = local_hub_with_config(&parts, &dir.path().join("hub")).await;
-    let (owner_token, invite) = tenant_with_invite(&http, 2).await;
+    let (owner_token, invite) = tenant_with_invite(&http, limbs).await;
     let token_file = dir.path().join("owner.token");
     heiwa_config::write_secret(&token_file, &owner_token).unwrap();
     let served = dir.path().join("served");
@@ -63,6 +76,12 @@ async fn a_task_pinned_to_a_catalogue_model_waits_with_a_reason_until_a_limb_fet
     std::fs::copy(&parts.embed_model, served.join("minilm.gguf")).unwrap();
     let (sha256, size) = (sha256_of(&served.join("minilm.gguf")), parts.embed_model.metadata().unwrap().len());
     let mirror = Nginx::serve(dir.path(), &served);
+    Mirrored { dir, server, http, owner_token, invite, token_file, sha256, size, mirror }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_pinned_to_a_catalogue_model_waits_with_a_reason_until_a_limb_fetches_it_then_runs_there() {
+    let Mirrored { dir, server, http, owner_token, invite, token_file, sha256, size, mirror } = mirrored(2).await;
 
     // Two donors: one with room, one that gives models 10 MiB of disk.
     let roomy = LimbProcess::launch(&http, dir.path(), &invite, "roomy", &["--executor", "echo"]);
@@ -208,17 +227,7 @@ fn fetched_mib(line: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_limb_killed_mid_fetch_resumes_where_it_stopped_and_then_offers_the_model() {
-    let parts = parts();
-    let dir = tempfile::tempdir().unwrap();
-    let (server, http, _) = local_hub_with_config(&parts, &dir.path().join("hub")).await;
-    let (owner_token, invite) = tenant_with_invite(&http, 1).await;
-    let token_file = dir.path().join("owner.token");
-    heiwa_config::write_secret(&token_file, &owner_token).unwrap();
-    let served = dir.path().join("served");
-    std::fs::create_dir_all(&served).unwrap();
-    std::fs::copy(&parts.embed_model, served.join("minilm.gguf")).unwrap();
-    let (sha256, size) = (sha256_of(&served.join("minilm.gguf")), parts.embed_model.metadata().unwrap().len());
-    let mirror = Nginx::serve(dir.path(), &served);
+    let Mirrored { dir, server, http, invite, token_file, sha256, size, mirror, .. } = mirrored(1).await;
     let paced = format!("http://127.0.0.1:{}/paced/minilm.gguf", mirror.port);
     let size_text = size.to_string();
     owner(
