@@ -4,7 +4,9 @@
 //! UPDATE SKIP LOCKED, as River and graphile-worker do) doing the same cycle
 //! on the embedded PostgreSQL, in the same run. Then the hub at volunteer
 //! scale: 10, 100 and 1,000 connected limbs (each its own identity and
-//! WebSocket connection, in this process), its CPU per task and memory per limb.
+//! WebSocket connection, in this process), its CPU per task and memory per limb;
+//! and the largest point again with a tenant's catalogue of 20 models, each
+//! limb offering two and every task pinned to one (`p99_N_models_ms`).
 //!
 //! `cargo bench --profile dev --workspace --bench claims` (after `source scripts/lib/env.sh`);
 //! `HEIWA_BENCH_LIMBS=10,100` runs a smaller curve, `HEIWA_BENCH_DRAIN=8000` a deeper
@@ -12,10 +14,10 @@
 //! machine-readable: `RESULT claim …`.
 
 use heiwa_config::Parts;
-use heiwa_hub::{HubHttp, HubServer, InviteRole};
+use heiwa_hub::{HubHttp, HubServer, InviteRole, ModelOffer};
 use heiwa_memory::{PgServer, PgServerConfig};
 use heiwa_testkit::TestHub;
-use limb_core::claim::{run_limb, Evidence, Executor, LimbEvent, LimbOptions, Output, TaskFailure};
+use limb_core::claim::{run_limb, Evidence, Executor, LimbEvent, LimbOptions, Offer, Output, TaskFailure};
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -92,8 +94,15 @@ struct Limbs {
     stopwatch: Arc<Stopwatch>,
 }
 
+/// The `k`th of a bench's catalogue models.
+fn model(k: usize) -> String {
+    format!("model-{k}")
+}
+
 /// Start `n` in-process limbs (`SLOTS` each) and wait until all are ready.
-async fn limbs(hub: &Hub, dir: &std::path::Path, n: usize) -> Limbs {
+/// With `models` > 0, limb `i` offers two of that many catalogue models
+/// (`2i` and `2i + 1`, modulo: ten limbs cover twenty models).
+async fn limbs(hub: &Hub, dir: &std::path::Path, n: usize, models: usize) -> Limbs {
     let (stop, stop_rx) = watch::channel(false);
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let stopwatch = Arc::new(Stopwatch::default());
@@ -107,7 +116,12 @@ async fn limbs(hub: &Hub, dir: &std::path::Path, n: usize) -> Limbs {
             name: format!("bench-{i}"),
             lease_secs: 60,
             max_in_flight: SLOTS,
-            offer: Default::default(),
+            offer: Offer {
+                models: (0..models.min(2))
+                    .map(|k| ModelOffer { id: model((2 * i + k) % models), sha256: String::new() })
+                    .collect(),
+                ..Offer::default()
+            },
             governor: None,
             tasks: None,
             models: None,
@@ -182,17 +196,30 @@ impl Limbs {
 }
 
 async fn submit(hub: &Hub, payload: &str) {
-    hub.http.submit_task("heiwa", payload, None, &hub.owner).await.unwrap();
+    submit_pinned(hub, payload, None).await;
 }
 
-/// Submit → assigned latencies (ms), `samples` tasks, `concurrency` submitters.
-async fn hub_latencies(hub: &Hub, limbs: &mut Limbs, prefix: &str, samples: usize, concurrency: usize) -> Vec<f64> {
+async fn submit_pinned(hub: &Hub, payload: &str, model: Option<&str>) {
+    hub.http.submit_task("heiwa", payload, model, &hub.owner).await.unwrap();
+}
+
+/// Submit → assigned latencies (ms), `samples` tasks, `concurrency`
+/// submitters; with `models` > 0, task `i` is pinned to catalogue model `i` (modulo).
+async fn hub_latencies(
+    hub: &Hub,
+    limbs: &mut Limbs,
+    prefix: &str,
+    samples: usize,
+    concurrency: usize,
+    models: usize,
+) -> Vec<f64> {
     use futures::StreamExt;
     let submitted: Vec<(String, Instant)> = futures::stream::iter(0..samples)
         .map(|i| async move {
             let payload = format!("{prefix} {i}");
+            let pinned = (models > 0).then(|| model(i % models));
             let at = Instant::now();
-            submit(hub, &payload).await;
+            submit_pinned(hub, &payload, pinned.as_deref()).await;
             (payload, at)
         })
         .buffer_unordered(concurrency)
@@ -206,8 +233,8 @@ async fn hub_latencies(hub: &Hub, limbs: &mut Limbs, prefix: &str, samples: usiz
 /// One task at a time with `n` limbs; and the executions beyond the first.
 async fn hub_latency(parts: &Parts, dir: &std::path::Path, n: usize) -> (Vec<f64>, usize) {
     let hub = hub(parts, &dir.join("hub"), n as u32).await;
-    let mut limbs = limbs(&hub, dir, n).await;
-    let samples = hub_latencies(&hub, &mut limbs, "latency", latency_samples(), 1).await;
+    let mut limbs = limbs(&hub, dir, n, 0).await;
+    let samples = hub_latencies(&hub, &mut limbs, "latency", latency_samples(), 1, 0).await;
     let doubles = limbs.stop().await;
     (samples, doubles)
 }
@@ -227,7 +254,7 @@ async fn hub_throughput(parts: &Parts, dir: &std::path::Path, n: usize) -> (f64,
             .collect::<Vec<_>>()
             .await;
     }
-    let mut limbs = limbs(&hub, dir, n).await;
+    let mut limbs = limbs(&hub, dir, n, 0).await;
     limbs.completions(&hub, throughput_tasks()).await;
     let started = limbs.stopwatch.started.lock().unwrap().values().min().copied().unwrap();
     let elapsed = started.elapsed().as_secs_f64();
@@ -264,15 +291,30 @@ struct Scale {
 
 /// `n` connected limbs on one hub, `tasks` tasks submitted by 8 concurrent
 /// submitters: latency under load, the hub's CPU per task, its memory per limb.
-async fn hub_scale(parts: &Parts, dir: &std::path::Path, n: usize, tasks: usize) -> Scale {
+/// `n` connected limbs, 8 submitters; with `models` > 0, a catalogue of that
+/// many models, each limb offering two of them and every task pinned to one.
+async fn hub_scale(parts: &Parts, dir: &std::path::Path, n: usize, tasks: usize, models: usize) -> Scale {
     let hub = hub(parts, &dir.join("hub"), n as u32).await;
+    for k in 0..models {
+        let entry = heiwa_hub::CatalogueRow {
+            model_id: model(k),
+            file: format!("{}.gguf", model(k)),
+            size_bytes: 1 << 30,
+            sha256: format!("{k:064x}"),
+            // Never fetched: every model has limbs that offer it from the start.
+            sources: vec![format!("http://127.0.0.1:9/{}.gguf", model(k))],
+            license: String::new(),
+            keep_ready: false,
+        };
+        hub.http.add_catalogue_model("heiwa", &entry, &hub.owner).await.unwrap();
+    }
     let pid = hub.server.pid();
     let rss_before = rss_mb(pid);
-    let mut limbs = limbs(&hub, dir, n).await;
+    let mut limbs = limbs(&hub, dir, n, models).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let hub_mb_per_limb = (rss_mb(pid) - rss_before) / n as f64;
     let (hub_cpu, own_cpu, started) = (cpu_secs(pid), cpu_secs(std::process::id()), Instant::now());
-    let mut samples = hub_latencies(&hub, &mut limbs, "scale", tasks, 8).await;
+    let mut samples = hub_latencies(&hub, &mut limbs, "scale", tasks, 8, models).await;
     let elapsed = started.elapsed().as_secs_f64();
     let hub_cpu = cpu_secs(pid) - hub_cpu;
     let own_cpu = cpu_secs(std::process::id()) - own_cpu;
@@ -295,6 +337,9 @@ const PG_SCHEMA: [&str; 2] = [
      state TEXT NOT NULL DEFAULT 'pending', claimed_by INT)",
     "CREATE TABLE job_result (job_id BIGINT PRIMARY KEY REFERENCES job (id), worker INT NOT NULL, summary TEXT NOT NULL)",
 ];
+/// The catalogue of the scale phase's second run (issue 35: placement with models).
+const CATALOGUE_MODELS: usize = 20;
+
 /// Tasks a limb holds at once, and so what a queue worker claims at once (as
 /// River's workers fetch up to their free slots): the same in-flight count on both sides.
 const SLOTS: usize = 4;
@@ -478,10 +523,15 @@ async fn main() {
     let mut scale = Vec::new();
     for &n in &curve {
         let tasks = if n >= 1000 { scale_tasks() } else { throughput_tasks() };
-        let point = hub_scale(&parts, &dir.path().join(format!("scale{n}")), n, tasks).await;
+        let point = hub_scale(&parts, &dir.path().join(format!("scale{n}")), n, tasks, 0).await;
         doubles += point.doubles;
         scale.push(point);
     }
+    // The largest point again with a tenant's model catalogue: every task pinned to one of its models.
+    let widest = *curve.last().expect("at least one point on the curve");
+    let tasks = if widest >= 1000 { scale_tasks() } else { throughput_tasks() };
+    let pinned = hub_scale(&parts, &dir.path().join("scale-models"), widest, tasks, CATALOGUE_MODELS).await;
+    doubles += pinned.doubles;
 
     println!("one task at a time, submit → assigned (hub) / claimed (Postgres):");
     for (name, hub, pg) in
@@ -509,10 +559,14 @@ async fn main() {
             s.limbs, s.tasks, s.p50_ms, s.p99_ms, s.tasks_per_s, s.hub_cpu_ms_per_task, s.client_cpu_ms_per_task, s.hub_mb_per_limb
         );
     }
+    println!(
+        "  {:>5} limbs, {:>5} tasks pinned to {CATALOGUE_MODELS} catalogue models (2 per limb): p50 {:.2} ms p99 {:.2} ms, {:.0} tasks/s, hub {:.2} CPU-ms/task",
+        pinned.limbs, pinned.tasks, pinned.p50_ms, pinned.p99_ms, pinned.tasks_per_s, pinned.hub_cpu_ms_per_task
+    );
     let largest = scale.last().expect("at least one point on the curve");
     let result = common::result_prefix("claim");
     println!(
-        "{result} p50_ms={:.2} p99_ms={:.2} p50_20_ms={:.2} p50_50_ms={:.2} p99_50_ms={:.2} tasks_per_s={tasks_per_s:.0} pg_tasks_per_s={pg_tasks_per_s:.0} ratio_vs_pg={ratio:.2} pg_sync_tasks_per_s={pg_sync_tasks_per_s:.0} ratio_vs_pg_sync={ratio_sync:.2} pg_p50_ms={:.2} pg_p50_50_ms={:.2} limbs_max={} p50_{}_ms={:.2} p99_{}_ms={:.2} hub_cpu_ms_per_task={:.2} hub_mb_per_limb={:.3} doubles={doubles}",
+        "{result} p50_ms={:.2} p99_ms={:.2} p50_20_ms={:.2} p50_50_ms={:.2} p99_50_ms={:.2} tasks_per_s={tasks_per_s:.0} pg_tasks_per_s={pg_tasks_per_s:.0} ratio_vs_pg={ratio:.2} pg_sync_tasks_per_s={pg_sync_tasks_per_s:.0} ratio_vs_pg_sync={ratio_sync:.2} pg_p50_ms={:.2} pg_p50_50_ms={:.2} limbs_max={} p50_{}_ms={:.2} p99_{}_ms={:.2} hub_cpu_ms_per_task={:.2} hub_mb_per_limb={:.3} catalogue_models={CATALOGUE_MODELS} p99_{}_models_ms={:.2} doubles={doubles}",
         p(&mut one, 0.5),
         p(&mut one, 0.99),
         p(&mut twenty, 0.5),
@@ -527,5 +581,7 @@ async fn main() {
         largest.p99_ms,
         largest.hub_cpu_ms_per_task,
         largest.hub_mb_per_limb,
+        pinned.limbs,
+        pinned.p99_ms,
     );
 }
