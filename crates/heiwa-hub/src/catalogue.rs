@@ -4,7 +4,7 @@
 
 use crate::args::{AddCatalogueModel, RemoveCatalogueModel};
 use crate::{HubError, HubHttp};
-use hub_rules::catalogue::{wait_estimate, why_waiting, Copy, ModelState};
+use hub_rules::catalogue::{estimated_wait_secs, wait_estimate, why_waiting, Copy, ModelState};
 
 /// A catalogue entry, as the owner gives it and the tenant's readers read it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -50,6 +50,17 @@ struct Finished {
 
 /// The pace a wait is estimated from: tasks finished in this window.
 const PACE_WINDOW_SECS: u64 = 600;
+
+/// How long a pending task may wait, as [`HubHttp::wait_estimate`] says it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WaitEstimate {
+    /// Older pending tasks the same limbs take first.
+    pub ahead: usize,
+    /// Seconds until it is done, at the recent pace (`None`: no pace to go by).
+    pub secs: Option<f64>,
+    /// All of it in words.
+    pub text: String,
+}
 
 #[derive(serde::Deserialize)]
 struct LimbOnline {
@@ -125,7 +136,13 @@ impl HubHttp {
     /// wait: the older pending tasks the same limbs would take first (pinned
     /// to the same model, or to none), at the pace the limbs that can run it
     /// finished tasks in the last ten minutes.
-    pub async fn wait_estimate(&self, name: &str, task_id: u64, model: &str, token: &str) -> Result<String, HubError> {
+    pub async fn wait_estimate(
+        &self,
+        name: &str,
+        task_id: u64,
+        model: &str,
+        token: &str,
+    ) -> Result<WaitEstimate, HubError> {
         let competing = |other: &str| other.is_empty() || other == model;
         let ahead = self
             .rows_as::<QueuedTask>(name, "SELECT * FROM task", token)
@@ -143,12 +160,19 @@ impl HubHttp {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_micros() as i64);
         let since = now_micros - (PACE_WINDOW_SECS * 1_000_000) as i64;
-        let finished = self
+        let recent: Vec<i64> = self
             .rows_as::<Finished>(name, "SELECT * FROM task_result", token)
             .await?
             .iter()
             .filter(|result| result.finished_at >= since && able.contains(&result.limb_id))
-            .count();
-        Ok(wait_estimate(ahead, finished, PACE_WINDOW_SECS))
+            .map(|result| result.finished_at)
+            .collect();
+        // The pace over the span those results cover (limbs that started a minute ago have a minute's pace).
+        let observed_secs = recent.iter().min().map_or(0.0, |first| (now_micros - first) as f64 / 1e6);
+        Ok(WaitEstimate {
+            ahead,
+            secs: estimated_wait_secs(ahead, recent.len(), observed_secs),
+            text: wait_estimate(ahead, recent.len(), observed_secs, PACE_WINDOW_SECS),
+        })
     }
 }

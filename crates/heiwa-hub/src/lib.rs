@@ -13,7 +13,7 @@ mod server;
 mod summary;
 
 pub use address::{dashboard_link, http_url, ws_url, DEFAULT_DASHBOARD};
-pub use catalogue::{CatalogueRow, ModelCopyRow};
+pub use catalogue::{CatalogueRow, ModelCopyRow, WaitEstimate};
 pub use client::{connect, limb_tables, tenant_tables, Connected};
 pub use http::{
     hub_json, BrowserRow, HubHttp, HubLimits, HubPolicy, InviteCode, InviteRole, NewIdentity, OperatorRow, Row,

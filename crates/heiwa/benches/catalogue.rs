@@ -50,6 +50,74 @@ async fn raw_download(url: &str, dest: &Path, sha256: &str) -> f64 {
     took
 }
 
+/// The wait estimate against the wait, on a steady queue (AI Horde's aim: p50
+/// within 50 % or 60 s). A tenant of its own with two echo limbs taking 2
+/// tasks at a time for 200 ms each (20 tasks/s between them); a backlog of 40
+/// unpinned tasks, then tasks submitted at that pace for `secs`; every 10th is
+/// asked for its estimate as soon as it is queued and timed until done (its
+/// result's `finished_at` − its `created_at`). Returns the relative and the
+/// absolute errors' medians and the samples.
+async fn estimate_errors(http: &heiwa_hub::HubHttp, dir: &Path, secs: u64) -> (f64, f64, usize) {
+    let owner = http.new_identity().await.unwrap().token;
+    http.create_tenant("heiwa", "queue bench", &owner).await.unwrap();
+    let invite = http.create_invite("heiwa", 2, 600, heiwa_hub::InviteRole::Limb, &owner).await.unwrap().0;
+    let executor = std::sync::Arc::new(limb_core::claim::EchoExecutor { work: Duration::from_millis(200) });
+    let mut stops = Vec::new();
+    for name in ["steady-a", "steady-b"] {
+        stops.push(
+            heiwa_testkit::trust_limbs::limb_running(http, dir, &invite, name, executor.clone(), Default::default())
+                .await,
+        );
+    }
+    let submit = |payload: String| {
+        let owner = owner.clone();
+        async move { http.submit_task("heiwa", &payload, None, &owner).await.unwrap() }
+    };
+    for i in 0..40 {
+        submit(format!("backlog {i}")).await;
+    }
+    let every = Duration::from_millis(50); // 20 a second, the limbs' pace
+    let (started, mut sampled) = (Instant::now(), Vec::new());
+    let mut i: u32 = 0;
+    while started.elapsed() < Duration::from_secs(secs) {
+        let payload = format!("steady {i}");
+        submit(payload.clone()).await;
+        if i % 10 == 0 {
+            let rows = http.rows("heiwa", "SELECT * FROM task", &owner).await.unwrap();
+            let id =
+                rows.iter().find(|row| row["payload"] == payload.as_str()).and_then(|row| row["id"].as_u64()).unwrap();
+            let estimate = http.wait_estimate("heiwa", id, "", &owner).await.unwrap();
+            sampled.push((id, estimate.secs));
+        }
+        i += 1;
+        tokio::time::sleep_until((started + every * i).into()).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let finished = loop {
+        let rows = http.rows("heiwa", "SELECT * FROM tenant_task", &owner).await.unwrap();
+        if rows.iter().all(|row| row["state"] == "done") {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "the steady queue never drained");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for stop in stops {
+        let _ = stop.send(true);
+    }
+    let took = |id: u64| {
+        let row = finished.iter().find(|row| row["id"] == id).unwrap();
+        (row["finished_at"].as_i64().unwrap() - row["created_at"].as_i64().unwrap()) as f64 / 1e6
+    };
+    let (mut relative, mut absolute) = (Vec::new(), Vec::new());
+    for (id, estimate) in &sampled {
+        // Early samples may have no pace yet: an estimate that is not there is a miss.
+        let (actual, estimate) = (took(*id), estimate.unwrap_or(f64::INFINITY));
+        relative.push(((estimate - actual) / actual).abs());
+        absolute.push((estimate - actual).abs());
+    }
+    (percentile(&mut relative, 0.5), percentile(&mut absolute, 0.5), sampled.len())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let parts = heiwa_testkit::parts();
@@ -110,6 +178,12 @@ async fn main() {
         ratios.push(ratio);
     }
     let _ = stop.send(true);
+    let (eta_error, eta_error_s, eta_samples) = estimate_errors(&http, &dir.path().join("queue"), sized(30, 5)).await;
+    println!(
+        "wait estimate on a steady queue: p50 error {:.0} % ({eta_error_s:.1} s) over {eta_samples} tasks",
+        eta_error * 100.0
+    );
+    fields.push(format!("eta_p50_error={eta_error:.2} eta_p50_error_s={eta_error_s:.1} eta_samples={eta_samples}"));
     // The limb hands back and disconnects first (the 1.2 SDK panics on a call into a closed socket).
     tokio::time::sleep(Duration::from_millis(500)).await;
     server.stop();

@@ -630,7 +630,7 @@ pub async fn task(command: TaskCommand) -> anyhow::Result<()> {
             let (waiting, estimate) = match (task["state"].as_str(), task["model"].as_str()) {
                 (Some("pending"), Some(model)) => (
                     http.why_waiting(&hub.database, model, &token).await?,
-                    Some(http.wait_estimate(&hub.database, id, model, &token).await?),
+                    Some(http.wait_estimate(&hub.database, id, model, &token).await?.text),
                 ),
                 _ => (None, None),
             };

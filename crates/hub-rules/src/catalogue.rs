@@ -145,28 +145,40 @@ pub fn why_waiting(model: &str, in_catalogue: bool, copies: &[Copy]) -> Option<S
     Some(why)
 }
 
-/// How long a pending task may wait (AI Horde's `wait_time`): `ahead` tasks
-/// the same limbs take first, at the pace they finished `finished` tasks in
-/// the last `window_secs`. A guess from the recent past, and said as one.
-pub fn wait_estimate(ahead: usize, finished: usize, window_secs: u64) -> String {
+/// How long a pending task may wait until it is done (AI Horde's
+/// `wait_time`): `ahead` tasks the same limbs take first, at the pace they
+/// finished `finished` tasks over the last `observed_secs` (the span from the
+/// first of those to now). `None` without a pace to go by.
+pub fn estimated_wait_secs(ahead: usize, finished: usize, observed_secs: f64) -> Option<f64> {
+    (finished > 0).then(|| (ahead + 1) as f64 * observed_secs.max(1.0) / finished as f64)
+}
+
+fn duration_words(secs: f64) -> String {
+    match secs {
+        s if s < 90.0 => format!("{s:.0} s"),
+        s if s < 5400.0 => format!("{:.0} min", s / 60.0),
+        s => format!("{:.1} h", s / 3600.0),
+    }
+}
+
+/// [`estimated_wait_secs`] in words, said as the guess from the recent past it
+/// is (`window_secs`: how far back finished tasks are looked for).
+pub fn wait_estimate(ahead: usize, finished: usize, observed_secs: f64, window_secs: u64) -> String {
     let queue = match ahead {
         0 => "next in line".to_string(),
         1 => "1 task ahead of it".to_string(),
         n => format!("{n} tasks ahead of it"),
     };
-    let minutes = window_secs / 60;
-    if finished == 0 {
+    let Some(secs) = estimated_wait_secs(ahead, finished, observed_secs) else {
+        let minutes = window_secs / 60;
         return format!("{queue}; no limb that can run it finished a task in the last {minutes} minutes: no estimate");
-    }
-    let per_sec = finished as f64 / window_secs as f64;
-    let secs = (ahead + 1) as f64 / per_sec;
-    let wait = match secs {
-        s if s < 90.0 => format!("{s:.0} s"),
-        s if s < 5400.0 => format!("{:.0} min", s / 60.0),
-        s => format!("{:.1} h", s / 3600.0),
     };
     let done = if finished == 1 { "1 task".to_string() } else { format!("{finished} tasks") };
-    format!("{queue}; about {wait} at the last {minutes} minutes' pace ({done} finished)")
+    format!(
+        "{queue}; done in about {} at the recent pace ({done} finished in the last {})",
+        duration_words(secs),
+        duration_words(observed_secs.max(1.0))
+    )
 }
 
 #[cfg(test)]
@@ -233,20 +245,22 @@ mod tests {
     #[test]
     fn a_wait_is_estimated_from_the_queue_ahead_and_the_recent_pace() {
         assert_eq!(
-            wait_estimate(3, 0, 600),
+            wait_estimate(3, 0, 0.0, 600),
             "3 tasks ahead of it; no limb that can run it finished a task in the last 10 minutes: no estimate"
         );
         assert_eq!(
-            wait_estimate(0, 60, 600),
-            "next in line; about 10 s at the last 10 minutes' pace (60 tasks finished)"
+            wait_estimate(0, 60, 600.0, 600),
+            "next in line; done in about 10 s at the recent pace (60 tasks finished in the last 10 min)"
         );
         assert_eq!(
-            wait_estimate(1, 6, 600),
-            "1 task ahead of it; about 3 min at the last 10 minutes' pace (6 tasks finished)"
+            wait_estimate(1, 6, 90.0, 600),
+            "1 task ahead of it; done in about 30 s at the recent pace (6 tasks finished in the last 2 min)"
         );
         assert_eq!(
-            wait_estimate(99, 1, 600),
-            "99 tasks ahead of it; about 16.7 h at the last 10 minutes' pace (1 task finished)"
+            wait_estimate(99, 1, 600.0, 600),
+            "99 tasks ahead of it; done in about 16.7 h at the recent pace (1 task finished in the last 10 min)"
         );
+        assert_eq!(estimated_wait_secs(9, 20, 10.0), Some(5.0), "20 done in 10 s: ten more take 5 s");
+        assert_eq!(estimated_wait_secs(9, 0, 10.0), None);
     }
 }
