@@ -53,6 +53,8 @@ pub struct Pull {
     /// The pulled model answers tasks if the store has no default yet (a
     /// person's first model does; a model fetched for the tenant's catalogue does not).
     pub default_if_first: bool,
+    /// A bandwidth cap, bytes a second (`None`: as fast as the link goes).
+    pub max_bytes_per_sec: Option<u64>,
 }
 
 impl Pull {
@@ -65,6 +67,7 @@ impl Pull {
             token: None,
             stall: Duration::from_secs(30),
             default_if_first: true,
+            max_bytes_per_sec: None,
         }
     }
 }
@@ -114,6 +117,7 @@ pub async fn pull(store: &ModelStore, what: &Pull, progress: impl FnMut(Progress
         fetch.sha256 = what.sha256.as_deref().map(|hex| hex.trim().to_ascii_lowercase());
         fetch.token = what.token.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(Into::into);
         fetch.stall = what.stall.max(Duration::from_secs(1));
+        fetch.max_bytes_per_sec = what.max_bytes_per_sec;
         let fetched = heiwa_fetch::fetch(&heiwa_fetch::client(), &fetch, progress).await?;
         // Loading the model to check it takes a while: off the async threads.
         let adopt = {

@@ -135,6 +135,7 @@ async fn start_limb(
                 Some(limb_core::claim::ModelFetching {
                     store: heiwa_inference::models::ModelStore::new(state.data_dir.join("models")),
                     cap_bytes: governor.policy().models_cap_bytes(),
+                    max_bytes_per_sec: governor.policy().models_download_bytes_per_sec(),
                     endpoint: state.settings().model_mirror.unwrap_or_else(|| limb_core::models::HF_ENDPOINT.into()),
                     stall: std::time::Duration::from_secs(30),
                 }),

@@ -70,6 +70,9 @@ pub struct Fetch {
     pub retries: u32,
     /// At most this many bytes on the destination's disk for this file (a donor's cap).
     pub max_bytes: Option<u64>,
+    /// At most this many bytes a second from the network (a donor's bandwidth cap): the reading is paced, so
+    /// the sender is held back by TCP's own flow control.
+    pub max_bytes_per_sec: Option<u64>,
 }
 
 impl Fetch {
@@ -82,6 +85,7 @@ impl Fetch {
             stall: Duration::from_secs(30),
             retries: 5,
             max_bytes: None,
+            max_bytes_per_sec: None,
         }
     }
 
@@ -92,6 +96,13 @@ impl Fetch {
     fn sidecar(&self) -> PathBuf {
         with_suffix(&self.dest, ".partial.json")
     }
+}
+
+/// How long to wait before reading on, having read `bytes` in `elapsed`, to
+/// stay under `per_sec` (`None`: no wait).
+fn pace(bytes: u64, per_sec: Option<u64>, elapsed: Duration) -> Option<Duration> {
+    let due = Duration::from_secs_f64(bytes as f64 / per_sec.filter(|rate| *rate > 0)? as f64);
+    due.checked_sub(elapsed).filter(|wait| !wait.is_zero())
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -307,6 +318,7 @@ async fn attempt(
     std::fs::write(&sidecar, text).map_err(io(&sidecar)).map_err(fatal)?;
     let mut have = start;
     progress(Progress { have, total, received: *received });
+    let (paced_from, mut paced) = (std::time::Instant::now(), 0u64);
     loop {
         let chunk = match tokio::time::timeout(what.stall, response.chunk()).await {
             Err(_) => return Err(Attempt::Again(None)),
@@ -319,6 +331,10 @@ async fn attempt(
         have += chunk.len() as u64;
         *received += chunk.len() as u64;
         progress(Progress { have, total, received: *received });
+        paced += chunk.len() as u64;
+        if let Some(wait) = pace(paced, what.max_bytes_per_sec, paced_from.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
     }
     if total.is_some_and(|total| have < total) {
         return Err(Attempt::Again(None));
@@ -384,6 +400,16 @@ pub fn hash_file(path: &Path) -> Result<(u64, String), FetchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bandwidth_cap_paces_the_reading() {
+        let (mib, second) = (1u64 << 20, Duration::from_secs(1));
+        assert_eq!(pace(10 * mib, None, second), None, "no cap, no wait");
+        assert_eq!(pace(10 * mib, Some(0), second), None, "0 is no cap");
+        assert_eq!(pace(10 * mib, Some(10 * mib), second), None, "on pace");
+        assert_eq!(pace(20 * mib, Some(10 * mib), second), Some(second), "ahead by a second");
+        assert_eq!(pace(5 * mib, Some(10 * mib), second), None, "behind: read on");
+    }
 
     #[test]
     fn hugging_face_references_become_resolve_urls() {

@@ -140,6 +140,7 @@ async fn main() {
         cap_bytes: None,
         endpoint: limb_core::models::HF_ENDPOINT.into(),
         stall: Duration::from_secs(30),
+        max_bytes_per_sec: None,
     };
     let stop = heiwa_testkit::trust_limbs::limb_fetching(&http, &dir.path().join("limb"), &invite, "donor", how).await;
 

@@ -112,6 +112,10 @@ pub struct LimbRunArgs {
     /// here (default: a --donation policy's `models_disk_cap_mib`, else no cap).
     #[arg(long, value_name = "MIB")]
     models_disk_cap_mib: Option<u64>,
+    /// The most MiB a second those downloads may take from the link (default:
+    /// a --donation policy's `models_download_mib_per_s`, else no cap).
+    #[arg(long, value_name = "MIB")]
+    models_download_mib_per_s: Option<u64>,
     /// Fetch nothing from the tenant's catalogue (offer only this limb's own model).
     #[arg(long)]
     no_fetch: bool,
@@ -236,6 +240,10 @@ pub async fn limb(command: LimbCommand) -> anyhow::Result<()> {
             cap_bytes: match args.models_disk_cap_mib {
                 Some(mib) => Some(mib.saturating_mul(1 << 20)),
                 None => governor.as_ref().and_then(|g| g.policy().models_cap_bytes()),
+            },
+            max_bytes_per_sec: match args.models_download_mib_per_s {
+                Some(mib) => Some(mib.saturating_mul(1 << 20)),
+                None => governor.as_ref().and_then(|g| g.policy().models_download_bytes_per_sec()),
             },
             endpoint: std::env::var("HF_ENDPOINT").unwrap_or_else(|_| limb_core::models::HF_ENDPOINT.into()),
             stall: Duration::from_secs(30),

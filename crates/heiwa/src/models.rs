@@ -31,6 +31,9 @@ pub enum ModelsCommand {
         /// Seconds without a byte before the download is retried from where it stands.
         #[arg(long, default_value_t = 30)]
         stall_secs: u64,
+        /// Take at most this many MiB a second from the link.
+        #[arg(long, value_name = "MIB")]
+        max_mib_per_s: Option<u64>,
     },
     /// Every imported model with what its metadata says.
     List,
@@ -60,7 +63,7 @@ fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
 pub async fn models(command: ModelsCommand) -> anyhow::Result<()> {
     let store = ModelStore::new(data_dir().join("models"));
     match command {
-        ModelsCommand::Pull { source, sha256, name, token_file, stall_secs } => {
+        ModelsCommand::Pull { source, sha256, name, token_file, stall_secs, max_mib_per_s } => {
             let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| HF_ENDPOINT.into());
             let mut pull = Pull::new(source, endpoint);
             pull.sha256 = sha256;
@@ -70,6 +73,7 @@ pub async fn models(command: ModelsCommand) -> anyhow::Result<()> {
                 None => std::env::var("HF_TOKEN").ok(),
             };
             pull.stall = std::time::Duration::from_secs(stall_secs);
+            pull.max_bytes_per_sec = max_mib_per_s.map(|mib| mib.saturating_mul(1 << 20));
             let bar = indicatif::ProgressBar::new(0).with_style(
                 indicatif::ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
                     .expect("a valid template"),

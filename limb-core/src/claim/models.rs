@@ -25,6 +25,8 @@ pub struct ModelFetching {
     pub endpoint: String,
     /// No byte for this long is a stall (retried from where it stands).
     pub stall: Duration,
+    /// The donor's bandwidth cap for these downloads, bytes a second (`None`: none).
+    pub max_bytes_per_sec: Option<u64>,
 }
 
 /// One model the hub asked for, as its `limb_model` row says.
@@ -199,6 +201,7 @@ pub async fn fetch(how: ModelFetching, wanted: Wanted, report: impl Fn(Report)) 
         what.name = Some(wanted.file.clone());
         what.stall = how.stall;
         what.default_if_first = false; // what the tenant needs is not what this machine chats with
+        what.max_bytes_per_sec = how.max_bytes_per_sec;
         let mut last_report: Option<Instant> = None;
         let pulled = pull(&how.store, &what, |progress| {
             if last_report.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY) {

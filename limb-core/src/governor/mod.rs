@@ -77,6 +77,8 @@ pub struct DonationPolicy {
     /// together; a model that does not fit is never fetched nor assigned here.
     /// 0: no cap but the disk's. Read when the limb starts.
     pub models_disk_cap_mib: u32,
+    /// The most MiB a second those downloads may take from the link; 0: no cap.
+    pub models_download_mib_per_s: u32,
     /// Paused by the owner (the tray's pause): nothing is given.
     pub paused: bool,
     /// GPU work paused on its own: tasks still run, on the CPU only.
@@ -97,6 +99,7 @@ impl Default for DonationPolicy {
             max_cpu_celsius: 0,
             max_concurrent: 1,
             models_disk_cap_mib: 0,
+            models_download_mib_per_s: 0,
             paused: false,
             gpu_paused: false,
             on_pause: OnPause::Finish,
@@ -150,6 +153,11 @@ impl DonationPolicy {
     /// The disk cap for fetched models in bytes (`None`: no cap).
     pub fn models_cap_bytes(&self) -> Option<u64> {
         (self.models_disk_cap_mib > 0).then(|| u64::from(self.models_disk_cap_mib) << 20)
+    }
+
+    /// The bandwidth cap for fetched models in bytes a second (`None`: no cap).
+    pub fn models_download_bytes_per_sec(&self) -> Option<u64> {
+        (self.models_download_mib_per_s > 0).then(|| u64::from(self.models_download_mib_per_s) << 20)
     }
 
     pub fn validate(&self) -> Result<(), PolicyError> {

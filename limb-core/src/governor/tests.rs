@@ -251,6 +251,7 @@ fn only_a_discharging_battery_counts() {
 fn a_policy_saved_before_the_models_cap_reads_as_no_cap() {
     let older: DonationPolicy = serde_json::from_str(r#"{"max_concurrent": 2}"#).unwrap();
     assert_eq!((older.models_disk_cap_mib, older.models_cap_bytes()), (0, None));
+    assert_eq!(older.models_download_bytes_per_sec(), None);
     let capped = DonationPolicy { models_disk_cap_mib: 10, ..DonationPolicy::default() };
     assert_eq!(capped.models_cap_bytes(), Some(10 << 20));
 }

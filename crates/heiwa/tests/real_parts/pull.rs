@@ -91,6 +91,19 @@ fn a_model_pull_resumes_verifies_and_refuses_clearly() {
     let again = run(&data, &["models", "pull", &url(&format!("m/{model}"))]);
     assert!(text(&again).contains("already a model here"), "{}", text(&again));
 
+    // A donor's bandwidth cap: the same file from the full-speed location, read at 40 MiB/s at most.
+    let capped = dir.path().join("capped");
+    let started = Instant::now();
+    let out =
+        run(&capped, &["models", "pull", &url(&format!("m/{model}")), "--sha256", &sha256, "--max-mib-per-s", "40"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let least = Duration::from_secs_f64(0.9 * size as f64 / f64::from(40 << 20));
+    assert!(
+        started.elapsed() >= least,
+        "{size} bytes at 40 MiB/s take at least {least:?}, not {:?}",
+        started.elapsed()
+    );
+
     // One flipped byte: refused, deleted, nothing installed.
     let other = dir.path().join("other");
     let out = run(&other, &["models", "pull", &url("m/flipped.gguf"), "--sha256", &sha256, "--name", "x.gguf"]);

@@ -202,6 +202,10 @@ max_cpu_celsius: number, max_concurrent: number,
  */
 models_disk_cap_mib: number, 
 /**
+ * The most MiB a second those downloads may take from the link; 0: no cap.
+ */
+models_download_mib_per_s: number, 
+/**
  * Paused by the owner (the tray's pause): nothing is given.
  */
 paused: boolean, 
