@@ -19,11 +19,13 @@ fn copy_of(ctx: &ReducerContext, limb_id: u64, model_id: &str) -> Option<LimbMod
     ctx.db.limb_model().limb_id().filter(limb_id).find(|row| row.model_id == model_id)
 }
 
-/// The limb offers the entry by its id: what placement matches a task naming
-/// that id against. (A limb offering the same file under another id is not
-/// counted: it would be asked nothing, and given none of the tasks naming this one.)
+/// The limb offers the entry by its id (what placement matches a task naming
+/// that id against) and, when it names the file's hash, the entry's. A limb
+/// offering the same file under another id is not counted (it would be given
+/// none of the tasks naming this one), nor one offering an older file under
+/// this id (the owner changed the entry: it is asked for the new file).
 fn holds(limb: &Limb, entry: &CatalogueModel) -> bool {
-    rules::offers(&limb.models, &entry.model_id)
+    limb.models.iter().any(|m| m.id == entry.model_id && (m.sha256.is_empty() || m.sha256 == entry.sha256))
 }
 
 /// Ask `limb` for `entry` (it already holds it: noted as held).

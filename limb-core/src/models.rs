@@ -78,6 +78,11 @@ pub enum PullError {
     Fetch(#[from] FetchError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The store already has a file of that name, and it is not the one asked for.
+    #[error(
+        "{path} is another file (SHA-256 {actual}, not {expected}): remove it, or give the model another file name"
+    )]
+    Different { path: String, actual: String, expected: String },
 }
 
 /// A pulled model.
@@ -111,7 +116,20 @@ pub async fn pull(store: &ModelStore, what: &Pull, progress: impl FnMut(Progress
     let _one_at_a_time = heiwa_fetch::exclusive(&dest).await?;
     let checked = what.sha256.is_some();
     let pulled = if let Some(info) = store.find(&name) {
-        Pulled { bytes: info.size_bytes, sha256: String::new(), received: 0, already: true, checked, info }
+        // A file of that name is no proof it is the one asked for: with a hash to check, it is checked
+        // (off the async threads: a large model takes seconds to hash).
+        let mut sha256 = String::new();
+        if let Some(expected) = what.sha256.as_deref().map(|hex| hex.trim().to_ascii_lowercase()) {
+            let path = info.path.clone();
+            let hashed = tokio::task::spawn_blocking(move || heiwa_fetch::hash_file(&path));
+            let (_, actual) =
+                hashed.await.map_err(|e| FetchError::BadSource(format!("checking the model failed: {e}")))??;
+            if actual != expected {
+                return Err(PullError::Different { path: info.path.display().to_string(), actual, expected });
+            }
+            sha256 = actual;
+        }
+        Pulled { bytes: info.size_bytes, sha256, received: 0, already: true, checked, info }
     } else {
         let mut fetch = Fetch::new(url, dest);
         fetch.sha256 = what.sha256.as_deref().map(|hex| hex.trim().to_ascii_lowercase());

@@ -235,7 +235,8 @@ pub async fn fetch(how: ModelFetching, wanted: Wanted, report: impl Fn(Report)) 
 pub struct Fetcher {
     how: Option<ModelFetching>,
     under_way: HashMap<String, tokio::task::AbortHandle>,
-    held: HashMap<String, PathBuf>,
+    /// By catalogue id and by SHA-256: the file's SHA-256 and path.
+    held: HashMap<String, (String, PathBuf)>,
 }
 
 impl Fetcher {
@@ -252,7 +253,9 @@ impl Fetcher {
         tx: &tokio::sync::mpsc::UnboundedSender<M>,
     ) {
         let Some(how) = &self.how else { return };
-        if self.under_way.contains_key(&wanted.model_id) || self.held.contains_key(&wanted.model_id) {
+        // Held already means the same id *and* file: an entry the owner changed is fetched anew.
+        let same_file = self.held.get(&wanted.model_id).is_some_and(|(sha256, _)| *sha256 == wanted.sha256);
+        if self.under_way.contains_key(&wanted.model_id) || same_file {
             return;
         }
         let (model_id, reports) = (wanted.model_id.clone(), tx.clone());
@@ -276,8 +279,8 @@ impl Fetcher {
         }
         match report {
             Report::Held { model_id, sha256, path } => {
-                self.held.insert(model_id.clone(), path.clone());
-                self.held.insert(sha256.clone(), path);
+                self.held.insert(model_id.clone(), (sha256.clone(), path.clone()));
+                self.held.insert(sha256.clone(), (sha256.clone(), path));
                 Some(heiwa_hub::ModelOffer { id: model_id, sha256 })
             }
             report => {
@@ -289,7 +292,7 @@ impl Fetcher {
 
     /// The file a task pinned to `model` runs on; `None`: the limb's own model.
     pub fn path_for(&self, model: &str) -> Option<PathBuf> {
-        self.held.get(model).cloned()
+        self.held.get(model).map(|(_, path)| path.clone())
     }
 
     pub fn stop(&mut self) {

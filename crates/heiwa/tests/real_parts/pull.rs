@@ -90,6 +90,15 @@ fn a_model_pull_resumes_verifies_and_refuses_clearly() {
     assert_eq!(heiwa_fetch::hash_file(&data.join("models").join(model)).unwrap(), (size, sha256.clone()));
     let again = run(&data, &["models", "pull", &url(&format!("m/{model}"))]);
     assert!(text(&again).contains("already a model here"), "{}", text(&again));
+    // A file of that name is checked when a hash is asked for: another file is not taken for it.
+    let other_hash = "0".repeat(64);
+    let refused = run(&data, &["models", "pull", &url(&format!("m/{model}")), "--sha256", &other_hash]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains(&format!("is another file (SHA-256 {sha256}, not {other_hash})")),
+        "{}",
+        text(&refused)
+    );
 
     // A donor's bandwidth cap: the same file from the full-speed location, read at 40 MiB/s at most.
     let capped = dir.path().join("capped");
