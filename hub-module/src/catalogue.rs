@@ -113,7 +113,8 @@ pub fn add_catalogue_model(
 }
 
 /// Take a model out of the caller's tenant's catalogue: no limb is asked for
-/// it any more (a fetch in progress stops; what limbs hold stays theirs).
+/// it any more (a fetch in progress stops; a limb that fetched it stops
+/// offering it, the file staying on its disk).
 #[reducer]
 pub fn remove_catalogue_model(ctx: &ReducerContext, model_id: String) -> Result<(), String> {
     let member = require_steward(ctx)?;

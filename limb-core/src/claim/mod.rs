@@ -156,7 +156,8 @@ enum Msg {
     Superseded(String),
     /// The hub asks for a catalogue model (or no longer does: `ModelDropped`).
     ModelWanted(models::Wanted),
-    ModelDropped(String),
+    /// The model's id and the file's SHA-256 that is no longer asked for.
+    ModelDropped(String, String),
     /// How a fetch goes.
     Model(models::Report),
     /// Connection number `generation` ended. Dropping a replaced connection
@@ -601,7 +602,14 @@ pub async fn run_limb(
                 }
                 Msg::Assigned { .. } => {}
                 Msg::ModelWanted(wanted) => fetcher.ask(wanted, Msg::Model, &tx),
-                Msg::ModelDropped(model_id) => fetcher.withdraw(&model_id),
+                Msg::ModelDropped(model_id, sha256) => {
+                    if fetcher.withdraw(&model_id, &sha256) {
+                        offer.models.retain(|m| m.id != model_id);
+                        if !send_offer(&connected.conn, limb_id, offered, &offer) {
+                            let _ = tx.send(Msg::Disconnected { generation, reason: Some("offer not sent".into()) });
+                        }
+                    }
+                }
                 Msg::Model(report) => {
                     let _ = events.send(LimbEvent::Model(report.copy()));
                     if let Some(held) = fetcher.on_report(&connected.conn, limb_id, report) {

@@ -120,7 +120,7 @@ pub(super) fn wire<M: Send + 'static>(
     conn: &DbConnection,
     tx: &tokio::sync::mpsc::UnboundedSender<M>,
     asked: fn(Wanted) -> M,
-    dropped: fn(String) -> M,
+    dropped: fn(String, String) -> M,
 ) {
     let sink = tx.clone();
     conn.db.limb_model().on_insert(move |_, row| {
@@ -136,7 +136,7 @@ pub(super) fn wire<M: Send + 'static>(
     });
     let sink = tx.clone();
     conn.db.limb_model().on_delete(move |_, row| {
-        let _ = sink.send(dropped(row.model_id.clone()));
+        let _ = sink.send(dropped(row.model_id.clone(), row.sha_256.clone()));
     });
 }
 
@@ -234,7 +234,8 @@ pub async fn fetch(how: ModelFetching, wanted: Wanted, report: impl Fn(Report)) 
 #[derive(Debug, Default)]
 pub struct Fetcher {
     how: Option<ModelFetching>,
-    under_way: HashMap<String, tokio::task::AbortHandle>,
+    /// By catalogue id: the SHA-256 of the file being fetched, and the fetch.
+    under_way: HashMap<String, (String, tokio::task::AbortHandle)>,
     /// By catalogue id and by SHA-256: the file's SHA-256 and path.
     held: HashMap<String, (String, PathBuf)>,
 }
@@ -255,21 +256,35 @@ impl Fetcher {
         let Some(how) = &self.how else { return };
         // Held already means the same id *and* file: an entry the owner changed is fetched anew.
         let same_file = self.held.get(&wanted.model_id).is_some_and(|(sha256, _)| *sha256 == wanted.sha256);
-        if self.under_way.contains_key(&wanted.model_id) || same_file {
+        if self.under_way.get(&wanted.model_id).is_some_and(|(sha256, _)| *sha256 == wanted.sha256) || same_file {
             return;
         }
-        let (model_id, reports) = (wanted.model_id.clone(), tx.clone());
+        let (model_id, sha256, reports) = (wanted.model_id.clone(), wanted.sha256.clone(), tx.clone());
         let fetch = fetch(how.clone(), wanted, move |report| {
             let _ = reports.send(wrap(report));
         });
-        self.under_way.insert(model_id, tokio::spawn(fetch).abort_handle());
+        if let Some((_, older)) = self.under_way.insert(model_id, (sha256, tokio::spawn(fetch).abort_handle())) {
+            older.abort(); // the entry changed while its old file was coming
+        }
     }
 
-    /// The hub no longer asks for the model: its fetch stops.
-    pub fn withdraw(&mut self, model_id: &str) {
-        if let Some(fetch) = self.under_way.remove(model_id) {
-            fetch.abort();
+    /// The hub no longer asks for the model (the owner removed or changed the
+    /// entry): its fetch stops; `true` when it was held, and so is no longer
+    /// to be offered (its file stays on this disk).
+    /// Only the file `sha256` is withdrawn: a changed entry's request for its
+    /// new file may arrive before the old one's withdrawal.
+    pub fn withdraw(&mut self, model_id: &str, sha256: &str) -> bool {
+        if self.under_way.get(model_id).is_some_and(|(fetching, _)| fetching == sha256) {
+            if let Some((_, fetch)) = self.under_way.remove(model_id) {
+                fetch.abort();
+            }
         }
+        if self.held.get(model_id).is_none_or(|(held, _)| held != sha256) {
+            return false;
+        }
+        self.held.remove(model_id);
+        self.held.remove(sha256);
+        true
     }
 
     /// Note a fetch's report and tell the hub; a model now held comes back to be offered.
@@ -296,7 +311,7 @@ impl Fetcher {
     }
 
     pub fn stop(&mut self) {
-        for (_, fetch) in self.under_way.drain() {
+        for (_, (_, fetch)) in self.under_way.drain() {
             fetch.abort();
         }
     }

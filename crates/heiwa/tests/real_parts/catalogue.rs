@@ -227,7 +227,7 @@ fn fetched_mib(line: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_limb_killed_mid_fetch_resumes_where_it_stopped_and_then_offers_the_model() {
-    let Mirrored { dir, server, http, invite, token_file, sha256, size, mirror, .. } = mirrored(1).await;
+    let Mirrored { dir, server, http, owner_token, invite, token_file, sha256, size, mirror } = mirrored(1).await;
     let paced = format!("http://127.0.0.1:{}/paced/minilm.gguf", mirror.port);
     let size_text = size.to_string();
     owner(
@@ -271,6 +271,34 @@ async fn a_limb_killed_mid_fetch_resumes_where_it_stopped_and_then_offers_the_mo
         l.contains("  held")
     });
     assert!(listed.contains("minilm  minilm.gguf") && listed.contains(", kept ready"), "{listed}");
+
+    // The owner changes the entry to a new file under the same id: the limb that held the old one fetches it.
+    let mut newer = std::fs::read(dir.path().join("served/minilm.gguf")).unwrap();
+    let middle = newer.len() / 2;
+    newer[middle] ^= 0x40; // still a GGUF that loads; another file
+    std::fs::write(dir.path().join("served/minilm-v2.gguf"), &newer).unwrap();
+    let (newer_sha, source) = (sha256_of(&dir.path().join("served/minilm-v2.gguf")), mirror.url("m/minilm-v2.gguf"));
+    let args = [
+        "tenant",
+        "model",
+        "add",
+        "minilm",
+        "--source",
+        &source,
+        "--sha256",
+        &newer_sha,
+        "--size",
+        &size_text,
+        "--keep-ready",
+    ];
+    owner(&http, &token_file, &args);
+    let listed = owner_until(&http, &token_file, &["tenant", "model", "list"], Duration::from_secs(60), |l| {
+        l.contains("minilm-v2.gguf") && l.contains("  held")
+    });
+    assert_eq!(sha256_of(&dir.path().join("donor/models/minilm-v2.gguf")), newer_sha, "the new file: {listed}");
+    let limbs = http.rows("heiwa", "SELECT * FROM limb", &owner_token).await.unwrap();
+    let offers = limbs[0]["models"].to_string();
+    assert!(offers.contains(&newer_sha) && !offers.contains(&sha256), "it offers the new file only: {offers}");
     again.stop();
     server.stop();
 }
