@@ -28,6 +28,11 @@ fn holds(limb: &Limb, entry: &CatalogueModel) -> bool {
     limb.models.iter().any(|m| m.id == entry.model_id && (m.sha256.is_empty() || m.sha256 == entry.sha256))
 }
 
+/// A queued task of the tenant is pinned to `entry` (by its id or its hash).
+fn waited_for(ctx: &ReducerContext, tenant_id: u64, entry: &CatalogueModel) -> bool {
+    ctx.db.pending().by_tenant_age().filter(tenant_id).any(|p| p.model == entry.model_id || p.model == entry.sha256)
+}
+
 /// Ask `limb` for `entry` (it already holds it: noted as held).
 fn want(ctx: &ReducerContext, limb: &Limb, entry: &CatalogueModel) {
     if copy_of(ctx, limb.id, &entry.model_id).is_some() {
@@ -101,10 +106,7 @@ pub fn add_catalogue_model(
         }
         None => ctx.db.catalogue_model().insert(row),
     };
-    let waited_for = || {
-        ctx.db.pending().by_tenant_age().filter(tenant_id).any(|p| p.model == entry.model_id || p.model == entry.sha256)
-    };
-    if entry.keep_ready || waited_for() {
+    if entry.keep_ready || waited_for(ctx, tenant_id, &entry) {
         for limb in ctx.db.limb().tenant_id().filter(tenant_id) {
             want(ctx, &limb, &entry);
         }
@@ -184,23 +186,16 @@ pub(crate) fn follow_offer(ctx: &ReducerContext, limb: &Limb) {
         let held = holds(limb, &entry);
         match copy_of(ctx, limb.id, &entry.model_id) {
             Some(row) if held && row.stage != ModelState::Held => {
-                let row = LimbModel { stage: ModelState::Held, have: row.size_bytes, reason: String::new(), ..row };
-                ctx.db.limb_model().id().update(LimbModel { updated_at: ctx.timestamp, ..row });
+                let (stage, have, reason) = (ModelState::Held, row.size_bytes, String::new());
+                ctx.db.limb_model().id().update(LimbModel { stage, have, reason, updated_at: ctx.timestamp, ..row });
             }
             Some(row) if !held && row.stage == ModelState::Held => {
-                let row = LimbModel { stage: ModelState::Wanted, have: 0, ..row };
-                ctx.db.limb_model().id().update(LimbModel { updated_at: ctx.timestamp, ..row });
+                let (stage, have) = (ModelState::Wanted, 0);
+                ctx.db.limb_model().id().update(LimbModel { stage, have, updated_at: ctx.timestamp, ..row });
             }
             Some(_) => {}
             None => {
-                let waited_for = || {
-                    ctx.db
-                        .pending()
-                        .by_tenant_age()
-                        .filter(limb.tenant_id)
-                        .any(|p| p.model == entry.model_id || p.model == entry.sha256)
-                };
-                if held || entry.keep_ready || waited_for() {
+                if held || entry.keep_ready || waited_for(ctx, limb.tenant_id, &entry) {
                     want(ctx, limb, &entry);
                 }
             }

@@ -66,8 +66,8 @@ pub struct WaitEstimate {
 struct LimbOnline {
     id: u64,
     online: bool,
-    /// Its offers as the SQL API writes a struct: `[id, sha256]`.
-    models: Vec<(String, String)>,
+    /// Its offers (the SQL API writes each as `[id, sha256]`, which serde reads as the struct).
+    models: Vec<hub_rules::ModelOffer>,
 }
 
 impl HubHttp {
@@ -108,7 +108,7 @@ impl HubHttp {
         let entry = catalogue.iter().find(|e| e.model_id == model || e.sha256 == model);
         let limbs = self.rows_as::<LimbOnline>(name, "SELECT * FROM limb", token).await?;
         // A limb may offer a model it has of its own, in the catalogue or not.
-        if limbs.iter().any(|limb| limb.online && limb.models.iter().any(|(id, sha)| id == model || sha == model)) {
+        if limbs.iter().any(|limb| limb.online && hub_rules::offers(&limb.models, model)) {
             return Ok(None);
         }
         let online: std::collections::HashMap<u64, bool> = limbs.iter().map(|limb| (limb.id, limb.online)).collect();
@@ -151,11 +151,8 @@ impl HubHttp {
             .filter(|task| task.id < task_id && task.state == "pending" && competing(&task.model))
             .count();
         let limbs = self.rows_as::<LimbOnline>(name, "SELECT * FROM limb", token).await?;
-        let able: std::collections::HashSet<u64> = limbs
-            .iter()
-            .filter(|limb| model.is_empty() || limb.models.iter().any(|(id, sha)| id == model || sha == model))
-            .map(|limb| limb.id)
-            .collect();
+        let able: std::collections::HashSet<u64> =
+            limbs.iter().filter(|limb| hub_rules::offers(&limb.models, model)).map(|limb| limb.id).collect();
         let now_micros = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_micros() as i64);

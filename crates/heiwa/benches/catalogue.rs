@@ -125,9 +125,7 @@ async fn main() {
     let served = dir.path().join("served");
     std::fs::create_dir_all(&served).unwrap();
     std::fs::copy(&parts.embed_model, served.join("minilm.gguf")).unwrap();
-    let bytes = std::fs::read(served.join("minilm.gguf")).unwrap();
-    let (sha256, size) = (heiwa_provenance::sha256_hex(&bytes), bytes.len() as u64);
-    drop(bytes);
+    let (size, sha256) = heiwa_fetch::hash_file(&served.join("minilm.gguf")).unwrap();
     let mirror = Nginx::serve(dir.path(), &served);
 
     let TestHub { server, http, .. } = TestHub::start(&parts, &dir.path().join("hub")).await;

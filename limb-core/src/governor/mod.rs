@@ -149,7 +149,6 @@ pub fn parse_time_of_day(text: &str) -> Result<u16, PolicyError> {
 }
 
 impl DonationPolicy {
-    /// Every rule a saved policy must follow; the UI shows the message.
     /// The disk cap for fetched models in bytes (`None`: no cap).
     pub fn models_cap_bytes(&self) -> Option<u64> {
         (self.models_disk_cap_mib > 0).then(|| u64::from(self.models_disk_cap_mib) << 20)
@@ -160,6 +159,7 @@ impl DonationPolicy {
         (self.models_download_mib_per_s > 0).then(|| u64::from(self.models_download_mib_per_s) << 20)
     }
 
+    /// Every rule a saved policy must follow; the UI shows the message.
     pub fn validate(&self) -> Result<(), PolicyError> {
         match &self.when {
             When::Always => {}

@@ -43,7 +43,7 @@ fn owner_until(
 }
 
 fn sha256_of(path: &Path) -> String {
-    heiwa_provenance::sha256_hex(&std::fs::read(path).unwrap())
+    heiwa_fetch::hash_file(path).unwrap().1
 }
 
 fn ready_id(limb: &LimbProcess) -> u64 {
@@ -74,7 +74,7 @@ async fn mirrored(limbs: u32) -> Mirrored {
     let served = dir.path().join("served");
     std::fs::create_dir_all(&served).unwrap();
     std::fs::copy(&parts.embed_model, served.join("minilm.gguf")).unwrap();
-    let (sha256, size) = (sha256_of(&served.join("minilm.gguf")), parts.embed_model.metadata().unwrap().len());
+    let (size, sha256) = heiwa_fetch::hash_file(&served.join("minilm.gguf")).unwrap();
     let mirror = Nginx::serve(dir.path(), &served);
     Mirrored { dir, server, http, owner_token, invite, token_file, sha256, size, mirror }
 }
@@ -110,10 +110,7 @@ async fn a_task_pinned_to_a_catalogue_model_waits_with_a_reason_until_a_limb_fet
     );
 
     // The owner adds it: a dead source first, then the mirror (paced, so the fetch can be seen).
-    let (dead, paced) = (
-        format!("http://127.0.0.1:{}/m/gone.gguf", mirror.port),
-        format!("http://127.0.0.1:{}/paced/minilm.gguf", mirror.port),
-    );
+    let (dead, paced) = (mirror.url("m/gone.gguf"), mirror.url("paced/minilm.gguf"));
     let (size_text, id_text) = (size.to_string(), task_id.to_string());
     let added = owner(
         &http,
@@ -171,7 +168,7 @@ async fn a_task_pinned_to_a_catalogue_model_waits_with_a_reason_until_a_limb_fet
 
     // A model whose listed hash is not its file's: fetched, refused, deleted, and the owner is told.
     let wrong = "0".repeat(64);
-    let plain = format!("http://127.0.0.1:{}/m/minilm.gguf", mirror.port);
+    let plain = mirror.url("m/minilm.gguf");
     owner(
         &http,
         &token_file,
@@ -228,7 +225,7 @@ fn fetched_mib(line: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_limb_killed_mid_fetch_resumes_where_it_stopped_and_then_offers_the_model() {
     let Mirrored { dir, server, http, owner_token, invite, token_file, sha256, size, mirror } = mirrored(1).await;
-    let paced = format!("http://127.0.0.1:{}/paced/minilm.gguf", mirror.port);
+    let paced = mirror.url("paced/minilm.gguf");
     let size_text = size.to_string();
     owner(
         &http,

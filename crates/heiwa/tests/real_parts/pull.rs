@@ -58,7 +58,7 @@ fn a_model_pull_resumes_verifies_and_refuses_clearly() {
     flipped[middle] ^= 0x40;
     std::fs::write(served.join("flipped.gguf"), flipped).unwrap();
     let server = Nginx::serve(dir.path(), &served);
-    let url = |path: &str| format!("http://127.0.0.1:{}/{path}", server.port);
+    let url = |path: &str| server.url(path);
 
     // Killed mid-file (SIGKILL, at 4 MiB/s), then pulled again: it resumes.
     let data = dir.path().join("limb");

@@ -47,8 +47,6 @@ export type TaskRow = {
   createdMs: number;
   updatedMs: number;
   reason: string;
-  /** The model it is pinned to ('' for any). */
-  model: string;
   /** A pending pinned task: why no limb runs it yet (`null`: it waits only for a free slot). */
   waiting: string | null;
   mine: boolean;
@@ -450,7 +448,6 @@ class Face {
         createdMs: ms(task.createdAt),
         updatedMs: ms(task.updatedAt),
         reason: task.reason,
-        model: task.model,
         waiting: stateOf(task) === 'pending' ? this.whyWaiting(task.model) : null,
         mine: this.#isMe(task.submittedBy),
         result: task.finishedAt
