@@ -159,11 +159,11 @@ pub fn report_model(
     reason: String,
 ) -> Result<(), String> {
     let limb = own_limb(ctx, limb_id)?;
-    if matches!(stage, ModelState::Held | ModelState::Wanted) {
-        return Err(format!(
-            "a limb reports fetching, failed or no room, not {}: its offer says what it holds",
-            stage.name()
-        ));
+    if stage == ModelState::Held {
+        return Err("a limb's offer says what it holds; it reports fetching, failed, no room or why it waits".into());
+    }
+    if stage == ModelState::Wanted && reason.is_empty() {
+        return Err("a limb reports a model it waits to fetch with why it waits".into());
     }
     let row =
         copy_of(ctx, limb.id, &model_id).ok_or_else(|| format!("limb {limb_id} was not asked for {model_id:?}"))?;

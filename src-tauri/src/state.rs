@@ -132,13 +132,11 @@ async fn start_limb(
                 executor,
                 offer,
                 // The tenant's catalogue models, into the same store as the Models view's.
-                Some(limb_core::claim::ModelFetching {
-                    store: heiwa_inference::models::ModelStore::new(state.data_dir.join("models")),
-                    cap_bytes: governor.policy().models_cap_bytes(),
-                    max_bytes_per_sec: governor.policy().models_download_bytes_per_sec(),
-                    endpoint: state.settings().model_mirror.unwrap_or_else(|| limb_core::models::HF_ENDPOINT.into()),
-                    stall: std::time::Duration::from_secs(30),
-                }),
+                Some(limb_core::claim::ModelFetching::for_policy(
+                    heiwa_inference::models::ModelStore::new(state.data_dir.join("models")),
+                    &governor.policy(),
+                    state.settings().model_mirror.unwrap_or_else(|| limb_core::models::HF_ENDPOINT.into()),
+                )),
                 Some(governor.subscribe()),
                 on_change,
             )

@@ -124,6 +124,7 @@ impl HubHttp {
                         have: copy.have,
                         size_bytes: copy.size_bytes,
                         online: online.get(&copy.limb_id).copied().unwrap_or(false),
+                        deferred: copy.stage == ModelState::Wanted.name() && !copy.reason.is_empty(),
                     })
                 })
                 .collect(),

@@ -42,6 +42,8 @@ pub struct ModelInfo {
     pub context_length: Option<u32>,
     pub has_chat_template: bool,
     pub is_default: bool,
+    /// The donor keeps it: a model the tenant's catalogue dropped is not deleted.
+    pub pinned: bool,
 }
 
 // gguf_type values (ggml's gguf.h); reading a value with the wrong type aborts, so check first.
@@ -106,6 +108,7 @@ pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
         has_chat_template: string(&gguf, "tokenizer.chat_template").is_some(),
         architecture,
         is_default: false,
+        pinned: false,
     })
 }
 
@@ -126,6 +129,14 @@ impl ModelStore {
 
     fn default_file(&self) -> PathBuf {
         self.dir.join("default")
+    }
+
+    fn pinned_file(&self) -> PathBuf {
+        self.dir.join("pinned")
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Check `source` is GGUF, then copy it in under its file name.
@@ -186,6 +197,7 @@ impl ModelStore {
     fn info(&self, path: &Path) -> Result<ModelInfo, ModelError> {
         let mut info = inspect(path)?;
         info.is_default = self.default_id().as_deref() == Some(info.id.as_str());
+        info.pinned = self.pinned().contains(&info.id);
         Ok(info)
     }
 
@@ -221,7 +233,30 @@ impl ModelStore {
         if self.default_id().as_deref() == Some(id) {
             let _ = std::fs::remove_file(self.default_file());
         }
-        Ok(())
+        self.set_pinned(id, false)
+    }
+
+    /// The ids of the models the donor pinned (kept whatever the catalogue says).
+    pub fn pinned(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.pinned_file()).unwrap_or_default();
+        text.lines().map(str::trim).filter(|id| !id.is_empty()).map(String::from).collect()
+    }
+
+    /// Pin the model `id` (or unpin it): a pinned model is never deleted but by the donor.
+    pub fn set_pinned(&self, id: &str, pinned: bool) -> Result<(), ModelError> {
+        if pinned {
+            self.path_of(id)?;
+        }
+        let mut ids: Vec<String> = self.pinned().into_iter().filter(|other| other != id).collect();
+        if pinned {
+            ids.push(id.to_string());
+        } else if ids.len() == self.pinned().len() {
+            return Ok(()); // not pinned: nothing to write
+        }
+        let file = self.pinned_file();
+        let partial = file.with_extension("partial");
+        std::fs::write(&partial, ids.join("\n") + "\n").map_err(Self::io(&partial))?;
+        std::fs::rename(&partial, &file).map_err(Self::io(&file))
     }
 
     pub fn set_default(&self, id: &str) -> Result<(), ModelError> {

@@ -133,13 +133,7 @@ async fn main() {
     http.create_tenant("heiwa", "catalogue bench", &owner).await.unwrap();
     let invite = http.create_invite("heiwa", 1, 600, heiwa_hub::InviteRole::Limb, &owner).await.unwrap().0;
     let store = heiwa_inference::models::ModelStore::new(dir.path().join("limb/models"));
-    let how = ModelFetching {
-        store: store.clone(),
-        cap_bytes: None,
-        endpoint: limb_core::models::HF_ENDPOINT.into(),
-        stall: Duration::from_secs(30),
-        max_bytes_per_sec: None,
-    };
+    let how = ModelFetching::for_policy(store.clone(), &Default::default(), limb_core::models::HF_ENDPOINT.into());
     let stop = heiwa_testkit::trust_limbs::limb_fetching(&http, &dir.path().join("limb"), &invite, "donor", how).await;
 
     // nginx's pacing varies by ±0.2 s a download: medians of several alternated rounds.

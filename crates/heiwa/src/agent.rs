@@ -116,6 +116,16 @@ pub struct LimbRunArgs {
     /// a --donation policy's `models_download_mib_per_s`, else no cap).
     #[arg(long, value_name = "MIB")]
     models_download_mib_per_s: Option<u64>,
+    /// Download those models only in this daily window, local time (e.g.
+    /// 01:00-06:00; repeatable; default: a --donation policy's
+    /// `models_download_hours`, else any time).
+    #[arg(long = "models-download-hours", value_name = "HH:MM-HH:MM", value_parser = download_window)]
+    models_download_hours: Vec<limb_core::governor::Window>,
+    /// Hours a model the catalogue dropped stays on disk before it is deleted,
+    /// unless pinned (`heiwa models pin`) (default: a --donation policy's
+    /// `models_keep_dropped_hours`, else 24; 0: at once).
+    #[arg(long, value_name = "HOURS")]
+    models_keep_dropped_hours: Option<u32>,
     /// Fetch nothing from the tenant's catalogue (offer only this limb's own model).
     #[arg(long)]
     no_fetch: bool,
@@ -235,18 +245,24 @@ pub async fn limb(command: LimbCommand) -> anyhow::Result<()> {
         governor: governor.as_ref().map(|g| g.subscribe()),
         tasks: None,
         // A remote model answers with the server's weights: fetched files would sit unused.
-        models: (!args.no_fetch && args.remote.remote_model.is_none()).then(|| ModelFetching {
-            store: heiwa_inference::models::ModelStore::new(data_dir().join("models")),
-            cap_bytes: match args.models_disk_cap_mib {
-                Some(mib) => Some(mib.saturating_mul(1 << 20)),
-                None => governor.as_ref().and_then(|g| g.policy().models_cap_bytes()),
-            },
-            max_bytes_per_sec: match args.models_download_mib_per_s {
-                Some(mib) => Some(mib.saturating_mul(1 << 20)),
-                None => governor.as_ref().and_then(|g| g.policy().models_download_bytes_per_sec()),
-            },
-            endpoint: std::env::var("HF_ENDPOINT").unwrap_or_else(|_| limb_core::models::HF_ENDPOINT.into()),
-            stall: Duration::from_secs(30),
+        models: (!args.no_fetch && args.remote.remote_model.is_none()).then(|| {
+            let policy = governor.as_ref().map(|g| g.policy()).unwrap_or_default();
+            let store = heiwa_inference::models::ModelStore::new(data_dir().join("models"));
+            let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| limb_core::models::HF_ENDPOINT.into());
+            let mut how = ModelFetching::for_policy(store, &policy, endpoint);
+            if let Some(mib) = args.models_disk_cap_mib {
+                how.cap_bytes = Some(mib.saturating_mul(1 << 20));
+            }
+            if let Some(mib) = args.models_download_mib_per_s {
+                how.max_bytes_per_sec = Some(mib.saturating_mul(1 << 20));
+            }
+            if !args.models_download_hours.is_empty() {
+                how.hours = args.models_download_hours.clone();
+            }
+            if let Some(hours) = args.models_keep_dropped_hours {
+                how.keep_dropped = Duration::from_secs(u64::from(hours) * 3600);
+            }
+            how
         }),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -299,4 +315,14 @@ pub async fn limb(command: LimbCommand) -> anyhow::Result<()> {
     use std::io::Write;
     std::io::stdout().flush()?;
     std::process::exit(0);
+}
+
+/// `--models-download-hours`: "HH:MM-HH:MM", checked as a donation policy's windows are.
+fn download_window(text: &str) -> Result<limb_core::governor::Window, String> {
+    let (start, end) = text.split_once('-').ok_or_else(|| format!("{text:?} is not HH:MM-HH:MM"))?;
+    let window = limb_core::governor::Window { start: start.trim().into(), end: end.trim().into() };
+    let policy =
+        limb_core::governor::DonationPolicy { models_download_hours: vec![window.clone()], ..Default::default() };
+    policy.validate().map_err(|error| error.to_string())?;
+    Ok(window)
 }

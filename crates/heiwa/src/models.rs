@@ -44,6 +44,15 @@ pub enum ModelsCommand {
     Default {
         id: String,
     },
+    /// Keep this model on this machine: when the tenant's catalogue drops a
+    /// model the limb fetched, it is deleted after a grace period unless pinned.
+    Pin {
+        id: String,
+    },
+    /// Let a model the catalogue dropped be deleted again.
+    Unpin {
+        id: String,
+    },
 }
 
 /// A token file must be this user's alone (0600), as an SSH key must: a
@@ -109,8 +118,9 @@ pub async fn models(command: ModelsCommand) -> anyhow::Result<()> {
             for m in &models {
                 let or_unknown = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
                 println!(
-                    "{} {:<40} {:<10} {:>6} {:<8} ctx {:>6}  {} MB{}",
+                    "{}{} {:<40} {:<10} {:>6} {:<8} ctx {:>6}  {} MB{}",
                     if m.is_default { "*" } else { " " },
+                    if m.pinned { "p" } else { " " },
                     m.id,
                     or_unknown(&m.architecture),
                     or_unknown(&m.parameters),
@@ -129,6 +139,14 @@ pub async fn models(command: ModelsCommand) -> anyhow::Result<()> {
         ModelsCommand::Default { id } => {
             store.set_default(&id)?;
             println!("{id} is the default chat model");
+        }
+        ModelsCommand::Pin { id } => {
+            store.set_pinned(&id, true)?;
+            println!("{id} is pinned: it stays here whatever the tenant's catalogue says");
+        }
+        ModelsCommand::Unpin { id } => {
+            store.set_pinned(&id, false)?;
+            println!("{id} is no longer pinned");
         }
     }
     Ok(())

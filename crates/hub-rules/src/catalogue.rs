@@ -16,7 +16,8 @@ pub const MAX_LICENSE_CHARS: usize = 200;
 #[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum ModelState {
-    /// The hub asked for it (the catalogue keeps it ready, or a task waits for it).
+    /// The hub asked for it (the catalogue keeps it ready, or a task waits for
+    /// it); with a reason, the limb said why it waits (its donor's download hours).
     Wanted,
     /// Downloading: `have` of `size_bytes`.
     Fetching,
@@ -105,6 +106,8 @@ pub struct Copy {
     pub size_bytes: u64,
     /// The limb is online now.
     pub online: bool,
+    /// Wanted, and the limb said why it waits (outside its donor's download hours).
+    pub deferred: bool,
 }
 
 /// Why a pending task pinned to `model` waits, in words for its owner;
@@ -128,8 +131,12 @@ pub fn why_waiting(model: &str, in_catalogue: bool, copies: &[Copy]) -> Option<S
         let percent = (have.saturating_mul(100)).checked_div(size).unwrap_or(0);
         why.push_str(&format!("; {} fetching, {percent} %", limbs(fetching.len())));
     }
-    if count(ModelState::Wanted) > 0 {
-        why.push_str(&format!("; {} about to fetch it", limbs(count(ModelState::Wanted))));
+    let deferred = copies.iter().filter(|c| c.stage == ModelState::Wanted && c.deferred).count();
+    if count(ModelState::Wanted) > deferred {
+        why.push_str(&format!("; {} about to fetch it", limbs(count(ModelState::Wanted) - deferred)));
+    }
+    if deferred > 0 {
+        why.push_str(&format!("; {} waiting for the donor's download hours", limbs(deferred)));
     }
     if count(ModelState::Failed) > 0 {
         why.push_str(&format!("; every source failed on {}", limbs(count(ModelState::Failed))));
@@ -211,7 +218,7 @@ mod tests {
     }
 
     fn copy(state: ModelState, have: u64, online: bool) -> Copy {
-        Copy { stage: state, have, size_bytes: 1000, online }
+        Copy { stage: state, have, size_bytes: 1000, online, deferred: false }
     }
 
     #[test]
@@ -231,6 +238,11 @@ mod tests {
             why_waiting("m", true, &[copy(Fetching, 300, true), copy(Fetching, 500, true), copy(Wanted, 0, true)])
                 .unwrap(),
             "waiting: no limb holds m; 2 limbs fetching, 40 %; 1 limb about to fetch it"
+        );
+        let later = Copy { deferred: true, ..copy(Wanted, 0, true) };
+        assert_eq!(
+            why_waiting("m", true, &[copy(Wanted, 0, true), later, later]).unwrap(),
+            "waiting: no limb holds m; 1 limb about to fetch it; 2 limbs waiting for the donor's download hours"
         );
         assert_eq!(
             why_waiting("m", true, &[copy(Failed, 0, true), copy(NoRoom, 0, true)]).unwrap(),

@@ -9,6 +9,7 @@
 //! we hold the task; after a reconnect, tasks the hub no longer shows as ours
 //! are dropped, and results not yet acknowledged are sent again once.
 
+mod dropped;
 mod models;
 mod outbox;
 mod plan;
@@ -514,9 +515,7 @@ pub async fn run_limb(
     // What the limb brings grows as catalogue models arrive.
     let mut offer = options.offer.clone();
     let mut fetcher = models::Fetcher::new(options.models.clone());
-    if options.models.is_some() {
-        models::ask_cached(&connected.conn, &tx, Msg::ModelWanted);
-    }
+    fetcher.connected(&connected.conn, Msg::Model, &tx);
     let mut offered = plan::capacity(decision.as_ref(), paused_by_tenant.is_some(), options.max_in_flight);
     if !send_offer(&connected.conn, limb_id, offered, &offer) {
         let _ = tx.send(Msg::Disconnected { generation, reason: Some("offer not sent".into()) });
@@ -551,7 +550,10 @@ pub async fn run_limb(
                 decision = Some(changed);
             }
             _ = waiting_probe.tick(), if !work.unacked.is_empty() => send_heartbeat(&connected.conn, limb_id, generation, &tx),
-            _ = heartbeat.tick() => send_heartbeat(&connected.conn, limb_id, generation, &tx),
+            _ = heartbeat.tick() => {
+                send_heartbeat(&connected.conn, limb_id, generation, &tx);
+                fetcher.on_clock(Msg::Model, &tx);
+            }
             Some(msg) = rx.recv() => match msg {
                 Msg::Rows => publish(&connected.conn),
                 // What runs finishes, as under the owner's own pause; only the offer changes.
@@ -664,9 +666,7 @@ pub async fn run_limb(
                     }
                     forget_delivered(&outbox, &work);
                     report_waiting(&work, &events);
-                    if options.models.is_some() {
-                        models::ask_cached(&connected.conn, &tx, Msg::ModelWanted);
-                    }
+                    fetcher.connected(&connected.conn, Msg::Model, &tx);
                     if !send_offer(&connected.conn, limb_id, offered, &offer) {
                         let _ = tx.send(Msg::Disconnected { generation, reason: Some("offer not sent".into()) });
                     }

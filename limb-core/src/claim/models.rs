@@ -3,9 +3,13 @@
 //! sources in order, resumable and verified by SHA-256 (`crate::models::pull`),
 //! then offered, and tasks pinned to it run on it. How it goes is reported to
 //! the hub for the owner to see; a copy whose hash differs is deleted by the
-//! download itself and reported as failed.
+//! download itself and reported as failed. Downloads run only in the donor's
+//! download hours (outside them a request waits, and says why); a model the
+//! catalogue drops is deleted after the donor's grace period (`dropped`).
 
+use super::dropped::Dropped;
 use super::{cached, guarded};
+use crate::governor::{hhmm, in_windows, local_minute_of_day, windows_text, DonationPolicy, Window};
 use crate::models::{pull, Pull};
 use heiwa_hub::bindings::{report_model, DbConnection, LimbModel, LimbModelTableAccess, ModelState};
 use heiwa_hub::CopyStage;
@@ -27,6 +31,36 @@ pub struct ModelFetching {
     pub stall: Duration,
     /// The donor's bandwidth cap for these downloads, bytes a second (`None`: none).
     pub max_bytes_per_sec: Option<u64>,
+    /// Daily windows (local time) downloads may run in; empty: any time.
+    pub hours: Vec<Window>,
+    /// How long a model the catalogue dropped stays on disk (unless pinned).
+    pub keep_dropped: Duration,
+}
+
+impl ModelFetching {
+    /// Fetching into `store` as the donor's `policy` allows, `hf:` sources from `endpoint`.
+    pub fn for_policy(store: ModelStore, policy: &DonationPolicy, endpoint: String) -> ModelFetching {
+        ModelFetching {
+            store,
+            cap_bytes: policy.models_cap_bytes(),
+            endpoint,
+            stall: Duration::from_secs(30),
+            max_bytes_per_sec: policy.models_download_bytes_per_sec(),
+            hours: policy.models_download_hours.clone(),
+            keep_dropped: policy.models_keep_dropped(),
+        }
+    }
+
+    /// Why downloads wait now (outside the donor's download hours), if they do.
+    fn closed_at(&self, minute_of_day: u16) -> Option<String> {
+        (!self.hours.is_empty() && !in_windows(&self.hours, minute_of_day)).then(|| {
+            format!(
+                "waits for this donor's download hours ({}; now {})",
+                windows_text(&self.hours),
+                hhmm(minute_of_day)
+            )
+        })
+    }
 }
 
 /// One model the hub asked for, as its `limb_model` row says.
@@ -42,17 +76,36 @@ pub struct Wanted {
 /// How a fetch goes, for the loop to tell the hub (and, when held, to offer).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Report {
-    Fetching { model_id: String, have: u64, size_bytes: u64 },
-    Failed { model_id: String, reason: String },
-    NoRoom { model_id: String, reason: String },
-    Held { model_id: String, sha256: String, path: PathBuf },
+    Fetching {
+        model_id: String,
+        have: u64,
+        size_bytes: u64,
+    },
+    /// Not fetched now (outside the donor's download hours): why, and until when.
+    Deferred {
+        model_id: String,
+        reason: String,
+    },
+    Failed {
+        model_id: String,
+        reason: String,
+    },
+    NoRoom {
+        model_id: String,
+        reason: String,
+    },
+    Held {
+        model_id: String,
+        sha256: String,
+        path: PathBuf,
+    },
 }
 
 /// A catalogue model's copy on this machine, as its owner sees it (the Limb view, `heiwa limb run`'s lines).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
 pub struct ModelCopy {
     pub model_id: String,
-    /// fetching, held, failed or no room.
+    /// wanted (not fetched yet: the reason says why), fetching, held, failed or no room.
     pub stage: String,
     #[ts(type = "number")]
     pub have: u64,
@@ -79,6 +132,7 @@ impl Report {
     pub fn copy(&self) -> ModelCopy {
         let (stage, have, size_bytes, reason) = match self {
             Report::Fetching { have, size_bytes, .. } => (CopyStage::Fetching, *have, *size_bytes, ""),
+            Report::Deferred { reason, .. } => (CopyStage::Wanted, 0, 0, reason.as_str()),
             Report::Failed { reason, .. } => (CopyStage::Failed, 0, 0, reason.as_str()),
             Report::NoRoom { reason, .. } => (CopyStage::NoRoom, 0, 0, reason.as_str()),
             Report::Held { .. } => (CopyStage::Held, 0, 0, ""),
@@ -95,6 +149,7 @@ impl Report {
     pub fn model_id(&self) -> &str {
         match self {
             Report::Fetching { model_id, .. }
+            | Report::Deferred { model_id, .. }
             | Report::Failed { model_id, .. }
             | Report::NoRoom { model_id, .. }
             | Report::Held { model_id, .. } => model_id,
@@ -140,19 +195,21 @@ pub(super) fn wire<M: Send + 'static>(
     });
 }
 
-/// The requests already in the cache when (re)connected: callbacks see only later changes.
-pub(super) fn ask_cached<M>(conn: &DbConnection, tx: &tokio::sync::mpsc::UnboundedSender<M>, asked: fn(Wanted) -> M) {
-    for wanted in
-        cached(|| conn.db.limb_model().iter().filter_map(|row| wanted(&row)).collect::<Vec<_>>()).unwrap_or_default()
-    {
-        let _ = tx.send(asked(wanted));
-    }
+/// The requests already in the cache when (re)connected (callbacks see only
+/// later changes), and the ids of every model the hub asks this limb for.
+fn cached_requests(conn: &DbConnection) -> (Vec<Wanted>, Vec<String>) {
+    cached(|| {
+        let rows: Vec<LimbModel> = conn.db.limb_model().iter().collect();
+        (rows.iter().filter_map(wanted).collect(), rows.into_iter().map(|row| row.model_id).collect())
+    })
+    .unwrap_or_default()
 }
 
 /// Tell the hub how a fetch goes (that it is held, the offer says).
 fn report_to_hub(conn: &DbConnection, limb_id: u64, report: Report) {
     let (model_id, stage, have, reason) = match report {
         Report::Fetching { model_id, have, .. } => (model_id, ModelState::Fetching, have, String::new()),
+        Report::Deferred { model_id, reason } => (model_id, ModelState::Wanted, 0, reason),
         Report::Failed { model_id, reason } => (model_id, ModelState::Failed, 0, reason),
         Report::NoRoom { model_id, reason } => (model_id, ModelState::NoRoom, 0, reason),
         Report::Held { .. } => return,
@@ -164,6 +221,10 @@ fn report_to_hub(conn: &DbConnection, limb_id: u64, report: Report) {
 
 /// How often progress goes to the hub: every report is a transaction on it.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
+}
 
 fn mib(bytes: u64) -> u64 {
     bytes.div_ceil(1 << 20)
@@ -234,15 +295,66 @@ pub async fn fetch(how: ModelFetching, wanted: Wanted, report: impl Fn(Report)) 
 #[derive(Debug, Default)]
 pub struct Fetcher {
     how: Option<ModelFetching>,
-    /// By catalogue id: the SHA-256 of the file being fetched, and the fetch.
-    under_way: HashMap<String, (String, tokio::task::AbortHandle)>,
+    /// By catalogue id: what is being fetched, and the fetch.
+    under_way: HashMap<String, (Wanted, tokio::task::AbortHandle)>,
+    /// By catalogue id: what waits for the donor's download hours.
+    deferred: HashMap<String, Wanted>,
     /// By catalogue id and by SHA-256: the file's SHA-256 and path.
     held: HashMap<String, (String, PathBuf)>,
+    /// The files fetched, and when the catalogue dropped them.
+    record: Option<Dropped>,
 }
 
 impl Fetcher {
     pub fn new(how: Option<ModelFetching>) -> Self {
-        Fetcher { how, ..Fetcher::default() }
+        let record = how.as_ref().map(|how| Dropped::open(&how.store));
+        Fetcher { how, record, ..Fetcher::default() }
+    }
+
+    /// (Re)connected: fetch what the hub asks for (its rows already cached),
+    /// and start the grace period of fetched models it no longer asks for.
+    pub fn connected<M: Send + 'static>(
+        &mut self,
+        conn: &DbConnection,
+        wrap: fn(Report) -> M,
+        tx: &tokio::sync::mpsc::UnboundedSender<M>,
+    ) {
+        if self.how.is_none() {
+            return;
+        }
+        let (requests, asked) = cached_requests(conn);
+        if let Some(record) = &mut self.record {
+            record.dropped_unless(&asked);
+        }
+        for wanted in requests {
+            self.ask(wanted, wrap, tx);
+        }
+    }
+
+    /// On the loop's clock: start what waited for the download hours, stop
+    /// (to go on later) what runs past them, delete dropped models whose
+    /// grace period is over.
+    pub fn on_clock<M: Send + 'static>(&mut self, wrap: fn(Report) -> M, tx: &tokio::sync::mpsc::UnboundedSender<M>) {
+        let Some(how) = &self.how else { return };
+        match how.closed_at(local_minute_of_day()) {
+            None => {
+                for (_, wanted) in std::mem::take(&mut self.deferred) {
+                    self.ask(wanted, wrap, tx);
+                }
+            }
+            Some(reason) => {
+                for (model_id, (wanted, fetch)) in std::mem::take(&mut self.under_way) {
+                    fetch.abort(); // what arrived is kept: it goes on in the next window
+                    let _ = tx.send(wrap(Report::Deferred { model_id: model_id.clone(), reason: reason.clone() }));
+                    self.deferred.insert(model_id, wanted);
+                }
+            }
+        }
+        if let (Some(record), Some(how)) = (&mut self.record, &self.how) {
+            for file in record.sweep(&how.store, how.keep_dropped) {
+                tracing::info!(%file, "deleted a model the tenant's catalogue dropped (its grace period is over)");
+            }
+        }
     }
 
     /// Start fetching `wanted` (each report goes to the loop as `wrap(report)`),
@@ -256,16 +368,25 @@ impl Fetcher {
         let Some(how) = &self.how else { return };
         // Held already means the same id *and* file: an entry the owner changed is fetched anew.
         let same_file = self.held.get(&wanted.model_id).is_some_and(|(sha256, _)| *sha256 == wanted.sha256);
-        if self.under_way.get(&wanted.model_id).is_some_and(|(sha256, _)| *sha256 == wanted.sha256) || same_file {
+        let waiting = self.deferred.get(&wanted.model_id) == Some(&wanted);
+        if self.under_way.get(&wanted.model_id).is_some_and(|(fetching, _)| *fetching == wanted) || same_file || waiting
+        {
             return;
         }
-        let (model_id, sha256, reports) = (wanted.model_id.clone(), wanted.sha256.clone(), tx.clone());
-        let fetch = fetch(how.clone(), wanted, move |report| {
-            let _ = reports.send(wrap(report));
-        });
-        if let Some((_, older)) = self.under_way.insert(model_id, (sha256, tokio::spawn(fetch).abort_handle())) {
+        if let Some((_, older)) = self.under_way.remove(&wanted.model_id) {
             older.abort(); // the entry changed while its old file was coming
         }
+        if let Some(reason) = how.closed_at(local_minute_of_day()) {
+            let _ = tx.send(wrap(Report::Deferred { model_id: wanted.model_id.clone(), reason }));
+            self.deferred.insert(wanted.model_id.clone(), wanted);
+            return;
+        }
+        self.deferred.remove(&wanted.model_id);
+        let reports = tx.clone();
+        let fetch = fetch(how.clone(), wanted.clone(), move |report| {
+            let _ = reports.send(wrap(report));
+        });
+        self.under_way.insert(wanted.model_id.clone(), (wanted, tokio::spawn(fetch).abort_handle()));
     }
 
     /// The hub no longer asks for the model (the owner removed or changed the
@@ -274,26 +395,34 @@ impl Fetcher {
     /// Only the file `sha256` is withdrawn: a changed entry's request for its
     /// new file may arrive before the old one's withdrawal.
     pub fn withdraw(&mut self, model_id: &str, sha256: &str) -> bool {
-        if self.under_way.get(model_id).is_some_and(|(fetching, _)| fetching == sha256) {
+        if self.under_way.get(model_id).is_some_and(|(fetching, _)| fetching.sha256 == sha256) {
             if let Some((_, fetch)) = self.under_way.remove(model_id) {
                 fetch.abort();
             }
         }
+        if self.deferred.get(model_id).is_some_and(|waiting| waiting.sha256 == sha256) {
+            self.deferred.remove(model_id);
+        }
         if self.held.get(model_id).is_none_or(|(held, _)| held != sha256) {
             return false;
         }
-        self.held.remove(model_id);
+        if let (Some((_, path)), Some(record)) = (self.held.remove(model_id), &mut self.record) {
+            record.dropped(&file_name(&path));
+        }
         self.held.remove(sha256);
         true
     }
 
     /// Note a fetch's report and tell the hub; a model now held comes back to be offered.
     pub fn on_report(&mut self, conn: &DbConnection, limb_id: u64, report: Report) -> Option<heiwa_hub::ModelOffer> {
-        if !matches!(report, Report::Fetching { .. }) {
+        if !matches!(report, Report::Fetching { .. } | Report::Deferred { .. }) {
             self.under_way.remove(report.model_id());
         }
         match report {
             Report::Held { model_id, sha256, path } => {
+                if let Some(record) = &mut self.record {
+                    record.wanted(&file_name(&path), &model_id);
+                }
                 self.held.insert(model_id.clone(), (sha256.clone(), path.clone()));
                 self.held.insert(sha256.clone(), (sha256.clone(), path));
                 Some(heiwa_hub::ModelOffer { id: model_id, sha256 })
@@ -311,6 +440,7 @@ impl Fetcher {
     }
 
     pub fn stop(&mut self) {
+        self.deferred.clear();
         for (_, (_, fetch)) in self.under_way.drain() {
             fetch.abort();
         }

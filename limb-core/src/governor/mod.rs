@@ -79,6 +79,13 @@ pub struct DonationPolicy {
     pub models_disk_cap_mib: u32,
     /// The most MiB a second those downloads may take from the link; 0: no cap.
     pub models_download_mib_per_s: u32,
+    /// Daily windows (local time) those downloads may run in; none: any time.
+    /// A download under way when its window ends stops, and goes on in the next.
+    pub models_download_hours: Vec<Window>,
+    /// Hours a model the catalogue dropped stays on this disk (a task may
+    /// still come for it, or the owner may add it back), then it is deleted,
+    /// unless the donor pinned it or chats with it. 0: deleted at once.
+    pub models_keep_dropped_hours: u32,
     /// Paused by the owner (the tray's pause): nothing is given.
     pub paused: bool,
     /// GPU work paused on its own: tasks still run, on the CPU only.
@@ -100,6 +107,8 @@ impl Default for DonationPolicy {
             max_concurrent: 1,
             models_disk_cap_mib: 0,
             models_download_mib_per_s: 0,
+            models_download_hours: Vec::new(),
+            models_keep_dropped_hours: 24,
             paused: false,
             gpu_paused: false,
             on_pause: OnPause::Finish,
@@ -127,6 +136,8 @@ pub enum PolicyError {
     Celsius,
     #[error("keep a model loaded at most {0} idle minutes (0: always)")]
     KeepAlive(u32),
+    #[error("keep a dropped model at most {0} hours")]
+    KeepDropped(u32),
 }
 
 /// More concurrent tasks than this only queue behind one model.
@@ -136,6 +147,7 @@ const MAX_GPU_LAYERS: u32 = 1000;
 const MIN_CELSIUS: u32 = 40;
 const MAX_CELSIUS: u32 = 110;
 const MAX_KEEP_ALIVE_MINUTES: u32 = 7 * 24 * 60;
+const MAX_KEEP_DROPPED_HOURS: u32 = 365 * 24;
 
 /// Minutes after midnight for "HH:MM".
 pub fn parse_time_of_day(text: &str) -> Result<u16, PolicyError> {
@@ -152,6 +164,11 @@ impl DonationPolicy {
     /// The disk cap for fetched models in bytes (`None`: no cap).
     pub fn models_cap_bytes(&self) -> Option<u64> {
         (self.models_disk_cap_mib > 0).then(|| u64::from(self.models_disk_cap_mib) << 20)
+    }
+
+    /// How long a model the catalogue dropped stays on disk.
+    pub fn models_keep_dropped(&self) -> Duration {
+        Duration::from_secs(u64::from(self.models_keep_dropped_hours) * 3600)
     }
 
     /// The bandwidth cap for fetched models in bytes a second (`None`: no cap).
@@ -172,12 +189,12 @@ impl DonationPolicy {
                 if windows.is_empty() {
                     return Err(PolicyError::NoWindows);
                 }
-                for window in windows {
-                    if parse_time_of_day(&window.start)? == parse_time_of_day(&window.end)? {
-                        return Err(PolicyError::EmptyWindow(window.start.clone()));
-                    }
-                }
+                check_windows(windows)?;
             }
+        }
+        check_windows(&self.models_download_hours)?;
+        if self.models_keep_dropped_hours > MAX_KEEP_DROPPED_HOURS {
+            return Err(PolicyError::KeepDropped(MAX_KEEP_DROPPED_HOURS));
         }
         if !(1..=MAX_CONCURRENT).contains(&self.max_concurrent) {
             return Err(PolicyError::MaxConcurrent(MAX_CONCURRENT));
@@ -233,6 +250,36 @@ pub struct Decision {
     pub release_running: bool,
 }
 
+fn check_windows(windows: &[Window]) -> Result<(), PolicyError> {
+    for window in windows {
+        if parse_time_of_day(&window.start)? == parse_time_of_day(&window.end)? {
+            return Err(PolicyError::EmptyWindow(window.start.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `minute` (after midnight) is inside one of `windows`; unreadable
+/// windows hold nothing (a saved policy was validated).
+pub fn in_windows(windows: &[Window], minute: u16) -> bool {
+    windows.iter().any(|w| match (parse_time_of_day(&w.start), parse_time_of_day(&w.end)) {
+        (Ok(start), Ok(end)) => in_window(minute, start, end),
+        _ => false,
+    })
+}
+
+/// `windows` as the owner reads them: "01:00–06:00, 22:00–23:00".
+pub fn windows_text(windows: &[Window]) -> String {
+    windows.iter().map(|w| format!("{}–{}", w.start, w.end)).collect::<Vec<_>>().join(", ")
+}
+
+/// The local time now, minutes after midnight.
+pub fn local_minute_of_day() -> u16 {
+    use chrono::Timelike;
+    let now = chrono::Local::now();
+    (now.hour() * 60 + now.minute()) as u16
+}
+
 fn in_window(minute: u16, start: u16, end: u16) -> bool {
     if start < end {
         (start..end).contains(&minute)
@@ -241,7 +288,7 @@ fn in_window(minute: u16, start: u16, end: u16) -> bool {
     }
 }
 
-fn hhmm(minute: u16) -> String {
+pub fn hhmm(minute: u16) -> String {
     format!("{:02}:{:02}", minute / 60, minute % 60)
 }
 
@@ -271,16 +318,9 @@ fn withheld_because(policy: &DonationPolicy, signals: &Signals) -> Option<String
                 Some(_) => None,
             }
         }
-        When::Windows { windows } => {
-            let inside = windows.iter().any(|w| match (parse_time_of_day(&w.start), parse_time_of_day(&w.end)) {
-                (Ok(start), Ok(end)) => in_window(signals.minute_of_day, start, end),
-                _ => false,
-            });
-            let listed: Vec<String> = windows.iter().map(|w| format!("{}–{}", w.start, w.end)).collect();
-            (!inside).then(|| {
-                format!("outside the donation hours ({}; now {})", listed.join(", "), hhmm(signals.minute_of_day))
-            })
-        }
+        When::Windows { windows } => (!in_windows(windows, signals.minute_of_day)).then(|| {
+            format!("outside the donation hours ({}; now {})", windows_text(windows), hhmm(signals.minute_of_day))
+        }),
     }
 }
 
@@ -350,10 +390,8 @@ impl Default for SystemSignals {
 
 impl SignalSource for SystemSignals {
     fn sample(&self) -> Signals {
-        use chrono::Timelike;
-        let now = chrono::Local::now();
         Signals {
-            minute_of_day: (now.hour() * 60 + now.minute()) as u16,
+            minute_of_day: local_minute_of_day(),
             idle: self.x11_idle(),
             on_battery: on_battery(&self.power_supply),
             temperatures: self.sensors.read(),

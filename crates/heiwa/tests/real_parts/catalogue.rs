@@ -259,7 +259,9 @@ async fn a_limb_killed_mid_fetch_resumes_where_it_stopped_and_then_offers_the_mo
     let killed = limb.end(nix::sys::signal::Signal::SIGKILL);
     assert!(!killed.iter().any(|l| l == "model minilm: held"), "killed before the end of the file: {killed:?}");
 
-    let again = LimbProcess::launch(&http, dir.path(), &invite, "donor", &["--executor", "echo"]);
+    // This time a dropped model is deleted at once (and the clock that sweeps ticks every 2 s).
+    let quick = ["--executor", "echo", "--models-keep-dropped-hours", "0", "--lease-secs", "6"];
+    let again = LimbProcess::launch(&http, dir.path(), &invite, "donor", &quick);
     again.wait_for_line_within("model minilm: held", Duration::from_secs(60));
     let resumed_at = again.lines().iter().find(|l| l.starts_with("model minilm: fetching")).map(|l| fetched_mib(l));
     assert!(resumed_at.is_some_and(|mib| mib >= before), "resumed from {before} MiB on: {:?}", again.lines());
@@ -296,6 +298,73 @@ async fn a_limb_killed_mid_fetch_resumes_where_it_stopped_and_then_offers_the_mo
     let limbs = http.rows("heiwa", "SELECT * FROM limb", &owner_token).await.unwrap();
     let offers = limbs[0]["models"].to_string();
     assert!(offers.contains(&newer_sha) && !offers.contains(&sha256), "it offers the new file only: {offers}");
+    // The old file is the catalogue's no more: deleted after the grace period (none here).
+    let models = dir.path().join("donor/models");
+    gone_within(&models.join("minilm.gguf"), Duration::from_secs(20));
+
+    // The donor pins the new file; the owner drops the model: the pinned file stays.
+    let pin = Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .args(["models", "pin", "minilm-v2"])
+        .env("HEIWA_DATA_DIR", dir.path().join("donor"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&pin.stdout).contains("minilm-v2 is pinned"), "{pin:?}");
+    owner(&http, &token_file, &["tenant", "model", "remove", "minilm"]);
+    // The sweep has seen the drop once the record no longer watches the file (a pinned file is the donor's).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(models.join("catalogue.json")).unwrap().contains("minilm-v2.gguf") {
+        assert!(Instant::now() < deadline, "the drop was never swept: {:?}", again.lines());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sha256_of(&models.join("minilm-v2.gguf")), newer_sha, "pinned: kept");
     again.stop();
+    server.stop();
+}
+
+fn gone_within(path: &Path, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while path.exists() {
+        assert!(Instant::now() < deadline, "{} was never deleted", path.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limb_fetches_only_in_its_donors_download_hours_and_says_so_outside_them() {
+    let Mirrored { dir, server, http, owner_token, invite, token_file, sha256, size, mirror } = mirrored(1).await;
+    use limb_core::governor::{hhmm, local_minute_of_day};
+    // A window that starts in two hours (local time, as the limb reads its clock) and one around now.
+    let now = local_minute_of_day();
+    let later = format!("{}-{}", hhmm((now + 120) % 1440), hhmm((now + 180) % 1440));
+    let around = format!("{}-{}", hhmm((now + 1440 - 60) % 1440), hhmm((now + 60) % 1440));
+    let (source, size_text) = (mirror.url("m/minilm.gguf"), size.to_string());
+    let args = ["tenant", "model", "add", "minilm", "--source", &source, "--sha256", &sha256, "--size", &size_text];
+    owner(&http, &token_file, &args);
+    http.submit_task("heiwa", "pinned to minilm", Some("minilm"), &owner_token).await.unwrap();
+    let task_id = http.rows("heiwa", "SELECT * FROM task", &owner_token).await.unwrap()[0]["id"].as_u64().unwrap();
+
+    let night = ["--executor", "echo", "--models-download-hours", &later];
+    let limb = LimbProcess::launch(&http, dir.path(), &invite, "donor", &night);
+    let listed = owner_until(&http, &token_file, &["tenant", "model", "list"], Duration::from_secs(30), |l| {
+        l.contains("waits for this donor's download hours")
+    });
+    let window = later.replace('-', "–");
+    assert!(listed.contains(&format!("wanted: waits for this donor's download hours ({window}; now ")), "{listed}");
+    let shown = owner(&http, &token_file, &["task", "show", &task_id.to_string()]);
+    assert!(
+        shown.contains("waiting: no limb holds minilm; 1 limb waiting for the donor's download hours"),
+        "the owner sees why: {shown}"
+    );
+    assert!(!dir.path().join("donor/models/minilm.gguf").exists(), "nothing fetched outside the hours");
+    assert!(!dir.path().join("donor/models/.downloads").exists(), "not a byte: {:?}", limb.lines());
+    limb.stop();
+
+    // Inside its hours, the same donor fetches it, offers it, and the task runs.
+    let day = ["--executor", "echo", "--models-download-hours", &around];
+    let limb = LimbProcess::launch(&http, dir.path(), &invite, "donor", &day);
+    limb.wait_for_line_within("model minilm: held", Duration::from_secs(60));
+    limb.wait_for_line_within(&format!("completed {task_id}"), Duration::from_secs(30));
+    assert_eq!(sha256_of(&dir.path().join("donor/models/minilm.gguf")), sha256);
+    limb.stop();
     server.stop();
 }

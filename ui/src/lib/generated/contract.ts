@@ -141,7 +141,7 @@ models: Array<ModelCopy>, };
 
 export type ModelCopy = { model_id: string, 
 /**
- * fetching, held, failed or no room.
+ * wanted (not fetched yet: the reason says why), fetching, held, failed or no room.
  */
 stage: string, have: number, size_bytes: number, 
 /**
@@ -205,6 +205,17 @@ models_disk_cap_mib: number,
  * The most MiB a second those downloads may take from the link; 0: no cap.
  */
 models_download_mib_per_s: number, 
+/**
+ * Daily windows (local time) those downloads may run in; none: any time.
+ * A download under way when its window ends stops, and goes on in the next.
+ */
+models_download_hours: Array<Window>, 
+/**
+ * Hours a model the catalogue dropped stays on this disk (a task may
+ * still come for it, or the owner may add it back), then it is deleted,
+ * unless the donor pinned it or chats with it. 0: deleted at once.
+ */
+models_keep_dropped_hours: number, 
 /**
  * Paused by the owner (the tray's pause): nothing is given.
  */
@@ -344,7 +355,11 @@ export type ModelInfo = { id: string, path: string, size_bytes: number, architec
 /**
  * As the file labels it, e.g. "0.5B".
  */
-parameters: string | null, quantization: string | null, context_length: number | null, has_chat_template: boolean, is_default: boolean, };
+parameters: string | null, quantization: string | null, context_length: number | null, has_chat_template: boolean, is_default: boolean, 
+/**
+ * The donor keeps it: a model the tenant's catalogue dropped is not deleted.
+ */
+pinned: boolean, };
 
 export type CatalogueEntry = { name: string, 
 /**
