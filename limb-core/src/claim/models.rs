@@ -303,12 +303,18 @@ pub struct Fetcher {
     held: HashMap<String, (String, PathBuf)>,
     /// The files fetched, and when the catalogue dropped them.
     record: Option<Dropped>,
+    /// The local time, minutes after midnight (a fixed clock in tests).
+    clock: Option<fn() -> u16>,
 }
 
 impl Fetcher {
     pub fn new(how: Option<ModelFetching>) -> Self {
         let record = how.as_ref().map(|how| Dropped::open(&how.store));
         Fetcher { how, record, ..Fetcher::default() }
+    }
+
+    fn minute_of_day(&self) -> u16 {
+        self.clock.map_or_else(local_minute_of_day, |clock| clock())
     }
 
     /// (Re)connected: fetch what the hub asks for (its rows already cached),
@@ -336,7 +342,7 @@ impl Fetcher {
     /// grace period is over.
     pub fn on_clock<M: Send + 'static>(&mut self, wrap: fn(Report) -> M, tx: &tokio::sync::mpsc::UnboundedSender<M>) {
         let Some(how) = &self.how else { return };
-        match how.closed_at(local_minute_of_day()) {
+        match how.closed_at(self.minute_of_day()) {
             None => {
                 for (_, wanted) in std::mem::take(&mut self.deferred) {
                     self.ask(wanted, wrap, tx);
@@ -376,7 +382,7 @@ impl Fetcher {
         if let Some((_, older)) = self.under_way.remove(&wanted.model_id) {
             older.abort(); // the entry changed while its old file was coming
         }
-        if let Some(reason) = how.closed_at(local_minute_of_day()) {
+        if let Some(reason) = how.closed_at(self.minute_of_day()) {
             let _ = tx.send(wrap(Report::Deferred { model_id: wanted.model_id.clone(), reason }));
             self.deferred.insert(wanted.model_id.clone(), wanted);
             return;
@@ -459,6 +465,42 @@ mod tests {
             sha256: "ab".repeat(32),
             sources: vec!["http://127.0.0.1:1/coder.gguf".into()],
         }
+    }
+
+    #[tokio::test]
+    async fn a_fetch_waits_for_the_download_hours_and_stops_when_they_end() {
+        use std::sync::atomic::{AtomicU16, Ordering};
+        static NOW: AtomicU16 = AtomicU16::new(12 * 60);
+        let dir = tempfile::tempdir().unwrap();
+        let night = vec![Window { start: "22:00".into(), end: "06:00".into() }];
+        let policy = DonationPolicy { models_download_hours: night, ..DonationPolicy::default() };
+        let how = ModelFetching::for_policy(ModelStore::new(dir.path().into()), &policy, String::new());
+        let mut fetcher = Fetcher { clock: Some(|| NOW.load(Ordering::Relaxed)), ..Fetcher::new(Some(how)) };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let deferred = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<Report>| loop {
+            match rx.try_recv() {
+                Ok(Report::Deferred { reason, .. }) => return reason,
+                Ok(_) => continue,
+                Err(error) => panic!("no deferral: {error}"),
+            }
+        };
+
+        fetcher.ask(wanted(10), |report| report, &tx);
+        assert_eq!(deferred(&mut rx), "waits for this donor's download hours (22:00–06:00; now 12:00)");
+        assert!(fetcher.under_way.is_empty() && fetcher.deferred.contains_key("coder"));
+        fetcher.ask(wanted(10), |report| report, &tx);
+        assert!(rx.try_recv().is_err(), "asked again while waiting: said once (every report is a hub transaction)");
+
+        NOW.store(23 * 60, Ordering::Relaxed); // the window crosses midnight
+        fetcher.on_clock(|report| report, &tx);
+        assert!(fetcher.deferred.is_empty() && fetcher.under_way.contains_key("coder"), "inside: it starts");
+
+        NOW.store(6 * 60, Ordering::Relaxed); // the end is outside
+        fetcher.on_clock(|report| report, &tx);
+        assert_eq!(deferred(&mut rx), "waits for this donor's download hours (22:00–06:00; now 06:00)");
+        assert!(fetcher.under_way.is_empty() && fetcher.deferred.contains_key("coder"), "stopped, to go on later");
+        assert!(!fetcher.withdraw("coder", &"ab".repeat(32)), "it was not held");
+        assert!(fetcher.deferred.is_empty(), "withdrawn: it waits no more");
     }
 
     #[test]
