@@ -8,7 +8,7 @@ use crate::discord::Discord;
 use crate::interaction::{pong, reply, Command, Interaction, User, APPLICATION_COMMAND, PING};
 use crate::render;
 use crate::tenant::Tenant;
-use heiwa_hub::HubError;
+use heiwa_hub::{HubError, TaskState};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -141,7 +141,8 @@ impl Bot {
             Command::Task { id } => match tenant.task(id).await? {
                 Some(row) => {
                     let name = if row.limb_id == 0 { None } else { tenant.limb_name(row.limb_id).await };
-                    reply(&render::task(&row, name.as_deref()), false)
+                    let waiting = if row.state == TaskState::Pending { tenant.waiting(&row).await? } else { vec![] };
+                    reply(&render::task(&row, name.as_deref(), &waiting), false)
                 }
                 None => reply(&format!("No task #{id} in this tenant."), true),
             },

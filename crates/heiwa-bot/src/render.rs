@@ -74,8 +74,9 @@ fn limb_label(id: u64, name: Option<&str>) -> String {
     }
 }
 
-/// `/task`: its state, where it is, and its answer once there is one.
-pub fn task(task: &TaskRow, limb_name: Option<&str>) -> String {
+/// `/task`: its state, where it is, why a pending one waits and for how
+/// long (`waiting`), and its answer once there is one.
+pub fn task(task: &TaskRow, limb_name: Option<&str>, waiting: &[String]) -> String {
     let mut text = format!("**Task #{}** — {}", task.id, task.state.name());
     if task.limb_id != 0 {
         let _ = write!(text, " · {}", limb_label(task.limb_id, limb_name));
@@ -86,6 +87,9 @@ pub fn task(task: &TaskRow, limb_name: Option<&str>) -> String {
     let _ = write!(text, " · attempts {}\n> {}", task.attempts, gist(&task.payload, 200));
     if !task.reason.is_empty() && task.state != TaskState::Done {
         let _ = write!(text, "\n{}", task.reason);
+    }
+    for line in waiting {
+        let _ = write!(text, "\n⏳ {line}");
     }
     if !task.summary.is_empty() {
         let _ = write!(text, "\n\n{}", answer(&task.summary));
@@ -178,7 +182,10 @@ mod tests {
         );
         assert!(failed.starts_with("❌ **Task #12** failed by limb #3"), "{failed}");
         assert!(failed.ends_with("after 3 attempt(s): the model crashed"), "{failed}");
-        assert!(task(&row(TaskState::Done, "plain text result"), None).ends_with("plain text result"));
+        assert!(task(&row(TaskState::Done, "plain text result"), None, &[]).ends_with("plain text result"));
+        let waits = ["waiting: no limb holds coder".to_string(), "next in line; no estimate".to_string()];
+        let pending = task(&row(TaskState::Pending, ""), None, &waits);
+        assert!(pending.ends_with("\n⏳ waiting: no limb holds coder\n⏳ next in line; no estimate"), "{pending}");
     }
 
     #[test]

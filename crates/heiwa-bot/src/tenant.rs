@@ -68,6 +68,15 @@ impl Tenant {
         Ok(self.rows(&format!("SELECT * FROM tenant_task WHERE id = {id}")).await?.into_iter().next())
     }
 
+    /// Why a pending task waits (a model no online limb holds, and how its
+    /// copies stand) and how long it may, as `heiwa task show` says it.
+    pub async fn waiting(&self, task: &TaskRow) -> Result<Vec<String>, HubError> {
+        let (database, token) = (&self.database, &self.token);
+        let why = self.http.why_waiting(database, &task.model, token).await?;
+        let estimate = self.http.wait_estimate(database, task.id, &task.model, token).await?;
+        Ok(why.into_iter().chain([estimate.text]).collect())
+    }
+
     pub async fn limbs(&self) -> Result<Vec<LimbLine>, HubError> {
         let controls: Vec<ControlRow> = self.rows("SELECT * FROM limb_control").await?;
         let mut limbs: Vec<LimbRow> = self.rows("SELECT * FROM limb").await?;

@@ -339,6 +339,16 @@ async fn the_discord_bot_answers_signed_commands_on_the_real_hub_and_refuses_eve
         task_number(&endpoint.command(OWNER, &[], "submit", json!([{ "name": "text", "value": "drop" }])).await);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(state_of(&http, &owner, held).await, "pending", "a paused limb is assigned nothing");
+    // A pending task says why it waits and for how long, as `heiwa task show` does.
+    let waits = endpoint.command(OWNER, &[], "task", json!([{ "name": "id", "value": held }])).await;
+    assert!(content(&waits).contains("\n⏳ next in line; "), "{waits}");
+    let pinned = json!([{ "name": "text", "value": "on phi" }, { "name": "model", "value": "phi-9" }]);
+    let pinned = task_number(&endpoint.command(OWNER, &[], "submit", pinned).await);
+    let waits = endpoint.command(OWNER, &[], "task", json!([{ "name": "id", "value": pinned }])).await;
+    assert!(
+        content(&waits).contains("\n⏳ waiting: no limb holds phi-9 (it is not in the tenant's catalogue"),
+        "{waits}"
+    );
     assert!(!donor.lines().iter().any(|l| l.starts_with("claimed")), "{:?}", donor.lines());
 
     // /cancel: a stranger changes nothing; the owner's Discord user cancels.
