@@ -33,13 +33,39 @@ fn waited_for(ctx: &ReducerContext, tenant_id: u64, entry: &CatalogueModel) -> b
     ctx.db.pending().by_tenant_age().filter(tenant_id).any(|p| p.model == entry.model_id || p.model == entry.sha256)
 }
 
+/// Write `row` (changed) and its readers' copy.
+fn update_copy(ctx: &ReducerContext, row: LimbModel) {
+    let row = ctx.db.limb_model().id().update(row);
+    mirror(ctx, &row);
+}
+
+/// The readers' `tenant_model_copy` of `row`, made or brought up to date.
+fn mirror(ctx: &ReducerContext, row: &LimbModel) {
+    let copy = TenantModelCopy {
+        id: row.id,
+        tenant_id: row.tenant_id,
+        limb_id: row.limb_id,
+        model_id: row.model_id.clone(),
+        size_bytes: row.size_bytes,
+        stage: row.stage,
+        have: row.have,
+        reason: row.reason.clone(),
+        updated_at: row.updated_at,
+    };
+    if ctx.db.tenant_model_copy().id().find(row.id).is_some() {
+        ctx.db.tenant_model_copy().id().update(copy);
+    } else {
+        ctx.db.tenant_model_copy().insert(copy);
+    }
+}
+
 /// Ask `limb` for `entry` (it already holds it: noted as held).
 fn want(ctx: &ReducerContext, limb: &Limb, entry: &CatalogueModel) {
     if copy_of(ctx, limb.id, &entry.model_id).is_some() {
         return;
     }
     let held = holds(limb, entry);
-    ctx.db.limb_model().insert(LimbModel {
+    let row = ctx.db.limb_model().insert(LimbModel {
         id: 0,
         limb_id: limb.id,
         tenant_id: limb.tenant_id,
@@ -54,6 +80,7 @@ fn want(ctx: &ReducerContext, limb: &Limb, entry: &CatalogueModel) {
         reason: String::new(),
         updated_at: ctx.timestamp,
     });
+    mirror(ctx, &row);
 }
 
 /// Add a model to the caller's tenant's catalogue, or replace the entry with
@@ -143,6 +170,7 @@ fn drop_copies(ctx: &ReducerContext, tenant_id: u64, model_id: &str) {
         .collect();
     for id in rows {
         ctx.db.limb_model().id().delete(id);
+        ctx.db.tenant_model_copy().id().delete(id);
     }
 }
 
@@ -168,7 +196,7 @@ pub fn report_model(
     let row =
         copy_of(ctx, limb.id, &model_id).ok_or_else(|| format!("limb {limb_id} was not asked for {model_id:?}"))?;
     let reason = rules::truncate_to(&reason, rules::MAX_REASON_BYTES).to_string();
-    ctx.db.limb_model().id().update(LimbModel {
+    update_copy(ctx, LimbModel {
         stage,
         have: have.min(row.size_bytes),
         reason,
@@ -187,11 +215,11 @@ pub(crate) fn follow_offer(ctx: &ReducerContext, limb: &Limb) {
         match copy_of(ctx, limb.id, &entry.model_id) {
             Some(row) if held && row.stage != ModelState::Held => {
                 let (stage, have, reason) = (ModelState::Held, row.size_bytes, String::new());
-                ctx.db.limb_model().id().update(LimbModel { stage, have, reason, updated_at: ctx.timestamp, ..row });
+                update_copy(ctx, LimbModel { stage, have, reason, updated_at: ctx.timestamp, ..row });
             }
             Some(row) if !held && row.stage == ModelState::Held => {
                 let (stage, have) = (ModelState::Wanted, 0);
-                ctx.db.limb_model().id().update(LimbModel { stage, have, updated_at: ctx.timestamp, ..row });
+                update_copy(ctx, LimbModel { stage, have, updated_at: ctx.timestamp, ..row });
             }
             Some(_) => {}
             None => {

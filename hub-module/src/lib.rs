@@ -531,6 +531,25 @@ pub struct LimbModel {
     pub updated_at: Timestamp,
 }
 
+/// The tenant's readers' copy of each `limb_model` row (the same id), less
+/// the limb's identity and the fetch details: one rule on a table lets the
+/// server push its changes to readers' subscriptions (the dashboard's
+/// progress), as `tenant_task` does for `task`.
+#[table(name = tenant_model_copy, public)]
+pub struct TenantModelCopy {
+    #[primary_key]
+    pub id: u64,
+    #[index(btree)]
+    pub tenant_id: u64,
+    pub limb_id: u64,
+    pub model_id: String,
+    pub size_bytes: u64,
+    pub stage: ModelState,
+    pub have: u64,
+    pub reason: String,
+    pub updated_at: Timestamp,
+}
+
 /// Tasks waiting for a limb, oldest first per tenant (task ids only grow).
 #[table(name = pending, index(name = by_tenant_age, btree(columns = [tenant_id, task_id])))]
 pub struct Pending {

@@ -39,7 +39,7 @@ readers_see_their_tenant! {
     TASK_TENANT_VISIBILITY: "task",
     RESULT_TENANT_VISIBILITY: "task_result",
     CATALOGUE_VISIBILITY: "catalogue_model",
-    LIMB_MODEL_TENANT_VISIBILITY: "limb_model",
+    MODEL_COPY_VISIBILITY: "tenant_model_copy",
 }
 
 #[client_visibility_filter]
@@ -61,7 +61,7 @@ const OPERATOR_INVITE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM operator_i
 // only the limb subscribes to it, by its own rule.
 #[client_visibility_filter]
 const LIMB_CONTROL_OWN_VISIBILITY: Filter = Filter::Sql("SELECT * FROM limb_control WHERE limb_identity = :sender");
-// `limb_model` has two rules as `limb_control` has: readers query it, the limb subscribes to its own rows.
+// `limb_model` is the limb's alone; its readers' copy is `tenant_model_copy`.
 #[client_visibility_filter]
 const LIMB_MODEL_OWN_VISIBILITY: Filter = Filter::Sql("SELECT * FROM limb_model WHERE limb_identity = :sender");
 #[client_visibility_filter]

@@ -307,24 +307,38 @@ test('the hub restarts while the page is open: the page says so and recovers wha
   await p.context().close();
 });
 
-test("a task pinned to a model says why it waits; the tenant's catalogue shows who holds its models", async () => {
+test("a task pinned to a model says why it waits, as `heiwa task show` does, live; the catalogue shows each limb's copy", async () => {
   const p = await page(invite('alpha', '--label', 'catalogue watcher').link);
   await live(p);
   owner('alpha', 'task', 'submit', '--model', 'coder-7b', 'pinned to a model nobody has');
   const pinned = p.locator('[data-task]', { hasText: 'pinned to a model nobody has' });
-  await pinned.locator('.answer', { hasText: "waiting: no limb holds coder-7b, and it is not in the tenant's catalogue" }).waitFor({ timeout: 20000 });
-  // Listed (at an address where nothing answers): the page says so live, without a reload.
+  const notListed = "waiting: no limb holds coder-7b (it is not in the tenant's catalogue, so no limb will fetch it: heiwa tenant model add)";
+  await pinned.locator('.answer', { hasText: notListed }).waitFor({ timeout: 20000 });
+  const id = await pinned.getAttribute('data-task');
+  assert.ok(owner('alpha', 'task', 'show', id).includes(notListed), 'the page and the CLI say the same');
+  // Listed (at an address where nothing answers): the tenant's limbs are asked for it; the one
+  // online tries and fails; its copy's row reaches the page as it changes, without a reload.
+  const code = owner('alpha', 'tenant', 'invite');
+  const fetcher = await start(['limb', 'run', '--invite', code, '--name', 'fetcher', '--executor', 'echo'],
+    { HEIWA_DATA_DIR: dir('fetcher'), HEIWA_HUB: hubUrl }, /^ready/m);
   owner('alpha', 'tenant', 'model', 'add', 'coder-7b', '--source', 'http://127.0.0.1:9/coder-7b.gguf',
     '--sha256', 'ab'.repeat(32), '--size', '4683073504', '--license', 'Apache-2.0');
-  await pinned.locator('.answer', { hasText: 'no limb holds coder-7b yet; it is in the catalogue' }).waitFor({ timeout: 20000 });
+  const failed = 'waiting: no limb holds coder-7b; every source failed on 1 limb';
+  await pinned.locator('.answer', { hasText: failed }).waitFor({ timeout: 20000 });
+  const shown = await pinned.locator('.answer').textContent();
+  assert.match(shown, / limbs? offline \(to fetch it when back\)$/, 'the limbs of earlier tests are offline');
+  assert.ok(owner('alpha', 'task', 'show', id).includes(`  ${shown.trim()}\n`), 'the page and the CLI say the same');
   await pinned.click();
-  assert.match(await p.locator('#task-detail').textContent(), /waiting: no limb holds coder-7b yet; it is in the catalogue/);
+  assert.ok((await p.locator('#task-detail').textContent()).includes(failed));
   await p.click('#tab-limbs');
   const entry = p.locator('#catalogue [data-model="coder-7b"]');
   await entry.waitFor();
   assert.match(await entry.textContent(), /coder-7b\.gguf · 4466 MiB · Apache-2\.0\s+— no limb holds it yet/);
+  assert.match(await entry.locator('.copies').textContent(), /fetcher: failed — every source failed: .*127\.0\.0\.1:9/);
+  assert.match(await entry.locator('.copies').textContent(), /workstation: wanted \(offline\)/);
   await shot(p, 'catalogue-desktop');
   await p.context().close();
+  await stop(fetcher);
 });
 
 test('every view at phone width', async () => {

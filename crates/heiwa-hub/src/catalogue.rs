@@ -95,7 +95,7 @@ impl HubHttp {
 
     /// Every limb's copy of every catalogue model of the caller's tenant.
     pub async fn model_copies(&self, name: &str, token: &str) -> Result<Vec<ModelCopyRow>, HubError> {
-        self.rows_as(name, "SELECT * FROM limb_model", token).await
+        self.rows_as(name, "SELECT * FROM tenant_model_copy", token).await
     }
 
     /// Why a pending task pinned to `model` waits, in words (`None`: a limb

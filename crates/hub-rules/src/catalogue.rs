@@ -131,9 +131,12 @@ pub fn why_waiting(model: &str, in_catalogue: bool, copies: &[Copy]) -> Option<S
         let percent = (have.saturating_mul(100)).checked_div(size).unwrap_or(0);
         why.push_str(&format!("; {} fetching, {percent} %", limbs(fetching.len())));
     }
-    let deferred = copies.iter().filter(|c| c.stage == ModelState::Wanted && c.deferred).count();
-    if count(ModelState::Wanted) > deferred {
-        why.push_str(&format!("; {} about to fetch it", limbs(count(ModelState::Wanted) - deferred)));
+    // Asked for it: online and about to fetch, waiting for their download hours, or offline.
+    let wanted = |keep: fn(&Copy) -> bool| copies.iter().filter(|c| c.stage == ModelState::Wanted && keep(c)).count();
+    let (about, deferred, offline) =
+        (wanted(|c| c.online && !c.deferred), wanted(|c| c.online && c.deferred), wanted(|c| !c.online));
+    if about > 0 {
+        why.push_str(&format!("; {} about to fetch it", limbs(about)));
     }
     if deferred > 0 {
         why.push_str(&format!("; {} waiting for the donor's download hours", limbs(deferred)));
@@ -143,6 +146,9 @@ pub fn why_waiting(model: &str, in_catalogue: bool, copies: &[Copy]) -> Option<S
     }
     if count(ModelState::NoRoom) > 0 {
         why.push_str(&format!("; too large for the disk cap of {}", limbs(count(ModelState::NoRoom))));
+    }
+    if offline > 0 {
+        why.push_str(&format!("; {} offline (to fetch it when back)", limbs(offline)));
     }
     if !in_catalogue {
         why.push_str(" (it is not in the tenant's catalogue, so no limb will fetch it: heiwa tenant model add)");
@@ -241,8 +247,9 @@ mod tests {
         );
         let later = Copy { deferred: true, ..copy(Wanted, 0, true) };
         assert_eq!(
-            why_waiting("m", true, &[copy(Wanted, 0, true), later, later]).unwrap(),
-            "waiting: no limb holds m; 1 limb about to fetch it; 2 limbs waiting for the donor's download hours"
+            why_waiting("m", true, &[copy(Wanted, 0, true), later, later, copy(Wanted, 0, false)]).unwrap(),
+            "waiting: no limb holds m; 1 limb about to fetch it; 2 limbs waiting for the donor's download hours; \
+             1 limb offline (to fetch it when back)"
         );
         assert_eq!(
             why_waiting("m", true, &[copy(Failed, 0, true), copy(NoRoom, 0, true)]).unwrap(),

@@ -137,6 +137,8 @@ pub mod task_table;
 pub mod task_type;
 pub mod tenant_code_table;
 pub mod tenant_code_type;
+pub mod tenant_model_copy_table;
+pub mod tenant_model_copy_type;
 pub mod tenant_table;
 pub mod tenant_task_table;
 pub mod tenant_task_type;
@@ -299,6 +301,8 @@ pub use task_table::*;
 pub use task_type::Task;
 pub use tenant_code_table::*;
 pub use tenant_code_type::TenantCode;
+pub use tenant_model_copy_table::*;
+pub use tenant_model_copy_type::TenantModelCopy;
 pub use tenant_table::*;
 pub use tenant_task_table::*;
 pub use tenant_task_type::TenantTask;
@@ -786,6 +790,7 @@ pub struct DbUpdate {
     task_result: __sdk::TableUpdate<TaskResult>,
     tenant: __sdk::TableUpdate<Tenant>,
     tenant_code: __sdk::TableUpdate<TenantCode>,
+    tenant_model_copy: __sdk::TableUpdate<TenantModelCopy>,
     tenant_task: __sdk::TableUpdate<TenantTask>,
     tenant_usage: __sdk::TableUpdate<TenantUsage>,
 }
@@ -844,6 +849,9 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 "task_result" => db_update.task_result.append(task_result_table::parse_table_update(table_update)?),
                 "tenant" => db_update.tenant.append(tenant_table::parse_table_update(table_update)?),
                 "tenant_code" => db_update.tenant_code.append(tenant_code_table::parse_table_update(table_update)?),
+                "tenant_model_copy" => {
+                    db_update.tenant_model_copy.append(tenant_model_copy_table::parse_table_update(table_update)?)
+                }
                 "tenant_task" => db_update.tenant_task.append(tenant_task_table::parse_table_update(table_update)?),
                 "tenant_usage" => db_update.tenant_usage.append(tenant_usage_table::parse_table_update(table_update)?),
 
@@ -956,6 +964,9 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.tenant_code = cache
             .apply_diff_to_table::<TenantCode>("tenant_code", &self.tenant_code)
             .with_updates_by_pk(|row| &row.code);
+        diff.tenant_model_copy = cache
+            .apply_diff_to_table::<TenantModelCopy>("tenant_model_copy", &self.tenant_model_copy)
+            .with_updates_by_pk(|row| &row.id);
         diff.tenant_task =
             cache.apply_diff_to_table::<TenantTask>("tenant_task", &self.tenant_task).with_updates_by_pk(|row| &row.id);
         diff.tenant_usage = cache
@@ -1010,6 +1021,7 @@ pub struct AppliedDiff<'r> {
     task_result: __sdk::TableAppliedDiff<'r, TaskResult>,
     tenant: __sdk::TableAppliedDiff<'r, Tenant>,
     tenant_code: __sdk::TableAppliedDiff<'r, TenantCode>,
+    tenant_model_copy: __sdk::TableAppliedDiff<'r, TenantModelCopy>,
     tenant_task: __sdk::TableAppliedDiff<'r, TenantTask>,
     tenant_usage: __sdk::TableAppliedDiff<'r, TenantUsage>,
 }
@@ -1060,6 +1072,7 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<TaskResult>("task_result", &self.task_result, event);
         callbacks.invoke_table_row_callbacks::<Tenant>("tenant", &self.tenant, event);
         callbacks.invoke_table_row_callbacks::<TenantCode>("tenant_code", &self.tenant_code, event);
+        callbacks.invoke_table_row_callbacks::<TenantModelCopy>("tenant_model_copy", &self.tenant_model_copy, event);
         callbacks.invoke_table_row_callbacks::<TenantTask>("tenant_task", &self.tenant_task, event);
         callbacks.invoke_table_row_callbacks::<TenantUsage>("tenant_usage", &self.tenant_usage, event);
     }
@@ -1677,6 +1690,7 @@ impl __sdk::SpacetimeModule for RemoteModule {
         task_result_table::register_table(client_cache);
         tenant_table::register_table(client_cache);
         tenant_code_table::register_table(client_cache);
+        tenant_model_copy_table::register_table(client_cache);
         tenant_task_table::register_table(client_cache);
         tenant_usage_table::register_table(client_cache);
     }

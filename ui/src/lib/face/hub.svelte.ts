@@ -17,6 +17,7 @@ import {
   type Member,
   type ReducerEventContext,
   type ReplicaSet,
+  type TenantModelCopy,
   type TenantTask,
   type Tenant
 } from '../generated/hub-bindings';
@@ -70,6 +71,7 @@ const TABLES = [
   'late_result',
   'browser',
   'catalogue_model',
+  'tenant_model_copy',
   'code_attempt'
 ];
 const RETRY_MS = [500, 1000, 2000, 4000, 5000];
@@ -121,6 +123,8 @@ class Face {
   browsers = new Map<string, Browser>();
   /** The tenant's model catalogue, by row id. */
   catalogue = new Map<bigint, CatalogueModel>();
+  /** Each limb's copy of each catalogue model (asked for, fetching, held, failed, no room), by row id. */
+  copies = new Map<bigint, TenantModelCopy>();
 
   #conn: DbConnection | null = null;
   #retry = 0;
@@ -197,7 +201,7 @@ class Face {
   }
 
   #clear() {
-    for (const map of [this.tasks, this.limbs, this.stats, this.trust, this.replicaSets, this.late, this.browsers, this.catalogue])
+    for (const map of [this.tasks, this.limbs, this.stats, this.trust, this.replicaSets, this.late, this.browsers, this.catalogue, this.copies])
       map.clear();
     this.tenant = null;
     this.member = null;
@@ -264,6 +268,7 @@ class Face {
         for (const row of conn.db.lateResult.iter()) this.late.set(row.id, row);
         for (const row of conn.db.browser.iter()) this.browsers.set(row.identity.toHexString(), row);
         for (const row of conn.db.catalogueModel.iter()) this.catalogue.set(row.id, row);
+        for (const row of conn.db.tenantModelCopy.iter()) this.copies.set(row.id, row);
         if (!this.member) {
           // A refused code commits (the hub counts wrong codes): its reason is in this browser's row.
           const refusal = [...conn.db.codeAttempt.iter()].find((row) => this.#isMe(row.identity))?.refusal;
@@ -322,6 +327,9 @@ class Face {
     conn.db.catalogueModel.onInsert((_ctx, row) => live() && (this.catalogue.set(row.id, row), this.#bump()));
     conn.db.catalogueModel.onUpdate((_ctx, _old, row) => live() && (this.catalogue.set(row.id, row), this.#bump()));
     conn.db.catalogueModel.onDelete((_ctx, row) => live() && (this.catalogue.delete(row.id), this.#bump()));
+    conn.db.tenantModelCopy.onInsert((_ctx, row) => live() && (this.copies.set(row.id, row), this.#bump()));
+    conn.db.tenantModelCopy.onUpdate((_ctx, _old, row) => live() && (this.copies.set(row.id, row), this.#bump()));
+    conn.db.tenantModelCopy.onDelete((_ctx, row) => live() && (this.copies.delete(row.id), this.#bump()));
     conn.db.member.onDelete((_ctx, row) => {
       // The owner revoked this browser: the hub stops showing it anything at once.
       if (!live() || !this.#isMe(row.identity)) return;
@@ -417,16 +425,52 @@ class Face {
     return [...this.limbs.values()].filter((limb) => limb.models.some((m) => m.id === model || m.sha256 === model));
   }
 
-  /** Why a pending task pinned to `model` waits, as `heiwa task show` says it (`null`: a limb that has it is online). */
+  /** Each limb's copy of the catalogue model `modelId`. */
+  copiesOf(modelId: string): TenantModelCopy[] {
+    return [...this.copies.values()].filter((copy) => copy.modelId === modelId);
+  }
+
+  /**
+   * Why a pending task pinned to `model` waits (`null`: a limb that has it is
+   * online), in the words of `heiwa task show` (hub-rules' `why_waiting`, which
+   * the dashboard's end-to-end test holds this to).
+   */
   whyWaiting(model: string): string | null {
-    if (!model) return null;
-    const holders = this.holders(model);
-    if (holders.some((limb) => limb.online)) return null;
-    if (holders.length) return `waiting: the limb${holders.length > 1 ? 's' : ''} holding ${model} ${holders.length > 1 ? 'are' : 'is'} offline`;
-    const listed = [...this.catalogue.values()].some((entry) => entry.modelId === model || entry.sha256 === model);
-    return listed
-      ? `waiting: no limb holds ${model} yet; it is in the catalogue, so the tenant's limbs fetch it`
-      : `waiting: no limb holds ${model}, and it is not in the tenant's catalogue (heiwa tenant model add)`;
+    if (!model || this.holders(model).some((limb) => limb.online)) return null;
+    const entry = [...this.catalogue.values()].find((e) => e.modelId === model || e.sha256 === model);
+    const copies = entry ? this.copiesOf(entry.modelId) : [];
+    const online = (copy: TenantModelCopy) => this.limbs.get(copy.limbId)?.online ?? false;
+    if (copies.some((copy) => copy.stage.tag === 'Held' && online(copy))) return null;
+    const count = (tag: string) => copies.filter((copy) => copy.stage.tag === tag).length;
+    const limbs = (n: number) => (n === 1 ? '1 limb' : `${n} limbs`);
+    const held = count('Held');
+    let why =
+      held === 0
+        ? `waiting: no limb holds ${model}`
+        : held === 1
+          ? `waiting: the one limb holding ${model} is offline`
+          : `waiting: the ${held} limbs holding ${model} are offline`;
+    const fetching = copies.filter((copy) => copy.stage.tag === 'Fetching');
+    if (fetching.length) {
+      const have = fetching.reduce((sum, c) => sum + (c.have < c.sizeBytes ? c.have : c.sizeBytes), 0n);
+      const size = fetching.reduce((sum, c) => sum + c.sizeBytes, 0n);
+      why += `; ${limbs(fetching.length)} fetching, ${size ? (have * 100n) / size : 0n} %`;
+    }
+    // Asked for it: online and about to fetch, waiting for their download hours, or offline.
+    const wanted = (keep: (copy: TenantModelCopy) => boolean) =>
+      copies.filter((copy) => copy.stage.tag === 'Wanted' && keep(copy)).length;
+    const about = wanted((c) => online(c) && !c.reason);
+    const deferred = wanted((c) => online(c) && !!c.reason);
+    const offline = wanted((c) => !online(c));
+    if (about) why += `; ${limbs(about)} about to fetch it`;
+    if (deferred) why += `; ${limbs(deferred)} waiting for the donor's download hours`;
+    if (count('Failed')) why += `; every source failed on ${limbs(count('Failed'))}`;
+    if (count('NoRoom')) why += `; too large for the disk cap of ${limbs(count('NoRoom'))}`;
+    if (offline) why += `; ${limbs(offline)} offline (to fetch it when back)`;
+    if (!entry) why += " (it is not in the tenant's catalogue, so no limb will fetch it: heiwa tenant model add)";
+    else if (copies.every((copy) => copy.stage.tag === 'Failed' || copy.stage.tag === 'NoRoom'))
+      why += copies.length ? ' (no limb can get it)' : ' (no limb of the tenant to fetch it)';
+    return why;
   }
 
   /** Every task, newest first, with its result. */

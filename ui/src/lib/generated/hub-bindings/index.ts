@@ -202,6 +202,8 @@ import { TenantTableHandle } from "./tenant_table.ts";
 export { TenantTableHandle };
 import { TenantCodeTableHandle } from "./tenant_code_table.ts";
 export { TenantCodeTableHandle };
+import { TenantModelCopyTableHandle } from "./tenant_model_copy_table.ts";
+export { TenantModelCopyTableHandle };
 import { TenantTaskTableHandle } from "./tenant_task_table.ts";
 export { TenantTaskTableHandle };
 import { TenantUsageTableHandle } from "./tenant_usage_table.ts";
@@ -308,6 +310,8 @@ import { Tenant } from "./tenant_type.ts";
 export { Tenant };
 import { TenantCode } from "./tenant_code_type.ts";
 export { TenantCode };
+import { TenantModelCopy } from "./tenant_model_copy_type.ts";
+export { TenantModelCopy };
 import { TenantTask } from "./tenant_task_type.ts";
 export { TenantTask };
 import { TenantUsage } from "./tenant_usage_type.ts";
@@ -673,6 +677,15 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "code",
         colType: TenantCode.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    tenant_model_copy: {
+      tableName: "tenant_model_copy",
+      rowType: TenantModelCopy.getTypeScriptAlgebraicType(),
+      primaryKey: "id",
+      primaryKeyInfo: {
+        colName: "id",
+        colType: TenantModelCopy.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     tenant_task: {
@@ -1988,6 +2001,10 @@ export class RemoteTables {
 
   get tenantCode(): TenantCodeTableHandle {
     return new TenantCodeTableHandle(this.connection.clientCache.getOrCreateTable<TenantCode>(REMOTE_MODULE.tables.tenant_code));
+  }
+
+  get tenantModelCopy(): TenantModelCopyTableHandle {
+    return new TenantModelCopyTableHandle(this.connection.clientCache.getOrCreateTable<TenantModelCopy>(REMOTE_MODULE.tables.tenant_model_copy));
   }
 
   get tenantTask(): TenantTaskTableHandle {
