@@ -83,6 +83,7 @@ impl LimbStatus {
                 Some(known) => *known = copy,
                 None => self.models.push(copy),
             },
+            LimbEvent::ModelDropped(model_id) => self.models.retain(|m| m.model_id != model_id),
         }
     }
 }

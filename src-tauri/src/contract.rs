@@ -27,6 +27,7 @@ fn declarations() -> Vec<String> {
         limb_core::PartState,
         limb_core::mesh::LimbStatus,
         limb_core::claim::ModelCopy,
+        limb_core::claim::FetchedModel,
         limb_core::mesh::RemoteHub,
         limb_core::mesh::DashboardInvite,
         crate::commands::dashboard::BrowserView,

@@ -72,6 +72,10 @@ test('a model is downloaded in the Models view from the mirror set there, and th
   pullSeconds = Math.round((Date.now() - pullStarted) / 100) / 10;
   assert.match(note, /sha256 verified/);
   assert.match(await text('#models'), /qwen2\.5-coder-0\.5b-instruct-q4_k_m/);
+  // The donor keeps it: a model the tenant's catalogue drops is not deleted if kept.
+  await click('#models .pin');
+  await waitFor('the model kept', async () => (await text('#models .pin')) === 'Kept ✓');
+  assert.match(await text('#model-note'), /stays here whatever the tenant's catalogue says/);
   await click('#tab-tasks');
   await waitFor('the local hub', async () => (await textOrEmpty('#hub-status')).startsWith('Connected'), 180000);
   mark('limb_connected_s');

@@ -224,6 +224,7 @@ fn print_event(event: LimbEvent) {
         LimbEvent::PausedByTenant(Some(reason)) => println!("paused by the tenant: {reason}"),
         LimbEvent::PausedByTenant(None) => println!("resumed by the tenant"),
         LimbEvent::Model(copy) => println!("{copy}"),
+        LimbEvent::ModelDropped(model_id) => println!("model {model_id}: no longer asked for"),
     }
 }
 

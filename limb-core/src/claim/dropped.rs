@@ -18,6 +18,27 @@ struct Fetched {
     dropped_at: Option<u64>,
 }
 
+/// A model this limb fetched for its tenant's catalogue, as the donor's Models view shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+pub struct FetchedModel {
+    /// Its file in the models directory.
+    pub file: String,
+    /// The catalogue's id for it.
+    pub model_id: String,
+    /// Seconds since the epoch when the catalogue dropped it (`None`: the tenant wants it still).
+    #[ts(type = "number | null")]
+    pub dropped_at: Option<u64>,
+}
+
+/// The catalogue models this limb fetched into `store`, by file name.
+pub fn fetched_models(store: &ModelStore) -> Vec<FetchedModel> {
+    Dropped::open(store)
+        .files
+        .into_iter()
+        .map(|(file, fetched)| FetchedModel { file, model_id: fetched.model_id, dropped_at: fetched.dropped_at })
+        .collect()
+}
+
 #[derive(Debug)]
 pub struct Dropped {
     path: PathBuf,

@@ -14,6 +14,7 @@ mod models;
 mod outbox;
 mod plan;
 
+pub use dropped::{fetched_models, FetchedModel};
 pub use models::{ModelCopy, ModelFetching};
 pub use outbox::Outbox;
 
@@ -133,6 +134,8 @@ pub enum LimbEvent {
     PausedByTenant(Option<String>),
     /// A catalogue model the hub asked for: how its copy here goes.
     Model(ModelCopy),
+    /// The hub no longer asks for it (the catalogue dropped or changed it).
+    ModelDropped(String),
 }
 
 enum Msg {
@@ -605,6 +608,7 @@ pub async fn run_limb(
                 Msg::Assigned { .. } => {}
                 Msg::ModelWanted(wanted) => fetcher.ask(wanted, Msg::Model, &tx),
                 Msg::ModelDropped(model_id, sha256) => {
+                    let _ = events.send(LimbEvent::ModelDropped(model_id.clone()));
                     if fetcher.withdraw(&model_id, &sha256) {
                         offer.models.retain(|m| m.id != model_id);
                         if !send_offer(&connected.conn, limb_id, offered, &offer) {

@@ -5,6 +5,7 @@ use crate::error::{said, CommandError, CommandResult};
 use crate::event::Event;
 use crate::state::{launch_limb, AppState, Limb};
 use heiwa_inference::models::{ModelInfo, ModelStore};
+use limb_core::claim::{fetched_models, FetchedModel};
 use limb_core::models::{CatalogueEntry, Pull, CATALOGUE, HF_ENDPOINT};
 use serde::Serialize;
 use tauri::{AppHandle, Manager, State};
@@ -38,6 +39,10 @@ pub struct ModelsView {
     pub endpoint: String,
     /// A download is in progress.
     pub pulling: bool,
+    /// The models the limb fetched for the tenant's catalogue (and when it dropped any).
+    pub fetched: Vec<FetchedModel>,
+    /// Hours a dropped one stays before it is deleted (unless pinned).
+    pub keep_dropped_hours: u32,
 }
 
 #[tauri::command]
@@ -48,7 +53,21 @@ pub async fn models(state: State<'_, AppState>) -> CommandResult<ModelsView> {
         _ => None,
     };
     let pulling = state.pulling.lock().unwrap_or_else(|p| p.into_inner()).is_some();
-    Ok(ModelsView { imported, active, catalogue: CATALOGUE.to_vec(), endpoint: endpoint(&state), pulling })
+    Ok(ModelsView {
+        fetched: fetched_models(&model_store(&state)),
+        keep_dropped_hours: state.governor.policy().models_keep_dropped_hours,
+        imported,
+        active,
+        catalogue: CATALOGUE.to_vec(),
+        endpoint: endpoint(&state),
+        pulling,
+    })
+}
+
+/// Keep a model on this machine whatever the tenant's catalogue says (or no longer).
+#[tauri::command]
+pub fn pin_model(state: State<'_, AppState>, id: String, pinned: bool) -> CommandResult<()> {
+    Ok(model_store(&state).set_pinned(&id, pinned)?)
 }
 
 fn endpoint(state: &AppState) -> String {

@@ -310,6 +310,12 @@ async fn a_limb_killed_mid_fetch_resumes_where_it_stopped_and_then_offers_the_mo
         .unwrap();
     assert!(String::from_utf8_lossy(&pin.stdout).contains("minilm-v2 is pinned"), "{pin:?}");
     owner(&http, &token_file, &["tenant", "model", "remove", "minilm"]);
+    let said = "model minilm: no longer asked for"; // once for the changed entry's old file, once now
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while again.lines().iter().filter(|line| *line == said).count() < 2 {
+        assert!(Instant::now() < deadline, "the limb never said so: {:?}", again.lines());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // The sweep has seen the drop once the record no longer watches the file (a pinned file is the donor's).
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::fs::read_to_string(models.join("catalogue.json")).unwrap().contains("minilm-v2.gguf") {

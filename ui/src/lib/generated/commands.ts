@@ -35,6 +35,8 @@ export const commands = {
   searchMemory: (query: string) => invoke<Citation[]>('search_memory', { query }),
   /** `commands::models::models` */
   models: () => invoke<ModelsView>('models'),
+  /** `commands::models::pin_model` */
+  pinModel: (id: string, pinned: boolean) => invoke<void>('pin_model', { id, pinned }),
   /** `commands::models::pull_model` */
   pullModel: (source: string, sha256: string | null) => invoke<ModelInfo>('pull_model', { source, sha256 }),
   /** `commands::models::cancel_pull` */

@@ -149,6 +149,20 @@ stage: string, have: number, size_bytes: number,
  */
 reason: string, };
 
+export type FetchedModel = { 
+/**
+ * Its file in the models directory.
+ */
+file: string, 
+/**
+ * The catalogue's id for it.
+ */
+model_id: string, 
+/**
+ * Seconds since the epoch when the catalogue dropped it (`None`: the tenant wants it still).
+ */
+dropped_at: number | null, };
+
 export type RemoteHub = { 
 /**
  * `wss://…` (or `ws://` to this machine).
@@ -349,7 +363,15 @@ endpoint: string,
 /**
  * A download is in progress.
  */
-pulling: boolean, };
+pulling: boolean, 
+/**
+ * The models the limb fetched for the tenant's catalogue (and when it dropped any).
+ */
+fetched: Array<FetchedModel>, 
+/**
+ * Hours a dropped one stays before it is deleted (unless pinned).
+ */
+keep_dropped_hours: number, };
 
 export type ModelInfo = { id: string, path: string, size_bytes: number, architecture: string | null, name: string | null, 
 /**
