@@ -196,13 +196,7 @@ pub fn report_model(
     let row =
         copy_of(ctx, limb.id, &model_id).ok_or_else(|| format!("limb {limb_id} was not asked for {model_id:?}"))?;
     let reason = rules::truncate_to(&reason, rules::MAX_REASON_BYTES).to_string();
-    update_copy(ctx, LimbModel {
-        stage,
-        have: have.min(row.size_bytes),
-        reason,
-        updated_at: ctx.timestamp,
-        ..row
-    });
+    update_copy(ctx, LimbModel { stage, have: have.min(row.size_bytes), reason, updated_at: ctx.timestamp, ..row });
     Ok(())
 }
 
