@@ -118,16 +118,16 @@ pub async fn models(command: ModelsCommand) -> anyhow::Result<()> {
             for m in &models {
                 let or_unknown = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
                 println!(
-                    "{}{} {:<40} {:<10} {:>6} {:<8} ctx {:>6}  {} MB{}",
+                    "{} {:<40} {:<10} {:>6} {:<8} ctx {:>6}  {} MB{}{}",
                     if m.is_default { "*" } else { " " },
-                    if m.pinned { "p" } else { " " },
                     m.id,
                     or_unknown(&m.architecture),
                     or_unknown(&m.parameters),
                     or_unknown(&m.quantization),
                     m.context_length.map_or("?".into(), |c| c.to_string()),
                     m.size_bytes >> 20,
-                    if m.has_chat_template { ", chat template" } else { "" }
+                    if m.has_chat_template { ", chat template" } else { "" },
+                    if m.pinned { ", pinned" } else { "" }
                 );
             }
             println!("{} models in {}", models.len(), data_dir().join("models").display());

@@ -309,6 +309,13 @@ async fn a_limb_killed_mid_fetch_resumes_where_it_stopped_and_then_offers_the_mo
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&pin.stdout).contains("minilm-v2 is pinned"), "{pin:?}");
+    let listed = Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .args(["models", "list"])
+        .env("HEIWA_DATA_DIR", dir.path().join("donor"))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(listed.lines().any(|l| l.starts_with("  minilm-v2 ") && l.ends_with(", pinned")), "{listed}");
     owner(&http, &token_file, &["tenant", "model", "remove", "minilm"]);
     let said = "model minilm: no longer asked for"; // once for the changed entry's old file, once now
     let deadline = Instant::now() + Duration::from_secs(20);
