@@ -35,6 +35,7 @@ pub use hub_rules as rules;
 
 mod access;
 mod catalogue;
+mod credit;
 mod guard;
 mod limbs;
 mod migration;

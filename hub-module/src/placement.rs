@@ -114,7 +114,7 @@ pub(crate) fn trust_of(ctx: &ReducerContext, limb: &Limb) -> LimbTrust {
 }
 
 /// The donor a limb belongs to: the invite that admitted it, or itself.
-fn donor_of(ctx: &ReducerContext, limb: &Limb) -> String {
+pub(crate) fn donor_of(ctx: &ReducerContext, limb: &Limb) -> String {
     ctx.db.limb_origin().identity().find(limb.identity).map_or_else(|| limb.identity.to_hex().to_string(), |o| o.invite)
 }
 

@@ -50,6 +50,7 @@ pub(crate) fn finish(ctx: &ReducerContext, task: Task, state: TaskState, reason:
     }
     if rules::is_finished(state) {
         judge(ctx, task.id);
+        crate::credit::settle(ctx, task.id);
     }
     if let Some(limb) = ctx.db.limb().id().find(holder) {
         fill(ctx, &limb);
@@ -196,7 +197,14 @@ fn accept_task(
 
 #[reducer]
 pub fn complete_task(ctx: &ReducerContext, task_id: u64, limb_id: u64, summary: String) -> Result<(), String> {
-    complete(ctx, task_id, limb_id, summary).map(|_| ())
+    complete(ctx, task_id, limb_id, summary, Signed::No).map(|_| ())
+}
+
+/// Whether a result comes with its limb's signed statement: only a signed one earns credit.
+#[derive(PartialEq)]
+enum Signed {
+    Yes,
+    No,
 }
 
 /// A result with the statement its limb signed about it (heiwa-provenance),
@@ -244,15 +252,18 @@ pub fn complete_tasks_signed(ctx: &ReducerContext, limb_id: u64, results: Vec<Si
 fn complete_signed(ctx: &ReducerContext, limb_id: u64, result: SignedResult) -> Result<(), String> {
     let SignedResult { task_id, summary, statement, signature } = result;
     rules::check_proof(&statement, &signature)?;
-    let tenant_id = complete(ctx, task_id, limb_id, summary)?;
+    let tenant_id = complete(ctx, task_id, limb_id, summary, Signed::Yes)?;
     ctx.db.result_proof().insert(ResultProof { task_id, tenant_id, limb_id, statement, signature });
     Ok(())
 }
 
 /// Record `summary` as the result of a task `limb_id` holds; the tenant's id.
-fn complete(ctx: &ReducerContext, task_id: u64, limb_id: u64, summary: String) -> Result<u64, String> {
+fn complete(ctx: &ReducerContext, task_id: u64, limb_id: u64, summary: String, signed: Signed) -> Result<u64, String> {
     rules::check_summary(&summary)?;
     let (limb, task) = held_task(ctx, task_id, limb_id)?;
+    if signed == Signed::Yes {
+        crate::credit::on_result(ctx, &limb, &task, &summary);
+    }
     ctx.db.task_result().insert(TaskResult {
         task_id,
         tenant_id: limb.tenant_id,

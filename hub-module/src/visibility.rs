@@ -40,6 +40,7 @@ readers_see_their_tenant! {
     RESULT_TENANT_VISIBILITY: "task_result",
     CATALOGUE_VISIBILITY: "catalogue_model",
     MODEL_COPY_VISIBILITY: "tenant_model_copy",
+    CREDIT_EVENT_VISIBILITY: "credit_event",
 }
 
 #[client_visibility_filter]
@@ -64,6 +65,8 @@ const LIMB_CONTROL_OWN_VISIBILITY: Filter = Filter::Sql("SELECT * FROM limb_cont
 // `limb_model` is the limb's alone; its readers' copy is `tenant_model_copy`.
 #[client_visibility_filter]
 const LIMB_MODEL_OWN_VISIBILITY: Filter = Filter::Sql("SELECT * FROM limb_model WHERE limb_identity = :sender");
+#[client_visibility_filter]
+const LIMB_CREDIT_OWN_VISIBILITY: Filter = Filter::Sql("SELECT * FROM limb_credit WHERE limb_identity = :sender");
 #[client_visibility_filter]
 const ASSIGNEE_VISIBILITY: Filter = Filter::Sql("SELECT * FROM assignee WHERE identity = :sender");
 #[client_visibility_filter]

@@ -88,6 +88,24 @@ impl LimbStatus {
     }
 }
 
+/// What this machine's limb earned by verified work, as the Limb view shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+pub struct MachineCredit {
+    /// Milli-credits paid (earned and released).
+    #[ts(type = "number")]
+    pub paid_milli: u64,
+    /// Of them, in the last 7 days (known where this machine reads the ledger: its own hub).
+    #[ts(type = "number | null")]
+    pub week_milli: Option<u64>,
+    #[ts(type = "number")]
+    pub escrow_milli: u64,
+    #[ts(type = "number")]
+    pub revoked_milli: u64,
+    /// Results paid for.
+    #[ts(type = "number")]
+    pub tasks: u64,
+}
+
 pub struct Mesh {
     server: Option<HubServer>,
     limb: Arc<Mutex<LimbStatus>>,
@@ -386,6 +404,33 @@ impl Mesh {
         let hub = heiwa_hub::ws_url(self.http.base_url())?;
         let link = heiwa_hub::dashboard_link(heiwa_hub::DEFAULT_DASHBOARD, &hub, &self.database, &code);
         Ok(DashboardInvite { code, hub, database: self.database.clone(), link, valid_secs: VALID_SECS })
+    }
+
+    /// What this machine's limb earned: from the ledger where this machine
+    /// reads it (the owner of its own hub), else the limb's own sums.
+    pub async fn credit(&self) -> Result<Option<MachineCredit>, HubError> {
+        let Some(limb_id) = self.limb().limb_id else { return Ok(None) };
+        let ledger = self.http.credit_ledger(&self.database, Some(limb_id), &self.token).await?;
+        let now_micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_micros() as i64);
+        if let Some(line) = heiwa_hub::credit_by_limb(&ledger, now_micros).pop() {
+            let all = line.all;
+            return Ok(Some(MachineCredit {
+                paid_milli: all.milli,
+                week_milli: Some(line.week.milli),
+                escrow_milli: all.escrow_milli,
+                revoked_milli: all.revoked_milli,
+                tasks: all.tasks,
+            }));
+        }
+        Ok(self.http.own_credit(&self.database, &self.token).await?.map(|own| MachineCredit {
+            paid_milli: own.milli,
+            week_milli: None,
+            escrow_milli: own.escrow_milli,
+            revoked_milli: own.revoked_milli,
+            tasks: own.tasks,
+        }))
     }
 
     /// The browsers signed into the tenant's dashboard.

@@ -26,6 +26,7 @@ fn declarations() -> Vec<String> {
         limb_core::PartInfo,
         limb_core::PartState,
         limb_core::mesh::LimbStatus,
+        limb_core::mesh::MachineCredit,
         limb_core::claim::ModelCopy,
         limb_core::claim::FetchedModel,
         limb_core::mesh::RemoteHub,

@@ -207,6 +207,8 @@ test('a task submitted in the window is answered by the agent of the limb and th
   await click('#tab-limb');
   await waitFor('the limb to count the task', async () => (await text('#limb-done')).startsWith('1 done'), 30000);
   assert.equal(await text('#limb-waiting'), 'none: the hub has every result');
+  // Its signed result earned credit, shown as what this machine gave.
+  await waitFor('the credit', async () => /^\d+\.\d{3} credits for 1 verified result, \d+\.\d{3} this week$/.test(await text('#limb-credit')));
   // How that answer went, as chat apps show it.
   assert.match(
     await text('#limb-generation'),

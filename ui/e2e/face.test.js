@@ -336,6 +336,14 @@ test("a task pinned to a model says why it waits, as `heiwa task show` does, liv
   assert.match(await entry.textContent(), /coder-7b\.gguf · 4466 MiB · Apache-2\.0\s+— no limb holds it yet/);
   assert.match(await entry.locator('.copies').textContent(), /fetcher: failed — every source failed: .*127\.0\.0\.1:9/);
   assert.match(await entry.locator('.copies').textContent(), /workstation: wanted \(offline\)/);
+  // Credit: the donors' table says what `heiwa tenant credit` sums from the same ledger.
+  const byDonor = new Map();
+  for (const line of JSON.parse(owner('alpha', 'tenant', 'credit', '--json')))
+    byDonor.set(line.donor, (byDonor.get(line.donor) ?? 0) + line.all.milli);
+  assert.ok([...byDonor.values()].some((milli) => milli > 0), 'the limbs of earlier tests earned credit');
+  for (const [donor, milli] of byDonor)
+    assert.equal(await p.locator(`#donors [data-donor="${donor}"] .paid`).textContent(), (milli / 1000).toFixed(3), donor);
+  assert.match(await p.locator('#credit-per-day figcaption').textContent(), /^\d+\.\d credits paid in the last 14 days$/);
   await shot(p, 'catalogue-desktop');
   await p.context().close();
   await stop(fetcher);

@@ -150,7 +150,7 @@ impl Bot {
                 tenant.cancel(id).await?;
                 reply(&format!("Cancelled task #{id}."), false)
             }
-            Command::Limbs => reply(&render::limbs(&tenant.limbs().await?), false),
+            Command::Limbs => reply(&render::limbs(&tenant.limbs().await?, &tenant.credit().await?), false),
             Command::Invite => {
                 let code = tenant.invite_limb().await?.0;
                 let text = format!(

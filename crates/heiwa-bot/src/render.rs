@@ -122,7 +122,9 @@ pub fn finished(task: &TaskRow, limb_name: Option<&str>, asked_by: Option<&str>)
     text
 }
 
-pub fn limbs(limbs: &[LimbLine]) -> String {
+/// `/limbs`: each limb, whether it gives now, and the credit its verified
+/// work earned (`credit`: milli-credits paid, by limb id).
+pub fn limbs(limbs: &[LimbLine], credit: &std::collections::HashMap<u64, u64>) -> String {
     if limbs.is_empty() {
         return "No limbs have joined this tenant yet (`/invite` makes a code for one).".into();
     }
@@ -137,6 +139,8 @@ pub fn limbs(limbs: &[LimbLine]) -> String {
                 limb.capacity,
                 if limb.gpu { ", GPU" } else { "" }
             );
+            let paid = credit.get(&limb.id).copied().unwrap_or(0);
+            let _ = write!(line, " · {} credits", heiwa_hub::credits_text(paid));
             if let Some(reason) = paused {
                 let _ = write!(line, " · **paused**: {reason}");
             }
@@ -197,8 +201,8 @@ mod tests {
             status(&tasks, &limbs),
             "**Tasks** — pending 2, running 0, done 1, failed 0, cancelled 0\n**Limbs** — 1 of 2 online, 1 paused"
         );
-        let shown = super::limbs(&limbs);
-        assert!(shown.contains("#1 **l1** — online, 2 slot(s), GPU"), "{shown}");
-        assert!(shown.contains("#2 **l2** — offline, 2 slot(s) · **paused**: maintenance"), "{shown}");
+        let shown = super::limbs(&limbs, &[(1, 12_500)].into_iter().collect());
+        assert!(shown.contains("#1 **l1** — online, 2 slot(s), GPU · 12.500 credits"), "{shown}");
+        assert!(shown.contains("#2 **l2** — offline, 2 slot(s) · 0.000 credits · **paused**: maintenance"), "{shown}");
     }
 }

@@ -65,6 +65,7 @@ reducer_args! {
         prune_every_secs: u64,
     }
     cancel_task => CancelTask { task_id: u64 }
+    set_credit => SetCredit { on: bool }
     add_catalogue_model => AddCatalogueModel {
         model_id: String,
         file: String,

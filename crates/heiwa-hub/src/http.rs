@@ -5,6 +5,7 @@ use crate::args::*;
 use crate::bindings::Role;
 use crate::{generate_payload, HubError, QuorumState, TaskState};
 use hub_rules::catalogue::ModelState;
+use hub_rules::credit::CreditKind;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
@@ -605,6 +606,10 @@ fn readable(name: &str, value: &Value) -> Value {
         _ if name == "stage" => {
             let index = value[0].as_u64().unwrap_or(u64::MAX);
             ModelState::ALL.get(index as usize).map_or(Value::Null, |stage| json!(stage.name()))
+        }
+        _ if name == "kind" => {
+            let index = value[0].as_u64().unwrap_or(u64::MAX);
+            CreditKind::ALL.get(index as usize).map_or(Value::Null, |kind| json!(kind.name()))
         }
         _ if name == "verdict" => {
             let index = value[0].as_u64().unwrap_or(u64::MAX);

@@ -8,6 +8,7 @@ mod address;
 mod args;
 mod catalogue;
 mod client;
+mod credit;
 mod http;
 mod server;
 mod summary;
@@ -15,9 +16,12 @@ mod summary;
 pub use address::{dashboard_link, http_url, ws_url, DEFAULT_DASHBOARD};
 pub use catalogue::{CatalogueRow, ModelCopyRow, WaitEstimate};
 pub use client::{connect, limb_tables, tenant_tables, Connected};
+pub use credit::{credit_by_limb, CreditRow, LimbCreditLine, OwnCreditRow};
 pub use http::{
     hub_json, BrowserRow, HubHttp, HubLimits, HubPolicy, InviteCode, InviteRole, NewIdentity, OperatorRow, Row,
 };
+/// What donors' verified work earns, and the ledger's kinds of row: one copy, shared with `hub-module`.
+pub use hub_rules::credit::{credits_text, result_credit, CreditKind, Totals};
 pub use server::{HubServer, HubServerConfig};
 pub use summary::{Summary, SummaryCitation, SummaryPlace};
 

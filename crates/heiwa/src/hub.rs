@@ -58,6 +58,16 @@ pub enum HubCommand {
     /// Show or change the quotas and retention every tenant gets (changing
     /// them takes the hub's admin: the identity that published it, whose token
     /// `heiwa hub up` keeps as hub/owner.token).
+    /// Turn donors' credit off for the whole hub (`--off`) or on again (`--on`):
+    /// off, results earn nothing and the ledger stays as it is.
+    Credit {
+        #[arg(long, conflicts_with = "off", required_unless_present = "off")]
+        on: bool,
+        #[arg(long)]
+        off: bool,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
     Limits {
         /// Unfinished tasks a tenant may have at once.
         #[arg(long)]
@@ -185,6 +195,15 @@ pub enum TenantCommand {
     /// The tenant's model catalogue: models its tasks may name, which limbs fetch and offer.
     #[command(subcommand)]
     Model(crate::catalogue::ModelCommand),
+    /// What each donor's limbs earned by verified work: the last day, the last
+    /// week, all time, in escrow and revoked (from the hub's ledger).
+    Credit {
+        /// Every limb's sums as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
     /// Let a limb read the whole tenant and/or submit tasks (no flags: take both back).
     Grant {
         limb_id: u64,
@@ -294,6 +313,12 @@ pub async fn hub(command: HubCommand) -> anyhow::Result<()> {
         HubCommand::TenantCode { uses, ttl_secs, hub } => {
             let (http, token) = admin_client(&hub).await?;
             println!("{}", http.create_tenant_code(&hub.database, uses, ttl_secs, &token).await?);
+            return Ok(());
+        }
+        HubCommand::Credit { on, hub, .. } => {
+            let (http, token) = admin_client(&hub).await?;
+            http.set_credit(&hub.database, on, &token).await?;
+            println!("credit is {} on this hub", if on { "on" } else { "off" });
             return Ok(());
         }
         HubCommand::Limits { max_open_tasks, submits_per_sec, submit_burst, retain_secs, prune_every_secs, hub } => {
@@ -429,6 +454,7 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
             }
         }
         TenantCommand::Model(command) => crate::catalogue::model(command).await?,
+        TenantCommand::Credit { json, hub } => crate::credit::credit(json, &hub).await?,
         TenantCommand::Grant { limb_id, read, submit, hub } => {
             let (http, token) = hub.client().await?;
             http.grant_limb(&hub.database, limb_id, read, submit, &token).await?;
@@ -450,9 +476,9 @@ struct TaskLine {
 
 /// A limb as `heiwa tenant limbs` shows it.
 #[derive(serde::Deserialize)]
-struct LimbLine {
-    id: u64,
-    name: String,
+pub(crate) struct LimbLine {
+    pub(crate) id: u64,
+    pub(crate) name: String,
     online: bool,
 }
 

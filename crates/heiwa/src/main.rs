@@ -4,6 +4,7 @@
 mod agent;
 mod bot;
 mod catalogue;
+mod credit;
 mod doctor;
 mod gpu;
 mod hub;

@@ -9,6 +9,7 @@
 //! `ts` the limb sends it to the window by the same names as [`TaskState::name`].
 
 pub mod catalogue;
+pub mod credit;
 pub mod migration;
 pub mod secrets;
 mod work;

@@ -59,11 +59,13 @@ pub struct LimbView {
     /// Why models run on the CPU only, when they do.
     pub cpu_only: Option<String>,
     pub ingesting: Option<String>,
+    /// What this machine's verified work earned (`None`: nothing yet, or no hub).
+    pub credit: Option<limb_core::mesh::MachineCredit>,
 }
 
 #[tauri::command]
 pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> {
-    let (limb, model, tool_problem) = match &*state.limb.lock().await {
+    let (limb, model, tool_problem, credit) = match &*state.limb.lock().await {
         Limb::Ready(running) => (
             Some(running.mesh.limb()),
             running.agent.local_model().map(|m| ModelState {
@@ -74,8 +76,14 @@ pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> 
                 last_answer: m.last_answer(),
             }),
             running.agent.tool_problem().map(String::from),
+            // The hub may be away or slow: the view shows the rest without it, at once.
+            tokio::time::timeout(std::time::Duration::from_millis(500), running.mesh.credit())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten(),
         ),
-        _ => (None, None, None),
+        _ => (None, None, None, None),
     };
     let (gpus, cpu_only) = match heiwa_inference::gpu::gpus() {
         Ok(gpus) => {
@@ -94,6 +102,7 @@ pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> 
         cpu_only,
         gpus,
         ingesting: state.ingesting.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        credit,
     })
 }
 

@@ -31,6 +31,13 @@ pub mod create_operator_invite_reducer;
 pub mod create_tenant_code_reducer;
 pub mod create_tenant_reducer;
 pub mod create_tenant_with_code_reducer;
+pub mod credit_event_table;
+pub mod credit_event_type;
+pub mod credit_kind_type;
+pub mod credit_switch_table;
+pub mod credit_switch_type;
+pub mod escrow_table;
+pub mod escrow_type;
 pub mod expire_leases_reducer;
 pub mod fail_task_reducer;
 pub mod grant_limb_reducer;
@@ -58,6 +65,8 @@ pub mod legacy_record_table;
 pub mod legacy_record_type;
 pub mod limb_control_table;
 pub mod limb_control_type;
+pub mod limb_credit_table;
+pub mod limb_credit_type;
 pub mod limb_key_table;
 pub mod limb_key_type;
 pub mod limb_model_table;
@@ -119,6 +128,7 @@ pub mod revoked_type;
 pub mod role_type;
 pub mod score_check_table;
 pub mod score_check_type;
+pub mod set_credit_reducer;
 pub mod set_hub_policy_reducer;
 pub mod set_spot_check_key_reducer;
 pub mod signed_result_type;
@@ -187,6 +197,13 @@ pub use create_tenant_reducer::{create_tenant, set_flags_for_create_tenant, Crea
 pub use create_tenant_with_code_reducer::{
     create_tenant_with_code, set_flags_for_create_tenant_with_code, CreateTenantWithCodeCallbackId,
 };
+pub use credit_event_table::*;
+pub use credit_event_type::CreditEvent;
+pub use credit_kind_type::CreditKind;
+pub use credit_switch_table::*;
+pub use credit_switch_type::CreditSwitch;
+pub use escrow_table::*;
+pub use escrow_type::Escrow;
 pub use expire_leases_reducer::{expire_leases, set_flags_for_expire_leases, ExpireLeasesCallbackId};
 pub use fail_task_reducer::{fail_task, set_flags_for_fail_task, FailTaskCallbackId};
 pub use grant_limb_reducer::{grant_limb, set_flags_for_grant_limb, GrantLimbCallbackId};
@@ -214,6 +231,8 @@ pub use legacy_record_table::*;
 pub use legacy_record_type::LegacyRecord;
 pub use limb_control_table::*;
 pub use limb_control_type::LimbControl;
+pub use limb_credit_table::*;
+pub use limb_credit_type::LimbCredit;
 pub use limb_key_table::*;
 pub use limb_key_type::LimbKey;
 pub use limb_model_table::*;
@@ -279,6 +298,7 @@ pub use revoked_type::Revoked;
 pub use role_type::Role;
 pub use score_check_table::*;
 pub use score_check_type::ScoreCheck;
+pub use set_credit_reducer::{set_credit, set_flags_for_set_credit, SetCreditCallbackId};
 pub use set_hub_policy_reducer::{set_flags_for_set_hub_policy, set_hub_policy, SetHubPolicyCallbackId};
 pub use set_spot_check_key_reducer::{set_flags_for_set_spot_check_key, set_spot_check_key, SetSpotCheckKeyCallbackId};
 pub use signed_result_type::SignedResult;
@@ -472,6 +492,9 @@ pub enum Reducer {
     RevokeOperator {
         operator: __sdk::Identity,
     },
+    SetCredit {
+        on: bool,
+    },
     SetHubPolicy {
         tenant_creation: String,
         max_tenants: u32,
@@ -548,6 +571,7 @@ impl __sdk::Reducer for Reducer {
             Reducer::ReportModel { .. } => "report_model",
             Reducer::RevokeBrowser { .. } => "revoke_browser",
             Reducer::RevokeOperator { .. } => "revoke_operator",
+            Reducer::SetCredit { .. } => "set_credit",
             Reducer::SetHubPolicy { .. } => "set_hub_policy",
             Reducer::SetSpotCheckKey { .. } => "set_spot_check_key",
             Reducer::SubmitTask { .. } => "submit_task",
@@ -714,6 +738,9 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
                 &value.args,
             )?
             .into()),
+            "set_credit" => {
+                Ok(__sdk::parse_reducer_args::<set_credit_reducer::SetCreditArgs>("set_credit", &value.args)?.into())
+            }
             "set_hub_policy" => Ok(__sdk::parse_reducer_args::<set_hub_policy_reducer::SetHubPolicyArgs>(
                 "set_hub_policy",
                 &value.args,
@@ -755,6 +782,9 @@ pub struct DbUpdate {
     browser_invite: __sdk::TableUpdate<BrowserInvite>,
     catalogue_model: __sdk::TableUpdate<CatalogueModel>,
     code_attempt: __sdk::TableUpdate<CodeAttempt>,
+    credit_event: __sdk::TableUpdate<CreditEvent>,
+    credit_switch: __sdk::TableUpdate<CreditSwitch>,
+    escrow: __sdk::TableUpdate<Escrow>,
     hub_config: __sdk::TableUpdate<HubConfig>,
     hub_policy: __sdk::TableUpdate<HubPolicy>,
     hub_secret: __sdk::TableUpdate<HubSecret>,
@@ -766,6 +796,7 @@ pub struct DbUpdate {
     legacy_record: __sdk::TableUpdate<LegacyRecord>,
     limb: __sdk::TableUpdate<Limb>,
     limb_control: __sdk::TableUpdate<LimbControl>,
+    limb_credit: __sdk::TableUpdate<LimbCredit>,
     limb_key: __sdk::TableUpdate<LimbKey>,
     limb_model: __sdk::TableUpdate<LimbModel>,
     limb_origin: __sdk::TableUpdate<LimbOrigin>,
@@ -810,6 +841,11 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                     db_update.catalogue_model.append(catalogue_model_table::parse_table_update(table_update)?)
                 }
                 "code_attempt" => db_update.code_attempt.append(code_attempt_table::parse_table_update(table_update)?),
+                "credit_event" => db_update.credit_event.append(credit_event_table::parse_table_update(table_update)?),
+                "credit_switch" => {
+                    db_update.credit_switch.append(credit_switch_table::parse_table_update(table_update)?)
+                }
+                "escrow" => db_update.escrow.append(escrow_table::parse_table_update(table_update)?),
                 "hub_config" => db_update.hub_config.append(hub_config_table::parse_table_update(table_update)?),
                 "hub_policy" => db_update.hub_policy.append(hub_policy_table::parse_table_update(table_update)?),
                 "hub_secret" => db_update.hub_secret.append(hub_secret_table::parse_table_update(table_update)?),
@@ -823,6 +859,7 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 }
                 "limb" => db_update.limb.append(limb_table::parse_table_update(table_update)?),
                 "limb_control" => db_update.limb_control.append(limb_control_table::parse_table_update(table_update)?),
+                "limb_credit" => db_update.limb_credit.append(limb_credit_table::parse_table_update(table_update)?),
                 "limb_key" => db_update.limb_key.append(limb_key_table::parse_table_update(table_update)?),
                 "limb_model" => db_update.limb_model.append(limb_model_table::parse_table_update(table_update)?),
                 "limb_origin" => db_update.limb_origin.append(limb_origin_table::parse_table_update(table_update)?),
@@ -885,6 +922,14 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.code_attempt = cache
             .apply_diff_to_table::<CodeAttempt>("code_attempt", &self.code_attempt)
             .with_updates_by_pk(|row| &row.identity);
+        diff.credit_event = cache
+            .apply_diff_to_table::<CreditEvent>("credit_event", &self.credit_event)
+            .with_updates_by_pk(|row| &row.id);
+        diff.credit_switch = cache
+            .apply_diff_to_table::<CreditSwitch>("credit_switch", &self.credit_switch)
+            .with_updates_by_pk(|row| &row.id);
+        diff.escrow =
+            cache.apply_diff_to_table::<Escrow>("escrow", &self.escrow).with_updates_by_pk(|row| &row.task_id);
         diff.hub_config =
             cache.apply_diff_to_table::<HubConfig>("hub_config", &self.hub_config).with_updates_by_pk(|row| &row.id);
         diff.hub_policy =
@@ -907,6 +952,9 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.limb = cache.apply_diff_to_table::<Limb>("limb", &self.limb).with_updates_by_pk(|row| &row.id);
         diff.limb_control = cache
             .apply_diff_to_table::<LimbControl>("limb_control", &self.limb_control)
+            .with_updates_by_pk(|row| &row.limb_id);
+        diff.limb_credit = cache
+            .apply_diff_to_table::<LimbCredit>("limb_credit", &self.limb_credit)
             .with_updates_by_pk(|row| &row.limb_id);
         diff.limb_key =
             cache.apply_diff_to_table::<LimbKey>("limb_key", &self.limb_key).with_updates_by_pk(|row| &row.limb_id);
@@ -986,6 +1034,9 @@ pub struct AppliedDiff<'r> {
     browser_invite: __sdk::TableAppliedDiff<'r, BrowserInvite>,
     catalogue_model: __sdk::TableAppliedDiff<'r, CatalogueModel>,
     code_attempt: __sdk::TableAppliedDiff<'r, CodeAttempt>,
+    credit_event: __sdk::TableAppliedDiff<'r, CreditEvent>,
+    credit_switch: __sdk::TableAppliedDiff<'r, CreditSwitch>,
+    escrow: __sdk::TableAppliedDiff<'r, Escrow>,
     hub_config: __sdk::TableAppliedDiff<'r, HubConfig>,
     hub_policy: __sdk::TableAppliedDiff<'r, HubPolicy>,
     hub_secret: __sdk::TableAppliedDiff<'r, HubSecret>,
@@ -997,6 +1048,7 @@ pub struct AppliedDiff<'r> {
     legacy_record: __sdk::TableAppliedDiff<'r, LegacyRecord>,
     limb: __sdk::TableAppliedDiff<'r, Limb>,
     limb_control: __sdk::TableAppliedDiff<'r, LimbControl>,
+    limb_credit: __sdk::TableAppliedDiff<'r, LimbCredit>,
     limb_key: __sdk::TableAppliedDiff<'r, LimbKey>,
     limb_model: __sdk::TableAppliedDiff<'r, LimbModel>,
     limb_origin: __sdk::TableAppliedDiff<'r, LimbOrigin>,
@@ -1037,6 +1089,9 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<BrowserInvite>("browser_invite", &self.browser_invite, event);
         callbacks.invoke_table_row_callbacks::<CatalogueModel>("catalogue_model", &self.catalogue_model, event);
         callbacks.invoke_table_row_callbacks::<CodeAttempt>("code_attempt", &self.code_attempt, event);
+        callbacks.invoke_table_row_callbacks::<CreditEvent>("credit_event", &self.credit_event, event);
+        callbacks.invoke_table_row_callbacks::<CreditSwitch>("credit_switch", &self.credit_switch, event);
+        callbacks.invoke_table_row_callbacks::<Escrow>("escrow", &self.escrow, event);
         callbacks.invoke_table_row_callbacks::<HubConfig>("hub_config", &self.hub_config, event);
         callbacks.invoke_table_row_callbacks::<HubPolicy>("hub_policy", &self.hub_policy, event);
         callbacks.invoke_table_row_callbacks::<HubSecret>("hub_secret", &self.hub_secret, event);
@@ -1048,6 +1103,7 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<LegacyRecord>("legacy_record", &self.legacy_record, event);
         callbacks.invoke_table_row_callbacks::<Limb>("limb", &self.limb, event);
         callbacks.invoke_table_row_callbacks::<LimbControl>("limb_control", &self.limb_control, event);
+        callbacks.invoke_table_row_callbacks::<LimbCredit>("limb_credit", &self.limb_credit, event);
         callbacks.invoke_table_row_callbacks::<LimbKey>("limb_key", &self.limb_key, event);
         callbacks.invoke_table_row_callbacks::<LimbModel>("limb_model", &self.limb_model, event);
         callbacks.invoke_table_row_callbacks::<LimbOrigin>("limb_origin", &self.limb_origin, event);
@@ -1655,6 +1711,9 @@ impl __sdk::SpacetimeModule for RemoteModule {
         browser_invite_table::register_table(client_cache);
         catalogue_model_table::register_table(client_cache);
         code_attempt_table::register_table(client_cache);
+        credit_event_table::register_table(client_cache);
+        credit_switch_table::register_table(client_cache);
+        escrow_table::register_table(client_cache);
         hub_config_table::register_table(client_cache);
         hub_policy_table::register_table(client_cache);
         hub_secret_table::register_table(client_cache);
@@ -1666,6 +1725,7 @@ impl __sdk::SpacetimeModule for RemoteModule {
         legacy_record_table::register_table(client_cache);
         limb_table::register_table(client_cache);
         limb_control_table::register_table(client_cache);
+        limb_credit_table::register_table(client_cache);
         limb_key_table::register_table(client_cache);
         limb_model_table::register_table(client_cache);
         limb_origin_table::register_table(client_cache);

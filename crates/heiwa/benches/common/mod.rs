@@ -1,6 +1,8 @@
 //! Helpers the benchmarks share. Each bench uses some of them.
 #![allow(dead_code)]
 
+pub mod drain;
+
 /// The `p`-quantile (0..=1) of `samples`, nearest rank.
 pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(|a, b| a.partial_cmp(b).unwrap());

@@ -363,6 +363,12 @@ async fn the_discord_bot_answers_signed_commands_on_the_real_hub_and_refuses_eve
     assert!(content(&resumed).starts_with(&format!("Resumed limb #{donor_id}")), "{resumed}");
     donor.wait_for_line("resumed by the tenant");
     donor.wait_for_line(&format!("completed {held}"));
+    // /limbs says what each limb's verified work earned: the donor's signed result, not the unsigned one.
+    let limbs = endpoint.command(OWNER, &[], "limbs", json!([])).await;
+    let line_of =
+        |id: u64| content(&limbs).lines().find(|l| l.starts_with(&format!("#{id} "))).unwrap_or("").to_string();
+    assert!(line_of(donor_id).contains(" credits") && !line_of(donor_id).contains("· 0.000 credits"), "{limbs}");
+    assert!(line_of(limb.id).contains("· 0.000 credits"), "an unsigned result earns nothing: {limbs}");
 
     // /invite: a private code that lets one new limb in.
     let invited = endpoint.command(OWNER, &[], "invite", json!([])).await;

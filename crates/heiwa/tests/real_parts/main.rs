@@ -35,6 +35,7 @@ mod agent;
 mod batch;
 mod bot;
 mod catalogue;
+mod credit;
 mod folders;
 mod hub;
 mod ingest;

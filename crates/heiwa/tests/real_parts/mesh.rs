@@ -363,6 +363,27 @@ async fn ten_thousand_tasks_survive_killed_limbs_and_hub_restarts_done_exactly_o
     println!("{} results whose `executed` line died with their SIGKILLed limb", unseen.len());
     let unexplained: Vec<_> = unseen.iter().filter(|result| !claimed_by_killed.contains(result)).collect();
     assert!(unexplained.is_empty(), "every result came from a real execution; not these (task, limb): {unexplained:?}");
+    // Credit through the faults: one ledger row per accepted result, each what the rule says of it.
+    let ledger = http.credit_ledger("heiwa", None, &owner).await.unwrap();
+    let paid: HashMap<u64, u64> = ledger.iter().map(|row| (row.task_id, row.milli)).collect();
+    assert_eq!((ledger.len(), paid.len()), (TASKS, TASKS), "one credit per task, nothing paid twice");
+    let payloads: HashMap<u64, String> = http
+        .rows("heiwa", "SELECT * FROM task", &owner)
+        .await
+        .unwrap()
+        .iter()
+        .map(|task| (task["id"].as_u64().unwrap(), task["payload"].as_str().unwrap().to_string()))
+        .collect();
+    let done = http.rows("heiwa", "SELECT * FROM task_result", &owner).await.unwrap();
+    let drift: u64 = done
+        .iter()
+        .map(|result| {
+            let task = result["task_id"].as_u64().unwrap();
+            let rule = heiwa_hub::result_credit(&payloads[&task], result["summary"].as_str().unwrap(), 0);
+            rule.abs_diff(paid[&task])
+        })
+        .sum();
+    assert_eq!(drift, 0, "the ledger's sums are the rule applied to the accepted results");
     server.stop();
 }
 

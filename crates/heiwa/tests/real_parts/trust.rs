@@ -4,6 +4,8 @@
 use super::trust_limbs::{computed, decided, limb, rows};
 use super::{local_hub, parts};
 use heiwa_hub::InviteRole;
+use serde_json::json;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Limb id → donor (the invite it joined with), as the test made them.
@@ -87,6 +89,30 @@ async fn copies_go_to_different_donors_an_honest_pair_agrees_and_a_liar_is_outvo
         sets.len()
     );
 
+    // Credit: every agreed (or trusted) copy's limb is paid what the rule says of its signed
+    // result, every outvoted one's escrow is revoked: the liar ends with nothing paid.
+    let (mut paid, mut revoked) = (HashMap::<u64, u64>::new(), HashMap::<u64, u64>::new());
+    for set in &sets {
+        for copy in set["copies"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()) {
+            let payload = tasks.iter().find(|t| t["id"].as_u64() == Some(copy)).unwrap()["payload"].as_str().unwrap();
+            let result = results.iter().find(|r| r["task_id"].as_u64() == Some(copy)).unwrap();
+            let credit = heiwa_hub::result_credit(payload, result["summary"].as_str().unwrap(), 0);
+            let limb_id = result["limb_id"].as_u64().unwrap();
+            let agreed = set["verdict"] == "trusted" || set["agreeing"].as_array().unwrap().contains(&json!(limb_id));
+            *(if agreed { &mut paid } else { &mut revoked }).entry(limb_id).or_default() += credit;
+        }
+    }
+    let ledger = http.credit_ledger("heiwa", None, &owner).await.unwrap();
+    let sums = heiwa_hub::credit_by_limb(&ledger, i64::MAX / 2);
+    for (limb_id, _) in &names {
+        let sum = sums.iter().find(|line| line.limb_id == *limb_id).map(|line| line.all).unwrap_or_default();
+        let expected = (paid.get(limb_id).copied().unwrap_or(0), revoked.get(limb_id).copied().unwrap_or(0));
+        assert_eq!((sum.milli, sum.revoked_milli, sum.escrow_milli), (expected.0, expected.1, 0), "limb {limb_id}");
+    }
+    let liar_sum = sums.iter().find(|line| line.limb_id == liar_id).unwrap().all;
+    assert_eq!((liar_sum.milli, liar_sum.tasks), (0, 0), "the liar is paid nothing: {liar_sum:?}");
+    assert!(liar_sum.revoked_milli > 0, "its escrow was revoked: {liar_sum:?}");
+
     // The records: the liar disputed every time, honest limbs never (no false alarms).
     let trust = rows(&http, &owner, "SELECT * FROM limb_trust").await;
     for record in &trust {
@@ -114,6 +140,16 @@ async fn copies_go_to_different_donors_an_honest_pair_agrees_and_a_liar_is_outvo
     let listed = String::from_utf8_lossy(&listed.stdout);
     let liar_line = listed.lines().find(|l| l.contains("liar")).unwrap_or_else(|| panic!("{listed}"));
     assert!(liar_line.contains(&format!(" {with_liar} ")) && liar_line.contains("every replicated task"), "{listed}");
+    let credit = std::process::Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .args(["tenant", "credit", "--hub", http.base_url()])
+        .env("HEIWA_TOKEN_FILE", dir.path().join("owner.token"))
+        .output()
+        .unwrap();
+    let credit = String::from_utf8_lossy(&credit.stdout);
+    let liar_line = credit.lines().find(|l| l.contains("liar")).unwrap_or_else(|| panic!("{credit}"));
+    let liar_revoked = heiwa_hub::credits_text(liar_sum.revoked_milli);
+    assert!(liar_line.contains("  0.000  ") && liar_line.ends_with(&liar_revoked), "{credit}");
+    assert!(credit.contains("credits paid to 3 donors; 0.000 in escrow"), "{credit}");
     server.stop();
 }
 

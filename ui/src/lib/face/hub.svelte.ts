@@ -9,6 +9,7 @@ import {
   DbConnection,
   type Browser,
   type CatalogueModel,
+  type CreditEvent,
   type ErrorContext,
   type LateResult,
   type Limb,
@@ -23,6 +24,9 @@ import {
 } from '../generated/hub-bindings';
 import { parseSummary } from '../shared/summary';
 import type { Summary, TaskState } from '../generated/contract';
+
+/** One limb's credit, in milli-credits (`creditByLimb`). */
+export type CreditLine = { limbId: bigint; donor: string; paid: number; day: number; week: number; escrow: number; revoked: number; tasks: number };
 
 /** Which hub (its WebSocket address) and database the page talks to. */
 export type Where = { hub: string; database: string };
@@ -72,6 +76,7 @@ const TABLES = [
   'browser',
   'catalogue_model',
   'tenant_model_copy',
+  'credit_event',
   'code_attempt'
 ];
 const RETRY_MS = [500, 1000, 2000, 4000, 5000];
@@ -125,6 +130,8 @@ class Face {
   catalogue = new Map<bigint, CatalogueModel>();
   /** Each limb's copy of each catalogue model (asked for, fetching, held, failed, no room), by row id. */
   copies = new Map<bigint, TenantModelCopy>();
+  /** The tenant's credit ledger (append-only, written by the hub alone), by row id. */
+  credit = new Map<bigint, CreditEvent>();
 
   #conn: DbConnection | null = null;
   #retry = 0;
@@ -201,7 +208,7 @@ class Face {
   }
 
   #clear() {
-    for (const map of [this.tasks, this.limbs, this.stats, this.trust, this.replicaSets, this.late, this.browsers, this.catalogue, this.copies])
+    for (const map of [this.tasks, this.limbs, this.stats, this.trust, this.replicaSets, this.late, this.browsers, this.catalogue, this.copies, this.credit])
       map.clear();
     this.tenant = null;
     this.member = null;
@@ -269,6 +276,7 @@ class Face {
         for (const row of conn.db.browser.iter()) this.browsers.set(row.identity.toHexString(), row);
         for (const row of conn.db.catalogueModel.iter()) this.catalogue.set(row.id, row);
         for (const row of conn.db.tenantModelCopy.iter()) this.copies.set(row.id, row);
+        for (const row of conn.db.creditEvent.iter()) this.credit.set(row.id, row);
         if (!this.member) {
           // A refused code commits (the hub counts wrong codes): its reason is in this browser's row.
           const refusal = [...conn.db.codeAttempt.iter()].find((row) => this.#isMe(row.identity))?.refusal;
@@ -330,6 +338,7 @@ class Face {
     conn.db.tenantModelCopy.onInsert((_ctx, row) => live() && (this.copies.set(row.id, row), this.#bump()));
     conn.db.tenantModelCopy.onUpdate((_ctx, _old, row) => live() && (this.copies.set(row.id, row), this.#bump()));
     conn.db.tenantModelCopy.onDelete((_ctx, row) => live() && (this.copies.delete(row.id), this.#bump()));
+    conn.db.creditEvent.onInsert((_ctx, row) => live() && (this.credit.set(row.id, row), this.#bump()));
     conn.db.member.onDelete((_ctx, row) => {
       // The owner revoked this browser: the hub stops showing it anything at once.
       if (!live() || !this.#isMe(row.identity)) return;
@@ -471,6 +480,45 @@ class Face {
     else if (copies.every((copy) => copy.stage.tag === 'Failed' || copy.stage.tag === 'NoRoom'))
       why += copies.length ? ' (no limb can get it)' : ' (no limb of the tenant to fetch it)';
     return why;
+  }
+
+  /**
+   * Each limb's credit from the ledger, in milli-credits: paid (all time, the
+   * last 24 h, the last 7 days), in escrow, revoked, results paid for — summed
+   * as hub-rules' `Totals::add` sums them (`heiwa tenant credit`, which the
+   * dashboard's end-to-end test compares with).
+   */
+  creditByLimb(now: number): CreditLine[] {
+    const lines = new Map<bigint, CreditLine>();
+    for (const event of [...this.credit.values()].sort((a, b) => Number(a.id - b.id))) {
+      const line = lines.get(event.limbId) ?? { limbId: event.limbId, donor: event.donor, paid: 0, day: 0, week: 0, escrow: 0, revoked: 0, tasks: 0 };
+      lines.set(event.limbId, line);
+      const milli = Number(event.milli);
+      const age = now - ms(event.at);
+      const pay = () => {
+        line.paid += milli;
+        line.tasks += 1;
+        if (age < 86_400_000) line.day += milli;
+        if (age < 7 * 86_400_000) line.week += milli;
+      };
+      switch (event.kind.tag) {
+        case 'Earned':
+          pay();
+          break;
+        case 'Escrowed':
+          line.escrow += milli;
+          break;
+        case 'Released':
+          line.escrow = Math.max(0, line.escrow - milli);
+          pay();
+          break;
+        case 'Revoked':
+          line.escrow = Math.max(0, line.escrow - milli);
+          line.revoked += milli;
+          break;
+      }
+    }
+    return [...lines.values()];
   }
 
   /** Every task, newest first, with its result. */

@@ -11,13 +11,18 @@ export function age(ms: number): string {
 
 /** Tasks finished in each of the last `minutes` minutes, oldest first. */
 export function perMinute(finishedMs: Iterable<number>, now: number, minutes: number): number[] {
-  const counts = new Array<number>(minutes).fill(0);
-  const start = Math.floor(now / 60_000) - minutes + 1;
-  for (const at of finishedMs) {
-    const bucket = Math.floor(at / 60_000) - start;
-    if (bucket >= 0 && bucket < minutes) counts[bucket]++;
+  return perSpan([...finishedMs].map((at) => [at, 1]), now, 60_000, minutes);
+}
+
+/** The sums of each event's weight per span of `spanMs` over the last `spans` spans, the latest last. */
+export function perSpan(events: Iterable<[number, number]>, now: number, spanMs: number, spans: number): number[] {
+  const sums = new Array<number>(spans).fill(0);
+  const start = Math.floor(now / spanMs) - spans + 1;
+  for (const [at, weight] of events) {
+    const bucket = Math.floor(at / spanMs) - start;
+    if (bucket >= 0 && bucket < spans) sums[bucket] += weight;
   }
-  return counts;
+  return sums;
 }
 
 /** How long ago a hub timestamp was, as `age` writes it. */

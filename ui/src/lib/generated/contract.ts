@@ -70,7 +70,11 @@ gpus: Array<Device>,
 /**
  * Why models run on the CPU only, when they do.
  */
-cpu_only: string | null, ingesting: string | null, };
+cpu_only: string | null, ingesting: string | null, 
+/**
+ * What this machine's verified work earned (`None`: nothing yet, or no hub).
+ */
+credit: MachineCredit | null, };
 
 export type ModelState = { path: string, 
 /**
@@ -138,6 +142,20 @@ paused_by_tenant: string | null,
  * The tenant's catalogue models the hub asked this machine for, and how each copy goes.
  */
 models: Array<ModelCopy>, };
+
+export type MachineCredit = { 
+/**
+ * Milli-credits paid (earned and released).
+ */
+paid_milli: number, 
+/**
+ * Of them, in the last 7 days (known where this machine reads the ledger: its own hub).
+ */
+week_milli: number | null, escrow_milli: number, revoked_milli: number, 
+/**
+ * Results paid for.
+ */
+tasks: number, };
 
 export type ModelCopy = { model_id: string, 
 /**

@@ -108,6 +108,8 @@ import { RevokeBrowser } from "./revoke_browser_reducer.ts";
 export { RevokeBrowser };
 import { RevokeOperator } from "./revoke_operator_reducer.ts";
 export { RevokeOperator };
+import { SetCredit } from "./set_credit_reducer.ts";
+export { SetCredit };
 import { SetHubPolicy } from "./set_hub_policy_reducer.ts";
 export { SetHubPolicy };
 import { SetSpotCheckKey } from "./set_spot_check_key_reducer.ts";
@@ -132,6 +134,12 @@ import { CatalogueModelTableHandle } from "./catalogue_model_table.ts";
 export { CatalogueModelTableHandle };
 import { CodeAttemptTableHandle } from "./code_attempt_table.ts";
 export { CodeAttemptTableHandle };
+import { CreditEventTableHandle } from "./credit_event_table.ts";
+export { CreditEventTableHandle };
+import { CreditSwitchTableHandle } from "./credit_switch_table.ts";
+export { CreditSwitchTableHandle };
+import { EscrowTableHandle } from "./escrow_table.ts";
+export { EscrowTableHandle };
 import { HubConfigTableHandle } from "./hub_config_table.ts";
 export { HubConfigTableHandle };
 import { HubPolicyTableHandle } from "./hub_policy_table.ts";
@@ -154,6 +162,8 @@ import { LimbTableHandle } from "./limb_table.ts";
 export { LimbTableHandle };
 import { LimbControlTableHandle } from "./limb_control_table.ts";
 export { LimbControlTableHandle };
+import { LimbCreditTableHandle } from "./limb_credit_table.ts";
+export { LimbCreditTableHandle };
 import { LimbKeyTableHandle } from "./limb_key_table.ts";
 export { LimbKeyTableHandle };
 import { LimbModelTableHandle } from "./limb_model_table.ts";
@@ -220,6 +230,14 @@ import { CatalogueModel } from "./catalogue_model_type.ts";
 export { CatalogueModel };
 import { CodeAttempt } from "./code_attempt_type.ts";
 export { CodeAttempt };
+import { CreditEvent } from "./credit_event_type.ts";
+export { CreditEvent };
+import { CreditKind } from "./credit_kind_type.ts";
+export { CreditKind };
+import { CreditSwitch } from "./credit_switch_type.ts";
+export { CreditSwitch };
+import { Escrow } from "./escrow_type.ts";
+export { Escrow };
 import { HubConfig } from "./hub_config_type.ts";
 export { HubConfig };
 import { HubPolicy } from "./hub_policy_type.ts";
@@ -242,6 +260,8 @@ import { Limb } from "./limb_type.ts";
 export { Limb };
 import { LimbControl } from "./limb_control_type.ts";
 export { LimbControl };
+import { LimbCredit } from "./limb_credit_type.ts";
+export { LimbCredit };
 import { LimbKey } from "./limb_key_type.ts";
 export { LimbKey };
 import { LimbModel } from "./limb_model_type.ts";
@@ -364,6 +384,33 @@ const REMOTE_MODULE = {
         colType: CodeAttempt.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
+    credit_event: {
+      tableName: "credit_event",
+      rowType: CreditEvent.getTypeScriptAlgebraicType(),
+      primaryKey: "id",
+      primaryKeyInfo: {
+        colName: "id",
+        colType: CreditEvent.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    credit_switch: {
+      tableName: "credit_switch",
+      rowType: CreditSwitch.getTypeScriptAlgebraicType(),
+      primaryKey: "id",
+      primaryKeyInfo: {
+        colName: "id",
+        colType: CreditSwitch.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    escrow: {
+      tableName: "escrow",
+      rowType: Escrow.getTypeScriptAlgebraicType(),
+      primaryKey: "taskId",
+      primaryKeyInfo: {
+        colName: "taskId",
+        colType: Escrow.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
     hub_config: {
       tableName: "hub_config",
       rowType: HubConfig.getTypeScriptAlgebraicType(),
@@ -461,6 +508,15 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "limbId",
         colType: LimbControl.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    limb_credit: {
+      tableName: "limb_credit",
+      rowType: LimbCredit.getTypeScriptAlgebraicType(),
+      primaryKey: "limbId",
+      primaryKeyInfo: {
+        colName: "limbId",
+        colType: LimbCredit.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     limb_key: {
@@ -856,6 +912,10 @@ const REMOTE_MODULE = {
       reducerName: "revoke_operator",
       argsType: RevokeOperator.getTypeScriptAlgebraicType(),
     },
+    set_credit: {
+      reducerName: "set_credit",
+      argsType: SetCredit.getTypeScriptAlgebraicType(),
+    },
     set_hub_policy: {
       reducerName: "set_hub_policy",
       argsType: SetHubPolicy.getTypeScriptAlgebraicType(),
@@ -947,6 +1007,7 @@ export type Reducer = never
 | { name: "ReportModel", args: ReportModel }
 | { name: "RevokeBrowser", args: RevokeBrowser }
 | { name: "RevokeOperator", args: RevokeOperator }
+| { name: "SetCredit", args: SetCredit }
 | { name: "SetHubPolicy", args: SetHubPolicy }
 | { name: "SetSpotCheckKey", args: SetSpotCheckKey }
 | { name: "SubmitTask", args: SubmitTask }
@@ -1534,6 +1595,22 @@ export class RemoteReducers {
     this.connection.offReducer("revoke_operator", callback);
   }
 
+  setCredit(on: boolean) {
+    const __args = { on };
+    let __writer = new BinaryWriter(1024);
+    SetCredit.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("set_credit", __argsBuffer, this.setCallReducerFlags.setCreditFlags);
+  }
+
+  onSetCredit(callback: (ctx: ReducerEventContext, on: boolean) => void) {
+    this.connection.onReducer("set_credit", callback);
+  }
+
+  removeOnSetCredit(callback: (ctx: ReducerEventContext, on: boolean) => void) {
+    this.connection.offReducer("set_credit", callback);
+  }
+
   setHubPolicy(tenantCreation: string, maxTenants: number, failuresPerIdentity: number, failuresHubWide: number, failureWindowSecs: number) {
     const __args = { tenantCreation, maxTenants, failuresPerIdentity, failuresHubWide, failureWindowSecs };
     let __writer = new BinaryWriter(1024);
@@ -1808,6 +1885,11 @@ export class SetReducerFlags {
     this.revokeOperatorFlags = flags;
   }
 
+  setCreditFlags: CallReducerFlags = 'FullUpdate';
+  setCredit(flags: CallReducerFlags) {
+    this.setCreditFlags = flags;
+  }
+
   setHubPolicyFlags: CallReducerFlags = 'FullUpdate';
   setHubPolicy(flags: CallReducerFlags) {
     this.setHubPolicyFlags = flags;
@@ -1863,6 +1945,18 @@ export class RemoteTables {
     return new CodeAttemptTableHandle(this.connection.clientCache.getOrCreateTable<CodeAttempt>(REMOTE_MODULE.tables.code_attempt));
   }
 
+  get creditEvent(): CreditEventTableHandle {
+    return new CreditEventTableHandle(this.connection.clientCache.getOrCreateTable<CreditEvent>(REMOTE_MODULE.tables.credit_event));
+  }
+
+  get creditSwitch(): CreditSwitchTableHandle {
+    return new CreditSwitchTableHandle(this.connection.clientCache.getOrCreateTable<CreditSwitch>(REMOTE_MODULE.tables.credit_switch));
+  }
+
+  get escrow(): EscrowTableHandle {
+    return new EscrowTableHandle(this.connection.clientCache.getOrCreateTable<Escrow>(REMOTE_MODULE.tables.escrow));
+  }
+
   get hubConfig(): HubConfigTableHandle {
     return new HubConfigTableHandle(this.connection.clientCache.getOrCreateTable<HubConfig>(REMOTE_MODULE.tables.hub_config));
   }
@@ -1905,6 +1999,10 @@ export class RemoteTables {
 
   get limbControl(): LimbControlTableHandle {
     return new LimbControlTableHandle(this.connection.clientCache.getOrCreateTable<LimbControl>(REMOTE_MODULE.tables.limb_control));
+  }
+
+  get limbCredit(): LimbCreditTableHandle {
+    return new LimbCreditTableHandle(this.connection.clientCache.getOrCreateTable<LimbCredit>(REMOTE_MODULE.tables.limb_credit));
   }
 
   get limbKey(): LimbKeyTableHandle {

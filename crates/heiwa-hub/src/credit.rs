@@ -1,0 +1,126 @@
+//! The tenant's credit ledger over the hub's HTTP API, and each limb's sums
+//! from it over the last day, the last week and all time (readers see the
+//! ledger; `hub_rules::credit` says what a result earns).
+
+use crate::args::SetCredit;
+use crate::{CreditKind, HubError, HubHttp, Totals};
+
+/// One ledger row, as the tenant's readers read it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct CreditRow {
+    /// The donor: the invite that admitted the limb (its hash), or the limb's identity.
+    pub donor: String,
+    pub limb_id: u64,
+    pub task_id: u64,
+    /// earned, escrowed, released or revoked.
+    pub kind: String,
+    pub milli: u64,
+    /// Microseconds since the epoch.
+    pub at: i64,
+}
+
+impl CreditRow {
+    pub fn kind(&self) -> Option<CreditKind> {
+        CreditKind::ALL.into_iter().find(|kind| kind.name() == self.kind)
+    }
+}
+
+/// One limb's credit: paid in the last 24 hours, the last 7 days, and all of it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LimbCreditLine {
+    pub donor: String,
+    pub limb_id: u64,
+    pub day: Totals,
+    pub week: Totals,
+    pub all: Totals,
+}
+
+const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
+
+/// Each limb's sums from the ledger `rows`, as of `now_micros`, in the order limbs first earned.
+pub fn credit_by_limb(rows: &[CreditRow], now_micros: i64) -> Vec<LimbCreditLine> {
+    let mut lines: Vec<LimbCreditLine> = Vec::new();
+    for row in rows {
+        let Some(kind) = row.kind() else { continue };
+        let at = match lines.iter().position(|line| line.limb_id == row.limb_id) {
+            Some(at) => at,
+            None => {
+                let (day, week, all) = Default::default();
+                lines.push(LimbCreditLine { donor: row.donor.clone(), limb_id: row.limb_id, day, week, all });
+                lines.len() - 1
+            }
+        };
+        let line = &mut lines[at];
+        line.all.add(kind, row.milli);
+        if row.at >= now_micros - 7 * DAY_MICROS {
+            line.week.add(kind, row.milli);
+        }
+        if row.at >= now_micros - DAY_MICROS {
+            line.day.add(kind, row.milli);
+        }
+    }
+    lines
+}
+
+/// A limb's own sums (`limb_credit`), which only that limb reads.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct OwnCreditRow {
+    pub limb_id: u64,
+    pub milli: u64,
+    pub escrow_milli: u64,
+    pub revoked_milli: u64,
+    pub tasks: u64,
+}
+
+impl HubHttp {
+    /// Turn credit on or off for the whole hub (its admin only): off, results
+    /// earn nothing and the ledger stays as it is.
+    pub async fn set_credit(&self, name: &str, on: bool, token: &str) -> Result<(), HubError> {
+        self.call_reducer(name, &SetCredit { on }, token).await
+    }
+
+    /// The caller's own sums, when it is a limb that earned any.
+    pub async fn own_credit(&self, name: &str, token: &str) -> Result<Option<OwnCreditRow>, HubError> {
+        Ok(self.rows_as(name, "SELECT * FROM limb_credit", token).await?.into_iter().next())
+    }
+
+    /// Every row of the caller's tenant's credit ledger (of one limb's, when
+    /// `limb` names it), oldest first.
+    pub async fn credit_ledger(&self, name: &str, limb: Option<u64>, token: &str) -> Result<Vec<CreditRow>, HubError> {
+        let query = match limb {
+            Some(limb_id) => format!("SELECT * FROM credit_event WHERE limb_id = {limb_id}"),
+            None => "SELECT * FROM credit_event".into(),
+        };
+        let mut rows: Vec<CreditRow> = self.rows_as(name, &query, token).await?;
+        rows.sort_by_key(|row| row.at);
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(limb_id: u64, kind: &str, milli: u64, hours_ago: i64) -> CreditRow {
+        let at = 1_000 * DAY_MICROS - hours_ago * 3600 * 1_000_000;
+        CreditRow { donor: format!("d{limb_id}"), limb_id, task_id: 1, kind: kind.into(), milli, at }
+    }
+
+    #[test]
+    fn each_limbs_credit_is_summed_over_a_day_a_week_and_all_time() {
+        let rows = [
+            row(1, "earned", 1000, 24 * 10),
+            row(1, "earned", 2000, 24 * 3),
+            row(1, "escrowed", 500, 2),
+            row(1, "released", 500, 1),
+            row(2, "escrowed", 700, 1),
+            row(2, "revoked", 700, 0),
+            row(2, "unknown", 9, 0),
+        ];
+        let lines = credit_by_limb(&rows, 1_000 * DAY_MICROS);
+        assert_eq!(lines.len(), 2);
+        assert_eq!((lines[0].day.milli, lines[0].week.milli, lines[0].all.milli), (500, 2500, 3500));
+        assert_eq!(lines[0].all.tasks, 3);
+        assert_eq!((lines[1].all.milli, lines[1].all.revoked_milli, lines[1].all.escrow_milli), (0, 700, 0));
+    }
+}

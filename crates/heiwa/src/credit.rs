@@ -1,0 +1,69 @@
+//! `heiwa tenant credit`: what each donor's limbs earned by verified work,
+//! summed from the hub's ledger (as a reader of the tenant sees it).
+
+use crate::hub_args::HubArgs;
+use heiwa_hub::{credit_by_limb, credits_text, LimbCreditLine};
+use std::collections::HashMap;
+
+/// A donor as people tell them apart: the first characters of its invite's hash.
+fn donor_label(donor: &str) -> &str {
+    &donor[..donor.len().min(8)]
+}
+
+pub async fn credit(json: bool, hub: &HubArgs) -> anyhow::Result<()> {
+    let (http, token) = hub.client().await?;
+    let ledger = http.credit_ledger(&hub.database, None, &token).await?;
+    let now_micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros() as i64;
+    let lines = credit_by_limb(&ledger, now_micros);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&lines)?);
+        return Ok(());
+    }
+    let names: HashMap<u64, String> = http
+        .rows_as::<crate::hub::LimbLine>(&hub.database, "SELECT * FROM limb", &token)
+        .await?
+        .into_iter()
+        .map(|limb| (limb.id, limb.name))
+        .collect();
+    let mut by_donor: Vec<(&str, Vec<&LimbCreditLine>)> = Vec::new();
+    for line in &lines {
+        match by_donor.iter_mut().find(|(donor, _)| *donor == line.donor) {
+            Some((_, limbs)) => limbs.push(line),
+            None => by_donor.push((&line.donor, vec![line])),
+        }
+    }
+    println!(
+        "{:<8}  {:>5}  {:<16}  {:>10}  {:>10}  {:>12}  {:>6}  {:>9}  {:>9}",
+        "donor", "limb", "name", "24 h", "7 days", "all time", "tasks", "escrow", "revoked"
+    );
+    let (mut paid, mut escrow, mut revoked) = (0, 0, 0);
+    for (donor, limbs) in &by_donor {
+        for line in limbs {
+            let name = names.get(&line.limb_id).map_or("(gone)", String::as_str);
+            println!(
+                "{:<8}  {:>5}  {:<16}  {:>10}  {:>10}  {:>12}  {:>6}  {:>9}  {:>9}",
+                donor_label(donor),
+                line.limb_id,
+                name,
+                credits_text(line.day.milli),
+                credits_text(line.week.milli),
+                credits_text(line.all.milli),
+                line.all.tasks,
+                credits_text(line.all.escrow_milli),
+                credits_text(line.all.revoked_milli),
+            );
+            paid += line.all.milli;
+            escrow += line.all.escrow_milli;
+            revoked += line.all.revoked_milli;
+        }
+    }
+    println!(
+        "{} credits paid to {} donors; {} in escrow; {} revoked ({} ledger rows)",
+        credits_text(paid),
+        by_donor.len(),
+        credits_text(escrow),
+        credits_text(revoked),
+        ledger.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! Credit for donors (issue 37): the tenant's ledger, one row per credit
+//! event, appended by the hub alone — no reducer writes it, so no limb,
+//! submitter or browser can — and each limb's sums beside it. A signed result
+//! the hub accepts earns `rules::credit::result_credit`; a replicated or
+//! scored task's result waits in escrow until its set's verdict, then is
+//! released to the limbs whose answers were agreed (or whose trust spared the
+//! check) and revoked from the others. Nothing for a failed, unsigned,
+//! late or superseded result (none reaches `on_result`). Readers see the
+//! ledger; a limb sees its own sums (`limb_credit`).
+
+use crate::guard::require_admin;
+use crate::placement::donor_of;
+use crate::*;
+use rules::credit::{result_credit, CreditKind, Totals};
+
+/// The tenant's credit ledger. Nobody updates or deletes a row; each limb's
+/// sums (`limb_credit`) are these rows added up.
+#[table(name = credit_event, public)]
+pub struct CreditEvent {
+    #[primary_key]
+    #[auto_inc]
+    pub id: u64,
+    #[index(btree)]
+    pub tenant_id: u64,
+    /// The donor: the invite that admitted the limb (its hash), or the limb's identity.
+    pub donor: String,
+    #[index(btree)]
+    pub limb_id: u64,
+    /// The task whose signed result (`result_proof`) it pays for.
+    pub task_id: u64,
+    pub kind: CreditKind,
+    pub milli: u64,
+    pub at: Timestamp,
+}
+
+/// Each limb's credit summed from the ledger, for the limb (its donor) to
+/// read without being a reader of the tenant; readers sum the ledger.
+#[table(name = limb_credit, public)]
+pub struct LimbCredit {
+    #[primary_key]
+    pub limb_id: u64,
+    #[index(btree)]
+    pub limb_identity: Identity,
+    pub tenant_id: u64,
+    pub donor: String,
+    /// Paid: earned and released.
+    pub milli: u64,
+    /// Held in escrow now.
+    pub escrow_milli: u64,
+    /// Taken back from escrow.
+    pub revoked_milli: u64,
+    /// Results paid for.
+    pub tasks: u64,
+    pub updated_at: Timestamp,
+}
+
+/// A result's credit held until its replica set is decided. Private.
+#[table(name = escrow)]
+pub struct Escrow {
+    #[primary_key]
+    pub task_id: u64,
+    pub limb_id: u64,
+    pub milli: u64,
+}
+
+/// Whether the hub's admin turned credit off (no row: on). Private.
+#[table(name = credit_switch)]
+pub struct CreditSwitch {
+    #[primary_key]
+    pub id: u8,
+    pub off: bool,
+}
+
+/// The hub's admin turns credit off (or on again): off, results earn
+/// nothing and the ledger stays as it is (what the credit benchmark's
+/// baseline runs with).
+#[reducer]
+pub fn set_credit(ctx: &ReducerContext, on: bool) -> Result<(), String> {
+    require_admin(ctx, "turn credit on or off")?;
+    let switch = CreditSwitch { id: 0, off: !on };
+    if ctx.db.credit_switch().id().find(0).is_some() {
+        ctx.db.credit_switch().id().update(switch);
+    } else {
+        ctx.db.credit_switch().insert(switch);
+    }
+    Ok(())
+}
+
+/// Append a ledger row and add it to the limb's sums.
+fn append(ctx: &ReducerContext, limb: &Limb, task_id: u64, kind: CreditKind, milli: u64) {
+    let donor = donor_of(ctx, limb);
+    ctx.db.credit_event().insert(CreditEvent {
+        id: 0,
+        tenant_id: limb.tenant_id,
+        donor: donor.clone(),
+        limb_id: limb.id,
+        task_id,
+        kind,
+        milli,
+        at: ctx.timestamp,
+    });
+    let known = ctx.db.limb_credit().limb_id().find(limb.id);
+    let mut totals = known.as_ref().map_or_else(Totals::default, |row| Totals {
+        milli: row.milli,
+        escrow_milli: row.escrow_milli,
+        revoked_milli: row.revoked_milli,
+        tasks: row.tasks,
+    });
+    totals.add(kind, milli);
+    let row = LimbCredit {
+        limb_id: limb.id,
+        limb_identity: limb.identity,
+        tenant_id: limb.tenant_id,
+        donor,
+        milli: totals.milli,
+        escrow_milli: totals.escrow_milli,
+        revoked_milli: totals.revoked_milli,
+        tasks: totals.tasks,
+        updated_at: ctx.timestamp,
+    };
+    if known.is_some() {
+        ctx.db.limb_credit().limb_id().update(row);
+    } else {
+        ctx.db.limb_credit().insert(row);
+    }
+}
+
+/// `limb`'s signed result for `task` was accepted: paid at once, or held in
+/// escrow when the task is a copy its set has yet to decide on. Called
+/// before the task finishes, so that the verdict its finishing may bring
+/// finds the escrow.
+pub(crate) fn on_result(ctx: &ReducerContext, limb: &Limb, task: &Task, summary: &str) {
+    if ctx.db.credit_switch().id().find(0).is_some_and(|switch| switch.off) {
+        return;
+    }
+    let model_bytes = if task.model.is_empty() {
+        0
+    } else {
+        ctx.db
+            .catalogue_model()
+            .tenant_id()
+            .filter(task.tenant_id)
+            .find(|entry| entry.model_id == task.model || entry.sha256 == task.model)
+            .map_or(0, |entry| entry.size_bytes)
+    };
+    let milli = result_credit(&task.payload, summary, model_bytes);
+    if ctx.db.task_copy().task_id().find(task.id).is_some() {
+        ctx.db.escrow().insert(Escrow { task_id: task.id, limb_id: limb.id, milli });
+        append(ctx, limb, task.id, CreditKind::Escrowed, milli);
+    } else {
+        append(ctx, limb, task.id, CreditKind::Earned, milli);
+    }
+}
+
+/// `task_id` finished: once its replica set has a verdict, each escrow of
+/// the set is released to a limb the verdict agrees with (every copy's limb
+/// of a set its trust spared) and revoked from the others.
+pub(crate) fn settle(ctx: &ReducerContext, task_id: u64) {
+    let Some(set) =
+        ctx.db.task_copy().task_id().find(task_id).and_then(|c| ctx.db.replica_set().task_id().find(c.set_id))
+    else {
+        return;
+    };
+    if set.verdict == QuorumState::Open {
+        return;
+    }
+    for copy in &set.copies {
+        let Some(escrow) = ctx.db.escrow().task_id().find(copy) else { continue };
+        ctx.db.escrow().task_id().delete(copy);
+        let Some(limb) = ctx.db.limb().id().find(escrow.limb_id) else { continue };
+        let paid = set.verdict == QuorumState::Trusted || set.agreeing.contains(&escrow.limb_id);
+        let kind = if paid { CreditKind::Released } else { CreditKind::Revoked };
+        append(ctx, &limb, *copy, kind, escrow.milli);
+    }
+}
