@@ -24,7 +24,6 @@ pub struct CreditEvent {
     pub tenant_id: u64,
     /// The donor: the invite that admitted the limb (its hash), or the limb's identity.
     pub donor: String,
-    #[index(btree)]
     pub limb_id: u64,
     /// The task whose signed result (`result_proof`) it pays for.
     pub task_id: u64,
@@ -34,15 +33,15 @@ pub struct CreditEvent {
 }
 
 /// Each limb's credit summed from the ledger, for the limb (its donor) to
-/// read without being a reader of the tenant; readers sum the ledger.
+/// read without being a reader of the tenant; readers sum the ledger. Keyed
+/// by the limb's identity, which its row-level rule looks up: one index to
+/// keep per result.
 #[table(name = limb_credit, public)]
 pub struct LimbCredit {
     #[primary_key]
-    pub limb_id: u64,
-    #[index(btree)]
     pub limb_identity: Identity,
+    pub limb_id: u64,
     pub tenant_id: u64,
-    pub donor: String,
     /// Paid: earned and released.
     pub milli: u64,
     /// Held in escrow now.
@@ -88,18 +87,17 @@ pub fn set_credit(ctx: &ReducerContext, on: bool) -> Result<(), String> {
 
 /// Append a ledger row and add it to the limb's sums.
 fn append(ctx: &ReducerContext, limb: &Limb, task_id: u64, kind: CreditKind, milli: u64) {
-    let donor = donor_of(ctx, limb);
     ctx.db.credit_event().insert(CreditEvent {
         id: 0,
         tenant_id: limb.tenant_id,
-        donor: donor.clone(),
+        donor: donor_of(ctx, limb),
         limb_id: limb.id,
         task_id,
         kind,
         milli,
         at: ctx.timestamp,
     });
-    let known = ctx.db.limb_credit().limb_id().find(limb.id);
+    let known = ctx.db.limb_credit().limb_identity().find(limb.identity);
     let mut totals = known.as_ref().map_or_else(Totals::default, |row| Totals {
         milli: row.milli,
         escrow_milli: row.escrow_milli,
@@ -108,10 +106,9 @@ fn append(ctx: &ReducerContext, limb: &Limb, task_id: u64, kind: CreditKind, mil
     });
     totals.add(kind, milli);
     let row = LimbCredit {
-        limb_id: limb.id,
         limb_identity: limb.identity,
+        limb_id: limb.id,
         tenant_id: limb.tenant_id,
-        donor,
         milli: totals.milli,
         escrow_milli: totals.escrow_milli,
         revoked_milli: totals.revoked_milli,
@@ -119,7 +116,7 @@ fn append(ctx: &ReducerContext, limb: &Limb, task_id: u64, kind: CreditKind, mil
         updated_at: ctx.timestamp,
     };
     if known.is_some() {
-        ctx.db.limb_credit().limb_id().update(row);
+        ctx.db.limb_credit().limb_identity().update(row);
     } else {
         ctx.db.limb_credit().insert(row);
     }

@@ -80,7 +80,7 @@ impl<'ctx> __sdk::Table for LimbCreditTableHandle<'ctx> {
 #[doc(hidden)]
 pub(super) fn register_table(client_cache: &mut __sdk::ClientCache<super::RemoteModule>) {
     let _table = client_cache.get_or_make_table::<LimbCredit>("limb_credit");
-    _table.add_unique_constraint::<u64>("limb_id", |row| &row.limb_id);
+    _table.add_unique_constraint::<__sdk::Identity>("limb_identity", |row| &row.limb_identity);
 }
 pub struct LimbCreditUpdateCallbackId(__sdk::CallbackId);
 
@@ -107,32 +107,32 @@ pub(super) fn parse_table_update(
         .map_err(|e| __sdk::InternalError::failed_parse("TableUpdate<LimbCredit>", "TableUpdate").with_cause(e).into())
 }
 
-/// Access to the `limb_id` unique index on the table `limb_credit`,
+/// Access to the `limb_identity` unique index on the table `limb_credit`,
 /// which allows point queries on the field of the same name
-/// via the [`LimbCreditLimbIdUnique::find`] method.
+/// via the [`LimbCreditLimbIdentityUnique::find`] method.
 ///
 /// Users are encouraged not to explicitly reference this type,
 /// but to directly chain method calls,
-/// like `ctx.db.limb_credit().limb_id().find(...)`.
-pub struct LimbCreditLimbIdUnique<'ctx> {
-    imp: __sdk::UniqueConstraintHandle<LimbCredit, u64>,
+/// like `ctx.db.limb_credit().limb_identity().find(...)`.
+pub struct LimbCreditLimbIdentityUnique<'ctx> {
+    imp: __sdk::UniqueConstraintHandle<LimbCredit, __sdk::Identity>,
     phantom: std::marker::PhantomData<&'ctx super::RemoteTables>,
 }
 
 impl<'ctx> LimbCreditTableHandle<'ctx> {
-    /// Get a handle on the `limb_id` unique index on the table `limb_credit`.
-    pub fn limb_id(&self) -> LimbCreditLimbIdUnique<'ctx> {
-        LimbCreditLimbIdUnique {
-            imp: self.imp.get_unique_constraint::<u64>("limb_id"),
+    /// Get a handle on the `limb_identity` unique index on the table `limb_credit`.
+    pub fn limb_identity(&self) -> LimbCreditLimbIdentityUnique<'ctx> {
+        LimbCreditLimbIdentityUnique {
+            imp: self.imp.get_unique_constraint::<__sdk::Identity>("limb_identity"),
             phantom: std::marker::PhantomData,
         }
     }
 }
 
-impl<'ctx> LimbCreditLimbIdUnique<'ctx> {
-    /// Find the subscribed row whose `limb_id` column value is equal to `col_val`,
+impl<'ctx> LimbCreditLimbIdentityUnique<'ctx> {
+    /// Find the subscribed row whose `limb_identity` column value is equal to `col_val`,
     /// if such a row is present in the client cache.
-    pub fn find(&self, col_val: &u64) -> Option<LimbCredit> {
+    pub fn find(&self, col_val: &__sdk::Identity) -> Option<LimbCredit> {
         self.imp.find(col_val)
     }
 }

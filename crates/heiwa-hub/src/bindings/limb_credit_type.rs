@@ -9,10 +9,9 @@ use spacetimedb_sdk::__codegen::{self as __sdk, __lib, __sats, __ws};
 #[derive(__lib::ser::Serialize, __lib::de::Deserialize, Clone, PartialEq, Debug)]
 #[sats(crate = __lib)]
 pub struct LimbCredit {
-    pub limb_id: u64,
     pub limb_identity: __sdk::Identity,
+    pub limb_id: u64,
     pub tenant_id: u64,
-    pub donor: String,
     pub milli: u64,
     pub escrow_milli: u64,
     pub revoked_milli: u64,

@@ -955,7 +955,7 @@ impl __sdk::DbUpdate for DbUpdate {
             .with_updates_by_pk(|row| &row.limb_id);
         diff.limb_credit = cache
             .apply_diff_to_table::<LimbCredit>("limb_credit", &self.limb_credit)
-            .with_updates_by_pk(|row| &row.limb_id);
+            .with_updates_by_pk(|row| &row.limb_identity);
         diff.limb_key =
             cache.apply_diff_to_table::<LimbKey>("limb_key", &self.limb_key).with_updates_by_pk(|row| &row.limb_id);
         diff.limb_model =

@@ -513,9 +513,9 @@ const REMOTE_MODULE = {
     limb_credit: {
       tableName: "limb_credit",
       rowType: LimbCredit.getTypeScriptAlgebraicType(),
-      primaryKey: "limbId",
+      primaryKey: "limbIdentity",
       primaryKeyInfo: {
-        colName: "limbId",
+        colName: "limbIdentity",
         colType: LimbCredit.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },

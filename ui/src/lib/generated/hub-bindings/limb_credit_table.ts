@@ -60,22 +60,22 @@ export class LimbCreditTableHandle {
     return this.tableCache.iter();
   }
   /**
-   * Access to the `limbId` unique index on the table `limb_credit`,
+   * Access to the `limbIdentity` unique index on the table `limb_credit`,
    * which allows point queries on the field of the same name
-   * via the [`LimbCreditLimbIdUnique.find`] method.
+   * via the [`LimbCreditLimbIdentityUnique.find`] method.
    *
    * Users are encouraged not to explicitly reference this type,
    * but to directly chain method calls,
-   * like `ctx.db.limbCredit.limbId().find(...)`.
+   * like `ctx.db.limbCredit.limbIdentity().find(...)`.
    *
-   * Get a handle on the `limbId` unique index on the table `limb_credit`.
+   * Get a handle on the `limbIdentity` unique index on the table `limb_credit`.
    */
-  limbId = {
-    // Find the subscribed row whose `limbId` column value is equal to `col_val`,
+  limbIdentity = {
+    // Find the subscribed row whose `limbIdentity` column value is equal to `col_val`,
     // if such a row is present in the client cache.
-    find: (col_val: bigint): LimbCredit | undefined => {
+    find: (col_val: Identity): LimbCredit | undefined => {
       for (let row of this.tableCache.iter()) {
-        if (deepEqual(row.limbId, col_val)) {
+        if (deepEqual(row.limbIdentity, col_val)) {
           return row;
         }
       }

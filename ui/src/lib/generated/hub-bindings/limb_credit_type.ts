@@ -33,10 +33,9 @@ import {
   type SubscriptionEventContextInterface,
 } from "@clockworklabs/spacetimedb-sdk";
 export type LimbCredit = {
-  limbId: bigint,
   limbIdentity: Identity,
+  limbId: bigint,
   tenantId: bigint,
-  donor: string,
   milli: bigint,
   escrowMilli: bigint,
   revokedMilli: bigint,
@@ -54,10 +53,9 @@ export namespace LimbCredit {
   */
   export function getTypeScriptAlgebraicType(): AlgebraicType {
     return AlgebraicType.createProductType([
-      new ProductTypeElement("limbId", AlgebraicType.createU64Type()),
       new ProductTypeElement("limbIdentity", AlgebraicType.createIdentityType()),
+      new ProductTypeElement("limbId", AlgebraicType.createU64Type()),
       new ProductTypeElement("tenantId", AlgebraicType.createU64Type()),
-      new ProductTypeElement("donor", AlgebraicType.createStringType()),
       new ProductTypeElement("milli", AlgebraicType.createU64Type()),
       new ProductTypeElement("escrowMilli", AlgebraicType.createU64Type()),
       new ProductTypeElement("revokedMilli", AlgebraicType.createU64Type()),
