@@ -607,7 +607,8 @@ fn readable(name: &str, value: &Value) -> Value {
             let index = value[0].as_u64().unwrap_or(u64::MAX);
             ModelState::ALL.get(index as usize).map_or(Value::Null, |stage| json!(stage.name()))
         }
-        _ if name == "kind" => {
+        // A credit row's kind is a sum; another table's `kind` (the cutover's) is a plain string.
+        Value::Array(_) if name == "kind" => {
             let index = value[0].as_u64().unwrap_or(u64::MAX);
             CreditKind::ALL.get(index as usize).map_or(Value::Null, |kind| json!(kind.name()))
         }
