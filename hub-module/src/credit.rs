@@ -6,15 +6,17 @@
 //! released to the limbs whose answers were agreed (or whose trust spared the
 //! check) and revoked from the others. Nothing for a failed, unsigned,
 //! late or superseded result (none reaches `on_result`). Readers see the
-//! ledger; a limb sees its own sums (`limb_credit`).
+//! ledger (and, past the hub's retention, its rows added up per limb:
+//! `credit_rollup`); a limb sees its own sums (`limb_credit`).
 
 use crate::guard::require_admin;
 use crate::placement::donor_of;
 use crate::*;
 use rules::credit::{result_credit, CreditKind, Totals};
 
-/// The tenant's credit ledger. Nobody updates or deletes a row; each limb's
-/// sums (`limb_credit`) are these rows added up.
+/// The tenant's credit ledger. Nobody updates a row; retention alone deletes
+/// one, into its limb's `credit_rollup`. Each limb's sums (`limb_credit`) are
+/// these rows and its rollup added up.
 #[table(name = credit_event, public)]
 pub struct CreditEvent {
     #[primary_key]
@@ -51,6 +53,23 @@ pub struct LimbCredit {
     /// Results paid for.
     pub tasks: u64,
     pub updated_at: Timestamp,
+}
+
+/// Ledger rows older than the hub's retention, added up per limb: retention
+/// prunes the rows, not their sums. Readers add these to the ledger's rows.
+#[table(name = credit_rollup, public)]
+pub struct CreditRollup {
+    #[primary_key]
+    pub limb_id: u64,
+    #[index(btree)]
+    pub tenant_id: u64,
+    pub donor: String,
+    pub milli: u64,
+    pub escrow_milli: u64,
+    pub revoked_milli: u64,
+    pub tasks: u64,
+    /// When the newest row rolled in was written.
+    pub until: Timestamp,
 }
 
 /// A result's credit held until its replica set is decided. Private.
@@ -119,6 +138,55 @@ fn append(ctx: &ReducerContext, limb: &Limb, task_id: u64, kind: CreditKind, mil
         ctx.db.limb_credit().limb_identity().update(row);
     } else {
         ctx.db.limb_credit().insert(row);
+    }
+}
+
+/// `task_id` is pruned with its escrow still held (its set was never decided
+/// within the retention): the escrow is revoked, not left behind.
+pub(crate) fn forfeit(ctx: &ReducerContext, task_id: u64) {
+    let Some(escrow) = ctx.db.escrow().task_id().find(task_id) else { return };
+    ctx.db.escrow().task_id().delete(task_id);
+    if let Some(limb) = ctx.db.limb().id().find(escrow.limb_id) {
+        append(ctx, &limb, task_id, CreditKind::Revoked, escrow.milli);
+    }
+}
+
+/// Roll up to `batch` ledger rows older than `retain_secs` into their limbs'
+/// `credit_rollup`, oldest first (an escrow's release or revocation is never
+/// rolled before the escrow itself, which is older).
+pub(crate) fn roll_up(ctx: &ReducerContext, now_micros: i64, retain_secs: u64, batch: usize) {
+    let mut old: Vec<CreditEvent> = ctx
+        .db
+        .credit_event()
+        .iter()
+        .filter(|event| rules::is_past_retention(micros(event.at), now_micros, retain_secs))
+        .collect();
+    old.sort_by_key(|event| event.id);
+    for event in old.into_iter().take(batch) {
+        let known = ctx.db.credit_rollup().limb_id().find(event.limb_id);
+        let mut totals = known.as_ref().map_or_else(Totals::default, |row| Totals {
+            milli: row.milli,
+            escrow_milli: row.escrow_milli,
+            revoked_milli: row.revoked_milli,
+            tasks: row.tasks,
+        });
+        totals.add(event.kind, event.milli);
+        let row = CreditRollup {
+            limb_id: event.limb_id,
+            tenant_id: event.tenant_id,
+            donor: event.donor,
+            milli: totals.milli,
+            escrow_milli: totals.escrow_milli,
+            revoked_milli: totals.revoked_milli,
+            tasks: totals.tasks,
+            until: event.at,
+        };
+        if known.is_some() {
+            ctx.db.credit_rollup().limb_id().update(row);
+        } else {
+            ctx.db.credit_rollup().insert(row);
+        }
+        ctx.db.credit_event().id().delete(event.id);
     }
 }
 

@@ -67,6 +67,7 @@ pub fn prune_finished(ctx: &ReducerContext, _sweep: PruneSweep) -> Result<(), St
         .map(|task| task.id)
         .collect();
     for task_id in old {
+        crate::credit::forfeit(ctx, task_id);
         ctx.db.task_result().task_id().delete(task_id);
         ctx.db.result_proof().task_id().delete(task_id);
         ctx.db.task_copy().task_id().delete(task_id);
@@ -86,5 +87,6 @@ pub fn prune_finished(ctx: &ReducerContext, _sweep: PruneSweep) -> Result<(), St
     for key in old_keys {
         ctx.db.submit_key().key().delete(&key);
     }
+    crate::credit::roll_up(ctx, now, config.retain_secs, PRUNE_BATCH);
     Ok(())
 }

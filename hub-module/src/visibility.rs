@@ -41,6 +41,7 @@ readers_see_their_tenant! {
     CATALOGUE_VISIBILITY: "catalogue_model",
     MODEL_COPY_VISIBILITY: "tenant_model_copy",
     CREDIT_EVENT_VISIBILITY: "credit_event",
+    CREDIT_ROLLUP_VISIBILITY: "credit_rollup",
 }
 
 #[client_visibility_filter]

@@ -410,11 +410,7 @@ impl Mesh {
     /// reads it (the owner of its own hub), else the limb's own sums.
     pub async fn credit(&self) -> Result<Option<MachineCredit>, HubError> {
         let Some(limb_id) = self.limb().limb_id else { return Ok(None) };
-        let ledger = self.http.credit_ledger(&self.database, Some(limb_id), &self.token).await?;
-        let now_micros = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_micros() as i64);
-        if let Some(line) = heiwa_hub::credit_by_limb(&ledger, now_micros).pop() {
+        if let Some(line) = self.http.credit(&self.database, Some(limb_id), &self.token).await?.pop() {
             let all = line.all;
             return Ok(Some(MachineCredit {
                 paid_milli: all.milli,

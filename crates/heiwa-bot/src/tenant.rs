@@ -79,13 +79,8 @@ impl Tenant {
 
     /// The credit each limb was paid (milli-credits, by limb id), from the ledger.
     pub async fn credit(&self) -> Result<std::collections::HashMap<u64, u64>, HubError> {
-        let rows = self.http.credit_ledger(&self.database, None, &self.token).await?;
-        let now_micros =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
-        Ok(heiwa_hub::credit_by_limb(&rows, now_micros)
-            .into_iter()
-            .map(|line| (line.limb_id, line.all.milli))
-            .collect())
+        let lines = self.http.credit(&self.database, None, &self.token).await?;
+        Ok(lines.into_iter().map(|line| (line.limb_id, line.all.milli)).collect())
     }
 
     pub async fn limbs(&self) -> Result<Vec<LimbLine>, HubError> {

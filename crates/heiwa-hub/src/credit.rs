@@ -25,6 +25,17 @@ impl CreditRow {
     }
 }
 
+/// A limb's ledger rows older than the hub's retention, added up (`credit_rollup`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct RollupRow {
+    pub donor: String,
+    pub limb_id: u64,
+    pub milli: u64,
+    pub escrow_milli: u64,
+    pub revoked_milli: u64,
+    pub tasks: u64,
+}
+
 /// One limb's credit: paid in the last 24 hours, the last 7 days, and all of it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct LimbCreditLine {
@@ -37,19 +48,30 @@ pub struct LimbCreditLine {
 
 const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
 
-/// Each limb's sums from the ledger `rows`, as of `now_micros`, in the order limbs first earned.
-pub fn credit_by_limb(rows: &[CreditRow], now_micros: i64) -> Vec<LimbCreditLine> {
+/// Each limb's sums from the ledger `rows` and the `rollups` of rows older
+/// than the hub's retention (all time only: a rolled row is older than any
+/// day or week a hub keeps less than), as of `now_micros`.
+pub fn credit_by_limb(rows: &[CreditRow], rollups: &[RollupRow], now_micros: i64) -> Vec<LimbCreditLine> {
     let mut lines: Vec<LimbCreditLine> = Vec::new();
+    let line_of = |lines: &mut Vec<LimbCreditLine>, donor: &str, limb_id: u64| -> usize {
+        lines.iter().position(|line| line.limb_id == limb_id).unwrap_or_else(|| {
+            let (day, week, all) = Default::default();
+            lines.push(LimbCreditLine { donor: donor.into(), limb_id, day, week, all });
+            lines.len() - 1
+        })
+    };
+    for rollup in rollups {
+        let at = line_of(&mut lines, &rollup.donor, rollup.limb_id);
+        lines[at].all = Totals {
+            milli: rollup.milli,
+            escrow_milli: rollup.escrow_milli,
+            revoked_milli: rollup.revoked_milli,
+            tasks: rollup.tasks,
+        };
+    }
     for row in rows {
         let Some(kind) = row.kind() else { continue };
-        let at = match lines.iter().position(|line| line.limb_id == row.limb_id) {
-            Some(at) => at,
-            None => {
-                let (day, week, all) = Default::default();
-                lines.push(LimbCreditLine { donor: row.donor.clone(), limb_id: row.limb_id, day, week, all });
-                lines.len() - 1
-            }
-        };
+        let at = line_of(&mut lines, &row.donor, row.limb_id);
         let line = &mut lines[at];
         line.all.add(kind, row.milli);
         if row.at >= now_micros - 7 * DAY_MICROS {
@@ -82,6 +104,21 @@ impl HubHttp {
     /// The caller's own sums, when it is a limb that earned any.
     pub async fn own_credit(&self, name: &str, token: &str) -> Result<Option<OwnCreditRow>, HubError> {
         Ok(self.rows_as(name, "SELECT * FROM limb_credit", token).await?.into_iter().next())
+    }
+
+    /// Each limb's credit in the caller's tenant (one limb's, when `limb`
+    /// names it): its ledger rows and their rollup, summed as of now.
+    pub async fn credit(&self, name: &str, limb: Option<u64>, token: &str) -> Result<Vec<LimbCreditLine>, HubError> {
+        let rows = self.credit_ledger(name, limb, token).await?;
+        let query = match limb {
+            Some(limb_id) => format!("SELECT * FROM credit_rollup WHERE limb_id = {limb_id}"),
+            None => "SELECT * FROM credit_rollup".into(),
+        };
+        let rollups: Vec<RollupRow> = self.rows_as(name, &query, token).await?;
+        let now_micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_micros() as i64);
+        Ok(credit_by_limb(&rows, &rollups, now_micros))
     }
 
     /// Every row of the caller's tenant's credit ledger (of one limb's, when
@@ -117,10 +154,16 @@ mod tests {
             row(2, "revoked", 700, 0),
             row(2, "unknown", 9, 0),
         ];
-        let lines = credit_by_limb(&rows, 1_000 * DAY_MICROS);
+        let lines = credit_by_limb(&rows, &[], 1_000 * DAY_MICROS);
         assert_eq!(lines.len(), 2);
         assert_eq!((lines[0].day.milli, lines[0].week.milli, lines[0].all.milli), (500, 2500, 3500));
         assert_eq!(lines[0].all.tasks, 3);
         assert_eq!((lines[1].all.milli, lines[1].all.revoked_milli, lines[1].all.escrow_milli), (0, 700, 0));
+        // The first two rows rolled up by retention: the same sums, all time.
+        let rollup =
+            RollupRow { donor: "d1".into(), limb_id: 1, milli: 3000, escrow_milli: 0, revoked_milli: 0, tasks: 2 };
+        let rolled = credit_by_limb(&rows[2..], &[rollup], 1_000 * DAY_MICROS);
+        assert_eq!(rolled[0].all, lines[0].all);
+        assert_eq!((rolled[0].day.milli, rolled[0].week.milli), (500, 500), "rolled rows count in all time only");
     }
 }

@@ -16,7 +16,7 @@ mod summary;
 pub use address::{dashboard_link, http_url, ws_url, DEFAULT_DASHBOARD};
 pub use catalogue::{CatalogueRow, ModelCopyRow, WaitEstimate};
 pub use client::{connect, limb_tables, tenant_tables, Connected};
-pub use credit::{credit_by_limb, CreditRow, LimbCreditLine, OwnCreditRow};
+pub use credit::{credit_by_limb, CreditRow, LimbCreditLine, OwnCreditRow, RollupRow};
 pub use http::{
     hub_json, BrowserRow, HubHttp, HubLimits, HubPolicy, InviteCode, InviteRole, NewIdentity, OperatorRow, Row,
 };

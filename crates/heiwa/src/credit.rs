@@ -2,8 +2,15 @@
 //! summed from the hub's ledger (as a reader of the tenant sees it).
 
 use crate::hub_args::HubArgs;
-use heiwa_hub::{credit_by_limb, credits_text, LimbCreditLine};
+use heiwa_hub::{credits_text, LimbCreditLine};
 use std::collections::HashMap;
+
+/// A limb's name, as the tenant's `limb` rows give it.
+#[derive(serde::Deserialize)]
+struct LimbName {
+    id: u64,
+    name: String,
+}
 
 /// A donor as people tell them apart: the first characters of its invite's hash.
 fn donor_label(donor: &str) -> &str {
@@ -12,15 +19,13 @@ fn donor_label(donor: &str) -> &str {
 
 pub async fn credit(json: bool, hub: &HubArgs) -> anyhow::Result<()> {
     let (http, token) = hub.client().await?;
-    let ledger = http.credit_ledger(&hub.database, None, &token).await?;
-    let now_micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros() as i64;
-    let lines = credit_by_limb(&ledger, now_micros);
+    let lines = http.credit(&hub.database, None, &token).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&lines)?);
         return Ok(());
     }
     let names: HashMap<u64, String> = http
-        .rows_as::<crate::hub::LimbLine>(&hub.database, "SELECT * FROM limb", &token)
+        .rows_as::<LimbName>(&hub.database, "SELECT * FROM limb", &token)
         .await?
         .into_iter()
         .map(|limb| (limb.id, limb.name))
@@ -58,12 +63,11 @@ pub async fn credit(json: bool, hub: &HubArgs) -> anyhow::Result<()> {
         }
     }
     println!(
-        "{} credits paid to {} donors; {} in escrow; {} revoked ({} ledger rows)",
+        "{} credits paid to {} donors; {} in escrow; {} revoked",
         credits_text(paid),
         by_donor.len(),
         credits_text(escrow),
-        credits_text(revoked),
-        ledger.len()
+        credits_text(revoked)
     );
     Ok(())
 }

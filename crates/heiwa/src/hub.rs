@@ -476,9 +476,9 @@ struct TaskLine {
 
 /// A limb as `heiwa tenant limbs` shows it.
 #[derive(serde::Deserialize)]
-pub(crate) struct LimbLine {
-    pub(crate) id: u64,
-    pub(crate) name: String,
+struct LimbLine {
+    id: u64,
+    name: String,
     online: bool,
 }
 

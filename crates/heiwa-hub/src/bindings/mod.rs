@@ -34,6 +34,8 @@ pub mod create_tenant_with_code_reducer;
 pub mod credit_event_table;
 pub mod credit_event_type;
 pub mod credit_kind_type;
+pub mod credit_rollup_table;
+pub mod credit_rollup_type;
 pub mod credit_switch_table;
 pub mod credit_switch_type;
 pub mod escrow_table;
@@ -200,6 +202,8 @@ pub use create_tenant_with_code_reducer::{
 pub use credit_event_table::*;
 pub use credit_event_type::CreditEvent;
 pub use credit_kind_type::CreditKind;
+pub use credit_rollup_table::*;
+pub use credit_rollup_type::CreditRollup;
 pub use credit_switch_table::*;
 pub use credit_switch_type::CreditSwitch;
 pub use escrow_table::*;
@@ -783,6 +787,7 @@ pub struct DbUpdate {
     catalogue_model: __sdk::TableUpdate<CatalogueModel>,
     code_attempt: __sdk::TableUpdate<CodeAttempt>,
     credit_event: __sdk::TableUpdate<CreditEvent>,
+    credit_rollup: __sdk::TableUpdate<CreditRollup>,
     credit_switch: __sdk::TableUpdate<CreditSwitch>,
     escrow: __sdk::TableUpdate<Escrow>,
     hub_config: __sdk::TableUpdate<HubConfig>,
@@ -842,6 +847,9 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 }
                 "code_attempt" => db_update.code_attempt.append(code_attempt_table::parse_table_update(table_update)?),
                 "credit_event" => db_update.credit_event.append(credit_event_table::parse_table_update(table_update)?),
+                "credit_rollup" => {
+                    db_update.credit_rollup.append(credit_rollup_table::parse_table_update(table_update)?)
+                }
                 "credit_switch" => {
                     db_update.credit_switch.append(credit_switch_table::parse_table_update(table_update)?)
                 }
@@ -925,6 +933,9 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.credit_event = cache
             .apply_diff_to_table::<CreditEvent>("credit_event", &self.credit_event)
             .with_updates_by_pk(|row| &row.id);
+        diff.credit_rollup = cache
+            .apply_diff_to_table::<CreditRollup>("credit_rollup", &self.credit_rollup)
+            .with_updates_by_pk(|row| &row.limb_id);
         diff.credit_switch = cache
             .apply_diff_to_table::<CreditSwitch>("credit_switch", &self.credit_switch)
             .with_updates_by_pk(|row| &row.id);
@@ -1035,6 +1046,7 @@ pub struct AppliedDiff<'r> {
     catalogue_model: __sdk::TableAppliedDiff<'r, CatalogueModel>,
     code_attempt: __sdk::TableAppliedDiff<'r, CodeAttempt>,
     credit_event: __sdk::TableAppliedDiff<'r, CreditEvent>,
+    credit_rollup: __sdk::TableAppliedDiff<'r, CreditRollup>,
     credit_switch: __sdk::TableAppliedDiff<'r, CreditSwitch>,
     escrow: __sdk::TableAppliedDiff<'r, Escrow>,
     hub_config: __sdk::TableAppliedDiff<'r, HubConfig>,
@@ -1090,6 +1102,7 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<CatalogueModel>("catalogue_model", &self.catalogue_model, event);
         callbacks.invoke_table_row_callbacks::<CodeAttempt>("code_attempt", &self.code_attempt, event);
         callbacks.invoke_table_row_callbacks::<CreditEvent>("credit_event", &self.credit_event, event);
+        callbacks.invoke_table_row_callbacks::<CreditRollup>("credit_rollup", &self.credit_rollup, event);
         callbacks.invoke_table_row_callbacks::<CreditSwitch>("credit_switch", &self.credit_switch, event);
         callbacks.invoke_table_row_callbacks::<Escrow>("escrow", &self.escrow, event);
         callbacks.invoke_table_row_callbacks::<HubConfig>("hub_config", &self.hub_config, event);
@@ -1712,6 +1725,7 @@ impl __sdk::SpacetimeModule for RemoteModule {
         catalogue_model_table::register_table(client_cache);
         code_attempt_table::register_table(client_cache);
         credit_event_table::register_table(client_cache);
+        credit_rollup_table::register_table(client_cache);
         credit_switch_table::register_table(client_cache);
         escrow_table::register_table(client_cache);
         hub_config_table::register_table(client_cache);

@@ -4,9 +4,9 @@
 //! nothing. (Escrow, release and revocation: `trust.rs`, with a lying limb.)
 
 use super::mesh::tenant_with_invite;
-use super::{call, local_hub, parts, recv, ws_limb, WsLimb};
+use super::{call, local_hub_as_admin, parts, recv, ws_limb, WsLimb};
 use heiwa_hub::bindings::{complete_task, complete_task_signed};
-use heiwa_hub::{HubHttp, InviteRole, TaskState};
+use heiwa_hub::{HubHttp, HubLimits, InviteRole, TaskState};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ async fn until_done(http: &HubHttp, owner: &str, task: u64) {
 async fn only_signed_accepted_results_earn_credit_and_nobody_but_the_hub_writes_the_ledger() {
     let parts = parts();
     let dir = tempfile::tempdir().unwrap();
-    let (server, http) = local_hub(&parts, dir.path()).await;
+    let (server, http, _, admin) = local_hub_as_admin(&parts, dir.path()).await;
     let (owner, invite) = tenant_with_invite(&http, 1).await;
     let (limb, limb_token) = ws_limb(&server, &http, &invite, "donor", 1).await;
 
@@ -99,5 +99,23 @@ async fn only_signed_accepted_results_earn_credit_and_nobody_but_the_hub_writes_
     assert_eq!(http.credit_ledger("heiwa", None, &owner).await.unwrap(), ledger, "the ledger is as the hub wrote it");
     let own_after = http.rows("heiwa", "SELECT * FROM limb_credit", &limb_token).await.unwrap();
     assert_eq!(own_after[0]["milli"].as_u64(), Some(milli));
+
+    // Past the hub's retention the rows go, their sums stay (rolled up per limb).
+    let sums = http.credit("heiwa", None, &owner).await.unwrap();
+    assert_eq!((sums.len(), sums[0].all.milli, sums[0].all.tasks), (1, milli, 1), "{sums:?}");
+    let defaults = http.limits("heiwa", &admin).await.unwrap();
+    http.configure("heiwa", &HubLimits { retain_secs: 1, prune_every_secs: 1, ..defaults }, &admin).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !http.credit_ledger("heiwa", None, &owner).await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the ledger was never rolled up");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let rolled = http.credit("heiwa", None, &owner).await.unwrap();
+    assert_eq!(rolled[0].all, sums[0].all, "the same sums from the rollup: {rolled:?}");
+    assert_eq!(rolled[0].week.milli, 0, "a rolled row counts in all time only");
+    assert!(
+        http.rows("heiwa", "SELECT * FROM credit_rollup", &stranger).await.unwrap().is_empty(),
+        "nor another tenant's"
+    );
     server.stop();
 }

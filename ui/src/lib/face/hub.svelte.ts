@@ -10,6 +10,7 @@ import {
   type Browser,
   type CatalogueModel,
   type CreditEvent,
+  type CreditRollup,
   type ErrorContext,
   type LateResult,
   type Limb,
@@ -77,6 +78,7 @@ const TABLES = [
   'catalogue_model',
   'tenant_model_copy',
   'credit_event',
+  'credit_rollup',
   'code_attempt'
 ];
 const RETRY_MS = [500, 1000, 2000, 4000, 5000];
@@ -132,6 +134,8 @@ class Face {
   copies = new Map<bigint, TenantModelCopy>();
   /** The tenant's credit ledger (append-only, written by the hub alone), by row id. */
   credit = new Map<bigint, CreditEvent>();
+  /** Ledger rows past the hub's retention, added up, by limb id. */
+  rollups = new Map<bigint, CreditRollup>();
 
   #conn: DbConnection | null = null;
   #retry = 0;
@@ -208,7 +212,7 @@ class Face {
   }
 
   #clear() {
-    for (const map of [this.tasks, this.limbs, this.stats, this.trust, this.replicaSets, this.late, this.browsers, this.catalogue, this.copies, this.credit])
+    for (const map of [this.tasks, this.limbs, this.stats, this.trust, this.replicaSets, this.late, this.browsers, this.catalogue, this.copies, this.credit, this.rollups])
       map.clear();
     this.tenant = null;
     this.member = null;
@@ -277,6 +281,7 @@ class Face {
         for (const row of conn.db.catalogueModel.iter()) this.catalogue.set(row.id, row);
         for (const row of conn.db.tenantModelCopy.iter()) this.copies.set(row.id, row);
         for (const row of conn.db.creditEvent.iter()) this.credit.set(row.id, row);
+        for (const row of conn.db.creditRollup.iter()) this.rollups.set(row.limbId, row);
         if (!this.member) {
           // A refused code commits (the hub counts wrong codes): its reason is in this browser's row.
           const refusal = [...conn.db.codeAttempt.iter()].find((row) => this.#isMe(row.identity))?.refusal;
@@ -339,6 +344,10 @@ class Face {
     conn.db.tenantModelCopy.onUpdate((_ctx, _old, row) => live() && (this.copies.set(row.id, row), this.#bump()));
     conn.db.tenantModelCopy.onDelete((_ctx, row) => live() && (this.copies.delete(row.id), this.#bump()));
     conn.db.creditEvent.onInsert((_ctx, row) => live() && (this.credit.set(row.id, row), this.#bump()));
+    // Retention rolls old rows into their limb's rollup, in one transaction: the sums stay.
+    conn.db.creditEvent.onDelete((_ctx, row) => live() && (this.credit.delete(row.id), this.#bump()));
+    conn.db.creditRollup.onInsert((_ctx, row) => live() && (this.rollups.set(row.limbId, row), this.#bump()));
+    conn.db.creditRollup.onUpdate((_ctx, _old, row) => live() && (this.rollups.set(row.limbId, row), this.#bump()));
     conn.db.member.onDelete((_ctx, row) => {
       // The owner revoked this browser: the hub stops showing it anything at once.
       if (!live() || !this.#isMe(row.identity)) return;
@@ -490,6 +499,11 @@ class Face {
    */
   creditByLimb(now: number): CreditLine[] {
     const lines = new Map<bigint, CreditLine>();
+    // Rows past the hub's retention, added up: all time only.
+    for (const r of this.rollups.values()) {
+      const [paid, escrow, revoked, tasks] = [r.milli, r.escrowMilli, r.revokedMilli, r.tasks].map(Number);
+      lines.set(r.limbId, { limbId: r.limbId, donor: r.donor, paid, day: 0, week: 0, escrow, revoked, tasks });
+    }
     for (const event of [...this.credit.values()].sort((a, b) => Number(a.id - b.id))) {
       const line = lines.get(event.limbId) ?? { limbId: event.limbId, donor: event.donor, paid: 0, day: 0, week: 0, escrow: 0, revoked: 0, tasks: 0 };
       lines.set(event.limbId, line);

@@ -136,6 +136,8 @@ import { CodeAttemptTableHandle } from "./code_attempt_table.ts";
 export { CodeAttemptTableHandle };
 import { CreditEventTableHandle } from "./credit_event_table.ts";
 export { CreditEventTableHandle };
+import { CreditRollupTableHandle } from "./credit_rollup_table.ts";
+export { CreditRollupTableHandle };
 import { CreditSwitchTableHandle } from "./credit_switch_table.ts";
 export { CreditSwitchTableHandle };
 import { EscrowTableHandle } from "./escrow_table.ts";
@@ -234,6 +236,8 @@ import { CreditEvent } from "./credit_event_type.ts";
 export { CreditEvent };
 import { CreditKind } from "./credit_kind_type.ts";
 export { CreditKind };
+import { CreditRollup } from "./credit_rollup_type.ts";
+export { CreditRollup };
 import { CreditSwitch } from "./credit_switch_type.ts";
 export { CreditSwitch };
 import { Escrow } from "./escrow_type.ts";
@@ -391,6 +395,15 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "id",
         colType: CreditEvent.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    credit_rollup: {
+      tableName: "credit_rollup",
+      rowType: CreditRollup.getTypeScriptAlgebraicType(),
+      primaryKey: "limbId",
+      primaryKeyInfo: {
+        colName: "limbId",
+        colType: CreditRollup.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     credit_switch: {
@@ -1947,6 +1960,10 @@ export class RemoteTables {
 
   get creditEvent(): CreditEventTableHandle {
     return new CreditEventTableHandle(this.connection.clientCache.getOrCreateTable<CreditEvent>(REMOTE_MODULE.tables.credit_event));
+  }
+
+  get creditRollup(): CreditRollupTableHandle {
+    return new CreditRollupTableHandle(this.connection.clientCache.getOrCreateTable<CreditRollup>(REMOTE_MODULE.tables.credit_rollup));
   }
 
   get creditSwitch(): CreditSwitchTableHandle {
