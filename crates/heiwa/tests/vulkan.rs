@@ -100,7 +100,15 @@ fn the_gpu_pause_reloads_the_model_on_the_cpu_and_the_next_task_completes() {
         let messages = [Message::new("user", "What is 2 + 3? Answer with the number only.")];
         futures::executor::block_on(limb_core::agent::Model::chat(chat, &messages, 8)).unwrap()
     };
-    let signals = Signals { minute_of_day: 600, idle: None, on_battery: false, temperatures: vec![], too_hot: None };
+    let signals = Signals {
+        minute_of_day: 600,
+        idle: None,
+        on_battery: false,
+        temperatures: vec![],
+        too_hot: None,
+        processes: vec![],
+        exclusive: None,
+    };
     let giving = decide(&DonationPolicy::default(), &signals, 2);
     chat.set_resources(giving.threads, giving.offload);
     assert!(ask(&chat).contains('5'));

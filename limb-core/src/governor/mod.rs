@@ -8,6 +8,7 @@
 //! claims. What happens to a task already running is the owner's choice
 //! ([`OnPause`]): it finishes, or it goes back to the hub for another limb.
 
+pub mod exclusive;
 pub mod thermal;
 
 use heiwa_inference::Offload;
@@ -86,6 +87,13 @@ pub struct DonationPolicy {
     /// still come for it, or the owner may add it back), then it is deleted,
     /// unless the donor pinned it or chats with it. 0: deleted at once.
     pub models_keep_dropped_hours: u32,
+    /// Programs (as `ps` names them, or their file names, any case) while any
+    /// of which runs, the GPU is not given (BOINC's exclusive applications).
+    pub exclusive_programs: Vec<String>,
+    /// While one runs, nothing is given at all, not only the GPU.
+    pub exclusive_stops_all: bool,
+    /// Minutes after the last of them exits before giving resumes.
+    pub exclusive_resume_minutes: u32,
     /// Paused by the owner (the tray's pause): nothing is given.
     pub paused: bool,
     /// GPU work paused on its own: tasks still run, on the CPU only.
@@ -109,6 +117,9 @@ impl Default for DonationPolicy {
             models_download_mib_per_s: 0,
             models_download_hours: Vec::new(),
             models_keep_dropped_hours: 24,
+            exclusive_programs: Vec::new(),
+            exclusive_stops_all: false,
+            exclusive_resume_minutes: 1,
             paused: false,
             gpu_paused: false,
             on_pause: OnPause::Finish,
@@ -138,6 +149,10 @@ pub enum PolicyError {
     KeepAlive(u32),
     #[error("keep a dropped model at most {0} hours")]
     KeepDropped(u32),
+    #[error("at most {MAX_EXCLUSIVE} exclusive programs, each a name of 1 to 255 printable characters")]
+    ExclusivePrograms,
+    #[error("resume at most {0} minutes after an exclusive program exits")]
+    ExclusiveResume(u32),
 }
 
 /// More concurrent tasks than this only queue behind one model.
@@ -148,6 +163,7 @@ const MIN_CELSIUS: u32 = 40;
 const MAX_CELSIUS: u32 = 110;
 const MAX_KEEP_ALIVE_MINUTES: u32 = 7 * 24 * 60;
 const MAX_KEEP_DROPPED_HOURS: u32 = 365 * 24;
+const MAX_EXCLUSIVE: usize = 64;
 
 /// Minutes after midnight for "HH:MM".
 pub fn parse_time_of_day(text: &str) -> Result<u16, PolicyError> {
@@ -196,6 +212,14 @@ impl DonationPolicy {
         if self.models_keep_dropped_hours > MAX_KEEP_DROPPED_HOURS {
             return Err(PolicyError::KeepDropped(MAX_KEEP_DROPPED_HOURS));
         }
+        let bad_name =
+            |name: &String| name.trim().is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control);
+        if self.exclusive_programs.len() > MAX_EXCLUSIVE || self.exclusive_programs.iter().any(bad_name) {
+            return Err(PolicyError::ExclusivePrograms);
+        }
+        if self.exclusive_resume_minutes > 1440 {
+            return Err(PolicyError::ExclusiveResume(1440));
+        }
         if !(1..=MAX_CONCURRENT).contains(&self.max_concurrent) {
             return Err(PolicyError::MaxConcurrent(MAX_CONCURRENT));
         }
@@ -232,6 +256,11 @@ pub struct Signals {
     /// Set by the governor from the readings and its memory of them
     /// (hysteresis): why it is too hot to give, if it is.
     pub too_hot: Option<String>,
+    /// The processes running (`exclusive::process_names`).
+    pub processes: Vec<String>,
+    /// Set by the governor from `processes` and its memory of them: which
+    /// exclusive program holds giving back, if one does.
+    pub exclusive: Option<String>,
 }
 
 /// The governor's answer: whether to give, why, and how much.
@@ -303,6 +332,9 @@ fn withheld_because(policy: &DonationPolicy, signals: &Signals) -> Option<String
     if let Some(hot) = &signals.too_hot {
         return Some(hot.clone());
     }
+    if let Some(program) = signals.exclusive.as_ref().filter(|_| policy.exclusive_stops_all) {
+        return Some(format!("{program}: nothing is given while it runs"));
+    }
     match &policy.when {
         When::Always => None,
         When::Idle { minutes } => {
@@ -327,7 +359,9 @@ fn withheld_because(policy: &DonationPolicy, signals: &Signals) -> Option<String
 /// The decision for `policy` given `signals`, on a machine with `cores` cores.
 pub fn decide(policy: &DonationPolicy, signals: &Signals, cores: i32) -> Decision {
     let withheld = withheld_because(policy, signals);
-    let offload = match (policy.gpu_paused, policy.gpu_layers) {
+    // An exclusive program that stops only the GPU pauses it as the owner's GPU pause does.
+    let gpu_held = signals.exclusive.as_ref().filter(|_| !policy.exclusive_stops_all);
+    let offload = match (policy.gpu_paused || gpu_held.is_some(), policy.gpu_layers) {
         (true, _) => Offload::CPU,
         (false, Some(layers)) => Offload::Layers { layers },
         (false, None) => Offload::Fit { cap_mib: (policy.gpu_memory_cap_mib > 0).then_some(policy.gpu_memory_cap_mib) },
@@ -345,10 +379,14 @@ pub fn decide(policy: &DonationPolicy, signals: &Signals, cores: i32) -> Decisio
                 When::Idle { minutes } => format!("you have been away for {minutes}+ minutes"),
                 When::Windows { .. } => format!("inside the donation hours (now {})", hhmm(signals.minute_of_day)),
             };
-            if policy.gpu_paused && policy.gpu_layers != Some(0) {
-                format!("{why}; GPU paused, tasks run on the CPU")
-            } else {
-                why
+            match gpu_held {
+                Some(program) if policy.gpu_layers != Some(0) => {
+                    format!("{why}; GPU not given ({program}), tasks run on the CPU")
+                }
+                _ if policy.gpu_paused && policy.gpu_layers != Some(0) => {
+                    format!("{why}; GPU paused, tasks run on the CPU")
+                }
+                _ => why,
             }
         }
     };
@@ -396,6 +434,8 @@ impl SignalSource for SystemSignals {
             on_battery: on_battery(&self.power_supply),
             temperatures: self.sensors.read(),
             too_hot: None,
+            processes: exclusive::process_names(Path::new("/proc")),
+            exclusive: None,
         }
     }
 }
@@ -433,6 +473,23 @@ pub fn on_battery(power_supply: &Path) -> bool {
         .any(|entry| read(entry.path().join("type")) == "Battery" && read(entry.path().join("status")) == "Discharging")
 }
 
+/// `signals` with what the governor's memory makes of them: too hot (with
+/// hysteresis), an exclusive program (with its resume delay).
+fn judged(
+    mut signals: Signals,
+    policy: &DonationPolicy,
+    heat: &Mutex<thermal::Heat>,
+    exclusive: &Mutex<exclusive::Watch>,
+) -> Signals {
+    let heat = &mut heat.lock().unwrap_or_else(|p| p.into_inner());
+    signals.too_hot = heat.update(&signals.temperatures, &thermal::Limits::of(policy));
+    let resume = Duration::from_secs(u64::from(policy.exclusive_resume_minutes) * 60);
+    let watch = &mut exclusive.lock().unwrap_or_else(|p| p.into_inner());
+    let now = std::time::Instant::now();
+    signals.exclusive = watch.update(&signals.processes, &policy.exclusive_programs, resume, now);
+    signals
+}
+
 /// Samples signals, decides, and publishes each new decision.
 pub struct Governor {
     policy: Mutex<DonationPolicy>,
@@ -441,18 +498,18 @@ pub struct Governor {
     /// Which limits were passed, remembered so that giving resumes only
     /// some degrees below them.
     heat: Mutex<thermal::Heat>,
+    /// The exclusive program last seen, for the resume delay.
+    exclusive: Mutex<exclusive::Watch>,
     decisions: watch::Sender<Decision>,
 }
 
 impl Governor {
     pub fn new(policy: DonationPolicy, source: impl SignalSource, cores: i32) -> Arc<Self> {
-        let mut heat = thermal::Heat::default();
-        let mut signals = source.sample();
-        signals.too_hot = heat.update(&signals.temperatures, &thermal::Limits::of(&policy));
+        let (heat, exclusive) = (Mutex::default(), Mutex::default());
+        let signals = judged(source.sample(), &policy, &heat, &exclusive);
         let (decisions, _) = watch::channel(decide(&policy, &signals, cores));
-        let governor =
-            Governor { policy: Mutex::new(policy), source: Box::new(source), cores, heat: Mutex::new(heat), decisions };
-        Arc::new(governor)
+        let policy = Mutex::new(policy);
+        Arc::new(Governor { policy, source: Box::new(source), cores, heat, exclusive, decisions })
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Decision> {
@@ -477,12 +534,7 @@ impl Governor {
     /// Decide from fresh signals; subscribers hear only of changes.
     pub fn refresh(&self) -> Decision {
         let policy = self.policy();
-        let mut signals = self.source.sample();
-        signals.too_hot = self
-            .heat
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .update(&signals.temperatures, &thermal::Limits::of(&policy));
+        let signals = judged(self.source.sample(), &policy, &self.heat, &self.exclusive);
         let decision = decide(&policy, &signals, self.cores);
         self.decisions.send_if_modified(|current| {
             let changed = *current != decision;

@@ -11,6 +11,8 @@ fn signals(minute_of_day: u16, idle_secs: Option<u64>, on_battery: bool) -> Sign
         on_battery,
         temperatures: Vec::new(),
         too_hot: None,
+        processes: Vec::new(),
+        exclusive: None,
     }
 }
 
@@ -254,4 +256,37 @@ fn a_policy_saved_before_the_models_cap_reads_as_no_cap() {
     assert_eq!(older.models_download_bytes_per_sec(), None);
     let capped = DonationPolicy { models_disk_cap_mib: 10, ..DonationPolicy::default() };
     assert_eq!(capped.models_cap_bytes(), Some(10 << 20));
+}
+
+#[test]
+fn an_exclusive_program_takes_the_gpu_or_everything_as_the_donor_chose() {
+    let running = Signals { exclusive: Some("game.exe is running".into()), ..signals(NOON, Some(0), false) };
+    let gpu_only = DonationPolicy { exclusive_programs: vec!["game.exe".into()], ..Default::default() };
+    let decision = decide(&gpu_only, &running, 4);
+    assert!(decision.give, "the CPU still gives: {decision:?}");
+    assert_eq!(decision.offload, Offload::CPU);
+    assert_eq!(decision.reason, "always on; GPU not given (game.exe is running), tasks run on the CPU");
+    let everything = DonationPolicy { exclusive_stops_all: true, on_pause: OnPause::Release, ..gpu_only.clone() };
+    let decision = decide(&everything, &running, 4);
+    assert!(!decision.give && decision.release_running, "{decision:?}");
+    assert_eq!(decision.reason, "game.exe is running: nothing is given while it runs");
+    assert!(decide(&gpu_only, &signals(NOON, Some(0), false), 4).offload != Offload::CPU, "not running: the GPU");
+    let bad = DonationPolicy { exclusive_programs: vec![" ".into()], ..Default::default() };
+    assert_eq!(bad.validate(), Err(PolicyError::ExclusivePrograms));
+}
+
+#[test]
+fn the_governor_holds_the_gpu_while_a_listed_process_runs_and_gives_it_back_after() {
+    let now = Arc::new(Mutex::new(signals(NOON, Some(0), false)));
+    let policy = DonationPolicy {
+        exclusive_programs: vec!["Game.exe".into()],
+        exclusive_resume_minutes: 0,
+        ..Default::default()
+    };
+    let governor = Governor::new(policy, FakeSignals(now.clone()), 4);
+    assert_ne!(governor.decision().offload, Offload::CPU);
+    now.lock().unwrap().processes = vec!["bash".into(), "game.exe".into()];
+    assert_eq!(governor.refresh().offload, Offload::CPU, "started: the GPU is held");
+    now.lock().unwrap().processes = vec!["bash".into()];
+    assert_ne!(governor.refresh().offload, Offload::CPU, "exited, no delay: the GPU is given again");
 }

@@ -36,6 +36,7 @@ mod batch;
 mod bot;
 mod catalogue;
 mod credit;
+mod exclusive;
 mod folders;
 mod hub;
 mod ingest;

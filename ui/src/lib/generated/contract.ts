@@ -249,6 +249,19 @@ models_download_hours: Array<Window>,
  */
 models_keep_dropped_hours: number, 
 /**
+ * Programs (as `ps` names them, or their file names, any case) while any
+ * of which runs, the GPU is not given (BOINC's exclusive applications).
+ */
+exclusive_programs: Array<string>, 
+/**
+ * While one runs, nothing is given at all, not only the GPU.
+ */
+exclusive_stops_all: boolean, 
+/**
+ * Minutes after the last of them exits before giving resumes.
+ */
+exclusive_resume_minutes: number, 
+/**
  * Paused by the owner (the tray's pause): nothing is given.
  */
 paused: boolean, 
