@@ -8,6 +8,8 @@ use crate::{CreditKind, HubError, HubHttp, Totals};
 /// One ledger row, as the tenant's readers read it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 pub struct CreditRow {
+    /// The hub appends rows in this order: an escrow comes before its release or revocation.
+    pub id: u64,
     /// The donor: the invite that admitted the limb (its hash), or the limb's identity.
     pub donor: String,
     pub limb_id: u64,
@@ -122,14 +124,15 @@ impl HubHttp {
     }
 
     /// Every row of the caller's tenant's credit ledger (of one limb's, when
-    /// `limb` names it), oldest first.
+    /// `limb` names it), in the order the hub wrote them (an escrow and its
+    /// release written in one transaction share their time, not their id).
     pub async fn credit_ledger(&self, name: &str, limb: Option<u64>, token: &str) -> Result<Vec<CreditRow>, HubError> {
         let query = match limb {
             Some(limb_id) => format!("SELECT * FROM credit_event WHERE limb_id = {limb_id}"),
             None => "SELECT * FROM credit_event".into(),
         };
         let mut rows: Vec<CreditRow> = self.rows_as(name, &query, token).await?;
-        rows.sort_by_key(|row| row.at);
+        rows.sort_by_key(|row| row.id);
         Ok(rows)
     }
 }
@@ -140,7 +143,7 @@ mod tests {
 
     fn row(limb_id: u64, kind: &str, milli: u64, hours_ago: i64) -> CreditRow {
         let at = 1_000 * DAY_MICROS - hours_ago * 3600 * 1_000_000;
-        CreditRow { donor: format!("d{limb_id}"), limb_id, task_id: 1, kind: kind.into(), milli, at }
+        CreditRow { id: 0, donor: format!("d{limb_id}"), limb_id, task_id: 1, kind: kind.into(), milli, at }
     }
 
     #[test]

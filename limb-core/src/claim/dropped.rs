@@ -106,24 +106,29 @@ impl Dropped {
     /// pinned or chats with; the names of those deleted.
     pub fn sweep(&mut self, store: &ModelStore, keep: Duration) -> Vec<String> {
         let now = now_secs();
-        let (pinned, chat) = (store.pinned(), store.default_id());
         let due: Vec<String> = self
             .files
             .iter()
             .filter(|(_, fetched)| fetched.dropped_at.is_some_and(|at| now.saturating_sub(at) >= keep.as_secs()))
             .map(|(file, _)| file.clone())
             .collect();
+        if due.is_empty() {
+            return Vec::new(); // every clock tick: no disk read unless a file is due
+        }
+        let (pinned, chat) = (store.pinned(), store.default_id());
         let mut deleted = Vec::new();
         for file in due {
             let id = heiwa_inference::models::model_id(std::path::Path::new(&file));
-            let kept = pinned.contains(&id) || chat.as_deref() == Some(id.as_str());
-            match if kept { Ok(()) } else { store.remove(&id) } {
-                Ok(()) if kept => tracing::info!(%file, "a dropped catalogue model is kept: the donor pinned it"),
-                Ok(()) => deleted.push(file.clone()),
-                Err(heiwa_inference::models::ModelError::Unknown(_)) => {} // deleted by the donor already
-                Err(error) => {
-                    tracing::warn!(%error, %file, "a dropped catalogue model could not be deleted");
-                    continue; // tried again at the next sweep
+            if pinned.contains(&id) || chat.as_deref() == Some(id.as_str()) {
+                tracing::info!(%file, "a dropped catalogue model is kept: the donor pinned it or chats with it");
+            } else {
+                match store.remove(&id) {
+                    Ok(()) => deleted.push(file.clone()),
+                    Err(heiwa_inference::models::ModelError::Unknown(_)) => {} // deleted by the donor already
+                    Err(error) => {
+                        tracing::warn!(%error, %file, "a dropped catalogue model could not be deleted");
+                        continue; // tried again at the next sweep
+                    }
                 }
             }
             self.files.remove(&file);
