@@ -4,7 +4,9 @@
 pub mod agent;
 pub mod claim;
 pub mod doctor;
+pub mod given;
 pub mod governor;
+mod json_file;
 pub mod mesh;
 pub mod models;
 
@@ -27,6 +29,8 @@ pub struct LimbInfo {
     pub data_dir: String,
     /// Each part and whether it is configured, without starting anything.
     pub parts: Vec<PartInfo>,
+    /// What this machine's limb did, as last saved (after each task).
+    pub given: given::Given,
 }
 
 #[derive(Clone, Debug, serde::Serialize, ts_rs::TS)]
@@ -75,6 +79,7 @@ impl LimbInfo {
                 vec![PartInfo { name: missing.what, state: PartState::Missing, detail: missing.to_string() }]
             }
         };
-        LimbInfo { version: VERSION, data_dir: data_dir.display().to_string(), parts }
+        let given = given::WorkLog::open(data_dir).given();
+        LimbInfo { version: VERSION, data_dir: data_dir.display().to_string(), parts, given }
     }
 }

@@ -27,6 +27,8 @@ fn declarations() -> Vec<String> {
         limb_core::PartState,
         limb_core::mesh::LimbStatus,
         limb_core::mesh::MachineCredit,
+        limb_core::given::Given,
+        limb_core::given::Work,
         limb_core::claim::ModelCopy,
         limb_core::claim::FetchedModel,
         limb_core::mesh::RemoteHub,

@@ -214,6 +214,11 @@ test('a task submitted in the window is answered by the agent of the limb and th
     await text('#limb-generation'),
     /^idle \(one task at a time\) · last answer: \d+ tokens( at \d+\.\d tokens\/s)?, the first after \d+\.\d s$/
   );
+  // The work counted on this machine: the task, the model's tokens and time (no GPU here), this week and all time.
+  const given = (await text('#limb-given')).match(/^this week: (.+) · all time: (.+)$/);
+  assert.ok(given, `the work done here: ${await text('#limb-given')}`);
+  assert.match(given[1], /^1 task, [\d,]+ tokens, \d+ (s|min) of model time \(on the CPU\)$/);
+  assert.equal(given[2], given[1], 'a first run: all of it is this week');
   await screenshot('limb-answered');
   await click('#tab-tasks');
 });

@@ -3,6 +3,7 @@
 
 use super::{parse, summary_payload, Agent, Budget, Message, Model, Retriever, Tools};
 use crate::claim::{Evidence, Executor, Output, TaskFailure};
+use crate::given::{Given, WorkLog};
 use heiwa_config::Parts;
 use heiwa_hub::{score_summary, truncate_to, Work, MAX_SUMMARY_BYTES};
 use heiwa_inference::remote::{RemoteClient, RemoteError, RemoteOptions};
@@ -39,6 +40,8 @@ pub struct LocalChat {
     /// How the last generation went, for the owner to see.
     last_answer: Mutex<Option<AnswerPace>>,
     tool_call: Constraint,
+    /// Where its runs for tasks are counted (what this machine gave).
+    work_log: Option<Arc<WorkLog>>,
 }
 
 /// How one generation went, as chat apps show it: its tokens, the wait for
@@ -73,7 +76,19 @@ impl LocalChat {
             keep_alive: Mutex::new(Some(DEFAULT_KEEP_ALIVE)),
             last_answer: Mutex::new(None),
             tool_call: tool_call_constraint()?,
+            work_log: None,
         })
+    }
+
+    /// Count every generation and scoring into `log`.
+    pub fn counting_into(self, log: Arc<WorkLog>) -> Self {
+        LocalChat { work_log: Some(log), ..self }
+    }
+
+    fn count(&self, model: &ChatModel, tokens: usize, took: Duration) {
+        if let Some(log) = &self.work_log {
+            log.add(crate::given::Work::model_run(tokens as u64, took, model.offload().layers > 0));
+        }
     }
 
     /// Threads and offload for the next generation (a reload if they differ).
@@ -150,6 +165,7 @@ impl LocalChat {
             true
         })?;
         let ended = Instant::now();
+        self.count(model, completion.generated_tokens, ended.duration_since(started));
         let first = first_text.unwrap_or(ended);
         let decoding = ended.duration_since(first).as_secs_f64();
         *lock(&self.last_answer) = Some(AnswerPace {
@@ -236,7 +252,9 @@ impl LocalChat {
     /// the hub reads (`hub_rules::score_summary`).
     pub fn score_answer(&self, prompt: &str, answer: &str) -> Result<String, InferenceError> {
         self.with_model(|model| {
+            let started = Instant::now();
             let scored = model.score(&model.format_chat(&[("user", prompt)])?, answer)?;
+            self.count(model, scored.tokens(), started.elapsed());
             let miss = scored.first_miss(SCORE_TOLERANCE).map(|at| (at, scored.gaps[at]));
             Ok(score_summary(scored.tokens(), miss, SCORE_TOLERANCE))
         })
@@ -451,6 +469,8 @@ pub enum LocalAgentError {
 pub struct LocalAgent {
     pub agent: Arc<LocalAgentParts>,
     memory: LocalMemory,
+    /// What this machine gave (`data_dir/given.json`).
+    work_log: Arc<WorkLog>,
 }
 
 impl LocalAgent {
@@ -465,9 +485,12 @@ impl LocalAgent {
         budget: Budget,
         remote: Option<RemoteOptions>,
     ) -> Result<Self, LocalAgentError> {
+        let work_log = Arc::new(WorkLog::open(data_dir));
         let model = match remote {
             Some(remote) => ChatBackend::Remote(RemoteClient::new(remote)),
-            None => ChatBackend::Local(Box::new(LocalChat::new(parts.chat_model()?, chat_options())?)),
+            None => ChatBackend::Local(Box::new(
+                LocalChat::new(parts.chat_model()?, chat_options())?.counting_into(work_log.clone()),
+            )),
         };
         let memory = LocalMemory::open(&parts.pg_dir, &parts.embed_model, &data_dir.join("memory")).await?;
         let tools = match Sandbox::connect(&parts.sandbox_image, Limits::default()).await {
@@ -482,7 +505,7 @@ impl LocalAgent {
             MemoryRetriever { memory: memory.memory.clone(), embedder: memory.embedder.clone(), tenant: tenant.into() };
         let agent = Arc::new(Agent { model, retriever, tools, budget });
         spawn_keep_alive(Arc::downgrade(&agent));
-        Ok(LocalAgent { agent, memory })
+        Ok(LocalAgent { agent, memory, work_log })
     }
 
     /// Why `run_python` is unavailable (no container engine), if it is.
@@ -498,7 +521,7 @@ impl LocalAgent {
         &self,
         runtime: tokio::runtime::Handle,
     ) -> AgentExecutor<ChatBackend, MemoryRetriever, SandboxTools> {
-        AgentExecutor { agent: self.agent.clone(), runtime }
+        AgentExecutor { agent: self.agent.clone(), runtime, work_log: self.work_log.clone() }
     }
 
     /// Use the threads, offload and keep-alive the governor decided, from the next task on.
@@ -517,6 +540,11 @@ impl LocalAgent {
             ChatBackend::Local(local) => Some(local),
             ChatBackend::Remote(_) => None,
         }
+    }
+
+    /// What this machine gave: the tasks answered here, the model's tokens and time (this week, all time).
+    pub fn given(&self) -> Given {
+        self.work_log.given()
     }
 
     /// The memory the agent retrieves from (to ingest into, for one).
@@ -567,11 +595,17 @@ const KEEP_ALIVE_TICK: Duration = Duration::from_secs(2);
 pub struct AgentExecutor<M, R, T> {
     agent: Arc<Agent<M, R, T>>,
     runtime: tokio::runtime::Handle,
+    /// Each task answered is counted here.
+    work_log: Arc<WorkLog>,
 }
 
 impl<M: Model + 'static, R: Retriever + 'static, T: Tools + 'static> Executor for AgentExecutor<M, R, T> {
     fn execute(&self, task_id: u64, payload: &str, model: Option<&Path>) -> Result<Output, TaskFailure> {
-        LocalChat::pinned(model, || self.answer(task_id, payload))
+        let answered = LocalChat::pinned(model, || self.answer(task_id, payload));
+        if answered.is_ok() {
+            self.work_log.task_done();
+        }
+        answered
     }
 }
 

@@ -53,18 +53,12 @@ impl Dropped {
     /// The record beside `store`'s models (empty when there is none yet, or it is unreadable).
     pub fn open(store: &ModelStore) -> Dropped {
         let path = store.dir().join("catalogue.json");
-        let files = std::fs::read(&path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
+        let files = crate::json_file::load_or_set_aside(&path).unwrap_or_default();
         Dropped { path, files }
     }
 
     fn save(&self) {
-        // Written whole, then renamed: a crash leaves the old record or the new one.
-        let partial = self.path.with_extension("json.partial");
-        let written = serde_json::to_vec_pretty(&self.files)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&partial, bytes))
-            .and_then(|()| std::fs::rename(&partial, &self.path));
-        if let Err(error) = written {
+        if let Err(error) = crate::json_file::save(&self.path, &self.files) {
             tracing::warn!(%error, path = %self.path.display(), "the record of fetched catalogue models was not saved");
         }
     }

@@ -61,11 +61,13 @@ pub struct LimbView {
     pub ingesting: Option<String>,
     /// What this machine's verified work earned (`None`: nothing yet, or no hub).
     pub credit: Option<limb_core::mesh::MachineCredit>,
+    /// What this machine's limb did (counted here): tasks, tokens, the model's time.
+    pub given: Option<limb_core::given::Given>,
 }
 
 #[tauri::command]
 pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> {
-    let (limb, model, tool_problem, credit) = match &*state.limb.lock().await {
+    let (limb, model, tool_problem, credit, given) = match &*state.limb.lock().await {
         Limb::Ready(running) => (
             Some(running.mesh.limb()),
             running.agent.local_model().map(|m| ModelState {
@@ -82,8 +84,9 @@ pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> 
                 .ok()
                 .and_then(Result::ok)
                 .flatten(),
+            Some(running.agent.given()),
         ),
-        _ => (None, None, None, None),
+        _ => (None, None, None, None, None),
     };
     let (gpus, cpu_only) = match heiwa_inference::gpu::gpus() {
         Ok(gpus) => {
@@ -103,6 +106,7 @@ pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> 
         gpus,
         ingesting: state.ingesting.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         credit,
+        given,
     })
 }
 

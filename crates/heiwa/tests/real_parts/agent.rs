@@ -79,6 +79,18 @@ async fn a_limb_answers_a_hub_task_with_retrieved_passages_and_cites_them() {
     assert!(!summary.to_string().contains(dir.path().to_str().unwrap()), "no local path reaches the hub: {summary}");
     let lines = limb.stop();
     assert!(lines.iter().any(|l| l == &format!("claimed {task_id}")), "{lines:?}");
+    // What this machine gave, counted by the limb and kept across its restarts: `heiwa status` reads it.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_heiwa"))
+        .arg("status")
+        .env("HEIWA_DATA_DIR", dir.path().join("limbs/workstation"))
+        .output()
+        .unwrap();
+    let given: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let all = &given["given"]["all"];
+    assert_eq!(all["tasks"], 1, "{given:#}");
+    assert!(all["tokens"].as_u64().unwrap() > 0 && all["model_ms"].as_u64().unwrap() > 0, "{given:#}");
+    assert!(all["gpu_ms"].as_u64().unwrap() <= all["model_ms"].as_u64().unwrap(), "{given:#}");
+    assert_eq!(given["given"]["week"], *all, "{given:#}");
 
     // The result is signed: `heiwa task verify` checks it against the limb's registered key.
     let owner_token = dir.path().join("owner.token");

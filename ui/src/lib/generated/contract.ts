@@ -74,7 +74,11 @@ cpu_only: string | null, ingesting: string | null,
 /**
  * What this machine's verified work earned (`None`: nothing yet, or no hub).
  */
-credit: MachineCredit | null, };
+credit: MachineCredit | null, 
+/**
+ * What this machine's limb did (counted here): tasks, tokens, the model's time.
+ */
+given: Given | null, };
 
 export type ModelState = { path: string, 
 /**
@@ -105,7 +109,11 @@ export type LimbInfo = { version: string, data_dir: string,
 /**
  * Each part and whether it is configured, without starting anything.
  */
-parts: Array<PartInfo>, };
+parts: Array<PartInfo>, 
+/**
+ * What this machine's limb did, as last saved (after each task).
+ */
+given: Given, };
 
 export type PartInfo = { name: string, detail: string, state: PartState, };
 
@@ -156,6 +164,26 @@ week_milli: number | null, escrow_milli: number, revoked_milli: number,
  * Results paid for.
  */
 tasks: number, };
+
+export type Given = { week: Work, all: Work, };
+
+export type Work = { 
+/**
+ * Tasks answered (a result made; the hub decides whether it pays).
+ */
+tasks: number, 
+/**
+ * Tokens the model generated or scored for them.
+ */
+tokens: number, 
+/**
+ * Milliseconds the model spent on them.
+ */
+model_ms: number, 
+/**
+ * Of them, with layers on a GPU.
+ */
+gpu_ms: number, };
 
 export type ModelCopy = { model_id: string, 
 /**
