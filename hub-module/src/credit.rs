@@ -7,9 +7,11 @@
 //! check) and revoked from the others. Nothing for a failed, unsigned,
 //! late or superseded result (none reaches `on_result`). Readers see the
 //! ledger (and, past the hub's retention, its rows added up per limb:
-//! `credit_rollup`); a limb sees its own sums (`limb_credit`).
+//! `credit_rollup`); a limb sees its own sums (`limb_credit`). A tenant's
+//! owner may put credit first (`credit_priority`, off by default): a donor's
+//! own submissions then go ahead in the queue by the donor's credit.
 
-use crate::guard::require_admin;
+use crate::guard::{require_admin, require_owner};
 use crate::placement::donor_of;
 use crate::*;
 use rules::credit::{result_credit, CreditKind, Totals};
@@ -87,6 +89,56 @@ pub struct CreditSwitch {
     #[primary_key]
     pub id: u8,
     pub off: bool,
+}
+
+/// The tenant's owner put its donors' own submissions ahead in its queue by
+/// their credit (AI Horde's kudos priority). No row, or `on` false: oldest
+/// first, as always. Its readers see it.
+#[table(name = credit_priority, public)]
+pub struct CreditPriority {
+    #[primary_key]
+    pub tenant_id: u64,
+    pub on: bool,
+    pub updated_at: Timestamp,
+}
+
+/// The tenant's owner puts credit first in its queue (or takes it back:
+/// tasks already ranked rejoin the ordinary queue, oldest first).
+#[reducer]
+pub fn set_credit_priority(ctx: &ReducerContext, on: bool) -> Result<(), String> {
+    let member = require_owner(ctx)?;
+    let row = CreditPriority { tenant_id: member.tenant_id, on, updated_at: ctx.timestamp };
+    if ctx.db.credit_priority().tenant_id().find(member.tenant_id).is_some() {
+        ctx.db.credit_priority().tenant_id().update(row);
+    } else {
+        ctx.db.credit_priority().insert(row);
+    }
+    if !on {
+        crate::placement::unrank_all(ctx, member.tenant_id);
+    }
+    Ok(())
+}
+
+/// Where the caller's new task goes in `member`'s tenant's queue: ranked by
+/// its donor's paid credit when the caller is one of the tenant's limbs (a
+/// donor submitting, as the desktop app joined to a hub does) and the owner
+/// put credit first; `None` otherwise (oldest first).
+pub(crate) fn queue_rank(ctx: &ReducerContext, member: &Member) -> Option<u64> {
+    if !ctx.db.credit_priority().tenant_id().find(member.tenant_id).is_some_and(|priority| priority.on) {
+        return None;
+    }
+    let submitter = ctx.db.limb().identity().find(ctx.sender)?;
+    let donor = donor_of(ctx, &submitter);
+    let paid: u64 = ctx
+        .db
+        .limb()
+        .tenant_id()
+        .filter(member.tenant_id)
+        .filter(|limb| limb.identity == submitter.identity || donor_of(ctx, limb) == donor)
+        .filter_map(|limb| ctx.db.limb_credit().limb_identity().find(limb.identity))
+        .map(|credit| credit.milli)
+        .sum();
+    rules::credit::queue_rank(paid)
 }
 
 /// The hub's admin turns credit off (or on again): off, results earn

@@ -138,9 +138,34 @@ pub(crate) fn is_scored(ctx: &ReducerContext, set_id: u64) -> bool {
     ctx.db.score_check().set_id().find(set_id).is_some()
 }
 
+/// A queued task ranked ahead of the tenant's ordinary queue by its donor's
+/// credit (`credit::queue_rank`). It stays in `pending` too, so that all
+/// else about a queued task holds; a row whose task left the queue is
+/// dropped when next read. Private.
+#[table(name = priority_lane, index(name = by_tenant_rank, btree(columns = [tenant_id, rank, task_id])))]
+pub struct PriorityLane {
+    #[primary_key]
+    pub task_id: u64,
+    pub tenant_id: u64,
+    pub rank: u64,
+}
+
+/// The owner no longer puts credit first: the tenant's ranked tasks rejoin the ordinary queue.
+pub(crate) fn unrank_all(ctx: &ReducerContext, tenant_id: u64) {
+    let ranked: Vec<u64> = ctx.db.priority_lane().by_tenant_rank().filter(tenant_id).map(|row| row.task_id).collect();
+    for task_id in ranked {
+        ctx.db.priority_lane().task_id().delete(task_id);
+    }
+}
+
 /// A pending task goes to the first ready limb of its tenant that offers its
 /// model; with none, it waits in the queue for a slot to free.
 pub(crate) fn place(ctx: &ReducerContext, task: Task) {
+    place_ranked(ctx, task, None);
+}
+
+/// [`place`], a task that waits going ahead of the ordinary queue by `rank` (smaller first).
+pub(crate) fn place_ranked(ctx: &ReducerContext, task: Task, rank: Option<u64>) {
     let taker = ctx
         .db
         .ready()
@@ -158,6 +183,9 @@ pub(crate) fn place(ctx: &ReducerContext, task: Task) {
             mirror(ctx, &task);
             widen_bounds(ctx, task.tenant_id, task.id);
             task_queued(ctx, task.tenant_id, &task.model);
+            if let Some(rank) = rank {
+                ctx.db.priority_lane().insert(PriorityLane { task_id: task.id, tenant_id: task.tenant_id, rank });
+            }
             ctx.db.pending().insert(Pending { task_id: task.id, tenant_id: task.tenant_id, model: task.model });
         }
     }
@@ -221,13 +249,42 @@ fn oldest_queued(ctx: &ReducerContext, limb: &Limb, wanted: usize) -> Vec<u64> {
     taken
 }
 
-/// Fill `limb`'s free slots from its tenant's queue, oldest task first,
-/// skipping tasks pinned to a model it does not offer.
+/// Up to `wanted` of the tenant's ranked tasks `limb` may take, best rank
+/// first (dropping the rows of tasks no longer queued).
+fn ranked_queued(ctx: &ReducerContext, limb: &Limb, wanted: usize) -> Vec<u64> {
+    let ranked: Vec<u64> =
+        ctx.db.priority_lane().by_tenant_rank().filter(limb.tenant_id).map(|row| row.task_id).collect();
+    let mut taken = Vec::new();
+    for task_id in ranked {
+        match ctx.db.pending().task_id().find(task_id) {
+            None => {
+                ctx.db.priority_lane().task_id().delete(task_id);
+            }
+            Some(pending) if taken.len() < wanted => {
+                if rules::offers(&limb.models, &pending.model) && may_take(ctx, task_id, limb) {
+                    taken.push(task_id);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    taken
+}
+
+/// Fill `limb`'s free slots from its tenant's queue: its ranked tasks first
+/// (credit first, when the owner chose it), then the oldest, skipping tasks
+/// pinned to a model it does not offer.
 pub(crate) fn fill(ctx: &ReducerContext, limb: &Limb) {
     let takes_work = limb.online && !paused(ctx, limb.id);
-    let free = if takes_work { rules::free_slots(limb.capacity, held_count(ctx, limb.id)) } else { 0 };
+    let free = if takes_work { rules::free_slots(limb.capacity, held_count(ctx, limb.id)) as usize } else { 0 };
     if free > 0 {
-        for task_id in oldest_queued(ctx, limb, free as usize) {
+        let mut next = ranked_queued(ctx, limb, free);
+        if next.len() < free {
+            // The ranked tasks are queued too: the oldest may name them again.
+            let oldest: Vec<u64> = oldest_queued(ctx, limb, free).into_iter().filter(|id| !next.contains(id)).collect();
+            next.extend(oldest.into_iter().take(free - next.len()));
+        }
+        for task_id in next {
             if let Some(task) = ctx.db.task().id().find(task_id) {
                 assign(ctx, task, limb);
             }

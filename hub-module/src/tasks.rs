@@ -5,7 +5,7 @@
 //! pending again.
 
 use crate::guard::{held_task, is_operator, own_limb, require_member, require_submitter, tenant_task};
-use crate::placement::{fill, place};
+use crate::placement::{fill, place, place_ranked};
 use crate::quorum::judge;
 use crate::*;
 
@@ -191,7 +191,8 @@ fn accept_task(
         });
         ctx.db.task_copy().insert(TaskCopy { task_id: task.id, set_id: task.id });
     }
-    place(ctx, task);
+    let rank = crate::credit::queue_rank(ctx, member);
+    place_ranked(ctx, task, rank);
     Ok(())
 }
 

@@ -42,6 +42,7 @@ readers_see_their_tenant! {
     MODEL_COPY_VISIBILITY: "tenant_model_copy",
     CREDIT_EVENT_VISIBILITY: "credit_event",
     CREDIT_ROLLUP_VISIBILITY: "credit_rollup",
+    CREDIT_PRIORITY_VISIBILITY: "credit_priority",
 }
 
 #[client_visibility_filter]

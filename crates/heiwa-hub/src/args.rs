@@ -66,6 +66,7 @@ reducer_args! {
     }
     cancel_task => CancelTask { task_id: u64 }
     set_credit => SetCredit { on: bool }
+    set_credit_priority => SetCreditPriority { on: bool }
     add_catalogue_model => AddCatalogueModel {
         model_id: String,
         file: String,

@@ -2,7 +2,7 @@
 //! from it over the last day, the last week and all time (readers see the
 //! ledger; `hub_rules::credit` says what a result earns).
 
-use crate::args::SetCredit;
+use crate::args::{SetCredit, SetCreditPriority};
 use crate::{CreditKind, HubError, HubHttp, Totals};
 
 /// One ledger row, as the tenant's readers read it.
@@ -101,6 +101,22 @@ impl HubHttp {
     /// earn nothing and the ledger stays as it is.
     pub async fn set_credit(&self, name: &str, on: bool, token: &str) -> Result<(), HubError> {
         self.call_reducer(name, &SetCredit { on }, token).await
+    }
+
+    /// The tenant's owner puts its donors' own submissions ahead in the queue
+    /// by their credit (`on`), or back to oldest first.
+    pub async fn set_credit_priority(&self, name: &str, on: bool, token: &str) -> Result<(), HubError> {
+        self.call_reducer(name, &SetCreditPriority { on }, token).await
+    }
+
+    /// Whether the caller's tenant puts credit first in its queue (off unless its owner chose it).
+    pub async fn credit_priority(&self, name: &str, token: &str) -> Result<bool, HubError> {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            on: bool,
+        }
+        let rows: Vec<Row> = self.rows_as(name, "SELECT * FROM credit_priority", token).await?;
+        Ok(rows.iter().any(|row| row.on))
     }
 
     /// The caller's own sums, when it is a limb that earned any.

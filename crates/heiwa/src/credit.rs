@@ -69,5 +69,22 @@ pub async fn credit(json: bool, hub: &HubArgs) -> anyhow::Result<()> {
         credits_text(escrow),
         credits_text(revoked)
     );
+    println!("queue: {}", queue_order(http.credit_priority(&hub.database, &token).await?));
+    Ok(())
+}
+
+fn queue_order(credit_first: bool) -> &'static str {
+    if credit_first {
+        "a donor's own tasks go ahead by the donor's credit, then oldest first"
+    } else {
+        "oldest first (credit does not buy a place: `--priority on` to change it)"
+    }
+}
+
+/// `heiwa tenant credit --priority on|off`: the owner's choice.
+pub async fn set_priority(on: bool, hub: &HubArgs) -> anyhow::Result<()> {
+    let (http, token) = hub.client().await?;
+    http.set_credit_priority(&hub.database, on, &token).await?;
+    println!("queue: {}", queue_order(on));
     Ok(())
 }

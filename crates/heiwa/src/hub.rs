@@ -201,6 +201,10 @@ pub enum TenantCommand {
         /// Every limb's sums as JSON.
         #[arg(long)]
         json: bool,
+        /// The owner puts donors' own submissions ahead in the queue by their
+        /// credit (`on`), or back to oldest first (`off`, the default).
+        #[arg(long, value_parser = ["on", "off"])]
+        priority: Option<String>,
         #[command(flatten)]
         hub: HubArgs,
     },
@@ -454,7 +458,10 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
             }
         }
         TenantCommand::Model(command) => crate::catalogue::model(command).await?,
-        TenantCommand::Credit { json, hub } => crate::credit::credit(json, &hub).await?,
+        TenantCommand::Credit { json, priority: None, hub } => crate::credit::credit(json, &hub).await?,
+        TenantCommand::Credit { priority: Some(priority), hub, .. } => {
+            crate::credit::set_priority(priority == "on", &hub).await?
+        }
         TenantCommand::Grant { limb_id, read, submit, hub } => {
             let (http, token) = hub.client().await?;
             http.grant_limb(&hub.database, limb_id, read, submit, &token).await?;

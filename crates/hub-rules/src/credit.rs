@@ -58,6 +58,15 @@ pub fn result_credit(payload: &str, summary: &str, model_bytes: u64) -> u64 {
     base.saturating_mul(1 + (model_bytes >> 30))
 }
 
+/// Where a donor's own submission goes in its tenant's queue when the owner
+/// put credit first (AI Horde's kudos priority): ahead of every task without
+/// a rank, the donor with more paid credit first (`None`: no credit, the
+/// ordinary queue, oldest first). Smaller ranks go first; among equal ranks,
+/// the older task.
+pub fn queue_rank(paid_milli: u64) -> Option<u64> {
+    (paid_milli > 0).then(|| u64::MAX - paid_milli)
+}
+
 /// A donor's or a limb's credit, summed from ledger rows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -114,6 +123,13 @@ mod tests {
         assert_eq!(result_credit(&scoring, "score: agrees", 0), 3000, "a scorer is paid for what it scored");
         let generated = crate::generate_payload("prompt");
         assert_eq!(result_credit(&generated, &"z".repeat(4000), 0), 11_000);
+    }
+
+    #[test]
+    fn more_credit_goes_first_and_none_waits_in_the_ordinary_queue() {
+        assert_eq!(queue_rank(0), None);
+        assert!(queue_rank(5000) < queue_rank(4999), "more credit, smaller rank");
+        assert_eq!(queue_rank(u64::MAX), Some(0));
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub mod create_tenant_with_code_reducer;
 pub mod credit_event_table;
 pub mod credit_event_type;
 pub mod credit_kind_type;
+pub mod credit_priority_table;
+pub mod credit_priority_type;
 pub mod credit_rollup_table;
 pub mod credit_rollup_type;
 pub mod credit_switch_table;
@@ -101,6 +103,8 @@ pub mod pending_table;
 pub mod pending_type;
 pub mod presence_table;
 pub mod presence_type;
+pub mod priority_lane_table;
+pub mod priority_lane_type;
 pub mod prune_finished_reducer;
 pub mod prune_sweep_table;
 pub mod prune_sweep_type;
@@ -130,6 +134,7 @@ pub mod revoked_type;
 pub mod role_type;
 pub mod score_check_table;
 pub mod score_check_type;
+pub mod set_credit_priority_reducer;
 pub mod set_credit_reducer;
 pub mod set_hub_policy_reducer;
 pub mod set_spot_check_key_reducer;
@@ -202,6 +207,8 @@ pub use create_tenant_with_code_reducer::{
 pub use credit_event_table::*;
 pub use credit_event_type::CreditEvent;
 pub use credit_kind_type::CreditKind;
+pub use credit_priority_table::*;
+pub use credit_priority_type::CreditPriority;
 pub use credit_rollup_table::*;
 pub use credit_rollup_type::CreditRollup;
 pub use credit_switch_table::*;
@@ -269,6 +276,8 @@ pub use pending_table::*;
 pub use pending_type::Pending;
 pub use presence_table::*;
 pub use presence_type::Presence;
+pub use priority_lane_table::*;
+pub use priority_lane_type::PriorityLane;
 pub use prune_finished_reducer::{prune_finished, set_flags_for_prune_finished, PruneFinishedCallbackId};
 pub use prune_sweep_table::*;
 pub use prune_sweep_type::PruneSweep;
@@ -302,6 +311,9 @@ pub use revoked_type::Revoked;
 pub use role_type::Role;
 pub use score_check_table::*;
 pub use score_check_type::ScoreCheck;
+pub use set_credit_priority_reducer::{
+    set_credit_priority, set_flags_for_set_credit_priority, SetCreditPriorityCallbackId,
+};
 pub use set_credit_reducer::{set_credit, set_flags_for_set_credit, SetCreditCallbackId};
 pub use set_hub_policy_reducer::{set_flags_for_set_hub_policy, set_hub_policy, SetHubPolicyCallbackId};
 pub use set_spot_check_key_reducer::{set_flags_for_set_spot_check_key, set_spot_check_key, SetSpotCheckKeyCallbackId};
@@ -499,6 +511,9 @@ pub enum Reducer {
     SetCredit {
         on: bool,
     },
+    SetCreditPriority {
+        on: bool,
+    },
     SetHubPolicy {
         tenant_creation: String,
         max_tenants: u32,
@@ -576,6 +591,7 @@ impl __sdk::Reducer for Reducer {
             Reducer::RevokeBrowser { .. } => "revoke_browser",
             Reducer::RevokeOperator { .. } => "revoke_operator",
             Reducer::SetCredit { .. } => "set_credit",
+            Reducer::SetCreditPriority { .. } => "set_credit_priority",
             Reducer::SetHubPolicy { .. } => "set_hub_policy",
             Reducer::SetSpotCheckKey { .. } => "set_spot_check_key",
             Reducer::SubmitTask { .. } => "submit_task",
@@ -745,6 +761,13 @@ impl TryFrom<__ws::ReducerCallInfo<__ws::BsatnFormat>> for Reducer {
             "set_credit" => {
                 Ok(__sdk::parse_reducer_args::<set_credit_reducer::SetCreditArgs>("set_credit", &value.args)?.into())
             }
+            "set_credit_priority" => {
+                Ok(__sdk::parse_reducer_args::<set_credit_priority_reducer::SetCreditPriorityArgs>(
+                    "set_credit_priority",
+                    &value.args,
+                )?
+                .into())
+            }
             "set_hub_policy" => Ok(__sdk::parse_reducer_args::<set_hub_policy_reducer::SetHubPolicyArgs>(
                 "set_hub_policy",
                 &value.args,
@@ -787,6 +810,7 @@ pub struct DbUpdate {
     catalogue_model: __sdk::TableUpdate<CatalogueModel>,
     code_attempt: __sdk::TableUpdate<CodeAttempt>,
     credit_event: __sdk::TableUpdate<CreditEvent>,
+    credit_priority: __sdk::TableUpdate<CreditPriority>,
     credit_rollup: __sdk::TableUpdate<CreditRollup>,
     credit_switch: __sdk::TableUpdate<CreditSwitch>,
     escrow: __sdk::TableUpdate<Escrow>,
@@ -812,6 +836,7 @@ pub struct DbUpdate {
     operator_invite: __sdk::TableUpdate<OperatorInvite>,
     pending: __sdk::TableUpdate<Pending>,
     presence: __sdk::TableUpdate<Presence>,
+    priority_lane: __sdk::TableUpdate<PriorityLane>,
     prune_sweep: __sdk::TableUpdate<PruneSweep>,
     queue_bounds: __sdk::TableUpdate<QueueBounds>,
     reader: __sdk::TableUpdate<Reader>,
@@ -847,6 +872,9 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 }
                 "code_attempt" => db_update.code_attempt.append(code_attempt_table::parse_table_update(table_update)?),
                 "credit_event" => db_update.credit_event.append(credit_event_table::parse_table_update(table_update)?),
+                "credit_priority" => {
+                    db_update.credit_priority.append(credit_priority_table::parse_table_update(table_update)?)
+                }
                 "credit_rollup" => {
                     db_update.credit_rollup.append(credit_rollup_table::parse_table_update(table_update)?)
                 }
@@ -880,6 +908,9 @@ impl TryFrom<__ws::DatabaseUpdate<__ws::BsatnFormat>> for DbUpdate {
                 }
                 "pending" => db_update.pending.append(pending_table::parse_table_update(table_update)?),
                 "presence" => db_update.presence.append(presence_table::parse_table_update(table_update)?),
+                "priority_lane" => {
+                    db_update.priority_lane.append(priority_lane_table::parse_table_update(table_update)?)
+                }
                 "prune_sweep" => db_update.prune_sweep.append(prune_sweep_table::parse_table_update(table_update)?),
                 "queue_bounds" => db_update.queue_bounds.append(queue_bounds_table::parse_table_update(table_update)?),
                 "reader" => db_update.reader.append(reader_table::parse_table_update(table_update)?),
@@ -933,6 +964,9 @@ impl __sdk::DbUpdate for DbUpdate {
         diff.credit_event = cache
             .apply_diff_to_table::<CreditEvent>("credit_event", &self.credit_event)
             .with_updates_by_pk(|row| &row.id);
+        diff.credit_priority = cache
+            .apply_diff_to_table::<CreditPriority>("credit_priority", &self.credit_priority)
+            .with_updates_by_pk(|row| &row.tenant_id);
         diff.credit_rollup = cache
             .apply_diff_to_table::<CreditRollup>("credit_rollup", &self.credit_rollup)
             .with_updates_by_pk(|row| &row.limb_id);
@@ -991,6 +1025,9 @@ impl __sdk::DbUpdate for DbUpdate {
             cache.apply_diff_to_table::<Pending>("pending", &self.pending).with_updates_by_pk(|row| &row.task_id);
         diff.presence =
             cache.apply_diff_to_table::<Presence>("presence", &self.presence).with_updates_by_pk(|row| &row.limb_id);
+        diff.priority_lane = cache
+            .apply_diff_to_table::<PriorityLane>("priority_lane", &self.priority_lane)
+            .with_updates_by_pk(|row| &row.task_id);
         diff.prune_sweep = cache
             .apply_diff_to_table::<PruneSweep>("prune_sweep", &self.prune_sweep)
             .with_updates_by_pk(|row| &row.scheduled_id);
@@ -1046,6 +1083,7 @@ pub struct AppliedDiff<'r> {
     catalogue_model: __sdk::TableAppliedDiff<'r, CatalogueModel>,
     code_attempt: __sdk::TableAppliedDiff<'r, CodeAttempt>,
     credit_event: __sdk::TableAppliedDiff<'r, CreditEvent>,
+    credit_priority: __sdk::TableAppliedDiff<'r, CreditPriority>,
     credit_rollup: __sdk::TableAppliedDiff<'r, CreditRollup>,
     credit_switch: __sdk::TableAppliedDiff<'r, CreditSwitch>,
     escrow: __sdk::TableAppliedDiff<'r, Escrow>,
@@ -1071,6 +1109,7 @@ pub struct AppliedDiff<'r> {
     operator_invite: __sdk::TableAppliedDiff<'r, OperatorInvite>,
     pending: __sdk::TableAppliedDiff<'r, Pending>,
     presence: __sdk::TableAppliedDiff<'r, Presence>,
+    priority_lane: __sdk::TableAppliedDiff<'r, PriorityLane>,
     prune_sweep: __sdk::TableAppliedDiff<'r, PruneSweep>,
     queue_bounds: __sdk::TableAppliedDiff<'r, QueueBounds>,
     reader: __sdk::TableAppliedDiff<'r, Reader>,
@@ -1102,6 +1141,7 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<CatalogueModel>("catalogue_model", &self.catalogue_model, event);
         callbacks.invoke_table_row_callbacks::<CodeAttempt>("code_attempt", &self.code_attempt, event);
         callbacks.invoke_table_row_callbacks::<CreditEvent>("credit_event", &self.credit_event, event);
+        callbacks.invoke_table_row_callbacks::<CreditPriority>("credit_priority", &self.credit_priority, event);
         callbacks.invoke_table_row_callbacks::<CreditRollup>("credit_rollup", &self.credit_rollup, event);
         callbacks.invoke_table_row_callbacks::<CreditSwitch>("credit_switch", &self.credit_switch, event);
         callbacks.invoke_table_row_callbacks::<Escrow>("escrow", &self.escrow, event);
@@ -1127,6 +1167,7 @@ impl<'r> __sdk::AppliedDiff<'r> for AppliedDiff<'r> {
         callbacks.invoke_table_row_callbacks::<OperatorInvite>("operator_invite", &self.operator_invite, event);
         callbacks.invoke_table_row_callbacks::<Pending>("pending", &self.pending, event);
         callbacks.invoke_table_row_callbacks::<Presence>("presence", &self.presence, event);
+        callbacks.invoke_table_row_callbacks::<PriorityLane>("priority_lane", &self.priority_lane, event);
         callbacks.invoke_table_row_callbacks::<PruneSweep>("prune_sweep", &self.prune_sweep, event);
         callbacks.invoke_table_row_callbacks::<QueueBounds>("queue_bounds", &self.queue_bounds, event);
         callbacks.invoke_table_row_callbacks::<Reader>("reader", &self.reader, event);
@@ -1725,6 +1766,7 @@ impl __sdk::SpacetimeModule for RemoteModule {
         catalogue_model_table::register_table(client_cache);
         code_attempt_table::register_table(client_cache);
         credit_event_table::register_table(client_cache);
+        credit_priority_table::register_table(client_cache);
         credit_rollup_table::register_table(client_cache);
         credit_switch_table::register_table(client_cache);
         escrow_table::register_table(client_cache);
@@ -1750,6 +1792,7 @@ impl __sdk::SpacetimeModule for RemoteModule {
         operator_invite_table::register_table(client_cache);
         pending_table::register_table(client_cache);
         presence_table::register_table(client_cache);
+        priority_lane_table::register_table(client_cache);
         prune_sweep_table::register_table(client_cache);
         queue_bounds_table::register_table(client_cache);
         reader_table::register_table(client_cache);

@@ -119,3 +119,53 @@ async fn only_signed_accepted_results_earn_credit_and_nobody_but_the_hub_writes_
     );
     server.stop();
 }
+
+/// Sign and complete `task` as `limb` (the hub stores the proof as sent).
+fn complete_signed(limb: &WsLimb, task: u64) {
+    let statement = json!({ "task": task, "limb": limb.id }).to_string();
+    limb.conn.conn.reducers.complete_task_signed(task, limb.id, "an answer".into(), statement, vec![7; 64]).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_credit_first_a_donors_own_task_goes_ahead_of_the_queue_and_off_it_waits_its_turn() {
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http, _, _admin) = local_hub_as_admin(&parts, dir.path()).await;
+    let (owner, invite) = tenant_with_invite(&http, 1).await;
+    let (limb, limb_token) = ws_limb(&server, &http, &invite, "donor", 1).await;
+    // The donor submits as its limb (as the desktop app joined to a hub does), once the owner lets it.
+    call(&http, &owner, "grant_limb", json!([limb.id, false, true])).await;
+    assert!(!http.credit_priority("heiwa", &owner).await.unwrap(), "off by default");
+    let refused = super::refusal(&http, &limb_token, "set_credit_priority", json!([true])).await;
+    assert!(refused.contains("only the tenant's owner"), "{refused}");
+
+    // The donor earns credit, then its one slot is taken while tasks queue: two of the owner's, then the donor's own.
+    http.submit_task("heiwa", "earn", None, &owner).await.unwrap();
+    let earned = assigned(&limb, 0);
+    complete_signed(&limb, earned.id);
+    until_done(&http, &owner, earned.id).await;
+    http.set_credit_priority("heiwa", true, &owner).await.unwrap();
+    assert!(http.credit_priority("heiwa", &owner).await.unwrap());
+    http.submit_task("heiwa", "busy", None, &owner).await.unwrap();
+    let busy = assigned(&limb, earned.id);
+    let mut queued = Vec::new();
+    for (payload, token) in [("owner first", &owner), ("owner second", &owner), ("donor own", &limb_token)] {
+        http.submit_task("heiwa", payload, None, token).await.unwrap();
+        let rows =
+            http.rows("heiwa", &format!("SELECT * FROM task WHERE payload = '{payload}'"), &owner).await.unwrap();
+        queued.push(rows[0]["id"].as_u64().unwrap());
+    }
+    complete_signed(&limb, busy.id);
+    let next = assigned(&limb, busy.id);
+    assert_eq!(next.id, queued[2], "the donor's own task went ahead of the older ones");
+    complete_signed(&limb, next.id);
+    let after = assigned(&limb, next.id);
+    assert_eq!(after.id, queued[0], "then the oldest");
+
+    // Off again: a donor's task waits its turn, oldest first.
+    http.set_credit_priority("heiwa", false, &owner).await.unwrap();
+    http.submit_task("heiwa", "donor second", None, &limb_token).await.unwrap();
+    complete_signed(&limb, after.id);
+    assert_eq!(assigned(&limb, after.id).id, queued[1], "the owner's older task first");
+    server.stop();
+}

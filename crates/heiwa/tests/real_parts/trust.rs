@@ -149,6 +149,10 @@ async fn copies_go_to_different_donors_an_honest_pair_agrees_and_a_liar_is_outvo
     let liar_revoked = heiwa_hub::credits_text(liar_sum.revoked_milli);
     assert!(liar_line.contains("  0.000  ") && liar_line.ends_with(&liar_revoked), "{credit}");
     assert!(credit.contains("credits paid to 3 donors; 0.000 in escrow"), "{credit}");
+    assert!(
+        credit.trim_end().ends_with("queue: oldest first (credit does not buy a place: `--priority on` to change it)"),
+        "{credit}"
+    );
     server.stop();
 }
 

@@ -110,6 +110,8 @@ import { RevokeOperator } from "./revoke_operator_reducer.ts";
 export { RevokeOperator };
 import { SetCredit } from "./set_credit_reducer.ts";
 export { SetCredit };
+import { SetCreditPriority } from "./set_credit_priority_reducer.ts";
+export { SetCreditPriority };
 import { SetHubPolicy } from "./set_hub_policy_reducer.ts";
 export { SetHubPolicy };
 import { SetSpotCheckKey } from "./set_spot_check_key_reducer.ts";
@@ -136,6 +138,8 @@ import { CodeAttemptTableHandle } from "./code_attempt_table.ts";
 export { CodeAttemptTableHandle };
 import { CreditEventTableHandle } from "./credit_event_table.ts";
 export { CreditEventTableHandle };
+import { CreditPriorityTableHandle } from "./credit_priority_table.ts";
+export { CreditPriorityTableHandle };
 import { CreditRollupTableHandle } from "./credit_rollup_table.ts";
 export { CreditRollupTableHandle };
 import { CreditSwitchTableHandle } from "./credit_switch_table.ts";
@@ -186,6 +190,8 @@ import { PendingTableHandle } from "./pending_table.ts";
 export { PendingTableHandle };
 import { PresenceTableHandle } from "./presence_table.ts";
 export { PresenceTableHandle };
+import { PriorityLaneTableHandle } from "./priority_lane_table.ts";
+export { PriorityLaneTableHandle };
 import { PruneSweepTableHandle } from "./prune_sweep_table.ts";
 export { PruneSweepTableHandle };
 import { QueueBoundsTableHandle } from "./queue_bounds_table.ts";
@@ -236,6 +242,8 @@ import { CreditEvent } from "./credit_event_type.ts";
 export { CreditEvent };
 import { CreditKind } from "./credit_kind_type.ts";
 export { CreditKind };
+import { CreditPriority } from "./credit_priority_type.ts";
+export { CreditPriority };
 import { CreditRollup } from "./credit_rollup_type.ts";
 export { CreditRollup };
 import { CreditSwitch } from "./credit_switch_type.ts";
@@ -296,6 +304,8 @@ import { Pending } from "./pending_type.ts";
 export { Pending };
 import { Presence } from "./presence_type.ts";
 export { Presence };
+import { PriorityLane } from "./priority_lane_type.ts";
+export { PriorityLane };
 import { PruneSweep } from "./prune_sweep_type.ts";
 export { PruneSweep };
 import { QueueBounds } from "./queue_bounds_type.ts";
@@ -395,6 +405,15 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "id",
         colType: CreditEvent.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    credit_priority: {
+      tableName: "credit_priority",
+      rowType: CreditPriority.getTypeScriptAlgebraicType(),
+      primaryKey: "tenantId",
+      primaryKeyInfo: {
+        colName: "tenantId",
+        colType: CreditPriority.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     credit_rollup: {
@@ -620,6 +639,15 @@ const REMOTE_MODULE = {
       primaryKeyInfo: {
         colName: "limbId",
         colType: Presence.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
+      },
+    },
+    priority_lane: {
+      tableName: "priority_lane",
+      rowType: PriorityLane.getTypeScriptAlgebraicType(),
+      primaryKey: "taskId",
+      primaryKeyInfo: {
+        colName: "taskId",
+        colType: PriorityLane.getTypeScriptAlgebraicType().product.elements[0].algebraicType,
       },
     },
     prune_sweep: {
@@ -929,6 +957,10 @@ const REMOTE_MODULE = {
       reducerName: "set_credit",
       argsType: SetCredit.getTypeScriptAlgebraicType(),
     },
+    set_credit_priority: {
+      reducerName: "set_credit_priority",
+      argsType: SetCreditPriority.getTypeScriptAlgebraicType(),
+    },
     set_hub_policy: {
       reducerName: "set_hub_policy",
       argsType: SetHubPolicy.getTypeScriptAlgebraicType(),
@@ -1021,6 +1053,7 @@ export type Reducer = never
 | { name: "RevokeBrowser", args: RevokeBrowser }
 | { name: "RevokeOperator", args: RevokeOperator }
 | { name: "SetCredit", args: SetCredit }
+| { name: "SetCreditPriority", args: SetCreditPriority }
 | { name: "SetHubPolicy", args: SetHubPolicy }
 | { name: "SetSpotCheckKey", args: SetSpotCheckKey }
 | { name: "SubmitTask", args: SubmitTask }
@@ -1624,6 +1657,22 @@ export class RemoteReducers {
     this.connection.offReducer("set_credit", callback);
   }
 
+  setCreditPriority(on: boolean) {
+    const __args = { on };
+    let __writer = new BinaryWriter(1024);
+    SetCreditPriority.getTypeScriptAlgebraicType().serialize(__writer, __args);
+    let __argsBuffer = __writer.getBuffer();
+    this.connection.callReducer("set_credit_priority", __argsBuffer, this.setCallReducerFlags.setCreditPriorityFlags);
+  }
+
+  onSetCreditPriority(callback: (ctx: ReducerEventContext, on: boolean) => void) {
+    this.connection.onReducer("set_credit_priority", callback);
+  }
+
+  removeOnSetCreditPriority(callback: (ctx: ReducerEventContext, on: boolean) => void) {
+    this.connection.offReducer("set_credit_priority", callback);
+  }
+
   setHubPolicy(tenantCreation: string, maxTenants: number, failuresPerIdentity: number, failuresHubWide: number, failureWindowSecs: number) {
     const __args = { tenantCreation, maxTenants, failuresPerIdentity, failuresHubWide, failureWindowSecs };
     let __writer = new BinaryWriter(1024);
@@ -1903,6 +1952,11 @@ export class SetReducerFlags {
     this.setCreditFlags = flags;
   }
 
+  setCreditPriorityFlags: CallReducerFlags = 'FullUpdate';
+  setCreditPriority(flags: CallReducerFlags) {
+    this.setCreditPriorityFlags = flags;
+  }
+
   setHubPolicyFlags: CallReducerFlags = 'FullUpdate';
   setHubPolicy(flags: CallReducerFlags) {
     this.setHubPolicyFlags = flags;
@@ -1960,6 +2014,10 @@ export class RemoteTables {
 
   get creditEvent(): CreditEventTableHandle {
     return new CreditEventTableHandle(this.connection.clientCache.getOrCreateTable<CreditEvent>(REMOTE_MODULE.tables.credit_event));
+  }
+
+  get creditPriority(): CreditPriorityTableHandle {
+    return new CreditPriorityTableHandle(this.connection.clientCache.getOrCreateTable<CreditPriority>(REMOTE_MODULE.tables.credit_priority));
   }
 
   get creditRollup(): CreditRollupTableHandle {
@@ -2060,6 +2118,10 @@ export class RemoteTables {
 
   get presence(): PresenceTableHandle {
     return new PresenceTableHandle(this.connection.clientCache.getOrCreateTable<Presence>(REMOTE_MODULE.tables.presence));
+  }
+
+  get priorityLane(): PriorityLaneTableHandle {
+    return new PriorityLaneTableHandle(this.connection.clientCache.getOrCreateTable<PriorityLane>(REMOTE_MODULE.tables.priority_lane));
   }
 
   get pruneSweep(): PruneSweepTableHandle {
