@@ -88,7 +88,7 @@ async fn main() {
          off {off_tps:.0} tasks/s; ledger drift {drift} milli-credits, {paid_twice} tasks paid twice"
     );
     println!(
-        "{} drain_ratio={:.2} drift={drift} paid_twice={paid_twice} on_tasks_per_s={on_tps:.0} \
+        "{} drain_ratio={:.3} drift={drift} paid_twice={paid_twice} on_tasks_per_s={on_tps:.0} \
          off_tasks_per_s={off_tps:.0} limbs={limbs} tasks={tasks} rounds={rounds}",
         result_prefix("credit"),
         on_tps / off_tps
