@@ -3,8 +3,8 @@
 //! what `llama-server --fit` runs): it measures a no-alloc load of the model
 //! and its context per device rather than trusting an estimate of ours.
 
-pub use crate::runtime::Offload;
 use crate::runtime::{backend, context_params, InferenceError, ModelOptions};
+pub use crate::runtime::{DeviceSet, Offload};
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::{list_llama_ggml_backend_devices, LlamaBackendDeviceType};
 use serde::Serialize;
@@ -28,6 +28,12 @@ pub enum DeviceKind {
 /// One device: "Vulkan0", "NVIDIA GeForce RTX 3060", "Vulkan", 12,288 MiB, ….
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Device {
+    /// llama.cpp's index for it in this process (the order may change at the next start).
+    #[ts(type = "number")]
+    pub index: usize,
+    /// Its PCI bus id ("0000:01:00.0"), where the backend knows it: what
+    /// tells two cards of one model apart, whatever their order.
+    pub pci_id: Option<String>,
     pub name: String,
     pub description: String,
     pub backend: String,
@@ -62,6 +68,8 @@ pub fn devices() -> Result<Vec<Device>, InferenceError> {
     Ok(list_llama_ggml_backend_devices()
         .into_iter()
         .map(|d| Device {
+            index: d.index,
+            pci_id: pci_id(d.index),
             name: d.name,
             description: d.description,
             backend: d.backend,
@@ -76,6 +84,51 @@ pub fn devices() -> Result<Vec<Device>, InferenceError> {
             free_mib: d.memory_free as u64 / MIB,
         })
         .collect())
+}
+
+/// The PCI bus id the backend reports for device `index`, if any.
+fn pci_id(index: usize) -> Option<String> {
+    // SAFETY: `index` is below ggml's device count (it came from its list); the
+    // props are plain values and a pointer to a string the device owns, copied
+    // out before returning.
+    unsafe {
+        let device = llama_cpp_sys_2::ggml_backend_dev_get(index);
+        if device.is_null() {
+            return None;
+        }
+        let mut props: llama_cpp_sys_2::ggml_backend_dev_props = std::mem::zeroed();
+        llama_cpp_sys_2::ggml_backend_dev_get_props(device, &mut props);
+        (!props.device_id.is_null()).then(|| std::ffi::CStr::from_ptr(props.device_id).to_string_lossy().into_owned())
+    }
+}
+
+/// The GPUs the donor gave, found among `gpus`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GpuChoice {
+    pub devices: DeviceSet,
+    /// Names given that match no GPU here (a card taken out, a driver missing).
+    pub missing: Vec<String>,
+}
+
+/// Which of `gpus` the donor gave: each name in `given` is a PCI id or a
+/// description (any case; `heiwa gpu list` shows both), and matches every
+/// GPU it names — two cards of one model are told apart by PCI id. None
+/// given: every GPU.
+pub fn choose(gpus: &[Device], given: &[String]) -> GpuChoice {
+    if given.is_empty() {
+        return GpuChoice { devices: DeviceSet::ALL, missing: Vec::new() };
+    }
+    let names = |gpu: &Device, name: &str| {
+        let name = name.trim();
+        gpu.pci_id.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(name))
+            || gpu.description.eq_ignore_ascii_case(name)
+    };
+    GpuChoice {
+        devices: DeviceSet::of(
+            gpus.iter().filter(|gpu| given.iter().any(|name| names(gpu, name))).map(|gpu| gpu.index),
+        ),
+        missing: given.iter().filter(|name| !gpus.iter().any(|gpu| names(gpu, name))).cloned().collect(),
+    }
 }
 
 /// The GPUs a model can be offloaded to (in llama.cpp's device order).
@@ -171,20 +224,36 @@ pub(crate) fn model_params(
             .map_err(|e| InferenceError::Backend(e.to_string()))?;
         Ok((Box::pin(params), OffloadChoice { layers: 0, model_layers, why }))
     };
-    let gpus = gpus()?;
-    if gpus.is_empty() {
-        return cpu_only(cpu_only_reason(&gpus).unwrap_or_default());
+    let found = gpus()?;
+    if found.is_empty() {
+        return cpu_only(cpu_only_reason(&found).unwrap_or_default());
     }
+    let gpus: Vec<Device> = found.iter().filter(|gpu| options.devices.contains(gpu.index)).cloned().collect();
+    if gpus.is_empty() {
+        return cpu_only(format!(
+            "CPU only: none of the GPUs you gave is here (found: {})",
+            found.iter().map(|gpu| gpu.description.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    // Only the given GPUs, when the donor chose (by default llama.cpp takes every GPU it found).
+    let on_given = |params: LlamaModelParams| -> Result<LlamaModelParams, InferenceError> {
+        if options.devices.is_all() {
+            return Ok(params);
+        }
+        let indices: Vec<usize> = gpus.iter().map(|gpu| gpu.index).collect();
+        params.with_devices(&indices).map_err(|e| InferenceError::Backend(e.to_string()))
+    };
     match options.offload {
         Offload::Layers { layers: 0 } => cpu_only("CPU only, as set".into()),
         Offload::Layers { layers } => {
             let layers = layers.min(model_layers);
-            let params = LlamaModelParams::default().with_n_gpu_layers(layers);
-            let why = format!("{layers} of {model_layers} layers on the GPU, as set");
+            let params = on_given(LlamaModelParams::default().with_n_gpu_layers(layers))?;
+            let names: Vec<&str> = gpus.iter().map(|gpu| gpu.name.as_str()).collect();
+            let why = format!("{layers} of {model_layers} layers on {}, as set", names.join(", "));
             Ok((Box::pin(params), OffloadChoice { layers, model_layers, why }))
         }
         Offload::Fit { cap_mib } => {
-            let mut params = Box::pin(LlamaModelParams::default());
+            let mut params = Box::pin(on_given(LlamaModelParams::default())?);
             // The whole KV cache the model will hold: every sequence's context.
             let sequences = options.sequences.max(1);
             let whole = options.context_len.saturating_mul(sequences);
@@ -241,6 +310,8 @@ mod tests {
 
     fn gpu(free_mib: u64) -> Device {
         Device {
+            index: 1,
+            pci_id: None,
             name: "Vulkan0".into(),
             description: "Radeon".into(),
             backend: "Vulkan".into(),
@@ -258,6 +329,36 @@ mod tests {
         assert_eq!(capped, "6 of 25 layers on Vulkan0 (Radeon), as many as fit (4096 MiB free, your cap 2000 MiB)");
         assert!(describe_fit(25, 25, &[gpu(4096)], None).starts_with("all 25 layers on Vulkan0"));
         assert!(describe_fit(0, 25, &[gpu(100)], None).starts_with("CPU only: not one layer fits"));
+    }
+
+    #[test]
+    fn the_donor_names_gpus_by_pci_id_or_description_whatever_their_order() {
+        let card = |index: usize, pci: &str, description: &str| Device {
+            index,
+            pci_id: Some(pci.into()),
+            description: description.into(),
+            name: format!("Vulkan{}", index - 1),
+            ..gpu(8192)
+        };
+        let gpus =
+            [card(1, "0000:01:00.0", "NVIDIA GeForce RTX 3060"), card(2, "0000:02:00.0", "NVIDIA GeForce RTX 3060")];
+        assert_eq!(choose(&gpus, &[]), GpuChoice { devices: DeviceSet::ALL, missing: vec![] }, "none named: all");
+        let second = choose(&gpus, &["0000:02:00.0".into()]);
+        assert!(!second.devices.contains(1) && second.devices.contains(2), "{second:?}");
+        // After a reboot the cards swapped places: the same card is chosen, at its new index.
+        let swapped =
+            [card(1, "0000:02:00.0", "NVIDIA GeForce RTX 3060"), card(2, "0000:01:00.0", "NVIDIA GeForce RTX 3060")];
+        assert_eq!(choose(&swapped, &["0000:02:00.0".into()]).devices, DeviceSet::of([1]));
+        let both = choose(&gpus, &[" nvidia geforce rtx 3060 ".into()]);
+        assert_eq!(both.devices, DeviceSet::of([1, 2]), "a description names every card of that model");
+        let gone = choose(&gpus, &["AMD Radeon RX 7900".into(), "0000:01:00.0".into()]);
+        assert_eq!((gone.devices, gone.missing), (DeviceSet::of([1]), vec!["AMD Radeon RX 7900".to_string()]));
+        assert_eq!(
+            choose(&gpus, &["Vulkan0".into()]).devices,
+            DeviceSet::of([]),
+            "not by llama.cpp's name: it is an index"
+        );
+        assert!(DeviceSet::ALL.contains(63) && !DeviceSet::of([70]).contains(70));
     }
 
     #[test]

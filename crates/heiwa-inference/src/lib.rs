@@ -11,7 +11,7 @@ mod runtime;
 
 pub use batch::{BatchStats, Batcher, MAX_SLOTS};
 pub use engine::*;
-pub use gpu::{Offload, OffloadChoice};
+pub use gpu::{DeviceSet, Offload, OffloadChoice};
 
 /// One chat message. Roles are `system`, `user` and `assistant`; tool results
 /// go back as a `user` message wrapped in `<tool_response>` (Qwen's convention,

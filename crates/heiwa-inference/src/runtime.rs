@@ -51,6 +51,34 @@ pub struct ModelOptions {
     /// Sequences decoded together, each with `context_len` (a `Batcher`'s
     /// slots): the KV cache a load must fit is `context_len × sequences`.
     pub sequences: u32,
+    /// The GPUs its layers may go to (the donor's choice, `gpu::choose`).
+    pub devices: DeviceSet,
+}
+
+/// Which of llama.cpp's devices a model may use, by their index in this
+/// process. The donor names GPUs by PCI id or description, which survive a
+/// reboot and a changed device order; each process turns the names into
+/// indices (`gpu::choose`). Copy, so that options stay cheap to compare: a
+/// changed set reloads the model, as changed threads do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceSet(u64);
+
+impl DeviceSet {
+    /// Every device llama.cpp found (no choice made).
+    pub const ALL: DeviceSet = DeviceSet(u64::MAX);
+
+    /// Exactly these devices (indices past 63 cannot be named; llama.cpp holds at most 16).
+    pub fn of(indices: impl IntoIterator<Item = usize>) -> DeviceSet {
+        DeviceSet(indices.into_iter().filter(|index| *index < 64).fold(0, |set, index| set | 1 << index))
+    }
+
+    pub fn contains(self, index: usize) -> bool {
+        index < 64 && self.0 & (1 << index) != 0
+    }
+
+    pub fn is_all(self) -> bool {
+        self == DeviceSet::ALL
+    }
 }
 
 /// Threads for generation: every core (llama.cpp scales with them on the CPU).
@@ -60,7 +88,7 @@ pub fn all_cores() -> i32 {
 
 impl Default for ModelOptions {
     fn default() -> Self {
-        ModelOptions { threads: 1, offload: Offload::CPU, context_len: 2048, sequences: 1 }
+        ModelOptions { threads: 1, offload: Offload::CPU, context_len: 2048, sequences: 1, devices: DeviceSet::ALL }
     }
 }
 

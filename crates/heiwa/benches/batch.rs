@@ -192,7 +192,8 @@ async fn main() {
     let threads = all_cores();
     let gpu_layers = common::gpu_layers();
     let offload = heiwa_inference::Offload::Layers { layers: gpu_layers };
-    let options = ModelOptions { threads, offload, context_len: CONTEXT, sequences: SLOTS as u32 };
+    let options =
+        ModelOptions { threads, offload, context_len: CONTEXT, sequences: SLOTS as u32, ..ModelOptions::default() };
     let chat_path = parts.chat_model().unwrap();
     let llama_root = std::env::var_os("HEIWA_BENCH_LLAMA_SERVER_ROOT").map(PathBuf::from);
     assert!(

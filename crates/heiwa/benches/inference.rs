@@ -117,7 +117,7 @@ async fn main() {
     let threads = heiwa_inference::all_cores();
     let gpu_layers = common::gpu_layers();
     let offload = heiwa_inference::Offload::Layers { layers: gpu_layers };
-    let options = ModelOptions { threads, offload, context_len: CONTEXT, sequences: 1 };
+    let options = ModelOptions { threads, offload, context_len: CONTEXT, sequences: 1, ..ModelOptions::default() };
     // A few hundred prompt tokens, as a task with retrieved passages has.
     let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/docs");
     let passages: String = ["volunteer-computing.md", "vector-search.md", "rust-ownership.md"]

@@ -6,7 +6,8 @@ use heiwa_inference::Offload;
 
 #[derive(Subcommand)]
 pub enum GpuCommand {
-    /// The devices llama.cpp can use here: name, backend, total and free memory.
+    /// The devices llama.cpp can use here: name, backend, total and free memory,
+    /// and the PCI id or description a donation policy's `gpus` names a GPU by.
     List {
         /// One JSON object per device instead of a table.
         #[arg(long)]
@@ -42,12 +43,13 @@ pub fn gpu(command: GpuCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(device)?);
         } else {
             println!(
-                "{:<10} {:<8} {:<15} {:>9} MiB total {:>9} MiB free  {}",
+                "{:<10} {:<8} {:<15} {:>9} MiB total {:>9} MiB free  {:<12}  {}",
                 device.name,
                 device.backend,
                 format!("{:?}", device.kind).to_lowercase(),
                 device.total_mib,
                 device.free_mib,
+                device.pci_id.as_deref().unwrap_or("-"),
                 device.description
             );
         }

@@ -111,6 +111,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         offload: args.gpu.offload(),
         context_len: args.context,
         sequences: args.parallel.into(),
+        ..ModelOptions::default()
     };
     let chat_model = parts.chat_model()?;
     let chat = ChatModel::load(&chat_model, options)?;

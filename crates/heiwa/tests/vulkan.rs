@@ -1,6 +1,7 @@
 //! The real Vulkan backend, on Mesa's software Vulkan device (lavapipe, Debian
 //! `mesa-vulkan-drivers`): layers offloaded to it, fitted under a memory cap,
-//! moved back to the CPU by the GPU pause, and given back by the keep-alive.
+//! moved back to the CPU by the GPU pause, kept to the GPUs the donor gave,
+//! and given back by the keep-alive.
 //!
 //! llama.cpp skips a Vulkan device of CPU type unless GGML_VK_VISIBLE_DEVICES
 //! names it, and reads that once, when its backends register; this binary
@@ -47,7 +48,7 @@ fn parts() -> Parts {
 }
 
 fn options(offload: Offload) -> ModelOptions {
-    ModelOptions { threads: 2, offload, context_len: 512, sequences: 1 }
+    ModelOptions { threads: 2, offload, context_len: 512, sequences: 1, ..ModelOptions::default() }
 }
 
 const PROMPT: &str = "Write one sentence about the sea.";
@@ -96,19 +97,7 @@ fn the_fit_takes_every_layer_when_they_fit_and_fewer_under_a_cap() {
 fn the_gpu_pause_reloads_the_model_on_the_cpu_and_the_next_task_completes() {
     let _device = lavapipe();
     let chat = LocalChat::new(parts().chat_model().unwrap(), options(Offload::Fit { cap_mib: None })).unwrap();
-    let ask = |chat: &LocalChat| {
-        let messages = [Message::new("user", "What is 2 + 3? Answer with the number only.")];
-        futures::executor::block_on(limb_core::agent::Model::chat(chat, &messages, 8)).unwrap()
-    };
-    let signals = Signals {
-        minute_of_day: 600,
-        idle: None,
-        on_battery: false,
-        temperatures: vec![],
-        too_hot: None,
-        processes: vec![],
-        exclusive: None,
-    };
+    let signals = at_ten();
     let giving = decide(&DonationPolicy::default(), &signals, 2);
     chat.set_resources(giving.threads, giving.offload);
     assert!(ask(&chat).contains('5'));
@@ -120,6 +109,46 @@ fn the_gpu_pause_reloads_the_model_on_the_cpu_and_the_next_task_completes() {
     assert!(ask(&chat).contains('5'), "the next task completes on the CPU");
     let choice = chat.offload().unwrap();
     assert_eq!(choice.layers, 0, "{}", choice.why);
+}
+
+/// The machine's signals at 10:00, nobody at it, on mains power.
+fn at_ten() -> Signals {
+    Signals {
+        minute_of_day: 600,
+        idle: None,
+        on_battery: false,
+        temperatures: vec![],
+        too_hot: None,
+        processes: vec![],
+        exclusive: None,
+    }
+}
+
+/// A task's question to the limb's chat model.
+fn ask(chat: &LocalChat) -> String {
+    let messages = [Message::new("user", "What is 2 + 3? Answer with the number only.")];
+    futures::executor::block_on(limb_core::agent::Model::chat(chat, &messages, 8)).unwrap()
+}
+
+#[test]
+fn only_the_gpus_the_donor_gave_take_layers_and_one_not_here_leaves_the_cpu() {
+    let _device = lavapipe();
+    let device = gpus().unwrap().into_iter().find(|g| g.description.contains("llvmpipe")).unwrap();
+    let chat = LocalChat::new(parts().chat_model().unwrap(), options(Offload::Fit { cap_mib: None })).unwrap();
+    // Named as a donor names it: by PCI id where the driver gives one (lavapipe has none), else its description.
+    let name = device.pci_id.clone().unwrap_or_else(|| device.description.to_uppercase());
+    let given = decide(&DonationPolicy { gpus: vec![name], ..Default::default() }, &at_ten(), 2);
+    chat.follow(&given);
+    assert!(ask(&chat).contains('5'));
+    let choice = chat.offload().unwrap();
+    assert!(choice.layers > 0 && choice.why.contains(&device.name), "{choice:?}");
+
+    let elsewhere = DonationPolicy { gpus: vec!["NVIDIA GeForce RTX 4090".into()], ..Default::default() };
+    chat.follow(&decide(&elsewhere, &at_ten(), 2));
+    assert!(ask(&chat).contains('5'), "the task completes on the CPU");
+    let choice = chat.offload().unwrap();
+    assert_eq!(choice.layers, 0, "{choice:?}");
+    assert!(choice.why.starts_with("CPU only: none of the GPUs you gave is here (found: llvmpipe"), "{}", choice.why);
 }
 
 /// The process's resident memory, MiB: lavapipe's "device memory" is this
@@ -139,9 +168,6 @@ fn the_keep_alive_gives_the_model_back_and_the_next_task_loads_it_again() {
     let before = resident_mib();
     let chat = LocalChat::new(path, options(Offload::Layers { layers: all })).unwrap();
     chat.set_keep_alive(Some(Duration::from_secs(1)));
-    let ask = |chat: &LocalChat| {
-        futures::executor::block_on(limb_core::agent::Model::chat(chat, &[Message::new("user", "Say hi.")], 4)).unwrap()
-    };
     ask(&chat);
     let loaded = resident_mib();
     assert!(chat.is_loaded());

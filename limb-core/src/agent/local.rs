@@ -8,7 +8,7 @@ use heiwa_config::Parts;
 use heiwa_hub::{score_summary, truncate_to, Work, MAX_SUMMARY_BYTES};
 use heiwa_inference::remote::{RemoteClient, RemoteError, RemoteOptions};
 use heiwa_inference::{
-    ChatModel, Constraint, Embedder, GenerateOptions, InferenceError, ModelOptions, Offload, OffloadChoice,
+    ChatModel, Constraint, DeviceSet, Embedder, GenerateOptions, InferenceError, ModelOptions, Offload, OffloadChoice,
     SCORE_TOLERANCE,
 };
 use heiwa_memory::{Citation, LocalMemory, LocalMemoryError, Memory, MemoryError};
@@ -95,6 +95,20 @@ impl LocalChat {
     pub fn set_resources(&self, threads: i32, offload: Offload) {
         let mut wanted = lock(&self.wanted);
         wanted.1 = ModelOptions { threads, offload, ..wanted.1 };
+    }
+
+    /// The GPUs its layers may go to, from the next generation on (a reload if they differ).
+    pub fn set_devices(&self, devices: DeviceSet) {
+        let mut wanted = lock(&self.wanted);
+        wanted.1 = ModelOptions { devices, ..wanted.1 };
+    }
+
+    /// Use the threads, offload, GPUs and keep-alive the governor decided, from the next generation on.
+    pub fn follow(&self, decision: &crate::governor::Decision) {
+        self.set_resources(decision.threads, decision.offload);
+        self.set_devices(given_devices(&decision.gpus));
+        let minutes = u64::from(decision.keep_alive_minutes);
+        self.set_keep_alive((minutes > 0).then(|| Duration::from_secs(minutes * 60)));
     }
 
     /// How long the model may stay loaded without work (`None`: forever).
@@ -270,6 +284,7 @@ pub fn chat_options() -> ModelOptions {
         offload: Offload::Fit { cap_mib: None },
         context_len: 4096,
         sequences: 1,
+        devices: DeviceSet::ALL,
     }
 }
 
@@ -566,11 +581,24 @@ pub struct Follower(Arc<LocalAgentParts>);
 impl Follower {
     pub fn follow(&self, decision: &crate::governor::Decision) {
         if let ChatBackend::Local(local) = &self.0.model {
-            local.set_resources(decision.threads, decision.offload);
-            let minutes = u64::from(decision.keep_alive_minutes);
-            local.set_keep_alive((minutes > 0).then(|| Duration::from_secs(minutes * 60)));
+            local.follow(decision);
         }
     }
+}
+
+/// The GPUs named in the donor's policy, as this process's llama.cpp numbers
+/// them (every GPU when none is named; none, and a warning, when the named
+/// ones are not here: the load then says so and runs on the CPU).
+fn given_devices(named: &[String]) -> DeviceSet {
+    if named.is_empty() {
+        return DeviceSet::ALL;
+    }
+    let found = heiwa_inference::gpu::gpus().unwrap_or_default();
+    let choice = heiwa_inference::gpu::choose(&found, named);
+    if !choice.missing.is_empty() {
+        tracing::warn!(missing = ?choice.missing, "GPUs given in the donation policy are not in this machine");
+    }
+    choice.devices
 }
 
 /// Looks every few seconds whether the local model has idled past its

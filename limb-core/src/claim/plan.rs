@@ -140,6 +140,7 @@ mod tests {
             max_in_flight,
             threads: 1,
             offload: heiwa_inference::Offload::CPU,
+            gpus: Vec::new(),
             keep_alive_minutes: 5,
             release_running,
         }

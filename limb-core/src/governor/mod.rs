@@ -66,6 +66,10 @@ pub struct DonationPolicy {
     /// The most GPU memory the model may take, MiB; 0 means no cap but the
     /// memory that is free.
     pub gpu_memory_cap_mib: u32,
+    /// The GPUs given, each by its PCI id or its description as `heiwa gpu
+    /// list` shows them (not by index: the order may change at a reboot);
+    /// none: every GPU. A named GPU that is not here gives nothing.
+    pub gpus: Vec<String>,
     /// Minutes a loaded model may sit idle before its memory (GPU memory
     /// included) is given back; it loads again for the next task. 0: never.
     pub keep_alive_minutes: u32,
@@ -109,6 +113,7 @@ impl Default for DonationPolicy {
             cpu_threads: 0,
             gpu_layers: None,
             gpu_memory_cap_mib: 0,
+            gpus: Vec::new(),
             keep_alive_minutes: 5,
             max_gpu_celsius: 0,
             max_cpu_celsius: 0,
@@ -153,12 +158,18 @@ pub enum PolicyError {
     ExclusivePrograms,
     #[error("resume at most {0} minutes after an exclusive program exits")]
     ExclusiveResume(u32),
+    #[error(
+        "at most {MAX_GIVEN_GPUS} GPUs given, each named by its PCI id or description (1 to 255 printable characters)"
+    )]
+    Gpus,
 }
 
 /// More concurrent tasks than this only queue behind one model.
 pub const MAX_CONCURRENT: u32 = 16;
 const MAX_THREADS: u32 = 1024;
 const MAX_GPU_LAYERS: u32 = 1000;
+/// llama.cpp's own most devices.
+const MAX_GIVEN_GPUS: usize = 16;
 const MIN_CELSIUS: u32 = 40;
 const MAX_CELSIUS: u32 = 110;
 const MAX_KEEP_ALIVE_MINUTES: u32 = 7 * 24 * 60;
@@ -217,6 +228,9 @@ impl DonationPolicy {
         if self.exclusive_programs.len() > MAX_EXCLUSIVE || self.exclusive_programs.iter().any(bad_name) {
             return Err(PolicyError::ExclusivePrograms);
         }
+        if self.gpus.len() > MAX_GIVEN_GPUS || self.gpus.iter().any(bad_name) {
+            return Err(PolicyError::Gpus);
+        }
         if self.exclusive_resume_minutes > 1440 {
             return Err(PolicyError::ExclusiveResume(1440));
         }
@@ -273,6 +287,8 @@ pub struct Decision {
     pub threads: i32,
     /// Where the chat model's layers go.
     pub offload: Offload,
+    /// On which GPUs (the policy's names; none: every GPU).
+    pub gpus: Vec<String>,
     /// Idle minutes before the model is unloaded (0: never).
     pub keep_alive_minutes: u32,
     /// Running tasks go back to the hub now (only when not giving).
@@ -396,6 +412,7 @@ pub fn decide(policy: &DonationPolicy, signals: &Signals, cores: i32) -> Decisio
         max_in_flight: policy.max_concurrent.clamp(1, MAX_CONCURRENT) as usize,
         threads,
         offload,
+        gpus: policy.gpus.clone(),
         keep_alive_minutes: policy.keep_alive_minutes,
         release_running: !give && policy.on_pause == OnPause::Release,
     }

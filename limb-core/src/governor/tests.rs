@@ -290,3 +290,18 @@ fn the_governor_holds_the_gpu_while_a_listed_process_runs_and_gives_it_back_afte
     now.lock().unwrap().processes = vec!["bash".into()];
     assert_ne!(governor.refresh().offload, Offload::CPU, "exited, no delay: the GPU is given again");
 }
+
+#[test]
+fn the_gpus_given_go_with_the_decision_and_are_named_sanely() {
+    let policy = DonationPolicy { gpus: vec!["0000:02:00.0".into()], ..Default::default() };
+    let decision = decide(&policy, &signals(NOON, Some(0), false), 4);
+    assert_eq!(decision.gpus, vec!["0000:02:00.0".to_string()]);
+    assert_eq!(decide(&DonationPolicy::default(), &signals(NOON, Some(0), false), 4).gpus, Vec::<String>::new());
+    assert_eq!(policy.validate(), Ok(()));
+    for bad in [vec!["".to_string()], vec!["a\nb".into()], vec!["x".repeat(256)], vec!["card".to_string(); 17]] {
+        assert_eq!(DonationPolicy { gpus: bad, ..Default::default() }.validate(), Err(PolicyError::Gpus));
+    }
+    // A policy saved before the field reads as every GPU.
+    let older: DonationPolicy = serde_json::from_str(r#"{"gpu_memory_cap_mib": 2048}"#).unwrap();
+    assert!(older.gpus.is_empty());
+}

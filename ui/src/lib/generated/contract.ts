@@ -243,6 +243,12 @@ gpu_layers: number | null,
  */
 gpu_memory_cap_mib: number, 
 /**
+ * The GPUs given, each by its PCI id or its description as `heiwa gpu
+ * list` shows them (not by index: the order may change at a reboot);
+ * none: every GPU. A named GPU that is not here gives nothing.
+ */
+gpus: Array<string>, 
+/**
  * Minutes a loaded model may sit idle before its memory (GPU memory
  * included) is given back; it loads again for the next task. 0: never.
  */
@@ -314,6 +320,10 @@ reason: string, max_in_flight: number, threads: number,
  */
 offload: Offload, 
 /**
+ * On which GPUs (the policy's names; none: every GPU).
+ */
+gpus: Array<string>, 
+/**
  * Idle minutes before the model is unloaded (0: never).
  */
 keep_alive_minutes: number, 
@@ -334,7 +344,16 @@ layers: number,
  */
 model_layers: number, why: string, };
 
-export type Device = { name: string, description: string, backend: string, kind: DeviceKind, total_mib: number, free_mib: number, };
+export type Device = { 
+/**
+ * llama.cpp's index for it in this process (the order may change at the next start).
+ */
+index: number, 
+/**
+ * Its PCI bus id ("0000:01:00.0"), where the backend knows it: what
+ * tells two cards of one model apart, whatever their order.
+ */
+pci_id: string | null, name: string, description: string, backend: string, kind: DeviceKind, total_mib: number, free_mib: number, };
 
 export type DeviceKind = "cpu" | "gpu" | "integrated_gpu" | "accelerator" | "unknown";
 
