@@ -113,6 +113,11 @@ pub fn backend() -> Result<&'static LlamaBackend, InferenceError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
+            // Before any llama.cpp code runs: on a CPU without them it would die of an illegal instruction.
+            let missing = missing_cpu_features(cpu_has);
+            if !missing.is_empty() {
+                return Err(cpu_too_old(&missing));
+            }
             // llama.cpp's and ggml's logs (device discovery included) go to
             // `tracing` from the start: errors reach the log, chatter only
             // when asked for (HEIWA_LOG=llama_cpp_2=info).
@@ -123,10 +128,91 @@ pub fn backend() -> Result<&'static LlamaBackend, InferenceError> {
         .map_err(|e| InferenceError::Backend(e.clone()))
 }
 
+/// The x86-64 instruction sets this build of llama.cpp's CPU backend is
+/// compiled for (llama-cpp-sys-2's default, the AVX2 level: its build log
+/// says `-msse4.2 -mf16c -mfma -mbmi2 -mavx -mavx2`).
+const BUILT_FOR: [&str; 6] = ["sse4.2", "f16c", "fma", "bmi2", "avx", "avx2"];
+
+/// Which of [`BUILT_FOR`] the CPU lacks, asking `has` of each.
+fn missing_cpu_features(has: impl Fn(&str) -> bool) -> Vec<&'static str> {
+    BUILT_FOR.into_iter().filter(|feature| !has(feature)).collect()
+}
+
+fn cpu_too_old(missing: &[&str]) -> String {
+    format!(
+        "this CPU lacks {} ({}), which this build of llama.cpp needs: models cannot run on this machine \
+         (a hub, the dashboard and the bot need none)",
+        if missing.len() == 1 { "an instruction set" } else { "instruction sets" },
+        missing.join(", ").to_uppercase()
+    )
+}
+
+/// Whether this CPU has `feature` (one of [`BUILT_FOR`]), as the CPU itself says.
+fn cpu_has(feature: &str) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match feature {
+            "sse4.2" => std::arch::is_x86_feature_detected!("sse4.2"),
+            "f16c" => std::arch::is_x86_feature_detected!("f16c"),
+            "fma" => std::arch::is_x86_feature_detected!("fma"),
+            "bmi2" => std::arch::is_x86_feature_detected!("bmi2"),
+            "avx" => std::arch::is_x86_feature_detected!("avx"),
+            "avx2" => std::arch::is_x86_feature_detected!("avx2"),
+            _ => false,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = feature;
+        true // built for another architecture's baseline
+    }
+}
+
 pub(crate) fn context_params(options: &ModelOptions) -> LlamaContextParams {
     LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(options.context_len))
         .with_n_batch(options.context_len)
         .with_n_threads(options.threads)
         .with_n_threads_batch(options.threads)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cpu_without_avx2_is_refused_with_what_it_lacks_before_llama_cpp_runs() {
+        assert_eq!(missing_cpu_features(|_| true), Vec::<&str>::new());
+        // A Sandy Bridge: AVX, no AVX2, FMA, F16C or BMI2.
+        let sandy_bridge = |feature: &str| matches!(feature, "sse4.2" | "avx");
+        let missing = missing_cpu_features(sandy_bridge);
+        assert_eq!(missing, vec!["f16c", "fma", "bmi2", "avx2"]);
+        let said = cpu_too_old(&missing);
+        assert!(
+            said.starts_with("this CPU lacks instruction sets (F16C, FMA, BMI2, AVX2), which this build"),
+            "{said}"
+        );
+        assert!(cpu_too_old(&["avx2"]).starts_with("this CPU lacks an instruction set (AVX2)"));
+        assert!(missing_cpu_features(cpu_has).is_empty(), "the machine the tests run on can run models");
+    }
+
+    #[test]
+    fn the_features_asked_for_are_the_ones_llama_cpp_was_built_with() {
+        // SAFETY: these report constants of the build (its compile flags); no model is involved.
+        let built = unsafe {
+            use llama_cpp_sys_2 as ggml;
+            [
+                ("f16c", ggml::ggml_cpu_has_f16c()),
+                ("fma", ggml::ggml_cpu_has_fma()),
+                ("bmi2", ggml::ggml_cpu_has_bmi2()),
+                ("avx", ggml::ggml_cpu_has_avx()),
+                ("avx2", ggml::ggml_cpu_has_avx2()),
+                ("avx512", ggml::ggml_cpu_has_avx512()),
+                ("avx_vnni", ggml::ggml_cpu_has_avx_vnni()),
+            ]
+        };
+        for (feature, has) in built {
+            assert_eq!(has != 0, BUILT_FOR.contains(&feature), "{feature}: the build and BUILT_FOR disagree");
+        }
+    }
 }
