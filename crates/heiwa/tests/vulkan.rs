@@ -137,13 +137,18 @@ fn only_the_gpus_the_donor_gave_take_layers_and_one_not_here_leaves_the_cpu() {
     let chat = LocalChat::new(parts().chat_model().unwrap(), options(Offload::Fit { cap_mib: None })).unwrap();
     // Named as a donor names it: by PCI id where the driver gives one (lavapipe has none), else its description.
     let name = device.pci_id.clone().unwrap_or_else(|| device.description.to_uppercase());
-    let given = decide(&DonationPolicy { gpus: vec![name], ..Default::default() }, &at_ten(), 2);
+    // One layer on it: enough to show where layers go, and quick on a software device.
+    let one_layer = DonationPolicy { gpu_layers: Some(1), ..Default::default() };
+    let given = decide(&DonationPolicy { gpus: vec![name], ..one_layer.clone() }, &at_ten(), 2);
     chat.follow(&given);
     assert!(ask(&chat).contains('5'));
     let choice = chat.offload().unwrap();
-    assert!(choice.layers > 0 && choice.why.contains(&device.name), "{choice:?}");
+    assert!(
+        choice.layers == 1 && choice.why == format!("1 of {} layers on {}, as set", choice.model_layers, device.name),
+        "{choice:?}"
+    );
 
-    let elsewhere = DonationPolicy { gpus: vec!["NVIDIA GeForce RTX 4090".into()], ..Default::default() };
+    let elsewhere = DonationPolicy { gpus: vec!["NVIDIA GeForce RTX 4090".into()], ..one_layer };
     chat.follow(&decide(&elsewhere, &at_ten(), 2));
     assert!(ask(&chat).contains('5'), "the task completes on the CPU");
     let choice = chat.offload().unwrap();
