@@ -5,15 +5,44 @@
 use heiwa_config::{free_loopback_port, Parts};
 use heiwa_hub::{HubHttp, HubLimits, HubPolicy, HubServer, HubServerConfig};
 use hub_rules::secrets::TenantCreation;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The database the module is published as.
 pub const DATABASE: &str = "heiwa";
 
 /// Every part, from the `HEIWA_*` variables `scripts/lib/env.sh` sets; a
 /// missing one fails the test with the variable that should name it.
+/// A module older than its sources fails too: `cargo test` and `cargo bench`
+/// do not rebuild it, and a benchmark run by hand after a change to the hub
+/// would publish and measure the old module.
 pub fn parts() -> Parts {
-    Parts::find(None).unwrap_or_else(|missing| panic!("{missing}"))
+    let parts = Parts::find(None).unwrap_or_else(|missing| panic!("{missing}"));
+    if let Some(source) = newer_module_source(&parts.hub_wasm) {
+        panic!(
+            "{} is older than {}: rebuild the hub module first \
+             (`source scripts/lib/env.sh && source scripts/lib/hub.sh && build_hub_module`)",
+            parts.hub_wasm.display(),
+            source.display()
+        );
+    }
+    parts
+}
+
+/// A source file of the hub module (its crate and `hub-rules`) changed after
+/// `wasm` was built from this checkout; none where `wasm` is another build.
+fn newer_module_source(wasm: &Path) -> Option<PathBuf> {
+    if !wasm.starts_with(std::env::var_os("HEIWA_CACHE")?) {
+        return None;
+    }
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|meta| meta.modified()).ok();
+    let built = modified(wasm)?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    ["hub-module/src", "crates/hub-rules/src"]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(root.join(dir)).ok())
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .find(|source| modified(source).is_some_and(|changed| changed > built))
 }
 
 /// A running local hub with the module published.
