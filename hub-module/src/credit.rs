@@ -158,16 +158,26 @@ pub fn set_credit(ctx: &ReducerContext, on: bool) -> Result<(), String> {
 
 /// Append a ledger row and add it to the limb's sums.
 fn append(ctx: &ReducerContext, limb: &Limb, task_id: u64, kind: CreditKind, milli: u64) {
+    record(ctx, limb, donor_of(ctx, limb), task_id, kind, milli);
+    add_to_sums(ctx, limb, |totals| totals.add(kind, milli));
+}
+
+/// Append a ledger row; its limb's sums are the caller's to change.
+fn record(ctx: &ReducerContext, limb: &Limb, donor: String, task_id: u64, kind: CreditKind, milli: u64) {
     ctx.db.credit_event().insert(CreditEvent {
         id: 0,
         tenant_id: limb.tenant_id,
-        donor: donor_of(ctx, limb),
+        donor,
         limb_id: limb.id,
         task_id,
         kind,
         milli,
         at: ctx.timestamp,
     });
+}
+
+/// Change `limb`'s sums by `change`.
+fn add_to_sums(ctx: &ReducerContext, limb: &Limb, change: impl FnOnce(&mut Totals)) {
     let known = ctx.db.limb_credit().limb_identity().find(limb.identity);
     let mut totals = known.as_ref().map_or_else(Totals::default, |row| Totals {
         milli: row.milli,
@@ -175,7 +185,7 @@ fn append(ctx: &ReducerContext, limb: &Limb, task_id: u64, kind: CreditKind, mil
         revoked_milli: row.revoked_milli,
         tasks: row.tasks,
     });
-    totals.add(kind, milli);
+    change(&mut totals);
     let row = LimbCredit {
         limb_identity: limb.identity,
         limb_id: limb.id,
@@ -190,6 +200,44 @@ fn append(ctx: &ReducerContext, limb: &Limb, task_id: u64, kind: CreditKind, mil
         ctx.db.limb_credit().limb_identity().update(row);
     } else {
         ctx.db.limb_credit().insert(row);
+    }
+}
+
+/// The limb one call's signed results pay. Its results sent together are paid
+/// together: its donor is looked up once, and what it earned is added to its
+/// sums (`limb_credit`) once, at the call's end (on the claims drain those two,
+/// per result, were most of what the ledger cost: docs/benchmarks.md). Only `Earned` credit
+/// waits here: it only adds, so adding it later gives the same sums whatever
+/// an escrow's release or revocation did in between.
+pub(crate) struct Payee {
+    limb: Limb,
+    donor: Option<String>,
+    earned: Totals,
+}
+
+impl Payee {
+    pub(crate) fn new(limb: Limb) -> Self {
+        Self { limb, donor: None, earned: Totals::default() }
+    }
+
+    pub(crate) fn limb_id(&self) -> u64 {
+        self.limb.id
+    }
+
+    fn record(&mut self, ctx: &ReducerContext, task_id: u64, kind: CreditKind, milli: u64) {
+        let donor = self.donor.get_or_insert_with(|| donor_of(ctx, &self.limb)).clone();
+        record(ctx, &self.limb, donor, task_id, kind, milli);
+    }
+
+    /// Add the call's earned credit to the limb's sums.
+    pub(crate) fn add_earned_to_sums(self, ctx: &ReducerContext) {
+        let earned = self.earned;
+        if earned.tasks > 0 {
+            add_to_sums(ctx, &self.limb, |totals| {
+                totals.milli += earned.milli;
+                totals.tasks += earned.tasks;
+            });
+        }
     }
 }
 
@@ -242,11 +290,11 @@ pub(crate) fn roll_up(ctx: &ReducerContext, now_micros: i64, retain_secs: u64, b
     }
 }
 
-/// `limb`'s signed result for `task` was accepted: paid at once, or held in
+/// `payee`'s signed result for `task` was accepted: paid at once, or held in
 /// escrow when the task is a copy its set has yet to decide on. Called
 /// before the task finishes, so that the verdict its finishing may bring
 /// finds the escrow.
-pub(crate) fn on_result(ctx: &ReducerContext, limb: &Limb, task: &Task, summary: &str) {
+pub(crate) fn on_result(ctx: &ReducerContext, payee: &mut Payee, task: &Task, summary: &str) {
     if ctx.db.credit_switch().id().find(0).is_some_and(|switch| switch.off) {
         return;
     }
@@ -262,10 +310,12 @@ pub(crate) fn on_result(ctx: &ReducerContext, limb: &Limb, task: &Task, summary:
     };
     let milli = result_credit(&task.payload, summary, model_bytes);
     if ctx.db.task_copy().task_id().find(task.id).is_some() {
-        ctx.db.escrow().insert(Escrow { task_id: task.id, limb_id: limb.id, milli });
-        append(ctx, limb, task.id, CreditKind::Escrowed, milli);
+        ctx.db.escrow().insert(Escrow { task_id: task.id, limb_id: payee.limb.id, milli });
+        payee.record(ctx, task.id, CreditKind::Escrowed, milli);
+        add_to_sums(ctx, &payee.limb, |totals| totals.add(CreditKind::Escrowed, milli));
     } else {
-        append(ctx, limb, task.id, CreditKind::Earned, milli);
+        payee.record(ctx, task.id, CreditKind::Earned, milli);
+        payee.earned.add(CreditKind::Earned, milli);
     }
 }
 

@@ -4,6 +4,7 @@
 //! frees the holder's slot, judges a finished copy and places a task that is
 //! pending again.
 
+use crate::credit::Payee;
 use crate::guard::{held_task, is_operator, own_limb, require_member, require_submitter, tenant_task};
 use crate::placement::{fill, place, place_ranked};
 use crate::quorum::judge;
@@ -201,10 +202,10 @@ pub fn complete_task(ctx: &ReducerContext, task_id: u64, limb_id: u64, summary: 
     complete(ctx, task_id, limb_id, summary, Signed::No).map(|_| ())
 }
 
-/// Whether a result comes with its limb's signed statement: only a signed one earns credit.
-#[derive(PartialEq)]
-enum Signed {
-    Yes,
+/// Whether a result comes with its limb's signed statement: only a signed one
+/// earns credit, paid to the call's `Payee`.
+enum Signed<'a> {
+    Yes(&'a mut Payee),
     No,
 }
 
@@ -219,7 +220,10 @@ pub fn complete_task_signed(
     statement: String,
     signature: Vec<u8>,
 ) -> Result<(), String> {
-    complete_signed(ctx, limb_id, SignedResult { task_id, summary, statement, signature })
+    let mut payee = Payee::new(own_limb(ctx, limb_id)?);
+    complete_signed(ctx, &mut payee, SignedResult { task_id, summary, statement, signature })?;
+    payee.add_earned_to_sums(ctx);
+    Ok(())
 }
 
 /// One signed result of a batch ([`complete_tasks_signed`]).
@@ -239,21 +243,23 @@ pub struct SignedResult {
 /// result row for, as it reads a single call's refusal.
 #[reducer]
 pub fn complete_tasks_signed(ctx: &ReducerContext, limb_id: u64, results: Vec<SignedResult>) -> Result<(), String> {
-    own_limb(ctx, limb_id)?;
+    let mut payee = Payee::new(own_limb(ctx, limb_id)?);
     if results.len() > rules::MAX_RESULT_BATCH {
         return Err(format!("at most {} results in one call, not {}", rules::MAX_RESULT_BATCH, results.len()));
     }
     for result in results {
         // A refused result changed nothing (every check comes before a write).
-        let _ = complete_signed(ctx, limb_id, result);
+        let _ = complete_signed(ctx, &mut payee, result);
     }
+    payee.add_earned_to_sums(ctx);
     Ok(())
 }
 
-fn complete_signed(ctx: &ReducerContext, limb_id: u64, result: SignedResult) -> Result<(), String> {
+fn complete_signed(ctx: &ReducerContext, payee: &mut Payee, result: SignedResult) -> Result<(), String> {
     let SignedResult { task_id, summary, statement, signature } = result;
     rules::check_proof(&statement, &signature)?;
-    let tenant_id = complete(ctx, task_id, limb_id, summary, Signed::Yes)?;
+    let limb_id = payee.limb_id();
+    let tenant_id = complete(ctx, task_id, limb_id, summary, Signed::Yes(payee))?;
     ctx.db.result_proof().insert(ResultProof { task_id, tenant_id, limb_id, statement, signature });
     Ok(())
 }
@@ -262,8 +268,8 @@ fn complete_signed(ctx: &ReducerContext, limb_id: u64, result: SignedResult) -> 
 fn complete(ctx: &ReducerContext, task_id: u64, limb_id: u64, summary: String, signed: Signed) -> Result<u64, String> {
     rules::check_summary(&summary)?;
     let (limb, task) = held_task(ctx, task_id, limb_id)?;
-    if signed == Signed::Yes {
-        crate::credit::on_result(ctx, &limb, &task, &summary);
+    if let Signed::Yes(payee) = signed {
+        crate::credit::on_result(ctx, payee, &task, &summary);
     }
     ctx.db.task_result().insert(TaskResult {
         task_id,

@@ -56,7 +56,7 @@ async fn audit(hub: &common::drain::Hub, tasks: usize) -> (u64, usize) {
 async fn main() {
     let parts = heiwa_testkit::parts();
     let dir = tempfile::tempdir().unwrap();
-    let (limbs, tasks, rounds) = (sized(20, 4), sized(2000, 100), sized(5, 1));
+    let (limbs, tasks, rounds) = (sized(20, 4), sized(6000, 100), sized(9, 1));
     let (mut on, mut off) = (Vec::new(), Vec::new());
     let (mut drift, mut paid_twice) = (0, 0);
     for round in 0..rounds {
