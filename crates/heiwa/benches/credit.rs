@@ -6,7 +6,8 @@
 //! admin's `set_credit(false)`), the order alternated by round. Then each "on"
 //! hub's ledger against the credit rule applied to the results it accepted:
 //! `drift` is the difference in milli-credits (0 expected), `paid_twice` the
-//! tasks with more than one ledger row.
+//! tasks with more than one ledger row; the limbs' sums (`limb_credit`) must
+//! add up to the ledger.
 //!
 //! `cargo bench --profile dev --workspace --bench credit` (after `source scripts/lib/env.sh`).
 //! The last line is machine-readable: `RESULT credit drain_ratio=… drift=0 …`.
@@ -21,6 +22,12 @@ use common::{percentile, result_prefix, sized};
 struct Done {
     task_id: u64,
     summary: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Sums {
+    milli: u64,
+    tasks: u64,
 }
 
 #[derive(serde::Deserialize)]
@@ -45,6 +52,10 @@ async fn audit(hub: &common::drain::Hub, tasks: usize) -> (u64, usize) {
     assert_eq!(results.len(), tasks, "every task has its result");
     let expected: u64 = results.iter().map(|r| heiwa_hub::result_credit(&payloads[&r.task_id], &r.summary, 0)).sum();
     let paid: u64 = ledger.iter().filter(|row| row.kind == "earned").map(|row| row.milli).sum();
+    // Each limb's sums, added to once per call of results (`credit::Payee`), are its ledger rows added up.
+    let sums: Vec<Sums> = http.rows_as("heiwa", "SELECT * FROM limb_credit", &hub.admin).await.unwrap();
+    let summed = (sums.iter().map(|s| s.milli).sum::<u64>(), sums.iter().map(|s| s.tasks).sum::<u64>());
+    assert_eq!(summed, (paid, tasks as u64), "the limbs' sums (milli, tasks) are the ledger's");
     let mut rows_per_task: HashMap<u64, usize> = HashMap::new();
     for row in &ledger {
         *rows_per_task.entry(row.task_id).or_default() += 1;
