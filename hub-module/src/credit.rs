@@ -294,7 +294,7 @@ pub(crate) fn roll_up(ctx: &ReducerContext, now_micros: i64, retain_secs: u64, b
 /// escrow when the task is a copy its set has yet to decide on. Called
 /// before the task finishes, so that the verdict its finishing may bring
 /// finds the escrow.
-pub(crate) fn on_result(ctx: &ReducerContext, payee: &mut Payee, task: &Task, summary: &str) {
+pub(crate) fn on_result(ctx: &ReducerContext, payee: &mut Payee, task: &Task, summary: &str, is_copy: bool) {
     if ctx.db.credit_switch().id().find(0).is_some_and(|switch| switch.off) {
         return;
     }
@@ -309,7 +309,7 @@ pub(crate) fn on_result(ctx: &ReducerContext, payee: &mut Payee, task: &Task, su
             .map_or(0, |entry| entry.size_bytes)
     };
     let milli = result_credit(&task.payload, summary, model_bytes);
-    if ctx.db.task_copy().task_id().find(task.id).is_some() {
+    if is_copy {
         ctx.db.escrow().insert(Escrow { task_id: task.id, limb_id: payee.limb.id, milli });
         payee.record(ctx, task.id, CreditKind::Escrowed, milli);
         add_to_sums(ctx, &payee.limb, |totals| totals.add(CreditKind::Escrowed, milli));
@@ -319,13 +319,11 @@ pub(crate) fn on_result(ctx: &ReducerContext, payee: &mut Payee, task: &Task, su
     }
 }
 
-/// `task_id` finished: once its replica set has a verdict, each escrow of
+/// The task of `copy` finished: once its replica set has a verdict, each escrow of
 /// the set is released to a limb the verdict agrees with (every copy's limb
 /// of a set its trust spared) and revoked from the others.
-pub(crate) fn settle(ctx: &ReducerContext, task_id: u64) {
-    let Some(set) =
-        ctx.db.task_copy().task_id().find(task_id).and_then(|c| ctx.db.replica_set().task_id().find(c.set_id))
-    else {
+pub(crate) fn settle(ctx: &ReducerContext, copy: &TaskCopy) {
+    let Some(set) = ctx.db.replica_set().task_id().find(copy.set_id) else {
         return;
     };
     if set.verdict == QuorumState::Open {

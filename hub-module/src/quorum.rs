@@ -60,10 +60,9 @@ fn spot_check(ctx: &ReducerContext, set: ReplicaSet) -> Option<ReplicaSet> {
 
 /// A copy of a replicated task finished: decide the set if every copy has
 /// (`rules::quorum`), send a tie-breaker if they disagree, keep the records.
-pub(crate) fn judge(ctx: &ReducerContext, task_id: u64) {
-    let Some(set) =
-        ctx.db.task_copy().task_id().find(task_id).and_then(|c| ctx.db.replica_set().task_id().find(c.set_id))
-    else {
+pub(crate) fn judge(ctx: &ReducerContext, copy: &TaskCopy) {
+    let task_id = copy.task_id;
+    let Some(set) = ctx.db.replica_set().task_id().find(copy.set_id) else {
         return;
     };
     if set.verdict != QuorumState::Open {

@@ -25,6 +25,13 @@ pub(crate) fn usage(ctx: &ReducerContext, tenant_id: u64, config: &HubConfig) ->
 /// Move a task to `state`. Its holder (if any) loses it and takes queued work
 /// in its place; a task back to `Pending` is placed again at once.
 pub(crate) fn finish(ctx: &ReducerContext, task: Task, state: TaskState, reason: String) {
+    let copy = rules::is_finished(state).then(|| ctx.db.task_copy().task_id().find(task.id)).flatten();
+    finish_copy(ctx, task, state, reason, copy);
+}
+
+/// [`finish`], the task's `task_copy` row (if it is a copy) already looked up:
+/// a finished copy is judged and its credit settled.
+fn finish_copy(ctx: &ReducerContext, task: Task, state: TaskState, reason: String, copy: Option<TaskCopy>) {
     let holder = task.assigned_to;
     let was_open = !rules::is_finished(task.state);
     ctx.db.lease().task_id().delete(task.id);
@@ -49,9 +56,9 @@ pub(crate) fn finish(ctx: &ReducerContext, task: Task, state: TaskState, reason:
                 .update(TenantUsage { open_tasks: usage.open_tasks.saturating_sub(1), ..usage });
         }
     }
-    if rules::is_finished(state) {
-        judge(ctx, task.id);
-        crate::credit::settle(ctx, task.id);
+    if let Some(copy) = copy.filter(|_| rules::is_finished(state)) {
+        judge(ctx, &copy);
+        crate::credit::settle(ctx, &copy);
     }
     if let Some(limb) = ctx.db.limb().id().find(holder) {
         fill(ctx, &limb);
@@ -268,8 +275,9 @@ fn complete_signed(ctx: &ReducerContext, payee: &mut Payee, result: SignedResult
 fn complete(ctx: &ReducerContext, task_id: u64, limb_id: u64, summary: String, signed: Signed) -> Result<u64, String> {
     rules::check_summary(&summary)?;
     let (limb, task) = held_task(ctx, task_id, limb_id)?;
+    let copy = ctx.db.task_copy().task_id().find(task_id);
     if let Signed::Yes(payee) = signed {
-        crate::credit::on_result(ctx, payee, &task, &summary);
+        crate::credit::on_result(ctx, payee, &task, &summary, copy.is_some());
     }
     ctx.db.task_result().insert(TaskResult {
         task_id,
@@ -282,7 +290,7 @@ fn complete(ctx: &ReducerContext, task_id: u64, limb_id: u64, summary: String, s
     if let Some(stats) = ctx.db.limb_stats().limb_id().find(limb_id) {
         ctx.db.limb_stats().limb_id().update(LimbStats { tasks_done: stats.tasks_done + 1, ..stats });
     }
-    finish(ctx, task, TaskState::Done, String::new());
+    finish_copy(ctx, task, TaskState::Done, String::new(), copy);
     Ok(limb.tenant_id)
 }
 
