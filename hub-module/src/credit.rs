@@ -206,9 +206,9 @@ fn add_to_sums(ctx: &ReducerContext, limb: &Limb, change: impl FnOnce(&mut Total
 /// The limb one call's signed results pay. Its results sent together are paid
 /// together: its donor is looked up once, and what it earned is added to its
 /// sums (`limb_credit`) once, at the call's end (on the claims drain those two,
-/// per result, were most of what the ledger cost: docs/benchmarks.md). Only `Earned` credit
-/// waits here: it only adds, so adding it later gives the same sums whatever
-/// an escrow's release or revocation did in between.
+/// per result, were most of what the ledger cost: docs/benchmarks.md). Only
+/// `Earned` credit waits here: it only adds, so adding it later gives the same
+/// sums whatever an escrow's release or revocation did in between.
 pub(crate) struct Payee {
     limb: Limb,
     donor: Option<String>,
