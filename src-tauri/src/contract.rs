@@ -22,6 +22,7 @@ fn declarations() -> Vec<String> {
         crate::commands::limb::LimbView,
         crate::commands::limb::ModelState,
         limb_core::agent::local::AnswerPace,
+        limb_core::agent::local::Slots,
         limb_core::LimbInfo,
         limb_core::PartInfo,
         limb_core::PartState,

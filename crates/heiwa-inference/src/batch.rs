@@ -45,6 +45,8 @@ pub struct BatchStats {
     pub slots: usize,
     /// Sequences in a slot now.
     pub running: usize,
+    /// The most sequences that were in slots at once.
+    pub most_running: usize,
     /// Prompt tokens of every sequence admitted.
     pub prompt_tokens: u64,
     /// Of those, tokens whose KV a slot already held (not computed again).
@@ -57,6 +59,7 @@ pub struct BatchStats {
 #[derive(Default)]
 struct Counters {
     running: AtomicUsize,
+    most_running: AtomicUsize,
     prompt_tokens: AtomicU64,
     reused_tokens: AtomicU64,
     generated_tokens: AtomicU64,
@@ -103,6 +106,7 @@ impl Batcher {
         BatchStats {
             slots: self.slots,
             running: c.running.load(Ordering::SeqCst),
+            most_running: c.most_running.load(Ordering::SeqCst),
             prompt_tokens: c.prompt_tokens.load(Ordering::Relaxed),
             reused_tokens: c.reused_tokens.load(Ordering::Relaxed),
             generated_tokens: c.generated_tokens.load(Ordering::Relaxed),
@@ -254,7 +258,8 @@ fn admit(model: &ChatModel, ctx: &mut LlamaContext<'_>, slots: &mut [Slot], job:
         Ok(sampler) => {
             let text = Detokenizer::new(job.options.stop.clone());
             slot.running = Some(Running { job, sampler, text, prefilled: reused, next: None, generated: 0 });
-            counters.running.fetch_add(1, Ordering::SeqCst);
+            let running = counters.running.fetch_add(1, Ordering::SeqCst) + 1;
+            counters.most_running.fetch_max(running, Ordering::SeqCst);
         }
         Err(e) => {
             let _ = job.events.send(Event::Done(Err(e)));

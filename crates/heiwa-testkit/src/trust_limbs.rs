@@ -57,7 +57,20 @@ pub async fn limb_running(
     executor: Arc<dyn Executor>,
     offer: Offer,
 ) -> watch::Sender<bool> {
-    start(http, dir, invite, name, executor, offer, None).await
+    start(options(http, dir, invite, name, offer), executor).await
+}
+
+/// As [`limb_running`], taking up to `max_in_flight` tasks at once.
+pub async fn limb_running_at_once(
+    http: &HubHttp,
+    dir: &std::path::Path,
+    invite: &str,
+    name: &str,
+    executor: Arc<dyn Executor>,
+    offer: Offer,
+    max_in_flight: usize,
+) -> watch::Sender<bool> {
+    start(LimbOptions { max_in_flight, ..options(http, dir, invite, name, offer) }, executor).await
 }
 
 /// An echo limb in this process that fetches the catalogue models the hub asks it for.
@@ -69,21 +82,12 @@ pub async fn limb_fetching(
     models: ModelFetching,
 ) -> watch::Sender<bool> {
     let echo = Arc::new(EchoExecutor { work: Duration::ZERO });
-    start(http, dir, invite, name, echo, Offer::default(), Some(models)).await
+    start(LimbOptions { models: Some(models), ..options(http, dir, invite, name, Offer::default()) }, echo).await
 }
 
-async fn start(
-    http: &HubHttp,
-    dir: &std::path::Path,
-    invite: &str,
-    name: &str,
-    executor: Arc<dyn Executor>,
-    offer: Offer,
-    models: Option<ModelFetching>,
-) -> watch::Sender<bool> {
-    let (stop, stop_rx) = watch::channel(false);
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let options = LimbOptions {
+/// A limb of the hub behind `http`, joining with `invite`, its token in `dir`; two tasks at once.
+fn options(http: &HubHttp, dir: &std::path::Path, invite: &str, name: &str, offer: Offer) -> LimbOptions {
+    LimbOptions {
         uri: http.base_url().replacen("http://", "ws://", 1),
         database: "heiwa".into(),
         token_file: dir.join(format!("{name}.token")),
@@ -94,8 +98,14 @@ async fn start(
         offer,
         governor: None,
         tasks: None,
-        models,
-    };
+        models: None,
+    }
+}
+
+async fn start(options: LimbOptions, executor: Arc<dyn Executor>) -> watch::Sender<bool> {
+    let (stop, stop_rx) = watch::channel(false);
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let name = options.name.clone();
     let (failed_tx, mut failed) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         if let Err(error) = run_limb(options, executor, stop_rx, events_tx).await {

@@ -88,6 +88,9 @@ pub struct LimbRunArgs {
     name: String,
     #[arg(long, default_value_t = 30)]
     lease_secs: u32,
+    /// Tasks taken at once; the chat model answers them together, their
+    /// agent turns sharing its decode steps (a donation policy's
+    /// `max_concurrent` decides instead when one is given).
     #[arg(long, default_value_t = 2)]
     max_in_flight: usize,
     /// What answers the tasks.
@@ -277,6 +280,9 @@ pub async fn limb(command: LimbCommand) -> anyhow::Result<()> {
         ExecutorKind::Echo => (Arc::new(EchoExecutor { work: Duration::from_millis(args.work_ms) }), None),
         ExecutorKind::Agent => {
             let agent = open_agent(&args.memory_tenant, Budget::default().max_steps, &args.remote, args.gpu).await?;
+            if let Some(local) = agent.local_model() {
+                local.set_slots(args.max_in_flight);
+            }
             if let Some(governor) = &governor {
                 // Threads, offload and keep-alive as the policy says, now and
                 // whenever the governor decides again (heat, GPU pause).

@@ -8,33 +8,39 @@ use heiwa_config::Parts;
 use heiwa_hub::{score_summary, truncate_to, Work, MAX_SUMMARY_BYTES};
 use heiwa_inference::remote::{RemoteClient, RemoteError, RemoteOptions};
 use heiwa_inference::{
-    ChatModel, Constraint, DeviceSet, Embedder, GenerateOptions, InferenceError, ModelOptions, Offload, OffloadChoice,
-    SCORE_TOLERANCE,
+    Batcher, ChatModel, Completion, Constraint, DeviceSet, Embedder, GenerateOptions, InferenceError, ModelOptions,
+    Offload, OffloadChoice, SCORE_TOLERANCE,
 };
 use heiwa_memory::{Citation, LocalMemory, LocalMemoryError, Memory, MemoryError};
 use heiwa_sandbox::{Limits, RunOutput, Sandbox, SandboxError, WarmPool};
+use parking_lot::{RwLock, RwLockWriteGuard};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A llama.cpp chat model, loaded on first use (an idle limb holds no model
-/// in memory), reloaded when the governor changes its threads or offload, and
-/// unloaded after `keep_alive` without a generation (its GPU memory with it,
-/// as Ollama's `keep_alive` does). Generations are serialised: concurrent
-/// contexts on one device only slow each other down and multiply memory.
+/// in memory), reloaded when the governor changes its threads, offload or
+/// slots, and unloaded after `keep_alive` without a generation (its GPU
+/// memory with it, as Ollama's `keep_alive` does).
+///
+/// The agent's turns of concurrent tasks share the model's decode steps: one
+/// context with a slot per task the limb takes at once (`Batcher`, the
+/// donation policy's `max_concurrent`), as `heiwa serve`'s requests do.
+/// Greedy generation and scoring — the work other limbs compare token for
+/// token — run alone, each in a context of its own beside the batch: tokens
+/// decoded in a batch can flip a near-tie (docs/benchmarks.md, Batching).
 /// A tool call is constrained by a grammar from the first `<tool_call>` on,
 /// so the model cannot write a malformed one.
 pub struct LocalChat {
     wanted: Mutex<(PathBuf, ModelOptions)>,
-    /// Held for a whole generation, so generations take turns.
-    loaded: Mutex<Option<(PathBuf, ChatModel)>>,
-    /// Answers "is it loaded?" without waiting behind a generation.
+    /// Shared by the generations running on it; a load or an unload takes it whole.
+    loaded: RwLock<Option<Loaded>>,
+    /// Answers "is it loaded?" without waiting behind a load.
     is_loaded: AtomicBool,
     /// The last load's offload choice, for the owner to see.
     offload: Mutex<Option<OffloadChoice>>,
-    /// When the last generation ended; `None` while one runs.
-    idle_since: Mutex<Option<Instant>>,
+    activity: Mutex<Activity>,
     /// `None`: never unload.
     keep_alive: Mutex<Option<Duration>>,
     /// How the last generation went, for the owner to see.
@@ -42,6 +48,41 @@ pub struct LocalChat {
     tool_call: Constraint,
     /// Where its runs for tasks are counted (what this machine gave).
     work_log: Option<Arc<WorkLog>>,
+}
+
+/// A model file in memory and the batch its agent turns share.
+struct Loaded {
+    path: PathBuf,
+    batch: Batcher,
+}
+
+/// Generations running now, and since when none has (`None` while one runs, and before the first).
+#[derive(Default)]
+struct Activity {
+    running: usize,
+    idle_since: Option<Instant>,
+}
+
+/// Counts one generation in `Activity` while it lives.
+struct Running<'a>(&'a Mutex<Activity>);
+
+impl<'a> Running<'a> {
+    fn start(activity: &'a Mutex<Activity>) -> Self {
+        let mut now = lock(activity);
+        now.running += 1;
+        now.idle_since = None;
+        Running(activity)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut now = lock(self.0);
+        now.running -= 1;
+        if now.running == 0 {
+            now.idle_since = Some(Instant::now());
+        }
+    }
 }
 
 /// How one generation went, as chat apps show it: its tokens, the wait for
@@ -52,6 +93,19 @@ pub struct AnswerPace {
     pub first_token_s: f64,
     /// `None` for an answer of one token.
     pub tokens_per_s: Option<f64>,
+}
+
+/// The model's slots: how many of the limb's tasks it answers at once, and the most it did so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+pub struct Slots {
+    /// Tasks the loaded model answers at once (its batch's slots; 0 when not loaded).
+    pub slots: u32,
+    /// Agent turns in the batch now.
+    pub in_use: u32,
+    /// The most agent turns that shared its steps at once since it was loaded.
+    pub most_in_use: u32,
+    /// Prompt tokens a slot already held, not computed again (a shared system prompt).
+    pub reused_tokens: u64,
 }
 
 thread_local! {
@@ -69,10 +123,10 @@ impl LocalChat {
         }
         Ok(LocalChat {
             wanted: Mutex::new((path, options)),
-            loaded: Mutex::new(None),
+            loaded: RwLock::new(None),
             is_loaded: AtomicBool::new(false),
             offload: Mutex::new(None),
-            idle_since: Mutex::new(None),
+            activity: Mutex::new(Activity::default()),
             keep_alive: Mutex::new(Some(DEFAULT_KEEP_ALIVE)),
             last_answer: Mutex::new(None),
             tool_call: tool_call_constraint()?,
@@ -97,16 +151,25 @@ impl LocalChat {
         wanted.1 = ModelOptions { threads, offload, ..wanted.1 };
     }
 
+    /// How many tasks' turns share the model's steps, from the next load on
+    /// (a reload if it differs): the limb's tasks at once.
+    pub fn set_slots(&self, slots: usize) {
+        let sequences = slots.clamp(1, heiwa_inference::MAX_SLOTS) as u32;
+        let mut wanted = lock(&self.wanted);
+        wanted.1 = ModelOptions { sequences, ..wanted.1 };
+    }
+
     /// The GPUs its layers may go to, from the next generation on (a reload if they differ).
     pub fn set_devices(&self, devices: DeviceSet) {
         let mut wanted = lock(&self.wanted);
         wanted.1 = ModelOptions { devices, ..wanted.1 };
     }
 
-    /// Use the threads, offload, GPUs and keep-alive the governor decided, from the next generation on.
+    /// Use the threads, offload, GPUs, slots and keep-alive the governor decided, from the next generation on.
     pub fn follow(&self, decision: &crate::governor::Decision) {
         self.set_resources(decision.threads, decision.offload);
         self.set_devices(given_devices(&decision.gpus));
+        self.set_slots(decision.max_in_flight);
         let minutes = u64::from(decision.keep_alive_minutes);
         self.set_keep_alive((minutes > 0).then(|| Duration::from_secs(minutes * 60)));
     }
@@ -155,9 +218,24 @@ impl LocalChat {
         lock(&self.offload).clone()
     }
 
-    /// A generation is running now (the model answers one at a time).
+    /// A generation is running now.
     pub fn is_generating(&self) -> bool {
-        self.is_loaded() && lock(&self.idle_since).is_none()
+        self.is_loaded() && lock(&self.activity).running > 0
+    }
+
+    /// The loaded model's slots and their use (all zero when none is loaded).
+    /// Never waits behind a load.
+    pub fn slots(&self) -> Slots {
+        let Some(loaded) = self.loaded.try_read() else { return Slots::default() };
+        loaded.as_ref().map_or_else(Slots::default, |loaded| {
+            let stats = loaded.batch.stats();
+            Slots {
+                slots: stats.slots as u32,
+                in_use: stats.running as u32,
+                most_in_use: stats.most_running as u32,
+                reused_tokens: stats.reused_tokens,
+            }
+        })
     }
 
     /// How the last generation went (`None` before the first).
@@ -165,16 +243,15 @@ impl LocalChat {
         *lock(&self.last_answer)
     }
 
-    /// Generate with `options` after `prompt`, and remember how it went.
+    /// Run `generate` (a generation on `model`), and remember how it went.
     fn timed_generation(
         &self,
         model: &ChatModel,
-        prompt: &str,
-        options: &GenerateOptions,
+        generate: impl FnOnce(&mut dyn FnMut(&str) -> bool) -> Result<Completion, InferenceError>,
     ) -> Result<String, InferenceError> {
         let started = Instant::now();
         let mut first_text = None;
-        let completion = model.generate(prompt, options, &mut |_| {
+        let completion = generate(&mut |_| {
             first_text.get_or_insert_with(Instant::now);
             true
         })?;
@@ -195,14 +272,16 @@ impl LocalChat {
     /// Unload the model if it has been idle for its keep-alive; true if it was.
     /// Never waits behind a generation.
     pub fn unload_if_idle(&self) -> bool {
-        let (Some(keep_alive), Some(idle_since)) = (*lock(&self.keep_alive), *lock(&self.idle_since)) else {
+        let keep_alive = *lock(&self.keep_alive);
+        let idle_since = lock(&self.activity).idle_since;
+        let (Some(keep_alive), Some(idle_since)) = (keep_alive, idle_since) else {
             return false;
         };
         if idle_since.elapsed() < keep_alive {
             return false;
         }
-        let Ok(mut loaded) = self.loaded.try_lock() else { return false };
-        if loaded.is_none() || lock(&self.idle_since).is_none() {
+        let Some(mut loaded) = self.loaded.try_write() else { return false };
+        if loaded.is_none() || lock(&self.activity).idle_since.is_none() {
             return false; // unloaded already, or a generation started meanwhile
         }
         *loaded = None;
@@ -211,61 +290,73 @@ impl LocalChat {
         true
     }
 
-    /// Run `work` on the loaded model (loading it, or reloading it with new
-    /// options, first); the keep-alive counts from when it returns.
-    fn with_model<T>(&self, work: impl FnOnce(&ChatModel) -> Result<T, InferenceError>) -> Result<T, InferenceError> {
+    /// Run `work` on the loaded model and its batch (loading it, or reloading
+    /// it with new options, first); the keep-alive counts from when the last
+    /// generation running returns.
+    fn with_model<T>(&self, work: impl FnOnce(&Batcher) -> Result<T, InferenceError>) -> Result<T, InferenceError> {
+        let _running = Running::start(&self.activity);
         let options = lock(&self.wanted).1;
         let path = self.model_path();
-        let mut loaded = lock(&self.loaded);
-        *lock(&self.idle_since) = None;
-        let done = (|| {
-            if loaded.as_ref().is_none_or(|(loaded_path, model)| *loaded_path != path || model.options() != options) {
-                *loaded = None; // free the old weights before loading new ones
-                self.is_loaded.store(false, Ordering::Relaxed);
-                let model = ChatModel::load(&path, options)?;
-                if model.offload().layers == 0 && options.offload != Offload::CPU {
-                    // A GPU was wanted and none took the model: say why where the owner looks.
-                    tracing::warn!(why = %model.offload().why, "chat model loaded on the CPU");
-                } else {
-                    tracing::info!(offload = %model.offload().why, "chat model loaded");
-                }
-                *lock(&self.offload) = Some(model.offload().clone());
-                *loaded = Some((path.clone(), model));
-                self.is_loaded.store(true, Ordering::Relaxed);
+        let fits = |loaded: &Option<Loaded>| {
+            loaded.as_ref().is_some_and(|loaded| loaded.path == path && loaded.batch.model().options() == options)
+        };
+        let shared = self.loaded.read();
+        if fits(&shared) {
+            return work(&shared.as_ref().expect("it fits").batch);
+        }
+        drop(shared);
+        // A reload waits for the generations on the old model to end; it is
+        // handed on as shared, so that no other reload comes in between.
+        let mut whole = self.loaded.write();
+        if !fits(&whole) {
+            *whole = None; // free the old weights before loading new ones
+            self.is_loaded.store(false, Ordering::Relaxed);
+            let model = ChatModel::load(&path, options)?;
+            if model.offload().layers == 0 && options.offload != Offload::CPU {
+                // A GPU was wanted and none took the model: say why where the owner looks.
+                tracing::warn!(why = %model.offload().why, "chat model loaded on the CPU");
+            } else {
+                tracing::info!(offload = %model.offload().why, slots = options.sequences, "chat model loaded");
             }
-            let (_, model) = loaded.as_ref().expect("loaded just above");
-            work(model)
-        })();
-        *lock(&self.idle_since) = Some(Instant::now());
-        done
+            *lock(&self.offload) = Some(model.offload().clone());
+            *whole = Some(Loaded { path: path.clone(), batch: Batcher::start(Arc::new(model))? });
+            self.is_loaded.store(true, Ordering::Relaxed);
+        }
+        let shared = RwLockWriteGuard::downgrade(whole);
+        work(&shared.as_ref().expect("loaded just above").batch)
     }
 
+    /// An agent's turn, in the shared batch.
     fn generate(&self, messages: &[Message], max_tokens: usize) -> Result<String, InferenceError> {
-        self.with_model(|model| {
+        self.with_model(|batch| {
             let pairs: Vec<(&str, &str)> = messages.iter().map(|m| (m.role, m.content.as_str())).collect();
-            let prompt = model.format_chat(&pairs)?;
+            let prompt = batch.model().format_chat(&pairs)?;
             let options = GenerateOptions { constraint: self.tool_call.clone(), ..GenerateOptions::greedy(max_tokens) };
-            self.timed_generation(model, &prompt, &options)
+            self.timed_generation(batch.model(), |on_text| batch.generate(&prompt, &options, on_text))
         })
     }
 
     /// A greedy generation task: the model's own answer to `prompt` (the
     /// user's turn in its chat template), unconstrained, at most
     /// [`GENERATE_MAX_TOKENS`], cut to what the hub keeps. Deterministic for
-    /// one model file and backend: another limb can score it.
+    /// one model file and backend: another limb can score it or compare its
+    /// own copy, so it runs alone, never in the batch.
     pub fn generate_greedy(&self, prompt: &str) -> Result<String, InferenceError> {
-        self.with_model(|model| {
+        self.with_model(|batch| {
+            let model = batch.model();
             let prompt = model.format_chat(&[("user", prompt)])?;
-            let text = self.timed_generation(model, &prompt, &GenerateOptions::greedy(GENERATE_MAX_TOKENS))?;
+            let options = GenerateOptions::greedy(GENERATE_MAX_TOKENS);
+            let text = self.timed_generation(model, |on_text| model.generate(&prompt, &options, on_text))?;
             Ok(truncate_to(&text, MAX_SUMMARY_BYTES).to_string())
         })
     }
 
     /// A scoring task: is `answer` this model's greedy answer to `prompt`?
-    /// One prefill of both (`ChatModel::score`); the summary carries the vote
-    /// the hub reads (`hub_rules::score_summary`).
+    /// One prefill of both (`ChatModel::score`, alone as greedy generation
+    /// is); the summary carries the vote the hub reads (`hub_rules::score_summary`).
     pub fn score_answer(&self, prompt: &str, answer: &str) -> Result<String, InferenceError> {
-        self.with_model(|model| {
+        self.with_model(|batch| {
+            let model = batch.model();
             let started = Instant::now();
             let scored = model.score(&model.format_chat(&[("user", prompt)])?, answer)?;
             self.count(model, scored.tokens(), started.elapsed());

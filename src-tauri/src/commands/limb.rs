@@ -4,7 +4,7 @@ use crate::error::CommandResult;
 use crate::state::{AppState, Limb};
 use heiwa_inference::gpu::Device;
 use heiwa_inference::OffloadChoice;
-use limb_core::agent::local::AnswerPace;
+use limb_core::agent::local::{AnswerPace, Slots};
 use limb_core::governor::{Decision, DonationPolicy};
 use limb_core::mesh::LimbStatus;
 use limb_core::LimbInfo;
@@ -37,9 +37,10 @@ pub struct ModelState {
     pub loaded: bool,
     /// Where its last load put the layers, and why.
     pub offload: Option<OffloadChoice>,
-    /// Answering a task now (one at a time: a limb's answers are compared
-    /// token for token, and answers decoded in a batch can differ).
+    /// Answering a task now.
     pub generating: bool,
+    /// Its slots: the tasks' agent turns it answers together, in use now.
+    pub slots: Slots,
     /// How its last answer went.
     pub last_answer: Option<AnswerPace>,
 }
@@ -75,6 +76,7 @@ pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> 
                 loaded: m.is_loaded(),
                 offload: m.offload(),
                 generating: m.is_generating(),
+                slots: m.slots(),
                 last_answer: m.last_answer(),
             }),
             running.agent.tool_problem().map(String::from),

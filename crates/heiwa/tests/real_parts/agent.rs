@@ -155,6 +155,85 @@ async fn a_limb_answers_a_hub_task_with_retrieved_passages_and_cites_them() {
     server.stop();
 }
 
+/// A limb taking four tasks at once answers them together (issue 39): eight
+/// agent tasks submitted at once — questions its memory answers, with their
+/// citations, and sums it works out with `run_python` — every one answered,
+/// the agent turns of several sharing the model's decode steps, and the
+/// system prompt (the agent's instructions and tool) computed once per slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limb_with_four_slots_answers_eight_agent_tasks_together() {
+    use heiwa_testkit::trust_limbs::{limb_running_at_once, rows};
+    let parts = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
+    let (owner, invite) = tenant_with_invite(&http, 1).await;
+    let local = LocalAgent::open(&parts, &dir.path().join("limb"), "local", Budget::default(), None).await.unwrap();
+    let memory = local.memory();
+    ingest_path(&memory.memory, &memory.embedder, "local", &samples(), WalkOptions::default(), &mut |_| {})
+        .await
+        .unwrap();
+    let chat = local.local_model().expect("a local model");
+    chat.set_slots(4);
+    let executor = std::sync::Arc::new(local.executor(tokio::runtime::Handle::current()));
+    let offer = limb_core::claim::Offer { tool: true, ..Default::default() };
+    let stop = limb_running_at_once(&http, dir.path(), &invite, "four-slots", executor, offer, 4).await;
+
+    // (question, the file its answer cites or the number run_python prints)
+    let tasks = [
+        (QUESTION, "volunteer-computing.md"),
+        ("What is 17 * 23?", "391"),
+        ("In Rust, how many mutable references to a value may exist at once?", "rust-ownership.md"),
+        ("What is 19 * 29?", "551"),
+        ("Which index does pgvector use for approximate nearest neighbour search?", "vector-search.md"),
+        ("What is 123 * 45?", "5535"),
+        ("When does a BOINC server send a work unit to another volunteer?", "volunteer-computing.md"),
+        ("What is 2 ** 20?", "1048576"),
+    ];
+    for (question, _) in tasks {
+        super::call(&http, &owner, "submit_task", serde_json::json!([question, ""])).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    let done = loop {
+        let done = rows(&http, &owner, "SELECT * FROM task_result").await;
+        if done.len() == tasks.len() {
+            break done;
+        }
+        let all = rows(&http, &owner, "SELECT * FROM task").await;
+        let failed: Vec<_> = all.iter().filter(|t| t["state"] == "failed").collect();
+        assert!(failed.is_empty(), "no task fails: {failed:#?}");
+        assert!(std::time::Instant::now() < deadline, "{} of {} answered in time", done.len(), tasks.len());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let slots = chat.slots();
+    let payloads: std::collections::HashMap<u64, String> = rows(&http, &owner, "SELECT * FROM task")
+        .await
+        .into_iter()
+        .map(|t| (t["id"].as_u64().unwrap(), t["payload"].as_str().unwrap().to_string()))
+        .collect();
+    let mut tool_runs = 0;
+    for result in &done {
+        let question = &payloads[&result["task_id"].as_u64().unwrap()];
+        let expected = tasks.iter().find(|(q, _)| q == question).unwrap().1;
+        let summary: serde_json::Value = serde_json::from_str(result["summary"].as_str().unwrap()).unwrap();
+        assert!(!summary["answer"].as_str().unwrap().trim().is_empty(), "{question}: {summary}");
+        if expected.ends_with(".md") {
+            assert_eq!(summary["citations"][0]["file"], expected, "{question}: {summary}");
+        } else {
+            assert!(summary["citations"].as_array().unwrap().is_empty(), "{question}: {summary}");
+            tool_runs += summary["tool_calls"].as_u64().unwrap();
+            assert!(summary["answer"].as_str().unwrap().contains(expected), "{question}: {summary}");
+        }
+    }
+    println!("8 agent tasks, 4 slots: {slots:?}, {tool_runs} run_python call(s)");
+    assert!(tool_runs >= 4, "each sum went through run_python: {tool_runs} calls");
+    assert_eq!(slots.slots, 4, "{slots:?}");
+    assert!(slots.most_in_use >= 2, "agent turns shared the model's steps: {slots:?}");
+    assert!(slots.reused_tokens > 0, "a slot's cached system prompt was not computed again: {slots:?}");
+    stop.send(true).unwrap();
+    local.close().await.unwrap();
+    server.stop();
+}
+
 /// No container engine: the agent still answers from memory (with its
 /// citation) and says why its tool is missing; code never runs on the host.
 #[test]

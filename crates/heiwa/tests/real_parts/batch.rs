@@ -130,9 +130,8 @@ fn a_prompt_sharing_a_cached_prefix_is_computed_from_where_they_differ() {
     assert_eq!(answer.text, batcher.model().complete(&second, 16).unwrap().text, "the same answer as computed whole");
 }
 
-/// A limb answers one task at a time (its answers are compared token for
-/// token); what the owner sees of it: whether it is answering now, and how
-/// fast its last answer went.
+/// What the owner sees of a limb's model: whether it is answering now, and
+/// how fast its last answer went.
 #[test]
 fn a_limbs_model_says_when_it_is_answering_and_how_its_last_answer_went() {
     use limb_core::agent::{local::LocalChat, Message, Model};
@@ -159,4 +158,44 @@ fn a_limbs_model_says_when_it_is_answering_and_how_its_last_answer_went() {
     assert!(pace.tokens > 10, "the count to twenty takes more than ten tokens: {pace:?}");
     let rate = pace.tokens_per_s.expect("more than one token, so a pace");
     assert!(rate > 1.0 && rate < 10_000.0 && pace.first_token_s > 0.0, "plausible: {pace:?}");
+}
+
+/// A limb's model with four slots: its tasks' agent turns share the batch,
+/// while greedy generation — the work another limb compares token for token
+/// (a replicated `heiwa/generate` task) or scores — runs alone beside them,
+/// its tokens exactly those of the model with nothing else to do.
+#[test]
+fn greedy_generation_beside_a_busy_batch_is_its_lone_answer() {
+    use limb_core::agent::{local::LocalChat, Message, Model};
+    let options = ModelOptions { threads: 2, ..ModelOptions::default() };
+    let chat = LocalChat::new(parts().chat_model().unwrap(), options).unwrap();
+    let prompt = "In one sentence: what is a lease?";
+    let alone = chat.generate_greedy(prompt).unwrap();
+    chat.set_slots(4);
+    let beside = std::thread::scope(|scope| {
+        let turns: Vec<_> = ["Count from one to thirty in words.", "List ten colours.", "Name ten rivers."]
+            .into_iter()
+            .map(|question| {
+                let chat = &chat;
+                scope.spawn(move || {
+                    futures::executor::block_on(Model::chat(chat, &[Message::new("user", question)], 96))
+                })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while chat.slots().in_use < 2 {
+            assert!(std::time::Instant::now() < deadline, "the agent turns never shared the batch: {:?}", chat.slots());
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let beside = chat.generate_greedy(prompt).unwrap();
+        let busy = chat.slots().in_use;
+        for turn in turns {
+            assert!(!turn.join().unwrap().unwrap().is_empty());
+        }
+        assert!(busy >= 1, "the batch was still at work when the lone generation ended");
+        beside
+    });
+    assert_eq!(beside, alone, "greedy generation beside the batch is its lone answer");
+    let slots = chat.slots();
+    assert!(slots.slots == 4 && slots.most_in_use >= 2, "{slots:?}");
 }

@@ -90,10 +90,13 @@ loaded: boolean,
  */
 offload: OffloadChoice | null, 
 /**
- * Answering a task now (one at a time: a limb's answers are compared
- * token for token, and answers decoded in a batch can differ).
+ * Answering a task now.
  */
 generating: boolean, 
+/**
+ * Its slots: the tasks' agent turns it answers together, in use now.
+ */
+slots: Slots, 
 /**
  * How its last answer went.
  */
@@ -104,6 +107,24 @@ export type AnswerPace = { tokens: number, first_token_s: number,
  * `None` for an answer of one token.
  */
 tokens_per_s: number | null, };
+
+export type Slots = { 
+/**
+ * Tasks the loaded model answers at once (its batch's slots; 0 when not loaded).
+ */
+slots: number, 
+/**
+ * Agent turns in the batch now.
+ */
+in_use: number, 
+/**
+ * The most agent turns that shared its steps at once since it was loaded.
+ */
+most_in_use: number, 
+/**
+ * Prompt tokens a slot already held, not computed again (a shared system prompt).
+ */
+reused_tokens: bigint, };
 
 export type LimbInfo = { version: string, data_dir: string, 
 /**
