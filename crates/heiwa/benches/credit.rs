@@ -3,7 +3,11 @@
 //! signing every result) on two fresh hubs per round in one run, one with
 //! credit on — each accepted result appends a ledger row and updates its
 //! limb's sums in the result's own transaction — and one with it off (the
-//! admin's `set_credit(false)`), the order alternated by round. Then each "on"
+//! admin's `set_credit(false)`), the order alternated by round. `drain_ratio`
+//! is the median over rounds of each round's on/off ratio: a round's two
+//! drains run back to back, so a machine that speeds up or slows down over
+//! the minutes of a run (as this one does) moves both; the ratio of the two
+//! sides' medians is reported beside it. Then each "on"
 //! hub's ledger against the credit rule applied to the results it accepted:
 //! `drift` is the difference in milli-credits (0 expected), `paid_twice` the
 //! tasks with more than one ledger row; the limbs' sums (`limb_credit`) must
@@ -68,7 +72,7 @@ async fn main() {
     let parts = heiwa_testkit::parts();
     let dir = tempfile::tempdir().unwrap();
     let (limbs, tasks, rounds) = (sized(20, 4), sized(6000, 100), sized(9, 1));
-    let (mut on, mut off) = (Vec::new(), Vec::new());
+    let (mut on, mut off, mut paired) = (Vec::new(), Vec::new(), Vec::new());
     let (mut drift, mut paid_twice) = (0, 0);
     for round in 0..rounds {
         let order = if round % 2 == 0 { [true, false] } else { [false, true] };
@@ -92,15 +96,19 @@ async fn main() {
             println!("round {round}: credit {} — {tasks_per_s:.0} tasks/s", if credit { "on" } else { "off" });
             hub.server.stop();
         }
+        paired.push(on[round] / off[round]);
     }
     let (on_tps, off_tps) = (percentile(&mut on, 0.5), percentile(&mut off, 0.5));
+    let each_round = paired.iter().map(|ratio| format!("{ratio:.3}")).collect::<Vec<_>>().join(" ");
+    let drain_ratio = percentile(&mut paired, 0.5);
     println!(
         "{limbs} limbs draining {tasks} signed results, median of {rounds} round(s): credit on {on_tps:.0} tasks/s, \
-         off {off_tps:.0} tasks/s; ledger drift {drift} milli-credits, {paid_twice} tasks paid twice"
+         off {off_tps:.0} tasks/s; each round's on/off {each_round}; ledger drift {drift} milli-credits, \
+         {paid_twice} tasks paid twice"
     );
     println!(
-        "{} drain_ratio={:.3} drift={drift} paid_twice={paid_twice} on_tasks_per_s={on_tps:.0} \
-         off_tasks_per_s={off_tps:.0} limbs={limbs} tasks={tasks} rounds={rounds}",
+        "{} drain_ratio={drain_ratio:.3} ratio_of_medians={:.3} drift={drift} paid_twice={paid_twice} \
+         on_tasks_per_s={on_tps:.0} off_tasks_per_s={off_tps:.0} limbs={limbs} tasks={tasks} rounds={rounds}",
         result_prefix("credit"),
         on_tps / off_tps
     );
