@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::gpu::OffloadChoice;
 use crate::runtime::context_params;
-pub use crate::runtime::{all_cores, backend, InferenceError, ModelOptions};
+pub use crate::runtime::{all_cores, backend, on_a_thread_of_its_own, InferenceError, ModelOptions};
 
 fn load(path: &Path, options: &ModelOptions) -> Result<(LlamaModel, OffloadChoice), InferenceError> {
     if !path.is_file() {
@@ -483,6 +483,11 @@ impl Embedder {
     }
 
     fn embed_with(&self, texts: &[&str], truncate: bool) -> Result<Vec<Vec<f32>>, InferenceError> {
+        // Its OpenMP team ends with the thread (`on_a_thread_of_its_own`).
+        on_a_thread_of_its_own(|| self.embed_here(texts, truncate))
+    }
+
+    fn embed_here(&self, texts: &[&str], truncate: bool) -> Result<Vec<Vec<f32>>, InferenceError> {
         let model = self.model()?;
         let params = context_params(&self.options).with_embeddings(true);
         let mut ctx = model.new_context(backend()?, params).map_err(|e| InferenceError::Context(e.to_string()))?;

@@ -86,6 +86,19 @@ pub fn all_cores() -> i32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as i32)
 }
 
+/// Run `work` on a thread made for it, which ends when it returns. llama.cpp's
+/// CPU backend computes with OpenMP, and an OpenMP team stays with the thread
+/// that started it until that thread exits; with more teams' threads alive
+/// than cores, libgomp stops spinning at its barriers and every model in the
+/// process decodes slower: `heiwa serve`'s batch 17.4 tok/s beside an idle
+/// thread that had computed (a tokio blocking thread lives 10 s after its
+/// task), 23.4 after an embedding on a thread of its own (the inference
+/// bench, `lone_team_gain`). So a computation that is not a `Batcher`'s (its
+/// one long-lived thread) runs on a thread of its own.
+pub fn on_a_thread_of_its_own<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| scope.spawn(work).join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+}
+
 impl Default for ModelOptions {
     fn default() -> Self {
         ModelOptions { threads: 1, offload: Offload::CPU, context_len: 2048, sequences: 1, devices: DeviceSet::ALL }

@@ -2,7 +2,12 @@
 //! through the limb's engine (`ChatModel::generate`) and through `heiwa serve`
 //! over HTTP (SSE), against a minimal direct llama-cpp-2 decode loop on the same
 //! model, threads, context and prompt, in the same run. Greedy; 5 rounds,
-//! interleaved; medians.
+//! interleaved; medians. First, before this thread computes anything: `heiwa
+//! serve`'s decode after an embedding through the product's `Embedder` (on a
+//! thread of its own) against the same beside a thread that computed with
+//! llama.cpp and lives on (`lone_team_gain`; OpenMP's threads spin at their
+//! barriers only while no more live than cores, so run it with
+//! `OMP_WAIT_POLICY` unset, as a person's process runs: the tests set it).
 //!
 //! `cargo bench --profile dev --workspace --bench inference` (after `source scripts/lib/env.sh`).
 //! `HEIWA_BENCH_GPU_LAYERS=N` offloads N layers in every contender (engine,
@@ -127,7 +132,7 @@ async fn main() {
     let question = format!("{passages}\n\nWrite a long, detailed story about a lighthouse keeper and a storm.");
     let question = question.as_str();
 
-    let chat = ChatModel::load(&parts.chat_model().unwrap(), options).unwrap();
+    let chat = std::sync::Arc::new(ChatModel::load(&parts.chat_model().unwrap(), options).unwrap());
     let prompt = chat.format_chat(&[("user", question)]).unwrap();
     let backend = heiwa_inference::backend().unwrap();
     let raw_model = LlamaModel::load_from_file(backend, parts.chat_model().unwrap(), &raw_params(gpu_layers)).unwrap();
@@ -156,6 +161,31 @@ async fn main() {
         axum::serve(listener, router(ServeState::new(models, "bench-key".into(), 8).unwrap())).await
     });
 
+    // Before anything computes on this thread (its OpenMP team would stay): `heiwa serve`'s decode right after
+    // an embedding through the product's `Embedder` (computed on a thread of its own, whose team ended with it)
+    // against the same decode while a thread that computed with llama.cpp lives on (as a tokio blocking thread
+    // does for 10 s after a task: what the limb's lone work and embeddings did before).
+    let embedder =
+        Embedder::load(&parts.embed_model, ModelOptions { offload: heiwa_inference::Offload::CPU, ..options }).unwrap();
+    http(&client, question).await; // warm up the batch
+    let (mut team_ended, mut team_lingering) = (vec![], vec![]);
+    for _ in 0..rounds() {
+        embedder.embed(&[question]).unwrap();
+        team_ended.push(http(&client, question).await);
+        let (computed, linger) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let lingering = {
+            let (chat, prompt) = (chat.clone(), prompt.clone());
+            std::thread::spawn(move || {
+                chat.generate(&prompt, &GenerateOptions::greedy(1), &mut |_| true).unwrap();
+                computed.0.send(()).unwrap();
+                let _ = linger.1.recv();
+            })
+        };
+        computed.1.recv().unwrap();
+        team_lingering.push(http(&client, question).await);
+        linger.0.send(()).unwrap();
+        lingering.join().unwrap();
+    }
     raw(backend, &raw_model, &prompt, threads); // warm up
     let (mut raw_pp, mut raw_tg, mut eng_pp, mut eng_tg, mut http_tg) = (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..rounds() {
@@ -179,11 +209,19 @@ async fn main() {
     println!("raw llama-cpp-2 loop: pp {raw_pp:.1} tok/s, tg {raw_tg:.1} tok/s");
     println!("limb engine:          pp {eng_pp:.1} tok/s, tg {eng_tg:.1} tok/s");
     println!("heiwa serve (SSE):                      tg {http_tg:.1} tok/s");
+    let (team_ended, team_lingering) = (m(&mut team_ended), m(&mut team_lingering));
+    println!(
+        "heiwa serve (SSE) after an embedding on its own thread: tg {team_ended:.1} tok/s; beside a thread that \
+         computed and lives on: tg {team_lingering:.1} tok/s (OMP_WAIT_POLICY={})",
+        std::env::var("OMP_WAIT_POLICY").unwrap_or_else(|_| "unset".into())
+    );
     let result = common::result_prefix("inference");
     println!(
-        "{result} tg_ratio={:.2} pp_ratio={:.2} http_tg_ratio={:.2} raw_tg={raw_tg:.1} raw_pp={raw_pp:.1} gpu_layers={gpu_layers}",
+        "{result} tg_ratio={:.2} pp_ratio={:.2} http_tg_ratio={:.2} raw_tg={raw_tg:.1} raw_pp={raw_pp:.1} \
+         team_ended_tg={team_ended:.1} team_lingering_tg={team_lingering:.1} lone_team_gain={:.2} gpu_layers={gpu_layers}",
         eng_tg / raw_tg,
         eng_pp / raw_pp,
-        http_tg / raw_tg
+        http_tg / raw_tg,
+        team_ended / team_lingering
     );
 }

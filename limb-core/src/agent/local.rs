@@ -8,8 +8,8 @@ use heiwa_config::Parts;
 use heiwa_hub::{score_summary, truncate_to, Work, MAX_SUMMARY_BYTES};
 use heiwa_inference::remote::{RemoteClient, RemoteError, RemoteOptions};
 use heiwa_inference::{
-    Batcher, ChatModel, Completion, Constraint, DeviceSet, Embedder, GenerateOptions, InferenceError, ModelOptions,
-    Offload, OffloadChoice, SCORE_TOLERANCE,
+    on_a_thread_of_its_own, Batcher, ChatModel, Completion, Constraint, DeviceSet, Embedder, GenerateOptions,
+    InferenceError, ModelOptions, Offload, OffloadChoice, SCORE_TOLERANCE,
 };
 use heiwa_memory::{Citation, LocalMemory, LocalMemoryError, Memory, MemoryError};
 use heiwa_sandbox::{Limits, RunOutput, Sandbox, SandboxError, WarmPool};
@@ -346,7 +346,10 @@ impl LocalChat {
             let model = batch.model();
             let prompt = model.format_chat(&[("user", prompt)])?;
             let options = GenerateOptions::greedy(GENERATE_MAX_TOKENS);
-            let text = self.timed_generation(model, |on_text| model.generate(&prompt, &options, on_text))?;
+            // Its OpenMP team ends with the thread, not slowing the batch's after it.
+            let text = on_a_thread_of_its_own(|| {
+                self.timed_generation(model, |on_text| model.generate(&prompt, &options, on_text))
+            })?;
             Ok(truncate_to(&text, MAX_SUMMARY_BYTES).to_string())
         })
     }
@@ -358,7 +361,8 @@ impl LocalChat {
         self.with_model(|batch| {
             let model = batch.model();
             let started = Instant::now();
-            let scored = model.score(&model.format_chat(&[("user", prompt)])?, answer)?;
+            let prompt = model.format_chat(&[("user", prompt)])?;
+            let scored = on_a_thread_of_its_own(|| model.score(&prompt, answer))?;
             self.count(model, scored.tokens(), started.elapsed());
             let miss = scored.first_miss(SCORE_TOLERANCE).map(|at| (at, scored.gaps[at]));
             Ok(score_summary(scored.tokens(), miss, SCORE_TOLERANCE))
