@@ -67,6 +67,7 @@ pub fn run() {
             limb: Mutex::new(Limb::Starting),
             ingesting: std::sync::Mutex::new(None),
             cpu: std::sync::Mutex::new(usage::CpuUsage::default()),
+            tokens: std::sync::Mutex::new(usage::Rate::default()),
             pulling: std::sync::Mutex::new(None),
             window_opened: std::sync::Mutex::new(None),
         })

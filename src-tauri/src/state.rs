@@ -41,6 +41,8 @@ pub(crate) struct AppState {
     /// The folder being ingested, while one is.
     pub(crate) ingesting: std::sync::Mutex<Option<String>>,
     pub(crate) cpu: std::sync::Mutex<crate::usage::CpuUsage>,
+    /// The chat model's generated tokens, for its pace between the Limb view's looks.
+    pub(crate) tokens: std::sync::Mutex<crate::usage::Rate>,
     /// The model download in progress (one at a time), to cancel it.
     pub(crate) pulling: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
 }

@@ -106,6 +106,8 @@ pub struct Slots {
     pub most_in_use: u32,
     /// Prompt tokens a slot already held, not computed again (a shared system prompt).
     pub reused_tokens: u64,
+    /// Tokens its slots generated since it was loaded.
+    pub generated_tokens: u64,
 }
 
 thread_local! {
@@ -234,6 +236,7 @@ impl LocalChat {
                 in_use: stats.running as u32,
                 most_in_use: stats.most_running as u32,
                 reused_tokens: stats.reused_tokens,
+                generated_tokens: stats.generated_tokens,
             }
         })
     }

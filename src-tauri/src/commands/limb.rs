@@ -41,6 +41,9 @@ pub struct ModelState {
     pub generating: bool,
     /// Its slots: the tasks' agent turns it answers together, in use now.
     pub slots: Slots,
+    /// Tokens its slots generated per second, together, since the view last
+    /// looked (`None` at the first look).
+    pub tokens_per_s: Option<f64>,
     /// How its last answer went.
     pub last_answer: Option<AnswerPace>,
 }
@@ -71,13 +74,17 @@ pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> 
     let (limb, model, tool_problem, credit, given) = match &*state.limb.lock().await {
         Limb::Ready(running) => (
             Some(running.mesh.limb()),
-            running.agent.local_model().map(|m| ModelState {
-                path: m.model_path().display().to_string(),
-                loaded: m.is_loaded(),
-                offload: m.offload(),
-                generating: m.is_generating(),
-                slots: m.slots(),
-                last_answer: m.last_answer(),
+            running.agent.local_model().map(|m| {
+                let slots = m.slots();
+                ModelState {
+                    path: m.model_path().display().to_string(),
+                    loaded: m.is_loaded(),
+                    offload: m.offload(),
+                    generating: m.is_generating(),
+                    slots,
+                    tokens_per_s: state.tokens.lock().unwrap_or_else(|p| p.into_inner()).sample(slots.generated_tokens),
+                    last_answer: m.last_answer(),
+                }
             }),
             running.agent.tool_problem().map(String::from),
             // The hub may be away or slow: the view shows the rest without it, at once.

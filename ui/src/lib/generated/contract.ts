@@ -98,6 +98,11 @@ generating: boolean,
  */
 slots: Slots, 
 /**
+ * Tokens its slots generated per second, together, since the view last
+ * looked (`None` at the first look).
+ */
+tokens_per_s: number | null, 
+/**
  * How its last answer went.
  */
 last_answer: AnswerPace | null, };
@@ -124,7 +129,11 @@ most_in_use: number,
 /**
  * Prompt tokens a slot already held, not computed again (a shared system prompt).
  */
-reused_tokens: bigint, };
+reused_tokens: bigint, 
+/**
+ * Tokens its slots generated since it was loaded.
+ */
+generated_tokens: bigint, };
 
 export type LimbInfo = { version: string, data_dir: string, 
 /**
