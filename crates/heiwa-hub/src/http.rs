@@ -256,9 +256,18 @@ impl HubHttp {
         self.rows(name, query, token)
             .await?
             .into_iter()
-            .map(|row| serde_json::from_value(Value::Object(row)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| HubError::Malformed { what: query.into(), reason: e.to_string() })
+            .map(|row| {
+                // Which columns were null says where a reply went wrong; their values stay out (they may be secret).
+                let nulls: Vec<String> = row.iter().filter(|(_, v)| v.is_null()).map(|(k, _)| k.clone()).collect();
+                serde_json::from_value(Value::Object(row)).map_err(|e| HubError::Malformed {
+                    what: query.into(),
+                    reason: format!(
+                        "{e} (null in that row: {})",
+                        if nulls.is_empty() { "none".into() } else { nulls.join(", ") }
+                    ),
+                })
+            })
+            .collect()
     }
 
     pub async fn create_tenant(&self, name: &str, tenant: &str, token: &str) -> Result<(), HubError> {
