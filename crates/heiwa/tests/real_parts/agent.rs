@@ -4,10 +4,9 @@
 
 use super::mesh::{tenant_with_invite, LimbProcess};
 use super::{local_hub, parts};
-use heiwa_hub::MAX_SUMMARY_BYTES;
 use heiwa_memory::{ingest_path, WalkOptions};
 use limb_core::agent::local::LocalAgent;
-use limb_core::agent::{summary_payload, Budget};
+use limb_core::agent::Budget;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,35 +15,6 @@ fn samples() -> PathBuf {
 }
 
 const QUESTION: &str = "What happens to a work unit when a volunteer's computer disappears?";
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_agent_answers_from_local_memory_and_computes_with_the_sandbox() {
-    let parts = parts();
-    let dir = tempfile::tempdir().unwrap();
-    let local =
-        LocalAgent::open(&parts, dir.path(), "local", Budget::default(), None).await.expect("the agent's parts start");
-    let memory = local.memory();
-    let report =
-        ingest_path(&memory.memory, &memory.embedder, "local", &samples(), WalkOptions::default(), &mut |_| {})
-            .await
-            .unwrap();
-    assert_eq!(report.added.len(), 4, "{report:?}");
-
-    let answer = local.agent.answer(QUESTION).await.expect("the loop completes");
-    assert!(!answer.text.trim().is_empty());
-    let cited: Vec<&str> = answer.citations.iter().map(|c| c.path.rsplit('/').next().unwrap()).collect();
-    assert_eq!(cited.first(), Some(&"volunteer-computing.md"), "{cited:?}");
-    assert!(!cited.contains(&"sourdough.txt"), "irrelevant passages stay out of the prompt: {cited:?}");
-    let summary: serde_json::Value = serde_json::from_str(&summary_payload(&answer, MAX_SUMMARY_BYTES)).unwrap();
-    assert_eq!(summary["citations"][0]["file"], "volunteer-computing.md");
-
-    // Arithmetic goes through run_python in the real sandbox (greedy decoding is deterministic).
-    let answer = local.agent.answer("What is 17 * 23?").await.expect("the loop completes");
-    assert_eq!(answer.tool_uses.len(), 1, "{answer:?}");
-    assert_eq!(answer.tool_uses[0].stdout.trim(), "391", "{answer:?}");
-    assert!(answer.citations.is_empty(), "nothing in memory is about this: {:?}", answer.citations);
-    local.close().await.unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_limb_answers_a_hub_task_with_retrieved_passages_and_cites_them() {
@@ -155,9 +125,10 @@ async fn a_limb_answers_a_hub_task_with_retrieved_passages_and_cites_them() {
     server.stop();
 }
 
-/// A limb taking four tasks at once answers them together (issue 39): eight
-/// agent tasks submitted at once — questions its memory answers, with their
-/// citations, and sums it works out with `run_python` — every one answered,
+/// The agent on its real parts, in a limb taking four tasks at once (issue
+/// 39): eight agent tasks submitted at once — questions its memory answers,
+/// citing the passage that answers them and never an irrelevant one, and
+/// sums it works out with `run_python` in the sandbox — every one answered,
 /// the agent turns of several sharing the model's decode steps, and the
 /// system prompt (the agent's instructions and tool) computed once per slot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,11 +138,15 @@ async fn a_limb_with_four_slots_answers_eight_agent_tasks_together() {
     let dir = tempfile::tempdir().unwrap();
     let (server, http) = local_hub(&parts, &dir.path().join("hub")).await;
     let (owner, invite) = tenant_with_invite(&http, 1).await;
-    let local = LocalAgent::open(&parts, &dir.path().join("limb"), "local", Budget::default(), None).await.unwrap();
+    // Shorter turns than a limb's default: a sum's call and an answer from a passage fit well within them.
+    let budget = Budget { max_tokens_per_step: 128, ..Budget::default() };
+    let local = LocalAgent::open(&parts, &dir.path().join("limb"), "local", budget, None).await.unwrap();
     let memory = local.memory();
-    ingest_path(&memory.memory, &memory.embedder, "local", &samples(), WalkOptions::default(), &mut |_| {})
-        .await
-        .unwrap();
+    let report =
+        ingest_path(&memory.memory, &memory.embedder, "local", &samples(), WalkOptions::default(), &mut |_| {})
+            .await
+            .unwrap();
+    assert_eq!(report.added.len(), 4, "{report:?}");
     let chat = local.local_model().expect("a local model");
     chat.set_slots(4);
     let executor = std::sync::Arc::new(local.executor(tokio::runtime::Handle::current()));
@@ -216,10 +191,12 @@ async fn a_limb_with_four_slots_answers_eight_agent_tasks_together() {
         let expected = tasks.iter().find(|(q, _)| q == question).unwrap().1;
         let summary: serde_json::Value = serde_json::from_str(result["summary"].as_str().unwrap()).unwrap();
         assert!(!summary["answer"].as_str().unwrap().trim().is_empty(), "{question}: {summary}");
+        let cited = summary["citations"].as_array().unwrap();
+        assert!(cited.iter().all(|c| c["file"] != "sourdough.txt"), "irrelevant passages stay out: {summary}");
         if expected.ends_with(".md") {
-            assert_eq!(summary["citations"][0]["file"], expected, "{question}: {summary}");
+            assert_eq!(cited[0]["file"], expected, "{question}: {summary}");
         } else {
-            assert!(summary["citations"].as_array().unwrap().is_empty(), "{question}: {summary}");
+            assert!(cited.is_empty(), "nothing in memory is about a sum: {summary}");
             tool_runs += summary["tool_calls"].as_u64().unwrap();
             assert!(summary["answer"].as_str().unwrap().contains(expected), "{question}: {summary}");
         }
