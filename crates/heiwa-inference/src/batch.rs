@@ -19,6 +19,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ pub const MAX_SLOTS: usize = 64;
 /// A model and the worker that runs its sequences in shared batches.
 pub struct Batcher {
     model: Arc<ChatModel>,
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Option<mpsc::Sender<Work>>,
     worker: Option<std::thread::JoinHandle<()>>,
     counters: Arc<Counters>,
     slots: usize,
@@ -64,6 +65,13 @@ struct Counters {
     reused_tokens: AtomicU64,
     generated_tokens: AtomicU64,
     steps: AtomicU64,
+}
+
+/// What the batch's thread is handed: a sequence for a slot, or a
+/// computation run alone between two steps ([`Batcher::run_alone`]).
+enum Work {
+    Sequence(Job),
+    Alone(Box<dyn FnOnce(&ChatModel) + Send>),
 }
 
 struct Job {
@@ -138,7 +146,7 @@ impl Batcher {
         let cancelled = Arc::new(AtomicBool::new(false));
         let job = Job { tokens, options: options.clone(), events, cancelled: cancelled.clone() };
         let gone = || InferenceError::Decode("the batch worker has stopped".into());
-        self.jobs.as_ref().ok_or_else(gone)?.send(job).map_err(|_| gone())?;
+        self.jobs.as_ref().ok_or_else(gone)?.send(Work::Sequence(job)).map_err(|_| gone())?;
         // The text is what this caller took: after a refusal, pieces already under way are dropped.
         let mut text = String::new();
         for event in received {
@@ -154,6 +162,28 @@ impl Batcher {
             }
         }
         Err(gone())
+    }
+
+    /// Run `work` on the batch's thread between two of its steps, the running
+    /// sequences waiting for it. For a computation that must not share a
+    /// batch — greedy generation and scoring, which other limbs compare, each
+    /// in a context of its own — but should share the thread: its OpenMP team
+    /// is the batch's, not a second one beside it (`on_a_thread_of_its_own`
+    /// says what two cost). A panic in `work` is its caller's error; the
+    /// batch goes on.
+    pub fn run_alone<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&ChatModel) -> T + Send + 'static,
+    ) -> Result<T, InferenceError> {
+        let (done, result) = mpsc::channel();
+        let alone = Work::Alone(Box::new(move |model: &ChatModel| {
+            if let Ok(value) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(model))) {
+                let _ = done.send(value);
+            }
+        }));
+        let gone = || InferenceError::Decode("the batch worker has stopped, or the work alone failed".into());
+        self.jobs.as_ref().ok_or_else(gone)?.send(alone).map_err(|_| gone())?;
+        result.recv().map_err(|_| gone())
     }
 }
 
@@ -189,7 +219,7 @@ struct Slot {
 fn work(
     model: &ChatModel,
     slots: usize,
-    queue: &mpsc::Receiver<Job>,
+    queue: &mpsc::Receiver<Work>,
     counters: &Counters,
     ready: mpsc::SyncSender<Result<(), InferenceError>>,
 ) {
@@ -218,18 +248,28 @@ fn work(
         .map(|seq| Slot { seq: seq as i32, cached: Vec::with_capacity(context_len), running: None })
         .collect();
     let mut batch = LlamaBatch::new(STEP_TOKENS, 1);
+    // Sequences that came while every slot was taken, in order.
+    let mut waiting: VecDeque<Job> = VecDeque::new();
     loop {
+        while slots.iter().any(|slot| slot.running.is_none()) {
+            let Some(job) = waiting.pop_front() else { break };
+            admit(model, &mut ctx, &mut slots, job, counters);
+        }
+        let mut take = |work: Work, ctx: &mut LlamaContext<'_>, slots: &mut [Slot]| match work {
+            Work::Sequence(job) if slots.iter().any(|slot| slot.running.is_none()) => {
+                admit(model, ctx, slots, job, counters)
+            }
+            Work::Sequence(job) => waiting.push_back(job),
+            Work::Alone(run) => run(model),
+        };
         if slots.iter().all(|slot| slot.running.is_none()) {
             match queue.recv() {
-                Ok(job) => admit(model, &mut ctx, &mut slots, job, counters),
+                Ok(work) => take(work, &mut ctx, &mut slots),
                 Err(_) => return,
             }
         }
-        while slots.iter().any(|slot| slot.running.is_none()) {
-            match queue.try_recv() {
-                Ok(job) => admit(model, &mut ctx, &mut slots, job, counters),
-                Err(_) => break,
-            }
+        while let Ok(work) = queue.try_recv() {
+            take(work, &mut ctx, &mut slots);
         }
         step(model, &mut ctx, &mut slots, &mut batch, counters);
     }

@@ -93,8 +93,9 @@ pub fn all_cores() -> i32 {
 /// process decodes slower: `heiwa serve`'s batch 17.4 tok/s beside an idle
 /// thread that had computed (a tokio blocking thread lives 10 s after its
 /// task), 23.4 after an embedding on a thread of its own (the inference
-/// bench, `lone_team_gain`). So a computation that is not a `Batcher`'s (its
-/// one long-lived thread) runs on a thread of its own.
+/// bench, `lone_team_gain`). So a computation that is not on a `Batcher`'s
+/// one long-lived thread (its steps, `Batcher::run_alone`) runs on a thread
+/// of its own.
 pub fn on_a_thread_of_its_own<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| scope.spawn(work).join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
 }

@@ -19,7 +19,7 @@ mod common;
 
 use common::percentile;
 use heiwa_inference::remote::{RemoteClient, RemoteOptions};
-use heiwa_inference::{ChatModel, Embedder, GenerateOptions, ModelOptions};
+use heiwa_inference::{Batcher, ChatModel, Embedder, GenerateOptions, ModelOptions};
 use heiwa_serve::{model_id, router, Models, ServeState};
 use limb_core::agent::Message;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -161,7 +161,24 @@ async fn main() {
         axum::serve(listener, router(ServeState::new(models, "bench-key".into(), 8).unwrap())).await
     });
 
-    // Before anything computes on this thread (its OpenMP team would stay): `heiwa serve`'s decode right after
+    // Before anything computes on this thread (its OpenMP team would stay), a limb's lone work — greedy
+    // generation, scoring — after its batch has decoded agent turns (the batch's thread has its team): run on the
+    // batch's thread between its steps (`run_alone`: one team) against on a thread of its own beside the batch's
+    // idle team (two). The smoke mode only runs it once, unmeasured.
+    let limb_batch = Batcher::start(chat.clone()).unwrap();
+    limb_batch.generate(&prompt, &GenerateOptions::greedy(8), &mut |_| true).unwrap();
+    let (mut lone_on_batch_thread, mut lone_beside) = (vec![], vec![]);
+    for _ in 0..common::sized(rounds(), 0) {
+        let on_batch_thread = prompt.clone();
+        lone_on_batch_thread.push(limb_batch.run_alone(move |model| engine(model, &on_batch_thread).1).unwrap());
+        lone_beside.push(heiwa_inference::on_a_thread_of_its_own(|| engine(&chat, &prompt).1));
+    }
+    if common::quick() {
+        assert_eq!(limb_batch.run_alone(|model| model.count_tokens("two words")).unwrap(), 2);
+    }
+    drop(limb_batch); // its thread, and its team, end here
+
+    // Then: `heiwa serve`'s decode right after
     // an embedding through the product's `Embedder` (computed on a thread of its own, whose team ended with it)
     // against the same decode while a thread that computed with llama.cpp lives on (as a tokio blocking thread
     // does for 10 s after a task: what the limb's lone work and embeddings did before).
@@ -212,6 +229,19 @@ async fn main() {
     println!("limb engine:          pp {eng_pp:.1} tok/s, tg {eng_tg:.1} tok/s");
     println!("heiwa serve (SSE):                      tg {http_tg:.1} tok/s");
     let (team_ended, team_lingering) = (m(&mut team_ended), m(&mut team_lingering));
+    let lone = if common::quick() {
+        String::new()
+    } else {
+        let (on_batch_thread, beside) = (m(&mut lone_on_batch_thread), m(&mut lone_beside));
+        println!(
+            "a limb's lone generation after agent turns: tg {on_batch_thread:.1} tok/s on the batch's thread, \
+             {beside:.1} on a thread of its own beside the batch's idle team"
+        );
+        format!(
+            " lone_tg_on_batch_thread={on_batch_thread:.1} lone_tg_beside={beside:.1} lone_on_batch_thread_gain={:.2}",
+            on_batch_thread / beside
+        )
+    };
     println!(
         "heiwa serve (SSE) after an embedding on its own thread: tg {team_ended:.1} tok/s; beside a thread that \
          computed and lives on: tg {team_lingering:.1} tok/s (OMP_WAIT_POLICY={})",
@@ -220,7 +250,8 @@ async fn main() {
     let result = common::result_prefix("inference");
     println!(
         "{result} tg_ratio={:.2} pp_ratio={:.2} http_tg_ratio={:.2} raw_tg={raw_tg:.1} raw_pp={raw_pp:.1} \
-         team_ended_tg={team_ended:.1} team_lingering_tg={team_lingering:.1} lone_team_gain={:.2} gpu_layers={gpu_layers}",
+         team_ended_tg={team_ended:.1} team_lingering_tg={team_lingering:.1} lone_team_gain={:.2}{lone} \
+         gpu_layers={gpu_layers}",
         eng_tg / raw_tg,
         eng_pp / raw_pp,
         http_tg / raw_tg,

@@ -7,6 +7,7 @@
 //! [`Tools`]) so it runs with scripted parts in unit tests and with llama.cpp,
 //! pgvector and the container sandbox for real ([`local`]).
 
+mod chat;
 pub mod local;
 mod parse;
 mod summary;

@@ -109,6 +109,11 @@ fn a_cancelled_sequence_frees_its_slot() {
     let next = batcher.generate(&prompt, &GenerateOptions::greedy(4), &mut |_| true).unwrap();
     assert_eq!(next.generated_tokens, 4, "{next:?}");
     assert_eq!(batcher.stats().running, 0);
+    // Work run alone on the batch's thread that panics is its caller's error; the batch goes on.
+    assert!(batcher.run_alone(|_| -> u32 { panic!("a broken computation") }).is_err());
+    assert_eq!(batcher.run_alone(|model| model.count_tokens("two words")).unwrap(), 2);
+    let after = batcher.generate(&prompt, &GenerateOptions::greedy(2), &mut |_| true).unwrap();
+    assert_eq!(after.generated_tokens, 2, "{after:?}");
 }
 
 /// The agent's prompts begin alike: a second prompt sharing a long system
@@ -162,7 +167,7 @@ fn a_limbs_model_says_when_it_is_answering_and_how_its_last_answer_went() {
 
 /// A limb's model with four slots: its tasks' agent turns share the batch,
 /// while greedy generation — the work another limb compares token for token
-/// (a replicated `heiwa/generate` task) or scores — runs alone beside them,
+/// (a replicated `heiwa/generate` task) or scores — runs alone between their steps,
 /// its tokens exactly those of the model with nothing else to do.
 #[test]
 fn greedy_generation_beside_a_busy_batch_is_its_lone_answer() {
