@@ -31,7 +31,10 @@ use llama_cpp_2::sampling::LlamaSampler;
 use std::num::NonZeroU32;
 use std::time::Instant;
 
-const GENERATE: usize = 64;
+/// Tokens generated per call (8 in the smoke mode, which only runs the code).
+fn generate() -> usize {
+    common::sized(64, 8)
+}
 fn rounds() -> usize {
     common::sized(5, 1)
 }
@@ -44,7 +47,7 @@ const CONTEXT: u32 = 2048;
 fn raw(backend: &LlamaBackend, model: &LlamaModel, prompt: &str, threads: i32) -> (f64, f64) {
     let started = Instant::now();
     let tokens = model.vocab().tokenize(prompt.as_bytes(), true, true);
-    let needed = ((tokens.len() + GENERATE).div_ceil(256) * 256).min(CONTEXT as usize) as u32;
+    let needed = ((tokens.len() + generate()).div_ceil(256) * 256).min(CONTEXT as usize) as u32;
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(needed))
         .with_n_batch(needed)
@@ -60,14 +63,14 @@ fn raw(backend: &LlamaBackend, model: &LlamaModel, prompt: &str, threads: i32) -
     let mut token = sampler.sample(&ctx, batch.n_tokens() - 1);
     let first = Instant::now();
     let pp = tokens.len() as f64 / (first - started).as_secs_f64();
-    for position in 0..GENERATE - 1 {
+    for position in 0..generate() - 1 {
         sampler.accept(token);
         batch.clear();
         batch.add(token, (tokens.len() + position) as i32, &[0], true).unwrap();
         ctx.decode(&mut batch).unwrap();
         token = sampler.sample(&ctx, batch.n_tokens() - 1);
     }
-    (pp, (GENERATE - 1) as f64 / first.elapsed().as_secs_f64())
+    (pp, (generate() - 1) as f64 / first.elapsed().as_secs_f64())
 }
 
 /// The raw loop's model parameters: the same placement as the engine's
@@ -86,16 +89,16 @@ fn engine(chat: &ChatModel, prompt: &str) -> (f64, f64) {
     let started = Instant::now();
     let mut first = None;
     let completion = chat
-        .generate(prompt, &GenerateOptions::greedy(GENERATE), &mut |_| {
+        .generate(prompt, &GenerateOptions::greedy(generate()), &mut |_| {
             first.get_or_insert_with(Instant::now);
             true
         })
         .unwrap();
-    assert_eq!(completion.generated_tokens, GENERATE, "the prompt must not end early");
+    assert_eq!(completion.generated_tokens, generate(), "the prompt must not end early");
     let first = first.unwrap();
     (
         completion.prompt_tokens as f64 / (first - started).as_secs_f64(),
-        (GENERATE - 1) as f64 / first.elapsed().as_secs_f64(),
+        (generate() - 1) as f64 / first.elapsed().as_secs_f64(),
     )
 }
 
@@ -104,7 +107,7 @@ fn engine(chat: &ChatModel, prompt: &str) -> (f64, f64) {
 async fn http(client: &RemoteClient, question: &str) -> f64 {
     let (mut first, mut pieces, mut last) = (None, 0usize, Instant::now());
     client
-        .chat_stream(&[Message::new("user", question)], GENERATE, &mut |piece| {
+        .chat_stream(&[Message::new("user", question)], generate(), &mut |piece| {
             if !piece.is_empty() {
                 first.get_or_insert_with(Instant::now);
                 pieces += 1;
@@ -125,7 +128,8 @@ async fn main() {
     let options = ModelOptions { threads, offload, context_len: CONTEXT, sequences: 1, ..ModelOptions::default() };
     // A few hundred prompt tokens, as a task with retrieved passages has.
     let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/docs");
-    let passages: String = ["volunteer-computing.md", "vector-search.md", "rust-ownership.md"]
+    // (One passage in the smoke mode.)
+    let passages: String = ["volunteer-computing.md", "vector-search.md", "rust-ownership.md"][..common::sized(3, 1)]
         .iter()
         .map(|f| std::fs::read_to_string(samples.join(f)).unwrap())
         .collect();
@@ -205,7 +209,9 @@ async fn main() {
         linger.0.send(()).unwrap();
         lingering.join().unwrap();
     }
-    raw(backend, &raw_model, &prompt, threads); // warm up
+    if !common::quick() {
+        raw(backend, &raw_model, &prompt, threads); // warm up
+    }
     let (mut raw_pp, mut raw_tg, mut eng_pp, mut eng_tg, mut http_tg) = (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..rounds() {
         let (pp, tg) = raw(backend, &raw_model, &prompt, threads);
@@ -220,10 +226,11 @@ async fn main() {
     let (raw_pp, raw_tg, eng_pp, eng_tg, http_tg) =
         (m(&mut raw_pp), m(&mut raw_tg), m(&mut eng_pp), m(&mut eng_tg), m(&mut http_tg));
     println!(
-        "model {}, {threads} threads, {}, {} prompt tokens, {GENERATE} generated",
+        "model {}, {threads} threads, {}, {} prompt tokens, {} generated",
         chat_id,
         chat.offload().why,
-        chat.count_tokens(&prompt)
+        chat.count_tokens(&prompt),
+        generate()
     );
     println!("raw llama-cpp-2 loop: pp {raw_pp:.1} tok/s, tg {raw_tg:.1} tok/s");
     println!("limb engine:          pp {eng_pp:.1} tok/s, tg {eng_tg:.1} tok/s");

@@ -31,7 +31,7 @@ fn task_count() -> usize {
 /// Results a limb finishes while cut off, and how long the outage lasts.
 const OUTBOX_TASKS: usize = 5;
 fn outage() -> Duration {
-    Duration::from_secs(common::sized(60, 10))
+    Duration::from_secs(common::sized(60, 4))
 }
 
 /// Submit → done, one task at a time, in ms.
