@@ -63,6 +63,8 @@ pub async fn run(parts: &Parts, work_dir: &Path, report: &mut dyn FnMut(&Check))
     let started = Instant::now();
     record("memory", started, check_memory(parts, &work_dir.join("memory")).await);
     let started = Instant::now();
+    record("cpu", started, check_cpu());
+    let started = Instant::now();
     record("gpu", started, check_gpu());
     let started = Instant::now();
     let inference = match parts.chat_model() {
@@ -124,6 +126,12 @@ async fn check_memory(parts: &Parts, dir: &Path) -> Result<String, CheckError> {
     memory.close().await;
     server.stop()?;
     Ok(format!("PostgreSQL {server_version} with pgvector {version} on a private Unix socket in {}", dir.display()))
+}
+
+/// Which CPU kernels llama.cpp runs here (a CPU without the build's level fails).
+fn check_cpu() -> Result<String, CheckError> {
+    heiwa_inference::backend()?;
+    Ok(heiwa_inference::cpu_kernels())
 }
 
 /// The GPUs llama.cpp found; none is not a failure (the model runs on the

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::gpu::OffloadChoice;
 use crate::runtime::context_params;
-pub use crate::runtime::{all_cores, backend, on_a_thread_of_its_own, InferenceError, ModelOptions};
+pub use crate::runtime::{all_cores, backend, cpu_kernels, on_a_thread_of_its_own, InferenceError, ModelOptions};
 
 fn load(path: &Path, options: &ModelOptions) -> Result<(LlamaModel, OffloadChoice), InferenceError> {
     if !path.is_file() {

@@ -147,6 +147,31 @@ pub fn backend() -> Result<&'static LlamaBackend, InferenceError> {
 /// says `-msse4.2 -mf16c -mfma -mbmi2 -mavx -mavx2`).
 const BUILT_FOR: [&str; 6] = ["sse4.2", "f16c", "fma", "bmi2", "avx", "avx2"];
 
+/// Instruction sets beyond [`BUILT_FOR`] that ggml's CPU kernels use when
+/// built for them (its `skylakex` to `sapphirerapids` levels): a CPU that has
+/// them leaves them idle with this build.
+const BEYOND_BUILT_FOR: [&str; 6] = ["avx512f", "avx512bw", "avx512vl", "avx512vnni", "avx512bf16", "avxvnni"];
+
+/// Which CPU kernels llama.cpp runs here and why, as `heiwa doctor` and
+/// `heiwa gpu list` say it: the one level this build is compiled for, and
+/// what this CPU has beyond it that the build leaves unused (a build per
+/// level, chosen at run time, is not made yet).
+pub fn cpu_kernels() -> String {
+    let unused: Vec<&str> = BEYOND_BUILT_FOR.into_iter().filter(|feature| cpu_has(feature)).collect();
+    describe_cpu_kernels(&missing_cpu_features(cpu_has), &unused)
+}
+
+fn describe_cpu_kernels(missing: &[&str], unused: &[&str]) -> String {
+    if !missing.is_empty() {
+        return cpu_too_old(missing);
+    }
+    let built = "built for one level, AVX2 (with SSE4.2, AVX, FMA, F16C, BMI2), which this CPU has";
+    match unused {
+        [] => built.into(),
+        _ => format!("{built}; it also has {}, which this build leaves unused", unused.join(", ").to_uppercase()),
+    }
+}
+
 /// Which of [`BUILT_FOR`] the CPU lacks, asking `has` of each.
 fn missing_cpu_features(has: impl Fn(&str) -> bool) -> Vec<&'static str> {
     BUILT_FOR.into_iter().filter(|feature| !has(feature)).collect()
@@ -161,7 +186,7 @@ fn cpu_too_old(missing: &[&str]) -> String {
     )
 }
 
-/// Whether this CPU has `feature` (one of [`BUILT_FOR`]), as the CPU itself says.
+/// Whether this CPU has `feature` (one of [`BUILT_FOR`] or [`BEYOND_BUILT_FOR`]), as the CPU itself says.
 fn cpu_has(feature: &str) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -172,6 +197,12 @@ fn cpu_has(feature: &str) -> bool {
             "bmi2" => std::arch::is_x86_feature_detected!("bmi2"),
             "avx" => std::arch::is_x86_feature_detected!("avx"),
             "avx2" => std::arch::is_x86_feature_detected!("avx2"),
+            "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
+            "avx512bw" => std::arch::is_x86_feature_detected!("avx512bw"),
+            "avx512vl" => std::arch::is_x86_feature_detected!("avx512vl"),
+            "avx512vnni" => std::arch::is_x86_feature_detected!("avx512vnni"),
+            "avx512bf16" => std::arch::is_x86_feature_detected!("avx512bf16"),
+            "avxvnni" => std::arch::is_x86_feature_detected!("avxvnni"),
             _ => false,
         }
     }
@@ -193,6 +224,16 @@ pub(crate) fn context_params(options: &ModelOptions) -> LlamaContextParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_kernels_say_their_level_and_what_the_cpu_has_beyond_it() {
+        let plain = describe_cpu_kernels(&[], &[]);
+        assert!(plain.starts_with("built for one level, AVX2") && !plain.contains("unused"), "{plain}");
+        let xeon = describe_cpu_kernels(&[], &["avx512f", "avx512vnni"]);
+        assert!(xeon.ends_with("it also has AVX512F, AVX512VNNI, which this build leaves unused"), "{xeon}");
+        assert!(describe_cpu_kernels(&["avx2"], &[]).starts_with("this CPU lacks an instruction set (AVX2)"));
+        assert!(cpu_kernels().starts_with("built for one level"), "the machine the tests run on: {}", cpu_kernels());
+    }
 
     #[test]
     fn a_cpu_without_avx2_is_refused_with_what_it_lacks_before_llama_cpp_runs() {

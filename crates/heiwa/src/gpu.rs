@@ -58,5 +58,8 @@ pub fn gpu(command: GpuCommand) -> anyhow::Result<()> {
     if let (false, Some(why)) = (json, cpu_only_reason(&gpus)) {
         println!("models run on the CPU: {why}");
     }
+    if !json {
+        println!("CPU kernels: {}", heiwa_inference::cpu_kernels());
+    }
     Ok(())
 }
