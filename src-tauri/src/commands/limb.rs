@@ -62,6 +62,8 @@ pub struct LimbView {
     pub gpus: Vec<Device>,
     /// Why models run on the CPU only, when they do.
     pub cpu_only: Option<String>,
+    /// Which CPU kernels llama.cpp runs: the build's level, and what this CPU has beyond it.
+    pub cpu_kernels: String,
     pub ingesting: Option<String>,
     /// What this machine's verified work earned (`None`: nothing yet, or no hub).
     pub credit: Option<limb_core::mesh::MachineCredit>,
@@ -112,6 +114,7 @@ pub async fn limb_status(state: State<'_, AppState>) -> CommandResult<LimbView> 
         tool_problem,
         cpu_percent: state.cpu.lock().unwrap_or_else(|p| p.into_inner()).sample(),
         cpu_only,
+        cpu_kernels: heiwa_inference::cpu_kernels(),
         gpus,
         ingesting: state.ingesting.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         credit,

@@ -70,7 +70,11 @@ gpus: Array<Device>,
 /**
  * Why models run on the CPU only, when they do.
  */
-cpu_only: string | null, ingesting: string | null, 
+cpu_only: string | null, 
+/**
+ * Which CPU kernels llama.cpp runs: the build's level, and what this CPU has beyond it.
+ */
+cpu_kernels: string, ingesting: string | null, 
 /**
  * What this machine's verified work earned (`None`: nothing yet, or no hub).
  */
