@@ -136,7 +136,7 @@ fn a_prompt_sharing_a_cached_prefix_is_computed_from_where_they_differ() {
 }
 
 /// What the owner sees of a limb's model: whether it is answering now, and
-/// how fast its last answer went.
+/// how fast its last answer went; and a change of slots while it answers.
 #[test]
 fn a_limbs_model_says_when_it_is_answering_and_how_its_last_answer_went() {
     use limb_core::agent::{local::LocalChat, Message, Model};
@@ -163,6 +163,25 @@ fn a_limbs_model_says_when_it_is_answering_and_how_its_last_answer_went() {
     assert!(pace.tokens > 10, "the count to twenty takes more than ten tokens: {pace:?}");
     let rate = pace.tokens_per_s.expect("more than one token, so a pace");
     assert!(rate > 1.0 && rate < 10_000.0 && pace.first_token_s > 0.0, "plausible: {pace:?}");
+
+    // The governor gives it two slots while a turn runs: that turn ends on the model it began on, and the next
+    // one, asked meanwhile, waits for it and loads the model anew with two.
+    let ask = |question: &str, tokens| {
+        futures::executor::block_on(Model::chat(&chat, &[Message::new("user", question)], tokens)).unwrap()
+    };
+    assert_eq!(chat.slots().slots, 1);
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| ask("Count from one to twenty in words.", 48));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !chat.is_generating() {
+            assert!(std::time::Instant::now() < deadline, "the first turn never started");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        chat.set_slots(2);
+        let second = scope.spawn(|| ask("Name a river.", 8));
+        assert!(!first.join().unwrap().is_empty() && !second.join().unwrap().is_empty(), "both turns answered");
+    });
+    assert_eq!(chat.slots().slots, 2, "reloaded with the new slots");
 }
 
 /// A limb's model with four slots: its tasks' agent turns share the batch,
