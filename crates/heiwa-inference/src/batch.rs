@@ -90,7 +90,14 @@ impl Batcher {
     /// Start serving `model` through as many sequences as it was loaded for
     /// (`ModelOptions::sequences`, 1 to [`MAX_SLOTS`]), each with its whole context length.
     pub fn start(model: Arc<ChatModel>) -> Result<Self, InferenceError> {
-        let slots = (model.options().sequences as usize).clamp(1, MAX_SLOTS);
+        let slots = model.options().sequences as usize;
+        Self::start_with(model, slots)
+    }
+
+    /// As [`Batcher::start`], with `slots` sequences (1 to [`MAX_SLOTS`]; a model
+    /// loaded for more leaves room beside the batch for work run alone).
+    pub fn start_with(model: Arc<ChatModel>, slots: usize) -> Result<Self, InferenceError> {
+        let slots = slots.clamp(1, MAX_SLOTS);
         let (jobs, queue) = mpsc::channel();
         let (ready_tx, ready) = mpsc::sync_channel(1);
         let counters = Arc::new(Counters::default());

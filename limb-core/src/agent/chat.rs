@@ -287,6 +287,10 @@ impl LocalChat {
     fn with_model<T>(&self, work: impl FnOnce(&Batcher) -> Result<T, InferenceError>) -> Result<T, InferenceError> {
         let _running = Running::start(&self.activity);
         let options = lock(&self.wanted).1;
+        // The load (and the GPU fit) counts one context more than the slots:
+        // work run alone has a context of its own beside the batch's.
+        let slots = options.sequences as usize;
+        let options = ModelOptions { sequences: options.sequences + 1, ..options };
         let path = self.model_path();
         let fits = |loaded: &Option<Loaded>| {
             loaded.as_ref().is_some_and(|loaded| loaded.path == path && loaded.batch.model().options() == options)
@@ -307,10 +311,10 @@ impl LocalChat {
                 // A GPU was wanted and none took the model: say why where the owner looks.
                 tracing::warn!(why = %model.offload().why, "chat model loaded on the CPU");
             } else {
-                tracing::info!(offload = %model.offload().why, slots = options.sequences, "chat model loaded");
+                tracing::info!(offload = %model.offload().why, slots, "chat model loaded");
             }
             *lock(&self.offload) = Some(model.offload().clone());
-            *whole = Some(Loaded { path: path.clone(), batch: Batcher::start(Arc::new(model))? });
+            *whole = Some(Loaded { path: path.clone(), batch: Batcher::start_with(Arc::new(model), slots)? });
             self.is_loaded.store(true, Ordering::Relaxed);
         }
         let shared = RwLockWriteGuard::downgrade(whole);
