@@ -165,10 +165,13 @@ fn describe_cpu_kernels(missing: &[&str], unused: &[&str]) -> String {
     if !missing.is_empty() {
         return cpu_too_old(missing);
     }
-    let built = "built for one level, AVX2 (with SSE4.2, AVX, FMA, F16C, BMI2), which this CPU has";
+    let named = |features: &[&str]| features.join(", ").to_uppercase();
+    // BUILT_FOR ends with its level (AVX2); the rest come with it.
+    let (level, with) = BUILT_FOR.split_last().expect("a level");
+    let built = format!("built for one level, {} (with {}), which this CPU has", named(&[level]), named(with));
     match unused {
-        [] => built.into(),
-        _ => format!("{built}; it also has {}, which this build leaves unused", unused.join(", ").to_uppercase()),
+        [] => built,
+        _ => format!("{built}; it also has {}, which this build leaves unused", named(unused)),
     }
 }
 

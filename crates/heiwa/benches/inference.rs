@@ -2,12 +2,15 @@
 //! through the limb's engine (`ChatModel::generate`) and through `heiwa serve`
 //! over HTTP (SSE), against a minimal direct llama-cpp-2 decode loop on the same
 //! model, threads, context and prompt, in the same run. Greedy; 5 rounds,
-//! interleaved; medians. First, before this thread computes anything: `heiwa
-//! serve`'s decode after an embedding through the product's `Embedder` (on a
-//! thread of its own) against the same beside a thread that computed with
-//! llama.cpp and lives on (`lone_team_gain`; OpenMP's threads spin at their
-//! barriers only while no more live than cores, so run it with
-//! `OMP_WAIT_POLICY` unset, as a person's process runs: the tests set it).
+//! interleaved; medians. First, before this thread computes anything, where
+//! llama.cpp computes (OpenMP's threads spin at their barriers only while no
+//! more live than cores, so run it with `OMP_WAIT_POLICY` unset, as a person's
+//! process runs: the tests set it): a limb's lone generation after its batch
+//! ran, on the batch's thread against on a thread of its own
+//! (`lone_on_batch_thread_gain`); then `heiwa serve`'s decode after an
+//! embedding through the product's `Embedder` (on a thread of its own)
+//! against the same beside a thread that computed and lives on
+//! (`lone_team_gain`).
 //!
 //! `cargo bench --profile dev --workspace --bench inference` (after `source scripts/lib/env.sh`).
 //! `HEIWA_BENCH_GPU_LAYERS=N` offloads N layers in every contender (engine,
@@ -182,10 +185,10 @@ async fn main() {
     }
     drop(limb_batch); // its thread, and its team, end here
 
-    // Then: `heiwa serve`'s decode right after
-    // an embedding through the product's `Embedder` (computed on a thread of its own, whose team ended with it)
-    // against the same decode while a thread that computed with llama.cpp lives on (as a tokio blocking thread
-    // does for 10 s after a task: what the limb's lone work and embeddings did before).
+    // Then: `heiwa serve`'s decode right after an embedding through the product's `Embedder` (computed on a
+    // thread of its own, whose team ended with it) against the same decode while a thread that computed with
+    // llama.cpp lives on (as a tokio blocking thread does for 10 s after a task: what the limb's lone work and
+    // embeddings did before).
     let embedder =
         Embedder::load(&parts.embed_model, ModelOptions { offload: heiwa_inference::Offload::CPU, ..options }).unwrap();
     if rounds() > 1 {
